@@ -1,0 +1,32 @@
+"""Exceptions raised by saliency-tubes.
+
+Every error a user can cause derives from :class:`SaliencyTubesError` and also from the
+builtin it specialises (``ValueError`` or ``TypeError``), so ``except ValueError`` keeps
+working. Messages are one line: what was expected, what was got, and what to do.
+"""
+
+from __future__ import annotations
+
+
+class SaliencyTubesError(Exception):
+    """Base class of every error raised on bad user input."""
+
+
+class InputError(SaliencyTubesError, ValueError):
+    """A clip, map or option has the wrong shape, type or value."""
+
+
+class LayerNotFoundError(SaliencyTubesError, ValueError):
+    """The target layer or the classifier head could not be found or decided."""
+
+
+class ClassSelectionError(SaliencyTubesError, ValueError):
+    """A requested class index or name does not exist in the model."""
+
+
+class VideoError(SaliencyTubesError, ValueError):
+    """A video is missing, unreadable, corrupt, empty or too short."""
+
+
+class ModelLoadError(SaliencyTubesError, ValueError):
+    """A model name, factory or checkpoint could not be resolved or loaded."""
