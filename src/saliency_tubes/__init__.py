@@ -1,0 +1,56 @@
+"""saliency-tubes: where in space and time a video classifier looked.
+
+Saliency Tubes (Stergiou et al., ICIP 2019) and the Grad-CAM family for any PyTorch
+video classifier, with spline upsampling to the clip and rendering over the source video.
+
+Example:
+    >>> import saliency_tubes as st
+    >>> explainer = st.SaliencyTubes(model)          # doctest: +SKIP
+    >>> tubes = explainer(clip, classes="top3")      # doctest: +SKIP
+    >>> tubes.maps.shape                             # (N, 3, T, H, W)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    ClassSelectionError,
+    InputError,
+    LayerNotFoundError,
+    ModelLoadError,
+    SaliencyTubesError,
+    VideoError,
+)
+from .methods import (
+    CAM,
+    METHODS,
+    Explainer,
+    GradCAM,
+    GradCAMPlusPlus,
+    SaliencyTubes,
+    Tubes,
+    normalize_tubes,
+    select_classes,
+)
+from .upsample import upsample
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CAM",
+    "METHODS",
+    "ClassSelectionError",
+    "Explainer",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "InputError",
+    "LayerNotFoundError",
+    "ModelLoadError",
+    "SaliencyTubes",
+    "SaliencyTubesError",
+    "Tubes",
+    "VideoError",
+    "__version__",
+    "normalize_tubes",
+    "select_classes",
+    "upsample",
+]

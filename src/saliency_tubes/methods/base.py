@@ -1,0 +1,371 @@
+"""The shared interface of every explainer: one forward, one map per (sample, class).
+
+A method only decides how the raw tube on the layer's grid is computed
+(:meth:`Explainer._raw_maps`); validation, layer discovery, class selection, the
+model-state guarantees, upsampling and normalisation live here once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ClassSelectionError, InputError
+from ..hooks import (
+    LayerSpec,
+    capture_activation,
+    find_layer_and_head,
+    preserved_state,
+    resolve_module,
+    trace_calls,
+)
+from ..upsample import upsample
+
+ClassSpec = str | int | Sequence[int] | Sequence[str] | Sequence[Sequence[int]] | torch.Tensor
+
+
+@dataclass(frozen=True)
+class Tubes:
+    """Saliency tubes for a batch of clips.
+
+    Attributes:
+        maps: (N, K, T, H, W) float32 in [0, 1], on the clip's own space-time grid.
+        raw: (N, K, T', H', W') the class activation on the layer's grid, before
+            upsampling and normalisation (after ``relu`` when that option is on).
+        classes: (N, K) int64 class indices explained.
+        scores: (N, K) softmax probabilities of those classes.
+        logits: (N, num_classes) the model's output.
+        method: "cam", "gradcam" or "gradcam++".
+        layer: qualified name of the target layer.
+        classifier: qualified name of the classifier head ("" for gradient methods
+            when none was needed).
+        categories: class names, when known.
+    """
+
+    maps: torch.Tensor
+    raw: torch.Tensor
+    classes: torch.Tensor
+    scores: torch.Tensor
+    logits: torch.Tensor
+    method: str
+    layer: str
+    classifier: str
+    categories: tuple[str, ...] | None = field(default=None)
+
+    def names(self) -> list[list[str]]:
+        """Class names of :attr:`classes` (indices as strings where names are unknown)."""
+        return [
+            [self.categories[c] if self.categories else str(c) for c in row]
+            for row in self.classes.tolist()
+        ]
+
+    def to(self, device: torch.device | str) -> Tubes:
+        """A copy with every tensor moved to ``device``."""
+        return Tubes(
+            maps=self.maps.to(device),
+            raw=self.raw.to(device),
+            classes=self.classes.to(device),
+            scores=self.scores.to(device),
+            logits=self.logits.to(device),
+            method=self.method,
+            layer=self.layer,
+            classifier=self.classifier,
+            categories=self.categories,
+        )
+
+
+def normalize_tubes(maps: torch.Tensor) -> torch.Tensor:
+    """Min-max normalise each (T, H, W) tube of an (N, K, T, H, W) tensor to [0, 1].
+
+    ``(x - min) / (max - min)`` over the whole tube (space and time together, as in the
+    authors' code). A constant tube has no salient region and becomes all zeros.
+    """
+    flat = maps.flatten(2)
+    low = flat.amin(dim=2, keepdim=True)
+    high = flat.amax(dim=2, keepdim=True)
+    span = high - low
+    safe = torch.where(span > 0, span, torch.ones_like(span))
+    out = torch.where(span > 0, (flat - low) / safe, torch.zeros_like(flat))
+    return out.reshape(maps.shape)
+
+
+_TOPK = re.compile(r"^top(\d+)$", re.IGNORECASE)
+
+
+def select_classes(
+    spec: ClassSpec, logits: torch.Tensor, categories: Sequence[str] | None
+) -> torch.Tensor:
+    """Turn a class request into an (N, K) index tensor.
+
+    Accepted: ``"topK"`` (the K highest-scoring classes of each sample); one int; a list
+    of ints (the same classes for every sample); a list of N lists (per sample, equal
+    lengths); a class name or a list of names (needs ``categories``); an (N, K) or (K,)
+    integer tensor.
+    """
+    n, num_classes = logits.shape
+    if isinstance(spec, str):
+        match = _TOPK.match(spec.strip())
+        if match:
+            k = int(match.group(1))
+            if not 1 <= k <= num_classes:
+                raise ClassSelectionError(
+                    f"expected top-K with 1 <= K <= {num_classes} (the model's class count), but got {spec!r}"
+                )
+            return logits.topk(k, dim=1).indices
+        spec = [spec]
+    if isinstance(spec, torch.Tensor):
+        if spec.dtype.is_floating_point or spec.dim() > 2:
+            raise ClassSelectionError(
+                f"expected an integer tensor of shape (K,) or (N, K), but got {spec.dtype} {tuple(spec.shape)}"
+            )
+        spec = spec.tolist()
+    if isinstance(spec, int):
+        spec = [spec]
+    if not isinstance(spec, Sequence) or len(spec) == 0:
+        raise ClassSelectionError(
+            f"expected classes as 'topK', an int, a list of ints or names, or per-sample lists, but got {spec!r}"
+        )
+    rows: list[list[Any]]
+    if all(isinstance(item, Sequence) and not isinstance(item, str) for item in spec):
+        rows = [list(item) for item in spec]  # type: ignore[arg-type]
+        if len(rows) != n:
+            raise ClassSelectionError(
+                f"expected one list of classes per sample ({n}), but got {len(rows)} lists"
+            )
+        if len({len(r) for r in rows}) != 1 or len(rows[0]) == 0:
+            raise ClassSelectionError(
+                "expected the per-sample class lists to have the same, non-zero length, "
+                f"but got lengths {[len(r) for r in rows]}"
+            )
+    else:
+        rows = [list(spec)] * n
+    index = [[_class_index(item, num_classes, categories) for item in row] for row in rows]
+    return torch.tensor(index, dtype=torch.long, device=logits.device)
+
+
+def _class_index(item: Any, num_classes: int, categories: Sequence[str] | None) -> int:
+    if isinstance(item, bool):
+        raise ClassSelectionError(f"expected a class index or name, but got {item!r}")
+    if isinstance(item, int):
+        if not 0 <= item < num_classes:
+            raise ClassSelectionError(
+                f"class index {item} out of range: expected 0 <= index < {num_classes} (the model's class count)"
+            )
+        return item
+    if isinstance(item, str):
+        if item.strip().lstrip("-").isdigit():
+            return _class_index(int(item), num_classes, categories)
+        if not categories:
+            raise ClassSelectionError(
+                f"class name {item!r} given, but the model has no category names; "
+                "pass categories=[...] to the explainer or use class indices"
+            )
+        lookup = {name.lower(): i for i, name in enumerate(categories)}
+        key = item.strip().lower()
+        if key not in lookup:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(lookup), n=3, cutoff=0.6)
+            hint = (
+                f"did you mean {', '.join(repr(categories[lookup[c]]) for c in close)}?"
+                if close
+                else (f"known names include {', '.join(repr(c) for c in list(categories)[:5])}")
+            )
+            raise ClassSelectionError(f"unknown class name {item!r}; {hint}")
+        return lookup[key]
+    raise ClassSelectionError(
+        f"expected a class index (int) or name (str), but got {type(item).__name__}"
+    )
+
+
+def check_clip(clip: Any) -> torch.Tensor:
+    """Validate a clip: a finite floating (N, C, T, H, W) tensor."""
+    if not isinstance(clip, torch.Tensor):
+        raise InputError(
+            f"expected the clip as a torch.Tensor of shape (N, C, T, H, W), but got {type(clip).__name__}"
+        )
+    if clip.dim() != 5:
+        hint = "; add a batch dimension with clip.unsqueeze(0)" if clip.dim() == 4 else ""
+        raise InputError(
+            f"expected a 5-D clip (N, C, T, H, W), but got shape {tuple(clip.shape)}{hint}"
+        )
+    if not clip.is_floating_point():
+        raise InputError(
+            f"expected a floating-point clip (normalised pixels), but got dtype {clip.dtype}; "
+            "convert with clip.float() and normalise it as the model expects"
+        )
+    if clip.numel() == 0:
+        raise InputError(f"expected a non-empty clip, but got shape {tuple(clip.shape)}")
+    if not torch.isfinite(clip).all():
+        raise InputError(
+            "expected finite clip values, but the clip contains NaN or inf; check the decoding"
+        )
+    return clip
+
+
+def _model_device(model: nn.Module) -> torch.device | None:
+    for tensor in model.parameters():
+        return tensor.device
+    for buffer in model.buffers():
+        return buffer.device
+    return None
+
+
+class Explainer:
+    """Base class: computes saliency tubes for a video classifier.
+
+    Args:
+        model: any ``nn.Module`` mapping an (N, C, T, H, W) clip to (N, num_classes) scores.
+        layer: the target layer, by qualified name or as a module; by default the last
+            module with a 5-D output feeding the global pooling (found on the first call).
+        classifier: the final ``nn.Linear`` (or 1x1x1 ``nn.Conv3d``) head, by name or module;
+            found by default.
+        relu: apply ReLU to the raw map (keep only positive evidence) before upsampling.
+        interpolation: "cubic" (the paper's spline), "quadratic", "linear" or "nearest".
+        align: "corners" (scipy.ndimage.zoom's grid, the authors' choice) or "centers"
+            (half-pixel centres: what strided feature maps actually sample).
+        categories: class names, for captions and for ``classes=["name", ...]``.
+        eval_mode: run the model in eval mode during the call (restored afterwards).
+    """
+
+    method: str = "base"
+    needs_gradients: bool = False
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: LayerSpec = None,
+        classifier: LayerSpec = None,
+        *,
+        relu: bool = False,
+        interpolation: str = "cubic",
+        align: str = "corners",
+        categories: Sequence[str] | None = None,
+        eval_mode: bool = True,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"expected a torch.nn.Module, but got {type(model).__name__}")
+        if interpolation not in ("cubic", "quadratic", "linear", "nearest"):
+            raise InputError(
+                "expected interpolation 'cubic', 'quadratic', 'linear' or 'nearest', "
+                f"but got {interpolation!r}"
+            )
+        if align not in ("corners", "centers"):
+            raise InputError(f"expected align 'corners' or 'centers', but got {align!r}")
+        self.model = model
+        self.relu = relu
+        self.interpolation = interpolation
+        self.align = align
+        self.eval_mode = eval_mode
+        if categories is None:
+            categories = getattr(model, "categories", None)
+        self.categories: tuple[str, ...] | None = tuple(categories) if categories else None
+        self._layer_spec = layer
+        self._classifier_spec = classifier
+        # Resolved on the first call (or now, when both were given).
+        self._resolved: tuple[str, nn.Module, str, nn.Module | None] | None = None
+        if layer is not None and (classifier is not None or not self.needs_head):
+            name, module = resolve_module(model, layer, "layer")
+            head_name, head = ("", None)
+            if classifier is not None:
+                head_name, head = resolve_module(model, classifier, "classifier")
+            self._resolved = (name, module, head_name, head)
+
+    needs_head: bool = True
+
+    @property
+    def layer_name(self) -> str | None:
+        """The target layer's name, once resolved."""
+        return self._resolved[0] if self._resolved else None
+
+    def _resolve(self, clip: torch.Tensor) -> tuple[str, nn.Module, str, nn.Module | None]:
+        if self._resolved is None:
+            calls = trace_calls(self.model, clip)
+            self._resolved = find_layer_and_head(
+                self.model, calls, self._layer_spec, self._classifier_spec
+            )
+        return self._resolved
+
+    def __call__(self, clip: torch.Tensor, classes: ClassSpec = "top1") -> Tubes:
+        """Explain ``clip``.
+
+        Args:
+            clip: (N, C, T, H, W) float tensor, normalised as the model expects.
+            classes: which classes to explain (see :func:`select_classes`).
+
+        Returns:
+            :class:`Tubes` with maps of the clip's own (T, H, W).
+        """
+        clip = check_clip(clip)
+        device = _model_device(self.model)
+        if device is not None and clip.device != device:
+            clip = clip.to(device)
+        with preserved_state(self.model, eval_mode=self.eval_mode):
+            layer_name, layer, head_name, head = self._resolve(clip)
+            with capture_activation(layer, with_grad=self.needs_gradients) as record:
+                with torch.no_grad():
+                    output = self.model(clip)
+            logits = _logits(output, clip.shape[0])
+            activation = record.activation
+            if activation is None:
+                raise InputError(
+                    f"layer {layer_name!r} was not called during the forward pass; "
+                    "pass a layer that the model uses"
+                )
+            if activation.dim() != 5:
+                raise InputError(
+                    f"expected layer {layer_name!r} to output 5-D (N, C, T', H', W') activations, but got "
+                    f"shape {tuple(activation.shape)}; pick a convolutional layer (or a reshape for tokens)"
+                )
+            if not torch.isfinite(logits).all() or not torch.isfinite(activation.detach()).all():
+                raise InputError(
+                    "the model produced NaN or inf scores or activations for this clip; "
+                    "check the input normalisation and the weights"
+                )
+            index = select_classes(classes, logits.detach(), self.categories)
+            raw = self._raw_maps(activation, logits, index, head)
+        raw = raw.detach().float()
+        if self.relu:
+            raw = raw.clamp_min(0)
+        size = (clip.shape[2], clip.shape[3], clip.shape[4])
+        maps = normalize_tubes(upsample(raw, size, mode=self.interpolation, align=self.align))
+        probs = torch.softmax(logits.detach().float(), dim=1)
+        return Tubes(
+            maps=maps,
+            raw=raw,
+            classes=index,
+            scores=probs.gather(1, index),
+            logits=logits.detach(),
+            method=self.method,
+            layer=layer_name,
+            classifier=head_name,
+            categories=self.categories,
+        )
+
+    def _raw_maps(
+        self,
+        activation: torch.Tensor,
+        logits: torch.Tensor,
+        classes: torch.Tensor,
+        head: nn.Module | None,
+    ) -> torch.Tensor:
+        """Return the (N, K, T', H', W') raw maps. Overridden by each method."""
+        raise NotImplementedError
+
+
+def _logits(output: Any, n: int) -> torch.Tensor:
+    if isinstance(output, dict):
+        output = output.get("logits", next(iter(output.values()), None))
+    if isinstance(output, (list, tuple)) and output:
+        output = output[0]
+    if not isinstance(output, torch.Tensor) or output.dim() != 2 or output.shape[0] != n:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise InputError(
+            f"expected the model to return class scores of shape (N={n}, num_classes), but got {shape}"
+        )
+    return output

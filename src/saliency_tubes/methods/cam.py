@@ -1,0 +1,142 @@
+"""Saliency Tubes: class activation mapping for spatio-temporal convolutions.
+
+Stergiou, Kapidis, Kalliatakis, Chrysoulas, Veltkamp and Poppe, "Saliency Tubes: Visual
+Explanations for Spatio-Temporal Convolutions", ICIP 2019.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import InputError, LayerNotFoundError
+from ..hooks import LayerSpec, head_weight
+from .base import Explainer
+
+
+class SaliencyTubes(Explainer):
+    r"""The paper's tube: class weights times the last conv layer's activations.
+
+    For class :math:`i` and feature (channel) :math:`j` of the target layer's activation
+    :math:`\alpha_j(t, h, w)`, with :math:`w_{ij}` the classifier's weight,
+
+    .. math::
+        z_{ij}(t, h, w) = w_{ij}\,\alpha_j(t, h, w), \qquad
+        \text{tube}_i = \sum_{j \in D} z_{ij},
+
+    then upsampled by spline interpolation to the clip's (T, H, W) and min-max
+    normalised over the whole tube. For a global-average-pool + linear head this is
+    exact: the class score is the space-time mean of the tube plus the bias.
+
+    Feature selection (the slides' thresholding, at the cost of *global information
+    bias*: small but class-specific contributions are dropped):
+
+    * ``top_features=D``: keep the D features with the largest class weights;
+    * ``weight_threshold=θ``: keep features whose class weight, min-max normalised over
+      the features, is at least θ;
+    * ``activation_threshold=θ``: per sample and feature, zero the activations whose
+      value, min-max normalised over (T', H', W'), is below θ.
+
+    Args:
+        model: the video classifier.
+        layer: target layer (name or module); found automatically by default.
+        classifier: the head (``nn.Linear`` or 1x1x1 ``nn.Conv3d``); found by default.
+        top_features: keep only the D largest-weight features (None: all).
+        weight_threshold: θ in [0, 1] for the class weights (None: off).
+        activation_threshold: θ in [0, 1] for the activations (None: off).
+        relu: clamp the raw tube at 0 (off by default, as in the authors' code).
+        interpolation, align, categories, eval_mode: see :class:`Explainer`.
+    """
+
+    method = "cam"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: LayerSpec = None,
+        classifier: LayerSpec = None,
+        *,
+        top_features: int | None = None,
+        weight_threshold: float | None = None,
+        activation_threshold: float | None = None,
+        relu: bool = False,
+        interpolation: str = "cubic",
+        align: str = "corners",
+        categories: Sequence[str] | None = None,
+        eval_mode: bool = True,
+    ) -> None:
+        super().__init__(
+            model,
+            layer,
+            classifier,
+            relu=relu,
+            interpolation=interpolation,
+            align=align,
+            categories=categories,
+            eval_mode=eval_mode,
+        )
+        if top_features is not None and (
+            isinstance(top_features, bool) or not isinstance(top_features, int) or top_features < 1
+        ):
+            raise InputError(
+                f"expected top_features to be a positive int or None, but got {top_features!r}"
+            )
+        for name, value in (
+            ("weight_threshold", weight_threshold),
+            ("activation_threshold", activation_threshold),
+        ):
+            if value is not None and not 0.0 <= float(value) <= 1.0:
+                raise InputError(f"expected {name} in [0, 1] or None, but got {value!r}")
+        self.top_features = top_features
+        self.weight_threshold = weight_threshold
+        self.activation_threshold = activation_threshold
+
+    def _raw_maps(
+        self,
+        activation: torch.Tensor,
+        logits: torch.Tensor,
+        classes: torch.Tensor,
+        head: nn.Module | None,
+    ) -> torch.Tensor:
+        if head is None:
+            raise LayerNotFoundError(
+                "CAM needs the classifier head's weights, but no classifier was given or found; "
+                "pass classifier='<name of the final nn.Linear>' or use GradCAM"
+            )
+        weight = head_weight(head).detach().to(activation.dtype)
+        if weight.shape[1] != activation.shape[1]:
+            raise LayerNotFoundError(
+                f"expected the classifier to take the layer's {activation.shape[1]} channels, but its weight "
+                f"has {weight.shape[1]} input features; pick the layer that feeds the global pooling"
+            )
+        w = weight[classes]  # (N, K, C)
+        w = w * self._feature_mask(w)
+        alpha = activation.detach()
+        if self.activation_threshold is not None:
+            alpha = alpha * self._activation_mask(alpha)
+        return torch.einsum("nkc,ncthw->nkthw", w, alpha)
+
+    def _feature_mask(self, w: torch.Tensor) -> torch.Tensor:
+        """(N, K, C) 0/1 mask of the features D kept for each class."""
+        keep = torch.ones_like(w, dtype=torch.bool)
+        if self.top_features is not None and self.top_features < w.shape[2]:
+            top = w.topk(self.top_features, dim=2).indices
+            keep = torch.zeros_like(keep).scatter_(2, top, True)
+        if self.weight_threshold is not None:
+            low = w.amin(dim=2, keepdim=True)
+            span = (w.amax(dim=2, keepdim=True) - low).clamp_min(torch.finfo(w.dtype).tiny)
+            keep = keep & ((w - low) / span >= self.weight_threshold)
+        return keep.to(w.dtype)
+
+    def _activation_mask(self, alpha: torch.Tensor) -> torch.Tensor:
+        """(N, C, T', H', W') 0/1 mask of the activations kept by ``activation_threshold``."""
+        flat = alpha.flatten(2)
+        low = flat.amin(dim=2, keepdim=True)
+        span = (flat.amax(dim=2, keepdim=True) - low).clamp_min(torch.finfo(alpha.dtype).tiny)
+        keep = (flat - low) / span >= float(self.activation_threshold or 0.0)
+        return keep.reshape(alpha.shape).to(alpha.dtype)
+
+
+CAM = SaliencyTubes

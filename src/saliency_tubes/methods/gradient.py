@@ -1,0 +1,129 @@
+"""Gradient-weighted class activation tubes: Grad-CAM and Grad-CAM++ on 5-D activations.
+
+Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based
+Localization", ICCV 2017. Chattopadhay et al., "Grad-CAM++: Generalized Gradient-Based
+Visual Explanations for Deep Convolutional Networks", WACV 2018.
+
+Only the gradient from the class score back to the target layer is computed: the
+forward runs without autograd up to the layer, whose output becomes a fresh leaf, and
+``torch.autograd.grad`` is asked for that leaf alone (no parameter gradients).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..hooks import LayerSpec
+from .base import Explainer
+
+
+class _GradientExplainer(Explainer):
+    needs_gradients = True
+    needs_head = False
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: LayerSpec = None,
+        classifier: LayerSpec = None,
+        *,
+        per_frame_weights: bool = False,
+        relu: bool = True,
+        interpolation: str = "cubic",
+        align: str = "corners",
+        categories: Sequence[str] | None = None,
+        eval_mode: bool = True,
+    ) -> None:
+        super().__init__(
+            model,
+            layer,
+            classifier,
+            relu=relu,
+            interpolation=interpolation,
+            align=align,
+            categories=categories,
+            eval_mode=eval_mode,
+        )
+        self.per_frame_weights = per_frame_weights
+
+    def _raw_maps(
+        self,
+        activation: torch.Tensor,
+        logits: torch.Tensor,
+        classes: torch.Tensor,
+        head: nn.Module | None,
+    ) -> torch.Tensor:
+        if not activation.requires_grad or logits.grad_fn is None:
+            raise InputError(
+                "the class scores do not depend on the target layer's output through autograd; "
+                "pick a layer on the path to the scores (and do not call the explainer under "
+                "torch.inference_mode)"
+            )
+        maps = []
+        k_total = classes.shape[1]
+        for k in range(k_total):
+            score = logits.gather(1, classes[:, k : k + 1]).sum()
+            (grad,) = torch.autograd.grad(score, activation, retain_graph=k < k_total - 1)
+            maps.append(self._combine(activation.detach(), grad.detach()))
+        return torch.stack(maps, dim=1)
+
+    def _reduce_dims(self) -> tuple[int, ...]:
+        """Dimensions of an (N, C, T', H', W') tensor pooled into channel weights."""
+        return (3, 4) if self.per_frame_weights else (2, 3, 4)
+
+    def _combine(self, activation: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class GradCAM(_GradientExplainer):
+    r"""Grad-CAM tube.
+
+    .. math::
+        w^c_j = \frac{1}{T'H'W'} \sum_{t,h,w} \frac{\partial y^c}{\partial A_j(t,h,w)},
+        \qquad M^c = \mathrm{ReLU}\Big(\sum_j w^c_j A_j\Big)
+
+    With ``per_frame_weights=True`` the gradient is averaged over (H', W') only, giving
+    one weight per channel and time step (as SlowFast / mmaction2 do), so that a channel
+    can count in some frames and not in others.
+
+    For a global-average-pool + linear head, :math:`w^c_j = W_{cj} / (T'H'W')` and the
+    normalised tube equals :class:`~saliency_tubes.SaliencyTubes`' (with ``relu=False``).
+    """
+
+    method = "gradcam"
+
+    def _combine(self, activation: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        weights = grad.mean(dim=self._reduce_dims(), keepdim=True)
+        return (weights * activation).sum(dim=1)
+
+
+class GradCAMPlusPlus(_GradientExplainer):
+    r"""Grad-CAM++ tube.
+
+    With :math:`g = \partial y^c / \partial A` (the usual closed form that takes the
+    exponential of the score, so that higher derivatives are powers of :math:`g`):
+
+    .. math::
+        a_j(x) = \frac{g_j(x)^2}{2 g_j(x)^2 + \sum_{x'} A_j(x')\, g_j(x)^3}, \qquad
+        w^c_j = \sum_x a_j(x)\, \mathrm{ReLU}(g_j(x)), \qquad
+        M^c = \mathrm{ReLU}\Big(\sum_j w^c_j A_j\Big)
+
+    where :math:`x` runs over (t, h, w), or over (h, w) per time step with
+    ``per_frame_weights=True``. A zero denominator gives :math:`a = 0`.
+    """
+
+    method = "gradcam++"
+
+    def _combine(self, activation: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        dims = self._reduce_dims()
+        g2 = grad.pow(2)
+        g3 = grad.pow(3)
+        denom = 2 * g2 + activation.sum(dim=dims, keepdim=True) * g3
+        safe = torch.where(denom != 0, denom, torch.ones_like(denom))
+        a = torch.where(denom != 0, g2 / safe, torch.zeros_like(g2))
+        weights = (a * grad.clamp_min(0)).sum(dim=dims, keepdim=True)
+        return (weights * activation).sum(dim=1)
