@@ -1,0 +1,187 @@
+"""A registry of model adapters: what an explainer needs to know about a network.
+
+An adapter names the builder, the target layer and the classifier, the preprocessing
+preset (frames, input size, resize mode, mean/std) and the class names. Names are
+unique: registering one twice is refused.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ModelLoadError
+from .checkpoints import load_weights, read_categories
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How clips are sampled and preprocessed for a model.
+
+    Attributes:
+        frames: clip length T the model expects.
+        size: (H, W) of the model's input.
+        resize: "short_side" (short-side resize to min(size), centre crop) or "full"
+            (whole frame resized to ``size``).
+        mean, std: per-channel normalisation of pixels scaled to [0, 1].
+    """
+
+    frames: int = 16
+    size: tuple[int, int] = (112, 112)
+    resize: str = "short_side"
+    mean: tuple[float, float, float] = (0.43216, 0.394666, 0.37645)
+    std: tuple[float, float, float] = (0.22803, 0.22145, 0.216989)
+
+
+@dataclass(frozen=True)
+class ModelAdapter:
+    """Everything the explainers and the CLI need to use a model by name."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    layer: str | None
+    classifier: str | None
+    preset: Preset
+    categories: tuple[str, ...] | None = None
+    description: str = ""
+    default_weights: str | None = None
+    num_classes: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ModelAdapter] = {}
+
+
+def register(adapter: ModelAdapter) -> ModelAdapter:
+    """Add an adapter; a name that is already taken is refused."""
+    if adapter.name in _REGISTRY:
+        raise ValueError(f"a model named {adapter.name!r} is already registered; pick another name")
+    _REGISTRY[adapter.name] = adapter
+    return adapter
+
+
+def available_models() -> list[str]:
+    """Registered model names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_adapter(name: str) -> ModelAdapter:
+    """The adapter registered under ``name``."""
+    if name not in _REGISTRY:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = (
+            f"did you mean {', '.join(close)}?"
+            if close
+            else f"known: {', '.join(available_models())}"
+        )
+        raise ModelLoadError(
+            f"unknown model {name!r}; {hint} (or pass a factory as 'module.path:function')"
+        )
+    return _REGISTRY[name]
+
+
+@dataclass
+class LoadedModel:
+    """A ready network with what is known about it."""
+
+    model: nn.Module
+    name: str
+    layer: str | None
+    classifier: str | None
+    preset: Preset
+    categories: tuple[str, ...] | None
+    weights: str | None
+
+
+def load_model(
+    name: str,
+    *,
+    weights: str | Path | None = None,
+    num_classes: int | None = None,
+    categories: str | Path | tuple[str, ...] | list[str] | None = None,
+    allow_pickle: bool = False,
+    device: str | torch.device = "cpu",
+    layer: str | None = None,
+    classifier: str | None = None,
+) -> LoadedModel:
+    """Build a model by registered name or as ``"module.path:factory"``, load weights.
+
+    Args:
+        name: a registered name (see :func:`available_models`) or ``"pkg.module:fn"``,
+            a function returning an ``nn.Module`` (called with ``num_classes=`` when given).
+        weights: a checkpoint path (.pth/.pt/.safetensors); for registered models that ship
+            weights, None means the shipped weights.
+        num_classes: the head's size, when it differs from the adapter's default.
+        categories: class names, or a .txt/.json file of them.
+        allow_pickle: allow full-pickle checkpoints (only for files you trust).
+        device: where the model goes.
+        layer, classifier: override the adapter's target layer and head.
+    """
+    names = _categories(categories)
+    if ":" in name and name not in _REGISTRY:
+        model = _from_factory(name, num_classes)
+        adapter = None
+        preset = Preset()
+    else:
+        adapter = get_adapter(name)
+        kwargs = {"num_classes": num_classes} if num_classes is not None else {}
+        model = adapter.builder(
+            pretrained=weights is None and adapter.default_weights is not None, **kwargs
+        )
+        preset = adapter.preset
+    if weights is not None:
+        load_weights(model, weights, allow_pickle=allow_pickle)
+    model = model.to(device).eval()
+    if (
+        names is None
+        and adapter is not None
+        and (num_classes is None or num_classes == adapter.num_classes)
+    ):
+        names = adapter.categories
+    used = str(weights) if weights is not None else (adapter.default_weights if adapter else None)
+    return LoadedModel(
+        model=model,
+        name=name,
+        layer=layer or (adapter.layer if adapter else None),
+        classifier=classifier or (adapter.classifier if adapter else None),
+        preset=preset,
+        categories=names,
+        weights=used,
+    )
+
+
+def _categories(spec: str | Path | tuple[str, ...] | list[str] | None) -> tuple[str, ...] | None:
+    if spec is None:
+        return None
+    if isinstance(spec, (list, tuple)):
+        return tuple(str(s) for s in spec)
+    return read_categories(spec)
+
+
+def _from_factory(spec: str, num_classes: int | None) -> nn.Module:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"could not import {module_name!r} for model factory {spec!r}: {exc}; "
+            "expected 'package.module:function' importable from the current environment"
+        ) from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ModelLoadError(
+            f"expected a callable {attr!r} in module {module_name!r}, but found none"
+        )
+    model = factory(num_classes=num_classes) if num_classes is not None else factory()
+    if not isinstance(model, nn.Module):
+        raise ModelLoadError(
+            f"expected factory {spec!r} to return an nn.Module, but got {type(model).__name__}"
+        )
+    return model
