@@ -178,6 +178,8 @@ def _existing_path(path: PathLike) -> Path:
             f"expected an existing video file or frame folder, but got missing path '{p}'; "
             "check the path"
         )
+    if p.is_file() and p.stat().st_size == 0:
+        raise VideoError(f"video file '{p}' is empty (0 bytes); expected a video file FFmpeg can decode")
     return p
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 from pathlib import Path
 
 import torch
@@ -33,7 +34,7 @@ class Preset:
 
     frames: int = 16
     size: tuple[int, int] = (112, 112)
-    resize: str = "short_side"
+    resize: Literal["short_side", "full"] = "short_side"
     mean: tuple[float, float, float] = (0.43216, 0.394666, 0.37645)
     std: tuple[float, float, float] = (0.22803, 0.22145, 0.216989)
 

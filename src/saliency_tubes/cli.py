@@ -1,0 +1,332 @@
+"""The ``saliency-tubes`` command line: parses, calls the API, reports.
+
+Every user error ends with one line on stderr (``error: ...``) and exit code 2; nothing
+half-written is left in the output folder.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import SaliencyTubesError
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _classes(spec: str) -> Any:
+    spec = spec.strip()
+    if spec.lower().startswith("top"):
+        return spec.lower()
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    if not items:
+        raise click.BadParameter("expected top3, an index, a name, or a comma-separated list")
+    return [int(s) if s.lstrip("-").isdigit() else s for s in items]
+
+
+def _windows(spec: str | None) -> tuple[int, int] | None:
+    if spec is None:
+        return None
+    try:
+        length, stride = (int(v) for v in spec.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected LEN,STRIDE such as 16,8, but got {spec!r}") from None
+    return length, stride
+
+
+def _csv(spec: str) -> tuple[str, ...]:
+    return tuple(s.strip().lower() for s in spec.split(",") if s.strip())
+
+
+@click.group(context_settings=_CONTEXT)
+@click.version_option(package_name="saliency-tubes")
+def main() -> None:
+    """See where in space and time a video classifier looked.
+
+    \b
+    Saliency Tubes (Stergiou et al., ICIP 2019): the class weights of the final linear
+    layer times the last 3-D conv layer's activations, extended to the clip by spline
+    interpolation, shown as heat tubes (colour map) and focus tubes (the rest dimmed).
+
+    \b
+    Start with:   saliency-tubes demo
+    Then:         saliency-tubes explain VIDEO --out DIR --model resnet3d-50 --weights ckpt.pth
+    """
+
+
+@main.command(context_settings=_CONTEXT)
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder (created if missing).",
+)
+@click.option(
+    "--model",
+    "model_name",
+    default="tiny-actions",
+    show_default=True,
+    help="A registered name (see `saliency-tubes models`) or 'package.module:factory'.",
+)
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Checkpoint (.pth/.pt weights-only, or .safetensors). Default: the shipped weights, if any.",
+)
+@click.option(
+    "--allow-pickle",
+    is_flag=True,
+    help="Allow a full-pickle checkpoint. Only for files you trust: a pickle can run code.",
+)
+@click.option(
+    "--num-classes",
+    type=int,
+    default=None,
+    help="Size of the classifier head, if it differs from the model's default.",
+)
+@click.option(
+    "--categories",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Class names: .txt (one per line) or .json.",
+)
+@click.option(
+    "--layer",
+    default=None,
+    help="Target layer name (default: the adapter's, or the last 5-D layer feeding the pool).",
+)
+@click.option(
+    "--classifier", default=None, help="Classifier head name (default: the final nn.Linear)."
+)
+@click.option(
+    "--classes",
+    default="top1",
+    show_default=True,
+    help="top3 | 12 | name | comma-separated indices or names.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["cam", "gradcam", "gradcam++"]),
+    default="cam",
+    show_default=True,
+    help="cam is the paper's Saliency Tubes; gradcam(++) weigh channels by gradients.",
+)
+@click.option(
+    "--frames", type=int, default=None, help="Clip length T (default: the model preset's)."
+)
+@click.option(
+    "--windows",
+    default=None,
+    metavar="LEN,STRIDE",
+    help="Explain sliding windows covering the whole video and stitch them (default: one uniform clip).",
+)
+@click.option(
+    "--interpolation",
+    type=click.Choice(["cubic", "quadratic", "linear", "nearest"]),
+    default="cubic",
+    show_default=True,
+)
+@click.option(
+    "--align",
+    type=click.Choice(["corners", "centers"]),
+    default="corners",
+    show_default=True,
+    help="Upsampling grid: corners (scipy.ndimage.zoom, the authors') or half-pixel centres.",
+)
+@click.option(
+    "--colormap", default="jet", show_default=True, help="Any matplotlib colour map for heat tubes."
+)
+@click.option("--opacity", type=float, default=0.5, show_default=True, help="Heat map opacity.")
+@click.option(
+    "--background",
+    type=click.Choice(["black", "dark", "blur", "gray"]),
+    default="black",
+    show_default=True,
+    help="What focus tubes show where the model did not look.",
+)
+@click.option(
+    "--format",
+    "formats",
+    default="mp4",
+    show_default=True,
+    help="Comma-separated: mp4,gif,png,npy.",
+)
+@click.option(
+    "--layouts",
+    default="heat,focus,side_by_side",
+    show_default=True,
+    help="Comma-separated: heat,focus,side_by_side.",
+)
+@click.option("--no-caption", is_flag=True, help="Do not draw class name and probability.")
+@click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:1 | mps.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def explain(
+    video: Path,
+    out_dir: Path,
+    model_name: str,
+    weights: Path | None,
+    allow_pickle: bool,
+    num_classes: int | None,
+    categories: Path | None,
+    layer: str | None,
+    classifier: str | None,
+    classes: str,
+    method: str,
+    frames: int | None,
+    windows: str | None,
+    interpolation: str,
+    align: str,
+    colormap: str,
+    opacity: float,
+    background: str,
+    formats: str,
+    layouts: str,
+    no_caption: bool,
+    device: str,
+    quiet: bool,
+) -> None:
+    """Explain VIDEO (a file FFmpeg reads, or a folder of numbered frames).
+
+    Writes, per explained class, heat / focus / side-by-side videos at the source's size,
+    frame count and frame rate, plus manifest.json (and tube.npy with --format npy).
+    """
+    from .pipeline import ExplainOptions, explain_video
+    from .video import probe
+    from .zoo import load_model
+
+    try:
+        info = probe(video, min_frames=2)  # a bad video is reported before any model is built
+        _check_device(device)
+        loaded = load_model(
+            model_name,
+            weights=weights,
+            num_classes=num_classes,
+            categories=categories,
+            allow_pickle=allow_pickle,
+            device=device,
+            layer=layer,
+            classifier=classifier,
+        )
+        options = ExplainOptions(
+            method=method,
+            classes=_classes(classes),
+            frames=frames,
+            windows=_windows(windows),
+            interpolation=interpolation,
+            align=align,
+            colormap=colormap,
+            opacity=opacity,
+            background=background,  # type: ignore[arg-type]  # click.Choice checked it
+            formats=_csv(formats),
+            layouts=_csv(layouts),
+            caption=not no_caption,
+            device=device,
+            progress=not quiet,
+        )
+        manifest = explain_video(
+            video, out_dir, loaded, options, info=info, on_stage=None if quiet else _say
+        )
+    except (SaliencyTubesError, click.BadParameter) as exc:
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return
+    _report(manifest, out_dir)
+
+
+@main.command(context_settings=_CONTEXT)
+@click.option(
+    "--out", "out_dir", default="demo_out", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--seed", default=None, type=int, help="Seed of the generated clip (default: the demo's)."
+)
+@click.option("--classes", default="top2", show_default=True)
+@click.option(
+    "--method", type=click.Choice(["cam", "gradcam", "gradcam++"]), default="cam", show_default=True
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def demo(out_dir: Path, seed: int | None, classes: str, method: str, quiet: bool) -> None:
+    """Offline demo: generate a clip, explain it with the embedded model, write the videos.
+
+    No arguments, no network, no GPU: the model (a small 3D CNN trained on synthetic
+    motion classes) and its weights ship with the package.
+    """
+    from .demo import DEMO_SEED, run_demo
+
+    try:
+        manifest = run_demo(
+            out_dir,
+            seed=DEMO_SEED if seed is None else seed,
+            classes=classes,
+            method=method,
+            progress=not quiet,
+            on_stage=None if quiet else _say,
+        )
+    except SaliencyTubesError as exc:
+        _fail(str(exc).splitlines()[0])
+        return
+    click.echo(f"true class of the generated clip: {manifest['demo']['true_class']}")
+    _report(manifest, out_dir)
+
+
+@main.command(context_settings=_CONTEXT)
+def models() -> None:
+    """List the registered models with their layer, head and preset."""
+    from .zoo import available_models, get_adapter
+
+    for name in available_models():
+        a = get_adapter(name)
+        p = a.preset
+        click.echo(
+            f"{name:16s} layer={a.layer or 'auto'} head={a.classifier or 'auto'} "
+            f"input={p.frames}x{p.size[0]}x{p.size[1]} ({p.resize})  {a.description}"
+        )
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    kind = device.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise _DeviceError(
+            f"--device {device} asked for, but CUDA is not available here; use --device cpu"
+        )
+    if kind == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise _DeviceError(
+            f"--device {device} asked for, but MPS is not available here; use --device cpu"
+        )
+    if kind not in ("cpu", "cuda", "mps"):
+        raise _DeviceError(f"expected --device cpu, cuda[:N] or mps, but got {device!r}")
+
+
+class _DeviceError(SaliencyTubesError, ValueError):
+    pass
+
+
+def _say(message: str) -> None:
+    click.echo(f"- {message}", err=True)
+
+
+def _report(manifest: dict[str, Any], out_dir: Path) -> None:
+    for c in manifest["classes"]:
+        click.echo(f"class {c['index']} {c['name']}: p={c['score']:.3f}")
+    count = sum(len(v) for v in manifest["outputs"].values())
+    click.echo(
+        f"wrote {count} output(s) and manifest.json to {out_dir} in {manifest['seconds']:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

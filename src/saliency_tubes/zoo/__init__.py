@@ -1,0 +1,85 @@
+"""Model adapters by name: the embedded default and the architectures of the paper."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from torch import nn
+
+from . import tiny
+from .checkpoints import load_weights, read_categories, read_state_dict
+from .registry import (
+    LoadedModel,
+    ModelAdapter,
+    Preset,
+    available_models,
+    get_adapter,
+    load_model,
+    register,
+)
+from .resnet3d import ResNet3D, resnet3d
+
+DEFAULT_MODEL = "tiny-actions"
+
+register(
+    ModelAdapter(
+        name=DEFAULT_MODEL,
+        builder=tiny.tiny_action_net,
+        layer=str(tiny.PRESET["layer"]),
+        classifier=str(tiny.PRESET["classifier"]),
+        preset=Preset(
+            frames=int(tiny.PRESET["frames"]),
+            size=tuple(tiny.PRESET["size"]),  # type: ignore[arg-type]
+            resize="full",
+            mean=tuple(tiny.PRESET["mean"]),  # type: ignore[arg-type]
+            std=tuple(tiny.PRESET["std"]),  # type: ignore[arg-type]
+        ),
+        categories=tuple(tiny.PRESET["categories"]),
+        num_classes=len(tiny.PRESET["categories"]),
+        description="small 3D CNN trained here on the synthetic motion data set (ships with the package)",
+        default_weights="tiny_actions.safetensors (shipped)",
+    )
+)
+
+
+def _hara_resnet(depth: int, *, pretrained: bool = False, num_classes: int = 400) -> nn.Module:
+    del pretrained  # no released weights can be downloaded here: pass --weights PATH
+    return resnet3d(depth, num_classes=num_classes)
+
+
+# Kinetics statistics of the 3D-ResNets-PyTorch family (pixels in [0, 1]).
+_HARA_PRESET = Preset(
+    frames=16,
+    size=(112, 112),
+    resize="short_side",
+    mean=(0.4345, 0.4051, 0.3775),
+    std=(0.2768, 0.2713, 0.2737),
+)
+for _depth in (18, 34, 50, 101, 152):
+    register(
+        ModelAdapter(
+            name=f"resnet3d-{_depth}",
+            builder=partial(_hara_resnet, _depth),
+            layer="layer4",
+            classifier="fc",
+            preset=_HARA_PRESET,
+            num_classes=400,
+            description=f"3D-ResNet-{_depth} (Hara et al. 2018 layout; load its checkpoints with --weights)",
+        )
+    )
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "LoadedModel",
+    "ModelAdapter",
+    "Preset",
+    "ResNet3D",
+    "available_models",
+    "get_adapter",
+    "load_model",
+    "load_weights",
+    "read_categories",
+    "read_state_dict",
+    "register",
+    "resnet3d",
+]

@@ -1,0 +1,278 @@
+"""The command line and the video pipeline end to end, on generated videos and real clips."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from saliency_tubes import render
+from saliency_tubes.cli import main
+from saliency_tubes.video import Preprocess, TubeMapper, VideoWriter, iter_frames, probe
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
+FACTORY = "_models:SmallResNet3D"  # a fixed-weight 3D ResNet from tests/_models.py
+
+
+def _write_video(
+    path: Path, frames: int = 20, size: tuple[int, int] = (72, 96), fps: int = 24
+) -> Path:
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    with VideoWriter(path, fps=fps, crf=10) as writer:
+        for t in range(frames):
+            image = np.zeros((h, w, 3), np.uint8)
+            image[..., 0] = (xx * 255 // w).astype(np.uint8)
+            image[..., 1] = (yy * 255 // h).astype(np.uint8)
+            cy, cx = h // 2, 10 + 3 * t
+            image[(yy - cy) ** 2 + (xx - cx) ** 2 < 64] = (255, 255, 255)
+            writer.write(image)
+    return path
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_video(tmp_path_factory.mktemp("src") / "moving.mp4")
+
+
+def test_explain_writes_source_sized_videos_and_manifest(video: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code, stdout, stderr = _run(
+        "explain",
+        str(video),
+        "--out",
+        str(out),
+        "--model",
+        FACTORY,
+        "--classes",
+        "top2",
+        "--format",
+        "mp4,npy",
+        "--quiet",
+    )
+    assert code == 0, stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    files = manifest["outputs"]
+    assert len(files["mp4"]) == 6 and files["npy"] == [
+        "tube.npy"
+    ]  # 2 classes x heat/focus/side-by-side
+    for rel in files["mp4"] + files["npy"]:
+        assert (out / rel).is_file() and not Path(rel).is_absolute()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no partial files
+    src = probe(video)
+    for rel in files["mp4"]:
+        info = probe(out / rel)
+        assert info.num_frames == src.num_frames and info.rate == src.rate
+        expected_w = src.width * (3 if rel.startswith("side_by_side") else 1)
+        assert (info.height, info.width) == (src.height, expected_w)
+    assert manifest["model"]["layer"] == "layer2" and manifest["method"] == "cam"
+    assert manifest["source"]["num_frames"] == 20 and len(manifest["classes"]) == 2
+    tube = np.load(out / "tube.npy")
+    assert tube.shape == (2, 16, 112, 112) and tube.dtype == np.float32
+    assert tube.min() == 0.0 and tube.max() == 1.0
+    assert "wrote 7 output(s)" in stdout
+
+
+def test_rendered_heat_video_matches_expected_rendering(video: Path, tmp_path: Path) -> None:
+    """Decoded output frames equal the rendering of the mapped tube, within codec tolerance."""
+    out = tmp_path / "out"
+    code, _, stderr = _run(
+        "explain",
+        str(video),
+        "--out",
+        str(out),
+        "--model",
+        FACTORY,
+        "--format",
+        "mp4,npy",
+        "--layouts",
+        "heat",
+        "--no-caption",
+        "--quiet",
+    )
+    assert code == 0, stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    tube = np.load(out / "tube.npy")[0]
+    times = manifest["clips"][0]["timestamps"]
+    src = probe(video)
+    mapper = TubeMapper(tube, times, Preprocess(size=(112, 112)).geometry(src.size))
+    errors = []
+    for frame, rendered in zip(
+        iter_frames(video), iter_frames(out / manifest["outputs"]["mp4"][0]), strict=True
+    ):
+        expected = render.heat(frame.image, mapper.frame(frame.timestamp))
+        errors.append(np.abs(expected.astype(float) - rendered.image.astype(float)).mean())
+    # H.264 at crf 18 on a colour-mapped image: a few grey levels on average.
+    assert max(errors) < 4.0, max(errors)
+
+
+def test_windows_cover_every_frame(video: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code, _, stderr = _run(
+        "explain",
+        str(video),
+        "--out",
+        str(out),
+        "--model",
+        FACTORY,
+        "--windows",
+        "8,6",
+        "--frames",
+        "8",
+        "--format",
+        "npy",
+        "--classes",
+        "top1",
+        "--quiet",
+    )
+    assert code == 0, stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    covered = sorted({i for clip in manifest["clips"] for i in clip["frame_indices"]})
+    assert covered == list(range(20))
+    tube = np.load(out / "tube.npy")
+    assert tube.shape == (len(manifest["clips"]), 1, 8, 112, 112)
+    assert tube.min() == 0.0 and tube.max() == 1.0  # one scale for the whole video
+
+
+def _assert_clean_failure(code: int, stderr: str, out: Path, fragment: str) -> None:
+    assert code == 2
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert fragment in lines[0], lines[0]
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_bad_inputs_fail_cleanly(video: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video")
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    single = _write_video(tmp_path / "one.mp4", frames=1)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(video.read_bytes()[:600])
+    cases = [
+        ([str(tmp_path / "missing.mp4")], "missing path"),
+        ([str(text)], "expected a video file FFmpeg can decode"),
+        ([str(empty)], "empty"),
+        ([str(truncated)], "could not read video"),
+        ([str(single)], "at least 2 frames"),
+        ([str(video), "--model", "resnet3d-19"], "unknown model 'resnet3d-19'"),
+        ([str(video), "--model", FACTORY, "--classes", "7"], "class index 7 out of range"),
+        ([str(video), "--model", FACTORY, "--classes", "jump"], "has no category names"),
+        ([str(video), "--classes", "jupm"], "unknown class name 'jupm'"),
+        (
+            [str(video), "--model", FACTORY, "--weights", str(tmp_path / "nope.pth")],
+            "checkpoint not found",
+        ),
+    ]
+    for args, fragment in cases:
+        code, _, stderr = _run("explain", *args, "--out", str(out), "--quiet")
+        _assert_clean_failure(code, stderr, out, fragment)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_unwritable_output_folder(video: Path, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        code, _, stderr = _run("explain", str(video), "--out", str(locked / "out"), "--quiet")
+        _assert_clean_failure(code, stderr, locked / "out", "not writable")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_output_path_is_a_file(video: Path, tmp_path: Path) -> None:
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    code, _, stderr = _run("explain", str(video), "--out", str(target), "--quiet")
+    assert code == 2 and "is a file" in stderr and target.read_text() == "x"
+
+
+def test_failure_midway_removes_everything(
+    video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import saliency_tubes.pipeline as pipeline
+
+    calls = {"n": 0}
+    original = pipeline._draw
+
+    def failing_draw(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_draw", failing_draw)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        CliRunner().invoke(
+            main,
+            [
+                "explain",
+                str(video),
+                "--out",
+                str(out),
+                "--model",
+                FACTORY,
+                "--quiet",
+                "--format",
+                "mp4,gif,npy",
+            ],
+            catch_exceptions=False,
+        )
+    assert not out.exists()
+
+
+def test_models_lists_registry() -> None:
+    code, stdout, _ = _run("models")
+    assert code == 0 and "tiny-actions" in stdout and "resnet3d-50" in stdout and "layer4" in stdout
+
+
+def test_help_teaches() -> None:
+    code, stdout, _ = _run("explain", "--help")
+    assert code == 0 and "--windows" in stdout and "--allow-pickle" in stdout
+
+
+@pytest.mark.parametrize("name", ["arm_wrestling.mp4", "eye_makeup.avi", "pool_cleaning_32f.mp4"])
+def test_real_clips_end_to_end(name: str, tmp_path: Path) -> None:
+    path = SHARED / name
+    if not path.is_file():
+        pytest.skip(
+            f"{path} is absent: the real test clips live in ../shared/videos beside the project"
+        )
+    out = tmp_path / "out"
+    code, _, stderr = _run(
+        "explain",
+        str(path),
+        "--out",
+        str(out),
+        "--model",
+        "resnet3d-18",
+        "--layouts",
+        "side_by_side",
+        "--format",
+        "mp4",
+        "--quiet",
+    )
+    assert code == 0, stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    src = probe(path)
+    rendered = probe(out / manifest["outputs"]["mp4"][0])
+    assert rendered.num_frames == src.num_frames and rendered.rate == src.rate
+    assert (rendered.height, rendered.width) == (
+        src.height + src.height % 2,
+        3 * src.width + (3 * src.width) % 2,
+    )
+    torch.manual_seed(0)
