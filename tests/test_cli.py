@@ -187,7 +187,9 @@ def test_unwritable_output_folder(video: Path, tmp_path: Path) -> None:
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        code, _, stderr = _run("explain", str(video), "--out", str(locked / "out"), "--quiet")
+        code, _, stderr = _run(
+            "explain", str(video), "--out", str(locked / "out"), "--model", FACTORY, "--quiet"
+        )
         _assert_clean_failure(code, stderr, locked / "out", "not writable")
     finally:
         locked.chmod(0o700)
@@ -196,12 +198,21 @@ def test_unwritable_output_folder(video: Path, tmp_path: Path) -> None:
 def test_output_path_is_a_file(video: Path, tmp_path: Path) -> None:
     target = tmp_path / "file.txt"
     target.write_text("x")
-    code, _, stderr = _run("explain", str(video), "--out", str(target), "--quiet")
+    code, _, stderr = _run(
+        "explain", str(video), "--out", str(target), "--model", FACTORY, "--quiet"
+    )
     assert code == 2 and "is a file" in stderr and target.read_text() == "x"
+    # A folder that cannot be created (its parent is a file): not writable, nothing left.
+    code, _, stderr = _run(
+        "explain", str(video), "--out", str(target / "out"), "--model", FACTORY, "--quiet"
+    )
+    _assert_clean_failure(code, stderr, target / "out", "not writable")
+    assert target.read_text() == "x"
 
 
+@pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
 def test_failure_midway_removes_everything(
-    video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException
 ) -> None:
     import saliency_tubes.pipeline as pipeline
 
@@ -210,29 +221,36 @@ def test_failure_midway_removes_everything(
 
     def failing_draw(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
+        if calls["n"] == 5:  # the fifth frame: writers are open, files are half-written
+            raise error
         return original(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "_draw", failing_draw)
     out = tmp_path / "out"
-    with pytest.raises(KeyboardInterrupt):
-        CliRunner().invoke(
-            main,
-            [
-                "explain",
-                str(video),
-                "--out",
-                str(out),
-                "--model",
-                FACTORY,
-                "--quiet",
-                "--format",
-                "mp4,gif,npy",
-            ],
-            catch_exceptions=False,
-        )
+    result = CliRunner().invoke(
+        main,
+        [
+            "explain",
+            str(video),
+            "--out",
+            str(out),
+            "--model",
+            FACTORY,
+            "--quiet",
+            "--format",
+            "mp4,gif,npy",
+        ],
+    )
+    assert result.exit_code != 0 and calls["n"] == 5
     assert not out.exists()
+    # Into an existing folder: its other files stay, ours are gone.
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    calls["n"] = 0
+    CliRunner().invoke(
+        main, ["explain", str(video), "--out", str(out), "--model", FACTORY, "--quiet"]
+    )
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
 def test_models_lists_registry() -> None:

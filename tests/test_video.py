@@ -380,7 +380,10 @@ def test_not_a_video(tmp_path: Path, content: bytes) -> None:
     with pytest.raises(VideoError) as info:
         probe(bad)
     message = str(info.value)
-    assert message.startswith(f"could not read video '{bad}': ")
+    if content:
+        assert message.startswith(f"could not read video '{bad}': ")
+    else:
+        assert message.startswith(f"video file '{bad}' is empty (0 bytes)")
     assert message.endswith("; expected a video file FFmpeg can decode")
     assert "\n" not in message
 
