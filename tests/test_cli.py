@@ -40,6 +40,11 @@ def _run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def _explain(video: Path, out: Path, *options: str) -> tuple[int, str, str]:
+    """``saliency-tubes explain VIDEO --out OUT --model FACTORY --quiet OPTIONS...``."""
+    return _run("explain", str(video), "--out", str(out), "--model", FACTORY, "--quiet", *options)
+
+
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _write_video(tmp_path_factory.mktemp("src") / "moving.mp4")
@@ -47,19 +52,7 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_explain_writes_source_sized_videos_and_manifest(video: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    code, stdout, stderr = _run(
-        "explain",
-        str(video),
-        "--out",
-        str(out),
-        "--model",
-        FACTORY,
-        "--classes",
-        "top2",
-        "--format",
-        "mp4,npy",
-        "--quiet",
-    )
+    code, stdout, stderr = _explain(video, out, "--classes", "top2", "--format", "mp4,npy")
     assert code == 0, stderr
     manifest = json.loads((out / "manifest.json").read_text())
     files = manifest["outputs"]
@@ -86,19 +79,8 @@ def test_explain_writes_source_sized_videos_and_manifest(video: Path, tmp_path: 
 def test_rendered_heat_video_matches_expected_rendering(video: Path, tmp_path: Path) -> None:
     """Decoded output frames equal the rendering of the mapped tube, within codec tolerance."""
     out = tmp_path / "out"
-    code, _, stderr = _run(
-        "explain",
-        str(video),
-        "--out",
-        str(out),
-        "--model",
-        FACTORY,
-        "--format",
-        "mp4,npy",
-        "--layouts",
-        "heat",
-        "--no-caption",
-        "--quiet",
+    code, _, stderr = _explain(
+        video, out, "--format", "mp4,npy", "--layouts", "heat", "--no-caption"
     )
     assert code == 0, stderr
     manifest = json.loads((out / "manifest.json").read_text())
@@ -118,22 +100,8 @@ def test_rendered_heat_video_matches_expected_rendering(video: Path, tmp_path: P
 
 def test_windows_cover_every_frame(video: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    code, _, stderr = _run(
-        "explain",
-        str(video),
-        "--out",
-        str(out),
-        "--model",
-        FACTORY,
-        "--windows",
-        "8,6",
-        "--frames",
-        "8",
-        "--format",
-        "npy",
-        "--classes",
-        "top1",
-        "--quiet",
+    code, _, stderr = _explain(
+        video, out, "--windows", "8,6", "--frames", "8", "--format", "npy", "--classes", "top1"
     )
     assert code == 0, stderr
     manifest = json.loads((out / "manifest.json").read_text())
