@@ -385,7 +385,9 @@ def make_clip(
     for moving in [False] * n_static + [True] * n_moving:
         shape = SHAPES[int(rng.integers(len(SHAPES)))]
         track = _distractor_track(moving, rng, frames, height, width)
-        objects.append((shape, float(rng.uniform(0, 2 * np.pi)), _pick_colour(rng, bg_colours), track))
+        objects.append(
+            (shape, float(rng.uniform(0, 2 * np.pi)), _pick_colour(rng, bg_colours), track)
+        )
     order = rng.permutation(len(objects))
 
     target_shape = SHAPES[int(rng.integers(len(SHAPES)))]
@@ -449,7 +451,9 @@ def make_dataset(
     videos = np.empty((n, frames, height, width, 3), dtype=np.uint8)
     masks = np.empty((n, frames, height, width), dtype=bool)
     for i in range(n):
-        clip = make_clip(int(labels[i]), seed=int(clip_seeds[i]), frames=frames, size=(height, width))
+        clip = make_clip(
+            int(labels[i]), seed=int(clip_seeds[i]), frames=frames, size=(height, width)
+        )
         videos[i] = clip.video
         masks[i] = clip.mask
     return videos, masks, labels
