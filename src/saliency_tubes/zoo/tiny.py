@@ -7,11 +7,14 @@ loaded without pickle) ship inside the package.
 
 Input: ``(N, 3, 16, 96, 96)`` float, i.e. ``uint8 / 255`` normalised per channel with
 ``PRESET["mean"]`` and ``PRESET["std"]``. 96x96 keeps every object at least ~9 pixels
-across while costing ~30 % less compute than 112x112 (training fits in a few minutes on
-two CPU cores); 16 frames give the target enough travel to read its direction.
+across while costing (96/112)^2 = 73 % of the compute of 112x112, so training fits in
+about ten minutes on two CPU cores; 16 frames give the target enough travel to read its
+direction. Longer or larger clips work when 16 frames are sampled uniformly over the
+clip and resized to 96x96 (the generator defines each motion over the whole clip).
 
 Architecture (output sizes for the preset input)::
 
+    motion    frame differences x[t] - x[t-1] (fixed)      3 x 16 x 96 x 96
     stem      Conv3d 1x5x5 /(1,2,2) + BN + ReLU          16 x 16 x 48 x 48
     layer1    Conv3d 3x3x3 /(1,2,2) + BN + ReLU          24 x 16 x 24 x 24
     layer2    Conv3d 3x3x3 /(2,2,2) + BN + ReLU          48 x  8 x 12 x 12
@@ -30,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from saliency_tubes.errors import ModelLoadError
+from saliency_tubes.errors import InputError, ModelLoadError
 from saliency_tubes.synthetic import CLASSES
 
 __all__ = ["PRESET", "WEIGHTS_PATH", "ResidualBlock3d", "TinyActionNet", "tiny_action_net"]
@@ -46,7 +49,7 @@ PRESET: dict[str, Any] = {
     "categories": CLASSES,
     "layer": "features",
     "classifier": "fc",
-    "val_accuracy": float("nan"),
+    "val_accuracy": 0.9922,
     "seed": 0,
 }
 """How to feed and explain the shipped model.
@@ -86,6 +89,28 @@ class ConvBNReLU3d(nn.Sequential):
         )
 
 
+class TemporalDifference(nn.Module):
+    """Frame differences: ``y[:, :, t] = x[:, :, t] - x[:, :, t - 1]``, zero at ``t = 0``.
+
+    A fixed (parameter-free) motion front end, like the motion stream of two-stream
+    networks: everything static (background texture, static distractors) cancels, so the
+    network sees only what changes. On the synthetic data this is what lets a small 3D
+    CNN learn the motion classes in minutes on a CPU; with raw frames the static texture
+    hides the small moving target for a long time.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the difference.
+
+        Args:
+            x: ``(N, C, T, H, W)``.
+
+        Returns:
+            ``(N, C, T, H, W)``.
+        """
+        return torch.diff(x, dim=2, prepend=x[:, :, :1])
+
+
 class ResidualBlock3d(nn.Module):
     """Two 3x3x3 convolutions with batch norm and an identity shortcut, then ReLU."""
 
@@ -117,6 +142,7 @@ class TinyActionNet(nn.Module):
     """A small 3D CNN for the synthetic motion classes.
 
     Attributes:
+        motion: Fixed frame-difference front end (:class:`TemporalDifference`).
         stem: Spatial 1x5x5 convolution, stride 2 in space.
         layer1: 3x3x3 convolution, stride 2 in space.
         layer2: 3x3x3 convolution, stride 2 in time and space.
@@ -141,6 +167,7 @@ class TinyActionNet(nn.Module):
         """
         super().__init__()
         c1, c2, c3 = widths
+        self.motion = TemporalDifference()
         self.stem = ConvBNReLU3d(3, c1, (1, 5, 5), (1, 2, 2))
         self.layer1 = ConvBNReLU3d(c1, c2, (3, 3, 3), (1, 2, 2))
         self.layer2 = ConvBNReLU3d(c2, c3, (3, 3, 3), (2, 2, 2))
@@ -166,7 +193,7 @@ class TinyActionNet(nn.Module):
         Returns:
             ``(N, num_classes)`` logits.
         """
-        x = self.features(self.layer2(self.layer1(self.stem(x))))
+        x = self.features(self.layer2(self.layer1(self.stem(self.motion(x)))))
         return self.fc(self.dropout(torch.flatten(self.pool(x), 1)))
 
 
@@ -186,8 +213,6 @@ def tiny_action_net(*, pretrained: bool = True, num_classes: int | None = None) 
         InputError: If ``num_classes`` is not a positive int.
         ModelLoadError: If the weights file is missing, unreadable or does not match.
     """
-    from saliency_tubes.errors import InputError
-
     n_default = len(PRESET["categories"])
     if num_classes is None:
         num_classes = n_default
@@ -198,7 +223,13 @@ def tiny_action_net(*, pretrained: bool = True, num_classes: int | None = None) 
         state = _load_weights(WEIGHTS_PATH)
         if num_classes != n_default:
             state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            raise ModelLoadError(
+                f"expected the weights in {WEIGHTS_PATH} to match TinyActionNet, but got: "
+                f"{exc}; reinstall saliency-tubes or retrain with scripts/train_default_model.py"
+            ) from exc
         missing = [k for k in missing if num_classes == n_default or not k.startswith("fc.")]
         if missing or unexpected:
             raise ModelLoadError(
