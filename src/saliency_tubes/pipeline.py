@@ -27,6 +27,7 @@ import torch
 
 from . import render
 from .errors import InputError, VideoError
+from .hooks import preserved_state
 from .methods import METHODS, Explainer, normalize_tubes
 from .methods.base import ClassSpec
 from .upsample import upsample
@@ -323,17 +324,13 @@ def _video_level_classes(
     total: torch.Tensor | None = None
     bar = _progress(n_windows, "scoring windows", progress)
     model = explainer.model
-    training = [(m, m.training) for m in model.modules()]
     try:
-        model.eval()
-        with torch.no_grad():
+        with preserved_state(model, eval_mode=True), torch.no_grad():
             for _, clip in clips:
                 probs = torch.softmax(model(clip.to(_device_of(model))).float(), dim=1)[0]
                 total = probs if total is None else total + probs
                 bar.update(1)
     finally:
-        for m, mode in training:
-            m.training = mode
         bar.close()
     assert total is not None  # at least one window exists
     if not 1 <= k <= total.numel():
