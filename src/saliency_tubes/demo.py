@@ -45,14 +45,5 @@ def run_demo(
     atomic_save_npy(out / "input_mask.npy", clip.mask)
     loaded = load_model(DEFAULT_MODEL)
     options = ExplainOptions(method=method, classes=classes, formats=formats, progress=progress)
-    manifest = explain_video(source, out, loaded, options, on_stage=on_stage)
-    manifest["demo"] = {
-        "seed": seed,
-        "true_class": CLASSES[clip.label],
-        "input": "input.mp4",
-        "mask": "input_mask.npy",
-    }
-    from .video import atomic_write_json
-
-    atomic_write_json(out / "manifest.json", manifest)
-    return manifest
+    demo = {"seed": seed, "true_class": CLASSES[clip.label], "input": "input.mp4", "mask": "input_mask.npy"}
+    return explain_video(source, out, loaded, options, manifest_extra={"demo": demo}, on_stage=on_stage)

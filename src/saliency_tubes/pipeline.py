@@ -9,7 +9,6 @@ encodes one source frame at a time.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import re
 import shutil
@@ -18,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,7 +88,6 @@ class ExplainOptions:
     caption: bool = True
     device: str = "cpu"
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
         """Validate the options (one-line errors)."""
@@ -235,13 +233,10 @@ class _TubeTrack:
         self.geometry = preprocess.geometry(info.size)
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._mappers: OrderedDict[tuple[int, ...], list[TubeMapper]] = OrderedDict()
-        lows, highs = [], []
-        for win in windows:
-            up = self._upsampled(win)
-            lows.append(up.flatten(1).amin(1))
-            highs.append(up.flatten(1).amax(1))
-        self.low = torch.stack(lows).amin(0)  # (K,)
-        self.high = torch.stack(highs).amax(0)
+        if len(windows) > 1:  # one window is normalised on its own (normalize_tubes)
+            ups = [self._upsampled(win).flatten(1) for win in windows]
+            self.low = torch.stack([u.amin(1) for u in ups]).amin(0)  # (K,)
+            self.high = torch.stack([u.amax(1) for u in ups]).amax(0)
         self._starts = np.array([float(w.times.min()) for w in windows])
         self._ends = np.array([float(w.times.max()) for w in windows])
 
@@ -351,6 +346,7 @@ def explain_video(
     options: ExplainOptions | None = None,
     *,
     info: VideoInfo | None = None,
+    manifest_extra: dict[str, Any] | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Explain a video file and write heat, focus and side-by-side videos at its own size.
@@ -361,6 +357,7 @@ def explain_video(
         loaded: the model and its preset (see :func:`saliency_tubes.zoo.load_model`).
         options: see :class:`ExplainOptions`.
         info: the video's :func:`~saliency_tubes.video.probe` result, if already known.
+        manifest_extra: more top-level entries for the manifest (the demo records its seed).
         on_stage: called with a short message at each stage (the CLI prints them).
 
     Returns:
@@ -382,6 +379,7 @@ def explain_video(
     outputs = _Outputs(out)
     try:
         manifest = _run(video, info, out, loaded, options, outputs, say)
+        manifest.update(manifest_extra or {})
         manifest["seconds"] = round(time.perf_counter() - started, 3)
         manifest_path = out / "manifest.json"
         outputs.files.append(manifest_path)
@@ -597,8 +595,3 @@ def _draw(
         original = render.caption(image, "original") if options.caption else image
         drawn["side_by_side"] = render.side_by_side([original, heat, focus])
     return drawn
-
-
-def manifest_json(manifest: dict[str, Any]) -> str:
-    """The manifest as indented JSON text."""
-    return json.dumps(manifest, indent=2)
