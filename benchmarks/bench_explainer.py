@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from _machine import cpu_model  # benchmarks/_machine.py (scripts run from this folder)
 
 import saliency_tubes as st
 from saliency_tubes.zoo.resnet3d import resnet3d
@@ -90,7 +91,7 @@ def main() -> None:
     base = statistics.median(times["plain forward (no_grad)"])
 
     print(
-        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"machine: {cpu_model()} ({platform.machine()}), torch {torch.__version__}, "
         f"threads {torch.get_num_threads()}, rounds {args.rounds}"
     )
     print("\n| what | median s | / plain forward |")

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model  # benchmarks/_machine.py (scripts run from this folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = ROOT.parent / "shared" / "videos"
@@ -153,17 +154,6 @@ def run_explain(
     return run
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _ram_gib() -> float:
     try:
         with open("/proc/meminfo", encoding="utf-8") as f:
@@ -182,7 +172,7 @@ def machine() -> str:
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
-        f"nproc={os.cpu_count()}, CPU={_cpu_model()}, RAM={_ram_gib():.1f} GiB, "
+        f"nproc={os.cpu_count()}, CPU={cpu_model()}, RAM={_ram_gib():.1f} GiB, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy "
         f"{np.__version__}, av {av.__version__}, Python {platform.python_version()}, "
         f"load average at start {load:.2f}"

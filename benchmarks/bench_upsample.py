@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import numpy as np
 import torch
+from _machine import cpu_model  # benchmarks/_machine.py (scripts run from this folder)
 
 from saliency_tubes.upsample import _axis_matrix, upsample
 
@@ -45,17 +46,6 @@ def _median_time(fn: Callable[[], R], repeats: int) -> tuple[float, R]:
         result = fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), result
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"Date: {datetime.date.today().isoformat()}")
     print(
-        f"Machine: nproc={os.cpu_count()}, CPU={_cpu_model()}, torch {torch.__version__}, "
+        f"Machine: nproc={os.cpu_count()}, CPU={cpu_model()}, torch {torch.__version__}, "
         f"torch threads={','.join(map(str, thread_counts))}, numpy {np.__version__}, "
         f"scipy {__import__('scipy').__version__}, Python {platform.python_version()}"
     )
