@@ -411,13 +411,9 @@ def _run(
     windows = [_Window(indices=ix, times=info.timestamps[ix]) for ix in index_sets]
     device = torch.device(options.device)
     model = loaded.model.to(device)
-    explainer = METHODS[options.method](
-        model,
-        layer=loaded.layer,
-        classifier=loaded.classifier,
-        interpolation=options.interpolation,
-        align=options.align,
-        categories=loaded.categories,
+    loaded.model = model
+    explainer = loaded.explainer(
+        options.method, interpolation=options.interpolation, align=options.align
     )
     classes: ClassSpec = options.classes
     if (

@@ -11,13 +11,16 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
 
 from ..errors import ModelLoadError
 from .checkpoints import load_weights, read_categories
+
+if TYPE_CHECKING:
+    from ..methods import Explainer
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,26 @@ class LoadedModel:
     preset: Preset
     categories: tuple[str, ...] | None
     weights: str | None
+
+    def explainer(self, method: str = "cam", **options: Any) -> Explainer:
+        """An explainer for this model with the adapter's layer, head and class names.
+
+        Args:
+            method: "cam", "gradcam" or "gradcam++" (see :data:`saliency_tubes.METHODS`).
+            **options: passed on to the explainer (``interpolation=``, ``align=``,
+                ``top_features=`` ...); they override the adapter's choices.
+        """
+        from ..methods import METHODS
+
+        if method not in METHODS:
+            raise ModelLoadError(f"expected method one of {', '.join(METHODS)}, but got {method!r}")
+        kwargs: dict[str, Any] = {
+            "layer": self.layer,
+            "classifier": self.classifier,
+            "categories": self.categories,
+        }
+        kwargs.update(options)
+        return METHODS[method](self.model, **kwargs)
 
 
 def load_model(
