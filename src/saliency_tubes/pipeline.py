@@ -403,7 +403,7 @@ def _run(
 ) -> dict[str, Any]:
     preset = loaded.preset
     frames = options.frames or preset.frames
-    preprocess = Preprocess(size=preset.size, resize=preset.resize, mean=preset.mean, std=preset.std)
+    preprocess = preset.preprocess()
     if options.windows is None:
         index_sets = [sample_uniform(info.num_frames, frames)]
     else:

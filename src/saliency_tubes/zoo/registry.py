@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
+from ..video import Preprocess
 from .checkpoints import load_weights, read_categories
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ class Preset:
         resize: "short_side" (short-side resize to min(size), centre crop) or "full"
             (whole frame resized to ``size``).
         mean, std: per-channel normalisation of pixels scaled to [0, 1].
+        resize_to: for "short_side", the short side before the centre crop (torchvision's
+            "resize 128, crop 112"); None: just large enough to cover ``size``.
     """
 
     frames: int = 16
@@ -40,6 +43,17 @@ class Preset:
     resize: Literal["short_side", "full"] = "short_side"
     mean: tuple[float, float, float] = (0.43216, 0.394666, 0.37645)
     std: tuple[float, float, float] = (0.22803, 0.22145, 0.216989)
+    resize_to: int | None = None
+
+    def preprocess(self) -> Preprocess:
+        """The :class:`~saliency_tubes.video.Preprocess` that turns frames into this model's clips."""
+        return Preprocess(
+            size=self.size,
+            resize=self.resize,
+            mean=self.mean,
+            std=self.std,
+            resize_to=self.resize_to,
+        )
 
 
 @dataclass(frozen=True)
