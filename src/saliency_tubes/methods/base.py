@@ -8,7 +8,8 @@ model-state guarantees, upsampling and normalisation live here once.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +25,13 @@ from ..hooks import (
     resolve_module,
     trace_calls,
 )
+from ..tokens import Reshape
 from ..upsample import upsample
 
 ClassSpec = str | int | Sequence[int] | Sequence[str] | Sequence[Sequence[int]] | torch.Tensor
+LayersSpec = LayerSpec | Sequence[str | nn.Module]
+Inputs = Callable[[torch.Tensor], Any]
+"""``inputs(clip) -> what the model's forward takes`` (e.g. SlowFast's [slow, fast] list)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,11 @@ class Tubes:
         classifier: qualified name of the classifier head ("" for gradient methods
             when none was needed).
         categories: class names, when known.
+        pathways: when several target layers were explained (the pathways of a two-stream
+            network such as SlowFast): each layer's normalised tube at the clip's (T, H, W),
+            by layer name. ``maps`` is then the fused tube: the layers' raw maps
+            upsampled to a common grid and summed before normalisation.
+        pathways_raw: each layer's raw map on its own grid, by layer name.
     """
 
     maps: torch.Tensor
@@ -56,6 +66,8 @@ class Tubes:
     layer: str
     classifier: str
     categories: tuple[str, ...] | None = field(default=None)
+    pathways: dict[str, torch.Tensor] = field(default_factory=dict)
+    pathways_raw: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def names(self) -> list[list[str]]:
         """Class names of :attr:`classes` (indices as strings where names are unknown)."""
@@ -76,6 +88,8 @@ class Tubes:
             layer=self.layer,
             classifier=self.classifier,
             categories=self.categories,
+            pathways={k: v.to(device) for k, v in self.pathways.items()},
+            pathways_raw={k: v.to(device) for k, v in self.pathways_raw.items()},
         )
 
 
@@ -223,6 +237,9 @@ class Explainer:
         model: any ``nn.Module`` mapping an (N, C, T, H, W) clip to (N, num_classes) scores.
         layer: the target layer, by qualified name or as a module; by default the last
             module with a 5-D output feeding the global pooling (found on the first call).
+            A list of layers explains them together (the pathways of SlowFast): the class
+            weights are split among them in order, each gets its own tube
+            (:attr:`Tubes.pathways`) and :attr:`Tubes.maps` is their fused tube.
         classifier: the final ``nn.Linear`` (or 1x1x1 ``nn.Conv3d``) head, by name or module;
             found by default.
         relu: apply ReLU to the raw map (keep only positive evidence) before upsampling.
@@ -231,15 +248,21 @@ class Explainer:
             (half-pixel centres: what strided feature maps actually sample).
         categories: class names, for captions and for ``classes=["name", ...]``.
         eval_mode: run the model in eval mode during the call (restored afterwards).
+        reshape: turns the layer's output into (N, C, T', H', W') when it is not already
+            that volume (tokens of a video transformer: :class:`~saliency_tubes.tokens.TokenGrid`;
+            Swin3D's channels-last stages: :func:`~saliency_tubes.tokens.channels_last`).
+        inputs: builds the model's input from the (N, C, T, H, W) clip when the model takes
+            something else (SlowFast's ``[slow, fast]`` pathways).
     """
 
     method: str = "base"
     needs_gradients: bool = False
+    needs_head: bool = True
 
     def __init__(
         self,
         model: nn.Module,
-        layer: LayerSpec = None,
+        layer: LayersSpec = None,
         classifier: LayerSpec = None,
         *,
         relu: bool = False,
@@ -247,6 +270,8 @@ class Explainer:
         align: str = "corners",
         categories: Sequence[str] | None = None,
         eval_mode: bool = True,
+        reshape: Reshape | None = None,
+        inputs: Inputs | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"expected a torch.nn.Module, but got {type(model).__name__}")
@@ -257,38 +282,50 @@ class Explainer:
             )
         if align not in ("corners", "centers"):
             raise InputError(f"expected align 'corners' or 'centers', but got {align!r}")
+        for name, fn in (("reshape", reshape), ("inputs", inputs)):
+            if fn is not None and not callable(fn):
+                raise TypeError(
+                    f"expected {name} to be callable or None, but got {type(fn).__name__}"
+                )
         self.model = model
         self.relu = relu
         self.interpolation = interpolation
         self.align = align
         self.eval_mode = eval_mode
+        self.reshape = reshape
+        self.inputs = inputs
         if categories is None:
             categories = getattr(model, "categories", None)
         self.categories: tuple[str, ...] | None = tuple(categories) if categories else None
-        self._layer_spec = layer
+        self._layer_specs: list[str | nn.Module] | None = _layer_list(layer)
         self._classifier_spec = classifier
         # Resolved on the first call (or now, when both were given).
-        self._resolved: tuple[str, nn.Module, str, nn.Module | None] | None = None
-        if layer is not None and (classifier is not None or not self.needs_head):
-            name, module = resolve_module(model, layer, "layer")
+        self._resolved: tuple[list[tuple[str, nn.Module]], str, nn.Module | None] | None = None
+        if self._layer_specs is not None and (classifier is not None or not self.needs_head):
+            layers = [resolve_module(model, spec, "layer") for spec in self._layer_specs]
             head_name, head = ("", None)
             if classifier is not None:
                 head_name, head = resolve_module(model, classifier, "classifier")
-            self._resolved = (name, module, head_name, head)
-
-    needs_head: bool = True
+            self._resolved = (layers, head_name, head)
 
     @property
     def layer_name(self) -> str | None:
-        """The target layer's name, once resolved."""
-        return self._resolved[0] if self._resolved else None
+        """The target layer's name (names joined by "+" for several), once resolved."""
+        return "+".join(name for name, _ in self._resolved[0]) if self._resolved else None
 
-    def _resolve(self, clip: torch.Tensor) -> tuple[str, nn.Module, str, nn.Module | None]:
+    def _resolve(
+        self, model_input: Any
+    ) -> tuple[list[tuple[str, nn.Module]], str, nn.Module | None]:
         if self._resolved is None:
-            calls = trace_calls(self.model, clip)
-            self._resolved = find_layer_and_head(
-                self.model, calls, self._layer_spec, self._classifier_spec
+            specs = self._layer_specs
+            calls = trace_calls(self.model, model_input)
+            first = specs[0] if specs else None
+            name, module, head_name, head = find_layer_and_head(
+                self.model, calls, first, self._classifier_spec
             )
+            layers = [(name, module)]
+            layers += [resolve_module(self.model, spec, "layer") for spec in (specs or [])[1:]]
+            self._resolved = (layers, head_name, head)
         return self._resolved
 
     def __call__(self, clip: torch.Tensor, classes: ClassSpec = "top1") -> Tubes:
@@ -305,35 +342,66 @@ class Explainer:
         device = _model_device(self.model)
         if device is not None and clip.device != device:
             clip = clip.to(device)
+        size = (clip.shape[2], clip.shape[3], clip.shape[4])
+        model_input = self.inputs(clip) if self.inputs is not None else clip
         with preserved_state(self.model, eval_mode=self.eval_mode):
-            layer_name, layer, head_name, head = self._resolve(clip)
-            with capture_activation(layer, with_grad=self.needs_gradients) as record:
+            layers, head_name, head = self._resolve(model_input)
+            with ExitStack() as stack:
+                records = [
+                    stack.enter_context(capture_activation(m, with_grad=self.needs_gradients))
+                    for _, m in layers
+                ]
                 with torch.no_grad():
-                    output = self.model(clip)
+                    output = self.model(model_input)
             logits = _logits(output, clip.shape[0])
-            activation = record.activation
-            if activation is None:
+            captured = []
+            for (name, _), record in zip(layers, records, strict=True):
+                if record.activation is None:
+                    raise InputError(
+                        f"layer {name!r} was not called during the forward pass; "
+                        "pass a layer that the model uses"
+                    )
+                captured.append(record.activation)
+
+            def volume(x: torch.Tensor) -> torch.Tensor:
+                return self.reshape(x, size) if self.reshape is not None else x
+
+            for (name, _), act in zip(layers, captured, strict=True):
+                vol = volume(act.detach())
+                if vol.dim() != 5:
+                    raise InputError(
+                        f"expected layer {name!r} to output 5-D (N, C, T', H', W') activations, but "
+                        f"got shape {tuple(vol.shape)}; pick a convolutional layer, or pass "
+                        "reshape= (saliency_tubes.tokens.TokenGrid for transformer tokens)"
+                    )
+                if not torch.isfinite(vol).all():
+                    raise InputError(
+                        f"the model produced NaN or inf activations at layer {name!r} for this "
+                        "clip; check the input normalisation and the weights"
+                    )
+            if not torch.isfinite(logits).all():
                 raise InputError(
-                    f"layer {layer_name!r} was not called during the forward pass; "
-                    "pass a layer that the model uses"
-                )
-            if activation.dim() != 5:
-                raise InputError(
-                    f"expected layer {layer_name!r} to output 5-D (N, C, T', H', W') activations, but got "
-                    f"shape {tuple(activation.shape)}; pick a convolutional layer (or a reshape for tokens)"
-                )
-            if not torch.isfinite(logits).all() or not torch.isfinite(activation.detach()).all():
-                raise InputError(
-                    "the model produced NaN or inf scores or activations for this clip; "
+                    "the model produced NaN or inf scores for this clip; "
                     "check the input normalisation and the weights"
                 )
             index = select_classes(classes, logits.detach(), self.categories)
-            raw = self._raw_maps(activation, logits, index, head)
-        raw = raw.detach().float()
+            raws = self._raw_maps(captured, volume, logits, index, head)
+        raws = [r.detach().float() for r in raws]
         if self.relu:
-            raw = raw.clamp_min(0)
-        size = (clip.shape[2], clip.shape[3], clip.shape[4])
-        maps = normalize_tubes(upsample(raw, size, mode=self.interpolation, align=self.align))
+            raws = [r.clamp_min(0) for r in raws]
+        names = [name for name, _ in layers]
+        pathways: dict[str, torch.Tensor] = {}
+        pathways_raw: dict[str, torch.Tensor] = {}
+        if len(raws) == 1:
+            raw = raws[0]
+        else:
+            t, h, w = (max(r.shape[2 + d] for r in raws) for d in range(3))
+            grid = (t, h, w)
+            raw = torch.stack([self._upsample(r, grid) for r in raws]).sum(0)
+            for name, r in zip(names, raws, strict=True):
+                pathways_raw[name] = r
+                pathways[name] = normalize_tubes(self._upsample(r, size))
+        maps = normalize_tubes(self._upsample(raw, size))
         probs = torch.softmax(logits.detach().float(), dim=1)
         return Tubes(
             maps=maps,
@@ -342,20 +410,50 @@ class Explainer:
             scores=probs.gather(1, index),
             logits=logits.detach(),
             method=self.method,
-            layer=layer_name,
+            layer="+".join(names),
             classifier=head_name,
             categories=self.categories,
+            pathways=pathways,
+            pathways_raw=pathways_raw,
         )
+
+    def _upsample(self, raw: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+        if tuple(raw.shape[2:]) == tuple(size):
+            return raw
+        return upsample(raw, size, mode=self.interpolation, align=self.align)
 
     def _raw_maps(
         self,
-        activation: torch.Tensor,
+        activations: list[torch.Tensor],
+        volume: Callable[[torch.Tensor], torch.Tensor],
         logits: torch.Tensor,
         classes: torch.Tensor,
         head: nn.Module | None,
-    ) -> torch.Tensor:
-        """Return the (N, K, T', H', W') raw maps. Overridden by each method."""
+    ) -> list[torch.Tensor]:
+        """Return one (N, K, T', H', W') raw map per target layer. Overridden by each method.
+
+        Args:
+            activations: each layer's output as captured (a leaf that requires grad for
+                the gradient methods; possibly tokens, before ``volume``).
+            volume: maps a captured output (or a gradient with respect to it) to
+                (N, C, T', H', W').
+            logits: (N, num_classes) scores (connected to ``activations`` for gradients).
+            classes: (N, K) class indices.
+            head: the classifier, when one was found or given.
+        """
         raise NotImplementedError
+
+
+def _layer_list(layer: LayersSpec) -> list[str | nn.Module] | None:
+    if layer is None:
+        return None
+    if isinstance(layer, (str, nn.Module)):
+        return [layer]
+    if isinstance(layer, Sequence) and not isinstance(layer, (str, bytes)) and len(layer) > 0:
+        return list(layer)
+    raise TypeError(
+        f"expected the layer as a name, a module, or a non-empty list of them, but got {layer!r}"
+    )
 
 
 def _logits(output: Any, n: int) -> torch.Tensor:

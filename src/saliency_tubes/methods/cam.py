@@ -6,14 +6,15 @@ Explanations for Spatio-Temporal Convolutions", ICIP 2019.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from ..errors import InputError, LayerNotFoundError
 from ..hooks import LayerSpec, head_weight
-from .base import Explainer
+from ..tokens import Reshape
+from .base import Explainer, Inputs, LayersSpec
 
 
 class SaliencyTubes(Explainer):
@@ -47,7 +48,12 @@ class SaliencyTubes(Explainer):
         weight_threshold: θ in [0, 1] for the class weights (None: off).
         activation_threshold: θ in [0, 1] for the activations (None: off).
         relu: clamp the raw tube at 0 (off by default, as in the authors' code).
-        interpolation, align, categories, eval_mode: see :class:`Explainer`.
+        pooled_head: for heads that are more than one linear layer after the global pooling
+            (X3D: 1x1x1 conv, ReLU, linear): a function from the pooled features (N, C) to
+            the scores. The class weights are then its Jacobian at the clip's pooled
+            features, which is exact for piecewise-linear heads: the class score is the
+            tube's space-time mean plus a constant.
+        interpolation, align, categories, eval_mode, reshape, inputs: see :class:`Explainer`.
     """
 
     method = "cam"
@@ -55,7 +61,7 @@ class SaliencyTubes(Explainer):
     def __init__(
         self,
         model: nn.Module,
-        layer: LayerSpec = None,
+        layer: LayersSpec = None,
         classifier: LayerSpec = None,
         *,
         top_features: int | None = None,
@@ -66,7 +72,12 @@ class SaliencyTubes(Explainer):
         align: str = "corners",
         categories: Sequence[str] | None = None,
         eval_mode: bool = True,
+        reshape: Reshape | None = None,
+        inputs: Inputs | None = None,
+        pooled_head: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
+        if pooled_head is not None:
+            self.needs_head = False  # the scores come from pooled_head, not a head's weights
         super().__init__(
             model,
             layer,
@@ -76,7 +87,14 @@ class SaliencyTubes(Explainer):
             align=align,
             categories=categories,
             eval_mode=eval_mode,
+            reshape=reshape,
+            inputs=inputs,
         )
+        if pooled_head is not None and not callable(pooled_head):
+            raise TypeError(
+                f"expected pooled_head to be callable or None, but got {type(pooled_head).__name__}"
+            )
+        self.pooled_head = pooled_head
         if top_features is not None and (
             isinstance(top_features, bool) or not isinstance(top_features, int) or top_features < 1
         ):
@@ -95,28 +113,59 @@ class SaliencyTubes(Explainer):
 
     def _raw_maps(
         self,
-        activation: torch.Tensor,
+        activations: list[torch.Tensor],
+        volume: Callable[[torch.Tensor], torch.Tensor],
         logits: torch.Tensor,
         classes: torch.Tensor,
         head: nn.Module | None,
-    ) -> torch.Tensor:
-        if head is None:
+    ) -> list[torch.Tensor]:
+        alphas = [volume(a.detach()) for a in activations]
+        channels = [a.shape[1] for a in alphas]
+        w = self._class_weights(alphas, classes, head)  # (N, K, sum C)
+        if w.shape[2] != sum(channels):
+            layers = "the layer's" if len(channels) == 1 else "the layers' (together)"
             raise LayerNotFoundError(
-                "CAM needs the classifier head's weights, but no classifier was given or found; "
-                "pass classifier='<name of the final nn.Linear>' or use GradCAM"
+                f"expected the classifier to take {layers} {sum(channels)} channels, but its weight "
+                f"has {w.shape[2]} input features; pick the layer that feeds the global pooling"
             )
-        weight = head_weight(head).detach().to(activation.dtype)
-        if weight.shape[1] != activation.shape[1]:
-            raise LayerNotFoundError(
-                f"expected the classifier to take the layer's {activation.shape[1]} channels, but its weight "
-                f"has {weight.shape[1]} input features; pick the layer that feeds the global pooling"
-            )
-        w = weight[classes]  # (N, K, C)
         w = w * self._feature_mask(w)
-        alpha = activation.detach()
-        if self.activation_threshold is not None:
-            alpha = alpha * self._activation_mask(alpha)
-        return torch.einsum("nkc,ncthw->nkthw", w, alpha)
+        raws = []
+        for part, alpha in zip(w.split(channels, dim=2), alphas, strict=True):
+            if self.activation_threshold is not None:
+                alpha = alpha * self._activation_mask(alpha)
+            raws.append(torch.einsum("nkc,ncthw->nkthw", part, alpha))
+        return raws
+
+    def _class_weights(
+        self, alphas: list[torch.Tensor], classes: torch.Tensor, head: nn.Module | None
+    ) -> torch.Tensor:
+        """(N, K, C) class weights of the target features, C summed over the layers."""
+        dtype = alphas[0].dtype
+        if self.pooled_head is None:
+            if head is None:
+                raise LayerNotFoundError(
+                    "CAM needs the classifier head's weights, but no classifier was given or found; "
+                    "pass classifier='<name of the final nn.Linear>' or use GradCAM"
+                )
+            return head_weight(head).detach().to(dtype)[classes]
+        # The exact local linear map of the head at this clip's pooled features: for a
+        # piecewise-linear head (conv - ReLU - linear) the score is J p + b on the piece
+        # that holds p, so the tube's space-time mean is the score minus that offset.
+        pooled = torch.cat([a.mean(dim=(2, 3, 4)) for a in alphas], dim=1).detach()
+        with torch.enable_grad():
+            point = pooled.clone().requires_grad_(True)
+            scores = self.pooled_head(point)
+            if not isinstance(scores, torch.Tensor) or scores.shape[:1] != pooled.shape[:1]:
+                raise InputError(
+                    f"expected pooled_head to map (N, C) features to (N, num_classes) scores, but got "
+                    f"{tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__}"
+                )
+            rows = []
+            for k in range(classes.shape[1]):
+                picked = scores.gather(1, classes[:, k : k + 1]).sum()
+                (grad,) = torch.autograd.grad(picked, point, retain_graph=k < classes.shape[1] - 1)
+                rows.append(grad)
+        return torch.stack(rows, dim=1).to(dtype)
 
     def _feature_mask(self, w: torch.Tensor) -> torch.Tensor:
         """(N, K, C) 0/1 mask of the features D kept for each class."""

@@ -11,14 +11,15 @@ forward runs without autograd up to the layer, whose output becomes a fresh leaf
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from ..errors import InputError
 from ..hooks import LayerSpec
-from .base import Explainer
+from ..tokens import Reshape
+from .base import Explainer, Inputs, LayersSpec
 
 
 class _GradientExplainer(Explainer):
@@ -28,7 +29,7 @@ class _GradientExplainer(Explainer):
     def __init__(
         self,
         model: nn.Module,
-        layer: LayerSpec = None,
+        layer: LayersSpec = None,
         classifier: LayerSpec = None,
         *,
         per_frame_weights: bool = False,
@@ -37,6 +38,8 @@ class _GradientExplainer(Explainer):
         align: str = "corners",
         categories: Sequence[str] | None = None,
         eval_mode: bool = True,
+        reshape: Reshape | None = None,
+        inputs: Inputs | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -47,29 +50,37 @@ class _GradientExplainer(Explainer):
             align=align,
             categories=categories,
             eval_mode=eval_mode,
+            reshape=reshape,
+            inputs=inputs,
         )
         self.per_frame_weights = per_frame_weights
 
     def _raw_maps(
         self,
-        activation: torch.Tensor,
+        activations: list[torch.Tensor],
+        volume: Callable[[torch.Tensor], torch.Tensor],
         logits: torch.Tensor,
         classes: torch.Tensor,
         head: nn.Module | None,
-    ) -> torch.Tensor:
-        if not activation.requires_grad or logits.grad_fn is None:
+    ) -> list[torch.Tensor]:
+        if logits.grad_fn is None or not all(a.requires_grad for a in activations):
             raise InputError(
                 "the class scores do not depend on the target layer's output through autograd; "
                 "pick a layer on the path to the scores (and do not call the explainer under "
                 "torch.inference_mode)"
             )
-        maps = []
+        alphas = [volume(a.detach()) for a in activations]
+        maps: list[list[torch.Tensor]] = [[] for _ in activations]
         k_total = classes.shape[1]
         for k in range(k_total):
             score = logits.gather(1, classes[:, k : k + 1]).sum()
-            (grad,) = torch.autograd.grad(score, activation, retain_graph=k < k_total - 1)
-            maps.append(self._combine(activation.detach(), grad.detach()))
-        return torch.stack(maps, dim=1)
+            grads = torch.autograd.grad(
+                score, activations, retain_graph=k < k_total - 1, allow_unused=True
+            )
+            for i, (alpha, grad) in enumerate(zip(alphas, grads, strict=True)):
+                g = torch.zeros_like(alpha) if grad is None else volume(grad.detach())
+                maps[i].append(self._combine(alpha, g))
+        return [torch.stack(m, dim=1) for m in maps]
 
     def _reduce_dims(self) -> tuple[int, ...]:
         """Dimensions of an (N, C, T', H', W') tensor pooled into channel weights."""
