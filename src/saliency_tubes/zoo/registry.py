@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
+from ..tokens import Reshape
 from ..video import Preprocess
 from .checkpoints import load_weights, read_categories
 
@@ -62,7 +63,7 @@ class ModelAdapter:
 
     name: str
     builder: Callable[..., nn.Module]
-    layer: str | None
+    layer: str | tuple[str, ...] | None
     classifier: str | None
     preset: Preset
     categories: tuple[str, ...] | None = None
@@ -70,6 +71,18 @@ class ModelAdapter:
     default_weights: str | None = None
     num_classes: int | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    reshape: Reshape | None = None
+    """Turns the layer's output into (N, C, T', H', W') (tokens, channels-last stages)."""
+    inputs: Callable[[torch.Tensor], Any] | None = None
+    """Builds the model's input from the (N, C, T, H, W) clip (SlowFast's pathways)."""
+    pooled_head: Callable[[nn.Module], Callable[[torch.Tensor], torch.Tensor]] | None = None
+    """Given the built model, the map from pooled layer features to scores (X3D)."""
+    default_method: str = "cam"
+    """The method this model is explained with by default ("gradcam" without a linear head)."""
+    cam_exact: bool = True
+    """Whether the class score is exactly the CAM tube's mean plus a constant (then CAM
+    equals normalised Grad-CAM): global average pooling and a linear (or piecewise-linear)
+    head after the target layer."""
 
 
 _REGISTRY: dict[str, ModelAdapter] = {}
@@ -111,11 +124,12 @@ class LoadedModel:
 
     model: nn.Module
     name: str
-    layer: str | None
+    layer: str | tuple[str, ...] | None
     classifier: str | None
     preset: Preset
     categories: tuple[str, ...] | None
     weights: str | None
+    adapter: ModelAdapter | None = None
 
     def explainer(self, method: str = "cam", **options: Any) -> Explainer:
         """An explainer for this model with the adapter's layer, head and class names.
@@ -134,6 +148,14 @@ class LoadedModel:
             "classifier": self.classifier,
             "categories": self.categories,
         }
+        adapter = self.adapter
+        if adapter is not None:
+            if adapter.reshape is not None:
+                kwargs["reshape"] = adapter.reshape
+            if adapter.inputs is not None:
+                kwargs["inputs"] = adapter.inputs
+            if adapter.pooled_head is not None and method == "cam":
+                kwargs["pooled_head"] = adapter.pooled_head(self.model)
         kwargs.update(options)
         return METHODS[method](self.model, **kwargs)
 
@@ -192,6 +214,7 @@ def load_model(
         preset=preset,
         categories=names,
         weights=used,
+        adapter=adapter,
     )
 
 
