@@ -8,6 +8,7 @@ from torch import nn
 
 from . import tiny
 from .checkpoints import load_weights, read_categories, read_state_dict
+from .densenet3d import DenseNet3D, densenet3d
 from .registry import (
     LoadedModel,
     ModelAdapter,
@@ -68,13 +69,35 @@ for _depth in (18, 34, 50, 101, 152):
         )
     )
 
+
+def _hara_densenet(depth: int, *, pretrained: bool = False, num_classes: int = 400) -> nn.Module:
+    del pretrained  # no released weights can be downloaded here: pass --weights PATH
+    return densenet3d(depth, num_classes=num_classes)
+
+
+# relu5 (after features.norm5) is what the global pool averages: the CAM is exact there.
+for _depth in (121, 169, 201, 264):
+    register(
+        ModelAdapter(
+            name=f"densenet3d-{_depth}",
+            builder=partial(_hara_densenet, _depth),
+            layer="relu5",
+            classifier="classifier",
+            preset=_HARA_PRESET,
+            num_classes=400,
+            description=f"3D-DenseNet-{_depth} (Hara et al. 2018 layout; load its checkpoints with --weights)",
+        )
+    )
+
 __all__ = [
     "DEFAULT_MODEL",
+    "DenseNet3D",
     "LoadedModel",
     "ModelAdapter",
     "Preset",
     "ResNet3D",
     "available_models",
+    "densenet3d",
     "get_adapter",
     "load_model",
     "load_weights",

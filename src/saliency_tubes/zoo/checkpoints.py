@@ -73,8 +73,15 @@ def _unwrap(raw: Any) -> dict[str, torch.Tensor]:
 
 
 def load_weights(model: nn.Module, path: str | Path, *, allow_pickle: bool = False) -> nn.Module:
-    """Load a checkpoint into ``model`` strictly, with an error that lists what differs."""
+    """Load a checkpoint into ``model`` strictly, with an error that lists what differs.
+
+    A model that defines ``convert_state_dict(state) -> state`` (e.g. to rename the keys of
+    an older checkpoint layout) has it applied before the keys are compared.
+    """
     state = read_state_dict(path, allow_pickle=allow_pickle)
+    convert = getattr(model, "convert_state_dict", None)
+    if callable(convert):
+        state = convert(state)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
