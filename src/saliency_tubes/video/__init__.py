@@ -1,0 +1,72 @@
+"""Video input and output: reading, sampling, preprocessing, mapping saliency back, writing.
+
+The package is the bridge between video files and the clip tensors a video classifier sees,
+and back again:
+
+1. **Reading** (``reader``, PyAV): :func:`probe` gives the facts of a video (:class:`VideoInfo`), with the
+   presentation timestamp of every frame; :func:`iter_frames` streams frames one at a time;
+   :func:`read_frames` decodes only what is needed to return the requested frames. Any
+   container FFmpeg reads works, and so does a folder of numbered images.
+2. **Sampling** (``sampling``): :func:`sample_uniform` (the frames of one clip spread over the whole video)
+   and :func:`sliding_windows` (clips that together cover every frame).
+3. **Preprocessing** (``geometry``): :class:`Preprocess` turns ``(T, H, W, 3)`` uint8 frames into a
+   normalised ``(3, T, h, w)`` float tensor and records, as a :class:`Geometry`, which source
+   region the clip covers.
+4. **Mapping back** (``geometry``): :class:`TubeMapper` turns a saliency tube on the clip grid into a map
+   on any source frame, at any time; :func:`stitch_windows` blends the tubes of several
+   windows into one whole-video mapper.
+5. **Writing** (``writer``): :class:`VideoWriter` writes H.264 MP4, GIF or PNG frame folders atomically;
+   :func:`atomic_write_bytes`, :func:`atomic_save_npy` and :func:`atomic_write_json` do the
+   same for small files.
+
+Conventions: frames are ``(H, W, 3)`` uint8 RGB numpy arrays, sizes are written
+``(T, H, W)``, times are seconds (float64) as stored in the file (not shifted to start at 0).
+"""
+
+from .geometry import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    Geometry,
+    Preprocess,
+    TubeMapper,
+    resample_times,
+    stitch_windows,
+)
+from .reader import (
+    DEFAULT_FOLDER_FPS,
+    IMAGE_SUFFIXES,
+    Frame,
+    PathLike,
+    VideoInfo,
+    check_min_frames,
+    iter_frames,
+    probe,
+    read_frames,
+)
+from .sampling import sample_uniform, sliding_windows
+from .writer import VideoWriter, atomic_save_npy, atomic_write_bytes, atomic_write_json
+
+__all__ = [
+    "DEFAULT_FOLDER_FPS",
+    "IMAGE_SUFFIXES",
+    "KINETICS_MEAN",
+    "KINETICS_STD",
+    "Frame",
+    "Geometry",
+    "PathLike",
+    "Preprocess",
+    "TubeMapper",
+    "VideoInfo",
+    "VideoWriter",
+    "atomic_save_npy",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "check_min_frames",
+    "iter_frames",
+    "probe",
+    "read_frames",
+    "resample_times",
+    "sample_uniform",
+    "sliding_windows",
+    "stitch_windows",
+]
