@@ -1,0 +1,431 @@
+"""Temporal importance: when, along the video, a saliency tube is strong.
+
+A tube says *where* the model looked in every frame; collapsing each frame to one number
+gives *when* it looked. For a tube ``s_f(y, x)`` in ``[0, 1]`` on frame ``f`` (NaN where the
+model never saw the pixel, e.g. cropped away), over its seen pixels ``P_f``:
+
+.. math::
+    \\text{mean}_f = \\frac{1}{|P_f|} \\sum_{(y, x) \\in P_f} s_f(y, x), \\qquad
+    \\text{max}_f = \\max_{(y, x) \\in P_f} s_f(y, x).
+
+``mean`` is how much of the frame is salient and how strongly (the tube's "mass" in that
+frame); ``max`` is the strongest single response. On a video the frames are the **source
+frames**: the tube mapped back onto every frame by :class:`~saliency_tubes.video.TubeMapper`
+(linear in time between the sampled frames, so the curve is piecewise linear between them
+and flat before the first and after the last sampled frame). A frame with no seen pixel
+counts as 0.
+
+**Key frames** are the peaks of the ``mean`` curve that stand out (:func:`key_frames`):
+local maxima (plateaus count once, at their middle; the first and last frame count when
+they are higher than their one neighbour) whose *topographic prominence* is at least
+``min_prominence`` (default 0.2) times the curve's range ``max - min``. A peak's prominence
+is its height above its *key col*: on each side, walk until a strictly higher sample and
+take the lowest value passed; the key col is the higher of those minima, from the sides
+that reached higher ground. The highest peak (no higher ground anywhere) is measured from
+the curve's minimum, so it is a key frame whenever the curve is not flat.
+
+Everything here is a pure function on arrays, except :func:`plot_curves` (matplotlib's Agg
+renderer, written atomically).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .render import colormap as _colormap
+
+__all__ = [
+    "DEFAULT_MIN_PROMINENCE",
+    "CurveBuilder",
+    "TemporalCurve",
+    "frame_saliency",
+    "key_frames",
+    "plot_curves",
+    "temporal_curve",
+    "timeline_bar",
+]
+
+#: Relative prominence a peak needs to be a key frame (fraction of the curve's range).
+DEFAULT_MIN_PROMINENCE = 0.2
+
+#: One line describing the curve and the key-frame rule, stored in manifests.
+DEFINITION = (
+    "mean/max: mean and maximum of the normalised tube over the seen pixels of each source "
+    "frame (the tube mapped back to that frame; 0 where nothing is seen); key_frames: peaks "
+    "of mean (plateau middle; first/last frame included) with topographic prominence >= "
+    f"{DEFAULT_MIN_PROMINENCE} x (max - min) of the curve"
+)
+
+
+@dataclass(frozen=True)
+class TemporalCurve:
+    """The per-frame saliency of one tube and its key frames.
+
+    Attributes:
+        mean: ``(F,)`` float64, mean saliency over each frame's seen pixels.
+        max: ``(F,)`` float64, the largest saliency in each frame.
+        times: ``(F,)`` float64 timestamps in seconds, or None (frame indices only).
+        key_frames: ``(P,)`` int64 frame indices of the key frames, in time order.
+        prominence: ``(P,)`` float64 topographic prominence of each key frame (in the units
+            of ``mean``).
+    """
+
+    mean: np.ndarray
+    max: np.ndarray
+    times: np.ndarray | None
+    key_frames: np.ndarray
+    prominence: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.mean.shape[0])
+
+    def to_dict(self, decimals: int = 4) -> dict[str, Any]:
+        """JSON-ready: ``mean``, ``max``, ``key_frames``, ``key_times`` and ``prominence``."""
+        out: dict[str, Any] = {
+            "mean": np.round(self.mean, decimals).tolist(),
+            "max": np.round(self.max, decimals).tolist(),
+            "key_frames": self.key_frames.tolist(),
+            "prominence": np.round(self.prominence, decimals).tolist(),
+        }
+        if self.times is not None:
+            out["key_times"] = np.round(self.times[self.key_frames], 6).tolist()
+        return out
+
+
+def frame_saliency(saliency: np.ndarray | torch.Tensor) -> tuple[float, float]:
+    """``(mean, max)`` of one ``(H, W)`` map over its seen (non-NaN) pixels; ``(0, 0)`` if none."""
+    s = _as_array(saliency, "saliency")
+    if s.ndim != 2:
+        raise InputError(
+            f"expected one (H, W) saliency map, but got shape {s.shape}; pass one frame of the tube"
+        )
+    seen = s[~np.isnan(s)]
+    if seen.size == 0:
+        return 0.0, 0.0
+    return float(seen.mean(dtype=np.float64)), float(seen.max())
+
+
+class CurveBuilder:
+    """Builds a :class:`TemporalCurve` one frame at a time (for streamed videos)."""
+
+    def __init__(self) -> None:
+        self._mean: list[float] = []
+        self._max: list[float] = []
+
+    def add(self, saliency: np.ndarray | torch.Tensor) -> None:
+        """Add the next frame's ``(H, W)`` map (NaN where unseen)."""
+        mean, peak = frame_saliency(saliency)
+        self._mean.append(mean)
+        self._max.append(peak)
+
+    def build(
+        self,
+        times: Sequence[float] | np.ndarray | None = None,
+        *,
+        min_prominence: float = DEFAULT_MIN_PROMINENCE,
+    ) -> TemporalCurve:
+        """The curve of the frames added so far (``times``: one per frame, or None)."""
+        return _curve(np.asarray(self._mean), np.asarray(self._max), times, min_prominence)
+
+
+def temporal_curve(
+    tube: np.ndarray | torch.Tensor,
+    times: Sequence[float] | np.ndarray | None = None,
+    *,
+    min_prominence: float = DEFAULT_MIN_PROMINENCE,
+) -> TemporalCurve:
+    """Per-frame mean and max saliency of a ``(T, H, W)`` tube, with its key frames.
+
+    Args:
+        tube: ``(T, H, W)`` saliency (e.g. ``tubes.maps[n, k]``, or a tube mapped to source
+            frames), NaN where unseen.
+        times: ``(T,)`` timestamps, or None.
+        min_prominence: Key-frame threshold as a fraction of the curve's range (see
+            :func:`key_frames`).
+
+    Returns:
+        The :class:`TemporalCurve`.
+
+    Raises:
+        InputError: ``tube`` is not 3-D, or ``times`` has the wrong length.
+    """
+    t = _as_array(tube, "tube")
+    if t.ndim != 3 or t.shape[0] < 1:
+        raise InputError(
+            f"expected a (T, H, W) tube, but got shape {t.shape}; "
+            "pass one class's tube, e.g. tubes.maps[0, 0]"
+        )
+    builder = CurveBuilder()
+    for frame in t:
+        builder.add(frame)
+    return builder.build(times, min_prominence=min_prominence)
+
+
+def _curve(
+    mean: np.ndarray,
+    peak: np.ndarray,
+    times: Sequence[float] | np.ndarray | None,
+    min_prominence: float,
+) -> TemporalCurve:
+    stamps = None
+    if times is not None:
+        stamps = np.asarray(times, dtype=np.float64).reshape(-1)
+        if stamps.shape != mean.shape:
+            raise InputError(
+                f"expected {mean.shape[0]} timestamps (one per frame), but got "
+                f"{stamps.shape[0]}; pass the frames' times or None"
+            )
+    keys, prom = key_frames(mean, min_prominence=min_prominence)
+    return TemporalCurve(
+        mean=mean.astype(np.float64),
+        max=peak.astype(np.float64),
+        times=stamps,
+        key_frames=keys,
+        prominence=prom,
+    )
+
+
+def key_frames(
+    values: Sequence[float] | np.ndarray,
+    *,
+    min_prominence: float = DEFAULT_MIN_PROMINENCE,
+    max_peaks: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Peaks of a curve that stand out: indices and topographic prominences.
+
+    1. Runs of equal neighbours (plateaus) are one sample, placed at the run's middle
+       (``(first + last) // 2``).
+    2. A sample is a peak when it is strictly higher than each neighbour it has (the first
+       and last sample have one).
+    3. Prominence of a peak of height ``h``: on each side, walk to the first strictly
+       higher sample; the side's col is the lowest value passed. The key col is the higher
+       col among the sides that found a higher sample; when neither did (the highest peak)
+       it is the curve's minimum. ``prominence = h - key col``.
+    4. Kept: ``prominence >= min_prominence * (max - min)`` (a flat curve has no peaks),
+       then the ``max_peaks`` most prominent, returned in index order.
+
+    Args:
+        values: ``(F,)`` curve.
+        min_prominence: Fraction of the curve's range, in ``[0, 1]``.
+        max_peaks: Keep at most this many (the most prominent); None keeps all.
+
+    Returns:
+        ``(indices int64, prominences float64)``, both ``(P,)``.
+
+    Raises:
+        InputError: ``values`` is not a finite 1-D curve, or a bad threshold.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or not np.isfinite(v).all():
+        raise InputError(
+            f"expected a finite 1-D curve, but got shape {v.shape}; pass one value per frame"
+        )
+    if not 0.0 <= float(min_prominence) <= 1.0:
+        raise InputError(
+            f"expected min_prominence in [0, 1], but got {min_prominence!r}; pass a "
+            "fraction of the curve's range"
+        )
+    if max_peaks is not None and max_peaks < 1:
+        raise InputError(f"expected max_peaks >= 1 or None, but got {max_peaks!r}")
+    empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    if v.size < 2 or v.max() == v.min():
+        return empty
+    # Plateaus: one sample per run of equal values.
+    starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+    ends = np.r_[starts[1:] - 1, v.size - 1]
+    runs = v[starts]
+    n = runs.size
+    found: list[tuple[int, float]] = []
+    low = float(v.min())
+    for i in range(n):
+        h = runs[i]
+        if (i > 0 and runs[i - 1] >= h) or (i < n - 1 and runs[i + 1] >= h):
+            continue
+        cols = []
+        for step in (-1, 1):
+            j, lowest = i + step, h
+            while 0 <= j < n and runs[j] <= h:
+                lowest = min(lowest, runs[j])
+                j += step
+            if 0 <= j < n:  # reached higher ground on this side
+                cols.append(lowest)
+        base = max(cols) if cols else low
+        found.append(((int(starts[i]) + int(ends[i])) // 2, float(h - base)))
+    limit = float(min_prominence) * (float(v.max()) - low)
+    kept = [(i, p) for i, p in found if p >= limit - 1e-12]
+    if max_peaks is not None and len(kept) > max_peaks:
+        kept = sorted(kept, key=lambda ip: -ip[1])[:max_peaks]
+    kept.sort()
+    if not kept:
+        return empty
+    return (
+        np.array([i for i, _ in kept], dtype=np.int64),
+        np.array([p for _, p in kept], dtype=np.float64),
+    )
+
+
+def timeline_bar(
+    curve: TemporalCurve,
+    width: int,
+    height: int,
+    current: int | None = None,
+    *,
+    scale: float | None = None,
+    colormap: str = "jet",
+) -> np.ndarray:
+    """A strip showing the ``mean`` curve over the whole video, to draw under each frame.
+
+    Column ``x`` shows frame ``f = floor(x * F / width)``: a bar of height
+    ``round(v * (height - 3))`` pixels from the bottom, ``v = clip(mean_f / scale, 0, 1)``,
+    coloured by the colour map at ``v``, on a dark grey (32) background. Key frames are
+    white ticks along the top 3 rows; the ``current`` frame's columns are drawn light grey
+    (200) over the full height.
+
+    Args:
+        curve: The tube's :class:`TemporalCurve` (on the source frames).
+        width: Strip width in pixels (the frame's width).
+        height: Strip height in pixels (at least 4).
+        current: Index of the frame being shown, or None.
+        scale: The value drawn at full height; default the curve's own maximum (pass a
+            shared value so the bars of several panels compare).
+        colormap: Matplotlib colour map for the bars.
+
+    Returns:
+        ``(height, width, 3)`` uint8 RGB.
+
+    Raises:
+        InputError: Sizes too small, or ``current`` outside the curve.
+    """
+    if width < 1 or height < 4:
+        raise InputError(
+            f"expected width >= 1 and height >= 4, but got {width}x{height}; "
+            "pass the frame width and a bar height"
+        )
+    frames = len(curve)
+    if current is not None and not 0 <= current < frames:
+        raise InputError(
+            f"expected current in [0, {frames}), but got {current}; pass the shown frame's index"
+        )
+    top = float(scale) if scale is not None else float(curve.mean.max(initial=0.0))
+    values = curve.mean / top if top > 0 else np.zeros_like(curve.mean)
+    values = np.clip(values, 0.0, 1.0)
+    column_frame = np.minimum((np.arange(width) * frames) // width, frames - 1)
+    v = values[column_frame]
+    area = height - 3
+    bar_h = np.rint(v * area).astype(np.int64)
+    out = np.full((height, width, 3), 32, dtype=np.uint8)
+    lut = _colormap(colormap)
+    colours = lut[np.rint(v * 255).astype(np.intp)]
+    rows = np.arange(height)[:, None]
+    filled = rows >= height - bar_h[None, :]
+    out[filled] = np.broadcast_to(colours[None], (height, width, 3))[filled]
+    ticks = np.isin(column_frame, curve.key_frames)
+    out[:3, ticks] = 255
+    if current is not None:
+        out[:, column_frame == current] = 200
+    return out
+
+
+def plot_curves(
+    curves: Sequence[tuple[str, TemporalCurve]],
+    path: str | Path,
+    *,
+    title: str = "",
+    sampled: Sequence[int] | None = None,
+    dpi: int = 100,
+) -> Path:
+    """Plot curves (mean above, max below) against the source frame index, as a PNG.
+
+    Each curve is one line, labelled (the class, or model and class); its key frames are
+    marked with triangles on the mean curve. ``sampled`` frames (the ones the model saw)
+    are ticked along the bottom axis. With timestamps, a second axis on top shows seconds.
+    Drawn with matplotlib's Agg renderer (no display), written atomically.
+
+    Args:
+        curves: ``(label, curve)`` pairs, all over the same frames.
+        path: Output ``.png`` path.
+        title: Figure title.
+        sampled: Frame indices to tick (e.g. the clip's sampled frames).
+        dpi: Resolution (the figure is 8 x 4.5 inches).
+
+    Returns:
+        The path written.
+
+    Raises:
+        InputError: No curves, or curves of different lengths.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .video import atomic_write_bytes
+
+    if not curves:
+        raise InputError("expected at least one (label, curve) pair, but got none")
+    lengths = {len(c) for _, c in curves}
+    if len(lengths) != 1:
+        raise InputError(f"expected curves over the same frames, but got lengths {sorted(lengths)}")
+    fig = Figure(figsize=(8, 4.5), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax_mean, ax_max = fig.subplots(2, 1, sharex=True)
+    for label, curve in curves:
+        x = np.arange(len(curve))
+        (line,) = ax_mean.plot(x, curve.mean, label=label, linewidth=1.5)
+        ax_max.plot(x, curve.max, color=line.get_color(), linewidth=1.2)
+        if curve.key_frames.size:
+            ax_mean.plot(
+                curve.key_frames,
+                curve.mean[curve.key_frames],
+                "v",
+                color=line.get_color(),
+                markersize=7,
+            )
+    ax_mean.set_ylabel("mean saliency")
+    ax_max.set_ylabel("max saliency")
+    ax_max.set_xlabel("source frame")
+    for ax in (ax_mean, ax_max):
+        ax.grid(alpha=0.3)
+        if sampled is not None and len(sampled):
+            ax.plot(
+                sampled,
+                np.full(len(sampled), 0.0),
+                "|",
+                color="0.4",
+                markersize=8,
+                transform=ax.get_xaxis_transform(),
+                clip_on=False,
+            )
+    ax_mean.legend(loc="best", fontsize=8, title="v: key frame", title_fontsize=8)
+    times = curves[0][1].times
+    if times is not None and times.size > 1 and np.all(np.diff(times) > 0):
+        index = np.arange(times.size, dtype=np.float64)
+        top = ax_mean.secondary_xaxis(
+            "top",
+            functions=(lambda f: np.interp(f, index, times), lambda s: np.interp(s, times, index)),
+        )
+        top.set_xlabel("time (s)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def _as_array(x: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu", torch.float64).numpy()
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"expected {name} as a numeric array, but got {type(x).__name__}; "
+            "pass a numpy array or a torch tensor"
+        ) from exc
