@@ -31,6 +31,7 @@ from .methods import (
     normalize_tubes,
     select_classes,
 )
+from .pyramid import ClassFeaturePyramid, PyramidEdge, PyramidNode, class_feature_pyramid
 from .upsample import upsample
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CAM",
     "METHODS",
+    "ClassFeaturePyramid",
     "ClassSelectionError",
     "Explainer",
     "GradCAM",
@@ -45,11 +47,14 @@ __all__ = [
     "InputError",
     "LayerNotFoundError",
     "ModelLoadError",
+    "PyramidEdge",
+    "PyramidNode",
     "SaliencyTubes",
     "SaliencyTubesError",
     "Tubes",
     "VideoError",
     "__version__",
+    "class_feature_pyramid",
     "normalize_tubes",
     "select_classes",
     "upsample",
