@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from .compare import Contrast, TubeStats, contrastive_tube, tube_stats
 from .errors import (
     ClassSelectionError,
     InputError,
@@ -32,6 +33,7 @@ from .methods import (
     select_classes,
 )
 from .pyramid import ClassFeaturePyramid, PyramidEdge, PyramidNode, class_feature_pyramid
+from .temporal import TemporalCurve, key_frames, temporal_curve
 from .upsample import upsample
 
 __version__ = "0.1.0"
@@ -41,6 +43,7 @@ __all__ = [
     "METHODS",
     "ClassFeaturePyramid",
     "ClassSelectionError",
+    "Contrast",
     "Explainer",
     "GradCAM",
     "GradCAMPlusPlus",
@@ -51,11 +54,17 @@ __all__ = [
     "PyramidNode",
     "SaliencyTubes",
     "SaliencyTubesError",
+    "TemporalCurve",
+    "TubeStats",
     "Tubes",
     "VideoError",
     "__version__",
     "class_feature_pyramid",
+    "contrastive_tube",
+    "key_frames",
     "normalize_tubes",
     "select_classes",
+    "temporal_curve",
+    "tube_stats",
     "upsample",
 ]

@@ -158,9 +158,9 @@ def main() -> None:
 @click.option(
     "--format",
     "formats",
-    default="mp4",
+    default="mp4,plot",
     show_default=True,
-    help="Comma-separated: mp4,gif,png,npy.",
+    help="Comma-separated: mp4,gif,png,npy,plot (plot: temporal importance PNG per class).",
 )
 @click.option(
     "--layouts",
@@ -169,6 +169,7 @@ def main() -> None:
     help="Comma-separated: heat,focus,side_by_side.",
 )
 @click.option("--no-caption", is_flag=True, help="Do not draw class name and probability.")
+@click.option("--timeline", is_flag=True, help="Draw the temporal importance bar under each frame.")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:1 | mps.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def explain(
@@ -193,6 +194,7 @@ def explain(
     formats: str,
     layouts: str,
     no_caption: bool,
+    timeline: bool,
     device: str,
     quiet: bool,
 ) -> None:
@@ -231,6 +233,7 @@ def explain(
             formats=_csv(formats),
             layouts=_csv(layouts),
             caption=not no_caption,
+            timeline=timeline,
             device=device,
             progress=not quiet,
         )
@@ -291,6 +294,253 @@ def models() -> None:
             f"{name:16s} layer={a.layer or 'auto'} head={a.classifier or 'auto'} "
             f"input={p.frames}x{p.size[0]}x{p.size[1]} ({p.resize})  {a.description}"
         )
+
+
+# -- comparisons: compare-classes, compare-models ---------------------------------------
+
+
+def _pair(spec: str | None) -> tuple[str, str] | None:
+    if spec is None:
+        return None
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    if len(items) != 2 or items[0].lower() == items[1].lower():
+        raise _UsageError(
+            f"expected --contrast A,B with two different classes (e.g. take,wash), but got "
+            f"{spec!r}; name a second class"
+        )
+    return items[0], items[1]
+
+
+def _weights_by_model(spec: str | None, names: list[str]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for item in [s.strip() for s in (spec or "").split(",") if s.strip()]:
+        name, sep, path = item.partition("=")
+        if not sep or name.strip() not in names or not path.strip():
+            raise _UsageError(
+                f"expected --weights MODEL=PATH for models of --models ({', '.join(names)}), "
+                f"but got {item!r}"
+            )
+        out[name.strip()] = Path(path.strip())
+    return out
+
+
+class _UsageError(SaliencyTubesError, ValueError):
+    pass
+
+
+_COMPARE_OPTIONS = [
+    click.option(
+        "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder."
+    ),
+    click.option(
+        "--method",
+        type=click.Choice(["cam", "gradcam", "gradcam++", "auto"]),
+        default="auto",
+        show_default=True,
+        help="auto: each model's default (cam for the 3D CNNs).",
+    ),
+    click.option("--windows", default=None, metavar="LEN,STRIDE", help="Sliding windows."),
+    click.option(
+        "--interpolation",
+        type=click.Choice(["cubic", "quadratic", "linear", "nearest"]),
+        default="cubic",
+        show_default=True,
+    ),
+    click.option(
+        "--align", type=click.Choice(["corners", "centers"]), default="corners", show_default=True
+    ),
+    click.option(
+        "--style",
+        type=click.Choice(["focus", "heat"]),
+        default="focus",
+        show_default=True,
+        help="What each panel shows.",
+    ),
+    click.option("--cols", type=int, default=None, help="Panels per row of the grid."),
+    click.option("--colormap", default="jet", show_default=True, help="Heat colour map."),
+    click.option("--opacity", type=float, default=0.5, show_default=True),
+    click.option(
+        "--background",
+        type=click.Choice(["black", "dark", "blur", "gray"]),
+        default="black",
+        show_default=True,
+    ),
+    click.option(
+        "--format",
+        "formats",
+        default="mp4,plot",
+        show_default=True,
+        help="Comma-separated: mp4,gif,png,npy,plot.",
+    ),
+    click.option("--timeline", is_flag=True, help="Temporal importance bar under each panel."),
+    click.option("--no-caption", is_flag=True, help="No class, model and probability captions."),
+    click.option("--allow-pickle", is_flag=True, help="Allow full-pickle checkpoints you trust."),
+    click.option("--device", default="cpu", show_default=True),
+    click.option("--quiet", is_flag=True, help="No progress bars."),
+]
+
+
+def _compare_options(command: Any) -> Any:
+    for option in reversed(_COMPARE_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _compare_settings(shared: dict[str, Any], classes: str, **extra: Any) -> Any:
+    from .pipeline import CompareOptions
+
+    _check_device(shared["device"])
+    return CompareOptions(
+        method=shared["method"],
+        classes=_classes(classes),
+        windows=_windows(shared["windows"]),
+        interpolation=shared["interpolation"],
+        align=shared["align"],
+        colormap=shared["colormap"],
+        opacity=shared["opacity"],
+        background=shared["background"],
+        formats=_csv(shared["formats"]),
+        caption=not shared["no_caption"],
+        timeline=shared["timeline"],
+        device=shared["device"],
+        progress=not shared["quiet"],
+        style=shared["style"],
+        cols=shared["cols"],
+        **extra,
+    )
+
+
+@main.command("compare-classes", context_settings=_CONTEXT)
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--model", "model_name", default="tiny-actions", show_default=True)
+@click.option("--weights", type=click.Path(path_type=Path), default=None, help="Checkpoint.")
+@click.option("--categories", type=click.Path(path_type=Path), default=None, help="Class names.")
+@click.option(
+    "--classes",
+    default="top3",
+    show_default=True,
+    help="top3 | comma-separated names or indices: one panel each.",
+)
+@click.option(
+    "--contrast",
+    default=None,
+    metavar="A,B",
+    help="Also write the contrastive tube 'why A and not B' (raw maps A - B, diverging colours).",
+)
+@click.option("--frames", type=int, default=None, help="Clip length T (default: the preset's).")
+@_compare_options
+def compare_classes_command(
+    video: Path,
+    model_name: str,
+    weights: Path | None,
+    categories: Path | None,
+    classes: str,
+    contrast: str | None,
+    frames: int | None,
+    **shared: Any,
+) -> None:
+    """One model, several classes of VIDEO side by side (one panel per class).
+
+    Writes compare_classes.mp4 (panels captioned with class and probability), with
+    --contrast A,B also contrast_A_vs_B.mp4, temporal.png (per-frame saliency and key
+    frames), manifest.json (tubes, statistics, curves) and tube.npy with --format npy.
+    """
+    from .pipeline import compare_classes
+    from .video import probe
+    from .zoo import load_model
+
+    try:
+        options = _compare_settings(shared, classes, frames=frames, contrast=_pair(contrast))
+        options.check()
+        info = probe(video, min_frames=2)
+        loaded = load_model(
+            model_name,
+            weights=weights,
+            categories=categories,
+            allow_pickle=shared["allow_pickle"],
+            device=shared["device"],
+        )
+        manifest = compare_classes(
+            video,
+            shared["out_dir"],
+            loaded,
+            options,
+            info=info,
+            on_stage=None if shared["quiet"] else _say,
+        )
+    except (SaliencyTubesError, click.BadParameter) as exc:
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return
+    if manifest["contrast"]:
+        c = manifest["contrast"]
+        click.echo(f"contrast {c['a']['name']} vs {c['b']['name']}: raw scale {c['scale']:.4g}")
+    _report(manifest, shared["out_dir"])
+
+
+@main.command("compare-models", context_settings=_CONTEXT)
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option(
+    "--models",
+    "model_names",
+    required=True,
+    help="Comma-separated registered names (see `saliency-tubes models`): one panel each.",
+)
+@click.option("--weights", default=None, metavar="M=PATH,...", help="Checkpoint per model.")
+@click.option("--classes", default="top1", show_default=True, help="topK or names/indices.")
+@_compare_options
+def compare_models_command(
+    video: Path, model_names: str, weights: str | None, classes: str, **shared: Any
+) -> None:
+    """Several models on VIDEO side by side, each with its own preprocessing.
+
+    Writes compare_models.mp4 (one panel per model, all on the source frames),
+    temporal.png, manifest.json and tube_MODEL.npy with --format npy. Prints, per model,
+    the fraction of tube voxels above 0.5 and the tube's spatial spread (fractions of the
+    frame; smaller is tighter).
+    """
+    from .pipeline import compare_models
+    from .video import probe
+    from .zoo import load_model
+
+    names = [s.strip() for s in model_names.split(",") if s.strip()]
+    try:
+        if not names or len(set(names)) != len(names):
+            raise _UsageError(f"expected distinct model names in --models, but got {model_names!r}")
+        options = _compare_settings(shared, classes)
+        options.check()
+        paths = _weights_by_model(weights, names)
+        info = probe(video, min_frames=2)
+        loaded = [
+            load_model(
+                name,
+                weights=paths.get(name),
+                allow_pickle=shared["allow_pickle"],
+                device=shared["device"],
+            )
+            for name in names
+        ]
+        manifest = compare_models(
+            video,
+            shared["out_dir"],
+            loaded,
+            options,
+            info=info,
+            on_stage=None if shared["quiet"] else _say,
+        )
+    except (SaliencyTubesError, click.BadParameter) as exc:
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return
+    for row in manifest["summary"]:
+        click.echo(
+            f"{row['model']}: {row['class']} p={row['score']:.3f}  "
+            f"above 0.5: {100 * row['fraction_above']:.1f}% of voxels  "
+            f"spread {row['spread']:.3f} (y {row['spread_y']:.3f}, x {row['spread_x']:.3f})"
+        )
+    count = sum(len(v) for v in manifest["outputs"].values())
+    click.echo(
+        f"wrote {count} output(s) and manifest.json to {shared['out_dir']} "
+        f"in {manifest['seconds']:.1f} s"
+    )
 
 
 def _check_device(device: str) -> None:
