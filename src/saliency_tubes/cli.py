@@ -543,6 +543,108 @@ def compare_models_command(
     )
 
 
+@main.command("pyramid", context_settings=_CONTEXT)
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--model", "model_name", default="tiny-actions", show_default=True)
+@click.option("--weights", type=click.Path(path_type=Path), default=None, help="Checkpoint.")
+@click.option("--allow-pickle", is_flag=True, help="Allow a full-pickle checkpoint you trust.")
+@click.option("--num-classes", type=int, default=None, help="Size of the classifier head.")
+@click.option("--categories", type=click.Path(path_type=Path), default=None, help="Class names.")
+@click.option(
+    "--class",
+    "target",
+    default="top1",
+    show_default=True,
+    help="Class to back-step from: a name, an index, or top1 (the prediction).",
+)
+@click.option("--depth", type=int, default=3, show_default=True, help="Levels of kernels.")
+@click.option(
+    "--threshold",
+    type=float,
+    default=0.6,
+    show_default=True,
+    help="Keep features and channels whose min-max normalised score is at least this.",
+)
+@click.option("--top-n", type=int, default=None, help="At most N children per kernel.")
+@click.option("--layers", default=None, help="Comma-separated conv names, level 1 first.")
+@click.option("--frames", type=int, default=None, help="Clip length T (default: the preset's).")
+@click.option("--per-level", type=int, default=6, show_default=True, help="Nodes drawn per level.")
+@click.option("--all-tubes", is_flag=True, help="Write every node's tube, not only the drawn.")
+@click.option("--no-gif", is_flag=True, help="Do not write pyramid.gif.")
+@click.option(
+    "--out", "out_dir", default="pyramid_out", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:1 | mps.")
+@click.option("--quiet", is_flag=True, help="No progress messages.")
+def pyramid_command(
+    video: Path,
+    model_name: str,
+    weights: Path | None,
+    allow_pickle: bool,
+    num_classes: int | None,
+    categories: Path | None,
+    target: str,
+    depth: int,
+    threshold: float,
+    top_n: int | None,
+    layers: str | None,
+    frames: int | None,
+    per_level: int,
+    all_tubes: bool,
+    no_gif: bool,
+    out_dir: Path,
+    device: str,
+    quiet: bool,
+) -> None:
+    """Class feature pyramid of VIDEO: back-step from a class through layers and kernels.
+
+    Writes pyramid.json (the class dependency graph), pyramid.png (levels as rows, nodes
+    as heat thumbnails), tubes/*.npy (the drawn nodes' tubes), pyramid.gif and manifest.json.
+    """
+    from .pyramid_render import PyramidOptions, pyramid_video
+    from .video import probe
+    from .zoo import load_model
+
+    try:
+        options = PyramidOptions(
+            target=target.strip(),
+            depth=depth,
+            threshold=threshold,
+            top_n=top_n,
+            layers=tuple(s.strip() for s in layers.split(",") if s.strip()) if layers else None,
+            frames=frames,
+            per_level=per_level,
+            all_tubes=all_tubes,
+            gif=not no_gif,
+            device=device,
+        )
+        options.check()
+        info = probe(video, min_frames=2)
+        _check_device(device)
+        loaded = load_model(
+            model_name,
+            weights=weights,
+            num_classes=num_classes,
+            categories=categories,
+            allow_pickle=allow_pickle,
+            device=device,
+        )
+        manifest = pyramid_video(
+            video, out_dir, loaded, options, info=info, on_stage=None if quiet else _say
+        )
+    except SaliencyTubesError as exc:
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return
+    c = manifest["class"]
+    counts = " / ".join(str(n) for n in manifest["pyramid"]["nodes_per_level"][1:])
+    click.echo(f"class {c['index']} {c['name']}: p={c['probability']:.3f}")
+    click.echo(f"nodes per level (1..{manifest['pyramid']['levels_reached']}): {counts}")
+    count = sum(len(v) for v in manifest["outputs"].values())
+    click.echo(
+        f"wrote {count} output(s) and manifest.json to {out_dir} in {manifest['seconds']:.1f} s"
+    )
+
+
 def _check_device(device: str) -> None:
     import torch
 

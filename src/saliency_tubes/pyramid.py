@@ -232,18 +232,28 @@ class ClassFeaturePyramid:
         up = upsample(raw, self.clip_size, mode=self.interpolation, align=self.align)
         return normalize_tubes(up)[0, 0]
 
-    def tubes(self) -> dict[str, torch.Tensor]:
-        """Every node's tube (see :meth:`tube`), by id; nodes on one grid are upsampled together."""
+    def tubes(self, nodes: Sequence[str | PyramidNode] | None = None) -> dict[str, torch.Tensor]:
+        """Tubes of ``nodes`` (default: every node), by id (see :meth:`tube`).
+
+        Nodes on one grid are upsampled together, so this is faster than one :meth:`tube`
+        call per node.
+        """
+        keys = [n.id if isinstance(n, PyramidNode) else n for n in (nodes or list(self.nodes))]
+        unknown = [k for k in keys if k not in self.raw]
+        if unknown:
+            raise InputError(
+                f"expected node ids of this pyramid, but got {unknown[0]!r}; see pyramid.nodes"
+            )
         groups: dict[tuple[int, ...], list[str]] = {}
-        for key in self.nodes:
+        for key in dict.fromkeys(keys):
             groups.setdefault(tuple(self.raw[key].shape), []).append(key)
         out: dict[str, torch.Tensor] = {}
-        for keys in groups.values():
-            raw = torch.stack([self.raw[k].float() for k in keys])[None]
+        for members in groups.values():
+            raw = torch.stack([self.raw[k].float() for k in members])[None]
             up = upsample(raw, self.clip_size, mode=self.interpolation, align=self.align)
-            for key, tube in zip(keys, normalize_tubes(up)[0], strict=True):
+            for key, tube in zip(members, normalize_tubes(up)[0], strict=True):
                 out[key] = tube
-        return {key: out[key] for key in self.nodes}
+        return {key: out[key] for key in keys}
 
     def to_dict(self) -> dict[str, Any]:
         """The dependency graph as plain JSON-ready data (no tubes)."""

@@ -1,0 +1,508 @@
+"""The class feature pyramid drawn, and the ``saliency-tubes pyramid`` command's outputs.
+
+* :func:`draw_pyramid`: the figure. One row per level (the class on top), each node a
+  thumbnail of its tube as a heat map over one representative frame of the clip, captioned
+  with its kernel and score, and a line from each node to each of its drawn children (the
+  darker and thicker, the higher the edge's score).
+* :func:`heat_grid_frames`: per clip frame, the drawn nodes' heat frames in a grid (a row
+  per level), for a small animated GIF.
+* :func:`pyramid_video`: decode a video, sample one clip, build the pyramid
+  (:func:`saliency_tubes.class_feature_pyramid`), write ``pyramid.json``, ``pyramid.png``,
+  the tubes (``tubes/*.npy``), ``pyramid.gif`` and ``manifest.json``; on any error every
+  file written is removed again.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from . import render
+from .errors import InputError
+from .pipeline import ExplainOptions, _header, _Outputs, _produce, _slug, _versions
+from .pyramid import ROOT, ClassFeaturePyramid, PyramidNode, check_options, class_feature_pyramid
+from .video import (
+    Preprocess,
+    VideoInfo,
+    VideoWriter,
+    atomic_save_npy,
+    atomic_write_bytes,
+    atomic_write_json,
+    read_frames,
+    sample_uniform,
+)
+from .zoo.registry import LoadedModel
+
+__all__ = [
+    "PyramidOptions",
+    "draw_pyramid",
+    "drawn_nodes",
+    "heat_grid_frames",
+    "pyramid_video",
+    "representative_frame",
+]
+
+_INK = (30, 30, 30)
+_MUTED = (110, 110, 110)
+_PAPER = (255, 255, 255)
+
+
+# --------------------------------------------------------------------------------------
+# Which nodes, which frame
+# --------------------------------------------------------------------------------------
+
+
+def drawn_nodes(pyramid: ClassFeaturePyramid, per_level: int = 6) -> list[list[PyramidNode]]:
+    """The nodes a figure shows, per level, in drawing order (left to right).
+
+    Level 0 is the class. On each deeper level the candidates are the nodes with a drawn
+    parent; the ``per_level`` best supported (:attr:`PyramidNode.support`) are drawn,
+    ordered by the mean position of their drawn parents (fewer crossing lines), then by
+    support.
+
+    Args:
+        pyramid: the pyramid.
+        per_level: most nodes drawn per level.
+
+    Returns:
+        ``rows[level]`` = the drawn nodes.
+    """
+    if isinstance(per_level, bool) or not isinstance(per_level, int) or per_level < 1:
+        raise InputError(f"expected per_level to be an int >= 1, but got {per_level!r}")
+    rows: list[list[PyramidNode]] = [[pyramid.root]]
+    place: dict[str, float] = {ROOT: 0.0}
+    for level in pyramid.levels()[1:]:
+        candidates = [n for n in level if any(p in place for p in n.parents)]
+        chosen = candidates[:per_level]  # levels() is best supported first
+        if not chosen:
+            break
+
+        def centre(node: PyramidNode) -> float:
+            xs = [place[p] for p in node.parents if p in place]
+            return sum(xs) / len(xs)
+
+        rank = {n.id: i for i, n in enumerate(chosen)}
+        row = sorted(chosen, key=lambda n: (centre(n), rank[n.id]))
+        for i, node in enumerate(row):
+            place[node.id] = (i + 0.5) / len(row)
+        rows.append(row)
+    return rows
+
+
+def representative_frame(tube: torch.Tensor | np.ndarray) -> int:
+    """The clip frame where a ``(T, H, W)`` tube is strongest: ``argmax_t mean_{h,w}``."""
+    values = np.asarray(tube.detach().cpu() if isinstance(tube, torch.Tensor) else tube)
+    if values.ndim != 3 or values.shape[0] < 1:
+        raise InputError(f"expected a (T, H, W) tube, but got shape {values.shape}")
+    return int(np.argmax(values.reshape(values.shape[0], -1).mean(axis=1)))
+
+
+def display_frames(clip: torch.Tensor, preprocess: Preprocess) -> np.ndarray:
+    """The ``(T, h, w, 3)`` uint8 frames a clip shows: the preprocessing undone.
+
+    Args:
+        clip: ``(1, 3, T, h, w)`` as made by ``preprocess``.
+        preprocess: the :class:`~saliency_tubes.video.Preprocess` that made it.
+    """
+    mean = torch.tensor(preprocess.mean).view(3, 1, 1, 1)
+    std = torch.tensor(preprocess.std).view(3, 1, 1, 1)
+    pixels = (clip[0].detach().cpu().float() * std + mean) * 255.0
+    return pixels.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 3, 0).numpy()
+
+
+# --------------------------------------------------------------------------------------
+# The figure
+# --------------------------------------------------------------------------------------
+
+
+def _short(layer: str, width: int = 22) -> str:
+    return layer if len(layer) <= width else "..." + layer[-(width - 3) :]
+
+
+def _caption(node: PyramidNode, pyramid: ClassFeaturePyramid, mixed: bool) -> tuple[str, str]:
+    """Two lines under a thumbnail; ``mixed``: its row holds several layers."""
+    if node.id == ROOT:
+        name = pyramid.class_name or f"class {pyramid.class_index}"
+        return name, f"p={pyramid.probability:.2f}"
+    second = _short(node.layer) if mixed else f"support {node.support:.2f}"
+    return f"k{node.kernel}  s={node.score:.2f}", second
+
+
+def _thumbnail(
+    frame: np.ndarray, saliency: np.ndarray, size: tuple[int, int], cmap: str
+) -> Image.Image:
+    image = Image.fromarray(render.heat(frame, saliency, colormap=cmap))
+    return image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+
+
+def draw_pyramid(
+    pyramid: ClassFeaturePyramid,
+    frames: np.ndarray,
+    *,
+    per_level: int = 6,
+    thumb: int = 112,
+    frame_index: int | None = None,
+    tubes: Mapping[str, torch.Tensor] | None = None,
+    colormap: str = "jet",
+    title: str | None = None,
+) -> np.ndarray:
+    """Draw the pyramid: levels as rows, nodes as heat thumbnails, edges to the children.
+
+    Every thumbnail shows its node's tube (:meth:`ClassFeaturePyramid.tube`) at one clip
+    frame over that frame: by default the frame where the class tube is strongest
+    (:func:`representative_frame`). Lines join each drawn node to its drawn children;
+    their darkness and width grow with the edge score. Each row is labelled with its level,
+    its layers and how many nodes it holds.
+
+    Args:
+        pyramid: the pyramid.
+        frames: the clip's frames, ``(T, h, w, 3)`` uint8 on the clip grid.
+        per_level: most nodes drawn per level (see :func:`drawn_nodes`).
+        thumb: size in pixels of a thumbnail's longer side.
+        frame_index: the clip frame shown (default: the class tube's strongest).
+        tubes: the drawn nodes' tubes, if already computed.
+        colormap: matplotlib colour map of the heat maps.
+        title: the headline (default: class, probability, θ, depth, frame).
+
+    Returns:
+        The figure, ``(H, W, 3)`` uint8 RGB.
+    """
+    frames = np.asarray(frames)
+    T, H, W = pyramid.clip_size
+    if frames.shape != (T, H, W, 3) or frames.dtype != np.uint8:
+        raise InputError(
+            f"expected the clip's frames as ({T}, {H}, {W}, 3) uint8, but got {frames.shape} "
+            f"{frames.dtype}; pass the frames the pyramid's clip was made from"
+        )
+    if isinstance(thumb, bool) or not isinstance(thumb, int) or thumb < 16:
+        raise InputError(f"expected thumb to be an int >= 16 (pixels), but got {thumb!r}")
+    rows = drawn_nodes(pyramid, per_level)
+    ids = [n.id for row in rows for n in row]
+    maps = dict(tubes or {})
+    missing = [k for k in ids if k not in maps]
+    if missing:
+        maps.update(pyramid.tubes(missing))
+    t = representative_frame(maps[ROOT]) if frame_index is None else int(frame_index)
+    if not 0 <= t < T:
+        raise InputError(f"expected frame_index in [0, {T}), but got {frame_index}")
+
+    tile = (max(1, round(thumb * H / max(H, W))), max(1, round(thumb * W / max(H, W))))
+    font = render._font(12)
+    small = render._font(11)
+    label_w, margin, title_h, text_h, gap = 150, 12, 34, 30, 34
+    col_w = tile[1] + 16
+    cols = max(len(row) for row in rows)
+    row_h = tile[0] + text_h + gap
+    width = label_w + cols * col_w + margin
+    height = title_h + len(rows) * row_h + 26
+    canvas = Image.new("RGB", (width, height), _PAPER)
+    draw = ImageDraw.Draw(canvas)
+
+    boxes: dict[str, tuple[int, int]] = {}  # node id -> (x of the tile's left, y of its top)
+    for r, row in enumerate(rows):
+        y = title_h + r * row_h
+        x0 = label_w + (cols - len(row)) * col_w // 2
+        for i, node in enumerate(row):
+            boxes[node.id] = (x0 + i * col_w + 8, y)
+
+    for row in rows:  # edges under the tiles
+        for node in row:
+            px, py = boxes[node.id]
+            for edge in node.children:
+                if edge.child not in boxes:
+                    continue
+                cx, cy = boxes[edge.child]
+                shade = int(round(200 - 170 * edge.score))
+                draw.line(
+                    [(px + tile[1] // 2, py + tile[0] + text_h - 2), (cx + tile[1] // 2, cy - 2)],
+                    fill=(shade, shade, shade),
+                    width=1 + int(round(2 * edge.score)),
+                )
+
+    levels = pyramid.levels()
+    for r, row in enumerate(rows):
+        y = title_h + r * row_h
+        total = len(levels[r])
+        layers = sorted({n.layer for n in levels[r]})
+        header = "class" if r == 0 else f"level {r}"
+        detail = (
+            pyramid.classifier
+            if r == 0
+            else (_short(layers[0], 20) if len(layers) == 1 else f"{len(layers)} layers")
+        )
+        count = (
+            ""
+            if r == 0
+            else f"{total} node{'s' if total != 1 else ''}"
+            + (f", {len(row)} drawn" if total > len(row) else "")
+        )
+        draw.text((margin, y + 4), header, fill=_INK, font=font)
+        draw.text((margin, y + 22), detail, fill=_MUTED, font=small)
+        draw.text((margin, y + 38), count, fill=_MUTED, font=small)
+        for node in row:
+            x, top = boxes[node.id]
+            image = _thumbnail(frames[t], maps[node.id][t].cpu().numpy(), tile, colormap)
+            canvas.paste(image, (x, top))
+            draw.rectangle([x - 1, top - 1, x + tile[1], top + tile[0]], outline=_INK)
+            first, second = _caption(node, pyramid, len(layers) > 1)
+            draw.text((x, top + tile[0] + 2), first, fill=_INK, font=small)
+            draw.text((x, top + tile[0] + 15), second, fill=_MUTED, font=small)
+
+    name = pyramid.class_name or f"class {pyramid.class_index}"
+    headline = title or (
+        f"Class feature pyramid: {name} (p={pyramid.probability:.2f}), theta={pyramid.threshold:g}, "
+        f"depth {pyramid.depth}" + (f", top-{pyramid.top_n}" if pyramid.top_n else "")
+    )
+    draw.text((margin, 9), headline, fill=_INK, font=font)
+    footer = (
+        f"heat maps at clip frame {t + 1}/{T}; s: score of the best edge in; "
+        "edge darkness and width grow with s"
+    )
+    bar = render.colorbar(120, 8, colormap, vertical=False)
+    canvas.paste(Image.fromarray(bar), (margin + 14, height - 18))
+    draw.text((margin, height - 21), "0", fill=_MUTED, font=small)
+    draw.text((margin + 138, height - 21), "1", fill=_MUTED, font=small)
+    draw.text((margin + 152, height - 21), footer, fill=_MUTED, font=small)
+    return np.asarray(canvas, dtype=np.uint8)
+
+
+def heat_grid_frames(
+    pyramid: ClassFeaturePyramid,
+    frames: np.ndarray,
+    rows: Sequence[Sequence[PyramidNode]],
+    tubes: Mapping[str, torch.Tensor],
+    *,
+    colormap: str = "jet",
+) -> Iterator[np.ndarray]:
+    """Per clip frame, the given nodes' heat frames in a grid, one row per level.
+
+    Args:
+        pyramid: the pyramid.
+        frames: ``(T, h, w, 3)`` uint8 clip frames.
+        rows: nodes per row (e.g. :func:`drawn_nodes`).
+        tubes: their tubes.
+        colormap: matplotlib colour map.
+
+    Yields:
+        ``(H, W, 3)`` uint8 grid frames, one per clip frame.
+    """
+    cols = max(len(row) for row in rows)
+    for t in range(frames.shape[0]):
+        tiles: list[np.ndarray] = []
+        for row in rows:
+            for node in row:
+                heat = render.heat(frames[t], tubes[node.id][t].cpu().numpy(), colormap=colormap)
+                label = f"L{node.level} k{node.kernel}" if node.id != ROOT else "class"
+                tiles.append(render.caption(heat, label))
+            tiles.extend(np.zeros_like(frames[t]) for _ in range(cols - len(row)))
+        yield render.grid(tiles, cols, gap=2, fill=255)
+
+
+# --------------------------------------------------------------------------------------
+# The command's outputs
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class PyramidOptions:
+    """Options of :func:`pyramid_video` (the CLI's flags).
+
+    Attributes:
+        target: the class: a name, an index, or ``"top1"`` (the prediction).
+        depth: levels of kernels below the class.
+        threshold: θ in ``[0, 1]``.
+        top_n: at most this many children per step (None: all that pass θ).
+        layers: convolutions of levels 1, 2, ... by name (None: traced).
+        frames: clip length T (None: the model preset's).
+        per_level: nodes drawn per level in the figure and the GIF.
+        all_tubes: write every node's tube, not only the drawn ones.
+        gif: write ``pyramid.gif`` (the drawn nodes' heat maps over the clip).
+        device: "cpu", "cuda", "cuda:1", "mps".
+    """
+
+    target: int | str = "top1"
+    depth: int = 3
+    threshold: float = 0.6
+    top_n: int | None = None
+    layers: tuple[str, ...] | None = None
+    frames: int | None = None
+    per_level: int = 6
+    all_tubes: bool = False
+    gif: bool = True
+    device: str = "cpu"
+
+    def check(self) -> None:
+        """Validate the options (one-line errors)."""
+        check_options(self.depth, self.threshold, self.top_n)
+        if self.frames is not None and (isinstance(self.frames, bool) or self.frames < 1):
+            raise InputError(f"expected at least 1 frame per clip, but got {self.frames}")
+        if isinstance(self.per_level, bool) or self.per_level < 1:
+            raise InputError(f"expected per_level >= 1, but got {self.per_level}")
+
+
+def _pooled_layer(loaded: LoadedModel) -> str | None:
+    """The adapter's layer feeding the pool; a pyramid starts from one such layer."""
+    layer = loaded.layer
+    if isinstance(layer, tuple):
+        if len(layer) != 1:
+            raise InputError(
+                f"expected one target layer for a class feature pyramid, but model "
+                f"{loaded.name!r} has {len(layer)} ({', '.join(layer)}); pick a single-pathway "
+                "model"
+            )
+        return layer[0]
+    return layer
+
+
+def _tube_name(node: PyramidNode) -> str:
+    if node.id == ROOT:
+        return "tubes/class.npy"
+    return f"tubes/L{node.level}_{_slug(node.layer)}_k{node.kernel}.npy"
+
+
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def pyramid_video(
+    video: str | Path,
+    out_dir: str | Path,
+    loaded: LoadedModel,
+    options: PyramidOptions | None = None,
+    *,
+    info: VideoInfo | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Build a class feature pyramid for one clip of a video and write it out.
+
+    One clip of ``frames`` frames spread uniformly over the video is preprocessed as the
+    model's preset says and back-stepped (:func:`~saliency_tubes.class_feature_pyramid`).
+
+    Args:
+        video: a video file or a folder of numbered frames.
+        out_dir: output folder (created if missing).
+        loaded: the model (see :func:`saliency_tubes.zoo.load_model`).
+        options: see :class:`PyramidOptions`.
+        info: the video's :func:`~saliency_tubes.video.probe`, if already known.
+        on_stage: called with a short message at each stage.
+
+    Returns:
+        The manifest (also ``manifest.json``): model, class, options, source facts, the
+        sampled frames, the figure's frame, per level its node count, the tube file of each
+        written node, versions and every output relative to ``out_dir``. ``pyramid.json``
+        holds the graph (:meth:`ClassFeaturePyramid.to_dict`).
+
+    On any error every file this call wrote is removed (and ``out_dir`` too, if this call
+    created it).
+    """
+    options = options or PyramidOptions()
+    options.check()
+    source = Path(video)
+
+    def work(info: VideoInfo, outputs: _Outputs, say: Callable[[str], None]) -> dict[str, Any]:
+        preset = loaded.preset
+        indices = sample_uniform(info.num_frames, options.frames or preset.frames)
+        say(f"reading {len(indices)} frames of {info.num_frames}")
+        preprocess = preset.preprocess()
+        clip = preprocess(read_frames(source, indices, info=info))[None]
+        device = torch.device(options.device)
+        model = loaded.model.to(device)
+        loaded.model = model
+        say(f"back-stepping {options.depth} level(s) with θ={options.threshold:g}")
+        pyramid = class_feature_pyramid(
+            model,
+            clip.to(device),
+            options.target,
+            depth=options.depth,
+            threshold=options.threshold,
+            top_n=options.top_n,
+            layers=list(options.layers) if options.layers else None,
+            layer=_pooled_layer(loaded),
+            classifier=loaded.classifier,
+            categories=loaded.categories,
+        )
+        rows = drawn_nodes(pyramid, options.per_level)
+        drawn = [n for row in rows for n in row]
+        written = list(pyramid.nodes.values()) if options.all_tubes else drawn
+        say(f"{len(pyramid.nodes)} nodes; writing {len(written)} tube(s), the figure and JSON")
+        tubes = pyramid.tubes([n.id for n in written])
+        frames = display_frames(clip, preprocess)
+        t = representative_frame(tubes[ROOT])
+        figure = draw_pyramid(
+            pyramid, frames, per_level=options.per_level, frame_index=t, tubes=tubes
+        )
+
+        files: dict[str, list[str]] = {"json": ["pyramid.json"], "png": ["pyramid.png"]}
+        atomic_write_json(outputs.add("pyramid.json"), pyramid.to_dict())
+        atomic_write_bytes(outputs.add("pyramid.png"), _png(figure))
+        if not (outputs.root / "tubes").exists():
+            outputs.add("tubes")
+        tube_files = {}
+        for node in written:
+            path = outputs.add(_tube_name(node))
+            atomic_save_npy(path, tubes[node.id].cpu().numpy().astype(np.float32))
+            tube_files[node.id] = outputs.rel(path)
+        files["npy"] = list(tube_files.values())
+        if options.gif:
+            writer = VideoWriter(outputs.add("pyramid.gif"), fps=8)
+            outputs.writers.append(writer)
+            with writer:
+                for image in heat_grid_frames(pyramid, frames, rows, tubes):
+                    writer.write(image)
+            files["gif"] = ["pyramid.gif"]
+        levels = pyramid.levels()
+        return {
+            **_header("pyramid", info),
+            "model": {
+                "name": loaded.name,
+                "weights": loaded.weights,
+                "feature_layer": pyramid.feature_layer,
+                "classifier": pyramid.classifier,
+            },
+            "class": {
+                "index": pyramid.class_index,
+                "name": pyramid.class_name,
+                "probability": round(pyramid.probability, 6),
+            },
+            "options": {
+                "depth": options.depth,
+                "threshold": options.threshold,
+                "top_n": options.top_n,
+                "layers": list(options.layers) if options.layers else None,
+                "per_level": options.per_level,
+                "all_tubes": options.all_tubes,
+                "device": options.device,
+            },
+            "clip": {
+                "frames": len(indices),
+                "size": list(pyramid.clip_size),
+                "frame_indices": [int(i) for i in indices],
+                "timestamps": [round(float(info.timestamps[i]), 6) for i in indices],
+                "figure_frame": {
+                    "clip_index": t,
+                    "frame_index": int(indices[t]),
+                    "timestamp": round(float(info.timestamps[indices[t]]), 6),
+                },
+            },
+            "pyramid": {
+                "levels_reached": len(levels) - 1,
+                "nodes_per_level": [len(level) for level in levels],
+                "drawn": [[n.id for n in row] for row in rows],
+                "stops": len(pyramid.stops),
+            },
+            "tubes": tube_files,
+            "versions": _versions(),
+            "outputs": files,
+        }
+
+    # _produce checks its options object; the pyramid's own were checked above.
+    return _produce(source, out_dir, ExplainOptions(), work, info, None, on_stage)
