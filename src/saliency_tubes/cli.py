@@ -557,7 +557,9 @@ def compare_models_command(
     show_default=True,
     help="Class to back-step from: a name, an index, or top1 (the prediction).",
 )
-@click.option("--depth", type=int, default=3, show_default=True, help="Levels of kernels.")
+@click.option(
+    "--depth", type=int, default=None, help="Levels of kernels [default: 3, or the --layers count]."
+)
 @click.option(
     "--threshold",
     type=float,
@@ -584,7 +586,7 @@ def pyramid_command(
     num_classes: int | None,
     categories: Path | None,
     target: str,
-    depth: int,
+    depth: int | None,
     threshold: float,
     top_n: int | None,
     layers: str | None,

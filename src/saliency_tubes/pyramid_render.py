@@ -27,7 +27,14 @@ from PIL import Image, ImageDraw
 from . import render
 from .errors import InputError
 from .pipeline import ExplainOptions, _header, _Outputs, _produce, _slug, _versions
-from .pyramid import ROOT, ClassFeaturePyramid, PyramidNode, check_options, class_feature_pyramid
+from .pyramid import (
+    DEFAULT_DEPTH,
+    ROOT,
+    ClassFeaturePyramid,
+    PyramidNode,
+    check_options,
+    class_feature_pyramid,
+)
 from .video import (
     Preprocess,
     VideoInfo,
@@ -316,7 +323,7 @@ class PyramidOptions:
 
     Attributes:
         target: the class: a name, an index, or ``"top1"`` (the prediction).
-        depth: levels of kernels below the class.
+        depth: levels of kernels below the class (None: 3, or the number of ``layers``).
         threshold: θ in ``[0, 1]``.
         top_n: at most this many children per step (None: all that pass θ).
         layers: convolutions of levels 1, 2, ... by name (None: traced).
@@ -328,7 +335,7 @@ class PyramidOptions:
     """
 
     target: int | str = "top1"
-    depth: int = 3
+    depth: int | None = None
     threshold: float = 0.6
     top_n: int | None = None
     layers: tuple[str, ...] | None = None
@@ -340,7 +347,8 @@ class PyramidOptions:
 
     def check(self) -> None:
         """Validate the options (one-line errors)."""
-        check_options(self.depth, self.threshold, self.top_n)
+        default = len(self.layers) if self.layers else DEFAULT_DEPTH
+        check_options(default if self.depth is None else self.depth, self.threshold, self.top_n)
         if self.frames is not None and (isinstance(self.frames, bool) or self.frames < 1):
             raise InputError(f"expected at least 1 frame per clip, but got {self.frames}")
         if isinstance(self.per_level, bool) or self.per_level < 1:
@@ -417,7 +425,7 @@ def pyramid_video(
         device = torch.device(options.device)
         model = loaded.model.to(device)
         loaded.model = model
-        say(f"back-stepping {options.depth} level(s) with θ={options.threshold:g}")
+        say(f"back-stepping from the class with threshold {options.threshold:g}")
         pyramid = class_feature_pyramid(
             model,
             clip.to(device),
@@ -474,7 +482,7 @@ def pyramid_video(
                 "probability": round(pyramid.probability, 6),
             },
             "options": {
-                "depth": options.depth,
+                "depth": pyramid.depth,
                 "threshold": options.threshold,
                 "top_n": options.top_n,
                 "layers": list(options.layers) if options.layers else None,
