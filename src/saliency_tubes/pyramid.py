@@ -91,7 +91,7 @@ from .hooks import (
     trace_calls,
 )
 from .methods import normalize_tubes, select_classes
-from .methods.base import check_clip
+from .methods.base import _logits, check_clip
 from .upsample import upsample
 
 __all__ = [
@@ -589,18 +589,8 @@ def _check_call(
     return clip
 
 
-def _logits(output: Any) -> torch.Tensor:
-    if isinstance(output, dict):
-        output = output.get("logits", next(iter(output.values()), None))
-    if isinstance(output, (list, tuple)) and output:
-        output = output[0]
-    if not isinstance(output, torch.Tensor) or output.dim() != 2 or output.shape[0] != 1:
-        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise InputError(
-            f"expected the model to return class scores of shape (1, num_classes), but got "
-            f"{shape}; pass a classifier that returns logits"
-        )
-    logits = output.detach().float()
+def _finite_logits(output: Any) -> torch.Tensor:
+    logits = _logits(output, 1).detach().float()
     if not torch.isfinite(logits).all():
         raise InputError(
             "the model produced NaN or inf scores for this clip; check the input "
@@ -678,7 +668,7 @@ def class_feature_pyramid(
             layer_name, layer_module = resolve_module(model, layer, "layer")
             head_name, head = resolve_module(model, classifier, "classifier")
         trace = trace_channels(model, clip, {layer_name: layer_module})
-        logits = _logits(trace.output)
+        logits = _finite_logits(trace.output)
         activation, feature_channels = trace.watched.get(layer_name, (torch.empty(0), None))
         if activation.dim() != 4:
             raise LayerNotFoundError(
