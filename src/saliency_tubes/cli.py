@@ -82,7 +82,8 @@ def main() -> None:
     "--weights",
     type=click.Path(path_type=Path),
     default=None,
-    help="Checkpoint (.pth/.pt weights-only, or .safetensors). Default: the shipped weights, if any.",
+    help="Checkpoint (.pth/.pt weights-only, or .safetensors). Default: the shipped weights, if any. "
+    "torchvision models also take kinetics400 (or the enum name): downloads the official weights.",
 )
 @click.option(
     "--allow-pickle",
@@ -118,9 +119,9 @@ def main() -> None:
 @click.option(
     "--method",
     type=click.Choice(["cam", "gradcam", "gradcam++"]),
-    default="cam",
-    show_default=True,
-    help="cam is the paper's Saliency Tubes; gradcam(++) weigh channels by gradients.",
+    default=None,
+    help="cam is the paper's Saliency Tubes; gradcam(++) weigh channels by gradients. "
+    "Default: the model's (see `saliency-tubes models`; gradcam for MViT, cam otherwise).",
 )
 @click.option(
     "--frames", type=int, default=None, help="Clip length T (default: the model preset's)."
@@ -183,7 +184,7 @@ def explain(
     layer: str | None,
     classifier: str | None,
     classes: str,
-    method: str,
+    method: str | None,
     frames: int | None,
     windows: str | None,
     interpolation: str,
@@ -221,7 +222,7 @@ def explain(
             classifier=classifier,
         )
         options = ExplainOptions(
-            method=method,
+            method=method or "auto",  # auto: the adapter's default method
             classes=_classes(classes),
             frames=frames,
             windows=_windows(windows),
@@ -284,15 +285,23 @@ def demo(out_dir: Path, seed: int | None, classes: str, method: str, quiet: bool
 
 @main.command(context_settings=_CONTEXT)
 def models() -> None:
-    """List the registered models with their layer, head and preset."""
+    """List the registered models with their layer, head, preset and default method.
+
+    cam=exact: the class score is the CAM tube's mean plus a constant (global pool and a
+    linear head after the layer); cam=approx: the paper's formula, not exact for this head;
+    cam=n/a: no pooled linear head over the layer (MViT's class token), Grad-CAM only.
+    """
     from .zoo import available_models, get_adapter
 
     for name in available_models():
         a = get_adapter(name)
         p = a.preset
+        layer = "+".join(a.layer) if isinstance(a.layer, tuple) else a.layer
+        cam = "exact" if a.cam_exact else ("approx" if a.default_method == "cam" else "n/a")
         click.echo(
-            f"{name:16s} layer={a.layer or 'auto'} head={a.classifier or 'auto'} "
-            f"input={p.frames}x{p.size[0]}x{p.size[1]} ({p.resize})  {a.description}"
+            f"{name:16s} layer={layer or 'auto'} head={a.classifier or 'auto'} "
+            f"input={p.frames}x{p.size[0]}x{p.size[1]} ({p.resize}) method={a.default_method} "
+            f"cam={cam}  {a.description}"
         )
 
 

@@ -6,7 +6,7 @@ from functools import partial
 
 from torch import nn
 
-from . import tiny
+from . import tiny, torchvision_models
 from .checkpoints import load_weights, read_categories, read_state_dict
 from .densenet3d import DenseNet3D, densenet3d
 from .registry import (
@@ -88,6 +88,10 @@ for _depth in (121, 169, 201, 264):
             description=f"3D-DenseNet-{_depth} (Hara et al. 2018 layout; load its checkpoints with --weights)",
         )
     )
+
+# torchvision's video classifiers: torchvision is imported only when one is built.
+for _adapter in torchvision_models.adapters():
+    register(_adapter)
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -83,6 +83,10 @@ class ModelAdapter:
     """Whether the class score is exactly the CAM tube's mean plus a constant (then CAM
     equals normalised Grad-CAM): global average pooling and a linear (or piecewise-linear)
     head after the target layer."""
+    weight_names: Callable[[str], str | None] | None = None
+    """Resolves a weights *name* given instead of a path (torchvision's "kinetics400") to
+    the canonical name passed to ``builder(weights=...)``, which fetches them; None for a
+    string that is no such name. An existing file of that name is always a checkpoint."""
 
 
 _REGISTRY: dict[str, ModelAdapter] = {}
@@ -177,7 +181,8 @@ def load_model(
         name: a registered name (see :func:`available_models`) or ``"pkg.module:fn"``,
             a function returning an ``nn.Module`` (called with ``num_classes=`` when given).
         weights: a checkpoint path (.pth/.pt/.safetensors); for registered models that ship
-            weights, None means the shipped weights.
+            weights, None means the shipped weights; for adapters with ``weight_names``, a
+            weights name such as ``"kinetics400"`` (downloaded by the builder).
         num_classes: the head's size, when it differs from the adapter's default.
         categories: class names, or a .txt/.json file of them.
         allow_pickle: allow full-pickle checkpoints (only for files you trust).
@@ -185,18 +190,22 @@ def load_model(
         layer, classifier: override the adapter's target layer and head.
     """
     names = _categories(categories)
+    named = None
     if ":" in name and name not in _REGISTRY:
         model = _from_factory(name, num_classes)
         adapter = None
         preset = Preset()
     else:
         adapter = get_adapter(name)
-        kwargs = {"num_classes": num_classes} if num_classes is not None else {}
+        kwargs: dict[str, Any] = {"num_classes": num_classes} if num_classes is not None else {}
+        named = _weights_name(adapter, weights)
+        if named is not None:
+            kwargs["weights"] = named
         model = adapter.builder(
             pretrained=weights is None and adapter.default_weights is not None, **kwargs
         )
         preset = adapter.preset
-    if weights is not None:
+    if weights is not None and named is None:
         load_weights(model, weights, allow_pickle=allow_pickle)
     model = model.to(device).eval()
     if (
@@ -204,8 +213,9 @@ def load_model(
         and adapter is not None
         and (num_classes is None or num_classes == adapter.num_classes)
     ):
-        names = adapter.categories
+        names = adapter.categories or getattr(model, "categories", None)
     used = str(weights) if weights is not None else (adapter.default_weights if adapter else None)
+    used = named or used
     return LoadedModel(
         model=model,
         name=name,
@@ -216,6 +226,12 @@ def load_model(
         weights=used,
         adapter=adapter,
     )
+
+
+def _weights_name(adapter: ModelAdapter, weights: str | Path | None) -> str | None:
+    if weights is None or adapter.weight_names is None or Path(weights).exists():
+        return None
+    return adapter.weight_names(str(weights))
 
 
 def _categories(spec: str | Path | tuple[str, ...] | list[str] | None) -> tuple[str, ...] | None:
