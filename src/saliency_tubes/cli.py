@@ -648,7 +648,8 @@ def pyramid_command(
         return
     c = manifest["class"]
     counts = " / ".join(str(n) for n in manifest["pyramid"]["nodes_per_level"][1:])
-    click.echo(f"class {c['index']} {c['name']}: p={c['probability']:.3f}")
+    name = f" {c['name']}" if c["name"] else ""
+    click.echo(f"class {c['index']}{name}: p={c['probability']:.3f}")
     click.echo(f"nodes per level (1..{manifest['pyramid']['levels_reached']}): {counts}")
     count = sum(len(v) for v in manifest["outputs"].values())
     click.echo(
