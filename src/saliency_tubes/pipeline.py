@@ -2,8 +2,9 @@
 
 Three commands share one path, stage by stage:
 
-1. **explain** (:func:`_explain`): decode the frames the model's windows need, preprocess
-   them with the model's preset, and keep each window's raw tube on the layer's grid;
+1. **explain** (:func:`_explain`, one :class:`_Job` per model): decode the frames the
+   models' windows need (once, whatever the number of models), preprocess them with each
+   model's preset, and keep each window's raw tube on the layer's grid;
 2. **summarise** (:func:`_summarise`): map every tube back onto every source frame
    (:class:`~saliency_tubes.video.TubeMapper`) and reduce it to the temporal curve and the
    tube statistics (:mod:`saliency_tubes.temporal`, :mod:`saliency_tubes.compare`);
@@ -44,7 +45,7 @@ import torch
 from . import compare, render, temporal
 from .errors import InputError, VideoError
 from .hooks import preserved_state
-from .methods import METHODS, Explainer, normalize_tubes, select_classes
+from .methods import METHODS, Explainer, Tubes, normalize_tubes, select_classes
 from .methods.base import ClassSpec
 from .upsample import upsample
 from .video import (
@@ -230,32 +231,45 @@ def _prepare_out_dir(out_dir: Path) -> bool:
 
 
 def _window_clips(
-    path: Path, windows: Sequence[_Window], preprocess: Any, info: VideoInfo
-) -> Iterator[tuple[int, torch.Tensor]]:
-    """Decode once, yield ``(window index, (1, C, T, h, w) clip)`` as each window completes.
+    path: Path, jobs: Sequence[tuple[Sequence[_Window], Any]], info: VideoInfo
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Decode once for every job, yield ``(job, window, (1, C, T, h, w) clip)`` as windows complete.
 
-    Only frames still needed by a pending window are kept, at the model's resolution.
+    A job is one model's ``(windows, preprocess)``; each frame is preprocessed once per job
+    that needs it. Only frames still needed by a pending window are kept, at each model's
+    resolution.
     """
-    needed: dict[int, list[int]] = {}
-    for w, win in enumerate(windows):
-        for i in np.unique(win.indices):
-            needed.setdefault(int(i), []).append(w)
-    last = {w: int(win.indices.max()) for w, win in enumerate(windows)}
-    remaining = {w: len(np.unique(win.indices)) for w, win in enumerate(windows)}
-    buffer: dict[int, torch.Tensor] = {}
+    needed: dict[int, list[tuple[int, int]]] = {}
+    for j, (windows, _) in enumerate(jobs):
+        for w, win in enumerate(windows):
+            for i in np.unique(win.indices):
+                needed.setdefault(int(i), []).append((j, w))
+    remaining = {
+        (j, w): len(np.unique(win.indices))
+        for j, (windows, _) in enumerate(jobs)
+        for w, win in enumerate(windows)
+    }
+    last = max(int(i) for i in needed)
+    buffer: dict[tuple[int, int], torch.Tensor] = {}
     for frame in iter_frames(path, info=info):
         if frame.index not in needed:
             continue
-        buffer[frame.index] = preprocess(frame.image[None])[:, 0]  # (C, h, w)
-        for w in needed[frame.index]:
-            remaining[w] -= 1
-            if remaining[w] == 0:
-                clip = torch.stack([buffer[int(i)] for i in windows[w].indices], dim=1)
-                yield w, clip.unsqueeze(0)
-        # drop frames no pending window needs
-        for i in [i for i in buffer if all(remaining[w] == 0 for w in needed[i])]:
-            del buffer[i]
-        if all(v == 0 for v in remaining.values()) and frame.index >= max(last.values()):
+        for j in dict.fromkeys(j for j, _ in needed[frame.index]):
+            buffer[(j, frame.index)] = jobs[j][1](frame.image[None])[:, 0]  # (C, h, w)
+        for j, w in needed[frame.index]:
+            remaining[(j, w)] -= 1
+            if remaining[(j, w)] == 0:
+                indices = jobs[j][0][w].indices
+                clip = torch.stack([buffer[(j, int(i))] for i in indices], dim=1)
+                yield j, w, clip.unsqueeze(0)
+        # drop frames no pending window of their job needs
+        for key in [
+            (j, i)
+            for j, i in buffer
+            if all(remaining[(jj, w)] == 0 for jj, w in needed[i] if jj == j)
+        ]:
+            del buffer[key]
+        if frame.index >= last and all(v == 0 for v in remaining.values()):
             break
     if any(v > 0 for v in remaining.values()):
         raise VideoError(
@@ -456,83 +470,110 @@ def _method(loaded: LoadedModel, method: str) -> str:
     return loaded.adapter.default_method if loaded.adapter is not None else "cam"
 
 
-def _explain(
-    video: Path,
-    info: VideoInfo,
-    loaded: LoadedModel,
-    options: ExplainOptions,
-    say: Callable[[str], None],
-    extra: Sequence[int | str] = (),
-) -> _Explained:
-    """Explain every window of ``video`` with one model; ``extra`` classes are added."""
-    preset = loaded.preset
-    frames = options.frames or preset.frames
-    preprocess = preset.preprocess()
-    if options.windows is None:
-        index_sets = [sample_uniform(info.num_frames, frames)]
-    else:
-        index_sets = sliding_windows(info.num_frames, *options.windows)
-    windows = [_Window(indices=ix, times=info.timestamps[ix]) for ix in index_sets]
-    device = torch.device(options.device)
-    model = loaded.model.to(device)
-    loaded.model = model
-    method = _method(loaded, options.method)
-    explainer = loaded.explainer(method, interpolation=options.interpolation, align=options.align)
-    classes: ClassSpec = options.classes
-    if extra or (len(windows) > 1 and _is_topk(classes)):
-        say(f"scoring {len(windows)} window(s) of {loaded.name} to pick the classes")
-        probs = _video_scores(
-            explainer,
-            _window_clips(video, windows, preprocess, info),
-            len(windows),
-            options.progress,
-        )
-        chosen_classes = select_classes(classes, probs[None], loaded.categories)[0].tolist()
-        if extra:
-            items: list[Any] = list(extra)  # indices and names may be mixed
-            more = select_classes(items, probs[None], loaded.categories)[0].tolist()
-            chosen_classes += [c for c in more if c not in chosen_classes]
-        classes = chosen_classes
+class _Job:
+    """One model's explanation in progress: windows, preprocessing, explainer, classes."""
 
-    say(
-        f"explaining {len(windows)} clip(s) of {len(windows[0].indices)} frames with "
-        f"{loaded.name} ({method})"
-    )
-    scores: list[torch.Tensor] = []
-    chosen: list[int] | None = None
-    tubes = None
-    bar = _progress(len(windows), "model", options.progress)
+    def __init__(
+        self,
+        video: Path,
+        info: VideoInfo,
+        loaded: LoadedModel,
+        options: ExplainOptions,
+        say: Callable[[str], None],
+        extra: Sequence[int | str] = (),
+    ) -> None:
+        preset = loaded.preset
+        frames = options.frames or preset.frames
+        self.preprocess = preset.preprocess()
+        if options.windows is None:
+            index_sets = [sample_uniform(info.num_frames, frames)]
+        else:
+            index_sets = sliding_windows(info.num_frames, *options.windows)
+        self.windows = [_Window(indices=ix, times=info.timestamps[ix]) for ix in index_sets]
+        self.device = torch.device(options.device)
+        loaded.model = loaded.model.to(self.device)
+        self.loaded, self.options, self.extra, self.info = loaded, options, extra, info
+        self.method = _method(loaded, options.method)
+        self.explainer = loaded.explainer(
+            self.method, interpolation=options.interpolation, align=options.align
+        )
+        self.classes: ClassSpec = options.classes
+        if len(self.windows) > 1 and _is_topk(self.classes):
+            say(
+                f"scoring {len(self.windows)} windows of {loaded.name} to pick the video's {self.classes}"
+            )
+            probs = _video_scores(
+                self.explainer,
+                (
+                    clip
+                    for _, _, clip in _window_clips(video, [(self.windows, self.preprocess)], info)
+                ),
+                len(self.windows),
+                options.progress,
+            )
+            self.classes = select_classes(self.classes, probs[None], loaded.categories)[0].tolist()
+        say(
+            f"explaining {len(self.windows)} clip(s) of {len(self.windows[0].indices)} frames "
+            f"with {loaded.name} ({self.method})"
+        )
+        self.scores: list[torch.Tensor] = []
+        self.chosen: list[int] | None = None
+        self.tubes: Tubes | None = None
+
+    def feed(self, w: int, clip: torch.Tensor) -> None:
+        """Explain window ``w``; the first window fixes the classes for all of them."""
+        tubes = self.explainer(clip.to(self.device), classes=self.classes)
+        if self.extra and self.chosen is None:  # first window: add the extra classes once
+            items: list[Any] = list(self.extra)  # indices and names may be mixed
+            wanted = select_classes(items, tubes.logits, self.loaded.categories)[0].tolist()
+            first = tubes.classes[0].tolist()
+            missing = [c for c in dict.fromkeys(wanted) if c not in first]
+            if missing:
+                tubes = self.explainer(clip.to(self.device), classes=first + missing)
+        self.windows[w].raw = tubes.raw[0].cpu()
+        self.scores.append(tubes.scores[0].cpu())
+        self.chosen = tubes.classes[0].tolist()
+        self.classes = [self.chosen]  # the same classes in every window
+        self.tubes = tubes
+
+    def finish(self) -> _Explained:
+        tubes, chosen, loaded, o = self.tubes, self.chosen, self.loaded, self.options
+        assert tubes is not None and chosen is not None  # every window was explained
+        clip_size = (len(self.windows[0].indices), loaded.preset.size[0], loaded.preset.size[1])
+        geometry = self.preprocess.geometry(self.info.size)
+        return _Explained(
+            loaded=loaded,
+            method=self.method,
+            windows=self.windows,
+            classes=chosen,
+            names=[loaded.categories[c] if loaded.categories else str(c) for c in chosen],
+            scores=torch.stack(self.scores).mean(0).tolist(),
+            layer=tubes.layer,
+            classifier=tubes.classifier,
+            clip_size=clip_size,
+            track=_TubeTrack(self.windows, clip_size, o.interpolation, o.align, geometry),
+            options=o,
+        )
+
+
+def _explain(
+    video: Path, info: VideoInfo, jobs: Sequence[_Job], progress: bool
+) -> list[_Explained]:
+    """Explain every window of every job (model) from one decode of ``video``."""
+    bar = _progress(sum(len(job.windows) for job in jobs), "model", progress)
     try:
-        for w, clip in _window_clips(video, windows, preprocess, info):
-            tubes = explainer(clip.to(device), classes=classes)
-            windows[w].raw = tubes.raw[0].cpu()
-            scores.append(tubes.scores[0].cpu())
-            chosen = tubes.classes[0].tolist()
-            classes = [chosen]  # the same classes in every window
+        pairs = [(job.windows, job.preprocess) for job in jobs]
+        for j, w, clip in _window_clips(video, pairs, info):
+            jobs[j].feed(w, clip)
             bar.update(1)
     finally:
         bar.close()
-    assert tubes is not None and chosen is not None  # at least one window was explained
-    clip_size = (len(windows[0].indices), preset.size[0], preset.size[1])
-    geometry = preprocess.geometry(info.size)
-    return _Explained(
-        loaded=loaded,
-        method=method,
-        windows=windows,
-        classes=chosen,
-        names=[loaded.categories[c] if loaded.categories else str(c) for c in chosen],
-        scores=torch.stack(scores).mean(0).tolist(),
-        layer=tubes.layer,
-        classifier=tubes.classifier,
-        clip_size=clip_size,
-        track=_TubeTrack(windows, clip_size, options.interpolation, options.align, geometry),
-        options=options,
-    )
+    return [job.finish() for job in jobs]
 
 
 def _video_scores(
     explainer: Explainer,
-    clips: Iterator[tuple[int, torch.Tensor]],
+    clips: Iterator[torch.Tensor],
     n_windows: int,
     progress: bool,
 ) -> torch.Tensor:
@@ -542,7 +583,7 @@ def _video_scores(
     model = explainer.model
     try:
         with preserved_state(model, eval_mode=True), torch.no_grad():
-            for _, clip in clips:
+            for clip in clips:
                 clip = clip.to(_device_of(model))
                 output = model(explainer.inputs(clip) if explainer.inputs is not None else clip)
                 probs = torch.softmax(output.float(), dim=1)[0]
@@ -873,7 +914,9 @@ def explain_video(
     options = options or ExplainOptions()
 
     def work(info: VideoInfo, outputs: _Outputs, say: Callable[[str], None]) -> dict[str, Any]:
-        e = _explain(Path(video), info, loaded, options, say)
+        (e,) = _explain(
+            Path(video), info, [_Job(Path(video), info, loaded, options, say)], options.progress
+        )
         (summaries,) = _summarise(info, [e.track])
         files: dict[str, list[str]] = {}
         npy = None
@@ -1001,7 +1044,8 @@ def compare_classes(
     contrast = options.contrast
 
     def work(info: VideoInfo, outputs: _Outputs, say: Callable[[str], None]) -> dict[str, Any]:
-        e = _explain(Path(video), info, loaded, options, say, extra=contrast or ())
+        job = _Job(Path(video), info, loaded, options, say, extra=contrast or ())
+        (e,) = _explain(Path(video), info, [job], options.progress)
         tracks = [e.track]
         ka = kb = -1
         if contrast is not None:
@@ -1149,7 +1193,8 @@ def compare_models(
 
     def work(info: VideoInfo, outputs: _Outputs, say: Callable[[str], None]) -> dict[str, Any]:
         per_model = replace(options, frames=None, contrast=None)
-        explained = [_explain(Path(video), info, m, per_model, say) for m in models]
+        jobs = [_Job(Path(video), info, m, per_model, say) for m in models]
+        explained = _explain(Path(video), info, jobs, options.progress)
         counts = {len(e.classes) for e in explained}
         if len(counts) != 1:
             raise InputError(
