@@ -6,7 +6,7 @@ from functools import partial
 
 from torch import nn
 
-from . import tiny, torchvision_models
+from . import pytorchvideo_models, tiny, torchvision_models
 from .checkpoints import load_weights, read_categories, read_state_dict
 from .densenet3d import DenseNet3D, densenet3d
 from .registry import (
@@ -91,6 +91,11 @@ for _depth in (121, 169, 201, 264):
 
 # torchvision's video classifiers: torchvision is imported only when one is built.
 for _adapter in torchvision_models.adapters():
+    register(_adapter)
+
+# pytorchvideo's model zoo (the optional pytorchvideo extra): listed always, imported only
+# when one is built; without the extra, building one says how to install it.
+for _adapter in pytorchvideo_models.adapters():
     register(_adapter)
 
 __all__ = [
