@@ -470,6 +470,28 @@ def test_cli_models_lists_layer_head_preset_method(monkeypatch: pytest.MonkeyPat
     assert "layer=layer1+layer2" in lines["test-two-pathways"]
 
 
+def _accelerators() -> list[str]:
+    found = ["cuda"] if torch.cuda.is_available() else []
+    mps = getattr(torch.backends, "mps", None)
+    return found + (["mps"] if mps is not None and mps.is_available() else [])
+
+
+@pytest.mark.skipif(not _accelerators(), reason="no CUDA or MPS device here")
+@pytest.mark.parametrize("method", ["cam", "gradcam"])
+def test_tubes_on_an_accelerator_equal_tubes_on_cpu(method: str) -> None:
+    cpu = load_model("r3d_18")
+    clip = _clip("r3d_18")
+    expected = cpu.explainer(method)(clip, classes="top2")
+    for device in _accelerators():
+        loaded = load_model("r3d_18", device=device)
+        loaded.model.load_state_dict(cpu.model.state_dict())
+        tubes = loaded.explainer(method)(clip, classes=expected.classes)
+        assert tubes.maps.device.type == device and tubes.raw.device.type == device
+        # Convolutions may run in TF32 on CUDA: a float tolerance, not bit equality.
+        torch.testing.assert_close(tubes.maps.cpu(), expected.maps, atol=5e-3, rtol=0)
+        torch.testing.assert_close(tubes.logits.cpu(), expected.logits, atol=5e-3, rtol=1e-3)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available: no error to check")
 def test_cli_cuda_unavailable_is_one_line_error(video: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
