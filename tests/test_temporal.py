@@ -37,7 +37,7 @@ def test_key_frames_follow_the_documented_rule() -> None:
     assert idx.tolist() == [1, 4, 8]
     np.testing.assert_allclose(prom, [0.3, 0.8, 0.3], atol=1e-12)
     # lower threshold: the small bump and the end point count too
-    idx, prom = st.key_frames(CURVE, min_prominence=0.0)
+    idx, prom = st.key_frames(CURVE, min_prominence=0.0, min_absolute=0.0)
     assert idx.tolist() == [1, 4, 6, 8, 11]
     np.testing.assert_allclose(prom, [0.3, 0.8, 0.02, 0.3, 0.05], atol=1e-12)
     # the most prominent ones only
@@ -51,6 +51,9 @@ def test_key_frames_edges_plateaus_and_flat_curves() -> None:
     idx, prom = st.key_frames([0.0, 1.0, 0.95])
     assert idx.tolist() == [1] and prom.tolist() == [1.0]
     assert st.key_frames([0.3] * 5)[0].size == 0  # flat: no key frame
+    # almost flat: range 0.01, below the absolute floor of 0.02
+    assert st.key_frames([0.5, 0.51, 0.5, 0.505, 0.5])[0].size == 0
+    assert st.key_frames([0.5, 0.51, 0.5, 0.505, 0.5], min_absolute=0)[0].tolist() == [1, 3]
     assert st.key_frames([0.3])[0].size == 0
     with pytest.raises(InputError, match="finite 1-D curve"):
         st.key_frames([0.0, np.nan])

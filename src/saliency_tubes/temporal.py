@@ -9,7 +9,13 @@ model never saw the pixel, e.g. cropped away), over its seen pixels ``P_f``:
     \\text{max}_f = \\max_{(y, x) \\in P_f} s_f(y, x).
 
 ``mean`` is how much of the frame is salient and how strongly (the tube's "mass" in that
-frame); ``max`` is the strongest single response. On a video the frames are the **source
+frame); ``max`` is the strongest single response. ``mean`` also has a meaning for the
+paper's tube (CAM, Stergiou et al. 2019) with a global-average-pool + linear head: the
+class score is the space-time mean of the raw tube plus the bias, so each time step's
+spatial mean of the raw tube is its share of the class score, and min-max normalisation
+(one affine map for the whole tube) keeps the shape of that curve: the peaks of ``mean``
+are the moments that add most to the class score (up to the spline upsampling and the
+mapping onto source frames). On a video the frames are the **source
 frames**: the tube mapped back onto every frame by :class:`~saliency_tubes.video.TubeMapper`
 (linear in time between the sampled frames, so the curve is piecewise linear between them
 and flat before the first and after the last sampled frame). A frame with no seen pixel
@@ -18,11 +24,14 @@ counts as 0.
 **Key frames** are the peaks of the ``mean`` curve that stand out (:func:`key_frames`):
 local maxima (plateaus count once, at their middle; the first and last frame count when
 they are higher than their one neighbour) whose *topographic prominence* is at least
-``min_prominence`` (default 0.2) times the curve's range ``max - min``. A peak's prominence
+``min_prominence`` (default 0.2) times the curve's range ``max - min`` and at least
+``min_absolute`` (default 0.02, on the ``[0, 1]`` saliency scale, so that the wiggles of an
+almost flat curve are not key frames). A peak's prominence
 is its height above its *key col*: on each side, walk until a strictly higher sample and
 take the lowest value passed; the key col is the higher of those minima, from the sides
 that reached higher ground. The highest peak (no higher ground anywhere) is measured from
-the curve's minimum, so it is a key frame whenever the curve is not flat.
+the curve's minimum, so it is a key frame whenever the curve varies by at least
+``min_absolute``.
 
 Everything here is a pure function on arrays, except :func:`plot_curves` (matplotlib's Agg
 renderer, written atomically).
@@ -43,6 +52,7 @@ from .errors import InputError
 from .render import colormap as _colormap
 
 __all__ = [
+    "DEFAULT_MIN_ABSOLUTE",
     "DEFAULT_MIN_PROMINENCE",
     "CurveBuilder",
     "TemporalCurve",
@@ -56,12 +66,15 @@ __all__ = [
 #: Relative prominence a peak needs to be a key frame (fraction of the curve's range).
 DEFAULT_MIN_PROMINENCE = 0.2
 
+#: Absolute prominence a peak needs to be a key frame (in the curve's units).
+DEFAULT_MIN_ABSOLUTE = 0.02
+
 #: One line describing the curve and the key-frame rule, stored in manifests.
 DEFINITION = (
     "mean/max: mean and maximum of the normalised tube over the seen pixels of each source "
     "frame (the tube mapped back to that frame; 0 where nothing is seen); key_frames: peaks "
     "of mean (plateau middle; first/last frame included) with topographic prominence >= "
-    f"{DEFAULT_MIN_PROMINENCE} x (max - min) of the curve"
+    f"max({DEFAULT_MIN_PROMINENCE} x (max - min) of the curve, {DEFAULT_MIN_ABSOLUTE})"
 )
 
 
@@ -131,9 +144,11 @@ class CurveBuilder:
         times: Sequence[float] | np.ndarray | None = None,
         *,
         min_prominence: float = DEFAULT_MIN_PROMINENCE,
+        min_absolute: float = DEFAULT_MIN_ABSOLUTE,
     ) -> TemporalCurve:
         """The curve of the frames added so far (``times``: one per frame, or None)."""
-        return _curve(np.asarray(self._mean), np.asarray(self._max), times, min_prominence)
+        keys = {"min_prominence": min_prominence, "min_absolute": min_absolute}
+        return _curve(np.asarray(self._mean), np.asarray(self._max), times, keys)
 
 
 def temporal_curve(
@@ -141,6 +156,7 @@ def temporal_curve(
     times: Sequence[float] | np.ndarray | None = None,
     *,
     min_prominence: float = DEFAULT_MIN_PROMINENCE,
+    min_absolute: float = DEFAULT_MIN_ABSOLUTE,
 ) -> TemporalCurve:
     """Per-frame mean and max saliency of a ``(T, H, W)`` tube, with its key frames.
 
@@ -150,6 +166,7 @@ def temporal_curve(
         times: ``(T,)`` timestamps, or None.
         min_prominence: Key-frame threshold as a fraction of the curve's range (see
             :func:`key_frames`).
+        min_absolute: Key-frame threshold in the curve's units.
 
     Returns:
         The :class:`TemporalCurve`.
@@ -166,14 +183,14 @@ def temporal_curve(
     builder = CurveBuilder()
     for frame in t:
         builder.add(frame)
-    return builder.build(times, min_prominence=min_prominence)
+    return builder.build(times, min_prominence=min_prominence, min_absolute=min_absolute)
 
 
 def _curve(
     mean: np.ndarray,
     peak: np.ndarray,
     times: Sequence[float] | np.ndarray | None,
-    min_prominence: float,
+    keys: dict[str, float],
 ) -> TemporalCurve:
     stamps = None
     if times is not None:
@@ -183,12 +200,14 @@ def _curve(
                 f"expected {mean.shape[0]} timestamps (one per frame), but got "
                 f"{stamps.shape[0]}; pass the frames' times or None"
             )
-    keys, prom = key_frames(mean, min_prominence=min_prominence)
+    index, prom = key_frames(
+        mean, min_prominence=keys["min_prominence"], min_absolute=keys["min_absolute"]
+    )
     return TemporalCurve(
         mean=mean.astype(np.float64),
         max=peak.astype(np.float64),
         times=stamps,
-        key_frames=keys,
+        key_frames=index,
         prominence=prom,
     )
 
@@ -197,6 +216,7 @@ def key_frames(
     values: Sequence[float] | np.ndarray,
     *,
     min_prominence: float = DEFAULT_MIN_PROMINENCE,
+    min_absolute: float = DEFAULT_MIN_ABSOLUTE,
     max_peaks: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Peaks of a curve that stand out: indices and topographic prominences.
@@ -209,12 +229,13 @@ def key_frames(
        higher sample; the side's col is the lowest value passed. The key col is the higher
        col among the sides that found a higher sample; when neither did (the highest peak)
        it is the curve's minimum. ``prominence = h - key col``.
-    4. Kept: ``prominence >= min_prominence * (max - min)`` (a flat curve has no peaks),
-       then the ``max_peaks`` most prominent, returned in index order.
+    4. Kept: ``prominence >= max(min_prominence * (max - min), min_absolute)`` (a flat
+       curve has no peaks), then the ``max_peaks`` most prominent, in index order.
 
     Args:
         values: ``(F,)`` curve.
         min_prominence: Fraction of the curve's range, in ``[0, 1]``.
+        min_absolute: Smallest prominence in the curve's units (``>= 0``).
         max_peaks: Keep at most this many (the most prominent); None keeps all.
 
     Returns:
@@ -233,6 +254,8 @@ def key_frames(
             f"expected min_prominence in [0, 1], but got {min_prominence!r}; pass a "
             "fraction of the curve's range"
         )
+    if not float(min_absolute) >= 0.0:
+        raise InputError(f"expected min_absolute >= 0, but got {min_absolute!r}")
     if max_peaks is not None and max_peaks < 1:
         raise InputError(f"expected max_peaks >= 1 or None, but got {max_peaks!r}")
     empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
@@ -259,7 +282,7 @@ def key_frames(
                 cols.append(lowest)
         base = max(cols) if cols else low
         found.append(((int(starts[i]) + int(ends[i])) // 2, float(h - base)))
-    limit = float(min_prominence) * (float(v.max()) - low)
+    limit = max(float(min_prominence) * (float(v.max()) - low), float(min_absolute))
     kept = [(i, p) for i, p in found if p >= limit - 1e-12]
     if max_peaks is not None and len(kept) > max_peaks:
         kept = sorted(kept, key=lambda ip: -ip[1])[:max_peaks]
