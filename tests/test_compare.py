@@ -12,13 +12,13 @@ import torch
 from click.testing import CliRunner
 
 import saliency_tubes as st
+from _clips import mapped, write_demo_clip
 from _models import HandNet, SmallResNet3D, hand_clip
 from saliency_tubes import compare, render
 from saliency_tubes.cli import main
 from saliency_tubes.errors import ClassSelectionError, InputError
-from saliency_tubes.synthetic import make_clip
-from saliency_tubes.video import TubeMapper, VideoWriter, iter_frames, probe, read_frames
-from saliency_tubes.zoo import Preset, load_model
+from saliency_tubes.video import iter_frames, probe, read_frames
+from saliency_tubes.zoo import load_model
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 FACTORY = "_models:SmallResNet3D"  # fixed weights, default preset (short side + centre crop)
@@ -131,12 +131,7 @@ def test_tube_stats_by_hand() -> None:
 
 @pytest.fixture(scope="module")
 def demo_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A held-out synthetic clip (seed 1001, class 'shrink') that the model resizes."""
-    clip = make_clip(seed=1001, frames=24, size=(96, 128))
-    path = tmp_path_factory.mktemp("demo") / "shrink.mp4"
-    with VideoWriter(path, fps=12, crf=12) as writer:
-        writer.write_frames(clip.video)
-    return path
+    return write_demo_clip(tmp_path_factory.mktemp("demo"))
 
 
 def _run(*args: str) -> tuple[int, str, str]:
@@ -151,13 +146,6 @@ def _png_frames(folder: Path) -> list[np.ndarray]:
 def _panel(grid: np.ndarray, k: int, cols: int, h: int, w: int) -> np.ndarray:
     r, c = divmod(k, cols)
     return grid[r * (h + GAP) : r * (h + GAP) + h, c * (w + GAP) : c * (w + GAP) + w]
-
-
-def _mapped(tube: np.ndarray, indices: list[int], preset: Preset, video: Path) -> np.ndarray:
-    """The (F, H, W) tube of the clip sampled at ``indices``, on every source frame."""
-    info = probe(video)
-    mapper = TubeMapper(tube, info.timestamps[indices], preset.preprocess().geometry(info.size))
-    return np.stack([mapper.frame(float(t)) for t in info.timestamps])
 
 
 def test_compare_classes_panels_equal_single_class_explain(demo_clip: Path, tmp_path: Path) -> None:
@@ -218,13 +206,13 @@ def test_compare_classes_panels_equal_single_class_explain(demo_clip: Path, tmp_
     assert manifest["contrast"]["scale"] == pytest.approx(float(expected.scale[0]), rel=1e-5)
     np.testing.assert_allclose(tubes, explained.maps[0].numpy(), atol=1e-5)
     # and its video shows that tube over the frame, with the colour bar underneath
-    mapped = _mapped(written, indices, loaded.preset, demo_clip)
+    on_source = mapped(written, indices, loaded.preset, demo_clip)
     legend = compare.contrast_legend(128, ("grow", "up"))
     for frame, drawn in zip(
         iter_frames(demo_clip), _png_frames(out / "contrast_grow_vs_up"), strict=True
     ):
         np.testing.assert_array_equal(
-            drawn[:96], compare.contrast_frame(frame.image, mapped[frame.index])
+            drawn[:96], compare.contrast_frame(frame.image, on_source[frame.index])
         )
         np.testing.assert_array_equal(drawn[96:], legend)
 
@@ -255,21 +243,21 @@ def test_compare_models_panels_equal_single_model_tubes(demo_clip: Path, tmp_pat
         tube = np.load(out / manifest["tubes"][i]["npy"]["file"])[0]
         np.testing.assert_allclose(tube, expected.maps[0, 0].numpy(), atol=1e-5)
         assert entry["classes"][0]["index"] == int(expected.classes[0, 0])
-        mapped = _mapped(tube, entry["clips"][0]["frame_indices"], loaded.preset, demo_clip)
+        on_source = mapped(tube, entry["clips"][0]["frame_indices"], loaded.preset, demo_clip)
         for frame, grid in zip(iter_frames(demo_clip), grids, strict=True):
             np.testing.assert_array_equal(
-                _panel(grid, i, 2, 96, 128), render.heat(frame.image, mapped[frame.index])
+                _panel(grid, i, 2, 96, 128), render.heat(frame.image, on_source[frame.index])
             )
         # the printed numbers are the statistics of that tube on the source frames
-        stats = st.tube_stats(mapped)
+        stats = st.tube_stats(on_source)
         row = manifest["summary"][i]
         assert row["model"] == name
         assert row["fraction_above"] == pytest.approx(stats.fraction_above, abs=6e-5)
         assert row["spread"] == pytest.approx(stats.spread, abs=6e-5)
         assert f"{name}: " in stdout and f"spread {stats.spread:.3f}" in stdout
     # the short-side crop of the second model leaves the sides unseen (hatched, not counted)
-    assert np.isnan(mapped[:, :, 0]).all() and not np.isnan(mapped[:, :, 64]).any()
-    assert manifest["summary"][1]["voxels"] == np.isfinite(mapped).sum() < 24 * 96 * 128
+    assert np.isnan(on_source[:, :, 0]).all() and not np.isnan(on_source[:, :, 64]).any()
+    assert manifest["summary"][1]["voxels"] == np.isfinite(on_source).sum() < 24 * 96 * 128
     assert manifest["summary"][0]["voxels"] == 24 * 96 * 128
 
 

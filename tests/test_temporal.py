@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 import saliency_tubes as st
+from _clips import mapped, write_demo_clip
 from saliency_tubes import temporal
 from saliency_tubes.cli import main
 from saliency_tubes.errors import InputError
-from saliency_tubes.synthetic import make_clip
-from saliency_tubes.video import TubeMapper, VideoWriter, iter_frames, probe
-from saliency_tubes.zoo import Preset, load_model
+from saliency_tubes.video import iter_frames, probe
+from saliency_tubes.zoo import load_model
 
 # A curve with three clear peaks (1, 4 and the plateau 8-9), one bump too small to count
 # (6) and a rise at the end that is not a peak (10 < 11 is the last sample, lower than 9).
@@ -131,19 +131,7 @@ def test_plot_curves_writes_a_png(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def demo_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A held-out synthetic clip (seed 1001, class 'shrink') at a size the model resizes."""
-    clip = make_clip(seed=1001, frames=24, size=(96, 128))
-    path = tmp_path_factory.mktemp("demo") / "shrink.mp4"
-    with VideoWriter(path, fps=12, crf=12) as writer:
-        writer.write_frames(clip.video)
-    return path
-
-
-def mapped(tube: np.ndarray, indices: list[int], preset: Preset, video: Path) -> np.ndarray:
-    """The (F, H, W) tube of the clip sampled at ``indices``, on every source frame."""
-    info = probe(video)
-    mapper = TubeMapper(tube, info.timestamps[indices], preset.preprocess().geometry(info.size))
-    return np.stack([mapper.frame(float(t)) for t in info.timestamps])
+    return write_demo_clip(tmp_path_factory.mktemp("demo"))
 
 
 def test_explain_writes_curves_of_the_mapped_tube_and_a_timeline(

@@ -7,6 +7,7 @@ half-written is left in the output folder.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -419,6 +420,33 @@ def _compare_settings(shared: dict[str, Any], classes: str, **extra: Any) -> Any
     )
 
 
+def _comparison(
+    video: Path,
+    shared: dict[str, Any],
+    settings: Callable[[], Any],
+    load: Callable[[], Any],
+    run: Callable[..., dict[str, Any]],
+) -> dict[str, Any] | None:
+    """Check the options, probe VIDEO, load the model(s), run; one-line errors (exit 2)."""
+    from .video import probe
+
+    try:
+        options = settings()
+        options.check()
+        info = probe(video, min_frames=2)  # a bad video is reported before any model is built
+        return run(
+            video,
+            shared["out_dir"],
+            load(),
+            options,
+            info=info,
+            on_stage=None if shared["quiet"] else _say,
+        )
+    except (SaliencyTubesError, click.BadParameter) as exc:
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return None
+
+
 @main.command("compare-classes", context_settings=_CONTEXT)
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("--model", "model_name", default="tiny-actions", show_default=True)
@@ -455,30 +483,22 @@ def compare_classes_command(
     frames), manifest.json (tubes, statistics, curves) and tube.npy with --format npy.
     """
     from .pipeline import compare_classes
-    from .video import probe
     from .zoo import load_model
 
-    try:
-        options = _compare_settings(shared, classes, frames=frames, contrast=_pair(contrast))
-        options.check()
-        info = probe(video, min_frames=2)
-        loaded = load_model(
+    manifest = _comparison(
+        video,
+        shared,
+        lambda: _compare_settings(shared, classes, frames=frames, contrast=_pair(contrast)),
+        lambda: load_model(
             model_name,
             weights=weights,
             categories=categories,
             allow_pickle=shared["allow_pickle"],
             device=shared["device"],
-        )
-        manifest = compare_classes(
-            video,
-            shared["out_dir"],
-            loaded,
-            options,
-            info=info,
-            on_stage=None if shared["quiet"] else _say,
-        )
-    except (SaliencyTubesError, click.BadParameter) as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        ),
+        compare_classes,
+    )
+    if manifest is None:
         return
     if manifest["contrast"]:
         c = manifest["contrast"]
@@ -508,18 +528,14 @@ def compare_models_command(
     frame; smaller is tighter).
     """
     from .pipeline import compare_models
-    from .video import probe
     from .zoo import load_model
 
-    names = [s.strip() for s in model_names.split(",") if s.strip()]
-    try:
+    def load() -> list[Any]:
+        names = [s.strip() for s in model_names.split(",") if s.strip()]
         if not names or len(set(names)) != len(names):
             raise _UsageError(f"expected distinct model names in --models, but got {model_names!r}")
-        options = _compare_settings(shared, classes)
-        options.check()
         paths = _weights_by_model(weights, names)
-        info = probe(video, min_frames=2)
-        loaded = [
+        return [
             load_model(
                 name,
                 weights=paths.get(name),
@@ -528,16 +544,11 @@ def compare_models_command(
             )
             for name in names
         ]
-        manifest = compare_models(
-            video,
-            shared["out_dir"],
-            loaded,
-            options,
-            info=info,
-            on_stage=None if shared["quiet"] else _say,
-        )
-    except (SaliencyTubesError, click.BadParameter) as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+    manifest = _comparison(
+        video, shared, lambda: _compare_settings(shared, classes), load, compare_models
+    )
+    if manifest is None:
         return
     for row in manifest["summary"]:
         click.echo(

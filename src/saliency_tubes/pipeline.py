@@ -34,7 +34,7 @@ import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -845,6 +845,28 @@ _DEFINITIONS = {"temporal": temporal.DEFINITION, "stats": compare.DEFINITION}
 _Work = Callable[[VideoInfo, _Outputs, Callable[[str], None]], dict[str, Any]]
 
 
+@contextmanager
+def output_folder(out_dir: str | Path) -> Iterator[_Outputs]:
+    """Claim files in ``out_dir`` for one run; on any error remove them all.
+
+    Creates ``out_dir`` if needed (checking it is writable) and yields the run's
+    :class:`_Outputs`: register every file with ``outputs.add(name)`` (and every open
+    :class:`~saliency_tubes.video.VideoWriter` in ``outputs.writers``). If the block raises
+    (errors and interrupts alike), the writers are aborted, the files removed, and
+    ``out_dir`` too when this call created it; files already there stay.
+    """
+    out = Path(out_dir)
+    created = _prepare_out_dir(out)
+    outputs = _Outputs(out)
+    try:
+        yield outputs
+    except BaseException:
+        outputs.cleanup()
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
 def _produce(
     video: str | Path,
     out_dir: str | Path,
@@ -860,20 +882,12 @@ def _produce(
     started = time.perf_counter()
     video = Path(video)
     info = probe(video, min_frames=2) if info is None else check_min_frames(info, 2)
-    out = Path(out_dir)
-    created = _prepare_out_dir(out)
-    outputs = _Outputs(out)
-    try:
+    with output_folder(out_dir) as outputs:
         manifest = work(info, outputs, say)
         manifest.update(manifest_extra or {})
         manifest["seconds"] = round(time.perf_counter() - started, 3)
         atomic_write_json(outputs.add("manifest.json"), manifest)
-        return manifest
-    except BaseException:
-        outputs.cleanup()
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    return manifest
 
 
 def _header(command: str, info: VideoInfo) -> dict[str, Any]:
@@ -1279,4 +1293,5 @@ __all__ = [
     "compare_classes",
     "compare_models",
     "explain_video",
+    "output_folder",
 ]
