@@ -84,7 +84,8 @@ def main() -> None:
     type=click.Path(path_type=Path),
     default=None,
     help="Checkpoint (.pth/.pt weights-only, or .safetensors). Default: the shipped weights, if any. "
-    "torchvision models also take kinetics400 (or the enum name): downloads the official weights.",
+    "torchvision and pytorchvideo models also take kinetics400 (torchvision: or the enum name): "
+    "downloads the official weights.",
 )
 @click.option(
     "--allow-pickle",
