@@ -657,6 +657,21 @@ def _save_tube_npy(path: Path, track: _TubeTrack, index: int | None = None) -> N
         partial.unlink(missing_ok=True)
 
 
+def _save_npy(
+    outputs: _Outputs,
+    files: dict[str, list[str]],
+    name: str,
+    track: _TubeTrack,
+    index: int | None = None,
+) -> str:
+    """Write a track's tubes as ``name`` (see :func:`_save_tube_npy`), list it in ``files``."""
+    path = outputs.add(name)
+    _save_tube_npy(path, track, index)
+    rel = outputs.rel(path)
+    files.setdefault("npy", []).append(rel)
+    return rel
+
+
 @dataclass
 class _Product:
     """Output videos drawn together from each source frame: ``draw(frame) -> {key: image}``."""
@@ -809,15 +824,38 @@ def _tubes_entries(
     return [
         {
             "model": e.loaded.name,
-            "class": {"index": c, "name": n, "score": round(float(s), 6)},
+            "class": cls,
             "npy": {"file": npy, "index": k} if npy else None,
             "stats": summary.stats.to_dict(),
             "temporal": summary.curve.to_dict(),
         }
-        for k, (c, n, s, summary) in enumerate(
-            zip(e.classes, e.names, e.scores, summaries, strict=True)
-        )
+        for k, (cls, summary) in enumerate(zip(_classes_entry(e), summaries, strict=True))
     ]
+
+
+def _one_model_manifest(
+    command: str,
+    info: VideoInfo,
+    e: _Explained,
+    summaries: Sequence[_Summary],
+    npy: str | None,
+    more_options: dict[str, Any],
+    files: dict[str, list[str]],
+) -> dict[str, Any]:
+    """The manifest of a run with one model (``explain``, ``compare-classes``)."""
+    return {
+        **_header(command, info),
+        "model": _model_entry(e),
+        "method": e.method,
+        "options": {"frames": e.clip_size[0], **_options_entry(e.options), **more_options},
+        "classes": _classes_entry(e),
+        "clips": _clips_entry(e),
+        "tube": _tube_entry(e),
+        "tubes": _tubes_entries(e, summaries, npy),
+        "definitions": _DEFINITIONS,
+        "versions": _versions(),
+        "outputs": files,
+    }
 
 
 def _options_entry(options: ExplainOptions) -> dict[str, Any]:
@@ -933,12 +971,7 @@ def explain_video(
         )
         (summaries,) = _summarise(info, [e.track])
         files: dict[str, list[str]] = {}
-        npy = None
-        if "npy" in options.formats:
-            path = outputs.add("tube.npy")
-            _save_tube_npy(path, e.track)
-            npy = outputs.rel(path)
-            files["npy"] = [npy]
+        npy = _save_npy(outputs, files, "tube.npy", e.track) if "npy" in options.formats else None
         if "plot" in options.formats:
             files["plot"] = [
                 _plot(
@@ -961,23 +994,8 @@ def explain_video(
                 _explain_product(e, k, summaries[k], options) for k in range(len(e.classes))
             ]
             files.update(_encode(Path(video), info, outputs, products, formats, options.progress))
-        return {
-            **_header("explain", info),
-            "model": _model_entry(e),
-            "method": e.method,
-            "options": {
-                "frames": e.clip_size[0],
-                **_options_entry(options),
-                "layouts": list(options.layouts),
-            },
-            "classes": _classes_entry(e),
-            "clips": _clips_entry(e),
-            "tube": _tube_entry(e),
-            "tubes": _tubes_entries(e, summaries, npy),
-            "definitions": _DEFINITIONS,
-            "versions": _versions(),
-            "outputs": files,
-        }
+        layouts = {"layouts": list(options.layouts)}
+        return _one_model_manifest("explain", info, e, summaries, npy, layouts, files)
 
     return _produce(video, out_dir, options, work, info, manifest_extra, on_stage)
 
@@ -1070,14 +1088,9 @@ def compare_classes(
         npy = None
         pair = f"{_slug(e.names[ka])}_vs_{_slug(e.names[kb])}" if contrast is not None else ""
         if "npy" in options.formats:
-            path = outputs.add("tube.npy")
-            _save_tube_npy(path, e.track)
-            npy = outputs.rel(path)
-            files["npy"] = [npy]
+            npy = _save_npy(outputs, files, "tube.npy", e.track)
             if contrast is not None:
-                path = outputs.add(f"contrast_{pair}.npy")
-                _save_tube_npy(path, tracks[1], index=0)
-                files["npy"].append(outputs.rel(path))
+                _save_npy(outputs, files, f"contrast_{pair}.npy", tracks[1], index=0)
         if "plot" in options.formats:
             curves = [(n, s.curve) for n, s in zip(e.names, summaries[0], strict=True)]
             files["plot"] = [
@@ -1115,25 +1128,9 @@ def compare_classes(
                     _contrast_product(f"contrast_{pair}", e, ka, kb, tracks[1], options)
                 )
             files.update(_encode(Path(video), info, outputs, products, formats, options.progress))
-        manifest = {
-            **_header("compare-classes", info),
-            "model": _model_entry(e),
-            "method": e.method,
-            "options": {
-                "frames": e.clip_size[0],
-                **_options_entry(options),
-                "style": options.style,
-                "cols": options.cols,
-            },
-            "classes": _classes_entry(e),
-            "clips": _clips_entry(e),
-            "tube": _tube_entry(e),
-            "tubes": _tubes_entries(e, summaries[0], npy),
-            "contrast": None,
-            "definitions": _DEFINITIONS,
-            "versions": _versions(),
-            "outputs": files,
-        }
+        grid = {"style": options.style, "cols": options.cols}
+        manifest = _one_model_manifest("compare-classes", info, e, summaries[0], npy, grid, files)
+        manifest["contrast"] = None
         if contrast is not None:
             manifest["contrast"] = {
                 "a": {"index": e.classes[ka], "name": e.names[ka]},
@@ -1141,7 +1138,7 @@ def compare_classes(
                 "on": "raw",
                 "definition": "(up(raw_A - raw_B)) / max|.| over the video, in [-1, 1]; "
                 "positive: evidence for A over B",
-                "scale": [round(float(v), 6) for v in tracks[1].bound.tolist()][0],
+                "scale": round(float(tracks[1].bound[0]), 6),
                 "stats": summaries[1][0].stats.to_dict(),
                 "temporal": summaries[1][0].curve.to_dict(),
             }
@@ -1217,13 +1214,12 @@ def compare_models(
             )
         summaries = _summarise(info, [e.track for e in explained])
         files: dict[str, list[str]] = {}
-        npys: list[str | None] = [None] * len(explained)
-        if "npy" in options.formats:
-            for i, e in enumerate(explained):
-                path = outputs.add(f"tube_{_slug(e.loaded.name)}.npy")
-                _save_tube_npy(path, e.track)
-                npys[i] = outputs.rel(path)
-            files["npy"] = [n for n in npys if n]
+        npys: list[str | None] = [
+            _save_npy(outputs, files, f"tube_{_slug(e.loaded.name)}.npy", e.track)
+            if "npy" in options.formats
+            else None
+            for e in explained
+        ]
         if "plot" in options.formats:
             curves = [
                 (f"{e.loaded.name}: {e.names[k]}", summaries[i][k].curve)
