@@ -431,7 +431,7 @@ def plot_curves(
         index = np.arange(times.size, dtype=np.float64)
         top = ax_mean.secondary_xaxis(
             "top",
-            functions=(lambda f: np.interp(f, index, times), lambda s: np.interp(s, times, index)),
+            functions=(lambda f: _interp(f, index, times), lambda t: _interp(t, times, index)),
         )
         top.set_xlabel("time (s)")
     if title:
@@ -440,6 +440,17 @@ def plot_curves(
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def _interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Piecewise-linear ``np.interp``, extended beyond the ends along the end segments
+    (so an axis margin maps to times before the first and after the last frame)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.interp(x, xp, fp)
+    lo, hi = x < xp[0], x > xp[-1]
+    y[lo] = fp[0] + (x[lo] - xp[0]) * (fp[1] - fp[0]) / (xp[1] - xp[0])
+    y[hi] = fp[-1] + (x[hi] - xp[-1]) * (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
+    return y
 
 
 def _as_array(x: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
