@@ -270,6 +270,7 @@ def test_compare_models_panels_equal_single_model_tubes(demo_clip: Path, tmp_pat
         (["compare-classes", "--classes", "shrink,jupm"], "unknown class name 'jupm'"),
         (["compare-classes", "--contrast", "shrink"], "two different classes"),
         (["compare-classes", "--contrast", "shrink,Shrink"], "two different classes"),
+        (["compare-classes", "--contrast", "shrink,7"], "both class 7"),  # name and index
         (["compare-classes", "--contrast", "shrink,jupm"], "unknown class name 'jupm'"),
         (["compare-models", "--models", "tiny-actions,resnet3d-19"], "unknown model 'resnet3d-19'"),
         (["compare-models", "--models", "tiny-actions,tiny-actions"], "distinct model names"),

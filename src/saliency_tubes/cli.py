@@ -204,7 +204,8 @@ def explain(
     """Explain VIDEO (a file FFmpeg reads, or a folder of numbered frames).
 
     Writes, per explained class, heat / focus / side-by-side videos at the source's size,
-    frame count and frame rate, plus manifest.json (and tube.npy with --format npy).
+    frame count and frame rate, its temporal importance plot (temporal_K_NAME.png), plus
+    manifest.json (with the per-frame curves and key frames) and tube.npy with --format npy.
     """
     from .pipeline import ExplainOptions, explain_video
     from .video import probe
@@ -667,6 +668,170 @@ def pyramid_command(
     click.echo(
         f"wrote {count} output(s) and manifest.json to {out_dir} in {manifest['seconds']:.1f} s"
     )
+
+
+@main.command("evaluate", context_settings=_CONTEXT)
+@click.argument("video", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--gt",
+    "ground_truth",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Ground truth of VIDEO: per-frame boxes (.json) or a mask (.npy); see the README.",
+)
+@click.option("--model", "model_name", default="tiny-actions", show_default=True)
+@click.option("--weights", type=click.Path(path_type=Path), default=None, help="Checkpoint.")
+@click.option("--allow-pickle", is_flag=True, help="Allow a full-pickle checkpoint you trust.")
+@click.option("--num-classes", type=int, default=None, help="Size of the classifier head.")
+@click.option("--categories", type=click.Path(path_type=Path), default=None, help="Class names.")
+@click.option("--layer", default=None, help="Target layer name.")
+@click.option("--classifier", default=None, help="Classifier head name.")
+@click.option(
+    "--class", "target", default="top1", show_default=True, help="VIDEO: class to explain."
+)
+@click.option(
+    "--method", "--methods", "methods", default="cam,gradcam,gradcam++", show_default=True
+)
+@click.option(
+    "--interpolation",
+    "interpolations",
+    default=None,
+    help="Benchmark: comma-separated modes [all four]. VIDEO: one mode [cubic].",
+)
+@click.option("--baselines", default="uniform,centre,random,motion", show_default=True)
+@click.option("--clips", type=int, default=None, help="Benchmark: held-out clips [32].")
+@click.option("--seed", type=int, default=None, help="Benchmark: data seed [10000].")
+@click.option("--steps", type=int, default=16, show_default=True, help="Deletion/insertion steps.")
+@click.option(
+    "--substrate", type=click.Choice(["blur", "mean", "zeros"]), default="blur", show_default=True
+)
+@click.option("--units", default="voxel,frame,tube", show_default=True, help="VIDEO: curve units.")
+@click.option(
+    "--out", "out_dir", default="evaluate_out", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:1 | mps.")
+@click.option(
+    "--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy box)."
+)
+@click.option("--quiet", is_flag=True, help="No progress messages.")
+def evaluate_command(
+    video: Path | None,
+    ground_truth: Path | None,
+    model_name: str,
+    weights: Path | None,
+    allow_pickle: bool,
+    num_classes: int | None,
+    categories: Path | None,
+    layer: str | None,
+    classifier: str | None,
+    target: str,
+    methods: str,
+    interpolations: str | None,
+    baselines: str,
+    clips: int | None,
+    seed: int | None,
+    steps: int,
+    substrate: str,
+    units: str,
+    out_dir: Path,
+    device: str,
+    threads: int | None,
+    quiet: bool,
+) -> None:
+    """Score tubes: pointing game, mass, IoU, deletion/insertion AUC, sanity check.
+
+    \b
+    Without VIDEO: the synthetic benchmark (held-out clips with ground-truth masks, the
+    embedded model; every method, interpolation mode and baseline, 95 % bootstrap
+    intervals). Writes results.md, results.json and PNG plots.
+    With VIDEO --gt boxes.json|mask.npy: the same metrics on your video, model and ground
+    truth. Writes report.json, deletion_insertion.png and sanity.png.
+    """
+    from .errors import InputError
+    from .evaluate import BenchmarkConfig, Protocol, evaluate_video, run_benchmark, write_benchmark
+    from .zoo import load_model
+
+    say = None if quiet else _say
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+    try:
+        protocol = Protocol(steps=steps, substrate=substrate)
+        modes = _csv(interpolations) if interpolations else None
+        if video is None:
+            if ground_truth is not None or model_name != "tiny-actions" or weights is not None:
+                raise InputError(
+                    "expected VIDEO with --gt or --model/--weights; without VIDEO the benchmark "
+                    "runs the embedded tiny-actions model on synthetic clips"
+                )
+            config = BenchmarkConfig(
+                clips=32 if clips is None else clips,
+                seed=10_000 if seed is None else seed,
+                methods=_csv(methods),
+                interpolations=modes or ("cubic", "quadratic", "linear", "nearest"),
+                baselines=_csv(baselines),
+                device=device,
+                protocol=protocol,
+            )
+            _check_device(device)
+            result = run_benchmark(config, progress=not quiet, on_stage=say)
+            files = write_benchmark(result, out_dir)
+            click.echo(result.table())
+            click.echo(
+                f"model accuracy on the {config.clips} clips: {result.accuracy:.3f}; wrote "
+                f"{len(files)} file(s) to {out_dir} in {result.seconds:.1f} s"
+            )
+            return
+        if ground_truth is None:
+            raise InputError(
+                "expected --gt boxes.json or mask.npy with VIDEO, but got none; see the "
+                "boxes format in the README"
+            )
+        if clips is not None or seed is not None:
+            raise InputError("--clips and --seed are for the benchmark; drop them with VIDEO")
+        if modes is not None and len(modes) != 1:
+            raise InputError(f"expected one --interpolation with VIDEO, but got {interpolations}")
+        from .video import probe
+
+        probe(video, min_frames=2)  # a bad video is reported before any model is built
+        _check_device(device)
+        loaded = load_model(
+            model_name,
+            weights=weights,
+            num_classes=num_classes,
+            categories=categories,
+            allow_pickle=allow_pickle,
+            device=device,
+            layer=layer,
+            classifier=classifier,
+        )
+        spec = _classes(target)
+        report = evaluate_video(
+            video,
+            ground_truth,
+            out_dir,
+            loaded,
+            methods=_csv(methods),
+            classes=spec[0] if isinstance(spec, list) and len(spec) == 1 else spec,
+            interpolation=modes[0] if modes else "cubic",
+            baselines=_csv(baselines),
+            units=_csv(units),
+            protocol=protocol,
+            on_stage=say,
+        )
+    except (SaliencyTubesError, click.BadParameter) as exc:
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return
+    c = report["class"]
+    click.echo(f"class {c['index']} {c['name']}: p={c['score']:.3f}")
+    for row, t in report["tubes"].items():
+        click.echo(
+            f"{row:20s} pointing {t['pointing']:.2f}  mass {t['mass']:.3f}  iou {t['iou']:.3f}  "
+            f"deletion {t['deletion']:.3f}  insertion {t['insertion']:.3f}  "
+            f"sanity {t['sanity'][-1] if t['sanity'][-1] is not None else float('nan'):.2f}"
+        )
+    click.echo(f"wrote report.json and plots to {out_dir} in {report['seconds']:.1f} s")
 
 
 def _check_device(device: str) -> None:

@@ -1082,6 +1082,11 @@ def compare_classes(
         ka = kb = -1
         if contrast is not None:
             ka, kb = e.position(contrast[0]), e.position(contrast[1])
+            if ka == kb:
+                raise InputError(
+                    f"expected a contrast of two different classes, but {contrast[0]!r} and "
+                    f"{contrast[1]!r} are both class {e.classes[ka]}; name a second class"
+                )
             tracks.append(e.contrast_track(ka, kb))
         summaries = _summarise(info, tracks)
         files: dict[str, list[str]] = {}
