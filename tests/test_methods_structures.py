@@ -177,6 +177,8 @@ def test_two_pathways_cam_per_pathway_and_fused() -> None:
     grad = st.GradCAM(model, layer=["slow", "fast"], inputs=pack, relu=False)(clip, classes=[2])
     for name in ("slow", "fast"):
         torch.testing.assert_close(grad.pathways[name], tubes.pathways[name])
+    # Each pathway counts by its share of the score in the fused tube, for Grad-CAM too.
+    torch.testing.assert_close(grad.maps, tubes.maps)
     assert not hooks_left(model)
 
 

@@ -397,7 +397,9 @@ class Explainer:
         else:
             t, h, w = (max(r.shape[2 + d] for r in raws) for d in range(3))
             grid = (t, h, w)
-            raw = torch.stack([self._upsample(r, grid) for r in raws]).sum(0)
+            raw = torch.stack(
+                [self._upsample(r * self._fusion_scale(r), grid) for r in raws]
+            ).sum(0)
             for name, r in zip(names, raws, strict=True):
                 pathways_raw[name] = r
                 pathways[name] = normalize_tubes(self._upsample(r, size))
@@ -416,6 +418,15 @@ class Explainer:
             pathways=pathways,
             pathways_raw=pathways_raw,
         )
+
+    def _fusion_scale(self, raw: torch.Tensor) -> float:
+        """Factor on one layer's raw map before the layers' maps are summed into one tube.
+
+        The fused tube counts each layer by its share of the class score: CAM's raw maps
+        already do (the score is the sum of their space-time means), so the factor is 1.
+        """
+        del raw
+        return 1.0
 
     def _upsample(self, raw: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
         if tuple(raw.shape[2:]) == tuple(size):

@@ -107,6 +107,12 @@ class GradCAM(_GradientExplainer):
 
     method = "gradcam"
 
+    def _fusion_scale(self, raw: torch.Tensor) -> float:
+        # Grad-CAM's weights average the gradient, which carries the pooling's 1 / (T'H'W'):
+        # undo it so that each layer of a fused tube counts by its share of the score (for
+        # a pooled linear head the fused tube then equals CAM's).
+        return float(raw.shape[2] * raw.shape[3] * raw.shape[4])
+
     def _combine(self, activation: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         weights = grad.mean(dim=self._reduce_dims(), keepdim=True)
         return (weights * activation).sum(dim=1)
