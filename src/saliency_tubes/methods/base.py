@@ -313,12 +313,17 @@ class Explainer:
         """The target layer's name (names joined by "+" for several), once resolved."""
         return "+".join(name for name, _ in self._resolved[0]) if self._resolved else None
 
+    def _model_input(self, clip: torch.Tensor) -> Any:
+        # Built afresh for every forward: some models (pytorchvideo's SlowFast) overwrite
+        # the entries of the list they are given.
+        return self.inputs(clip) if self.inputs is not None else clip
+
     def _resolve(
-        self, model_input: Any
+        self, clip: torch.Tensor
     ) -> tuple[list[tuple[str, nn.Module]], str, nn.Module | None]:
         if self._resolved is None:
             specs = self._layer_specs
-            calls = trace_calls(self.model, model_input)
+            calls = trace_calls(self.model, self._model_input(clip))
             first = specs[0] if specs else None
             name, module, head_name, head = find_layer_and_head(
                 self.model, calls, first, self._classifier_spec
@@ -343,16 +348,15 @@ class Explainer:
         if device is not None and clip.device != device:
             clip = clip.to(device)
         size = (clip.shape[2], clip.shape[3], clip.shape[4])
-        model_input = self.inputs(clip) if self.inputs is not None else clip
         with preserved_state(self.model, eval_mode=self.eval_mode):
-            layers, head_name, head = self._resolve(model_input)
+            layers, head_name, head = self._resolve(clip)
             with ExitStack() as stack:
                 records = [
                     stack.enter_context(capture_activation(m, with_grad=self.needs_gradients))
                     for _, m in layers
                 ]
                 with torch.no_grad():
-                    output = self.model(model_input)
+                    output = self.model(self._model_input(clip))
             logits = _logits(output, clip.shape[0])
             captured = []
             for (name, _), record in zip(layers, records, strict=True):
@@ -397,9 +401,9 @@ class Explainer:
         else:
             t, h, w = (max(r.shape[2 + d] for r in raws) for d in range(3))
             grid = (t, h, w)
-            raw = torch.stack(
-                [self._upsample(r * self._fusion_scale(r), grid) for r in raws]
-            ).sum(0)
+            raw = torch.stack([self._upsample(r * self._fusion_scale(r), grid) for r in raws]).sum(
+                0
+            )
             for name, r in zip(names, raws, strict=True):
                 pathways_raw[name] = r
                 pathways[name] = normalize_tubes(self._upsample(r, size))
