@@ -68,6 +68,12 @@ class Geometry:
         return (ys[()] if ys.ndim == 0 else ys), (xs[()] if xs.ndim == 0 else xs)
 
 
+def _writable(frames: np.ndarray) -> np.ndarray:
+    """A contiguous, writable view or copy (torch warns on read-only arrays, e.g. from PIL)."""
+    arr = np.ascontiguousarray(frames)
+    return arr if arr.flags.writeable else arr.copy()
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """Resize, crop and normalise frames into a model's clip tensor.
@@ -191,11 +197,7 @@ class Preprocess:
         Raises:
             InputError: ``frames`` is not a ``(T, H, W, 3)`` uint8 array with ``T >= 1``.
         """
-        x = (
-            torch.from_numpy(np.ascontiguousarray(frames))
-            if isinstance(frames, np.ndarray)
-            else frames
-        )
+        x = torch.from_numpy(_writable(frames)) if isinstance(frames, np.ndarray) else frames
         if (
             not isinstance(x, torch.Tensor)
             or x.dtype != torch.uint8
