@@ -262,3 +262,33 @@ def test_real_clips_end_to_end(name: str, tmp_path: Path) -> None:
         3 * src.width + (3 * src.width) % 2,
     )
     torch.manual_seed(0)
+
+
+def test_mean_std_override_the_preset(video: Path, tmp_path: Path) -> None:
+    """--mean/--std replace the preset's normalisation: x' = (x / 255 - mean) / std."""
+    base, scaled = tmp_path / "base", tmp_path / "scaled"
+    code, _, stderr = _explain(video, base, "--format", "npy", "--classes", "0")
+    assert code == 0, stderr
+    code, _, stderr = _explain(
+        video,
+        scaled,
+        "--format",
+        "npy",
+        "--classes",
+        "0",
+        "--mean",
+        "0.5,0.5,0.5",
+        "--std",
+        "0.25,0.25,0.25",
+    )
+    assert code == 0, stderr
+    preset = json.loads((scaled / "manifest.json").read_text())["model"]["preset"]
+    assert preset["mean"] == [0.5, 0.5, 0.5] and preset["std"] == [0.25, 0.25, 0.25]
+    # A different normalisation feeds the model different numbers: the tube changes.
+    assert not np.allclose(np.load(base / "tube.npy"), np.load(scaled / "tube.npy"))
+    for bad, message in (("0.1,0.2", "expected --mean R,G,B"), ("x,y,z", "expected --mean R,G,B")):
+        code, _, stderr = _explain(video, tmp_path / "bad", "--mean", bad)
+        assert code == 2 and stderr.startswith("error:") and message in stderr
+    code, _, stderr = _explain(video, tmp_path / "bad", "--std", "0,1,1")
+    assert code == 2 and "std > 0" in stderr and len(stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()

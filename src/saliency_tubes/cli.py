@@ -43,6 +43,19 @@ def _windows(spec: str | None) -> tuple[int, int] | None:
     return length, stride
 
 
+def _triple(spec: str | None, option: str) -> tuple[float, float, float] | None:
+    if spec is None:
+        return None
+    try:
+        r, g, b = (float(v) for v in spec.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"expected {option} R,G,B (three numbers on the [0, 1] scale, e.g. 0.45,0.45,0.45), "
+            f"but got {spec!r}"
+        ) from None
+    return r, g, b
+
+
 def _csv(spec: str) -> tuple[str, ...]:
     return tuple(s.strip().lower() for s in spec.split(",") if s.strip())
 
@@ -103,6 +116,16 @@ def main() -> None:
     type=click.Path(path_type=Path),
     default=None,
     help="Class names: .txt (one per line) or .json.",
+)
+@click.option(
+    "--mean",
+    default=None,
+    help="Per-channel mean R,G,B of pixels on the [0, 1] scale (default: the model's preset).",
+)
+@click.option(
+    "--std",
+    default=None,
+    help="Per-channel std R,G,B on the [0, 1] scale (default: the model's preset).",
 )
 @click.option(
     "--layer",
@@ -183,6 +206,8 @@ def explain(
     allow_pickle: bool,
     num_classes: int | None,
     categories: Path | None,
+    mean: str | None,
+    std: str | None,
     layer: str | None,
     classifier: str | None,
     classes: str,
@@ -223,6 +248,8 @@ def explain(
             device=device,
             layer=layer,
             classifier=classifier,
+            mean=_triple(mean, "--mean"),
+            std=_triple(std, "--std"),
         )
         options = ExplainOptions(
             method=method or "auto",  # auto: the adapter's default method

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -174,6 +174,8 @@ def load_model(
     device: str | torch.device = "cpu",
     layer: str | None = None,
     classifier: str | None = None,
+    mean: tuple[float, float, float] | None = None,
+    std: tuple[float, float, float] | None = None,
 ) -> LoadedModel:
     """Build a model by registered name or as ``"module.path:factory"``, load weights.
 
@@ -188,6 +190,8 @@ def load_model(
         allow_pickle: allow full-pickle checkpoints (only for files you trust).
         device: where the model goes.
         layer, classifier: override the adapter's target layer and head.
+        mean, std: override the preset's per-channel normalisation (pixels on the [0, 1]
+            scale), for checkpoints trained with other statistics.
     """
     names = _categories(categories)
     named = None
@@ -205,6 +209,9 @@ def load_model(
             pretrained=weights is None and adapter.default_weights is not None, **kwargs
         )
         preset = adapter.preset
+    if mean is not None or std is not None:
+        preset = replace(preset, mean=mean or preset.mean, std=std or preset.std)
+        preset.preprocess()  # checks the values: three finite numbers, std > 0
     if weights is not None and named is None:
         load_weights(model, weights, allow_pickle=allow_pickle)
     model = model.to(device).eval()
