@@ -192,7 +192,6 @@ def test_mvit_tokens_reach_the_score_only_through_the_last_attention(v2: bool) -
     assert hooks_left(model) == 0
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", MVITS)
 def test_mvit_explains_at_its_preset(name: str) -> None:
     """MViT's positional embeddings fix the input at 16x224x224: explained at the preset."""
