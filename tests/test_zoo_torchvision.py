@@ -38,7 +38,7 @@ except ModelLoadError as exc:  # pragma: no cover - depends on the environment
 
 NAMES = [spec.name for spec in tvm.SPECS]
 # The smallest clips each architecture takes that still leave a grid of more than one cell
-# (MViT's positional embeddings fix its input at the preset 16x224x224: see the slow test).
+# (MViT's positional embeddings fix its input at the preset 16x224x224: see test_mvit_explains_at_its_preset).
 SMALL: dict[str, tuple[int, int, int]] = {
     "r3d_18": (8, 64, 64),
     "mc3_18": (8, 64, 64),
