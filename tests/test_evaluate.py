@@ -56,7 +56,10 @@ def test_benchmark_scores_every_row(result: ev.BenchmarkResult) -> None:
     assert np.all(np.isnan(result.per_clip["baseline/uniform"]["sanity_all"]))
     # the uniform tube scores chance: mass = |G| / |V|
     assert np.all(result.per_clip["baseline/uniform"]["mass"] < 0.05)
-    assert "n/a" in result.table() and "CAM, nearest" in result.table()
+    assert "n/a" in result.table() and "| CAM, nearest |" in result.table()
+    assert "IoU top-\\|G\\|" in result.table()  # escaped inside Markdown cells
+    versus = result.versus_table().splitlines()
+    assert len(versus) == 3 and versus[2].startswith("| CAM, cubic | ")
 
 
 def test_write_benchmark(result: ev.BenchmarkResult, tmp_path: Path) -> None:

@@ -82,6 +82,9 @@ METRICS: dict[str, str] = {
 }
 """Per-clip scores of the benchmark, with their table headers (arrow: which way is better)."""
 
+COMPARED = ("pointing", "mass", "iou", "deletion", "insertion")
+"""The scores compared with a baseline in :meth:`BenchmarkResult.versus_table`."""
+
 _METHOD_NAMES = {"cam": "CAM", "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
 
 
@@ -238,6 +241,11 @@ def _groups(
     return groups + [(f"baseline/{b}", [f"baseline/{b}"]) for b in baselines]
 
 
+def _cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell (``|`` escaped)."""
+    return text.replace("|", "\\|")
+
+
 def _num(x: float, digits: int = 6) -> float | None:
     """``x`` rounded for JSON; None for NaN (undefined)."""
     return None if np.isnan(x) else round(float(x), digits)
@@ -369,7 +377,7 @@ class BenchmarkResult:
         """The summary as a Markdown table: ``mean [low, high]`` per cell."""
         cols = list(metrics or [m for m in METRICS if m != "temporal_hit"])
         summary = self.summary()
-        head = "| tube | " + " | ".join(METRICS[m] for m in cols) + " |"
+        head = "| tube | " + " | ".join(_cell(METRICS[m]) for m in cols) + " |"
         lines = [head, "|---|" + "---:|" * len(cols)]
         for row in self.rows:
             cells = [
@@ -377,6 +385,20 @@ class BenchmarkResult:
                 for e in (summary[row][m] for m in cols)
             ]
             lines.append(f"| {row_label(row)} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def versus_table(self, baseline: str = "motion", metrics: Sequence[str] = COMPARED) -> str:
+        """Paired differences with ``baseline`` as a Markdown table (first interpolation mode)."""
+        first = self.config.interpolations[0] if self.config.interpolations else ""
+        head = f"| method − {baseline} baseline | " + " | ".join(_cell(METRICS[m]) for m in metrics)
+        lines = [head + " |", "|---|" + "---:|" * len(metrics)]
+        for row, diffs in self.versus(baseline).items():
+            if row.endswith(f"/{first}"):
+                cells = [
+                    f"{diffs[m].mean:+.3f} [{diffs[m].low:+.3f}, {diffs[m].high:+.3f}]"
+                    for m in metrics
+                ]
+                lines.append(f"| {row_label(row)} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
