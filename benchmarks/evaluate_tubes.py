@@ -10,7 +10,9 @@ except (1), which draws its own smaller set with the same seed:
    against the default per-frame 4x4 cells;
 2. localisation with ``align="centers"`` instead of ``"corners"``; CAM with ``relu=True``;
 3. temporal alignment: CAM scored against the ground truth shifted by -1 / +1 frame;
-4. Grad-CAM++'s channel weights on this global-average-pool + linear head.
+4. Grad-CAM++'s channel weights on this global-average-pool + linear head;
+5. deletion / insertion by frame and by connected region, and with the mean and zeros
+   substrates, for CAM and the uniform and motion baselines.
 
 Outputs: ``benchmarks/evaluation/`` (results.json, results.md, deletion_insertion.png,
 sanity.png), ``docs/evaluation.png`` (the three panels, the README figure),
@@ -45,7 +47,13 @@ from saliency_tubes.evaluate import (
 )
 from saliency_tubes.hooks import capture_activation, preserved_state
 from saliency_tubes.methods import normalize_tubes
-from saliency_tubes.metrics import localisation, spearman
+from saliency_tubes.metrics import (
+    localisation,
+    motion_energy,
+    perturbation_curve,
+    spearman,
+    uniform,
+)
 from saliency_tubes.metrics.stats import bootstrap_mean
 from saliency_tubes.synthetic import make_dataset
 from saliency_tubes.upsample import upsample
@@ -156,6 +164,48 @@ def investigate(n: int, k: int, protocol: Protocol) -> str:
         f"| Grad-CAM++ vs sum of A_j (all channels, no class weights) | {rho(gpp, activity)} |\n"
         f"| CAM vs sum of A_j | {rho(cam, activity)} |"
     )
+
+    # 5. other units and substrates
+    grid = protocol.grid(clips.shape[2:])
+    tubes = {
+        "CAM, cubic": cam,
+        "uniform": uniform(clips),
+        "motion": motion_energy(clips),
+    }
+    out.append(
+        f"\n### (5) Other deletion / insertion units and substrates ({k} clips)\n\n"
+        "Deletion AUC ↓ / insertion AUC ↑; voxel cells as in the main table.\n\n"
+        "| unit, substrate | " + " | ".join(tubes) + " |\n|---|" + "---:|" * len(tubes)
+    )
+    for unit, substrate in (
+        ("frame", "blur"),
+        ("tube", "blur"),
+        ("voxel", "mean"),
+        ("voxel", "zeros"),
+    ):
+        cells = []
+        for maps in tubes.values():
+            aucs = {
+                mode: np.array(
+                    [
+                        perturbation_curve(
+                            model,
+                            clips[i : i + 1],
+                            maps[i],
+                            int(labels[i]),
+                            mode=mode,  # type: ignore[arg-type]
+                            unit=unit,  # type: ignore[arg-type]
+                            steps=protocol.steps,
+                            substrate=substrate,
+                            grid=grid,
+                        ).auc
+                        for i in range(k)
+                    ]
+                )
+                for mode in ("deletion", "insertion")
+            }
+            cells.append(f"{_fmt(aucs['deletion'])} / {_fmt(aucs['insertion'])}")
+        out.append(f"| {unit}, {substrate} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
