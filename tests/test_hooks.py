@@ -61,8 +61,11 @@ def test_model_unchanged_after_exception_inside_forward(method: type[st.Explaine
 
     handle = model.avgpool.register_forward_hook(explode)  # fires after the target layer
     try:
-        with pytest.raises(Boom):
+        # A RuntimeError inside the model's forward is reported as an InputError naming
+        # the clip's size, with the original error chained.
+        with pytest.raises(st.errors.InputError, match="inside forward") as info:
             explainer(torch.randn(1, 3, 4, 16, 16))
+        assert isinstance(info.value.__cause__, Boom)
     finally:
         handle.remove()
     assert hooks_left(model) == 0

@@ -181,6 +181,11 @@ def test_two_pathways_cam_per_pathway_and_fused() -> None:
         torch.testing.assert_close(grad.pathways[name], tubes.pathways[name])
     # Each pathway counts by its share of the score in the fused tube, for Grad-CAM too.
     torch.testing.assert_close(grad.maps, tubes.maps)
+    # With its ReLU (the default) Grad-CAM clamps the fused sum, not each pathway before it.
+    assert (tubes.raw < 0).any() and (raw_slow < 0).any()
+    relu = st.GradCAM(model, layer=["slow", "fast"], inputs=pack)(clip, classes=[2])
+    torch.testing.assert_close(relu.raw, tubes.raw.clamp_min(0))
+    torch.testing.assert_close(relu.maps, st.normalize_tubes(tubes.raw.clamp_min(0)))
     assert not hooks_left(model)
 
 

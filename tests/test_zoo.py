@@ -170,3 +170,98 @@ def test_load_model_with_weights_and_factory(tmp_path: Path) -> None:
     assert custom.model.fc.out_features == 4
     with pytest.raises(st.ModelLoadError, match="could not import 'no_such_mod'"):
         load_model("no_such_mod:build")
+
+
+# The Hara-layout families and the embedded model, every registered depth: the torchvision
+# and pytorchvideo adapters have their own modules (test_zoo_torchvision/_pytorchvideo).
+_OWN = [n for n in st.zoo.available_models() if n.startswith(("resnet3d-", "densenet3d-", "tiny"))]
+
+
+@pytest.mark.parametrize("name", _OWN)
+def test_every_own_adapter_explains_and_cam_equals_gradcam(name: str) -> None:
+    loaded = st.zoo.load_model(name)
+    torch.manual_seed(0)
+    clip = torch.randn(1, 3, 8, 48, 48)
+    cam = loaded.explainer("cam")(clip, classes="top2")
+    grad = loaded.explainer("gradcam", relu=False)(clip, classes="top2")
+    assert cam.maps.shape == (1, 2, 8, 48, 48) and not hooks_left(loaded.model)
+    assert cam.raw.abs().amax() > 0  # the identity below must not hold trivially
+    # Global average pool + linear head: exact decomposition, and Grad-CAM agrees.
+    head = dict(loaded.model.named_modules())[cam.classifier]
+    c = cam.classes[0]
+    torch.testing.assert_close(
+        cam.raw[0].mean(dim=(1, 2, 3)) + head.bias[c], cam.logits[0, c], rtol=1e-4, atol=1e-4
+    )
+    torch.testing.assert_close(grad.maps, cam.maps, rtol=1e-4, atol=1e-4)
+
+
+def test_a_clip_the_model_cannot_take_is_a_one_line_error() -> None:
+    """A model with a fixed pool fails on a shorter clip with an InputError, not a traceback."""
+
+    class FixedPool(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv3d(3, 4, 1)
+            self.pool = torch.nn.AvgPool3d((8, 4, 4))
+            self.fc = torch.nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.pool(self.conv(x)).flatten(1))
+
+    model = FixedPool()
+    explainer = st.SaliencyTubes(model, layer="conv", classifier="fc")
+    assert explainer(torch.randn(1, 3, 8, 4, 4)).maps.shape == (1, 1, 8, 4, 4)
+    for e in (explainer, st.SaliencyTubes(model), st.GradCAM(model, layer="conv")):
+        with pytest.raises(
+            st.errors.InputError, match=r"could not run on a clip of 4 frames of 4x4 \("
+        ):
+            e(torch.randn(1, 3, 4, 4, 4))
+        with pytest.raises(st.errors.InputError, match="could not run"):
+            e.logits(torch.randn(1, 3, 4, 4, 4))
+    assert not hooks_left(model) and model.training
+
+
+def test_logits_of_tuple_and_dict_outputs() -> None:
+    class TupleOut(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv3d(3, 4, 1)
+            self.fc = torch.nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            a = self.conv(x)
+            return self.fc(a.mean(dim=(2, 3, 4))), a
+
+    model = TupleOut()
+    clip = torch.randn(2, 3, 4, 6, 6)
+    with torch.no_grad():
+        expected = model(clip)[0]
+    torch.testing.assert_close(st.SaliencyTubes(model).logits(clip), expected)
+    torch.testing.assert_close(st.methods.base.logits_of({"logits": expected}, 2), expected)
+
+
+def test_cam_refused_where_the_head_reads_no_pooled_features() -> None:
+    adapter = st.zoo.ModelAdapter(
+        name="cls-token-net",
+        builder=lambda pretrained=False: torch.nn.Linear(2, 2),
+        layer="x",
+        classifier="y",
+        preset=st.zoo.Preset(),
+        default_method="gradcam",
+        cam_exact=False,
+    )
+    loaded = st.zoo.LoadedModel(
+        model=torch.nn.Linear(2, 2),
+        name="cls-token-net",
+        layer=None,
+        classifier=None,
+        preset=st.zoo.Preset(),
+        categories=None,
+        weights=None,
+        adapter=adapter,
+    )
+    with pytest.raises(
+        st.SaliencyTubesError, match="CAM does not apply to cls-token-net.*--method gradcam"
+    ):
+        loaded.explainer("cam")
+    assert isinstance(loaded.explainer("gradcam"), st.GradCAM)

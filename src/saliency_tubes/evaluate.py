@@ -29,7 +29,7 @@ import torch
 from .errors import InputError
 from .hooks import preserved_state
 from .methods import METHODS
-from .methods.base import ClassSpec, _logits
+from .methods.base import ClassSpec, logits_of
 from .metrics import (
     BASELINES,
     SUBSTRATES,
@@ -492,7 +492,7 @@ def run_benchmark(
     with preserved_state(model, eval_mode=True), torch.no_grad():
         predicted = np.concatenate(
             [
-                _logits(model(clips[i : i + config.chunk]), len(clips[i : i + config.chunk]))
+                logits_of(model(clips[i : i + config.chunk]), len(clips[i : i + config.chunk]))
                 .argmax(1)
                 .cpu()
                 .numpy()

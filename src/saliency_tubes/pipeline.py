@@ -44,7 +44,6 @@ import torch
 
 from . import compare, render, temporal
 from .errors import InputError, VideoError
-from .hooks import preserved_state
 from .methods import METHODS, Explainer, Tubes, normalize_tubes, select_classes
 from .methods.base import ClassSpec
 from .upsample import upsample
@@ -580,15 +579,11 @@ def _video_scores(
     """The video's class probabilities: the mean softmax over the windows, (num_classes,)."""
     total: torch.Tensor | None = None
     bar = _progress(n_windows, "scoring windows", progress)
-    model = explainer.model
     try:
-        with preserved_state(model, eval_mode=True), torch.no_grad():
-            for clip in clips:
-                clip = clip.to(_device_of(model))
-                output = model(explainer.inputs(clip) if explainer.inputs is not None else clip)
-                probs = torch.softmax(output.float(), dim=1)[0]
-                total = probs if total is None else total + probs
-                bar.update(1)
+        for clip in clips:
+            probs = torch.softmax(explainer.logits(clip).float(), dim=1)[0]
+            total = probs if total is None else total + probs
+            bar.update(1)
     finally:
         bar.close()
     assert total is not None  # at least one window exists

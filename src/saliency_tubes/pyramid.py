@@ -91,7 +91,7 @@ from .hooks import (
     trace_calls,
 )
 from .methods import normalize_tubes, select_classes
-from .methods.base import _logits, check_clip
+from .methods.base import check_clip, logits_of
 from .upsample import upsample
 
 __all__ = [
@@ -590,7 +590,7 @@ def _check_call(
 
 
 def _finite_logits(output: Any) -> torch.Tensor:
-    logits = _logits(output, 1).detach().float()
+    logits = logits_of(output, 1).detach().float()
     if not torch.isfinite(logits).all():
         raise InputError(
             "the model produced NaN or inf scores for this clip; check the input "

@@ -323,7 +323,10 @@ class Explainer:
     ) -> tuple[list[tuple[str, nn.Module]], str, nn.Module | None]:
         if self._resolved is None:
             specs = self._layer_specs
-            calls = trace_calls(self.model, self._model_input(clip))
+            try:
+                calls = trace_calls(self.model, self._model_input(clip))
+            except RuntimeError as exc:
+                raise self._forward_error(clip, exc) from exc
             first = specs[0] if specs else None
             name, module, head_name, head = find_layer_and_head(
                 self.model, calls, first, self._classifier_spec
@@ -356,8 +359,8 @@ class Explainer:
                     for _, m in layers
                 ]
                 with torch.no_grad():
-                    output = self.model(self._model_input(clip))
-            logits = _logits(output, clip.shape[0])
+                    output = self._forward(clip)
+            logits = logits_of(output, clip.shape[0])
             captured = []
             for (name, _), record in zip(layers, records, strict=True):
                 if record.activation is None:
@@ -391,22 +394,22 @@ class Explainer:
             index = select_classes(classes, logits.detach(), self.categories)
             raws = self._raw_maps(captured, volume, logits, index, head)
         raws = [r.detach().float() for r in raws]
-        if self.relu:
-            raws = [r.clamp_min(0) for r in raws]
         names = [name for name, _ in layers]
         pathways: dict[str, torch.Tensor] = {}
         pathways_raw: dict[str, torch.Tensor] = {}
         if len(raws) == 1:
             raw = raws[0]
         else:
+            # Fuse before the ReLU: a layer's negative evidence can cancel another's.
             t, h, w = (max(r.shape[2 + d] for r in raws) for d in range(3))
-            grid = (t, h, w)
-            raw = torch.stack([self._upsample(r * self._fusion_scale(r), grid) for r in raws]).sum(
-                0
-            )
+            scaled = [self._upsample(r * self._fusion_scale(r), (t, h, w)) for r in raws]
+            raw = torch.stack(scaled).sum(0)
             for name, r in zip(names, raws, strict=True):
+                r = r.clamp_min(0) if self.relu else r
                 pathways_raw[name] = r
                 pathways[name] = normalize_tubes(self._upsample(r, size))
+        if self.relu:
+            raw = raw.clamp_min(0)
         maps = normalize_tubes(self._upsample(raw, size))
         probs = torch.softmax(logits.detach().float(), dim=1)
         return Tubes(
@@ -421,6 +424,31 @@ class Explainer:
             categories=self.categories,
             pathways=pathways,
             pathways_raw=pathways_raw,
+        )
+
+    def logits(self, clip: torch.Tensor) -> torch.Tensor:
+        """The model's (N, num_classes) scores for ``clip``: one forward, no gradients, the
+        model's state restored (eval mode during the call when ``eval_mode``)."""
+        clip = check_clip(clip)
+        device = _model_device(self.model)
+        if device is not None and clip.device != device:
+            clip = clip.to(device)
+        with preserved_state(self.model, eval_mode=self.eval_mode), torch.no_grad():
+            return logits_of(self._forward(clip), clip.shape[0])
+
+    def _forward(self, clip: torch.Tensor) -> Any:
+        try:
+            return self.model(self._model_input(clip))
+        except RuntimeError as exc:
+            raise self._forward_error(clip, exc) from exc
+
+    def _forward_error(self, clip: torch.Tensor, exc: RuntimeError) -> InputError:
+        t, h, w = clip.shape[2:]
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return InputError(
+            f"{type(self.model).__name__} could not run on a clip of {t} frames of {h}x{w} "
+            f"({reason}); models with fixed pools or position embeddings need the clip size "
+            "of their preset: use the preset's frames (drop --frames / --windows) or resize"
         )
 
     def _fusion_scale(self, raw: torch.Tensor) -> float:
@@ -471,7 +499,9 @@ def _layer_list(layer: LayersSpec) -> list[str | nn.Module] | None:
     )
 
 
-def _logits(output: Any, n: int) -> torch.Tensor:
+def logits_of(output: Any, n: int) -> torch.Tensor:
+    """The (N, num_classes) class scores in a model's output (a tensor, the first of a
+    tuple/list, or a dict's ``"logits"`` entry), checked for shape."""
     if isinstance(output, dict):
         output = output.get("logits", next(iter(output.values()), None))
     if isinstance(output, (list, tuple)) and output:

@@ -49,7 +49,7 @@ from torch import nn
 
 from ..errors import ClassSelectionError, InputError
 from ..hooks import preserved_state
-from ..methods.base import _logits
+from ..methods.base import logits_of
 from ._tubes import as_tube, connected_components, rank_order
 
 __all__ = [
@@ -384,7 +384,7 @@ def perturbation_curve(
                 batch = torch.where(chosen, base, x)
             else:
                 batch = torch.where(chosen, x, base)
-            logits = _logits(model(batch), batch.shape[0]).float()
+            logits = logits_of(model(batch), batch.shape[0]).float()
             if not 0 <= int(target) < logits.shape[1]:
                 raise ClassSelectionError(
                     f"expected target in [0, {logits.shape[1]}) (the model's classes), but got {target!r}"

@@ -153,6 +153,17 @@ class LoadedModel:
             "categories": self.categories,
         }
         adapter = self.adapter
+        if (
+            adapter is not None
+            and method == "cam"
+            and adapter.default_method != "cam"
+            and not adapter.cam_exact
+        ):
+            raise ModelLoadError(
+                f"CAM does not apply to {adapter.name}: its classifier does not read the target "
+                f"layer's pooled features; use method {adapter.default_method!r} "
+                f"(--method {adapter.default_method})"
+            )
         if adapter is not None:
             if adapter.reshape is not None:
                 kwargs["reshape"] = adapter.reshape
