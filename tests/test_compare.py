@@ -407,3 +407,39 @@ def test_compare_classes_over_sliding_windows(demo_clip: Path, tmp_path: Path) -
     assert np.abs(contrast).max() == pytest.approx(1.0)  # one bound over all windows
     tubes = np.load(out / "tube.npy")
     assert tubes.shape == (4, 3, 8, 96, 96) and tubes.min() == 0.0 and tubes.max() == 1.0
+
+
+def test_compare_commands_load_checkpoints_with_another_class_count(
+    demo_clip: Path, tmp_path: Path
+) -> None:
+    """A 5-class resnet3d-18 checkpoint with its names: --num-classes/--categories per model."""
+    torch.manual_seed(0)
+    ckpt = tmp_path / "r18_5.pth"
+    torch.save(st.zoo.resnet3d(18, num_classes=5).state_dict(), ckpt)
+    names = tmp_path / "names.txt"
+    names.write_text("take\nwash\nturn-on\nopen\nclose\n")
+    out = tmp_path / "classes"
+    code, _, stderr = _run(
+        "compare-classes", str(demo_clip), "--out", str(out), "--model", "resnet3d-18",
+        "--weights", str(ckpt), "--num-classes", "5", "--categories", str(names),
+        "--classes", "take,wash", "--frames", "8", "--format", "mp4",
+    )  # fmt: skip
+    assert code == 0, stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [c["name"] for c in manifest["classes"]] == ["take", "wash"]
+    out = tmp_path / "models"
+    code, stdout, stderr = _run(
+        "compare-models", str(demo_clip), "--out", str(out), "--models", "tiny-actions,resnet3d-18",
+        "--weights", f"resnet3d-18={ckpt}", "--num-classes", "resnet3d-18=5",
+        "--categories", f"resnet3d-18={names}", "--format", "mp4",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert any(line.startswith("resnet3d-18: ") for line in stdout.splitlines())
+    summary = json.loads((out / "manifest.json").read_text())["summary"]
+    assert summary[1]["class"] in ("take", "wash", "turn-on", "open", "close")
+    code, _, stderr = _run(
+        "compare-models", str(demo_clip), "--out", str(tmp_path / "bad"),
+        "--models", "tiny-actions,resnet3d-18", "--num-classes", "resnet3d-18=five",
+    )  # fmt: skip
+    assert code == 2 and "expected --num-classes MODEL=N" in stderr
+    assert not (tmp_path / "bad").exists()

@@ -350,17 +350,24 @@ def _pair(spec: str | None) -> tuple[str, str] | None:
     return items[0], items[1]
 
 
-def _weights_by_model(spec: str | None, names: list[str]) -> dict[str, Path]:
-    out: dict[str, Path] = {}
+def _per_model(spec: str | None, names: list[str], option: str, value: str) -> dict[str, str]:
+    """Parse ``MODEL=VALUE,...`` (e.g. ``--weights a=ckpt.pth``) for the models of --models."""
+    out: dict[str, str] = {}
     for item in [s.strip() for s in (spec or "").split(",") if s.strip()]:
-        name, sep, path = item.partition("=")
-        if not sep or name.strip() not in names or not path.strip():
+        name, sep, given = item.partition("=")
+        if not sep or name.strip() not in names or not given.strip():
             raise _UsageError(
-                f"expected --weights MODEL=PATH for models of --models ({', '.join(names)}), "
+                f"expected {option} MODEL={value} for models of --models ({', '.join(names)}), "
                 f"but got {item!r}"
             )
-        out[name.strip()] = Path(path.strip())
+        out[name.strip()] = given.strip()
     return out
+
+
+def _count(spec: str, option: str) -> int:
+    if not spec.isdigit() or int(spec) < 1:
+        raise _UsageError(f"expected {option} MODEL=N with a positive integer N, but got {spec!r}")
+    return int(spec)
 
 
 class _UsageError(SaliencyTubesError, ValueError):
@@ -481,6 +488,7 @@ def _comparison(
 @click.option("--model", "model_name", default="tiny-actions", show_default=True)
 @click.option("--weights", type=click.Path(path_type=Path), default=None, help="Checkpoint.")
 @click.option("--categories", type=click.Path(path_type=Path), default=None, help="Class names.")
+@click.option("--num-classes", type=int, default=None, help="Size of the classifier head.")
 @click.option(
     "--classes",
     default="top3",
@@ -500,6 +508,7 @@ def compare_classes_command(
     model_name: str,
     weights: Path | None,
     categories: Path | None,
+    num_classes: int | None,
     classes: str,
     contrast: str | None,
     frames: int | None,
@@ -521,6 +530,7 @@ def compare_classes_command(
         lambda: load_model(
             model_name,
             weights=weights,
+            num_classes=num_classes,
             categories=categories,
             allow_pickle=shared["allow_pickle"],
             device=shared["device"],
@@ -544,10 +554,20 @@ def compare_classes_command(
     help="Comma-separated registered names (see `saliency-tubes models`): one panel each.",
 )
 @click.option("--weights", default=None, metavar="M=PATH,...", help="Checkpoint per model.")
+@click.option(
+    "--num-classes", default=None, metavar="M=N,...", help="Head size per model (if not default)."
+)
+@click.option("--categories", default=None, metavar="M=PATH,...", help="Class names per model.")
 @click.option("--classes", default="top1", show_default=True, help="topK or names/indices.")
 @_compare_options
 def compare_models_command(
-    video: Path, model_names: str, weights: str | None, classes: str, **shared: Any
+    video: Path,
+    model_names: str,
+    weights: str | None,
+    num_classes: str | None,
+    categories: str | None,
+    classes: str,
+    **shared: Any,
 ) -> None:
     """Several models on VIDEO side by side, each with its own preprocessing.
 
@@ -563,11 +583,18 @@ def compare_models_command(
         names = [s.strip() for s in model_names.split(",") if s.strip()]
         if not names or len(set(names)) != len(names):
             raise _UsageError(f"expected distinct model names in --models, but got {model_names!r}")
-        paths = _weights_by_model(weights, names)
+        paths = _per_model(weights, names, "--weights", "PATH")
+        counts = {
+            k: _count(v, "--num-classes")
+            for k, v in _per_model(num_classes, names, "--num-classes", "N").items()
+        }
+        names_files = _per_model(categories, names, "--categories", "PATH")
         return [
             load_model(
                 name,
-                weights=paths.get(name),
+                weights=Path(paths[name]) if name in paths else None,
+                num_classes=counts.get(name),
+                categories=Path(names_files[name]) if name in names_files else None,
                 allow_pickle=shared["allow_pickle"],
                 device=shared["device"],
             )
