@@ -238,14 +238,12 @@ def test_default_method_at_the_preset_and_exact_cam(name: str) -> None:
         score, tubes.logits[0, tubes.classes[0]], atol=1e-4 * scale, rtol=1e-4
     )
 
-    # CAM equals normalised Grad-CAM (relu=False); per pathway for SlowFast, whose fused
-    # Grad-CAM tube weighs the pathways by 1 / (their grid size) instead.
+    # CAM equals normalised Grad-CAM (relu=False): per pathway for SlowFast, and fused (the
+    # fused Grad-CAM tube counts each pathway by its share of the score, as CAM's does).
     grad = loaded.explainer("gradcam", relu=False)(clip, classes=tubes.classes)
-    if tubes.pathways:
-        for layer, maps in tubes.pathways.items():
-            torch.testing.assert_close(grad.pathways[layer], maps, atol=1e-4, rtol=0)
-    else:
-        torch.testing.assert_close(grad.maps, tubes.maps, atol=1e-4, rtol=0)
+    for layer, maps in tubes.pathways.items():
+        torch.testing.assert_close(grad.pathways[layer], maps, atol=1e-4, rtol=0)
+    torch.testing.assert_close(grad.maps, tubes.maps, atol=1e-4, rtol=0)
     assert hooks_left(model) == 0
 
 
