@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .errors import SaliencyTubesError
+from .errors import SaliencyTubesError, first_line
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -272,7 +272,7 @@ def explain(
             video, out_dir, loaded, options, info=info, on_stage=None if quiet else _say
         )
     except (SaliencyTubesError, click.BadParameter) as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        _fail(first_line(exc))
         return
     _report(manifest, out_dir)
 
@@ -307,7 +307,7 @@ def demo(out_dir: Path, seed: int | None, classes: str, method: str, quiet: bool
             on_stage=None if quiet else _say,
         )
     except SaliencyTubesError as exc:
-        _fail(str(exc).splitlines()[0])
+        _fail(first_line(exc))
         return
     click.echo(f"true class of the generated clip: {manifest['demo']['true_class']}")
     _report(manifest, out_dir)
@@ -479,7 +479,7 @@ def _comparison(
             on_stage=None if shared["quiet"] else _say,
         )
     except (SaliencyTubesError, click.BadParameter) as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        _fail(first_line(exc))
         return None
 
 
@@ -711,7 +711,7 @@ def pyramid_command(
             video, out_dir, loaded, options, info=info, on_stage=None if quiet else _say
         )
     except SaliencyTubesError as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        _fail(first_line(exc))
         return
     c = manifest["class"]
     counts = " / ".join(str(n) for n in manifest["pyramid"]["nodes_per_level"][1:])
@@ -875,7 +875,7 @@ def evaluate_command(
             on_stage=say,
         )
     except (SaliencyTubesError, click.BadParameter) as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        _fail(first_line(exc))
         return
     c = report["class"]
     click.echo(f"class {c['index']} {c['name']}: p={c['score']:.3f}")

@@ -8,6 +8,12 @@ working. Messages are one line: what was expected, what was got, and what to do.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message, or its type's name if it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class SaliencyTubesError(Exception):
     """Base class of every error raised on bad user input."""
 

@@ -21,6 +21,15 @@ from .errors import LayerNotFoundError
 LayerSpec = str | nn.Module | None
 
 
+def model_device(model: nn.Module) -> torch.device | None:
+    """The device of the model's first parameter (or buffer); None for a model with neither."""
+    for tensor in model.parameters():
+        return tensor.device
+    for buffer in model.buffers():
+        return buffer.device
+    return None
+
+
 def module_name(model: nn.Module, module: nn.Module) -> str:
     """Return the qualified name of ``module`` inside ``model`` ("" for the model itself)."""
     for name, candidate in model.named_modules():

@@ -410,12 +410,6 @@ def _video_facts(info: VideoInfo) -> dict[str, Any]:
     }
 
 
-def _device_of(model: torch.nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
 # --------------------------------------------------------------------------------------
 # Stage 1: explain the windows of one model
 # --------------------------------------------------------------------------------------

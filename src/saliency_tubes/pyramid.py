@@ -86,6 +86,7 @@ from .hooks import (
     LayerSpec,
     find_layer_and_head,
     head_weight,
+    model_device,
     preserved_state,
     resolve_module,
     trace_calls,
@@ -584,9 +585,8 @@ def _check_call(
         )
     if align not in ("corners", "centers"):
         raise InputError(f"expected align 'corners' or 'centers', but got {align!r}")
-    for p in model.parameters():
-        return clip.to(p.device)
-    return clip
+    device = model_device(model)
+    return clip if device is None else clip.to(device)
 
 
 def _finite_logits(output: Any) -> torch.Tensor:

@@ -16,11 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ClassSelectionError, InputError
+from ..errors import ClassSelectionError, InputError, first_line
 from ..hooks import (
     LayerSpec,
     capture_activation,
     find_layer_and_head,
+    model_device,
     preserved_state,
     resolve_module,
     trace_calls,
@@ -222,14 +223,6 @@ def check_clip(clip: Any) -> torch.Tensor:
     return clip
 
 
-def _model_device(model: nn.Module) -> torch.device | None:
-    for tensor in model.parameters():
-        return tensor.device
-    for buffer in model.buffers():
-        return buffer.device
-    return None
-
-
 class Explainer:
     """Base class: computes saliency tubes for a video classifier.
 
@@ -347,7 +340,7 @@ class Explainer:
             :class:`Tubes` with maps of the clip's own (T, H, W).
         """
         clip = check_clip(clip)
-        device = _model_device(self.model)
+        device = model_device(self.model)
         if device is not None and clip.device != device:
             clip = clip.to(device)
         size = (clip.shape[2], clip.shape[3], clip.shape[4])
@@ -430,7 +423,7 @@ class Explainer:
         """The model's (N, num_classes) scores for ``clip``: one forward, no gradients, the
         model's state restored (eval mode during the call when ``eval_mode``)."""
         clip = check_clip(clip)
-        device = _model_device(self.model)
+        device = model_device(self.model)
         if device is not None and clip.device != device:
             clip = clip.to(device)
         with preserved_state(self.model, eval_mode=self.eval_mode), torch.no_grad():
@@ -444,7 +437,7 @@ class Explainer:
 
     def _forward_error(self, clip: torch.Tensor, exc: RuntimeError) -> InputError:
         t, h, w = clip.shape[2:]
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         return InputError(
             f"{type(self.model).__name__} could not run on a clip of {t} frames of {h}x{w} "
             f"({reason}); models with fixed pools or position embeddings need the clip size "

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ClassSelectionError, InputError
-from ..hooks import preserved_state
+from ..hooks import model_device, preserved_state
 from ..methods.base import logits_of
 from ._tubes import as_tube, connected_components, rank_order
 
@@ -283,14 +283,6 @@ def _units(
     raise InputError(f"expected unit one of {', '.join(UNITS)}, but got {unit!r}")
 
 
-def _model_device(model: nn.Module) -> torch.device | None:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return None
-
-
 def _batch_size(clip: torch.Tensor, batch_size: int | None, max_bytes: int) -> int:
     if batch_size is not None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -361,7 +353,7 @@ def perturbation_curve(
         raise InputError(
             f"expected a tube of the clip's (T, H, W) = {tuple(x.shape[2:])}, but got {tuple(s.shape)}"
         )
-    device = _model_device(model) or x.device
+    device = model_device(model) or x.device
     x = x.to(device)
     base = make_substrate(x, substrate, sigma)
     membership, order = _units(s, unit, grid, threshold, seed)

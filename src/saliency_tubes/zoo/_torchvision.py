@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, first_line
 
 MISSING_OPERATOR = "operator torchvision::nms does not exist"
 """The error text of the failed import that the workaround answers (pytorch/vision#9085)."""
@@ -74,7 +74,7 @@ def import_torchvision() -> ModuleType:
     except RuntimeError as exc:
         if MISSING_OPERATOR not in str(exc):
             raise ModelLoadError(
-                f"importing torchvision failed: {str(exc).strip().splitlines()[0]}; "
+                f"importing torchvision failed: {first_line(exc)}; "
                 "install the torchvision build that matches your torch (see DEVELOPERS.md)"
             ) from None
     _forget_torchvision()
@@ -93,7 +93,7 @@ def import_torchvision() -> ModuleType:
         _forget_torchvision()
         raise ModelLoadError(
             "importing torchvision failed even with the missing-operator workaround: "
-            f"{str(exc).strip().splitlines()[0]}; install the torchvision build that matches "
+            f"{first_line(exc)}; install the torchvision build that matches "
             "your torch (see DEVELOPERS.md)"
         ) from None
 

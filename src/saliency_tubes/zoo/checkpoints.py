@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, first_line
 
 _NESTED_KEYS = ("state_dict", "model_state", "model_state_dict", "model", "net", "module")
 
@@ -39,7 +39,7 @@ def read_state_dict(path: str | Path, *, allow_pickle: bool = False) -> dict[str
         else:
             raw = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except Exception as exc:  # noqa: BLE001 - every reader failure becomes one clear message
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         if not allow_pickle and "weights_only" in str(exc):
             raise ModelLoadError(
                 f"refused to unpickle {path.name}: it holds objects other than tensors (a pickle can run code); "

@@ -82,7 +82,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..errors import InputError, ModelLoadError
+from ..errors import InputError, ModelLoadError, first_line
 from ..hooks import resolve_module
 from ..tokens import TokenGrid
 from ._torchvision import import_torchvision
@@ -202,7 +202,7 @@ def import_hub(module: str | None = None) -> ModuleType:
     try:
         return importlib.import_module(name)
     except Exception as exc:  # noqa: BLE001 - any import failure becomes one clear line
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise ModelLoadError(
             f"importing {name} failed ({reason}); expected pytorchvideo 0.1.5 with a torchvision "
             f"that matches your torch: reinstall with {INSTALL}"
@@ -307,7 +307,7 @@ def _fetch_checkpoint(name: str) -> Path:
             folder.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(url, str(path), progress=True)
         except Exception as exc:  # noqa: BLE001 - every download failure becomes one clear line
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise ModelLoadError(
                 f"downloading the {name} Kinetics-400 weights failed ({reason}); pass a local "
                 "checkpoint path instead (--weights PATH)"
@@ -317,9 +317,9 @@ def _fetch_checkpoint(name: str) -> Path:
 
 def kinetics400_categories() -> tuple[str, ...]:
     """The 400 Kinetics class names (alphabetical), from torchvision's weights metadata."""
-    import_torchvision()
-    video = importlib.import_module("torchvision.models.video")
-    return tuple(video.R3D_18_Weights.DEFAULT.meta["categories"])
+    from . import torchvision_models
+
+    return torchvision_models.kinetics400_categories()
 
 
 def build(

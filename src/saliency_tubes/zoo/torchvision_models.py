@@ -55,8 +55,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, first_line
 from ..tokens import Reshape, TokenGrid, channels_last
+from ..video import KINETICS_MEAN, KINETICS_STD
 from ._torchvision import import_torchvision
 from .registry import ModelAdapter, Preset
 
@@ -64,9 +65,7 @@ KINETICS400 = "kinetics400"
 """The short weights name accepted for every adapter here (case-insensitive)."""
 
 # Normalisation of the torchvision Kinetics weights (pixels in [0, 1]), from each
-# Weights entry's transforms().
-_KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
-_KINETICS_STD = (0.22803, 0.22145, 0.216989)
+# Weights entry's transforms(): video.KINETICS_MEAN/KINETICS_STD for most, these for the rest.
 _MVIT_MEAN = (0.45, 0.45, 0.45)
 _MVIT_STD = (0.225, 0.225, 0.225)
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -79,8 +78,8 @@ _RESNET_PRESET = Preset(
     size=(112, 112),
     resize="short_side",
     resize_to=128,
-    mean=_KINETICS_MEAN,
-    std=_KINETICS_STD,
+    mean=KINETICS_MEAN,
+    std=KINETICS_STD,
 )
 # S3D: trained on 64-frame clips (evaluated on 128) at 15 fps, resized to 256x256 then
 # centre-cropped to 224. torchvision squashes the frame to a square before the crop; the
@@ -91,8 +90,8 @@ _S3D_PRESET = Preset(
     size=(224, 224),
     resize="short_side",
     resize_to=256,
-    mean=_KINETICS_MEAN,
-    std=_KINETICS_STD,
+    mean=KINETICS_MEAN,
+    std=KINETICS_STD,
 )
 # MViT: 16 frames (sampled at 7.5 fps), short side 256, crop 224. Its positional
 # embeddings fix the input at exactly 16x224x224.
@@ -294,7 +293,7 @@ def _download_state_dict(weights: Any) -> dict[str, torch.Tensor]:
     try:
         state = weights.get_state_dict(progress=True, check_hash=True)
     except Exception as exc:  # noqa: BLE001 - every download failure becomes one clear line
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise ModelLoadError(
             f"downloading the {weights!r} weights failed ({reason}); pass a local checkpoint "
             "path instead (--weights PATH)"
