@@ -93,7 +93,7 @@ from .hooks import (
 )
 from .methods import normalize_tubes, select_classes
 from .methods.base import check_clip, logits_of
-from .upsample import upsample
+from .upsample import check_mode, upsample
 
 __all__ = [
     "ClassFeaturePyramid",
@@ -578,13 +578,7 @@ def _check_call(
             f"expected layers as a non-empty list of convolution names, but got {layers!r}; "
             "pass e.g. ['layer4.1.conv2', 'layer4.1.conv1']"
         )
-    if interpolation not in ("cubic", "quadratic", "linear", "nearest"):
-        raise InputError(
-            "expected interpolation 'cubic', 'quadratic', 'linear' or 'nearest', but got "
-            f"{interpolation!r}"
-        )
-    if align not in ("corners", "centers"):
-        raise InputError(f"expected align 'corners' or 'centers', but got {align!r}")
+    check_mode(interpolation, align, mode_name="interpolation")
     device = model_device(model)
     return clip if device is None else clip.to(device)
 

@@ -53,7 +53,7 @@ import torch
 
 from saliency_tubes.errors import InputError
 
-__all__ = ["MODES", "ALIGNS", "upsample"]
+__all__ = ["ALIGNS", "MODES", "check_mode", "upsample"]
 
 MODES: dict[str, int] = {"nearest": 0, "linear": 1, "quadratic": 2, "cubic": 3}
 """Interpolation modes and their B-spline orders."""
@@ -236,6 +236,21 @@ def _apply(x: torch.Tensor, m: torch.Tensor, axis: int) -> torch.Tensor:
     return torch.matmul(m, x.reshape(b, d0, d1 * d2)).reshape(b, n_out, d1, d2)
 
 
+def check_mode(mode: object, align: object, *, mode_name: str = "mode") -> None:
+    """Raise :class:`InputError` unless ``mode`` is in :data:`MODES` and ``align`` in
+    :data:`ALIGNS` (``mode_name``: how the caller calls the mode, e.g. "interpolation")."""
+    if not isinstance(mode, str) or mode not in MODES:
+        raise InputError(
+            f"expected {mode_name} to be one of {', '.join(repr(k) for k in MODES)}, but got "
+            f"{mode!r}; use 'cubic' for the paper's spline"
+        )
+    if not isinstance(align, str) or align not in ALIGNS:
+        raise InputError(
+            f"expected align to be one of {', '.join(repr(k) for k in ALIGNS)}, but got "
+            f"{align!r}; use 'corners' for scipy.ndimage.zoom's grid"
+        )
+
+
 def _check_inputs(
     raw: object, size: object, mode: object, align: object, clip: object
 ) -> tuple[torch.Tensor, tuple[int, int, int]]:
@@ -280,16 +295,7 @@ def _check_inputs(
             f"expected size to be 3 positive ints (T, H, W), but got {size!r}; "
             "pass e.g. size=(16, 112, 112)"
         )
-    if not isinstance(mode, str) or mode not in MODES:
-        raise InputError(
-            f"expected mode to be one of {', '.join(repr(k) for k in MODES)}, but got "
-            f"{mode!r}; use 'cubic' for the paper's spline"
-        )
-    if not isinstance(align, str) or align not in ALIGNS:
-        raise InputError(
-            f"expected align to be one of {', '.join(repr(k) for k in ALIGNS)}, but got "
-            f"{align!r}; use 'corners' for scipy.ndimage.zoom's grid"
-        )
+    check_mode(mode, align)
     if not isinstance(clip, bool):
         raise InputError(
             f"expected clip to be a bool, but got {clip!r}; pass clip=True or clip=False"

@@ -27,7 +27,7 @@ from ..hooks import (
     trace_calls,
 )
 from ..tokens import Reshape
-from ..upsample import upsample
+from ..upsample import check_mode, upsample
 
 ClassSpec = str | int | Sequence[int] | Sequence[str] | Sequence[Sequence[int]] | torch.Tensor
 LayersSpec = LayerSpec | Sequence[str | nn.Module]
@@ -268,13 +268,7 @@ class Explainer:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"expected a torch.nn.Module, but got {type(model).__name__}")
-        if interpolation not in ("cubic", "quadratic", "linear", "nearest"):
-            raise InputError(
-                "expected interpolation 'cubic', 'quadratic', 'linear' or 'nearest', "
-                f"but got {interpolation!r}"
-            )
-        if align not in ("corners", "centers"):
-            raise InputError(f"expected align 'corners' or 'centers', but got {align!r}")
+        check_mode(interpolation, align, mode_name="interpolation")
         for name, fn in (("reshape", reshape), ("inputs", inputs)):
             if fn is not None and not callable(fn):
                 raise TypeError(
