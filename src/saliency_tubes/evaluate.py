@@ -15,10 +15,8 @@ and the plots. Both leave nothing behind when they fail.
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +45,7 @@ from .metrics.groundtruth import load_ground_truth
 from .metrics.plots import Panel, Series, figure_png
 from .metrics.sanity import SaliencyFn
 from .metrics.stats import Estimate, bootstrap_mean, paired_difference
-from .pipeline import _Outputs, _prepare_out_dir, _progress, _versions, _video_facts
+from .pipeline import _Outputs, _progress, _versions, _video_facts, output_folder
 from .synthetic import make_dataset
 from .upsample import MODES
 from .video import atomic_write_bytes, atomic_write_json, probe, read_frames, sample_uniform
@@ -611,28 +609,13 @@ def benchmark_panels(result: BenchmarkResult) -> list[Panel]:
     return panels
 
 
-@contextmanager
-def _output_folder(out_dir: str | Path) -> Iterator[_Outputs]:
-    """Claim files in ``out_dir``; on any error remove them (and the folder, if new)."""
-    out = Path(out_dir)
-    created = _prepare_out_dir(out)
-    outputs = _Outputs(out)
-    try:
-        yield outputs
-    except BaseException:
-        outputs.cleanup()
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-
-
 def write_benchmark(result: BenchmarkResult, out_dir: str | Path) -> dict[str, str]:
     """Write ``results.json``, ``results.md`` and the plots; return the files by kind.
 
     Plots: ``deletion_insertion.png`` (mean curves with 95 % bands), ``sanity.png`` (the
     cascade) and ``evaluation.png`` (all three panels, the README's figure).
     """
-    with _output_folder(out_dir) as outputs:
+    with output_folder(out_dir) as outputs:
         panels = benchmark_panels(result)
         n = int(result.labels.size)
         title = f"{result.config.model}, {n} held-out synthetic clips"
@@ -730,7 +713,7 @@ def evaluate_video(
             f"expected the ground truth to cover part of the {preset.frames} sampled frames "
             f"({indices.tolist()}), but it covers none; annotate those frames or more of them"
         )
-    with _output_folder(out_dir) as outputs:
+    with output_folder(out_dir) as outputs:
         say(f"reading {preset.frames} frames of {info.path}")
         model = loaded.model
         clip = prep(read_frames(video, indices, info=info))[None].to(_device(model))
