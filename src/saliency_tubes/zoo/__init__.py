@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from torch import nn
@@ -43,9 +44,15 @@ register(
 )
 
 
-def _hara_resnet(depth: int, *, pretrained: bool = False, num_classes: int = 400) -> nn.Module:
+def _hara(
+    family: Callable[..., nn.Module],
+    depth: int,
+    *,
+    pretrained: bool = False,
+    num_classes: int = 400,
+) -> nn.Module:
     del pretrained  # no released weights can be downloaded here: pass --weights PATH
-    return resnet3d(depth, num_classes=num_classes)
+    return family(depth, num_classes=num_classes)
 
 
 # Kinetics statistics of the 3D-ResNets-PyTorch family (pixels in [0, 1]).
@@ -56,38 +63,25 @@ _HARA_PRESET = Preset(
     mean=(0.4345, 0.4051, 0.3775),
     std=(0.2768, 0.2713, 0.2737),
 )
-for _depth in (18, 34, 50, 101, 152):
-    register(
-        ModelAdapter(
-            name=f"resnet3d-{_depth}",
-            builder=partial(_hara_resnet, _depth),
-            layer="layer4",
-            classifier="fc",
-            preset=_HARA_PRESET,
-            num_classes=400,
-            description=f"3D-ResNet-{_depth} (Hara et al. 2018 layout; load its checkpoints with --weights)",
+# (name prefix, title, builder, depths, layer, head). DenseNet's relu5 (after features.norm5) is what the
+# global pool averages: the CAM is exact there.
+_HARA_FAMILIES = (
+    ("resnet3d", "3D-ResNet", resnet3d, (18, 34, 50, 101, 152), "layer4", "fc"),
+    ("densenet3d", "3D-DenseNet", densenet3d, (121, 169, 201, 264), "relu5", "classifier"),
+)
+for _prefix, _title, _family, _depths, _layer, _head in _HARA_FAMILIES:
+    for _depth in _depths:
+        register(
+            ModelAdapter(
+                name=f"{_prefix}-{_depth}",
+                builder=partial(_hara, _family, _depth),
+                layer=_layer,
+                classifier=_head,
+                preset=_HARA_PRESET,
+                num_classes=400,
+                description=f"{_title}-{_depth} (Hara et al. 2018 layout; load its checkpoints with --weights)",
+            )
         )
-    )
-
-
-def _hara_densenet(depth: int, *, pretrained: bool = False, num_classes: int = 400) -> nn.Module:
-    del pretrained  # no released weights can be downloaded here: pass --weights PATH
-    return densenet3d(depth, num_classes=num_classes)
-
-
-# relu5 (after features.norm5) is what the global pool averages: the CAM is exact there.
-for _depth in (121, 169, 201, 264):
-    register(
-        ModelAdapter(
-            name=f"densenet3d-{_depth}",
-            builder=partial(_hara_densenet, _depth),
-            layer="relu5",
-            classifier="classifier",
-            preset=_HARA_PRESET,
-            num_classes=400,
-            description=f"3D-DenseNet-{_depth} (Hara et al. 2018 layout; load its checkpoints with --weights)",
-        )
-    )
 
 # torchvision's video classifiers: torchvision is imported only when one is built.
 for _adapter in torchvision_models.adapters():
