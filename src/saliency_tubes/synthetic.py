@@ -35,8 +35,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from saliency_tubes.errors import InputError
+from saliency_tubes.normalise import minmax
 
 __all__ = ["CLASSES", "SHAPES", "SyntheticClip", "make_clip", "make_dataset"]
 
@@ -146,8 +148,7 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int) -> FloatArr
     top = grid[y0][:, x0] * (1 - fx) + grid[y0][:, x1] * fx
     bottom = grid[y1][:, x0] * (1 - fx) + grid[y1][:, x1] * fx
     out = top * (1 - fy[:, None]) + bottom * fy[:, None]
-    lo, hi = float(out.min()), float(out.max())
-    return (out - lo) / max(hi - lo, 1e-6)
+    return minmax(torch.from_numpy(out)).numpy()
 
 
 def _background(rng: np.random.Generator, height: int, width: int) -> FloatArray:

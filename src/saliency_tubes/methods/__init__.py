@@ -1,6 +1,6 @@
 """Explanation methods: each decides only how the raw tube is computed."""
 
-from .base import Explainer, Tubes, normalize_tubes, select_classes
+from .base import Explainer, ExplainerOptions, ForwardPass, Tubes, normalize_tubes, select_classes
 from .cam import CAM, SaliencyTubes
 from .gradient import GradCAM, GradCAMPlusPlus
 
@@ -14,6 +14,8 @@ __all__ = [
     "CAM",
     "METHODS",
     "Explainer",
+    "ExplainerOptions",
+    "ForwardPass",
     "GradCAM",
     "GradCAMPlusPlus",
     "SaliencyTubes",

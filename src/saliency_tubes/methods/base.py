@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import torch
 from torch import nn
@@ -26,13 +26,54 @@ from ..hooks import (
     resolve_module,
     trace_calls,
 )
+from ..normalise import minmax
 from ..tokens import Reshape
 from ..upsample import check_mode, upsample
+
+if TYPE_CHECKING:
+    pass
 
 ClassSpec = str | int | Sequence[int] | Sequence[str] | Sequence[Sequence[int]] | torch.Tensor
 LayersSpec = LayerSpec | Sequence[str | nn.Module]
 Inputs = Callable[[torch.Tensor], Any]
 """``inputs(clip) -> what the model's forward takes`` (e.g. SlowFast's [slow, fast] list)."""
+
+
+class ExplainerOptions(TypedDict, total=False):
+    """The keywords that every explainer takes, typed for ``**options``.
+
+    A method's ``__init__`` names only its own keywords and passes these on unchanged to
+    :class:`Explainer`, whose docstring gives their meaning and defaults.
+    """
+
+    relu: bool
+    interpolation: str
+    align: str
+    categories: Sequence[str] | None
+    eval_mode: bool
+    reshape: Reshape | None
+    inputs: Inputs | None
+
+
+@dataclass(frozen=True)
+class ForwardPass:
+    """What one forward pass gives a method to compute its raw maps from.
+
+    Attributes:
+        activations: each target layer's output as captured (a leaf that requires grad
+            for the gradient methods; possibly tokens, before ``volume``).
+        volume: maps a captured output (or a gradient with respect to it) to
+            (N, C, T', H', W').
+        logits: (N, num_classes) scores (connected to ``activations`` for gradients).
+        classes: (N, K) class indices to explain.
+        head: the classifier, when one was found or given.
+    """
+
+    activations: list[torch.Tensor]
+    volume: Callable[[torch.Tensor], torch.Tensor]
+    logits: torch.Tensor
+    classes: torch.Tensor
+    head: nn.Module | None
 
 
 @dataclass(frozen=True)
@@ -98,15 +139,10 @@ def normalize_tubes(maps: torch.Tensor) -> torch.Tensor:
     """Min-max normalise each (T, H, W) tube of an (N, K, T, H, W) tensor to [0, 1].
 
     ``(x - min) / (max - min)`` over the whole tube (space and time together, as in the
-    authors' code). A constant tube has no salient region and becomes all zeros.
+    authors' code): :func:`saliency_tubes.normalise.minmax` over every dimension after
+    the first two. A constant tube has no salient region and becomes all zeros.
     """
-    flat = maps.flatten(2)
-    low = flat.amin(dim=2, keepdim=True)
-    high = flat.amax(dim=2, keepdim=True)
-    span = high - low
-    safe = torch.where(span > 0, span, torch.ones_like(span))
-    out = torch.where(span > 0, (flat - low) / safe, torch.zeros_like(flat))
-    return out.reshape(maps.shape)
+    return minmax(maps.flatten(2), dim=2).reshape(maps.shape)
 
 
 _TOPK = re.compile(r"^top(\d+)$", re.IGNORECASE)
@@ -235,7 +271,8 @@ class Explainer:
             (:attr:`Tubes.pathways`) and :attr:`Tubes.maps` is their fused tube.
         classifier: the final ``nn.Linear`` (or 1x1x1 ``nn.Conv3d``) head, by name or module;
             found by default.
-        relu: apply ReLU to the raw map (keep only positive evidence) before upsampling.
+        relu: apply ReLU to the raw map (keep only positive evidence) before upsampling
+            (off by default here and for CAM, on for the gradient methods).
         interpolation: "cubic" (the paper's spline), "quadratic", "linear" or "nearest".
         align: "corners" (scipy.ndimage.zoom's grid, the authors' choice) or "centers"
             (half-pixel centres: what strided feature maps actually sample).
@@ -379,7 +416,7 @@ class Explainer:
                     "check the input normalisation and the weights"
                 )
             index = select_classes(classes, logits.detach(), self.categories)
-            raws = self._raw_maps(captured, volume, logits, index, head)
+            raws = self._raw_maps(ForwardPass(captured, volume, logits, index, head))
         raws = [r.detach().float() for r in raws]
         names = [name for name, _ in layers]
         pathways: dict[str, torch.Tensor] = {}
@@ -452,24 +489,12 @@ class Explainer:
             return raw
         return upsample(raw, size, mode=self.interpolation, align=self.align)
 
-    def _raw_maps(
-        self,
-        activations: list[torch.Tensor],
-        volume: Callable[[torch.Tensor], torch.Tensor],
-        logits: torch.Tensor,
-        classes: torch.Tensor,
-        head: nn.Module | None,
-    ) -> list[torch.Tensor]:
+    def _raw_maps(self, forward: ForwardPass) -> list[torch.Tensor]:
         """Return one (N, K, T', H', W') raw map per target layer. Overridden by each method.
 
         Args:
-            activations: each layer's output as captured (a leaf that requires grad for
-                the gradient methods; possibly tokens, before ``volume``).
-            volume: maps a captured output (or a gradient with respect to it) to
-                (N, C, T', H', W').
-            logits: (N, num_classes) scores (connected to ``activations`` for gradients).
-            classes: (N, K) class indices.
-            head: the classifier, when one was found or given.
+            forward: the captured layer outputs, the scores, the classes to explain and
+                the head of this call.
         """
         raise NotImplementedError
 

@@ -6,15 +6,19 @@ Explanations for Spatio-Temporal Convolutions", ICIP 2019.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..errors import InputError, LayerNotFoundError
 from ..hooks import LayerSpec, head_weight
-from ..tokens import Reshape
-from .base import Explainer, Inputs, LayersSpec
+from ..normalise import minmax
+from .base import Explainer, ExplainerOptions, ForwardPass, LayersSpec
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class SaliencyTubes(Explainer):
@@ -47,13 +51,14 @@ class SaliencyTubes(Explainer):
         top_features: keep only the D largest-weight features (None: all).
         weight_threshold: θ in [0, 1] for the class weights (None: off).
         activation_threshold: θ in [0, 1] for the activations (None: off).
-        relu: clamp the raw tube at 0 (off by default, as in the authors' code).
         pooled_head: for heads that are more than one linear layer after the global pooling
             (X3D: 1x1x1 conv, ReLU, linear): a function from the pooled features (N, C) to
             the scores. The class weights are then its Jacobian at the clip's pooled
             features, which is exact for piecewise-linear heads: the class score is the
             tube's space-time mean plus a constant.
-        interpolation, align, categories, eval_mode, reshape, inputs: see :class:`Explainer`.
+        **options: ``relu`` (clamp the raw tube at 0; off by default, as in the authors'
+            code), ``interpolation``, ``align``, ``categories``, ``eval_mode``, ``reshape``,
+            ``inputs``: see :class:`Explainer`.
     """
 
     method = "cam"
@@ -67,29 +72,12 @@ class SaliencyTubes(Explainer):
         top_features: int | None = None,
         weight_threshold: float | None = None,
         activation_threshold: float | None = None,
-        relu: bool = False,
-        interpolation: str = "cubic",
-        align: str = "corners",
-        categories: Sequence[str] | None = None,
-        eval_mode: bool = True,
-        reshape: Reshape | None = None,
-        inputs: Inputs | None = None,
         pooled_head: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        **options: Unpack[ExplainerOptions],
     ) -> None:
         if pooled_head is not None:
             self.needs_head = False  # the scores come from pooled_head, not a head's weights
-        super().__init__(
-            model,
-            layer,
-            classifier,
-            relu=relu,
-            interpolation=interpolation,
-            align=align,
-            categories=categories,
-            eval_mode=eval_mode,
-            reshape=reshape,
-            inputs=inputs,
-        )
+        super().__init__(model, layer, classifier, **options)
         if pooled_head is not None and not callable(pooled_head):
             raise TypeError(
                 f"expected pooled_head to be callable or None, but got {type(pooled_head).__name__}"
@@ -111,17 +99,10 @@ class SaliencyTubes(Explainer):
         self.weight_threshold = weight_threshold
         self.activation_threshold = activation_threshold
 
-    def _raw_maps(
-        self,
-        activations: list[torch.Tensor],
-        volume: Callable[[torch.Tensor], torch.Tensor],
-        logits: torch.Tensor,
-        classes: torch.Tensor,
-        head: nn.Module | None,
-    ) -> list[torch.Tensor]:
-        alphas = [volume(a.detach()) for a in activations]
+    def _raw_maps(self, forward: ForwardPass) -> list[torch.Tensor]:
+        alphas = [forward.volume(a.detach()) for a in forward.activations]
         channels = [a.shape[1] for a in alphas]
-        w = self._class_weights(alphas, classes, head)  # (N, K, sum C)
+        w = self._class_weights(alphas, forward.classes, forward.head)  # (N, K, sum C)
         if w.shape[2] != sum(channels):
             layers = "the layer's" if len(channels) == 1 else "the layers' (together)"
             raise LayerNotFoundError(
@@ -174,18 +155,13 @@ class SaliencyTubes(Explainer):
             top = w.topk(self.top_features, dim=2).indices
             keep = torch.zeros_like(keep).scatter_(2, top, True)
         if self.weight_threshold is not None:
-            low = w.amin(dim=2, keepdim=True)
-            span = (w.amax(dim=2, keepdim=True) - low).clamp_min(torch.finfo(w.dtype).tiny)
-            keep = keep & ((w - low) / span >= self.weight_threshold)
+            keep = keep & (minmax(w, dim=2) >= self.weight_threshold)
         return keep.to(w.dtype)
 
     def _activation_mask(self, alpha: torch.Tensor) -> torch.Tensor:
         """(N, C, T', H', W') 0/1 mask of the activations kept by ``activation_threshold``."""
-        flat = alpha.flatten(2)
-        low = flat.amin(dim=2, keepdim=True)
-        span = (flat.amax(dim=2, keepdim=True) - low).clamp_min(torch.finfo(alpha.dtype).tiny)
-        keep = (flat - low) / span >= float(self.activation_threshold or 0.0)
-        return keep.reshape(alpha.shape).to(alpha.dtype)
+        keep = minmax(alpha, dim=(2, 3, 4)) >= float(self.activation_threshold or 0.0)
+        return keep.to(alpha.dtype)
 
 
 CAM = SaliencyTubes

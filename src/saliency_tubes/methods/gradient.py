@@ -11,18 +11,33 @@ forward runs without autograd up to the layer, whose output becomes a fresh leaf
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..errors import InputError
 from ..hooks import LayerSpec
-from ..tokens import Reshape
-from .base import Explainer, Inputs, LayersSpec
+from .base import Explainer, ExplainerOptions, ForwardPass, LayersSpec
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class _GradientExplainer(Explainer):
+    """What Grad-CAM and Grad-CAM++ share: the gradient of each class score at the layer.
+
+    Args:
+        model: the video classifier.
+        layer: target layer (name or module), or a list of them; found by default.
+        classifier: the head, by name or module; not needed (the scores' gradient is used).
+        per_frame_weights: pool the gradient over (H', W') only, giving one weight per
+            channel and time step, instead of over (T', H', W').
+        **options: ``relu`` (clamp the raw tube at 0; **on** by default here, as in
+            Grad-CAM), ``interpolation``, ``align``, ``categories``, ``eval_mode``,
+            ``reshape``, ``inputs``: see :class:`Explainer`.
+    """
+
     needs_gradients = True
     needs_head = False
 
@@ -33,43 +48,21 @@ class _GradientExplainer(Explainer):
         classifier: LayerSpec = None,
         *,
         per_frame_weights: bool = False,
-        relu: bool = True,
-        interpolation: str = "cubic",
-        align: str = "corners",
-        categories: Sequence[str] | None = None,
-        eval_mode: bool = True,
-        reshape: Reshape | None = None,
-        inputs: Inputs | None = None,
+        **options: Unpack[ExplainerOptions],
     ) -> None:
-        super().__init__(
-            model,
-            layer,
-            classifier,
-            relu=relu,
-            interpolation=interpolation,
-            align=align,
-            categories=categories,
-            eval_mode=eval_mode,
-            reshape=reshape,
-            inputs=inputs,
-        )
+        options.setdefault("relu", True)
+        super().__init__(model, layer, classifier, **options)
         self.per_frame_weights = per_frame_weights
 
-    def _raw_maps(
-        self,
-        activations: list[torch.Tensor],
-        volume: Callable[[torch.Tensor], torch.Tensor],
-        logits: torch.Tensor,
-        classes: torch.Tensor,
-        head: nn.Module | None,
-    ) -> list[torch.Tensor]:
+    def _raw_maps(self, forward: ForwardPass) -> list[torch.Tensor]:
+        activations, logits, classes = forward.activations, forward.logits, forward.classes
         if logits.grad_fn is None or not all(a.requires_grad for a in activations):
             raise InputError(
                 "the class scores do not depend on the target layer's output through autograd; "
                 "pick a layer on the path to the scores (and do not call the explainer under "
                 "torch.inference_mode)"
             )
-        alphas = [volume(a.detach()) for a in activations]
+        alphas = [forward.volume(a.detach()) for a in activations]
         maps: list[list[torch.Tensor]] = [[] for _ in activations]
         k_total = classes.shape[1]
         for k in range(k_total):
@@ -78,7 +71,7 @@ class _GradientExplainer(Explainer):
                 score, activations, retain_graph=k < k_total - 1, allow_unused=True
             )
             for i, (alpha, grad) in enumerate(zip(alphas, grads, strict=True)):
-                g = torch.zeros_like(alpha) if grad is None else volume(grad.detach())
+                g = torch.zeros_like(alpha) if grad is None else forward.volume(grad.detach())
                 maps[i].append(self._combine(alpha, g))
         return [torch.stack(m, dim=1) for m in maps]
 
@@ -103,6 +96,9 @@ class GradCAM(_GradientExplainer):
 
     For a global-average-pool + linear head, :math:`w^c_j = W_{cj} / (T'H'W')` and the
     normalised tube equals :class:`~saliency_tubes.SaliencyTubes`' (with ``relu=False``).
+
+    Takes ``per_frame_weights`` and the keywords of :class:`~saliency_tubes.Explainer`,
+    with ``relu`` on by default.
     """
 
     method = "gradcam"
@@ -131,6 +127,9 @@ class GradCAMPlusPlus(_GradientExplainer):
 
     where :math:`x` runs over (t, h, w), or over (h, w) per time step with
     ``per_frame_weights=True``. A zero denominator gives :math:`a = 0`.
+
+    Takes ``per_frame_weights`` and the keywords of :class:`~saliency_tubes.Explainer`,
+    with ``relu`` on by default.
     """
 
     method = "gradcam++"
