@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .initialise import init_weights
+
 
 class _DenseLayer(nn.Module):
     """BN-ReLU-conv1x1x1 (to ``bn_size * growth_rate``), BN-ReLU-conv3x3x3 (to ``growth_rate``).
@@ -162,14 +164,7 @@ class DenseNet3D(nn.Module):
         self.relu5 = nn.ReLU()
         self.avgpool = nn.AdaptiveAvgPool3d(1)
         self.classifier = nn.Linear(channels, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        init_weights(self, zero_linear_bias=True)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.avgpool(self.relu5(self.features(x))).flatten(1))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from .initialise import init_weights
+
 
 def _conv3(cin: int, cout: int, stride: int = 1) -> nn.Conv3d:
     return nn.Conv3d(cin, cout, kernel_size=3, stride=stride, padding=1, bias=False)
@@ -111,12 +113,7 @@ class ResNet3D(nn.Module):
         self.layer4 = self._stage(block, widths[3], layers[3], 2)
         self.avgpool = nn.AdaptiveAvgPool3d(1)
         self.fc = nn.Linear(widths[3] * block.expansion, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def _stage(
         self, block: type[BasicBlock] | type[Bottleneck], planes: int, blocks: int, stride: int

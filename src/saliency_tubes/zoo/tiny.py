@@ -35,6 +35,7 @@ from torch import nn
 
 from saliency_tubes.errors import InputError, ModelLoadError
 from saliency_tubes.synthetic import CLASSES
+from saliency_tubes.zoo.initialise import init_weights
 
 __all__ = ["PRESET", "WEIGHTS_PATH", "ResidualBlock3d", "TinyActionNet", "tiny_action_net"]
 
@@ -175,12 +176,7 @@ class TinyActionNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool3d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(c3, num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm3d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_weights(self)
         # Start each residual branch as (almost) the identity: stabler early training.
         nn.init.zeros_(self.features.bn2.weight)
 
