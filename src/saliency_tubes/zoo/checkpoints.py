@@ -8,7 +8,7 @@ containers, so a checkpoint cannot run code when it is opened. A full pickle nee
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +141,55 @@ def read_categories(path: str | Path) -> tuple[str, ...]:
     if not names:
         raise ModelLoadError(f"class-name file {path} is empty; expected one name per line")
     return names
+
+
+def looks_like_path(text: str, suffixes: Sequence[str]) -> bool:
+    """Whether a ``--weights`` text names a file rather than weights: a path separator, or
+    one of the checkpoint ``suffixes`` (lower-case, with the dot) as its suffix."""
+    return "/" in text or "\\" in text or Path(text).suffix.lower() in suffixes
+
+
+def build_with_weights(
+    factory: Callable[[int | None], nn.Module],
+    *,
+    num_classes: int | None,
+    weights: str | None,
+    weights_classes: int,
+    load: Callable[[nn.Module], object],
+    categories: Callable[[], tuple[str, ...]],
+) -> nn.Module:
+    """Build a classifier, load its named weights, and give it its class names.
+
+    What the torchvision and pytorchvideo adapters share: a head size that must match the
+    named weights, then ``model.categories`` set when the head has as many outputs as
+    there are names.
+
+    Args:
+        factory: builds the model with a head of ``num_classes`` outputs (None: the
+            library's default).
+        num_classes: the head size asked for (None: the default, or the weights' size).
+        weights: how the named weights are called in messages; None: no weights.
+        weights_classes: how many classes the named weights have.
+        load: loads the named weights into the built model.
+        categories: the class names of the default head.
+
+    Returns:
+        The model, with the weights loaded and ``model.categories`` set when it fits.
+
+    Raises:
+        ModelLoadError: ``num_classes`` differs from the named weights' class count.
+    """
+    if weights is not None and num_classes not in (None, weights_classes):
+        raise ModelLoadError(
+            f"the {weights} weights have {weights_classes} classes, but num_classes={num_classes} "
+            "was asked for; drop --num-classes, or pass a local checkpoint of that size"
+        )
+    model = factory(num_classes)
+    if weights is not None:
+        load(model)
+    names = categories()
+    if (weights_classes if weights is not None else num_classes) in (None, len(names)):
+        # A plain attribute, read by the explainers and load_model (nn.Module's typing
+        # only knows tensors and modules as attributes).
+        model.categories = names  # type: ignore[assignment]
+    return model

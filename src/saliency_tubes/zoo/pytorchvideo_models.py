@@ -86,7 +86,7 @@ from ..errors import InputError, ModelLoadError, first_line
 from ..hooks import resolve_module
 from ..tokens import TokenGrid
 from ._torchvision import import_torchvision
-from .checkpoints import load_weights
+from .checkpoints import build_with_weights, load_weights, looks_like_path
 from .registry import ModelAdapter, Preset
 
 EXTRA = "pytorchvideo"
@@ -120,13 +120,9 @@ class _Spec:
 
     @property
     def preset(self) -> Preset:
-        return Preset(
-            frames=self.frames,
-            size=(self.crop, self.crop),
-            resize="short_side",
-            resize_to=self.short_side,
-            mean=_MEAN,
-            std=_STD,
+        """The training recipe's clip: frames, short-side resize, centre crop, statistics."""
+        return Preset.centre_crop(
+            self.frames, self.crop, short_side=self.short_side, mean=_MEAN, std=_STD
         )
 
 
@@ -285,7 +281,7 @@ def _spec(name: str) -> _Spec:
 
 def resolve_weights(text: str) -> str | None:
     """``"kinetics400"`` for a weights *name* (``kinetics400``/``default``), else None (a path)."""
-    if "/" in text or "\\" in text or Path(text).suffix.lower() in _CHECKPOINT_SUFFIXES:
+    if looks_like_path(text, _CHECKPOINT_SUFFIXES):
         return None
     return KINETICS400 if text.strip().lower() in (KINETICS400, "default") else None
 
@@ -332,9 +328,11 @@ def build(
 ) -> nn.Module:
     """Build a pytorchvideo model by its hub name, with the head's activation off.
 
+    The builder of every adapter here (see :attr:`ModelAdapter.builder`); ``pretrained``
+    is unused: weights are downloaded only when named.
+
     Args:
         name: the hub builder's name (``"x3d_xs"`` ... ``"mvit_base_16x4"``).
-        pretrained: unused (weights are downloaded only when named); kept for the registry.
         num_classes: the head's size (400 by default; must be 400 with named weights).
         weights: ``"kinetics400"`` downloads pytorchvideo's checkpoint (once, into torch's
             hub folder) and loads it weights-only.
@@ -348,20 +346,22 @@ def build(
     del pretrained
     spec = _spec(name)
     factory = getattr(import_hub(spec.hub_module), spec.name)
-    if weights is not None and num_classes not in (None, 400):
-        raise ModelLoadError(
-            f"the {name} Kinetics-400 weights have 400 classes, but num_classes={num_classes} was "
-            "asked for; drop --num-classes, or pass a local checkpoint of that size"
-        )
-    kwargs: dict[str, Any] = {"head_activation": None, **overrides}
-    if num_classes is not None:
-        kwargs["head_num_classes" if spec.kind == "mvit" else "model_num_class"] = num_classes
-    model: nn.Module = factory(pretrained=False, **kwargs)
-    if weights is not None:
-        load_weights(model, _fetch_checkpoint(name))
-    if num_classes in (None, 400):
-        model.categories = kinetics400_categories()  # type: ignore[assignment]
-    return model
+
+    def make(classes: int | None) -> nn.Module:
+        kwargs: dict[str, Any] = {"head_activation": None, **overrides}
+        if classes is not None:
+            kwargs["head_num_classes" if spec.kind == "mvit" else "model_num_class"] = classes
+        model: nn.Module = factory(pretrained=False, **kwargs)
+        return model
+
+    return build_with_weights(
+        make,
+        num_classes=num_classes,
+        weights=None if weights is None else f"{name} Kinetics-400",
+        weights_classes=400,
+        load=lambda model: load_weights(model, _fetch_checkpoint(name)),
+        categories=kinetics400_categories,
+    )
 
 
 def adapters() -> list[ModelAdapter]:

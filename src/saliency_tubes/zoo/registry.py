@@ -46,6 +46,27 @@ class Preset:
     std: tuple[float, float, float] = (0.22803, 0.22145, 0.216989)
     resize_to: int | None = None
 
+    @classmethod
+    def centre_crop(
+        cls,
+        frames: int,
+        crop: int,
+        short_side: int,
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
+    ) -> Preset:
+        """``frames`` frames, resized to a short side of ``short_side``, centre-cropped to
+        ``crop`` x ``crop`` and normalised with ``mean`` and ``std`` (the torchvision and
+        pytorchvideo training recipe)."""
+        return cls(
+            frames=frames,
+            size=(crop, crop),
+            resize="short_side",
+            resize_to=short_side,
+            mean=mean,
+            std=std,
+        )
+
     def preprocess(self) -> Preprocess:
         """The :class:`~saliency_tubes.video.Preprocess` that turns frames into this model's clips."""
         return Preprocess(
@@ -63,6 +84,10 @@ class ModelAdapter:
 
     name: str
     builder: Callable[..., nn.Module]
+    """Builds the model: ``builder(pretrained=..., num_classes=..., weights=...)``, where
+    ``pretrained`` asks for the adapter's ``default_weights``, ``num_classes`` for the
+    head's size (None: the weights' or the architecture's own) and ``weights`` (only
+    with ``weight_names``) for named weights to fetch."""
     layer: str | tuple[str, ...] | None
     classifier: str | None
     preset: Preset

@@ -49,7 +49,6 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -59,6 +58,7 @@ from ..errors import ModelLoadError, first_line
 from ..tokens import Reshape, TokenGrid, channels_last
 from ..video import KINETICS_MEAN, KINETICS_STD
 from ._torchvision import import_torchvision
+from .checkpoints import build_with_weights, looks_like_path
 from .registry import ModelAdapter, Preset
 
 KINETICS400 = "kinetics400"
@@ -73,45 +73,17 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Video ResNets: resize to 128x171 (short side 128 of a 4:3 frame), crop 112; trained and
 # evaluated on 16-frame clips at 15 fps.
-_RESNET_PRESET = Preset(
-    frames=16,
-    size=(112, 112),
-    resize="short_side",
-    resize_to=128,
-    mean=KINETICS_MEAN,
-    std=KINETICS_STD,
-)
+_RESNET_PRESET = Preset.centre_crop(16, 112, short_side=128, mean=KINETICS_MEAN, std=KINETICS_STD)
 # S3D: trained on 64-frame clips (evaluated on 128) at 15 fps, resized to 256x256 then
 # centre-cropped to 224. torchvision squashes the frame to a square before the crop; the
 # preset keeps the aspect ratio (short side 256, then the centre crop) so that the tube maps
 # back onto the source frame without distortion.
-_S3D_PRESET = Preset(
-    frames=64,
-    size=(224, 224),
-    resize="short_side",
-    resize_to=256,
-    mean=KINETICS_MEAN,
-    std=KINETICS_STD,
-)
+_S3D_PRESET = Preset.centre_crop(64, 224, short_side=256, mean=KINETICS_MEAN, std=KINETICS_STD)
 # MViT: 16 frames (sampled at 7.5 fps), short side 256, crop 224. Its positional
 # embeddings fix the input at exactly 16x224x224.
-_MVIT_PRESET = Preset(
-    frames=16,
-    size=(224, 224),
-    resize="short_side",
-    resize_to=256,
-    mean=_MVIT_MEAN,
-    std=_MVIT_STD,
-)
+_MVIT_PRESET = Preset.centre_crop(16, 224, short_side=256, mean=_MVIT_MEAN, std=_MVIT_STD)
 # Video Swin: 32 frames (sampled at 15 fps), short side 256, crop 224, ImageNet statistics.
-_SWIN_PRESET = Preset(
-    frames=32,
-    size=(224, 224),
-    resize="short_side",
-    resize_to=256,
-    mean=_IMAGENET_MEAN,
-    std=_IMAGENET_STD,
-)
+_SWIN_PRESET = Preset.centre_crop(32, 224, short_side=256, mean=_IMAGENET_MEAN, std=_IMAGENET_STD)
 
 MVIT_TOKENS = TokenGrid(stride=(2, 32, 32), prefix=1)
 """MViT's last-stage tokens: patch embedding stride (2, 4, 4) times three 2x spatial
@@ -252,7 +224,7 @@ def resolve_weights(spec: _Spec, text: str) -> str | None:
     Anything that looks like a file (a path separator or a checkpoint suffix) is left to
     the checkpoint loader.
     """
-    if "/" in text or "\\" in text or Path(text).suffix.lower() in _CHECKPOINT_SUFFIXES:
+    if looks_like_path(text, _CHECKPOINT_SUFFIXES):
         return None
     enum = _weights_enum(spec)
     key = text.strip().upper()
@@ -310,10 +282,12 @@ def build(
 ) -> nn.Module:
     """Build a torchvision video classifier, with the named weights when given.
 
+    This is every adapter's builder here (:attr:`ModelAdapter.builder`); ``pretrained`` is
+    unused, as nothing is downloaded unless ``weights`` names it.
+
     Args:
         name: the torchvision builder's name (``"r3d_18"`` ... ``"swin3d_b"``).
-        pretrained: unused (no weights are downloaded unless named); kept for the registry.
-        num_classes: the head's size (400 by default; must be 400 with named weights).
+        num_classes: the head's size: 400 by default, and the weights' 400 with ``weights``.
         weights: a canonical name from :func:`resolve_weights` (``"R3D_18_Weights.KINETICS400_V1"``).
 
     Returns:
@@ -325,27 +299,16 @@ def build(
     video = _video_module()
     enum = getattr(video, spec.weights_enum)
     factory = getattr(video, spec.name)
-    entry = None
-    if weights is not None:
-        entry = enum[weights.rpartition(".")[2]]
-        classes = len(entry.meta["categories"])
-        if num_classes is not None and num_classes != classes:
-            raise ModelLoadError(
-                f"the {entry!r} weights have {classes} classes, but num_classes={num_classes} was "
-                "asked for; drop --num-classes, or pass a local checkpoint of that size"
-            )
-        num_classes = classes
-    model: nn.Module = factory(
-        weights=None, num_classes=400 if num_classes is None else num_classes
+    entry = None if weights is None else enum[weights.rpartition(".")[2]]
+    classes = 400 if entry is None else len(entry.meta["categories"])
+    return build_with_weights(
+        lambda n: factory(weights=None, num_classes=classes if n is None else n),
+        num_classes=num_classes,
+        weights=None if entry is None else repr(entry),
+        weights_classes=classes,
+        load=lambda model: model.load_state_dict(_download_state_dict(entry)),
+        categories=lambda: tuple(enum.DEFAULT.meta["categories"]),
     )
-    if entry is not None:
-        model.load_state_dict(_download_state_dict(entry))
-    categories = tuple(enum.DEFAULT.meta["categories"])
-    if num_classes in (None, len(categories)):
-        # A plain attribute, read by the explainers and load_model (nn.Module's typing
-        # only knows tensors and modules as attributes).
-        model.categories = categories  # type: ignore[assignment]
-    return model
 
 
 def adapters() -> list[ModelAdapter]:
