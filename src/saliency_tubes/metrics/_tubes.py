@@ -26,15 +26,7 @@ def as_tube(saliency: Any, name: str = "saliency") -> torch.Tensor:
     Raises:
         InputError: wrong type, dimensions, NaN/inf or negative values.
     """
-    if isinstance(saliency, np.ndarray):
-        saliency = torch.from_numpy(np.ascontiguousarray(saliency))
-    if not isinstance(saliency, torch.Tensor):
-        raise InputError(
-            f"expected {name} as a (T, H, W) tensor or array, but got {type(saliency).__name__}"
-        )
-    x = saliency.detach()
-    while x.dim() > 3 and x.shape[0] == 1:
-        x = x[0]
+    x = _volume(saliency, name)
     if x.dim() != 3 or x.numel() == 0:
         raise InputError(
             f"expected {name} of shape (T, H, W), but got {tuple(saliency.shape)}; "
@@ -57,21 +49,32 @@ def as_mask(mask: Any, shape: tuple[int, ...], name: str = "ground truth") -> to
     Raises:
         InputError: wrong type or a shape other than ``shape``.
     """
-    if isinstance(mask, np.ndarray):
-        mask = torch.from_numpy(np.ascontiguousarray(mask))
-    if not isinstance(mask, torch.Tensor):
-        raise InputError(
-            f"expected the {name} as a (T, H, W) tensor or array, but got {type(mask).__name__}"
-        )
-    m = mask.detach()
-    while m.dim() > 3 and m.shape[0] == 1:
-        m = m[0]
+    m = _volume(mask, f"the {name}")
     if tuple(m.shape) != tuple(shape):
         raise InputError(
             f"expected the {name} mask to have the tube's shape {tuple(shape)}, but got "
             f"{tuple(mask.shape)}; map it onto the clip's (T, H, W) grid first"
         )
     return m != 0
+
+
+def _volume(value: Any, what: str) -> torch.Tensor:
+    """``value`` (a tensor or an array) as a detached tensor, leading singleton axes dropped
+    down to three dimensions.
+
+    Raises:
+        InputError: ``value`` is neither a tensor nor an array (``what`` names it).
+    """
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(np.ascontiguousarray(value))
+    if not isinstance(value, torch.Tensor):
+        raise InputError(
+            f"expected {what} as a (T, H, W) tensor or array, but got {type(value).__name__}"
+        )
+    x = value.detach()
+    while x.dim() > 3 and x.shape[0] == 1:
+        x = x[0]
+    return x
 
 
 def rank_order(scores: torch.Tensor, seed: int = 0) -> torch.Tensor:
