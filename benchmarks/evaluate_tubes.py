@@ -1,6 +1,6 @@
 """Regenerate the evaluation benchmark: table, plots, RESULTS_evaluation.md, README section.
 
-What runs: :func:`saliency_tubes.evaluate.run_benchmark` on held-out synthetic clips
+What runs: :func:`saliency_tubes.metrics.benchmark.run_benchmark` on held-out synthetic clips
 (``make_dataset(seed=10000)``, generated at the embedded model's 16x96x96) for CAM,
 Grad-CAM and Grad-CAM++ in every interpolation mode and the four baselines, then a few
 investigations (why the numbers are what they are), on the first clips of the same set
@@ -39,12 +39,7 @@ import torch
 from _machine import cpu_model  # benchmarks/_machine.py (scripts run from this folder)
 
 from saliency_tubes import GradCAMPlusPlus, SaliencyTubes
-from saliency_tubes.evaluate import (
-    BenchmarkConfig,
-    Protocol,
-    run_benchmark,
-    write_benchmark,
-)
+from saliency_tubes.commands import benchmark, write_benchmark
 from saliency_tubes.hooks import capture_activation, preserved_state
 from saliency_tubes.methods import normalize_tubes
 from saliency_tubes.metrics import (
@@ -54,6 +49,7 @@ from saliency_tubes.metrics import (
     spearman,
     uniform,
 )
+from saliency_tubes.metrics.benchmark import BenchmarkConfig, Protocol, run_benchmark
 from saliency_tubes.metrics.stats import bootstrap_mean
 from saliency_tubes.synthetic import make_dataset
 from saliency_tubes.upsample import upsample
@@ -238,9 +234,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     config = BenchmarkConfig(clips=args.clips)
-    result = run_benchmark(
-        config, progress=True, on_stage=lambda m: print(f"- {m}", file=sys.stderr)
-    )
+    result = benchmark(config, show=True, on_stage=lambda m: print(f"- {m}", file=sys.stderr))
     table, versus = result.table(), result.versus_table()
     print(table, versus, sep="\n\n")
     notes = investigate(args.clips, args.investigate, config.protocol) if args.investigate else ""

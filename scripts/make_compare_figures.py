@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Make the README pictures of the comparison commands from real runs, and print the numbers.
 
-Runs, on the offline demo clip (``saliency_tubes.demo``: seed 7, 48 frames, 224x224, kept
+Runs, on the offline demo clip (``saliency_tubes.commands.demo``: seed 7, 48 frames, 224x224, kept
 as lossless PNG frames) and,
 when present, on ``../shared/videos/arm_wrestling.mp4``:
 
@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from saliency_tubes.demo import DEMO_FPS, DEMO_FRAMES, DEMO_SEED, DEMO_SIZE
-from saliency_tubes.pipeline import CompareOptions, compare_classes, compare_models
+from saliency_tubes.commands import CompareOptions, compare_classes, compare_models
+from saliency_tubes.commands.demo import DEMO_FPS, DEMO_FRAMES, DEMO_SEED, DEMO_SIZE
 from saliency_tubes.synthetic import make_clip
 from saliency_tubes.video import VideoWriter, read_frames
 from saliency_tubes.zoo import LoadedModel, load_model
@@ -89,7 +89,7 @@ def main() -> None:
     options = CompareOptions(
         classes="top3", contrast=("shrink", "grow"), timeline=True, progress=False
     )
-    manifest = compare_classes(demo, work / "classes", load_model("tiny-actions"), options)
+    manifest = compare_classes(demo, work / "classes", load_model("tiny-actions"), options).manifest
     key = manifest["tubes"][0]["temporal"]["key_frames"]
     frame = key[0] if key else DEMO_FRAMES // 2
     print("classes:", [(c["name"], c["score"]) for c in manifest["classes"]], "key frames", key)
@@ -100,14 +100,14 @@ def main() -> None:
     print("contrast:", json.dumps({k: manifest["contrast"][k] for k in ("scale", "stats")}))
 
     grid = CompareOptions(method="auto", cols=3, progress=False, formats=("mp4", "plot"))
-    manifest = compare_models(demo, work / "models", seeded_models(MODELS), grid)
+    manifest = compare_models(demo, work / "models", seeded_models(MODELS), grid).manifest
     save_frame(work / "models" / "compare_models.mp4", frame, DOCS / "compare_models.png")
     numbers(manifest, f"demo clip ({DEMO_FRAMES} frames, {DEMO_SIZE[0]}x{DEMO_SIZE[1]})")
 
     real = SHARED / "arm_wrestling.mp4"
     if real.is_file():
         only = CompareOptions(method="auto", progress=False, formats=("npy",))
-        manifest = compare_models(real, work / "real", seeded_models(MODELS), only)
+        manifest = compare_models(real, work / "real", seeded_models(MODELS), only).manifest
         numbers(manifest, "arm_wrestling.mp4 (280 frames, 256x340)")
     else:
         print(f"{real} is absent: skipped the real clip")

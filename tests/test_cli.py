@@ -182,18 +182,16 @@ def test_output_path_is_a_file(video: Path, tmp_path: Path) -> None:
 def test_failure_midway_removes_everything(
     video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException
 ) -> None:
-    import saliency_tubes.pipeline as pipeline
-
     calls = {"n": 0}
-    original = pipeline._draw
+    original = render.heat
 
-    def failing_draw(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def failing_heat(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 5:  # the fifth frame: writers are open, files are half-written
             raise error
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "_draw", failing_draw)
+    monkeypatch.setattr(render, "heat", failing_heat)
     out = tmp_path / "out"
     result = CliRunner().invoke(
         main,

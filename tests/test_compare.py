@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import saliency_tubes as st
 from _clips import mapped, write_demo_clip
 from _models import HandNet, SmallResNet3D, hand_clip
-from saliency_tubes import compare, render
+from saliency_tubes import render
 from saliency_tubes.cli import main
 from saliency_tubes.errors import ClassSelectionError, InputError
 from saliency_tubes.video import iter_frames, probe, read_frames
@@ -86,14 +86,14 @@ def test_contrastive_tube_errors() -> None:
 def test_contrast_frame_blends_by_magnitude() -> None:
     frame = np.full((2, 3, 3), 100, np.uint8)
     c = np.array([[0.0, 1.0, -1.0], [0.5, np.nan, -0.5]], dtype=np.float32)
-    out = compare.contrast_frame(frame, c, colormap="gray", opacity=0.5)
+    out = render.contrast_frame(frame, c, colormap="gray", opacity=0.5)
     # a = 0.5 |c|, colour = gray level round(255 (c + 1) / 2)
     assert out[0, 0].tolist() == [100] * 3  # no preference: the frame
     assert out[0, 1].tolist() == [round(0.5 * 100 + 0.5 * 255)] * 3
     assert out[0, 2].tolist() == [50] * 3
     assert out[1, 0].tolist() == [round(0.75 * 100 + 0.25 * 191)] * 3
     assert out[1, 1].tolist() == [50] * 3  # unseen: half-bright grey (no hatch line here)
-    legend = compare.contrast_legend(120, ("take", "wash"))
+    legend = render.contrast_legend(120, ("take", "wash"))
     assert legend.shape == (24, 120, 3)
     bar = legend[:8, :, :]  # -1 (B) on the left in blue, +1 (A) on the right in red
     assert bar[0, 0, 2] > bar[0, 0, 0] and bar[0, -1, 0] > bar[0, -1, 2]
@@ -207,12 +207,12 @@ def test_compare_classes_panels_equal_single_class_explain(demo_clip: Path, tmp_
     np.testing.assert_allclose(tubes, explained.maps[0].numpy(), atol=1e-5)
     # and its video shows that tube over the frame, with the colour bar underneath
     on_source = mapped(written, indices, loaded.preset, demo_clip)
-    legend = compare.contrast_legend(128, ("grow", "up"))
+    legend = render.contrast_legend(128, ("grow", "up"))
     for frame, drawn in zip(
         iter_frames(demo_clip), _png_frames(out / "contrast_grow_vs_up"), strict=True
     ):
         np.testing.assert_array_equal(
-            drawn[:96], compare.contrast_frame(frame.image, on_source[frame.index])
+            drawn[:96], render.contrast_frame(frame.image, on_source[frame.index])
         )
         np.testing.assert_array_equal(drawn[96:], legend)
 
@@ -295,7 +295,7 @@ def test_failure_while_rendering_leaves_nothing(
     demo_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"n": 0}
-    original = compare.contrast_frame
+    original = render.contrast_frame
 
     def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
@@ -303,7 +303,7 @@ def test_failure_while_rendering_leaves_nothing(
             raise RuntimeError("disk full")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(compare, "contrast_frame", failing)
+    monkeypatch.setattr(render, "contrast_frame", failing)
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")

@@ -11,11 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 from saliency_tubes import InputError
-from saliency_tubes import evaluate as ev
 from saliency_tubes.cli import main
-from saliency_tubes.evaluate import BenchmarkConfig, Protocol, run_benchmark, write_benchmark
+from saliency_tubes.commands import EvaluateOptions, outputs, write_benchmark
+from saliency_tubes.commands import evaluate as ev
+from saliency_tubes.metrics import benchmark as bench
+from saliency_tubes.metrics.benchmark import BenchmarkConfig, Protocol, run_benchmark
 from saliency_tubes.synthetic import make_clip
 from saliency_tubes.video import VideoWriter
+from saliency_tubes.zoo import load_model
 from test_metrics import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 FAST = Protocol(steps=2, resamples=200)
@@ -29,7 +32,7 @@ def _strict_json(path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def result() -> ev.BenchmarkResult:
+def result() -> bench.BenchmarkResult:
     config = BenchmarkConfig(
         clips=2,
         methods=("cam",),
@@ -40,7 +43,7 @@ def result() -> ev.BenchmarkResult:
     return run_benchmark(config)
 
 
-def test_benchmark_scores_every_row(result: ev.BenchmarkResult) -> None:
+def test_benchmark_scores_every_row(result: bench.BenchmarkResult) -> None:
     assert result.rows == ["cam/cubic", "cam/nearest", "baseline/uniform", "baseline/motion"]
     assert result.layers == ["fc", "features", "layer2", "layer1", "stem"]
     assert result.accuracy == 1.0 and result.labels.shape == (2,)
@@ -62,12 +65,12 @@ def test_benchmark_scores_every_row(result: ev.BenchmarkResult) -> None:
     assert len(versus) == 3 and versus[2].startswith("| CAM, cubic | ")
 
 
-def test_write_benchmark(result: ev.BenchmarkResult, tmp_path: Path) -> None:
+def test_write_benchmark(result: bench.BenchmarkResult, tmp_path: Path) -> None:
     files = write_benchmark(result, tmp_path / "out")
     assert set(files) == {"deletion_insertion", "sanity", "evaluation", "table", "json"}
     record = _strict_json(tmp_path / "out" / "results.json")
     assert record["summary"]["baseline/uniform"]["sanity_all"]["mean"] is None
-    assert record["data"]["seed"] == ev.HELD_OUT_SEED
+    assert record["data"]["seed"] == bench.HELD_OUT_SEED
     assert (tmp_path / "out" / "evaluation.png").read_bytes()[:4] == b"\x89PNG"
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
 
@@ -204,15 +207,13 @@ def test_failure_midway_removes_written_files(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(ev, "atomic_write_json", broken)
+    monkeypatch.setattr(outputs, "atomic_write_json", broken)
     with pytest.raises(OSError, match="disk full"):
         ev.evaluate_video(
             path,
             mask,
             out,
-            ev.load_model("tiny-actions"),
-            baselines=(),
-            units=("voxel",),
-            protocol=FAST,
+            load_model("tiny-actions"),
+            EvaluateOptions(baselines=(), units=("voxel",), protocol=FAST),
         )
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]

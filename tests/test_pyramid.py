@@ -17,8 +17,8 @@ import saliency_tubes as st
 from _models import SmallResNet3D, hooks_left
 from saliency_tubes.channels import trace_channels
 from saliency_tubes.cli import main
-from saliency_tubes.demo import DEMO_FPS, DEMO_FRAMES, DEMO_SEED, DEMO_SIZE
-from saliency_tubes.pyramid_render import display_frames, draw_pyramid, drawn_nodes
+from saliency_tubes.commands.demo import DEMO_FPS, DEMO_FRAMES, DEMO_SEED, DEMO_SIZE
+from saliency_tubes.render import display_frames, draw_pyramid, drawn_nodes
 from saliency_tubes.synthetic import CLASSES, make_clip
 from saliency_tubes.video import VideoWriter, probe, read_frames, sample_uniform
 from saliency_tubes.zoo import load_model

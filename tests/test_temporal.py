@@ -3,6 +3,7 @@ curves the commands write (checked against the tube mapped back to every source 
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from PIL import Image
 
 import saliency_tubes as st
 from _clips import mapped, write_demo_clip
-from saliency_tubes import temporal
+from saliency_tubes import render, temporal
 from saliency_tubes.cli import main
 from saliency_tubes.errors import InputError
 from saliency_tubes.video import iter_frames, probe
@@ -87,7 +88,7 @@ def test_temporal_curve_of_a_hand_built_tube() -> None:
 
 def test_timeline_bar_draws_the_curve_key_frames_and_cursor() -> None:
     curve = st.temporal_curve(np.array([0.0, 0.25, 1.0, 0.5]).reshape(4, 1, 1))
-    bar = temporal.timeline_bar(curve, width=8, height=11, current=1, colormap="gray")
+    bar = render.timeline_bar(curve, width=8, height=11, current=1, colormap="gray")
     assert bar.shape == (11, 8, 3) and bar.dtype == np.uint8
     # two columns per frame; bar heights round(v * (11 - 3)) = 0, 2, 8, 4 from the bottom
     for x, (frame, height, level) in enumerate(
@@ -102,28 +103,24 @@ def test_timeline_bar_draws_the_curve_key_frames_and_cursor() -> None:
         rest = column[3 : 11 - height]
         assert (rest == 32).all(), (x, column)
     assert (bar[:3, 4:6] == 255).all()  # key frame 2: white tick at the top
-    shared = temporal.timeline_bar(curve, 8, 11, scale=2.0, colormap="gray")
+    shared = render.timeline_bar(curve, 8, 11, scale=2.0, colormap="gray")
     assert (shared[11 - 4 :, 4, 0] == 128).all()  # 1.0 / 2.0 -> half height, mid grey
     with pytest.raises(InputError, match="current"):
-        temporal.timeline_bar(curve, 8, 11, current=4)
+        render.timeline_bar(curve, 8, 11, current=4)
 
 
-def test_plot_curves_writes_a_png(tmp_path: Path) -> None:
+def test_curves_png_draws_a_png() -> None:
     times = np.arange(len(CURVE)) / 25.0
     curve = st.temporal_curve(CURVE.reshape(-1, 1, 1), times)
-    path = temporal.plot_curves(
+    png = render.curves_png(
         [("take", curve), ("wash", st.temporal_curve(CURVE[::-1].reshape(-1, 1, 1), times))],
-        tmp_path / "curves.png",
         title="take vs wash",
         sampled=[0, 4, 8],
     )
-    with Image.open(path) as image:
+    with Image.open(io.BytesIO(png)) as image:
         assert image.format == "PNG" and image.size == (800, 450)
-    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]  # no partial file left
     with pytest.raises(InputError, match="same frames"):
-        temporal.plot_curves(
-            [("a", curve), ("b", st.temporal_curve(np.zeros((3, 1, 1))))], tmp_path / "x.png"
-        )
+        render.curves_png([("a", curve), ("b", st.temporal_curve(np.zeros((3, 1, 1))))])
 
 
 # -- the curves the commands write ---------------------------------------------------
@@ -172,5 +169,5 @@ def test_explain_writes_curves_of_the_mapped_tube_and_a_timeline(
     frames = list(iter_frames(out / manifest["outputs"]["png"][0]))
     assert frames[0].image.shape == (96 + 12, 128, 3)
     for frame in frames[::7]:
-        expected = temporal.timeline_bar(curve, 128, 12, frame.index)
+        expected = render.timeline_bar(curve, 128, 12, frame.index)
         np.testing.assert_array_equal(frame.image[96:], expected)

@@ -1,7 +1,8 @@
-"""The ``saliency-tubes`` command line: parses, calls the API, reports.
+"""The ``saliency-tubes`` command line: parses, calls :mod:`saliency_tubes.commands`, reports.
 
 Every user error ends with one line on stderr (``error: ...``) and exit code 2; nothing
-half-written is left in the output folder.
+half-written is left in the output folder. Options are parsed here (strings into numbers,
+lists and pairs) and validated once, by the commands' option objects.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any
 
 import click
 
-from .errors import SaliencyTubesError, first_line
-
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+# -- parsing -----------------------------------------------------------------------------
 
 
 def _fail(message: str) -> None:
@@ -60,6 +62,205 @@ def _csv(spec: str) -> tuple[str, ...]:
     return tuple(s.strip().lower() for s in spec.split(",") if s.strip())
 
 
+def _pair(spec: str | None) -> tuple[str, str] | None:
+    if spec is None:
+        return None
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    if len(items) != 2:
+        raise click.BadParameter(
+            f"expected --contrast A,B with two different classes (e.g. take,wash), but got "
+            f"{spec!r}; name a second class"
+        )
+    return items[0], items[1]
+
+
+def _per_model(spec: str | None, names: list[str], option: str, value: str) -> dict[str, str]:
+    """Parse ``MODEL=VALUE,...`` (e.g. ``--weights a=ckpt.pth``) for the models of --models."""
+    out: dict[str, str] = {}
+    for item in [s.strip() for s in (spec or "").split(",") if s.strip()]:
+        name, sep, given = item.partition("=")
+        if not sep or name.strip() not in names or not given.strip():
+            raise click.BadParameter(
+                f"expected {option} MODEL={value} for models of --models ({', '.join(names)}), "
+                f"but got {item!r}"
+            )
+        out[name.strip()] = given.strip()
+    return out
+
+
+def _count(spec: str, option: str) -> int:
+    if not spec.isdigit() or int(spec) < 1:
+        raise click.BadParameter(
+            f"expected {option} MODEL=N with a positive integer N, but got {spec!r}"
+        )
+    return int(spec)
+
+
+def _options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Apply click option decorators in the order listed (first listed, first in --help)."""
+
+    def apply(command: Any) -> Any:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
+
+def _say(message: str) -> None:
+    click.echo(f"- {message}", err=True)
+
+
+def _stages(quiet: bool) -> Callable[[str], None] | None:
+    return None if quiet else _say
+
+
+def _guarded(run: Callable[[], Any]) -> Any:
+    """``run()``; a user error ends with one ``error:`` line and exit code 2."""
+    from .commands import SaliencyTubesError, first_line
+
+    try:
+        return run()
+    except (SaliencyTubesError, click.BadParameter) as exc:
+        _fail(first_line(exc))
+        return None
+
+
+def _wrote(result: Any) -> None:
+    """The last line of a command: how many outputs, where, how long."""
+    click.echo(
+        f"wrote {result.count} output(s) and manifest.json to {result.out_dir} "
+        f"in {result.seconds:.1f} s"
+    )
+
+
+def _report_classes(result: Any) -> None:
+    for c in result.manifest["classes"]:
+        click.echo(f"class {c['index']} {c['name']}: p={c['score']:.3f}")
+    _wrote(result)
+
+
+# -- shared options ---------------------------------------------------------------------
+
+_METHODS = "cam | gradcam | gradcam++"
+_INTERPOLATIONS = "cubic | quadratic | linear | nearest"
+_BACKGROUNDS = "black | dark | blur | gray"
+
+_MODEL = click.option(
+    "--model",
+    "model_name",
+    default="tiny-actions",
+    show_default=True,
+    help="A registered name (see `saliency-tubes models`) or 'package.module:factory'.",
+)
+_WEIGHTS = click.option(
+    "--weights",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Checkpoint (.pth/.pt weights-only, or .safetensors). Default: the shipped weights, if "
+    "any. torchvision and pytorchvideo models also take kinetics400 (torchvision: or the enum "
+    "name): downloads the official weights.",
+)
+_ALLOW_PICKLE = click.option(
+    "--allow-pickle",
+    is_flag=True,
+    help="Allow a full-pickle checkpoint. Only for files you trust: a pickle can run code.",
+)
+_NUM_CLASSES = click.option(
+    "--num-classes",
+    type=int,
+    default=None,
+    help="Size of the classifier head, if it differs from the model's default.",
+)
+_CATEGORIES = click.option(
+    "--categories",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Class names: .txt (one per line) or .json.",
+)
+_DEVICE = click.option(
+    "--device", default="cpu", show_default=True, help="cpu | cuda | cuda:1 | mps."
+)
+_QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
+_INTERPOLATION = click.option(
+    "--interpolation", default="cubic", show_default=True, help=_INTERPOLATIONS + "."
+)
+_ALIGN = click.option(
+    "--align",
+    default="corners",
+    show_default=True,
+    help="corners | centers: upsampling grid: corners (scipy.ndimage.zoom, the authors') or "
+    "half-pixel centres.",
+)
+_COLORMAP = click.option(
+    "--colormap", default="jet", show_default=True, help="Any matplotlib colour map for heat tubes."
+)
+_OPACITY = click.option(
+    "--opacity", type=float, default=0.5, show_default=True, help="Heat map opacity."
+)
+_BACKGROUND = click.option(
+    "--background",
+    default="black",
+    show_default=True,
+    help=f"{_BACKGROUNDS}: what focus tubes show where the model did not look.",
+)
+_WINDOWS = click.option(
+    "--windows",
+    default=None,
+    metavar="LEN,STRIDE",
+    help="Explain sliding windows covering the whole video and stitch them (default: one uniform clip).",
+)
+_TIMELINE = click.option(
+    "--timeline", is_flag=True, help="Draw the temporal importance bar under each frame."
+)
+_NO_CAPTION = click.option(
+    "--no-caption", is_flag=True, help="Do not draw class, model and probability."
+)
+_FRAMES = click.option(
+    "--frames", type=int, default=None, help="Clip length T (default: the model preset's)."
+)
+
+
+def _model_options(params: dict[str, Any], **override: Any) -> Any:
+    """The :class:`~saliency_tubes.commands.ModelOptions` of a command's model flags."""
+    from .commands import ModelOptions
+
+    given = {
+        "name": params.get("model_name", "tiny-actions"),
+        "weights": params.get("weights"),
+        "num_classes": params.get("num_classes"),
+        "categories": params.get("categories"),
+        "allow_pickle": params.get("allow_pickle", False),
+        "device": params.get("device", "cpu"),
+        "layer": params.get("layer"),
+        "classifier": params.get("classifier"),
+        "mean": _triple(params.get("mean"), "--mean"),
+        "std": _triple(params.get("std"), "--std"),
+    }
+    given.update(override)
+    return ModelOptions(**given)
+
+
+def _render_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The drawing and sampling options shared by explain and the comparisons."""
+    return {
+        "classes": _classes(params["classes"]),
+        "windows": _windows(params["windows"]),
+        "interpolation": params["interpolation"],
+        "align": params["align"],
+        "colormap": params["colormap"],
+        "opacity": params["opacity"],
+        "background": params["background"],
+        "formats": _csv(params["formats"]),
+        "caption": not params["no_caption"],
+        "timeline": params["timeline"],
+        "progress": not params["quiet"],
+    }
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
 @click.group(context_settings=_CONTEXT)
 @click.version_option(package_name="saliency-tubes")
 def main() -> None:
@@ -85,38 +286,7 @@ def main() -> None:
     type=click.Path(path_type=Path),
     help="Output folder (created if missing).",
 )
-@click.option(
-    "--model",
-    "model_name",
-    default="tiny-actions",
-    show_default=True,
-    help="A registered name (see `saliency-tubes models`) or 'package.module:factory'.",
-)
-@click.option(
-    "--weights",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Checkpoint (.pth/.pt weights-only, or .safetensors). Default: the shipped weights, if any. "
-    "torchvision and pytorchvideo models also take kinetics400 (torchvision: or the enum name): "
-    "downloads the official weights.",
-)
-@click.option(
-    "--allow-pickle",
-    is_flag=True,
-    help="Allow a full-pickle checkpoint. Only for files you trust: a pickle can run code.",
-)
-@click.option(
-    "--num-classes",
-    type=int,
-    default=None,
-    help="Size of the classifier head, if it differs from the model's default.",
-)
-@click.option(
-    "--categories",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Class names: .txt (one per line) or .json.",
-)
+@_options(_MODEL, _WEIGHTS, _ALLOW_PICKLE, _NUM_CLASSES, _CATEGORIES)
 @click.option(
     "--mean",
     default=None,
@@ -143,44 +313,12 @@ def main() -> None:
 )
 @click.option(
     "--method",
-    type=click.Choice(["cam", "gradcam", "gradcam++"]),
     default=None,
-    help="cam is the paper's Saliency Tubes; gradcam(++) weigh channels by gradients. "
-    "Default: the model's (see `saliency-tubes models`; gradcam for MViT, cam otherwise).",
+    help=f"{_METHODS}: cam is the paper's Saliency Tubes; gradcam(++) weigh channels by "
+    "gradients. Default: the model's (see `saliency-tubes models`; gradcam for MViT, cam "
+    "otherwise).",
 )
-@click.option(
-    "--frames", type=int, default=None, help="Clip length T (default: the model preset's)."
-)
-@click.option(
-    "--windows",
-    default=None,
-    metavar="LEN,STRIDE",
-    help="Explain sliding windows covering the whole video and stitch them (default: one uniform clip).",
-)
-@click.option(
-    "--interpolation",
-    type=click.Choice(["cubic", "quadratic", "linear", "nearest"]),
-    default="cubic",
-    show_default=True,
-)
-@click.option(
-    "--align",
-    type=click.Choice(["corners", "centers"]),
-    default="corners",
-    show_default=True,
-    help="Upsampling grid: corners (scipy.ndimage.zoom, the authors') or half-pixel centres.",
-)
-@click.option(
-    "--colormap", default="jet", show_default=True, help="Any matplotlib colour map for heat tubes."
-)
-@click.option("--opacity", type=float, default=0.5, show_default=True, help="Heat map opacity.")
-@click.option(
-    "--background",
-    type=click.Choice(["black", "dark", "blur", "gray"]),
-    default="black",
-    show_default=True,
-    help="What focus tubes show where the model did not look.",
-)
+@_options(_FRAMES, _WINDOWS, _INTERPOLATION, _ALIGN, _COLORMAP, _OPACITY, _BACKGROUND)
 @click.option(
     "--format",
     "formats",
@@ -194,87 +332,35 @@ def main() -> None:
     show_default=True,
     help="Comma-separated: heat,focus,side_by_side.",
 )
-@click.option("--no-caption", is_flag=True, help="Do not draw class name and probability.")
-@click.option("--timeline", is_flag=True, help="Draw the temporal importance bar under each frame.")
-@click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:1 | mps.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-def explain(
-    video: Path,
-    out_dir: Path,
-    model_name: str,
-    weights: Path | None,
-    allow_pickle: bool,
-    num_classes: int | None,
-    categories: Path | None,
-    mean: str | None,
-    std: str | None,
-    layer: str | None,
-    classifier: str | None,
-    classes: str,
-    method: str | None,
-    frames: int | None,
-    windows: str | None,
-    interpolation: str,
-    align: str,
-    colormap: str,
-    opacity: float,
-    background: str,
-    formats: str,
-    layouts: str,
-    no_caption: bool,
-    timeline: bool,
-    device: str,
-    quiet: bool,
-) -> None:
+@_options(_NO_CAPTION, _TIMELINE, _DEVICE, _QUIET)
+def explain(video: Path, out_dir: Path, **params: Any) -> None:
     """Explain VIDEO (a file FFmpeg reads, or a folder of numbered frames).
 
     Writes, per explained class, heat / focus / side-by-side videos at the source's size,
     frame count and frame rate, its temporal importance plot (temporal_K_NAME.png), plus
     manifest.json (with the per-frame curves and key frames) and tube.npy with --format npy.
     """
-    from .pipeline import ExplainOptions, explain_video
-    from .video import probe
-    from .zoo import load_model
 
-    try:
-        info = probe(video, min_frames=2)  # a bad video is reported before any model is built
-        _check_device(device)
-        loaded = load_model(
-            model_name,
-            weights=weights,
-            num_classes=num_classes,
-            categories=categories,
-            allow_pickle=allow_pickle,
-            device=device,
-            layer=layer,
-            classifier=classifier,
-            mean=_triple(mean, "--mean"),
-            std=_triple(std, "--std"),
-        )
+    def run() -> Any:
+        from .commands import ExplainOptions, explain_video, probe
+
         options = ExplainOptions(
-            method=method or "auto",  # auto: the adapter's default method
-            classes=_classes(classes),
-            frames=frames,
-            windows=_windows(windows),
-            interpolation=interpolation,
-            align=align,
-            colormap=colormap,
-            opacity=opacity,
-            background=background,  # type: ignore[arg-type]  # click.Choice checked it
-            formats=_csv(formats),
-            layouts=_csv(layouts),
-            caption=not no_caption,
-            timeline=timeline,
-            device=device,
-            progress=not quiet,
+            method=params["method"] or "auto",  # auto: the adapter's default method
+            frames=params["frames"],
+            layouts=_csv(params["layouts"]),
+            **_render_settings(params),
         )
-        manifest = explain_video(
-            video, out_dir, loaded, options, info=info, on_stage=None if quiet else _say
+        options.check()
+        model = _model_options(params)
+        model.check()
+        info = probe(video, min_frames=2)  # a bad video is reported before any model is built
+        return explain_video(
+            video, out_dir, model.load(), options, info=info, on_stage=_stages(params["quiet"])
         )
-    except (SaliencyTubesError, click.BadParameter) as exc:
-        _fail(first_line(exc))
-        return
-    _report(manifest, out_dir)
+
+    result = _guarded(run)
+    if result is not None:
+        _report_classes(result)
 
 
 @main.command(context_settings=_CONTEXT)
@@ -285,32 +371,31 @@ def explain(
     "--seed", default=None, type=int, help="Seed of the generated clip (default: the demo's)."
 )
 @click.option("--classes", default="top2", show_default=True)
-@click.option(
-    "--method", type=click.Choice(["cam", "gradcam", "gradcam++"]), default="cam", show_default=True
-)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--method", default="cam", show_default=True, help=_METHODS + ".")
+@_options(_QUIET)
 def demo(out_dir: Path, seed: int | None, classes: str, method: str, quiet: bool) -> None:
     """Offline demo: generate a clip, explain it with the embedded model, write the videos.
 
     No arguments, no network, no GPU: the model (a small 3D CNN trained on synthetic
     motion classes) and its weights ship with the package.
     """
-    from .demo import DEMO_SEED, run_demo
 
-    try:
-        manifest = run_demo(
+    def run() -> Any:
+        from .commands import DEMO_SEED, run_demo
+
+        return run_demo(
             out_dir,
             seed=DEMO_SEED if seed is None else seed,
             classes=classes,
             method=method,
             progress=not quiet,
-            on_stage=None if quiet else _say,
+            on_stage=_stages(quiet),
         )
-    except SaliencyTubesError as exc:
-        _fail(first_line(exc))
-        return
-    click.echo(f"true class of the generated clip: {manifest['demo']['true_class']}")
-    _report(manifest, out_dir)
+
+    result = _guarded(run)
+    if result is not None:
+        click.echo(f"true class of the generated clip: {result.manifest['demo']['true_class']}")
+        _report_classes(result)
 
 
 @main.command(context_settings=_CONTEXT)
@@ -321,96 +406,34 @@ def models() -> None:
     linear head after the layer); cam=approx: the paper's formula, not exact for this head;
     cam=n/a: no pooled linear head over the layer (MViT's class token), Grad-CAM only.
     """
-    from .zoo import available_models, get_adapter
+    from .commands import model_lines
 
-    for name in available_models():
-        a = get_adapter(name)
-        p = a.preset
-        layer = "+".join(a.layer) if isinstance(a.layer, tuple) else a.layer
-        cam = "exact" if a.cam_exact else ("approx" if a.default_method == "cam" else "n/a")
-        click.echo(
-            f"{name:16s} layer={layer or 'auto'} head={a.classifier or 'auto'} "
-            f"input={p.frames}x{p.size[0]}x{p.size[1]} ({p.resize}) method={a.default_method} "
-            f"cam={cam}  {a.description}"
-        )
+    for line in model_lines():
+        click.echo(line)
 
 
 # -- comparisons: compare-classes, compare-models ---------------------------------------
 
-
-def _pair(spec: str | None) -> tuple[str, str] | None:
-    if spec is None:
-        return None
-    items = [s.strip() for s in spec.split(",") if s.strip()]
-    if len(items) != 2 or items[0].lower() == items[1].lower():
-        raise _UsageError(
-            f"expected --contrast A,B with two different classes (e.g. take,wash), but got "
-            f"{spec!r}; name a second class"
-        )
-    return items[0], items[1]
-
-
-def _per_model(spec: str | None, names: list[str], option: str, value: str) -> dict[str, str]:
-    """Parse ``MODEL=VALUE,...`` (e.g. ``--weights a=ckpt.pth``) for the models of --models."""
-    out: dict[str, str] = {}
-    for item in [s.strip() for s in (spec or "").split(",") if s.strip()]:
-        name, sep, given = item.partition("=")
-        if not sep or name.strip() not in names or not given.strip():
-            raise _UsageError(
-                f"expected {option} MODEL={value} for models of --models ({', '.join(names)}), "
-                f"but got {item!r}"
-            )
-        out[name.strip()] = given.strip()
-    return out
-
-
-def _count(spec: str, option: str) -> int:
-    if not spec.isdigit() or int(spec) < 1:
-        raise _UsageError(f"expected {option} MODEL=N with a positive integer N, but got {spec!r}")
-    return int(spec)
-
-
-class _UsageError(SaliencyTubesError, ValueError):
-    pass
-
-
-_COMPARE_OPTIONS = [
+_COMPARE = _options(
     click.option(
         "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder."
     ),
     click.option(
         "--method",
-        type=click.Choice(["cam", "gradcam", "gradcam++", "auto"]),
         default="auto",
         show_default=True,
-        help="auto: each model's default (cam for the 3D CNNs).",
+        help=f"{_METHODS} | auto: auto is each model's default (cam for the 3D CNNs).",
     ),
     click.option("--windows", default=None, metavar="LEN,STRIDE", help="Sliding windows."),
+    _INTERPOLATION,
+    click.option("--align", default="corners", show_default=True, help="corners | centers."),
     click.option(
-        "--interpolation",
-        type=click.Choice(["cubic", "quadratic", "linear", "nearest"]),
-        default="cubic",
-        show_default=True,
-    ),
-    click.option(
-        "--align", type=click.Choice(["corners", "centers"]), default="corners", show_default=True
-    ),
-    click.option(
-        "--style",
-        type=click.Choice(["focus", "heat"]),
-        default="focus",
-        show_default=True,
-        help="What each panel shows.",
+        "--style", default="focus", show_default=True, help="focus | heat: what each panel shows."
     ),
     click.option("--cols", type=int, default=None, help="Panels per row of the grid."),
     click.option("--colormap", default="jet", show_default=True, help="Heat colour map."),
     click.option("--opacity", type=float, default=0.5, show_default=True),
-    click.option(
-        "--background",
-        type=click.Choice(["black", "dark", "blur", "gray"]),
-        default="black",
-        show_default=True,
-    ),
+    click.option("--background", default="black", show_default=True, help=_BACKGROUNDS + "."),
     click.option(
         "--format",
         "formats",
@@ -422,65 +445,22 @@ _COMPARE_OPTIONS = [
     click.option("--no-caption", is_flag=True, help="No class, model and probability captions."),
     click.option("--allow-pickle", is_flag=True, help="Allow full-pickle checkpoints you trust."),
     click.option("--device", default="cpu", show_default=True),
-    click.option("--quiet", is_flag=True, help="No progress bars."),
-]
+    _QUIET,
+)
 
 
-def _compare_options(command: Any) -> Any:
-    for option in reversed(_COMPARE_OPTIONS):
-        command = option(command)
-    return command
+def _compare_options(params: dict[str, Any], **extra: Any) -> Any:
+    from .commands import CompareOptions
 
-
-def _compare_settings(shared: dict[str, Any], classes: str, **extra: Any) -> Any:
-    from .pipeline import CompareOptions
-
-    _check_device(shared["device"])
-    return CompareOptions(
-        method=shared["method"],
-        classes=_classes(classes),
-        windows=_windows(shared["windows"]),
-        interpolation=shared["interpolation"],
-        align=shared["align"],
-        colormap=shared["colormap"],
-        opacity=shared["opacity"],
-        background=shared["background"],
-        formats=_csv(shared["formats"]),
-        caption=not shared["no_caption"],
-        timeline=shared["timeline"],
-        device=shared["device"],
-        progress=not shared["quiet"],
-        style=shared["style"],
-        cols=shared["cols"],
+    options = CompareOptions(
+        method=params["method"],
+        style=params["style"],
+        cols=params["cols"],
+        **_render_settings(params),
         **extra,
     )
-
-
-def _comparison(
-    video: Path,
-    shared: dict[str, Any],
-    settings: Callable[[], Any],
-    load: Callable[[], Any],
-    run: Callable[..., dict[str, Any]],
-) -> dict[str, Any] | None:
-    """Check the options, probe VIDEO, load the model(s), run; one-line errors (exit 2)."""
-    from .video import probe
-
-    try:
-        options = settings()
-        options.check()
-        info = probe(video, min_frames=2)  # a bad video is reported before any model is built
-        return run(
-            video,
-            shared["out_dir"],
-            load(),
-            options,
-            info=info,
-            on_stage=None if shared["quiet"] else _say,
-        )
-    except (SaliencyTubesError, click.BadParameter) as exc:
-        _fail(first_line(exc))
-        return None
+    options.check()
+    return options
 
 
 @main.command("compare-classes", context_settings=_CONTEXT)
@@ -501,48 +481,41 @@ def _comparison(
     metavar="A,B",
     help="Also write the contrastive tube 'why A and not B' (raw maps A - B, diverging colours).",
 )
-@click.option("--frames", type=int, default=None, help="Clip length T (default: the preset's).")
-@_compare_options
-def compare_classes_command(
-    video: Path,
-    model_name: str,
-    weights: Path | None,
-    categories: Path | None,
-    num_classes: int | None,
-    classes: str,
-    contrast: str | None,
-    frames: int | None,
-    **shared: Any,
-) -> None:
+@_options(_FRAMES)
+@_COMPARE
+def compare_classes_command(video: Path, **params: Any) -> None:
     """One model, several classes of VIDEO side by side (one panel per class).
 
     Writes compare_classes.mp4 (panels captioned with class and probability), with
     --contrast A,B also contrast_A_vs_B.mp4, temporal.png (per-frame saliency and key
     frames), manifest.json (tubes, statistics, curves) and tube.npy with --format npy.
     """
-    from .pipeline import compare_classes
-    from .zoo import load_model
 
-    manifest = _comparison(
-        video,
-        shared,
-        lambda: _compare_settings(shared, classes, frames=frames, contrast=_pair(contrast)),
-        lambda: load_model(
-            model_name,
-            weights=weights,
-            num_classes=num_classes,
-            categories=categories,
-            allow_pickle=shared["allow_pickle"],
-            device=shared["device"],
-        ),
-        compare_classes,
-    )
-    if manifest is None:
+    def run() -> Any:
+        from .commands import compare_classes, probe
+
+        options = _compare_options(
+            params, frames=params["frames"], contrast=_pair(params["contrast"])
+        )
+        model = _model_options(params)
+        model.check()
+        info = probe(video, min_frames=2)  # a bad video is reported before any model is built
+        return compare_classes(
+            video,
+            params["out_dir"],
+            model.load(),
+            options,
+            info=info,
+            on_stage=_stages(params["quiet"]),
+        )
+
+    result = _guarded(run)
+    if result is None:
         return
-    if manifest["contrast"]:
-        c = manifest["contrast"]
+    if result.manifest["contrast"]:
+        c = result.manifest["contrast"]
         click.echo(f"contrast {c['a']['name']} vs {c['b']['name']}: raw scale {c['scale']:.4g}")
-    _report(manifest, shared["out_dir"])
+    _report_classes(result)
 
 
 @main.command("compare-models", context_settings=_CONTEXT)
@@ -559,16 +532,8 @@ def compare_classes_command(
 )
 @click.option("--categories", default=None, metavar="M=PATH,...", help="Class names per model.")
 @click.option("--classes", default="top1", show_default=True, help="topK or names/indices.")
-@_compare_options
-def compare_models_command(
-    video: Path,
-    model_names: str,
-    weights: str | None,
-    num_classes: str | None,
-    categories: str | None,
-    classes: str,
-    **shared: Any,
-) -> None:
+@_COMPARE
+def compare_models_command(video: Path, model_names: str, **params: Any) -> None:
     """Several models on VIDEO side by side, each with its own preprocessing.
 
     Writes compare_models.mp4 (one panel per model, all on the source frames),
@@ -576,47 +541,48 @@ def compare_models_command(
     the fraction of tube voxels above 0.5 and the tube's spatial spread (fractions of the
     frame; smaller is tighter).
     """
-    from .pipeline import compare_models
-    from .zoo import load_model
 
-    def load() -> list[Any]:
+    def run() -> Any:
+        from .commands import InputError, compare_models, probe
+
+        options = _compare_options(params)
         names = [s.strip() for s in model_names.split(",") if s.strip()]
         if not names or len(set(names)) != len(names):
-            raise _UsageError(f"expected distinct model names in --models, but got {model_names!r}")
-        paths = _per_model(weights, names, "--weights", "PATH")
+            raise InputError(f"expected distinct model names in --models, but got {model_names!r}")
+        paths = _per_model(params["weights"], names, "--weights", "PATH")
         counts = {
             k: _count(v, "--num-classes")
-            for k, v in _per_model(num_classes, names, "--num-classes", "N").items()
+            for k, v in _per_model(params["num_classes"], names, "--num-classes", "N").items()
         }
-        names_files = _per_model(categories, names, "--categories", "PATH")
-        return [
-            load_model(
-                name,
+        labels = _per_model(params["categories"], names, "--categories", "PATH")
+        specs = [
+            _model_options(
+                params,
+                name=name,
                 weights=Path(paths[name]) if name in paths else None,
                 num_classes=counts.get(name),
-                categories=Path(names_files[name]) if name in names_files else None,
-                allow_pickle=shared["allow_pickle"],
-                device=shared["device"],
+                categories=Path(labels[name]) if name in labels else None,
             )
             for name in names
         ]
+        for spec in specs:
+            spec.check()
+        info = probe(video, min_frames=2)  # a bad video is reported before any model is built
+        loaded = [spec.load() for spec in specs]
+        return compare_models(
+            video, params["out_dir"], loaded, options, info=info, on_stage=_stages(params["quiet"])
+        )
 
-    manifest = _comparison(
-        video, shared, lambda: _compare_settings(shared, classes), load, compare_models
-    )
-    if manifest is None:
+    result = _guarded(run)
+    if result is None:
         return
-    for row in manifest["summary"]:
+    for row in result.manifest["summary"]:
         click.echo(
             f"{row['model']}: {row['class']} p={row['score']:.3f}  "
             f"above 0.5: {100 * row['fraction_above']:.1f}% of voxels  "
             f"spread {row['spread']:.3f} (y {row['spread_y']:.3f}, x {row['spread_x']:.3f})"
         )
-    count = sum(len(v) for v in manifest["outputs"].values())
-    click.echo(
-        f"wrote {count} output(s) and manifest.json to {shared['out_dir']} "
-        f"in {manifest['seconds']:.1f} s"
-    )
+    _wrote(result)
 
 
 @main.command("pyramid", context_settings=_CONTEXT)
@@ -645,83 +611,60 @@ def compare_models_command(
 )
 @click.option("--top-n", type=int, default=None, help="At most N children per kernel.")
 @click.option("--layers", default=None, help="Comma-separated conv names, level 1 first.")
-@click.option("--frames", type=int, default=None, help="Clip length T (default: the preset's).")
+@_options(_FRAMES)
 @click.option("--per-level", type=int, default=6, show_default=True, help="Nodes drawn per level.")
 @click.option("--all-tubes", is_flag=True, help="Write every node's tube, not only the drawn.")
 @click.option("--no-gif", is_flag=True, help="Do not write pyramid.gif.")
 @click.option(
     "--out", "out_dir", default="pyramid_out", show_default=True, type=click.Path(path_type=Path)
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:1 | mps.")
+@_options(_DEVICE)
 @click.option("--quiet", is_flag=True, help="No progress messages.")
-def pyramid_command(
-    video: Path,
-    model_name: str,
-    weights: Path | None,
-    allow_pickle: bool,
-    num_classes: int | None,
-    categories: Path | None,
-    target: str,
-    depth: int | None,
-    threshold: float,
-    top_n: int | None,
-    layers: str | None,
-    frames: int | None,
-    per_level: int,
-    all_tubes: bool,
-    no_gif: bool,
-    out_dir: Path,
-    device: str,
-    quiet: bool,
-) -> None:
+def pyramid_command(video: Path, **params: Any) -> None:
     """Class feature pyramid of VIDEO: back-step from a class through layers and kernels.
 
     Writes pyramid.json (the class dependency graph), pyramid.png (levels as rows, nodes
     as heat thumbnails), tubes/*.npy (the drawn nodes' tubes), pyramid.gif and manifest.json.
     """
-    from .pyramid_render import PyramidOptions, pyramid_video
-    from .video import probe
-    from .zoo import load_model
 
-    try:
+    def run() -> Any:
+        from .commands import PyramidOptions, probe, pyramid_video
+
+        layers = params["layers"]
         options = PyramidOptions(
-            target=target.strip(),
-            depth=depth,
-            threshold=threshold,
-            top_n=top_n,
+            target=params["target"].strip(),
+            depth=params["depth"],
+            threshold=params["threshold"],
+            top_n=params["top_n"],
             layers=tuple(s.strip() for s in layers.split(",") if s.strip()) if layers else None,
-            frames=frames,
-            per_level=per_level,
-            all_tubes=all_tubes,
-            gif=not no_gif,
-            device=device,
+            frames=params["frames"],
+            per_level=params["per_level"],
+            all_tubes=params["all_tubes"],
+            gif=not params["no_gif"],
         )
         options.check()
+        model = _model_options(params)
+        model.check()
         info = probe(video, min_frames=2)
-        _check_device(device)
-        loaded = load_model(
-            model_name,
-            weights=weights,
-            num_classes=num_classes,
-            categories=categories,
-            allow_pickle=allow_pickle,
-            device=device,
+        return pyramid_video(
+            video,
+            params["out_dir"],
+            model.load(),
+            options,
+            info=info,
+            on_stage=_stages(params["quiet"]),
         )
-        manifest = pyramid_video(
-            video, out_dir, loaded, options, info=info, on_stage=None if quiet else _say
-        )
-    except SaliencyTubesError as exc:
-        _fail(first_line(exc))
+
+    result = _guarded(run)
+    if result is None:
         return
+    manifest = result.manifest
     c = manifest["class"]
     counts = " / ".join(str(n) for n in manifest["pyramid"]["nodes_per_level"][1:])
     name = f" {c['name']}" if c["name"] else ""
     click.echo(f"class {c['index']}{name}: p={c['probability']:.3f}")
     click.echo(f"nodes per level (1..{manifest['pyramid']['levels_reached']}): {counts}")
-    count = sum(len(v) for v in manifest["outputs"].values())
-    click.echo(
-        f"wrote {count} output(s) and manifest.json to {out_dir} in {manifest['seconds']:.1f} s"
-    )
+    _wrote(result)
 
 
 @main.command("evaluate", context_settings=_CONTEXT)
@@ -756,42 +699,17 @@ def pyramid_command(
 @click.option("--clips", type=int, default=None, help="Benchmark: held-out clips [32].")
 @click.option("--seed", type=int, default=None, help="Benchmark: data seed [10000].")
 @click.option("--steps", type=int, default=16, show_default=True, help="Deletion/insertion steps.")
-@click.option(
-    "--substrate", type=click.Choice(["blur", "mean", "zeros"]), default="blur", show_default=True
-)
+@click.option("--substrate", default="blur", show_default=True, help="blur | mean | zeros.")
 @click.option("--units", default="voxel,frame,tube", show_default=True, help="VIDEO: curve units.")
 @click.option(
     "--out", "out_dir", default="evaluate_out", show_default=True, type=click.Path(path_type=Path)
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:1 | mps.")
+@_options(_DEVICE)
 @click.option(
     "--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy box)."
 )
 @click.option("--quiet", is_flag=True, help="No progress messages.")
-def evaluate_command(
-    video: Path | None,
-    ground_truth: Path | None,
-    model_name: str,
-    weights: Path | None,
-    allow_pickle: bool,
-    num_classes: int | None,
-    categories: Path | None,
-    layer: str | None,
-    classifier: str | None,
-    target: str,
-    methods: str,
-    interpolations: str | None,
-    baselines: str,
-    clips: int | None,
-    seed: int | None,
-    steps: int,
-    substrate: str,
-    units: str,
-    out_dir: Path,
-    device: str,
-    threads: int | None,
-    quiet: bool,
-) -> None:
+def evaluate_command(video: Path | None, **params: Any) -> None:
     """Score tubes: pointing game, mass, IoU, deletion/insertion AUC, sanity check.
 
     \b
@@ -801,82 +719,17 @@ def evaluate_command(
     With VIDEO --gt boxes.json|mask.npy: the same metrics on your video, model and ground
     truth. Writes report.json, deletion_insertion.png and sanity.png.
     """
-    from .errors import InputError
-    from .evaluate import BenchmarkConfig, Protocol, evaluate_video, run_benchmark, write_benchmark
-    from .zoo import load_model
-
-    say = None if quiet else _say
-    if threads is not None:
+    if params["threads"] is not None:
         import torch
 
-        torch.set_num_threads(max(1, threads))
-    try:
-        protocol = Protocol(steps=steps, substrate=substrate)
-        modes = _csv(interpolations) if interpolations else None
-        if video is None:
-            if ground_truth is not None or model_name != "tiny-actions" or weights is not None:
-                raise InputError(
-                    "expected VIDEO with --gt or --model/--weights; without VIDEO the benchmark "
-                    "runs the embedded tiny-actions model on synthetic clips"
-                )
-            config = BenchmarkConfig(
-                clips=32 if clips is None else clips,
-                seed=10_000 if seed is None else seed,
-                methods=_csv(methods),
-                interpolations=modes or ("cubic", "quadratic", "linear", "nearest"),
-                baselines=_csv(baselines),
-                device=device,
-                protocol=protocol,
-            )
-            _check_device(device)
-            result = run_benchmark(config, progress=not quiet, on_stage=say)
-            files = write_benchmark(result, out_dir)
-            click.echo(result.table())
-            click.echo(
-                f"model accuracy on the {config.clips} clips: {result.accuracy:.3f}; wrote "
-                f"{len(files)} file(s) to {out_dir} in {result.seconds:.1f} s"
-            )
-            return
-        if ground_truth is None:
-            raise InputError(
-                "expected --gt boxes.json or mask.npy with VIDEO, but got none; see the "
-                "boxes format in the README"
-            )
-        if clips is not None or seed is not None:
-            raise InputError("--clips and --seed are for the benchmark; drop them with VIDEO")
-        if modes is not None and len(modes) != 1:
-            raise InputError(f"expected one --interpolation with VIDEO, but got {interpolations}")
-        from .video import probe
-
-        probe(video, min_frames=2)  # a bad video is reported before any model is built
-        _check_device(device)
-        loaded = load_model(
-            model_name,
-            weights=weights,
-            num_classes=num_classes,
-            categories=categories,
-            allow_pickle=allow_pickle,
-            device=device,
-            layer=layer,
-            classifier=classifier,
-        )
-        spec = _classes(target)
-        report = evaluate_video(
-            video,
-            ground_truth,
-            out_dir,
-            loaded,
-            methods=_csv(methods),
-            classes=spec[0] if isinstance(spec, list) and len(spec) == 1 else spec,
-            interpolation=modes[0] if modes else "cubic",
-            baselines=_csv(baselines),
-            units=_csv(units),
-            protocol=protocol,
-            on_stage=say,
-        )
-    except (SaliencyTubesError, click.BadParameter) as exc:
-        _fail(first_line(exc))
+        torch.set_num_threads(max(1, params["threads"]))
+    if video is None:
+        _guarded(lambda: _benchmark(params))
         return
+    result = _guarded(lambda: _evaluate_video(video, params))
+    if result is None:
+        return
+    report = result.manifest
     c = report["class"]
     click.echo(f"class {c['index']} {c['name']}: p={c['score']:.3f}")
     for row, t in report["tubes"].items():
@@ -885,41 +738,77 @@ def evaluate_command(
             f"deletion {t['deletion']:.3f}  insertion {t['insertion']:.3f}  "
             f"sanity {t['sanity'][-1] if t['sanity'][-1] is not None else float('nan'):.2f}"
         )
-    click.echo(f"wrote report.json and plots to {out_dir} in {report['seconds']:.1f} s")
+    click.echo(f"wrote report.json and plots to {result.out_dir} in {result.seconds:.1f} s")
 
 
-def _check_device(device: str) -> None:
-    import torch
+def _benchmark(params: dict[str, Any]) -> None:
+    from .commands import BenchmarkConfig, InputError, Protocol, benchmark, write_benchmark
 
-    kind = device.split(":")[0]
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise _DeviceError(
-            f"--device {device} asked for, but CUDA is not available here; use --device cpu"
-        )
-    if kind == "mps" and not (
-        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    if (
+        params["ground_truth"] is not None
+        or params["model_name"] != "tiny-actions"
+        or params["weights"] is not None
     ):
-        raise _DeviceError(
-            f"--device {device} asked for, but MPS is not available here; use --device cpu"
+        raise InputError(
+            "expected VIDEO with --gt or --model/--weights; without VIDEO the benchmark "
+            "runs the embedded tiny-actions model on synthetic clips"
         )
-    if kind not in ("cpu", "cuda", "mps"):
-        raise _DeviceError(f"expected --device cpu, cuda[:N] or mps, but got {device!r}")
-
-
-class _DeviceError(SaliencyTubesError, ValueError):
-    pass
-
-
-def _say(message: str) -> None:
-    click.echo(f"- {message}", err=True)
-
-
-def _report(manifest: dict[str, Any], out_dir: Path) -> None:
-    for c in manifest["classes"]:
-        click.echo(f"class {c['index']} {c['name']}: p={c['score']:.3f}")
-    count = sum(len(v) for v in manifest["outputs"].values())
+    modes = _csv(params["interpolations"]) if params["interpolations"] else None
+    config = BenchmarkConfig(
+        clips=32 if params["clips"] is None else params["clips"],
+        seed=10_000 if params["seed"] is None else params["seed"],
+        methods=_csv(params["methods"]),
+        interpolations=modes or BenchmarkConfig().interpolations,
+        baselines=_csv(params["baselines"]),
+        device=params["device"],
+        protocol=Protocol(steps=params["steps"], substrate=params["substrate"]),
+    )
+    config.check()
+    _model_options(params).check()  # the device
+    result = benchmark(config, show=not params["quiet"], on_stage=_stages(params["quiet"]))
+    files = write_benchmark(result, params["out_dir"])
+    click.echo(result.table())
     click.echo(
-        f"wrote {count} output(s) and manifest.json to {out_dir} in {manifest['seconds']:.1f} s"
+        f"model accuracy on the {config.clips} clips: {result.accuracy:.3f}; wrote "
+        f"{len(files)} file(s) to {params['out_dir']} in {result.seconds:.1f} s"
+    )
+
+
+def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
+    from .commands import EvaluateOptions, InputError, Protocol, evaluate_video, probe
+
+    if params["ground_truth"] is None:
+        raise InputError(
+            "expected --gt boxes.json or mask.npy with VIDEO, but got none; see the "
+            "boxes format in the README"
+        )
+    if params["clips"] is not None or params["seed"] is not None:
+        raise InputError("--clips and --seed are for the benchmark; drop them with VIDEO")
+    modes = _csv(params["interpolations"]) if params["interpolations"] else None
+    if modes is not None and len(modes) != 1:
+        raise InputError(
+            f"expected one --interpolation with VIDEO, but got {params['interpolations']}"
+        )
+    spec = _classes(params["target"])
+    options = EvaluateOptions(
+        methods=_csv(params["methods"]),
+        classes=spec[0] if isinstance(spec, list) and len(spec) == 1 else spec,
+        interpolation=modes[0] if modes else "cubic",
+        baselines=_csv(params["baselines"]),
+        units=_csv(params["units"]),
+        protocol=Protocol(steps=params["steps"], substrate=params["substrate"]),
+    )
+    options.check()
+    model = _model_options(params)
+    model.check()
+    probe(video, min_frames=2)  # a bad video is reported before any model is built
+    return evaluate_video(
+        video,
+        params["ground_truth"],
+        params["out_dir"],
+        model.load(),
+        options,
+        on_stage=_stages(params["quiet"]),
     )
 
 

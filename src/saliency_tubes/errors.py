@@ -7,6 +7,8 @@ working. Messages are one line: what was expected, what was got, and what to do.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 def first_line(exc: BaseException) -> str:
     """The first non-empty line of an exception's message, or its type's name if it has none."""
@@ -36,3 +38,27 @@ class VideoError(SaliencyTubesError, ValueError):
 
 class ModelLoadError(SaliencyTubesError, ValueError):
     """A model name, factory or checkpoint could not be resolved or loaded."""
+
+
+def check_choices(
+    what: str, values: Sequence[str], known: Sequence[str], *, allow_empty: bool = False
+) -> None:
+    """Raise one :class:`InputError` line unless every one of ``values`` is in ``known``.
+
+    Args:
+        what: what the values are, as the message names them (``"formats"``).
+        values: the values given.
+        known: the values allowed.
+        allow_empty: whether giving none is allowed.
+    """
+    bad = [str(v) for v in values if v not in known]
+    if bad or (not values and not allow_empty):
+        raise InputError(
+            f"expected {what} among {', '.join(known)}, but got {', '.join(bad) or 'none'}"
+        )
+
+
+def check_choice(what: str, value: object, known: Sequence[str]) -> None:
+    """Raise one :class:`InputError` line unless ``value`` is one of ``known``."""
+    if value not in known:
+        raise InputError(f"expected {what} one of {', '.join(known)}, but got {value!r}")

@@ -10,6 +10,9 @@ sanity check randomises a deep copy).
 * :mod:`.sanity`: cascading randomisation (Adebayo et al. 2018), Spearman correlation.
 * :mod:`.baselines`: uniform, centre Gaussian, random, frame-difference motion energy.
 * :mod:`.groundtruth`: per-frame boxes (JSON) or a mask (.npy) mapped onto a clip.
+* :mod:`.concentration`: how concentrated a tube is (fraction above 0.5, spatial spread).
+* :mod:`.benchmark`: the ground-truth benchmark protocol (import it from there: it loads
+  the embedded model).
 
 Example:
     >>> from saliency_tubes.metrics import deletion, pointing_game
@@ -21,6 +24,7 @@ Example:
 from __future__ import annotations
 
 from .baselines import BASELINES, baseline_fn, centre_gaussian, motion_energy, random_tube, uniform
+from .concentration import STATS_THRESHOLD, StatsBuilder, TubeStats, tube_stats
 from .faithfulness import (
     SUBSTRATES,
     UNITS,
@@ -47,6 +51,10 @@ from .sanity import (
 )
 
 __all__ = [
+    "STATS_THRESHOLD",
+    "StatsBuilder",
+    "TubeStats",
+    "tube_stats",
     "BASELINES",
     "SUBSTRATES",
     "UNITS",

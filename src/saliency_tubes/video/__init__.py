@@ -9,12 +9,14 @@ and back again:
    container FFmpeg reads works, and so does a folder of numbered images.
 2. **Sampling** (``sampling``): :func:`sample_uniform` (the frames of one clip spread over the whole video)
    and :func:`sliding_windows` (clips that together cover every frame).
-3. **Preprocessing** (``geometry``): :class:`Preprocess` turns ``(T, H, W, 3)`` uint8 frames into a
+3. **Preprocessing** (``preprocess``): :class:`Preprocess` turns ``(T, H, W, 3)`` uint8 frames into a
    normalised ``(3, T, h, w)`` float tensor and records, as a :class:`Geometry`, which source
    region the clip covers.
-4. **Mapping back** (``geometry``): :class:`TubeMapper` turns a saliency tube on the clip grid into a map
+4. **Mapping back** (``mapping``): :class:`TubeMapper` turns a saliency tube on the clip grid into a map
    on any source frame, at any time; :func:`stitch_windows` blends the tubes of several
-   windows into one whole-video mapper.
+   windows into one whole-video mapper. Its parts are public for streaming callers:
+   :class:`TimedTube` (one clip's tube in time), :func:`covering` and :func:`blend` (the
+   clips that hold a time, blended), :class:`SourceSampler` (grid to source pixels).
 5. **Writing** (``writer``): :class:`VideoWriter` writes H.264 MP4, GIF or PNG frame folders atomically;
    :func:`atomic_write_bytes`, :func:`atomic_save_npy` and :func:`atomic_write_json` do the
    same for small files.
@@ -23,15 +25,16 @@ Conventions: frames are ``(H, W, 3)`` uint8 RGB numpy arrays, sizes are written
 ``(T, H, W)``, times are seconds (float64) as stored in the file (not shifted to start at 0).
 """
 
-from .geometry import (
-    KINETICS_MEAN,
-    KINETICS_STD,
-    Geometry,
-    Preprocess,
+from .mapping import (
+    SourceSampler,
+    TimedTube,
     TubeMapper,
+    blend,
+    covering,
     resample_times,
     stitch_windows,
 )
+from .preprocess import KINETICS_MEAN, KINETICS_STD, Geometry, Preprocess
 from .reader import (
     DEFAULT_FOLDER_FPS,
     IMAGE_SUFFIXES,
@@ -55,13 +58,17 @@ __all__ = [
     "Geometry",
     "PathLike",
     "Preprocess",
+    "SourceSampler",
+    "TimedTube",
     "TubeMapper",
     "VideoInfo",
     "VideoWriter",
     "atomic_save_npy",
     "atomic_write_bytes",
     "atomic_write_json",
+    "blend",
     "check_min_frames",
+    "covering",
     "iter_frames",
     "probe",
     "read_frames",

@@ -98,7 +98,7 @@ def _to_fraction(fps: float | Fraction | int) -> Fraction:
     return Fraction(fps).limit_denominator(100_000)
 
 
-def _check_fps(fps: float | Fraction | int, what: str) -> Fraction:
+def check_fps(fps: float | Fraction | int, what: str) -> Fraction:
     try:
         value = float(fps)
     except (TypeError, ValueError):
@@ -194,7 +194,7 @@ def _zero_frames(path: Path) -> VideoError:
 
 
 def _probe_folder(folder: Path, fps: float | Fraction) -> VideoInfo:
-    rate = _check_fps(fps, "folder_fps")
+    rate = check_fps(fps, "folder_fps")
     files = _folder_images(folder)
     if not files:
         raise VideoError(
@@ -332,7 +332,7 @@ def _load_image(path: Path, expected_hw: tuple[int, int] | None) -> np.ndarray:
 #: rounds down (measured: about 1.2 grey levels darker on average); full-chroma
 #: interpolation with accurate rounding removes the bias (about 9x slower, ~3 ms per
 #: 256x340 frame).
-_ACCURATE_RGB = (
+ACCURATE_RGB = (
     av.video.reformatter.Interpolation.BILINEAR
     | av.video.reformatter.Interpolation.ACCURATE_RND
     | av.video.reformatter.Interpolation.FULL_CHR_H_INT
@@ -340,7 +340,7 @@ _ACCURATE_RGB = (
 
 
 #: swscale flags for RGB -> YUV 4:2:0 when writing: accurate rounding, filtered chroma.
-_ACCURATE_YUV = (
+ACCURATE_YUV = (
     av.video.reformatter.Interpolation.BICUBIC
     | av.video.reformatter.Interpolation.ACCURATE_RND
     | av.video.reformatter.Interpolation.FULL_CHR_H_INP
@@ -350,7 +350,7 @@ _ACCURATE_YUV = (
 def _to_rgb(frame: av.VideoFrame, accurate: bool) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB pixels of a decoded frame."""
     if accurate:
-        return frame.reformat(format="rgb24", interpolation=_ACCURATE_RGB).to_ndarray()
+        return frame.reformat(format="rgb24", interpolation=ACCURATE_RGB).to_ndarray()
     return frame.to_ndarray(format="rgb24")
 
 

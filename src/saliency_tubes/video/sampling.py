@@ -7,7 +7,7 @@ import numpy as np
 from saliency_tubes.errors import InputError
 
 
-def _positive_int(value: object, name: str) -> int:
+def positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
         raise InputError(
             f"expected {name} to be a positive integer, but got {value!r}; pass {name} >= 1"
@@ -35,8 +35,8 @@ def sample_uniform(num_frames: int, T: int) -> np.ndarray:
     Raises:
         InputError: ``num_frames`` or ``T`` is not a positive integer.
     """
-    n = _positive_int(num_frames, "num_frames")
-    t = _positive_int(T, "T")
+    n = positive_int(num_frames, "num_frames")
+    t = positive_int(T, "T")
     # The tiny epsilon keeps exact integers (k * (n-1) / (T-1) == m) from flooring to m - 1.
     idx = np.floor(np.linspace(0.0, n - 1, t) + 1e-9).astype(np.int64)
     return np.clip(idx, 0, n - 1)
@@ -64,10 +64,10 @@ def sliding_windows(num_frames: int, length: int, stride: int, step: int = 1) ->
     Raises:
         InputError: A non-positive argument, or ``stride > span`` (windows would leave gaps).
     """
-    n = _positive_int(num_frames, "num_frames")
-    length = _positive_int(length, "length")
-    stride = _positive_int(stride, "stride")
-    step = _positive_int(step, "step")
+    n = positive_int(num_frames, "num_frames")
+    length = positive_int(length, "length")
+    stride = positive_int(stride, "stride")
+    step = positive_int(step, "step")
     span = (length - 1) * step + 1
     if stride > span:
         raise InputError(

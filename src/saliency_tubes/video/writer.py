@@ -20,7 +20,7 @@ from PIL import Image
 
 from saliency_tubes.errors import InputError, VideoError
 
-from .reader import _ACCURATE_YUV, PathLike, _check_fps
+from .reader import ACCURATE_YUV, PathLike, check_fps
 
 _WRITER_FORMATS = {
     ".mp4": "mp4",
@@ -100,7 +100,7 @@ class VideoWriter:
                 f"frame folder), but got '{self.path.name}'; change the output name"
             )
         self.format = _WRITER_FORMATS[suffix]
-        self.rate = _check_fps(fps, "fps")
+        self.rate = check_fps(fps, "fps")
         if odd not in ("pad", "crop"):
             raise InputError(f"expected odd='pad' or 'crop', but got {odd!r}; pick one")
         if self.format == "png":
@@ -241,7 +241,7 @@ class VideoWriter:
                         else:
                             arr = arr[: h - h % 2, : w - w % 2]
                     vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
-                    vf = vf.reformat(format="yuv420p", interpolation=_ACCURATE_YUV)
+                    vf = vf.reformat(format="yuv420p", interpolation=ACCURATE_YUV)
                 vf.pts = i
                 vf.time_base = 1 / self.rate
                 self._encode(vf)

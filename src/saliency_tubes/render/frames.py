@@ -1,4 +1,4 @@
-"""Rendering saliency over frames: heat tubes, focus tubes, captions and layouts.
+"""Drawing saliency over frames: heat tubes, focus tubes, captions and layouts.
 
 Everything here is a pure function on numpy arrays, vectorised over pixels: frames are
 ``(H, W, 3)`` uint8 RGB, saliency maps are ``(H, W)`` floats in ``[0, 1]`` with NaN where the
@@ -32,11 +32,13 @@ __all__ = [
     "colorbar",
     "colormap",
     "focus",
+    "font",
     "gaussian_blur",
     "grid",
     "heat",
     "luma",
     "mark_unseen",
+    "png_bytes",
     "side_by_side",
 ]
 
@@ -49,7 +51,7 @@ HATCH_GREY = 160
 UNSEEN_DIM = 0.5
 
 Background = Literal["black", "dark", "blur", "gray"]
-_BACKGROUNDS: tuple[str, ...] = ("black", "dark", "blur", "gray")
+BACKGROUNDS: tuple[str, ...] = ("black", "dark", "blur", "gray")
 
 
 # --------------------------------------------------------------------------------------
@@ -148,8 +150,11 @@ def colormap(name: str = "jet") -> np.ndarray:
     try:
         cmap = matplotlib.colormaps[name]
     except (KeyError, ValueError, TypeError) as exc:
-        examples = ", ".join(n for n in ("jet", "turbo", "viridis", "inferno", "magma", "hot")
-                             if n in matplotlib.colormaps)
+        examples = ", ".join(
+            n
+            for n in ("jet", "turbo", "viridis", "inferno", "magma", "hot")
+            if n in matplotlib.colormaps
+        )
         raise InputError(
             f"expected a matplotlib colour map name, but got {name!r}; "
             f"use e.g. {examples} (see matplotlib.colormaps)"
@@ -307,9 +312,9 @@ def focus(
     f = _check_frame(frame)
     sal = _check_saliency(saliency, f.shape[:2])
     fl = _check_unit(floor, "floor")
-    if background not in _BACKGROUNDS:
+    if background not in BACKGROUNDS:
         raise InputError(
-            f"expected background in {', '.join(_BACKGROUNDS)}, but got {background!r}; "
+            f"expected background in {', '.join(BACKGROUNDS)}, but got {background!r}; "
             "pick one of them"
         )
     bg = _background(f, background, blur_sigma)
@@ -328,7 +333,7 @@ def focus(
 
 
 @lru_cache(maxsize=16)
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """PIL's bundled font at ``size`` px (FreeType), else its small bitmap font."""
     try:
         return ImageFont.load_default(size=size)
@@ -336,8 +341,12 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def _fit(draw: ImageDraw.ImageDraw, line: str, font: ImageFont.FreeTypeFont |
-         ImageFont.ImageFont, width: int) -> str:
+def _fit(
+    draw: ImageDraw.ImageDraw,
+    line: str,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    width: int,
+) -> str:
     """``line``, shortened with ``...`` if needed so it is at most ``width`` pixels wide."""
     if draw.textlength(line, font=font) <= width:
         return line
@@ -381,23 +390,25 @@ def caption(
     """
     f = _check_frame(frame)
     if position not in ("top", "bottom"):
-        raise InputError(f"expected position 'top' or 'bottom', but got {position!r}; "
-                         "pick one of the two")
+        raise InputError(
+            f"expected position 'top' or 'bottom', but got {position!r}; pick one of the two"
+        )
     dim = _check_unit(band_opacity, "band_opacity")
     h, w = f.shape[:2]
     size = int(font_size) if font_size is not None else int(np.clip(round(min(h, w) / 18), 10, 48))
-    font = _font(max(size, 1))
+    face = font(max(size, 1))
     margin = max(2, size // 3)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    lines = [_fit(measure, line, font, max(w - 2 * margin, 1)) for line in str(text).split("\n")]
+    lines = [_fit(measure, line, face, max(w - 2 * margin, 1)) for line in str(text).split("\n")]
     body = "\n".join(lines)
-    left, top, right, bottom = measure.multiline_textbbox((0, 0), body, font=font)
+    left, top, right, bottom = measure.multiline_textbbox((0, 0), body, font=face)
     band_h = min(h, bottom + 2 * margin)
     out = f.copy()
     rows = slice(0, band_h) if position == "top" else slice(h - band_h, h)
     band = Image.fromarray(_to_uint8(f[rows].astype(np.float32) * (1.0 - dim)))
-    ImageDraw.Draw(band).multiline_text((margin - left, margin), body, font=font,
-                                        fill=(255, 255, 255))
+    ImageDraw.Draw(band).multiline_text(
+        (margin - left, margin), body, font=face, fill=(255, 255, 255)
+    )
     out[rows] = np.asarray(band, dtype=np.uint8)
     return out
 
@@ -405,8 +416,10 @@ def caption(
 def _fill_value(fill: int | Sequence[int]) -> np.ndarray:
     value = np.broadcast_to(np.asarray(fill, dtype=np.int64), (3,))
     if value.min() < 0 or value.max() > 255:
-        raise InputError(f"expected fill in [0, 255] (grey or RGB), but got {fill!r}; "
-                         "pass e.g. 0 or (255, 255, 255)")
+        raise InputError(
+            f"expected fill in [0, 255] (grey or RGB), but got {fill!r}; "
+            "pass e.g. 0 or (255, 255, 255)"
+        )
     return value.astype(np.uint8)
 
 
@@ -418,7 +431,7 @@ def _place(frame: np.ndarray, h: int, w: int, fill: np.ndarray) -> np.ndarray:
     canvas = np.empty((h, w, 3), dtype=np.uint8)
     canvas[:] = fill
     y, x = (h - fh) // 2, (w - fw) // 2
-    canvas[y:y + fh, x:x + fw] = frame
+    canvas[y : y + fh, x : x + fw] = frame
     return canvas
 
 
@@ -475,8 +488,9 @@ def _layout(
     if len(frames) == 0:
         raise InputError("expected at least one frame, but got none; pass a list of frames")
     if isinstance(cols, bool) or not isinstance(cols, (int, np.integer)) or cols < 1:
-        raise InputError(f"expected cols to be a positive integer, but got {cols!r}; "
-                         "pass e.g. cols=2")
+        raise InputError(
+            f"expected cols to be a positive integer, but got {cols!r}; pass e.g. cols=2"
+        )
     if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
         raise InputError(f"expected gap to be an integer >= 0, but got {gap!r}; pass e.g. 4")
     fs = [_check_frame(f, f"frames[{i}]") for i, f in enumerate(frames)]
@@ -485,7 +499,7 @@ def _layout(
     rows = -(-len(fs) // cols)
     out_rows = []
     for r in range(rows):
-        row = fs[r * cols:(r + 1) * cols]
+        row = fs[r * cols : (r + 1) * cols]
         widths = [f.shape[1] for f in row]
         if uniform:
             cell_w = max(f.shape[1] for f in fs)
@@ -525,11 +539,21 @@ def colorbar(
     """
     for name, v in (("length", length), ("thickness", thickness)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise InputError(f"expected {name} to be a positive integer, but got {v!r}; "
-                             "pass a size in pixels")
+            raise InputError(
+                f"expected {name} to be a positive integer, but got {v!r}; pass a size in pixels"
+            )
     lut = _colormap_lut(colormap)
     levels = np.rint(np.linspace(0.0, 255.0, int(length))).astype(np.intp)
     strip = lut[levels]  # (length, 3), low to high
     if vertical:
         return np.ascontiguousarray(np.repeat(strip[::-1, None, :], thickness, axis=1))
     return np.ascontiguousarray(np.repeat(strip[None, :, :], thickness, axis=0))
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """An ``(H, W, 3)`` uint8 image as the bytes of an optimised PNG file."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(_check_frame(image, "image")).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()

@@ -1,4 +1,4 @@
-"""The class feature pyramid drawn, and the ``saliency-tubes pyramid`` command's outputs.
+"""The class feature pyramid drawn (:mod:`saliency_tubes.pyramid`).
 
 * :func:`draw_pyramid`: the figure. One row per level (the class on top), each node a
   thumbnail of its tube as a heat map over one representative frame of the clip, captioned
@@ -6,53 +6,28 @@
   darker and thicker, the higher the edge's score).
 * :func:`heat_grid_frames`: per clip frame, the drawn nodes' heat frames in a grid (a row
   per level), for a small animated GIF.
-* :func:`pyramid_video`: decode a video, sample one clip, build the pyramid
-  (:func:`saliency_tubes.class_feature_pyramid`), write ``pyramid.json``, ``pyramid.png``,
-  the tubes (``tubes/*.npy``), ``pyramid.gif`` and ``manifest.json``; on any error every
-  file written is removed again.
+* :func:`drawn_nodes` (which nodes a figure shows), :func:`representative_frame` (which
+  frame), :func:`display_frames` (the clip's pixels, the preprocessing undone).
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from . import render
-from .errors import InputError
-from .pipeline import ExplainOptions, _header, _Outputs, _produce, _slug, _versions
-from .pyramid import (
-    DEFAULT_DEPTH,
-    ROOT,
-    ClassFeaturePyramid,
-    PyramidNode,
-    check_options,
-    class_feature_pyramid,
-)
-from .video import (
-    Preprocess,
-    VideoInfo,
-    VideoWriter,
-    atomic_save_npy,
-    atomic_write_bytes,
-    atomic_write_json,
-    read_frames,
-    sample_uniform,
-)
-from .zoo.registry import LoadedModel
+from ..errors import InputError
+from ..pyramid import ROOT, ClassFeaturePyramid, PyramidNode
+from ..video import Preprocess
+from .frames import caption, colorbar, font, grid, heat
 
 __all__ = [
-    "PyramidOptions",
+    "display_frames",
     "draw_pyramid",
     "drawn_nodes",
     "heat_grid_frames",
-    "pyramid_video",
     "representative_frame",
 ]
 
@@ -145,7 +120,7 @@ def _caption(node: PyramidNode, pyramid: ClassFeaturePyramid, mixed: bool) -> tu
 def _thumbnail(
     frame: np.ndarray, saliency: np.ndarray, size: tuple[int, int], cmap: str
 ) -> Image.Image:
-    image = Image.fromarray(render.heat(frame, saliency, colormap=cmap))
+    image = Image.fromarray(heat(frame, saliency, colormap=cmap))
     return image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
 
 
@@ -201,8 +176,8 @@ def draw_pyramid(
         raise InputError(f"expected frame_index in [0, {T}), but got {frame_index}")
 
     tile = (max(1, round(thumb * H / max(H, W))), max(1, round(thumb * W / max(H, W))))
-    font = render._font(12)
-    small = render._font(11)
+    face = font(12)
+    small = font(11)
     label_w, margin, title_h, text_h, gap = 150, 12, 34, 30, 34
     col_w = tile[1] + 16
     cols = max(len(row) for row in rows)
@@ -250,7 +225,7 @@ def draw_pyramid(
             else f"{total} node{'s' if total != 1 else ''}"
             + (f", {len(row)} drawn" if total > len(row) else "")
         )
-        draw.text((margin, y + 4), header, fill=_INK, font=font)
+        draw.text((margin, y + 4), header, fill=_INK, font=face)
         draw.text((margin, y + 22), detail, fill=_MUTED, font=small)
         draw.text((margin, y + 38), count, fill=_MUTED, font=small)
         for node in row:
@@ -267,12 +242,12 @@ def draw_pyramid(
         f"Class feature pyramid: {name} (p={pyramid.probability:.2f}), theta={pyramid.threshold:g}, "
         f"depth {pyramid.depth}" + (f", top-{pyramid.top_n}" if pyramid.top_n else "")
     )
-    draw.text((margin, 9), headline, fill=_INK, font=font)
+    draw.text((margin, 9), headline, fill=_INK, font=face)
     footer = (
         f"heat maps at clip frame {t + 1}/{T}; s: score of the best edge in; "
         "edge darkness and width grow with s"
     )
-    bar = render.colorbar(120, 8, colormap, vertical=False)
+    bar = colorbar(120, 8, colormap, vertical=False)
     canvas.paste(Image.fromarray(bar), (margin + 14, height - 18))
     draw.text((margin, height - 21), "0", fill=_MUTED, font=small)
     draw.text((margin + 138, height - 21), "1", fill=_MUTED, font=small)
@@ -305,212 +280,8 @@ def heat_grid_frames(
         tiles: list[np.ndarray] = []
         for row in rows:
             for node in row:
-                heat = render.heat(frames[t], tubes[node.id][t].cpu().numpy(), colormap=colormap)
+                image = heat(frames[t], tubes[node.id][t].cpu().numpy(), colormap=colormap)
                 label = f"L{node.level} k{node.kernel}" if node.id != ROOT else "class"
-                tiles.append(render.caption(heat, label))
+                tiles.append(caption(image, label))
             tiles.extend(np.zeros_like(frames[t]) for _ in range(cols - len(row)))
-        yield render.grid(tiles, cols, gap=2, fill=255)
-
-
-# --------------------------------------------------------------------------------------
-# The command's outputs
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class PyramidOptions:
-    """Options of :func:`pyramid_video` (the CLI's flags).
-
-    Attributes:
-        target: the class: a name, an index, or ``"top1"`` (the prediction).
-        depth: levels of kernels below the class (None: 3, or the number of ``layers``).
-        threshold: θ in ``[0, 1]``.
-        top_n: at most this many children per step (None: all that pass θ).
-        layers: convolutions of levels 1, 2, ... by name (None: traced).
-        frames: clip length T (None: the model preset's).
-        per_level: nodes drawn per level in the figure and the GIF.
-        all_tubes: write every node's tube, not only the drawn ones.
-        gif: write ``pyramid.gif`` (the drawn nodes' heat maps over the clip).
-        device: "cpu", "cuda", "cuda:1", "mps".
-    """
-
-    target: int | str = "top1"
-    depth: int | None = None
-    threshold: float = 0.6
-    top_n: int | None = None
-    layers: tuple[str, ...] | None = None
-    frames: int | None = None
-    per_level: int = 6
-    all_tubes: bool = False
-    gif: bool = True
-    device: str = "cpu"
-
-    def check(self) -> None:
-        """Validate the options (one-line errors)."""
-        default = len(self.layers) if self.layers else DEFAULT_DEPTH
-        check_options(default if self.depth is None else self.depth, self.threshold, self.top_n)
-        if self.frames is not None and (isinstance(self.frames, bool) or self.frames < 1):
-            raise InputError(f"expected at least 1 frame per clip, but got {self.frames}")
-        if isinstance(self.per_level, bool) or self.per_level < 1:
-            raise InputError(f"expected per_level >= 1, but got {self.per_level}")
-
-
-def _pooled_layer(loaded: LoadedModel) -> str | None:
-    """The adapter's layer feeding the pool; a pyramid starts from one such layer."""
-    layer = loaded.layer
-    if isinstance(layer, tuple):
-        if len(layer) != 1:
-            raise InputError(
-                f"expected one target layer for a class feature pyramid, but model "
-                f"{loaded.name!r} has {len(layer)} ({', '.join(layer)}); pick a single-pathway "
-                "model"
-            )
-        return layer[0]
-    return layer
-
-
-def _tube_name(node: PyramidNode) -> str:
-    if node.id == ROOT:
-        return "tubes/class.npy"
-    return f"tubes/L{node.level}_{_slug(node.layer)}_k{node.kernel}.npy"
-
-
-def _png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
-
-
-def pyramid_video(
-    video: str | Path,
-    out_dir: str | Path,
-    loaded: LoadedModel,
-    options: PyramidOptions | None = None,
-    *,
-    info: VideoInfo | None = None,
-    on_stage: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Build a class feature pyramid for one clip of a video and write it out.
-
-    One clip of ``frames`` frames spread uniformly over the video is preprocessed as the
-    model's preset says and back-stepped (:func:`~saliency_tubes.class_feature_pyramid`).
-
-    Args:
-        video: a video file or a folder of numbered frames.
-        out_dir: output folder (created if missing).
-        loaded: the model (see :func:`saliency_tubes.zoo.load_model`).
-        options: see :class:`PyramidOptions`.
-        info: the video's :func:`~saliency_tubes.video.probe`, if already known.
-        on_stage: called with a short message at each stage.
-
-    Returns:
-        The manifest (also ``manifest.json``): model, class, options, source facts, the
-        sampled frames, the figure's frame, per level its node count, the tube file of each
-        written node, versions and every output relative to ``out_dir``. ``pyramid.json``
-        holds the graph (:meth:`ClassFeaturePyramid.to_dict`).
-
-    On any error every file this call wrote is removed (and ``out_dir`` too, if this call
-    created it).
-    """
-    options = options or PyramidOptions()
-    options.check()
-    source = Path(video)
-
-    def work(info: VideoInfo, outputs: _Outputs, say: Callable[[str], None]) -> dict[str, Any]:
-        preset = loaded.preset
-        indices = sample_uniform(info.num_frames, options.frames or preset.frames)
-        say(f"reading {len(indices)} frames of {info.num_frames}")
-        preprocess = preset.preprocess()
-        clip = preprocess(read_frames(source, indices, info=info))[None]
-        device = torch.device(options.device)
-        model = loaded.model.to(device)
-        loaded.model = model
-        say(f"back-stepping from the class with threshold {options.threshold:g}")
-        pyramid = class_feature_pyramid(
-            model,
-            clip.to(device),
-            options.target,
-            depth=options.depth,
-            threshold=options.threshold,
-            top_n=options.top_n,
-            layers=list(options.layers) if options.layers else None,
-            layer=_pooled_layer(loaded),
-            classifier=loaded.classifier,
-            categories=loaded.categories,
-        )
-        rows = drawn_nodes(pyramid, options.per_level)
-        drawn = [n for row in rows for n in row]
-        written = list(pyramid.nodes.values()) if options.all_tubes else drawn
-        say(f"{len(pyramid.nodes)} nodes; writing {len(written)} tube(s), the figure and JSON")
-        tubes = pyramid.tubes([n.id for n in written])
-        frames = display_frames(clip, preprocess)
-        t = representative_frame(tubes[ROOT])
-        figure = draw_pyramid(
-            pyramid, frames, per_level=options.per_level, frame_index=t, tubes=tubes
-        )
-
-        files: dict[str, list[str]] = {"json": ["pyramid.json"], "png": ["pyramid.png"]}
-        atomic_write_json(outputs.add("pyramid.json"), pyramid.to_dict())
-        atomic_write_bytes(outputs.add("pyramid.png"), _png(figure))
-        if not (outputs.root / "tubes").exists():
-            outputs.add("tubes")
-        tube_files = {}
-        for node in written:
-            path = outputs.add(_tube_name(node))
-            atomic_save_npy(path, tubes[node.id].cpu().numpy().astype(np.float32))
-            tube_files[node.id] = outputs.rel(path)
-        files["npy"] = list(tube_files.values())
-        if options.gif:
-            writer = VideoWriter(outputs.add("pyramid.gif"), fps=8)
-            outputs.writers.append(writer)
-            with writer:
-                for image in heat_grid_frames(pyramid, frames, rows, tubes):
-                    writer.write(image)
-            files["gif"] = ["pyramid.gif"]
-        levels = pyramid.levels()
-        return {
-            **_header("pyramid", info),
-            "model": {
-                "name": loaded.name,
-                "weights": loaded.weights,
-                "feature_layer": pyramid.feature_layer,
-                "classifier": pyramid.classifier,
-            },
-            "class": {
-                "index": pyramid.class_index,
-                "name": pyramid.class_name,
-                "probability": round(pyramid.probability, 6),
-            },
-            "options": {
-                "depth": pyramid.depth,
-                "threshold": options.threshold,
-                "top_n": options.top_n,
-                "layers": list(options.layers) if options.layers else None,
-                "per_level": options.per_level,
-                "all_tubes": options.all_tubes,
-                "device": options.device,
-            },
-            "clip": {
-                "frames": len(indices),
-                "size": list(pyramid.clip_size),
-                "frame_indices": [int(i) for i in indices],
-                "timestamps": [round(float(info.timestamps[i]), 6) for i in indices],
-                "figure_frame": {
-                    "clip_index": t,
-                    "frame_index": int(indices[t]),
-                    "timestamp": round(float(info.timestamps[indices[t]]), 6),
-                },
-            },
-            "pyramid": {
-                "levels_reached": len(levels) - 1,
-                "nodes_per_level": [len(level) for level in levels],
-                "drawn": [[n.id for n in row] for row in rows],
-                "stops": len(pyramid.stops),
-            },
-            "tubes": tube_files,
-            "versions": _versions(),
-            "outputs": files,
-        }
-
-    # _produce checks its options object; the pyramid's own were checked above.
-    return _produce(source, out_dir, ExplainOptions(), work, info, None, on_stage)
+        yield grid(tiles, cols, gap=2, fill=255)

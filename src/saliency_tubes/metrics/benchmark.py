@@ -1,16 +1,15 @@
-"""Is the tube right? The ground-truth benchmark, and the metrics on a user's own video.
+"""The ground-truth benchmark protocol: is the tube right? (The part that writes no files.)
 
 :func:`run_benchmark` generates a held-out synthetic set (:mod:`saliency_tubes.synthetic`,
 seeds disjoint from the embedded model's training and validation data), explains the true
 class of every clip with each method and interpolation mode, computes the same tubes for
 the baselines, and scores them all with :mod:`saliency_tubes.metrics`: pointing game, mass
 and IoU against the target object's mask, deletion and insertion AUC, and the sanity
-check's correlation, each a mean over the clips with a 95 % percentile-bootstrap interval.
-:func:`write_benchmark` writes the table, the JSON and the plots.
-
-:func:`evaluate_video` does the same for one video, a model and a ground truth (per-frame
-boxes or a mask, see :mod:`saliency_tubes.metrics.groundtruth`) and writes ``report.json``
-and the plots. Both leave nothing behind when they fail.
+check's correlation, each a mean over the clips with a 95 % percentile-bootstrap interval
+(:class:`BenchmarkResult`). :func:`score_tube` scores one tube; :func:`score_rows` scores
+every method and baseline on one clip (what ``saliency-tubes evaluate VIDEO`` runs).
+Writing the table, the JSON and the plots is the command's job
+(:mod:`saliency_tubes.commands.evaluate`).
 """
 
 from __future__ import annotations
@@ -18,49 +17,37 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import InputError
-from .hooks import preserved_state
-from .methods import METHODS
-from .methods.base import ClassSpec, logits_of
-from .metrics import (
-    BASELINES,
-    SUBSTRATES,
-    UNITS,
-    baseline_fn,
-    cascade_layers,
-    deletion,
-    explainer_fn,
-    insertion,
-    localisation,
-    make_substrate,
-    sanity_check,
-)
-from .metrics.groundtruth import load_ground_truth
-from .metrics.plots import Panel, Series, figure_png
-from .metrics.sanity import SaliencyFn
-from .metrics.stats import Estimate, bootstrap_mean, paired_difference
-from .pipeline import _Outputs, _progress, _versions, _video_facts, output_folder
-from .synthetic import make_dataset
-from .upsample import MODES
-from .video import atomic_write_bytes, atomic_write_json, probe, read_frames, sample_uniform
-from .zoo import load_model
-from .zoo.registry import LoadedModel
+from ..errors import InputError, check_choices
+from ..hooks import model_device, preserved_state
+from ..methods import METHODS
+from ..methods.base import logits_of
+from ..synthetic import make_dataset
+from ..upsample import MODES
+from ..zoo import load_model
+from ..zoo.registry import LoadedModel
+from .baselines import BASELINES, baseline_fn
+from .faithfulness import SUBSTRATES, deletion, insertion, make_substrate
+from .localisation import localisation
+from .sanity import SaliencyFn, cascade_layers, explainer_fn, sanity_check
+from .stats import Estimate, bootstrap_mean, paired_difference
 
 __all__ = [
     "HELD_OUT_SEED",
     "METRICS",
     "BenchmarkConfig",
     "BenchmarkResult",
+    "ClipScores",
     "Protocol",
-    "evaluate_video",
+    "json_number",
+    "row_label",
     "run_benchmark",
-    "write_benchmark",
+    "score_rows",
+    "score_tube",
 ]
 
 HELD_OUT_SEED = 10_000
@@ -166,16 +153,9 @@ class BenchmarkConfig:
             raise InputError(
                 f"expected at least 1 clip and chunk >= 1, but got {self.clips} and {self.chunk}"
             )
-        for what, values, known in (
-            ("methods", self.methods, tuple(METHODS)),
-            ("interpolations", self.interpolations, tuple(MODES)),
-            ("baselines", self.baselines, tuple(BASELINES)),
-        ):
-            bad = [v for v in values if v not in known]
-            if bad:
-                raise InputError(
-                    f"expected {what} among {', '.join(known)}, but got {', '.join(bad)}"
-                )
+        check_choices("methods", self.methods, METHODS, allow_empty=True)
+        check_choices("interpolations", self.interpolations, MODES, allow_empty=True)
+        check_choices("baselines", self.baselines, BASELINES, allow_empty=True)
         if not self.methods and not self.baselines:
             raise InputError("expected at least one method or baseline, but got none")
         if self.methods and not self.interpolations:
@@ -244,13 +224,9 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _num(x: float, digits: int = 6) -> float | None:
+def json_number(x: float, digits: int = 6) -> float | None:
     """``x`` rounded for JSON; None for NaN (undefined)."""
     return None if np.isnan(x) else round(float(x), digits)
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 def score_tube(
@@ -406,9 +382,9 @@ class BenchmarkResult:
         def curve_stats(values: np.ndarray) -> dict[str, list[float | None]]:
             est = [self._estimate(values[:, i]) for i in range(values.shape[1])]
             return {
-                "mean": [_num(e.mean) for e in est],
-                "low": [_num(e.low) for e in est],
-                "high": [_num(e.high) for e in est],
+                "mean": [json_number(e.mean) for e in est],
+                "low": [json_number(e.low) for e in est],
+                "high": [json_number(e.high) for e in est],
             }
 
         return {
@@ -445,20 +421,19 @@ class BenchmarkResult:
                 "labels": self.labels.tolist(),
                 "predicted": self.predicted.tolist(),
                 **{
-                    row: {m: [_num(x) for x in v.tolist()] for m, v in metrics.items()}
+                    row: {m: [json_number(x) for x in v.tolist()] for m, v in metrics.items()}
                     for row, metrics in self.per_clip.items()
                 },
             },
             "seconds": round(self.seconds, 1),
-            "versions": _versions(),
         }
 
 
 def run_benchmark(
     config: BenchmarkConfig | None = None,
     *,
-    progress: bool = False,
     on_stage: Callable[[str], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> BenchmarkResult:
     """Score every method, interpolation mode and baseline on held-out synthetic clips.
 
@@ -468,8 +443,9 @@ def run_benchmark(
 
     Args:
         config: what to run (default :class:`BenchmarkConfig`).
-        progress: show a progress bar (stderr).
         on_stage: called with a short message at each stage.
+        on_progress: called with the number of clips scored after each chunk (a progress
+            bar's ``update``).
 
     Returns:
         The :class:`BenchmarkResult`.
@@ -486,7 +462,7 @@ def run_benchmark(
         config.clips, seed=config.seed, frames=preset.frames, size=preset.size
     )
     prep = preset.preprocess()
-    clips = torch.stack([prep(v) for v in videos]).to(_device(model))
+    clips = torch.stack([prep(v) for v in videos]).to(model_device(model) or torch.device("cpu"))
     with preserved_state(model, eval_mode=True), torch.no_grad():
         predicted = np.concatenate(
             [
@@ -505,39 +481,36 @@ def run_benchmark(
     sanity = {r: np.zeros((len(layers) + 1, n)) for r in rows}
     fractions = np.zeros(steps + 1)
     say(f"scoring {len(rows)} tubes per clip; sanity cascade: {', '.join(layers)}")
-    bar = _progress(n, "evaluate", progress)
-    try:
-        for start in range(0, n, config.chunk):
-            idx = list(range(start, min(n, start + config.chunk)))
-            batch = clips[idx]
-            targets = [int(labels[i]) for i in idx]
-            bases = [make_substrate(batch[j : j + 1], protocol.substrate) for j in range(len(idx))]
-            for kind, keys in _groups(config.methods, config.interpolations, config.baselines):
-                maps, corr = _tubes_and_sanity(
-                    kind, config.interpolations, loaded, batch, targets, layers, protocol
-                )
-                for k, row in enumerate(keys):
-                    sanity[row][:, idx] = corr[:, :, k].numpy()
-                    for j, i in enumerate(idx):
-                        scores, row_curves = score_tube(
-                            model,
-                            batch[j : j + 1],
-                            maps[j, k],
-                            torch.from_numpy(masks[i]),
-                            targets[j],
-                            protocol,
-                            substrate=bases[j],
-                        )
-                        scores["sanity_top"] = float(corr[1, j, k])
-                        scores["sanity_all"] = float(corr[-1, j, k])
-                        for m in METRICS:
-                            per_clip[row][m][i] = scores[m]
-                        for name in ("deletion", "insertion"):
-                            curves[row][name][i] = row_curves[name]["scores"].numpy()
-                        fractions = row_curves["deletion"]["fractions"].numpy()
-            bar.update(len(idx))
-    finally:
-        bar.close()
+    advance = on_progress or (lambda _n: None)
+    for start in range(0, n, config.chunk):
+        idx = list(range(start, min(n, start + config.chunk)))
+        batch = clips[idx]
+        targets = [int(labels[i]) for i in idx]
+        bases = [make_substrate(batch[j : j + 1], protocol.substrate) for j in range(len(idx))]
+        for kind, keys in _groups(config.methods, config.interpolations, config.baselines):
+            maps, corr = _tubes_and_sanity(
+                kind, config.interpolations, loaded, batch, targets, layers, protocol
+            )
+            for k, row in enumerate(keys):
+                sanity[row][:, idx] = corr[:, :, k].numpy()
+                for j, i in enumerate(idx):
+                    scores, row_curves = score_tube(
+                        model,
+                        batch[j : j + 1],
+                        maps[j, k],
+                        torch.from_numpy(masks[i]),
+                        targets[j],
+                        protocol,
+                        substrate=bases[j],
+                    )
+                    scores["sanity_top"] = float(corr[1, j, k])
+                    scores["sanity_all"] = float(corr[-1, j, k])
+                    for m in METRICS:
+                        per_clip[row][m][i] = scores[m]
+                    for name in ("deletion", "insertion"):
+                        curves[row][name][i] = row_curves[name]["scores"].numpy()
+                    fractions = row_curves["deletion"]["fractions"].numpy()
+        advance(len(idx))
     return BenchmarkResult(
         config=config,
         rows=rows,
@@ -552,274 +525,69 @@ def run_benchmark(
     )
 
 
-def _band(values: np.ndarray, resamples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    est = [bootstrap_mean(values[:, i], resamples=resamples) for i in range(values.shape[1])]
-    return (
-        np.array([e.mean for e in est]),
-        np.array([e.low for e in est]),
-        np.array([e.high for e in est]),
-    )
+@dataclass
+class ClipScores:
+    """Every tube of one clip scored (what :func:`score_rows` returns).
 
-
-def _plot_rows(result: BenchmarkResult) -> list[str]:
-    """Rows drawn in the plots: the first interpolation mode of each method, and the baselines."""
-    first = result.config.interpolations[0] if result.config.interpolations else None
-    return [r for r in result.rows if r.startswith("baseline/") or r.endswith(f"/{first}")]
-
-
-def benchmark_panels(result: BenchmarkResult) -> list[Panel]:
-    """The deletion, insertion and sanity-cascade panels of a benchmark result."""
-    rows = _plot_rows(result)
-    b = result.config.protocol.resamples
-    panels = []
-    for name in ("deletion", "insertion"):
-        series = []
-        for row in rows:
-            mean, low, high = _band(result.curves[row][name], b)
-            series.append(
-                Series(
-                    row_label(row), result.fractions, mean, low, high, row.startswith("baseline/")
-                )
-            )
-        panels.append(
-            Panel(
-                f"{name} ({result.config.protocol.substrate} substrate)",
-                "fraction of voxels " + ("deleted" if name == "deletion" else "inserted"),
-                "p(true class)",
-                series,
-                ylim=(0.0, 1.0),
-            )
-        )
-    steps = np.arange(len(result.layers) + 1)
-    ticks = ["trained"] + [("+" if i else "") + layer for i, layer in enumerate(result.layers)]
-    series = []
-    for row in rows:
-        mean, low, high = _band(result.sanity[row].T, b)
-        series.append(Series(row_label(row), steps, mean, low, high, row.startswith("baseline/")))
-    panels.append(
-        Panel(
-            "sanity check: cascading randomisation",
-            "layers randomised (top first, cumulative)",
-            "Spearman ρ with the trained tube",
-            series,
-            xticks=ticks,
-            ylim=(-0.5, 1.05),
-        )
-    )
-    return panels
-
-
-def write_benchmark(result: BenchmarkResult, out_dir: str | Path) -> dict[str, str]:
-    """Write ``results.json``, ``results.md`` and the plots; return the files by kind.
-
-    Plots: ``deletion_insertion.png`` (mean curves with 95 % bands), ``sanity.png`` (the
-    cascade) and ``evaluation.png`` (all three panels, the README's figure).
+    Attributes:
+        rows: row keys, ``"method/interpolation"`` then ``"baseline/name"``.
+        layers: the sanity check's layers, top first.
+        tubes: ``row -> {score name: value (None if undefined), "sanity": [rho per
+            cascade step], "curves": {curve: {"fractions": [...], "scores": [...]}}}``.
+        curves: ``row -> curve name -> {"fractions", "scores"}`` tensors.
     """
-    with output_folder(out_dir) as outputs:
-        panels = benchmark_panels(result)
-        n = int(result.labels.size)
-        title = f"{result.config.model}, {n} held-out synthetic clips"
-        files = {
-            "deletion_insertion": figure_png(panels[:2], title),
-            "sanity": figure_png(panels[2:], title, width=6.0),
-            "evaluation": figure_png(panels, title),
-        }
-        written = {}
-        for name, png in files.items():
-            path = outputs.add(f"{name}.png")
-            atomic_write_bytes(path, png)
-            written[name] = outputs.rel(path)
-        table = result.table()
-        md = outputs.add("results.md")
-        atomic_write_bytes(md, (table + "\n").encode("utf-8"))
-        written["table"] = outputs.rel(md)
-        record = result.to_json()
-        record["outputs"] = dict(written, json="results.json")
-        atomic_write_json(outputs.add("results.json"), record)
-        written["json"] = "results.json"
-    return written
+
+    rows: list[str]
+    layers: list[str]
+    tubes: dict[str, dict[str, Any]]
+    curves: dict[str, dict[str, dict[str, torch.Tensor]]]
 
 
-# --------------------------------------------------------------------------------------
-# A user's video
-# --------------------------------------------------------------------------------------
-
-
-def evaluate_video(
-    video: str | Path,
-    ground_truth: str | Path,
-    out_dir: str | Path,
+def score_rows(
     loaded: LoadedModel,
+    clip: torch.Tensor,
+    mask: torch.Tensor,
+    target: int,
     *,
-    methods: Sequence[str] = ("cam",),
-    classes: ClassSpec = "top1",
-    interpolation: str = "cubic",
-    baselines: Sequence[str] = tuple(BASELINES),
-    units: Sequence[str] = UNITS,
-    protocol: Protocol | None = None,
-    on_stage: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Score tubes of one video against its ground truth; write ``report.json`` and plots.
-
-    One clip of the model's preset length is sampled uniformly over the video, as
-    ``saliency-tubes explain`` does; the ground truth is sampled, resized and cropped the
-    same way. The class explained is the first of ``classes`` (default: the top-1
-    prediction); every method and baseline explains that class.
+    methods: Sequence[str],
+    interpolation: str,
+    baselines: Sequence[str],
+    units: Sequence[str],
+    protocol: Protocol,
+) -> ClipScores:
+    """Score every method (one interpolation mode) and baseline on one clip.
 
     Args:
-        video: a video file or a folder of numbered frames.
-        ground_truth: boxes (``.json``) or a mask (``.npy``), see
-            :mod:`saliency_tubes.metrics.groundtruth`.
-        out_dir: output folder (created if missing).
-        loaded: the model (:func:`saliency_tubes.zoo.load_model`).
-        methods: explainers to score.
-        classes: the class to explain: ``"top1"``, an index or a name.
-        interpolation: upsampling mode of the explainers.
+        loaded: the model.
+        clip: ``(1, C, T, H, W)`` on the model's device.
+        mask: ``(T, H, W)`` bool ground truth on the clip grid.
+        target: the class explained by every tube.
+        methods: explainers.
+        interpolation: their upsampling mode.
         baselines: baselines scored alongside.
-        units: deletion / insertion units (``"voxel"``, ``"frame"``, ``"tube"``).
-        protocol: the settings (default :class:`Protocol`).
-        on_stage: called with a short message at each stage.
-
-    Returns:
-        The report (also written as ``report.json``). On error nothing is left behind.
+        units: deletion / insertion units (the first gives ``deletion`` / ``insertion``).
+        protocol: the settings.
     """
-    protocol = protocol or Protocol()
-    protocol.check()
-    say = on_stage or (lambda _m: None)
-    started = time.perf_counter()
-    bad = [m for m in methods if m not in METHODS] + [b for b in baselines if b not in BASELINES]
-    if bad or not (methods or baselines):
-        raise InputError(
-            f"expected methods among {', '.join(METHODS)} and baselines among "
-            f"{', '.join(BASELINES)}, but got {', '.join(bad) or 'none'}"
+    model = loaded.model
+    layers = cascade_layers(model, clip, protocol.granularity)  # type: ignore[arg-type]
+    base = make_substrate(clip, protocol.substrate)
+    groups = _groups(methods, [interpolation], baselines)
+    tubes: dict[str, dict[str, Any]] = {}
+    curves: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
+    for kind, (row,) in groups:
+        maps, corr = _tubes_and_sanity(
+            kind, [interpolation], loaded, clip, [target], layers, protocol
         )
-    if interpolation not in MODES:
-        raise InputError(
-            f"expected interpolation among {', '.join(MODES)}, but got {interpolation!r}"
+        scores, row_curves = score_tube(
+            model, clip, maps[0, 0], mask, target, protocol, substrate=base, units=units
         )
-    unknown = [u for u in units if u not in UNITS]
-    if unknown or not units:
-        raise InputError(
-            f"expected units among {', '.join(UNITS)}, but got {', '.join(unknown) or 'none'}"
-        )
-    info = probe(video, min_frames=2)
-    truth = load_ground_truth(ground_truth, info.num_frames, info.size)
-    preset = loaded.preset
-    prep = preset.preprocess()
-    indices = sample_uniform(info.num_frames, preset.frames)
-    mask = truth.on_clip(indices, prep)
-    if not bool(mask.any()):
-        raise InputError(
-            f"expected the ground truth to cover part of the {preset.frames} sampled frames "
-            f"({indices.tolist()}), but it covers none; annotate those frames or more of them"
-        )
-    with output_folder(out_dir) as outputs:
-        say(f"reading {preset.frames} frames of {info.path}")
-        model = loaded.model
-        clip = prep(read_frames(video, indices, info=info))[None].to(_device(model))
-        first = methods[0] if methods else "cam"
-        pick = loaded.explainer(first, interpolation=interpolation, align=protocol.align)(
-            clip, classes=classes
-        )
-        target = int(pick.classes[0, 0])
-        name = loaded.categories[target] if loaded.categories else str(target)
-        layers = cascade_layers(model, clip, protocol.granularity)  # type: ignore[arg-type]
-        base = make_substrate(clip, protocol.substrate)
-        groups = _groups(methods, [interpolation], baselines)
-        rows = [key for _, keys in groups for key in keys]
-        say(f"scoring {len(rows)} tubes of class {name!r} (p={float(pick.scores[0, 0]):.3f})")
-        tubes: dict[str, Any] = {}
-        curves: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
-        for kind, (row,) in groups:
-            maps, corr = _tubes_and_sanity(
-                kind, [interpolation], loaded, clip, [target], layers, protocol
-            )
-            scores, row_curves = score_tube(
-                model, clip, maps[0, 0], mask, target, protocol, substrate=base, units=units
-            )
-            curves[row] = row_curves
-            entry: dict[str, Any] = {k: _num(v) for k, v in scores.items()}
-            tubes[row] = {
-                **entry,
-                "sanity": [_num(float(c)) for c in corr[:, 0, 0]],
-                "curves": {
-                    k: {"fractions": c["fractions"].tolist(), "scores": c["scores"].tolist()}
-                    for k, c in row_curves.items()
-                },
-            }
-        files = _video_plots(outputs, rows, curves, tubes, layers, f"{loaded.name}: {name}")
-        report: dict[str, Any] = {
-            "tool": "saliency-tubes",
-            "command": "evaluate",
-            "source": _video_facts(info),
-            "ground_truth": {
-                "path": str(truth.path),
-                "kind": truth.kind,
-                "clip_voxels": int(mask.sum()),
-                "clip_fraction": round(float(mask.float().mean()), 6),
-                "clip_frames_annotated": int(mask.any(dim=(1, 2)).sum()),
+        curves[row] = row_curves
+        tubes[row] = {
+            **{k: json_number(v) for k, v in scores.items()},
+            "sanity": [json_number(float(c)) for c in corr[:, 0, 0]],
+            "curves": {
+                k: {"fractions": c["fractions"].tolist(), "scores": c["scores"].tolist()}
+                for k, c in row_curves.items()
             },
-            "model": {
-                "name": loaded.name,
-                "weights": loaded.weights,
-                "layer": loaded.layer,
-                "classifier": loaded.classifier,
-                "preset": asdict(preset),
-            },
-            "class": {"index": target, "name": name, "score": round(float(pick.scores[0, 0]), 6)},
-            "clip": {"frame_indices": indices.tolist(), "grid": list(clip.shape[2:])},
-            "protocol": asdict(protocol),
-            "interpolation": interpolation,
-            "sanity_layers": layers,
-            "tubes": tubes,
-            "versions": _versions(),
-            "outputs": files,
         }
-        report["seconds"] = round(time.perf_counter() - started, 3)
-        atomic_write_json(outputs.add("report.json"), report)
-    return report
-
-
-def _video_plots(
-    outputs: _Outputs,
-    rows: list[str],
-    curves: dict[str, dict[str, dict[str, torch.Tensor]]],
-    tubes: dict[str, Any],
-    layers: list[str],
-    title: str,
-) -> dict[str, str]:
-    panels = []
-    for name in ("deletion", "insertion"):
-        series = [
-            Series(
-                f"{row_label(r)} ({tubes[r][name]:.3f})",
-                curves[r][name]["fractions"].numpy(),
-                curves[r][name]["scores"].numpy(),
-                dashed=r.startswith("baseline/"),
-            )
-            for r in rows
-        ]
-        panels.append(
-            Panel(f"{name} (AUC in legend)", "fraction of voxels", "p(class)", series, ylim=(0, 1))
-        )
-    steps = np.arange(len(layers) + 1)
-    sanity = [
-        Series(row_label(r), steps, np.array(tubes[r]["sanity"]), dashed=r.startswith("baseline/"))
-        for r in rows
-    ]
-    ticks = ["trained"] + [("+" if i else "") + layer for i, layer in enumerate(layers)]
-    sanity_panel = Panel(
-        "sanity check",
-        "layers randomised (top first)",
-        "Spearman ρ",
-        sanity,
-        xticks=ticks,
-        ylim=(-1.05, 1.05),
-    )
-    files = {}
-    for stem, chosen in (("deletion_insertion", panels), ("sanity", [sanity_panel])):
-        path = outputs.add(f"{stem}.png")
-        atomic_write_bytes(path, figure_png(chosen, title))
-        files[stem] = outputs.rel(path)
-    files["report"] = "report.json"
-    return files
+    return ClipScores([key for _, keys in groups for key in keys], layers, tubes, curves)

@@ -1,236 +1,25 @@
-"""From frames to clips and back: preprocessing, its geometry, and mapping tubes onto source frames."""
+"""From tubes back to source frames: a tube on the clip grid mapped onto any source frame.
+
+* :class:`TimedTube`: one clip's tube with the source times of its steps, interpolated in time;
+* :func:`covering`: which clips (windows) cover a source time; :func:`blend` their maps;
+* :class:`SourceSampler`: a map on the clip grid resized onto the source pixels the clip
+  covers (NaN elsewhere);
+* :class:`TubeMapper` (and :func:`stitch_windows`): the three together, for a tube or the
+  windows of a whole video.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from saliency_tubes.errors import InputError
 
-from .sampling import _positive_int
-
-#: Kinetics-400 normalisation of the torchvision video models (pixels scaled to [0, 1]).
-KINETICS_MEAN: tuple[float, float, float] = (0.43216, 0.394666, 0.37645)
-KINETICS_STD: tuple[float, float, float] = (0.22803, 0.22145, 0.216989)
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Where the clip's pixel grid lies on the source frame.
-
-    The clip's ``(h, w)`` grid covers the source rectangle ``[top, top + height) x
-    [left, left + width)`` (pixel-edge coordinates, floats: pixel ``(Y, X)`` of the source
-    spans ``[Y, Y + 1) x [X, X + 1)``). A grid of ``(gh, gw)`` cells over that region (the
-    clip itself, or a coarser saliency map) has cell ``(y, x)`` centred at
-
-    .. math:: Y = \\text{top} + (y + 0.5) \\frac{\\text{height}}{g_h} - 0.5, \\qquad
-              X = \\text{left} + (x + 0.5) \\frac{\\text{width}}{g_w} - 0.5
-
-    in source pixel-centre coordinates.
-
-    Attributes:
-        top: Source row (edge coordinate) of the clip's top edge.
-        left: Source column (edge coordinate) of the clip's left edge.
-        height: Source rows covered by the clip.
-        width: Source columns covered by the clip.
-        src_hw: Source frame size ``(H, W)``.
-        clip_hw: Clip frame size ``(h, w)``.
-    """
-
-    top: float
-    left: float
-    height: float
-    width: float
-    src_hw: tuple[int, int]
-    clip_hw: tuple[int, int]
-
-    def to_source(
-        self, y: float | np.ndarray, x: float | np.ndarray, grid_hw: tuple[int, int] | None = None
-    ) -> tuple[Any, Any]:
-        """Source pixel-centre coordinates ``(Y, X)`` of grid cell ``(y, x)``.
-
-        Args:
-            y: Row(s) on the grid.
-            x: Column(s) on the grid.
-            grid_hw: Grid size; defaults to the clip size.
-
-        Returns:
-            ``(Y, X)`` as floats or arrays (sub-pixel; round for a pixel index).
-        """
-        gh, gw = grid_hw if grid_hw is not None else self.clip_hw
-        ys = self.top + (np.asarray(y, dtype=np.float64) + 0.5) * self.height / gh - 0.5
-        xs = self.left + (np.asarray(x, dtype=np.float64) + 0.5) * self.width / gw - 0.5
-        return (ys[()] if ys.ndim == 0 else ys), (xs[()] if xs.ndim == 0 else xs)
-
-
-def _writable(frames: np.ndarray) -> np.ndarray:
-    """A contiguous, writable view or copy (torch warns on read-only arrays, e.g. from PIL)."""
-    arr = np.ascontiguousarray(frames)
-    return arr if arr.flags.writeable else arr.copy()
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """Resize, crop and normalise frames into a model's clip tensor.
-
-    ``resize="short_side"`` scales the frame by ``s`` and centre-crops ``size``; ``s`` makes
-    the short side ``resize_to`` pixels when given (the usual "resize 256, crop 224" recipe),
-    and is otherwise just large enough for the frame to cover ``size``:
-
-    .. math:: s = \\max\\left(\\frac{h}{H}, \\frac{w}{W}\\right)
-              \\;\\text{or}\\; \\max\\left(\\frac{r}{\\min(H, W)}, \\frac{h}{H}, \\frac{w}{W}\\right).
-
-    ``resize="full"`` resizes the whole frame to ``size`` (aspect ratio not kept, no crop).
-    Resizing is bilinear with antialiasing (``torch.nn.functional.interpolate``), over all
-    frames at once. Pixels are then scaled to ``[0, 1]`` and normalised per channel,
-    ``x' = (x / 255 - mean_c) / std_c``.
-
-    Attributes:
-        size: Clip frame size ``(h, w)``.
-        resize: ``"short_side"`` (resize then centre crop) or ``"full"`` (resize, no crop).
-        mean: Per-channel mean (RGB, on the ``[0, 1]`` scale). Default: Kinetics-400 as used by
-            the torchvision video models.
-        std: Per-channel standard deviation (RGB, ``[0, 1]`` scale).
-        resize_to: For ``"short_side"``: short-side length before cropping (default: the
-            smallest that covers ``size``).
-    """
-
-    size: tuple[int, int]
-    resize: Literal["short_side", "full"] = "short_side"
-    mean: tuple[float, float, float] = KINETICS_MEAN
-    std: tuple[float, float, float] = KINETICS_STD
-    resize_to: int | None = None
-
-    def __post_init__(self) -> None:
-        size = tuple(self.size)
-        if len(size) != 2 or not all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in size
-        ):
-            raise InputError(
-                f"expected size to be (h, w) positive integers, but got {self.size!r}; "
-                "pass e.g. size=(112, 112)"
-            )
-        object.__setattr__(self, "size", (int(size[0]), int(size[1])))
-        if self.resize not in ("short_side", "full"):
-            raise InputError(
-                f"expected resize to be 'short_side' or 'full', but got {self.resize!r}; "
-                "pick one of the two"
-            )
-        for name in ("mean", "std"):
-            values = tuple(float(v) for v in getattr(self, name))
-            if len(values) != 3 or not all(np.isfinite(values)):
-                raise InputError(
-                    f"expected {name} to be 3 finite floats (R, G, B), but got "
-                    f"{getattr(self, name)!r}; pass per-channel values on the [0, 1] scale"
-                )
-            object.__setattr__(self, name, values)
-        if min(self.std) <= 0:
-            raise InputError(
-                f"expected std > 0 for every channel, but got {self.std!r}; "
-                "pass positive standard deviations"
-            )
-        if self.resize_to is not None:
-            _positive_int(self.resize_to, "resize_to")
-
-    def _resized_hw(self, src_hw: tuple[int, int]) -> tuple[int, int]:
-        """Size ``(Hr, Wr)`` of the frame after resizing (before any crop)."""
-        H, W = src_hw
-        h, w = self.size
-        if self.resize == "full":
-            return h, w
-        scale = max(h / H, w / W)
-        if self.resize_to is not None:
-            scale = max(scale, self.resize_to / min(H, W))
-        return max(h, round(H * scale)), max(w, round(W * scale))
-
-    def geometry(self, src_hw: tuple[int, int]) -> Geometry:
-        """The source region the clip covers, for frames of size ``src_hw = (H, W)``.
-
-        With resized size ``(Hr, Wr)`` and crop offset ``(cy, cx) = ((Hr - h) // 2,
-        (Wr - w) // 2)``, resized pixel edges map to source edges by ``H / Hr`` and
-        ``W / Wr`` (``align_corners=False``), so the region is
-        ``top = cy * H / Hr``, ``height = h * H / Hr`` (columns alike). For ``"full"``
-        it is the whole frame.
-
-        Args:
-            src_hw: Source frame size ``(H, W)``.
-
-        Returns:
-            The :class:`Geometry`.
-
-        Raises:
-            InputError: ``src_hw`` is not two positive integers.
-        """
-        if len(tuple(src_hw)) != 2 or min(src_hw) < 1:
-            raise InputError(
-                f"expected src_hw to be (H, W) positive integers, but got "
-                f"{src_hw!r}; pass the source frame size"
-            )
-        H, W = int(src_hw[0]), int(src_hw[1])
-        h, w = self.size
-        Hr, Wr = self._resized_hw((H, W))
-        cy, cx = (Hr - h) // 2, (Wr - w) // 2
-        return Geometry(
-            top=cy * H / Hr,
-            left=cx * W / Wr,
-            height=h * H / Hr,
-            width=w * W / Wr,
-            src_hw=(H, W),
-            clip_hw=(h, w),
-        )
-
-    def __call__(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Turn ``(T, H, W, 3)`` uint8 RGB frames into a ``(3, T, h, w)`` float32 clip.
-
-        Args:
-            frames: Frames as numpy or torch uint8, e.g. from :func:`read_frames`.
-
-        Returns:
-            The normalised clip, float32, on the CPU (or the input tensor's device). Add the
-            batch axis with ``clip[None]``.
-
-        Raises:
-            InputError: ``frames`` is not a ``(T, H, W, 3)`` uint8 array with ``T >= 1``.
-        """
-        x = torch.from_numpy(_writable(frames)) if isinstance(frames, np.ndarray) else frames
-        if (
-            not isinstance(x, torch.Tensor)
-            or x.dtype != torch.uint8
-            or x.ndim != 4
-            or x.shape[-1] != 3
-            or x.shape[0] < 1
-            or min(x.shape[1:3]) < 1
-        ):
-            shape = tuple(getattr(frames, "shape", ()))
-            dtype = getattr(frames, "dtype", type(frames).__name__)
-            raise InputError(
-                f"expected frames of shape (T, H, W, 3) and dtype uint8, but got shape {shape} "
-                f"dtype {dtype}; pass RGB frames as returned by read_frames"
-            )
-        H, W = int(x.shape[1]), int(x.shape[2])
-        h, w = self.size
-        Hr, Wr = self._resized_hw((H, W))
-        y = x.permute(0, 3, 1, 2).to(torch.float32)  # (T, 3, H, W)
-        if (Hr, Wr) != (H, W):
-            y = F.interpolate(
-                y, size=(Hr, Wr), mode="bilinear", align_corners=False, antialias=True
-            )
-        cy, cx = (Hr - h) // 2, (Wr - w) // 2
-        y = y[:, :, cy : cy + h, cx : cx + w]
-        mean = torch.tensor(self.mean, dtype=torch.float32, device=y.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32, device=y.device).view(1, 3, 1, 1)
-        y = (y / 255.0 - mean) / std
-        return y.permute(1, 0, 2, 3).contiguous()  # (3, T, h, w)
-
-
-# --------------------------------------------------------------------------------------
-# Mapping back
-# --------------------------------------------------------------------------------------
+from .preprocess import Geometry
+from .sampling import positive_int
 
 
 def resample_times(times: Sequence[float] | np.ndarray, length: int) -> np.ndarray:
@@ -249,7 +38,7 @@ def resample_times(times: Sequence[float] | np.ndarray, length: int) -> np.ndarr
         ``(T',)`` float64 times.
     """
     t = np.asarray(times, dtype=np.float64).reshape(-1)
-    n = _positive_int(length, "length")
+    n = positive_int(length, "length")
     if t.size == 0:
         raise InputError("expected at least 1 clip time, but got 0; pass the sampled timestamps")
     pos = (np.arange(n) + 0.5) * t.size / n - 0.5
@@ -295,8 +84,16 @@ def _as_float_array(x: object, name: str) -> np.ndarray:
         ) from exc
 
 
-class _Window:
-    """One clip's tube with its times, duplicates merged, for temporal interpolation."""
+class TimedTube:
+    """One clip's tube with the source times of its steps, for interpolation in time.
+
+    Repeated times (frames sampled twice, ``T > num_frames``) are merged: their maps are
+    averaged.
+
+    Args:
+        tube: ``(T, gh, gw)`` float32 saliency.
+        times: ``(T,)`` non-decreasing source timestamps (seconds).
+    """
 
     def __init__(self, tube: np.ndarray, times: np.ndarray) -> None:
         uniq, inverse = np.unique(times, return_inverse=True)
@@ -314,7 +111,7 @@ class _Window:
         self.half = 0.5 * (self.end - self.start) + spacing
 
     def at(self, t: float) -> np.ndarray:
-        """Linear interpolation in time, holding the first/last map outside the window."""
+        """Linear interpolation in time, holding the first/last map outside the clip."""
         times = self.times
         if t <= times[0] or times.size == 1:
             return self.maps[0]
@@ -325,10 +122,72 @@ class _Window:
         return (1.0 - a) * self.maps[i] + a * self.maps[i + 1]
 
     def weight(self, t: float, kind: str) -> float:
-        """Blending weight at ``t`` (inside the window)."""
+        """Blending weight at ``t`` (inside the clip): ``"uniform"`` 1, else triangular."""
         if kind == "uniform":
             return 1.0
         return max(1.0 - abs(t - self.center) / self.half, 1e-6)
+
+
+def covering(starts: np.ndarray, ends: np.ndarray, t: float) -> np.ndarray:
+    """Indices of the clips whose span ``[start, end]`` holds time ``t``, in order.
+
+    When none does (before, after or between clips) the nearest clip alone is returned:
+    it holds its first or last map there.
+    """
+    active = np.flatnonzero((starts <= t) & (t <= ends))
+    if active.size == 0:
+        dist = np.maximum(starts - t, 0.0) + np.maximum(t - ends, 0.0)
+        active = np.array([int(np.argmin(dist))])
+    return active
+
+
+def blend(tubes: Sequence[TimedTube], t: float, weights: str = "triangular") -> np.ndarray:
+    """The maps of the clips that cover ``t`` blended at ``t``, ``(gh, gw)`` float32.
+
+    .. math:: M(t) = \\frac{\\sum_k w_k(t) M_k(t)}{\\sum_k w_k(t)}
+
+    (one clip: its map at ``t``, clamped at its ends).
+    """
+    if len(tubes) == 1:
+        return np.asarray(tubes[0].at(t), dtype=np.float32)
+    acc = np.zeros(tubes[0].maps.shape[1:], dtype=np.float64)
+    total = 0.0
+    for tube in tubes:
+        w = tube.weight(t, weights)
+        acc += w * tube.at(t)
+        total += w
+    return (acc / total).astype(np.float32)
+
+
+class SourceSampler:
+    """Resizes maps on a ``(gh, gw)`` grid onto the source pixels a clip covers.
+
+    Bilinear, cell centres landing at ``top + (y + 0.5) * height / gh - 0.5``
+    (:class:`~saliency_tubes.video.Geometry`); pixels outside the clip's region (cropped
+    away, never seen by the model) are NaN.
+
+    Args:
+        geometry: where the clip lies on the source.
+        grid_hw: the maps' ``(gh, gw)``.
+    """
+
+    def __init__(self, geometry: Geometry, grid_hw: tuple[int, int]) -> None:
+        self.src_hw: tuple[int, int] = (int(geometry.src_hw[0]), int(geometry.src_hw[1]))
+        self.grid_hw = grid_hw
+        H, W = self.src_hw
+        self._rows = _axis_sampling(geometry.top, geometry.height, grid_hw[0], H)
+        self._cols = _axis_sampling(geometry.left, geometry.width, grid_hw[1], W)
+
+    def frame(self, m: np.ndarray) -> np.ndarray:
+        """``(H_src, W_src)`` float32 from the ``(gh, gw)`` map ``m``; NaN where unseen."""
+        H, W = self.src_hw
+        out = np.full((H, W), np.nan, dtype=np.float32)
+        r0, r1, yi0, yi1, fy = self._rows
+        c0, c1, xi0, xi1, fx = self._cols
+        if r1 > r0 and c1 > c0:
+            rows = m[yi0] * (1.0 - fy)[:, None] + m[yi1] * fy[:, None]  # (rows, gw)
+            out[r0:r1, c0:c1] = rows[:, xi0] * (1.0 - fx) + rows[:, xi1] * fx
+        return out
 
 
 class TubeMapper:
@@ -415,7 +274,7 @@ class TubeMapper:
                 f"expected one times array per tube and at least one tube, but got "
                 f"{len(tubes)} tubes and {len(times)} times; pass matching lists"
             )
-        windows: list[_Window] = []
+        windows: list[TimedTube] = []
         grid: tuple[int, int] | None = None
         for k, (tube, tk) in enumerate(zip(tubes, times, strict=True)):
             m = _as_float_array(tube, "tube")
@@ -447,7 +306,7 @@ class TubeMapper:
                     f"expected every tube on the same (h, w) grid {grid}, but got "
                     f"{m.shape[1:]} in window {k}; resize the tubes first"
                 )
-            windows.append(_Window(m, t))
+            windows.append(TimedTube(m, t))
         assert grid is not None  # internal invariant: at least one window was added
         order = np.argsort([w.start for w in windows], kind="stable")
         self._windows = [windows[i] for i in order]
@@ -457,9 +316,7 @@ class TubeMapper:
         self.geometry = geometry
         self.src_hw: tuple[int, int] = (hw[0], hw[1])
         self.grid_hw: tuple[int, int] = grid
-        H, W = self.src_hw
-        self._rows = _axis_sampling(geometry.top, geometry.height, grid[0], H)
-        self._cols = _axis_sampling(geometry.left, geometry.width, grid[1], W)
+        self._sampler = SourceSampler(geometry, grid)
 
     @property
     def time_range(self) -> tuple[float, float]:
@@ -473,20 +330,8 @@ class TubeMapper:
             raise InputError(
                 f"expected a finite time in seconds, but got {t}; pass a frame's timestamp"
             )
-        active = np.flatnonzero((self._starts <= t) & (t <= self._ends))
-        if active.size == 0:  # before, after or between windows: nearest window, clamped
-            dist = np.maximum(self._starts - t, 0.0) + np.maximum(t - self._ends, 0.0)
-            return np.asarray(self._windows[int(np.argmin(dist))].at(t), dtype=np.float32)
-        if active.size == 1:
-            return np.asarray(self._windows[int(active[0])].at(t), dtype=np.float32)
-        acc = np.zeros(self.grid_hw, dtype=np.float64)
-        total = 0.0
-        for k in active:
-            win = self._windows[int(k)]
-            w = win.weight(t, self._weights)
-            acc += w * win.at(t)
-            total += w
-        return (acc / total).astype(np.float32)
+        active = covering(self._starts, self._ends, t)
+        return blend([self._windows[int(k)] for k in active], t, self._weights)
 
     def frame(self, t: float) -> np.ndarray:
         """The saliency map on the source frame shown at time ``t`` (seconds).
@@ -497,15 +342,7 @@ class TubeMapper:
         Returns:
             ``(H_src, W_src)`` float32; NaN where the model never saw the pixel.
         """
-        m = self.grid_map(t)
-        H, W = self.src_hw
-        out = np.full((H, W), np.nan, dtype=np.float32)
-        r0, r1, yi0, yi1, fy = self._rows
-        c0, c1, xi0, xi1, fx = self._cols
-        if r1 > r0 and c1 > c0:
-            rows = m[yi0] * (1.0 - fy)[:, None] + m[yi1] * fy[:, None]  # (rows, gw)
-            out[r0:r1, c0:c1] = rows[:, xi0] * (1.0 - fx) + rows[:, xi1] * fx
-        return out
+        return self._sampler.frame(self.grid_map(t))
 
     __call__ = frame
 

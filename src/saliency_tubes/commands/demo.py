@@ -1,16 +1,18 @@
-"""The offline demo: a generated clip explained by the embedded model."""
+"""``demo``: a generated clip explained by the embedded model, offline."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .pipeline import ExplainOptions, explain_video
-from .synthetic import CLASSES, make_clip
-from .video import VideoWriter, atomic_save_npy
-from .zoo import DEFAULT_MODEL, load_model
+from ..synthetic import CLASSES, make_clip
+from ..video import VideoWriter, atomic_save_npy
+from ..zoo import DEFAULT_MODEL, load_model
+from .explain import explain_video
+from .options import ExplainOptions
+from .result import CommandResult
 
 DEMO_SEED = 7
 DEMO_FRAMES = 48
@@ -27,13 +29,14 @@ def run_demo(
     method: str = "cam",
     formats: tuple[str, ...] = ("mp4", "gif", "npy"),
     progress: bool = True,
-    on_stage: Any = None,
-) -> dict[str, Any]:
+    on_stage: Callable[[str], None] | None = None,
+) -> CommandResult:
     """Generate a synthetic action clip, explain it with the embedded model, write videos.
 
     Writes ``input.mp4`` (the generated clip), ``input_mask.npy`` (the target object's
     ground-truth mask, (T, H, W) bool), and the heat, focus and side-by-side videos of
-    :func:`~saliency_tubes.pipeline.explain_video` for the top classes.
+    :func:`~saliency_tubes.commands.explain_video` for the top classes; returns its result
+    (the manifest records the seed and the true class under ``demo``).
     """
     out = Path(out_dir)
     clip = make_clip(label, seed=seed, frames=DEMO_FRAMES, size=DEMO_SIZE)
@@ -45,5 +48,12 @@ def run_demo(
     atomic_save_npy(out / "input_mask.npy", clip.mask)
     loaded = load_model(DEFAULT_MODEL)
     options = ExplainOptions(method=method, classes=classes, formats=formats, progress=progress)
-    demo = {"seed": seed, "true_class": CLASSES[clip.label], "input": "input.mp4", "mask": "input_mask.npy"}
-    return explain_video(source, out, loaded, options, manifest_extra={"demo": demo}, on_stage=on_stage)
+    demo = {
+        "seed": seed,
+        "true_class": CLASSES[clip.label],
+        "input": "input.mp4",
+        "mask": "input_mask.npy",
+    }
+    return explain_video(
+        source, out, loaded, options, manifest_extra={"demo": demo}, on_stage=on_stage
+    )

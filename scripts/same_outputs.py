@@ -1,0 +1,289 @@
+"""Do two versions of saliency-tubes write the same outputs? Run both, compare every file.
+
+Runs every command of the command line (demo, explain with one clip and with windows,
+compare-classes with a contrast, compare-models, pyramid, evaluate on a video, the
+evaluation benchmark on two clips) on the demo clip and, when ``../shared/videos`` is
+there, on a real clip, once with the code of ``--base`` (a git revision, checked out into a
+temporary worktree) and once with this checkout, each in its own process. Then compares
+what they wrote: the manifests and JSON reports key by key (timings and the source
+tree's paths excepted), ``.npy`` arrays value by value, and the videos frame by frame
+(decoded pixels).
+
+    python scripts/same_outputs.py --base 5de00be        # exit 0: the same outputs
+
+Used to check that a refactoring changed no behaviour; see the README's layout section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "videos"
+#: Keys whose values legitimately differ between two runs of the same code.
+VOLATILE = {"seconds"}
+
+
+def _commands(work: Path) -> list[tuple[str, list[str]]]:
+    """``(name, argv)`` of every run; ``work`` holds the inputs made by the demo run."""
+    demo = work / "demo"
+    clip = str(demo / "input.mp4")
+    runs = [
+        ("demo", ["demo", "--out", str(demo), "--quiet"]),
+        (
+            "explain",
+            ["explain", clip, "--classes", "top2", "--format", "mp4,gif,npy,plot", "--timeline"],
+        ),
+        (
+            "explain_windows",
+            [
+                "explain",
+                clip,
+                "--windows",
+                "16,8",
+                "--format",
+                "mp4,npy,plot",
+                "--method",
+                "gradcam",
+            ],
+        ),
+        (
+            "explain_png_heat",
+            [
+                "explain",
+                clip,
+                "--classes",
+                "3",
+                "--format",
+                "png",
+                "--layouts",
+                "heat",
+                "--interpolation",
+                "linear",
+                "--align",
+                "centers",
+                "--background",
+                "blur",
+            ],
+        ),
+        (
+            "compare_classes",
+            [
+                "compare-classes",
+                clip,
+                "--classes",
+                "top3",
+                "--contrast",
+                "shrink,grow",
+                "--format",
+                "mp4,npy,plot",
+                "--timeline",
+                "--style",
+                "heat",
+            ],
+        ),
+        (
+            "compare_models",
+            [
+                "compare-models",
+                clip,
+                "--models",
+                "tiny-actions,resnet3d-18",
+                "--classes",
+                "top2",
+                "--format",
+                "mp4,npy,plot",
+            ],
+        ),
+        ("pyramid", ["pyramid", clip, "--class", "shrink", "--depth", "2", "--all-tubes"]),
+        (
+            "evaluate_video",
+            [
+                "evaluate",
+                clip,
+                "--gt",
+                str(demo / "input_mask.npy"),
+                "--steps",
+                "4",
+                "--units",
+                "voxel,frame",
+            ],
+        ),
+        (
+            "benchmark",
+            [
+                "evaluate",
+                "--clips",
+                "2",
+                "--steps",
+                "4",
+                "--methods",
+                "cam,gradcam",
+                "--interpolation",
+                "cubic,nearest",
+                "--baselines",
+                "uniform,motion",
+            ],
+        ),
+    ]
+    real = SHARED / "arm_wrestling.mp4"
+    if real.exists():
+        runs += [
+            ("real_explain", ["explain", str(real), "--format", "mp4,npy,plot"]),
+            (
+                "real_windows",
+                [
+                    "explain",
+                    str(real),
+                    "--windows",
+                    "32,16",
+                    "--format",
+                    "npy,plot",
+                    "--classes",
+                    "top2",
+                ],
+            ),
+        ]
+    return runs
+
+
+def produce(src: Path, out: Path) -> None:
+    """Run every command with the package in ``src`` (a ``src/`` folder), outputs in ``out``."""
+    env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1")
+    check = subprocess.run(
+        [sys.executable, "-c", "import saliency_tubes; print(saliency_tubes.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if not Path(check.stdout.strip()).resolve().is_relative_to(src.resolve()):
+        raise SystemExit(f"expected saliency_tubes from {src}, but got {check.stdout.strip()}")
+    for name, argv in _commands(out):
+        if name != "demo":
+            argv = [*argv, "--out", str(out / name), "--quiet"]
+        print(f"  {name}", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "saliency_tubes.cli", *argv],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            cwd=out,
+        )
+
+
+def _json_diff(a: Any, b: Any, where: str, out: list[str]) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if key in VOLATILE:
+                continue
+            if key not in a or key not in b:
+                out.append(f"{where}.{key}: only in {'new' if key not in a else 'base'}")
+                continue
+            _json_diff(a[key], b[key], f"{where}.{key}", out)
+    elif isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            out.append(f"{where}: {len(a)} items against {len(b)}")
+            return
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _json_diff(x, y, f"{where}[{i}]", out)
+    elif isinstance(a, float) and isinstance(b, float):
+        if not (a == b or (np.isnan(a) and np.isnan(b)) or abs(a - b) <= 1e-6 * max(1, abs(a))):
+            out.append(f"{where}: {a!r} against {b!r}")
+    elif a != b:
+        out.append(f"{where}: {a!r} against {b!r}")
+
+
+def _frames(path: Path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def compare(base: Path, new: Path) -> list[str]:
+    """Every difference between two output trees, as lines."""
+    problems: list[str] = []
+    names_a = {p.relative_to(base) for p in base.rglob("*") if p.is_file()}
+    names_b = {p.relative_to(new) for p in new.rglob("*") if p.is_file()}
+    for rel in sorted(names_a ^ names_b):
+        problems.append(f"{rel}: only in {'base' if rel in names_a else 'new'}")
+    for rel in sorted(names_a & names_b):
+        a, b = base / rel, new / rel
+        suffix = rel.suffix
+        if suffix == ".json":
+            _json_diff(json.loads(a.read_text()), json.loads(b.read_text()), str(rel), problems)
+        elif suffix == ".npy":
+            x, y = np.load(a), np.load(b)
+            if x.shape != y.shape or x.dtype != y.dtype:
+                problems.append(f"{rel}: {x.shape} {x.dtype} against {y.shape} {y.dtype}")
+            elif not np.array_equal(x, y, equal_nan=True):
+                diff = float(np.nanmax(np.abs(x.astype(np.float64) - y)))
+                if diff > 1e-6:
+                    problems.append(f"{rel}: values differ by up to {diff:.3g}")
+        elif suffix in (".mp4", ".gif"):
+            x, y = _frames(a), _frames(b)
+            if x.shape != y.shape:
+                problems.append(f"{rel}: frames {x.shape} against {y.shape}")
+            elif (d := int(np.abs(x.astype(np.int16) - y).max())) > 0:
+                problems.append(f"{rel}: pixels differ by up to {d} grey levels")
+        elif suffix == ".png" or suffix == ".md":
+            if a.read_bytes() != b.read_bytes():
+                if suffix == ".png" and _png_same(a, b):
+                    continue
+                problems.append(f"{rel}: bytes differ")
+    return problems
+
+
+def _png_same(a: Path, b: Path) -> bool:
+    from PIL import Image
+
+    return bool(np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b))))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", required=True, help="git revision to compare with")
+    parser.add_argument("--keep", type=Path, default=None, help="keep both output trees here")
+    args = parser.parse_args()
+    work = Path(args.keep or tempfile.mkdtemp(prefix="same-outputs-"))
+    tree = work / "base-tree"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.base],
+        check=True,
+        capture_output=True,
+    )
+    run = work / "run"  # both versions write here, so that recorded paths are the same
+    try:
+        for label, src in (("base", tree / "src"), ("new", ROOT / "src")):
+            print(f"{label}: {src}", flush=True)
+            run.mkdir(parents=True)
+            produce(src, run)
+            run.rename(work / label)
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+            check=False,
+            capture_output=True,
+        )
+    problems = compare(work / "base", work / "new")
+    for line in problems:
+        print(line)
+    print(f"{len(problems)} difference(s) between {args.base} and the working tree")
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

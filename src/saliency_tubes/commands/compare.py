@@ -1,0 +1,241 @@
+"""``compare-classes`` and ``compare-models``: several tubes of one video in one grid video.
+
+* :func:`compare_classes`: one model, several classes (a panel each), and optionally the
+  contrastive tube "why A and not B";
+* :func:`compare_models`: several models, each with its own preprocessing, their tubes on
+  the same source frames, with the numbers that compare them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..video import VideoInfo
+from ..zoo import LoadedModel
+from . import explaining, manifest
+from .drawing import contrast_product, encode, grid_product, plot, slug
+from .options import VIDEO_FORMATS, CompareOptions
+from .outputs import Run, produce
+from .result import CommandResult
+from .track import Summary, summarise
+
+__all__ = ["compare_classes", "compare_models"]
+
+Say = Callable[[str], None]
+
+
+def compare_classes(
+    video: str | Path,
+    out_dir: str | Path,
+    loaded: LoadedModel,
+    options: CompareOptions | None = None,
+    *,
+    info: VideoInfo | None = None,
+    on_stage: Say | None = None,
+) -> CommandResult:
+    """One model, several classes: one video with a panel per class, and a contrastive tube.
+
+    Every class's panel is exactly what :func:`~saliency_tubes.commands.explain_video`
+    draws for that class alone (the tubes come from one forward pass and are normalised
+    each on its own), captioned with the class and its probability. With
+    ``options.contrast = (A, B)`` it also writes ``contrast_A_vs_B.mp4``: the contrastive
+    tube (:func:`~saliency_tubes.contrastive_tube` on the raw maps) over the frame in a
+    diverging colour map, with its colour bar.
+
+    Args:
+        video: a video file or frame folder.
+        out_dir: output folder (created if missing).
+        loaded: the model (see :func:`saliency_tubes.load_model`).
+        options: see :class:`~saliency_tubes.commands.CompareOptions` (``classes`` picks
+            the panels).
+        info: the video's probe result, if already known.
+        on_stage: progress messages.
+
+    Returns:
+        The result; its manifest (``manifest.json``) is as :func:`explain_video`'s, with
+        ``contrast`` (classes, scale, statistics and temporal curve of the contrastive
+        tube) and the outputs ``compare_classes.mp4`` (grid), ``contrast_A_vs_B.mp4``,
+        ``temporal.png``, ``tube.npy`` (K, T, h, w) and ``contrast_A_vs_B.npy`` (T, h, w)
+        with "npy".
+    """
+    options = options or CompareOptions()
+    options.check()
+    contrast = options.contrast
+    done: list[tuple[explaining.Explained, list[Summary]]] = []
+
+    def work(run: Run) -> dict[str, Any]:
+        info, outputs = run.info, run.outputs
+        with run.stage("explain"):
+            todo = explaining.plan(info, loaded, options, extra=contrast or ())
+            (e,) = explaining.explain(run.video, info, [todo], options.progress, run.say)
+        tracks = [e.track]
+        ka = kb = -1
+        if contrast is not None:
+            ka, kb = e.position(contrast[0]), e.position(contrast[1])
+            if ka == kb:
+                raise InputError(
+                    f"expected a contrast of two different classes, but {contrast[0]!r} and "
+                    f"{contrast[1]!r} are both class {e.classes[ka]}; name a second class"
+                )
+            tracks.append(e.track.difference(ka, kb))
+        with run.stage("summarise"):
+            summaries = summarise(info, tracks)
+        done.append((e, summaries[0]))
+        files: dict[str, list[str]] = {}
+        npy = None
+        pair = f"{slug(e.names[ka])}_vs_{slug(e.names[kb])}" if contrast is not None else ""
+        with run.stage("write"):
+            if "npy" in options.formats:
+                npy = outputs.save_npy_stream("tube.npy", *e.track.blocks())
+                files["npy"] = [npy]
+                if contrast is not None:
+                    files["npy"].append(
+                        outputs.save_npy_stream(f"contrast_{pair}.npy", *tracks[1].blocks(0))
+                    )
+            if "plot" in options.formats:
+                curves = [(n, s.curve) for n, s in zip(e.names, summaries[0], strict=True)]
+                title = f"{loaded.name}: temporal importance per class"
+                files["plot"] = [plot(outputs, "temporal.png", curves, title, e.sampled())]
+                if contrast is not None:
+                    label = f"{e.names[ka]} vs {e.names[kb]}"
+                    files["plot"].append(
+                        plot(
+                            outputs,
+                            f"temporal_contrast_{pair}.png",
+                            [(label, summaries[1][0].curve)],
+                            f"{loaded.name}: contrast {label} (+: {e.names[ka]}, -: {e.names[kb]})",
+                            e.sampled(),
+                        )
+                    )
+            formats = [f for f in options.formats if f in VIDEO_FORMATS]
+            if formats:
+                run.say(f"rendering {info.num_frames} frames of {len(e.classes)} class panels")
+                panels = [
+                    (e.track, k, f"{n}  p={s:.2f}", summary)
+                    for k, (n, s, summary) in enumerate(
+                        zip(e.names, e.scores, summaries[0], strict=True)
+                    )
+                ]
+                products = [grid_product("compare_classes", panels, options)]
+                if contrast is not None:
+                    names = (e.names[ka], e.names[kb])
+                    products.append(contrast_product(f"contrast_{pair}", names, tracks[1], options))
+                files.update(encode(run.video, info, outputs, products, formats, options.progress))
+        grid = {"style": options.style, "cols": options.cols}
+        record = manifest.one_model(
+            "compare-classes", info, e, options, summaries[0], npy, grid, files
+        )
+        record["contrast"] = None
+        if contrast is not None:
+            record["contrast"] = manifest.contrast(
+                e, ka, kb, float(tracks[1].bound[0]), summaries[1][0]
+            )
+        return record
+
+    record, run = produce(video, out_dir, work, info=info, on_stage=on_stage)
+    return CommandResult.of("compare-classes", record, run, done)
+
+
+def compare_models(
+    video: str | Path,
+    out_dir: str | Path,
+    models: Sequence[LoadedModel],
+    options: CompareOptions | None = None,
+    *,
+    info: VideoInfo | None = None,
+    on_stage: Say | None = None,
+) -> CommandResult:
+    """Several models on one video: a grid with a panel per model, and numbers to compare.
+
+    Each model samples and preprocesses the video with its own preset (frames, size, crop,
+    mean/std) and method (``options.method="auto"``: each adapter's default); its tube is
+    mapped back through its own geometry onto the same source frames, so panel ``m`` is
+    exactly what :func:`~saliency_tubes.commands.explain_video` draws for model ``m``. With
+    several classes per model (e.g. ``classes="top2"``) rows are classes and columns models.
+
+    Per model the manifest's ``summary`` gives, for its first class, the tube statistics
+    on the source frames (:func:`~saliency_tubes.tube_stats`: the fraction of voxels above
+    0.5 and the spatial spread), the numbers that make "deeper networks give tighter
+    regions" checkable.
+
+    Args:
+        video: a video file or frame folder.
+        out_dir: output folder (created if missing).
+        models: the loaded models (distinct names), in panel order.
+        options: see :class:`~saliency_tubes.commands.CompareOptions` (``frames`` and
+            ``contrast`` are not used).
+        info: the video's probe result, if already known.
+        on_stage: progress messages.
+
+    Returns:
+        The result; its manifest has ``models`` (per model: model entry, classes, clips,
+        tube grid), ``tubes``, ``summary``, and the outputs ``compare_models.mp4``,
+        ``temporal.png`` and ``tube_MODEL.npy`` per model with "npy".
+    """
+    options = options or CompareOptions(method="auto")
+    options.check()
+    names = [m.name for m in models]
+    if not models or len(set(names)) != len(names):
+        raise InputError(f"expected one or more distinct models, but got {names}; list each once")
+    done: list[tuple[explaining.Explained, list[Summary]]] = []
+
+    def work(run: Run) -> dict[str, Any]:
+        info, outputs = run.info, run.outputs
+        per_model = replace(options, frames=None, contrast=None)
+        with run.stage("explain"):
+            plans = [explaining.plan(info, m, per_model) for m in models]
+            explained = explaining.explain(run.video, info, plans, options.progress, run.say)
+        counts = {len(e.classes) for e in explained}
+        if len(counts) != 1:
+            raise InputError(
+                f"expected the same number of classes for every model, but got "
+                f"{sorted(counts)}; pass topK or one class list valid for all"
+            )
+        with run.stage("summarise"):
+            summaries = summarise(info, [e.track for e in explained])
+        done.extend(zip(explained, summaries, strict=True))
+        files: dict[str, list[str]] = {}
+        npys: list[str | None] = [None] * len(explained)
+        classes = range(len(explained[0].classes))
+        with run.stage("write"):
+            if "npy" in options.formats:
+                npys = [
+                    outputs.save_npy_stream(f"tube_{slug(e.loaded.name)}.npy", *e.track.blocks())
+                    for e in explained
+                ]
+                files["npy"] = [n for n in npys if n]
+            if "plot" in options.formats:
+                curves = [
+                    (f"{e.loaded.name}: {e.names[k]}", summaries[i][k].curve)
+                    for k in classes
+                    for i, e in enumerate(explained)
+                ]
+                title = "temporal importance per model"
+                files["plot"] = [
+                    plot(outputs, "temporal.png", curves, title, explained[0].sampled())
+                ]
+            formats = [f for f in options.formats if f in VIDEO_FORMATS]
+            if formats:
+                run.say(f"rendering {info.num_frames} frames of {len(explained)} model panels")
+                panels = [
+                    (
+                        e.track,
+                        k,
+                        f"{e.loaded.name}: {e.names[k]}  p={e.scores[k]:.2f}",
+                        summaries[i][k],
+                    )
+                    for k in classes
+                    for i, e in enumerate(explained)
+                ]
+                grid = replace(options, cols=options.cols or len(explained))
+                products = [grid_product("compare_models", panels, grid)]
+                files.update(encode(run.video, info, outputs, products, formats, options.progress))
+        more = {"style": options.style, "cols": options.cols}
+        return manifest.compare_models(info, explained, options, more, summaries, npys, files)
+
+    record, run = produce(video, out_dir, work, info=info, on_stage=on_stage)
+    return CommandResult.of("compare-models", record, run, done)

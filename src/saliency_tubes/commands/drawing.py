@@ -1,0 +1,197 @@
+"""What each output video shows per source frame, and the one encode pass that writes them.
+
+A :class:`Product` is a set of output videos drawn together from each source frame
+(``draw(frame) -> {key: image}``): :func:`explain_product` (one class's heat, focus and
+side-by-side frames), :func:`grid_product` (a panel per class or model),
+:func:`contrast_product` (a contrastive tube with its colour bar). :func:`encode` decodes
+the source once and encodes every product's frames in every format as it goes.
+:func:`plot` writes the temporal curves' PNG. The pixels themselves are drawn by
+:mod:`saliency_tubes.render`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import render
+from ..temporal import TemporalCurve
+from ..video import Frame, VideoInfo, VideoWriter, iter_frames
+from .explaining import Explained
+from .options import CompareOptions, ExplainOptions
+from .outputs import OutputFolder, progress
+from .track import Summary, TubeTrack
+
+__all__ = [
+    "GAP",
+    "Product",
+    "contrast_product",
+    "encode",
+    "explain_product",
+    "grid_product",
+    "panel",
+    "plot",
+    "slug",
+]
+
+#: Pixels between the panels of a comparison grid.
+GAP = 4
+
+
+def slug(text: str) -> str:
+    """``text`` as a safe piece of a file name (runs of other characters become ``-``)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "class"
+
+
+@dataclass
+class Product:
+    """Output videos drawn together from each source frame: ``draw(frame) -> {key: image}``."""
+
+    stems: dict[str, str]  # key -> file stem
+    draw: Callable[[Frame], dict[str, np.ndarray]]
+
+
+def encode(
+    video: Path,
+    info: VideoInfo,
+    outputs: OutputFolder,
+    products: Sequence[Product],
+    formats: Sequence[str],
+    show: bool,
+) -> dict[str, list[str]]:
+    """One pass over the source: draw every product's frames and encode them in ``formats``.
+
+    Returns:
+        The written files by format, relative to the output folder.
+    """
+    files: dict[str, list[str]] = {f: [] for f in formats}
+    with ExitStack() as stack:
+        writers: dict[tuple[int, str], list[VideoWriter]] = {}
+        for p, product in enumerate(products):
+            for key, stem in product.stems.items():
+                for fmt in formats:
+                    writer, rel = outputs.video(
+                        stem if fmt == "png" else f"{stem}.{fmt}", info.rate
+                    )
+                    stack.enter_context(writer)
+                    writers.setdefault((p, key), []).append(writer)
+                    files[fmt].append(rel)
+        bar = stack.enter_context(progress(info.num_frames, "render+encode", show, unit="frame"))
+        for frame in iter_frames(video, info=info):
+            for p, product in enumerate(products):
+                for key, image in product.draw(frame).items():
+                    for writer in writers[(p, key)]:
+                        writer.write(image)
+            bar.update(1)
+    return files
+
+
+def panel(
+    image: np.ndarray, saliency: np.ndarray, style: str, label: str, options: ExplainOptions
+) -> np.ndarray:
+    """A heat or focus tube frame, captioned when ``options.caption``."""
+    if style == "heat":
+        out = render.heat(image, saliency, colormap=options.colormap, opacity=options.opacity)
+    else:
+        out = render.focus(image, saliency, floor=options.floor, background=options.background)
+    return render.caption(out, label) if options.caption else out
+
+
+def _layouts(
+    image: np.ndarray, saliency: np.ndarray, name: str, score: float, options: ExplainOptions
+) -> dict[str, np.ndarray]:
+    """What ``explain`` draws of one class on one frame, by layout."""
+    label = f"{name}  p={score:.2f}"
+    heat = panel(image, saliency, "heat", f"heat: {label}", options)
+    focus = panel(image, saliency, "focus", f"focus: {label}", options)
+    drawn: dict[str, np.ndarray] = {}
+    if "heat" in options.layouts:
+        drawn["heat"] = heat
+    if "focus" in options.layouts:
+        drawn["focus"] = focus
+    if "side_by_side" in options.layouts:
+        original = render.caption(image, "original") if options.caption else image
+        drawn["side_by_side"] = render.side_by_side([original, heat, focus])
+    return drawn
+
+
+def _under(image: np.ndarray, strip: np.ndarray) -> np.ndarray:
+    return np.concatenate([image, strip], axis=0)
+
+
+def _timeline(image: np.ndarray, curve: TemporalCurve, frame: Frame, scale: float) -> np.ndarray:
+    """``image`` with the curve's timeline bar (cursor at ``frame``) underneath."""
+    height = int(np.clip(image.shape[0] // 10, 12, 40))
+    current = min(frame.index, len(curve) - 1)
+    strip = render.timeline_bar(curve, image.shape[1], height, current, scale=scale)
+    return _under(image, strip)
+
+
+def explain_product(e: Explained, k: int, summary: Summary, options: ExplainOptions) -> Product:
+    """Class ``k``'s heat, focus and side-by-side videos (``LAYOUT_K_NAME``)."""
+    name, score = e.names[k], e.scores[k]
+    stems = {layout: f"{layout}_{k + 1}_{slug(name)}" for layout in options.layouts}
+    scale = float(summary.curve.mean.max(initial=0.0))
+
+    def draw(frame: Frame) -> dict[str, np.ndarray]:
+        drawn = _layouts(frame.image, e.track.frame(k, frame.timestamp), name, score, options)
+        if options.timeline:
+            drawn = {key: _timeline(img, summary.curve, frame, scale) for key, img in drawn.items()}
+        return drawn
+
+    return Product(stems, draw)
+
+
+def grid_product(
+    stem: str,
+    panels: Sequence[tuple[TubeTrack, int, str, Summary]],
+    options: CompareOptions,
+) -> Product:
+    """One video: a grid of panels ``(track, tube index, caption, summary)``."""
+    cols = options.cols if options.cols is not None else min(len(panels), 4)
+    scale = max(float(s.curve.mean.max(initial=0.0)) for _, _, _, s in panels)
+
+    def draw(frame: Frame) -> dict[str, np.ndarray]:
+        images = []
+        for track, k, label, summary in panels:
+            image = panel(
+                frame.image, track.frame(k, frame.timestamp), options.style, label, options
+            )
+            if options.timeline:
+                image = _timeline(image, summary.curve, frame, scale)
+            images.append(image)
+        return {"grid": render.grid(images, cols, gap=GAP)}
+
+    return Product({"grid": stem}, draw)
+
+
+def contrast_product(
+    stem: str, names: tuple[str, str], track: TubeTrack, options: CompareOptions
+) -> Product:
+    """The contrastive tube "why A and not B" over the frame, with its colour bar under it."""
+    label = f"why {names[0]} and not {names[1]}"
+
+    def draw(frame: Frame) -> dict[str, np.ndarray]:
+        image = render.contrast_frame(frame.image, track.frame(0, frame.timestamp))
+        if options.caption:
+            image = render.caption(image, label)
+        return {"contrast": _under(image, render.contrast_legend(image.shape[1], names))}
+
+    return Product({"contrast": stem}, draw)
+
+
+def plot(
+    outputs: OutputFolder,
+    name: str,
+    curves: Sequence[tuple[str, TemporalCurve]],
+    title: str,
+    sampled: Sequence[int],
+) -> str:
+    """Write the temporal curves' plot as ``name`` (PNG); return its relative name."""
+    return outputs.write_bytes(name, render.curves_png(curves, title=title, sampled=sampled))

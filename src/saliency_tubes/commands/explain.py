@@ -1,0 +1,100 @@
+"""``explain``: one model, one video: heat, focus and side-by-side videos per class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..video import VideoInfo
+from ..zoo import LoadedModel
+from . import explaining, manifest
+from .drawing import encode, explain_product, plot, slug
+from .options import VIDEO_FORMATS, ExplainOptions
+from .outputs import Run, produce
+from .result import CommandResult
+from .track import summarise
+
+__all__ = ["explain_video"]
+
+
+def explain_video(
+    video: str | Path,
+    out_dir: str | Path,
+    loaded: LoadedModel,
+    options: ExplainOptions | None = None,
+    *,
+    info: VideoInfo | None = None,
+    manifest_extra: dict[str, Any] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> CommandResult:
+    """Explain a video file and write heat, focus and side-by-side videos at its own size.
+
+    Args:
+        video: a video file (anything FFmpeg reads) or a folder of numbered frames.
+        out_dir: output folder (created if missing).
+        loaded: the model and its preset (see :func:`saliency_tubes.load_model`).
+        options: see :class:`~saliency_tubes.commands.ExplainOptions`.
+        info: the video's :func:`~saliency_tubes.video.probe` result, if already known.
+        manifest_extra: more top-level entries for the manifest (the demo records its seed).
+        on_stage: called with a short message at each stage (the CLI prints them).
+
+    Returns:
+        The :class:`~saliency_tubes.commands.CommandResult`: the manifest (also written as
+        ``manifest.json``: model, layer, method, options, classes and scores, source video
+        facts, the sampled frames, per tube its statistics and temporal importance curve
+        with key frames, package versions and every output file relative to ``out_dir``),
+        the files (``LAYOUT_K_NAME.mp4`` per class and layout, ``temporal_K_NAME.png`` with
+        the "plot" format, ``tube.npy`` with "npy"), each tube's numbers and the timings.
+
+    On any error every file this call wrote is removed (and ``out_dir`` too, if this call
+    created it); outputs appear under their final names only once complete.
+    """
+    options = options or ExplainOptions()
+    options.check()
+    summaries: list[Any] = []
+    explained: list[explaining.Explained] = []
+
+    def work(run: Run) -> dict[str, Any]:
+        info, outputs = run.info, run.outputs
+        with run.stage("explain"):
+            todo = explaining.plan(info, loaded, options)
+            (e,) = explaining.explain(run.video, info, [todo], options.progress, run.say)
+        with run.stage("summarise"):
+            (tubes,) = summarise(info, [e.track])
+        explained.append(e)
+        summaries.append(tubes)
+        files: dict[str, list[str]] = {}
+        npy = None
+        with run.stage("write"):
+            if "npy" in options.formats:
+                npy = outputs.save_npy_stream("tube.npy", *e.track.blocks())
+                files["npy"] = [npy]
+            if "plot" in options.formats:
+                files["plot"] = [
+                    plot(
+                        outputs,
+                        f"temporal_{k + 1}_{slug(name)}.png",
+                        [(name, summary.curve)],
+                        f"{loaded.name}: {name} (p={score:.2f}), temporal importance",
+                        e.sampled(),
+                    )
+                    for k, (name, score, summary) in enumerate(
+                        zip(e.names, e.scores, tubes, strict=True)
+                    )
+                ]
+            formats = [f for f in options.formats if f in VIDEO_FORMATS]
+            if formats:
+                run.say(
+                    f"rendering {info.num_frames} frames ({', '.join(options.layouts)}) "
+                    f"to {', '.join(formats)}"
+                )
+                products = [explain_product(e, k, tubes[k], options) for k in range(len(e.classes))]
+                files.update(encode(run.video, info, outputs, products, formats, options.progress))
+        layouts = {"layouts": list(options.layouts)}
+        return manifest.one_model("explain", info, e, options, tubes, npy, layouts, files)
+
+    record, run = produce(
+        video, out_dir, work, info=info, manifest_extra=manifest_extra, on_stage=on_stage
+    )
+    return CommandResult.of("explain", record, run, list(zip(explained, summaries, strict=True)))

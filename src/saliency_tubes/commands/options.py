@@ -1,0 +1,316 @@
+"""What each command is asked to do: its options, validated once, here.
+
+* :class:`ModelOptions`: which model, which weights, where (the one place a command line's
+  model flags become :func:`~saliency_tubes.zoo.load_model`'s call; picklable, so a worker
+  process can load the same model from it);
+* :class:`ExplainOptions` (``explain``), :class:`CompareOptions` (``compare-classes``,
+  ``compare-models``), :class:`PyramidOptions` (``pyramid``), :class:`EvaluateOptions`
+  (``evaluate VIDEO``).
+
+Every ``check()`` raises one :class:`~saliency_tubes.InputError` line that says what was
+expected and what was got; the commands call it before any work, the CLI does not repeat
+it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..errors import InputError, SaliencyTubesError, check_choice, check_choices
+from ..methods import METHODS
+from ..methods.base import ClassSpec
+from ..metrics import BASELINES, UNITS
+from ..metrics.benchmark import Protocol
+from ..pyramid import DEFAULT_DEPTH, check_options
+from ..render import BACKGROUNDS
+from ..upsample import ALIGNS, MODES
+from ..zoo import LoadedModel, load_model
+
+__all__ = [
+    "ALIGNS",
+    "BACKGROUNDS",
+    "FORMATS",
+    "INTERPOLATIONS",
+    "LAYOUTS",
+    "METHOD_CHOICES",
+    "STYLES",
+    "VIDEO_FORMATS",
+    "CompareOptions",
+    "DeviceError",
+    "EvaluateOptions",
+    "ExplainOptions",
+    "ModelOptions",
+    "PyramidOptions",
+    "check_device",
+]
+
+LAYOUTS = ("heat", "focus", "side_by_side")
+"""What ``explain`` draws per class: the heat tube, the focus tube, and both beside the frame."""
+FORMATS = ("mp4", "gif", "png", "npy", "plot")
+"""Output formats: videos (mp4, gif, png frame folders), the tube (npy), the curves (plot)."""
+VIDEO_FORMATS = ("mp4", "gif", "png")
+"""The formats that are videos."""
+STYLES = ("focus", "heat")
+"""What each panel of a comparison grid shows."""
+INTERPOLATIONS = MODES
+"""Spline modes of the upsampling (:func:`saliency_tubes.upsample`)."""
+METHOD_CHOICES = (*METHODS, "auto")
+"""Explainers by name, or ``auto``: the model adapter's default method."""
+
+
+class DeviceError(SaliencyTubesError, ValueError):
+    """The device asked for does not exist here."""
+
+
+def check_device(device: str) -> None:
+    """Raise one :class:`DeviceError` line unless ``device`` can be used on this machine."""
+    import torch
+
+    kind = str(device).split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(
+            f"--device {device} asked for, but CUDA is not available here; use --device cpu"
+        )
+    if kind == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise DeviceError(
+            f"--device {device} asked for, but MPS is not available here; use --device cpu"
+        )
+    if kind not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"expected --device cpu, cuda[:N] or mps, but got {device!r}")
+
+
+def _check_triple(values: tuple[float, ...] | None, what: str) -> None:
+    if values is not None and len(values) != 3:
+        raise InputError(
+            f"expected {what} as three numbers R,G,B, but got {len(values)}; e.g. 0.45,0.45,0.45"
+        )
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Which model to load, with which weights, onto which device.
+
+    Attributes:
+        name: a registered name (``saliency-tubes models``) or ``"package.module:factory"``.
+        weights: a checkpoint path, or a named release (``kinetics400``); None: the
+            shipped weights, if any.
+        num_classes: size of the classifier head, if not the model's default.
+        categories: class names, or a ``.txt`` / ``.json`` file of them.
+        allow_pickle: allow a full-pickle checkpoint (only for files you trust).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; :meth:`load` moves the model
+            there (the commands never move it again).
+        layer: target layer name (None: the adapter's, or found).
+        classifier: classifier head name (None: the adapter's, or found).
+        mean: per-channel mean on the [0, 1] scale (None: the preset's).
+        std: per-channel std on the [0, 1] scale (None: the preset's).
+    """
+
+    name: str = "tiny-actions"
+    weights: str | Path | None = None
+    num_classes: int | None = None
+    categories: str | Path | tuple[str, ...] | None = None
+    allow_pickle: bool = False
+    device: str = "cpu"
+    layer: str | None = None
+    classifier: str | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+    def check(self) -> None:
+        """Validate the options that need no model (one-line errors)."""
+        check_device(self.device)
+        if self.num_classes is not None and (
+            isinstance(self.num_classes, bool) or self.num_classes < 1
+        ):
+            raise InputError(f"expected num_classes >= 1, but got {self.num_classes!r}")
+        _check_triple(self.mean, "--mean")
+        _check_triple(self.std, "--std")
+
+    def load(self) -> LoadedModel:
+        """The model, on :attr:`device` (see :func:`saliency_tubes.zoo.load_model`)."""
+        self.check()
+        return load_model(
+            self.name,
+            weights=self.weights,
+            num_classes=self.num_classes,
+            categories=self.categories,
+            allow_pickle=self.allow_pickle,
+            device=self.device,
+            layer=self.layer,
+            classifier=self.classifier,
+            mean=self.mean,
+            std=self.std,
+        )
+
+
+@dataclass
+class ExplainOptions:
+    """Options of :func:`~saliency_tubes.commands.explain_video` (the CLI's flags).
+
+    Attributes:
+        method: "cam" (the paper's Saliency Tubes), "gradcam", "gradcam++", or "auto" (the
+            model adapter's default method).
+        classes: "topK", an index, a name, or a list of them.
+        frames: clip length T; None takes the model preset's.
+        windows: (length, stride) sliding windows covering the whole video, each
+            explained and the tubes stitched (overlaps blended); None samples one clip of
+            ``frames`` frames spread uniformly over the video (the authors' choice).
+        interpolation: spline mode of the upsampling (one of :data:`INTERPOLATIONS`).
+        align: "corners" or "centers" (see :func:`saliency_tubes.upsample`).
+        colormap: any matplotlib colour map name for heat tubes.
+        opacity: heat map opacity over the frame.
+        floor: focus tubes' minimum opacity (the authors used 20/255).
+        background: focus background: "black", "dark", "blur" or "gray".
+        formats: any of "mp4", "gif", "png" (frame folders), "npy" (the tube) and "plot"
+            (the temporal importance curves as PNG).
+        layouts: any of "heat", "focus", "side_by_side".
+        caption: draw class name and probability on each frame.
+        timeline: draw the tube's temporal importance bar (with a cursor at the shown
+            frame) under every output frame.
+        progress: show progress bars (stderr).
+
+    The device is the model's (:attr:`ModelOptions.device`).
+    """
+
+    method: str = "cam"
+    classes: ClassSpec = "top1"
+    frames: int | None = None
+    windows: tuple[int, int] | None = None
+    interpolation: str = "cubic"
+    align: str = "corners"
+    colormap: str = "jet"
+    opacity: float = 0.5
+    floor: float = 20 / 255
+    background: Literal["black", "dark", "blur", "gray"] = "black"
+    formats: tuple[str, ...] = ("mp4", "plot")
+    layouts: tuple[str, ...] = LAYOUTS
+    caption: bool = True
+    timeline: bool = False
+    progress: bool = True
+
+    def check(self) -> None:
+        """Validate the options (one-line errors)."""
+        if self.method not in METHOD_CHOICES:
+            raise InputError(
+                f"expected method one of {', '.join(METHODS)} or auto, but got {self.method!r}"
+            )
+        check_choices("formats", self.formats, FORMATS)
+        check_choices("layouts", self.layouts, LAYOUTS)
+        check_choice("interpolation", self.interpolation, INTERPOLATIONS)
+        check_choice("align", self.align, ALIGNS)
+        check_choice("background", self.background, BACKGROUNDS)
+        if self.frames is not None and self.frames < 2:
+            raise InputError(f"expected at least 2 frames per clip, but got {self.frames}")
+        if self.windows is not None:
+            length, stride = self.windows
+            if length < 2 or stride < 1:
+                raise InputError(f"expected windows LEN>=2,STRIDE>=1, but got {length},{stride}")
+        if not 0.0 <= self.opacity <= 1.0 or not 0.0 <= self.floor <= 1.0:
+            raise InputError(
+                f"expected opacity and floor in [0, 1], but got {self.opacity} and {self.floor}"
+            )
+
+
+@dataclass
+class CompareOptions(ExplainOptions):
+    """Options of ``compare_classes`` and ``compare_models`` (``layouts`` unused).
+
+    Attributes:
+        style: each panel is a "focus" or a "heat" tube.
+        cols: panels per row of the grid; None: all in one row up to 4.
+        contrast: ``(A, B)`` classes (indices or names) for a contrastive tube "why A and
+            not B" (``compare_classes`` only); explained too when not among ``classes``.
+    """
+
+    style: str = "focus"
+    cols: int | None = None
+    contrast: tuple[int | str, int | str] | None = None
+
+    def check(self) -> None:
+        """Validate the options (one-line errors)."""
+        super().check()
+        if self.style not in STYLES:
+            raise InputError(f"expected style one of {', '.join(STYLES)}, but got {self.style!r}")
+        if self.cols is not None and self.cols < 1:
+            raise InputError(f"expected cols >= 1, but got {self.cols}")
+        if self.contrast is not None:
+            items = list(self.contrast)
+            if len(items) != 2 or str(items[0]).lower() == str(items[1]).lower():
+                raise InputError(
+                    "expected a contrast of two different classes A,B (e.g. take,wash), but got "
+                    f"{','.join(str(i) for i in items) or 'none'}; name a second class"
+                )
+
+
+@dataclass
+class PyramidOptions:
+    """Options of :func:`~saliency_tubes.commands.pyramid_video` (the CLI's flags).
+
+    Attributes:
+        target: the class: a name, an index, or ``"top1"`` (the prediction).
+        depth: levels of kernels below the class (None: 3, or the number of ``layers``).
+        threshold: θ in ``[0, 1]``.
+        top_n: at most this many children per step (None: all that pass θ).
+        layers: convolutions of levels 1, 2, ... by name (None: traced).
+        frames: clip length T (None: the model preset's).
+        per_level: nodes drawn per level in the figure and the GIF.
+        all_tubes: write every node's tube, not only the drawn ones.
+        gif: write ``pyramid.gif`` (the drawn nodes' heat maps over the clip).
+    """
+
+    target: int | str = "top1"
+    depth: int | None = None
+    threshold: float = 0.6
+    top_n: int | None = None
+    layers: tuple[str, ...] | None = None
+    frames: int | None = None
+    per_level: int = 6
+    all_tubes: bool = False
+    gif: bool = True
+
+    def check(self) -> None:
+        """Validate the options (one-line errors)."""
+        default = len(self.layers) if self.layers else DEFAULT_DEPTH
+        check_options(default if self.depth is None else self.depth, self.threshold, self.top_n)
+        if self.frames is not None and (isinstance(self.frames, bool) or self.frames < 1):
+            raise InputError(f"expected at least 1 frame per clip, but got {self.frames}")
+        if isinstance(self.per_level, bool) or self.per_level < 1:
+            raise InputError(f"expected per_level >= 1, but got {self.per_level}")
+
+
+@dataclass
+class EvaluateOptions:
+    """Options of :func:`~saliency_tubes.commands.evaluate_video` (``evaluate VIDEO --gt``).
+
+    Attributes:
+        methods: explainers to score.
+        classes: the class to explain: ``"top1"``, an index or a name.
+        interpolation: upsampling mode of the explainers.
+        baselines: baselines scored alongside (:data:`saliency_tubes.metrics.BASELINES`).
+        units: deletion / insertion units (``"voxel"``, ``"frame"``, ``"tube"``).
+        protocol: how tubes are scored (:class:`~saliency_tubes.metrics.benchmark.Protocol`).
+    """
+
+    methods: tuple[str, ...] = ("cam",)
+    classes: ClassSpec = "top1"
+    interpolation: str = "cubic"
+    baselines: tuple[str, ...] = tuple(BASELINES)
+    units: tuple[str, ...] = UNITS
+    protocol: Protocol = field(default_factory=Protocol)
+
+    def check(self) -> None:
+        """Validate the options (one-line errors)."""
+        self.protocol.check()
+        bad = [m for m in self.methods if m not in METHODS]
+        bad += [b for b in self.baselines if b not in BASELINES]
+        if bad or not (self.methods or self.baselines):
+            raise InputError(
+                f"expected methods among {', '.join(METHODS)} and baselines among "
+                f"{', '.join(BASELINES)}, but got {', '.join(bad) or 'none'}"
+            )
+        check_choices("interpolation", [self.interpolation], INTERPOLATIONS)
+        check_choices("units", self.units, UNITS)

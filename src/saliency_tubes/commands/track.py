@@ -1,0 +1,200 @@
+"""One tube on the video's timeline: windows normalised on one scale, mapped to source frames.
+
+A :class:`TubeTrack` holds, for one model, every window's raw tubes (``(K, T', H', W')`` on
+the layer's grid, a few kilobytes each) and gives, for any source time, each class's tube
+on that source frame (:meth:`TubeTrack.frame`): the windows that cover the time are chosen
+once (:func:`~saliency_tubes.video.covering`), their normalised tubes interpolated in time
+and blended (:func:`~saliency_tubes.video.blend`), and the result resized onto the source
+pixels the clip saw (:class:`~saliency_tubes.video.SourceSampler`; NaN elsewhere).
+Upsampled, normalised windows are cached a few at a time, so memory does not grow with the
+video. :func:`summarise` reduces tracks to their temporal curves and tube statistics over
+every source frame.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..methods import normalize_tubes
+from ..metrics.concentration import StatsBuilder, TubeStats
+from ..normalise import minmax
+from ..temporal import CurveBuilder, TemporalCurve
+from ..upsample import upsample
+from ..video import Geometry, SourceSampler, TimedTube, VideoInfo, blend, covering
+
+__all__ = ["Summary", "TubeTrack", "Window", "summarise"]
+
+#: Normalised windows (and their timed tubes) kept at once.
+_CACHED_WINDOWS = 8
+
+
+@dataclass
+class Window:
+    """One explained clip of the video.
+
+    Attributes:
+        indices: ``(T,)`` source frame indices of the clip.
+        times: ``(T,)`` their timestamps (seconds).
+        raw: ``(K, T', H', W')`` raw tubes of the explained classes, on CPU (None until
+            the window is explained).
+    """
+
+    indices: np.ndarray
+    times: np.ndarray
+    raw: torch.Tensor | None = None
+
+    def tubes(self) -> torch.Tensor:
+        """:attr:`raw`, which must be set."""
+        if self.raw is None:
+            raise InputError("expected an explained window, but this one has no tubes yet")
+        return self.raw
+
+
+class TubeTrack:
+    """Per-class whole-video tubes from per-window raw tubes, normalised on one scale.
+
+    Unsigned tracks are min-max normalised to ``[0, 1]`` (each window on its own when there
+    is one window, as :func:`~saliency_tubes.normalize_tubes`; over all windows otherwise).
+    Signed tracks (contrastive tubes) are divided by their largest magnitude over all
+    windows, so 0 stays 0 and the range is ``[-1, 1]``.
+
+    Args:
+        windows: the explained windows, in time order.
+        clip_size: ``(T, h, w)`` of the clip the model saw (the tubes are upsampled to it).
+        mode: spline mode of the upsampling.
+        align: its grid alignment.
+        geometry: where the clip lies on the source frame.
+        signed: a contrastive track.
+    """
+
+    def __init__(
+        self,
+        windows: Sequence[Window],
+        clip_size: tuple[int, int, int],
+        mode: str,
+        align: str,
+        geometry: Geometry,
+        *,
+        signed: bool = False,
+    ) -> None:
+        self.windows = windows
+        self.size = clip_size
+        self.mode = mode
+        self.align = align
+        self.geometry = geometry
+        self.signed = signed
+        self._cache: OrderedDict[int, tuple[np.ndarray, list[TimedTube]]] = OrderedDict()
+        self._sampler = SourceSampler(geometry, (clip_size[1], clip_size[2]))
+        if signed:
+            ups = [self._upsampled(win).flatten(1) for win in windows]
+            self.bound = torch.stack([u.abs().amax(1) for u in ups]).amax(0)  # (K,)
+        elif len(windows) > 1:  # one window is normalised on its own (normalize_tubes)
+            ups = [self._upsampled(win).flatten(1) for win in windows]
+            self.low = torch.stack([u.amin(1) for u in ups]).amin(0)  # (K,)
+            self.high = torch.stack([u.amax(1) for u in ups]).amax(0)
+        self._starts = np.array([float(w.times.min()) for w in windows])
+        self._ends = np.array([float(w.times.max()) for w in windows])
+
+    @property
+    def count(self) -> int:
+        """Number of tubes (classes) in the track."""
+        return int(self.windows[0].tubes().shape[0])
+
+    @property
+    def layer_grid(self) -> tuple[int, ...]:
+        """``(T', H', W')`` of the raw tubes."""
+        return tuple(self.windows[0].tubes().shape[1:])
+
+    def _upsampled(self, win: Window) -> torch.Tensor:
+        raw = win.tubes()
+        if tuple(raw.shape[1:]) == tuple(self.size):
+            return raw
+        return upsample(raw.unsqueeze(0), self.size, mode=self.mode, align=self.align)[0]
+
+    def _window(self, w: int) -> tuple[np.ndarray, list[TimedTube]]:
+        if w in self._cache:
+            self._cache.move_to_end(w)
+            return self._cache[w]
+        up = self._upsampled(self.windows[w])
+        if self.signed:
+            bound = self.bound.view(-1, 1, 1, 1)
+            safe = torch.where(bound > 0, bound, torch.ones_like(bound))
+            maps = torch.where(bound > 0, up / safe, torch.zeros_like(up)).clamp(-1, 1)
+        elif len(self.windows) == 1:
+            maps = normalize_tubes(up.unsqueeze(0))[0].clamp(0, 1)
+        else:
+            low, high = self.low.view(-1, 1, 1, 1), self.high.view(-1, 1, 1, 1)
+            maps = minmax(up, low=low, high=high).clamp(0, 1)
+        out = maps.cpu().numpy().astype(np.float32)
+        if not np.isfinite(out).all():
+            raise InputError(
+                f"expected finite tube and times, but got NaN/inf in window {w}; "
+                "check the model's outputs on this clip"
+            )
+        times = self.windows[w].times
+        timed = [TimedTube(out[k], np.asarray(times, dtype=np.float64)) for k in range(len(out))]
+        entry = (out, timed)
+        self._cache[w] = entry
+        if len(self._cache) > _CACHED_WINDOWS:
+            self._cache.popitem(last=False)
+        return entry
+
+    def normalised(self, w: int) -> np.ndarray:
+        """(K, T, h, w) float32 for window ``w`` on the video-wide scale."""
+        return self._window(w)[0]
+
+    def blocks(self, index: int | None = None) -> tuple[tuple[int, ...], Iterator[np.ndarray]]:
+        """The track as one float32 array, streamed: its shape and its blocks along axis 0.
+
+        ``(K, T, h, w)`` for one clip, ``(num_windows, K, T, h, w)`` for windows; with
+        ``index`` only that tube: ``(T, h, w)`` or ``(num_windows, T, h, w)``.
+        """
+        k = () if index is None else (index,)
+        one = (self.count, *self.size)[len(k) :]
+        if len(self.windows) == 1:
+            return one, iter([self.normalised(0)[k]])
+        shape = (len(self.windows), *one)
+        return shape, (self.normalised(w)[k][None] for w in range(len(self.windows)))
+
+    def frame(self, k: int, t: float) -> np.ndarray:
+        """Tube ``k`` on the source frame shown at time ``t`` (NaN where unseen)."""
+        active = covering(self._starts, self._ends, t)
+        timed = [self._window(int(w))[1][k] for w in active]
+        return self._sampler.frame(blend(timed, t, "triangular"))
+
+    def difference(self, ka: int, kb: int) -> TubeTrack:
+        """The signed track of ``raw[ka] - raw[kb]`` (see :func:`~saliency_tubes.contrastive_tube`)."""
+        diffs = [
+            Window(win.indices, win.times, (win.tubes()[ka] - win.tubes()[kb]).unsqueeze(0))
+            for win in self.windows
+        ]
+        return TubeTrack(diffs, self.size, self.mode, self.align, self.geometry, signed=True)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A tube reduced over every source frame: its temporal curve and its statistics."""
+
+    curve: TemporalCurve
+    stats: TubeStats
+
+
+def summarise(info: VideoInfo, tracks: Sequence[TubeTrack]) -> list[list[Summary]]:
+    """Per track and tube: the temporal curve and the statistics over every source frame."""
+    builders = [[(CurveBuilder(), StatsBuilder()) for _ in range(track.count)] for track in tracks]
+    for t in info.timestamps:
+        for track, row in zip(tracks, builders, strict=True):
+            for k, (curve, stats) in enumerate(row):
+                saliency = track.frame(k, float(t))
+                curve.add(saliency)
+                stats.add(saliency)
+    return [
+        [Summary(curve.build(info.timestamps), stats.build()) for curve, stats in row]
+        for row in builders
+    ]

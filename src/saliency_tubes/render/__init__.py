@@ -1,0 +1,78 @@
+"""Everything that draws pixels: pure functions from arrays to images (or PNG bytes).
+
+* :mod:`.frames`: heat and focus tubes over one frame, unseen regions, captions, grids,
+  colour maps and bars (the paper's *heat tubes* and *focus tubes*);
+* :mod:`.contrast`: contrastive tubes in a diverging colour map, and their legend;
+* :mod:`.timeline`: the temporal importance bar under a frame, and the curves' plot;
+* :mod:`.pyramid`: the class feature pyramid figure and its animated grid;
+* :mod:`.plots`: metric curves (deletion, insertion, sanity) with confidence bands.
+
+Nothing here reads or writes files; the commands (:mod:`saliency_tubes.commands`) do.
+"""
+
+from __future__ import annotations
+
+from .contrast import DIVERGING, contrast_frame, contrast_legend
+from .frames import (
+    BACKGROUNDS,
+    DEFAULT_FLOOR,
+    HATCH_GREY,
+    HATCH_PERIOD,
+    UNSEEN_DIM,
+    Background,
+    caption,
+    colorbar,
+    colormap,
+    focus,
+    font,
+    gaussian_blur,
+    grid,
+    heat,
+    luma,
+    mark_unseen,
+    png_bytes,
+    side_by_side,
+)
+from .plots import Panel, Series, figure_png
+from .pyramid import (
+    display_frames,
+    draw_pyramid,
+    drawn_nodes,
+    heat_grid_frames,
+    representative_frame,
+)
+from .timeline import curves_png, timeline_bar
+
+__all__ = [
+    "DEFAULT_FLOOR",
+    "DIVERGING",
+    "HATCH_GREY",
+    "HATCH_PERIOD",
+    "UNSEEN_DIM",
+    "BACKGROUNDS",
+    "Background",
+    "Panel",
+    "Series",
+    "caption",
+    "colorbar",
+    "colormap",
+    "contrast_frame",
+    "contrast_legend",
+    "curves_png",
+    "display_frames",
+    "draw_pyramid",
+    "drawn_nodes",
+    "figure_png",
+    "focus",
+    "font",
+    "gaussian_blur",
+    "grid",
+    "heat",
+    "heat_grid_frames",
+    "luma",
+    "mark_unseen",
+    "png_bytes",
+    "representative_frame",
+    "side_by_side",
+    "timeline_bar",
+]
