@@ -2,12 +2,12 @@
 
 Runs every command of the command line (demo, explain with one clip and with windows,
 compare-classes with a contrast, compare-models, pyramid, evaluate on a video, the
-evaluation benchmark on two clips) on the demo clip and, when ``../shared/videos`` is
+evaluation benchmark on two clips) on one generated clip and, when ``../shared/videos`` is
 there, on a real clip, once with the code of ``--base`` (a git revision, checked out into a
 temporary worktree) and once with this checkout, each in its own process. Then compares
-what they wrote: the manifests and JSON reports key by key (timings and the source
-tree's paths excepted), ``.npy`` arrays value by value, and the videos frame by frame
-(decoded pixels).
+what they wrote: the manifests and JSON reports key by key (timings excepted), ``.npy``
+arrays value by value, the drawn frames (PNG frame folders, plots) pixel by pixel, and the
+encoded videos by frame count and size (H.264 encodes are not reproducible run to run).
 
     python scripts/same_outputs.py --base 5de00be        # exit 0: the same outputs
 
@@ -34,15 +34,15 @@ SHARED = ROOT.parent / "shared" / "videos"
 VOLATILE = {"seconds"}
 
 
-def _commands(work: Path) -> list[tuple[str, list[str]]]:
-    """``(name, argv)`` of every run; ``work`` holds the inputs made by the demo run."""
-    demo = work / "demo"
-    clip = str(demo / "input.mp4")
+def _commands(inputs: Path) -> list[tuple[str, list[str]]]:
+    """``(name, argv)`` of every run on the shared inputs (``--out`` and ``--quiet`` added)."""
+    clip = str(inputs / "input.mp4")
+    mask = str(inputs / "input_mask.npy")
     runs = [
-        ("demo", ["demo", "--out", str(demo), "--quiet"]),
+        ("demo", ["demo"]),
         (
             "explain",
-            ["explain", clip, "--classes", "top2", "--format", "mp4,gif,npy,plot", "--timeline"],
+            ["explain", clip, "--classes", "top2", "--format", "png,gif,npy,plot", "--timeline"],
         ),
         (
             "explain_windows",
@@ -52,20 +52,20 @@ def _commands(work: Path) -> list[tuple[str, list[str]]]:
                 "--windows",
                 "16,8",
                 "--format",
-                "mp4,npy,plot",
+                "png,npy,plot",
                 "--method",
                 "gradcam",
             ],
         ),
         (
-            "explain_png_heat",
+            "explain_options",
             [
                 "explain",
                 clip,
                 "--classes",
                 "3",
                 "--format",
-                "png",
+                "png,mp4",
                 "--layouts",
                 "heat",
                 "--interpolation",
@@ -86,7 +86,7 @@ def _commands(work: Path) -> list[tuple[str, list[str]]]:
                 "--contrast",
                 "shrink,grow",
                 "--format",
-                "mp4,npy,plot",
+                "png,npy,plot",
                 "--timeline",
                 "--style",
                 "heat",
@@ -99,25 +99,18 @@ def _commands(work: Path) -> list[tuple[str, list[str]]]:
                 clip,
                 "--models",
                 "tiny-actions,resnet3d-18",
+                "--weights",
+                f"resnet3d-18={inputs / 'r18.pth'}",
                 "--classes",
                 "top2",
                 "--format",
-                "mp4,npy,plot",
+                "png,npy,plot",
             ],
         ),
         ("pyramid", ["pyramid", clip, "--class", "shrink", "--depth", "2", "--all-tubes"]),
         (
             "evaluate_video",
-            [
-                "evaluate",
-                clip,
-                "--gt",
-                str(demo / "input_mask.npy"),
-                "--steps",
-                "4",
-                "--units",
-                "voxel,frame",
-            ],
+            ["evaluate", clip, "--gt", mask, "--steps", "4", "--units", "voxel,frame"],
         ),
         (
             "benchmark",
@@ -139,7 +132,7 @@ def _commands(work: Path) -> list[tuple[str, list[str]]]:
     real = SHARED / "arm_wrestling.mp4"
     if real.exists():
         runs += [
-            ("real_explain", ["explain", str(real), "--format", "mp4,npy,plot"]),
+            ("real_explain", ["explain", str(real), "--format", "png,npy,plot"]),
             (
                 "real_windows",
                 [
@@ -157,8 +150,7 @@ def _commands(work: Path) -> list[tuple[str, list[str]]]:
     return runs
 
 
-def produce(src: Path, out: Path) -> None:
-    """Run every command with the package in ``src`` (a ``src/`` folder), outputs in ``out``."""
+def _env(src: Path) -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1")
     check = subprocess.run(
         [sys.executable, "-c", "import saliency_tubes; print(saliency_tubes.__file__)"],
@@ -169,12 +161,24 @@ def produce(src: Path, out: Path) -> None:
     )
     if not Path(check.stdout.strip()).resolve().is_relative_to(src.resolve()):
         raise SystemExit(f"expected saliency_tubes from {src}, but got {check.stdout.strip()}")
-    for name, argv in _commands(out):
-        if name != "demo":
-            argv = [*argv, "--out", str(out / name), "--quiet"]
+    return env
+
+
+def produce(src: Path, inputs: Path, out: Path) -> None:
+    """Run every command with the package in ``src`` (a ``src/`` folder), outputs in ``out``."""
+    env = _env(src)
+    for name, argv in _commands(inputs):
         print(f"  {name}", flush=True)
         subprocess.run(
-            [sys.executable, "-m", "saliency_tubes.cli", *argv],
+            [
+                sys.executable,
+                "-m",
+                "saliency_tubes.cli",
+                *argv,
+                "--out",
+                str(out / name),
+                "--quiet",
+            ],
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,
@@ -232,11 +236,12 @@ def compare(base: Path, new: Path) -> list[str]:
                 if diff > 1e-6:
                     problems.append(f"{rel}: values differ by up to {diff:.3g}")
         elif suffix in (".mp4", ".gif"):
+            # H.264 and GIF encodes are not reproducible run to run here (the decoded pixels
+            # of one input written twice differ), so videos are compared by frame count and
+            # size; the drawn frames themselves are compared exactly as PNG frame folders.
             x, y = _frames(a), _frames(b)
             if x.shape != y.shape:
                 problems.append(f"{rel}: frames {x.shape} against {y.shape}")
-            elif (d := int(np.abs(x.astype(np.int16) - y).max())) > 0:
-                problems.append(f"{rel}: pixels differ by up to {d} grey levels")
         elif suffix == ".png" or suffix == ".md":
             if a.read_bytes() != b.read_bytes():
                 if suffix == ".png" and _png_same(a, b):
@@ -263,12 +268,28 @@ def main() -> int:
         check=True,
         capture_output=True,
     )
+    inputs = work / "inputs"  # one generated clip for both versions
+    subprocess.run(
+        [sys.executable, "-m", "saliency_tubes.cli", "demo", "--out", str(inputs), "--quiet"],
+        env=_env(ROOT / "src"),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    # A fixed checkpoint for the second model of compare-models (random weights otherwise).
+    seeded = (
+        "import sys, torch; torch.manual_seed(0); "
+        "from saliency_tubes.zoo import load_model; "
+        "torch.save(load_model('resnet3d-18').model.state_dict(), sys.argv[1])"
+    )
+    subprocess.run(
+        [sys.executable, "-c", seeded, str(inputs / "r18.pth")], env=_env(ROOT / "src"), check=True
+    )
     run = work / "run"  # both versions write here, so that recorded paths are the same
     try:
         for label, src in (("base", tree / "src"), ("new", ROOT / "src")):
             print(f"{label}: {src}", flush=True)
             run.mkdir(parents=True)
-            produce(src, run)
+            produce(src, inputs, run)
             run.rename(work / label)
     finally:
         subprocess.run(
@@ -277,6 +298,13 @@ def main() -> int:
             capture_output=True,
         )
     problems = compare(work / "base", work / "new")
+    # The demo generates and encodes its own clip, so its tubes differ with the encode: it is
+    # compared by its files and classes only.
+    problems = [
+        p
+        for p in problems
+        if not p.startswith("demo/") or "only in" in p or ".classes[" in p and ".name" in p
+    ]
     for line in problems:
         print(line)
     print(f"{len(problems)} difference(s) between {args.base} and the working tree")

@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from .commands import parse
+
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -23,77 +25,6 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 def _fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
-
-
-def _classes(spec: str) -> Any:
-    spec = spec.strip()
-    if spec.lower().startswith("top"):
-        return spec.lower()
-    items = [s.strip() for s in spec.split(",") if s.strip()]
-    if not items:
-        raise click.BadParameter("expected top3, an index, a name, or a comma-separated list")
-    return [int(s) if s.lstrip("-").isdigit() else s for s in items]
-
-
-def _windows(spec: str | None) -> tuple[int, int] | None:
-    if spec is None:
-        return None
-    try:
-        length, stride = (int(v) for v in spec.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected LEN,STRIDE such as 16,8, but got {spec!r}") from None
-    return length, stride
-
-
-def _triple(spec: str | None, option: str) -> tuple[float, float, float] | None:
-    if spec is None:
-        return None
-    try:
-        r, g, b = (float(v) for v in spec.split(","))
-    except ValueError:
-        raise click.BadParameter(
-            f"expected {option} R,G,B (three numbers on the [0, 1] scale, e.g. 0.45,0.45,0.45), "
-            f"but got {spec!r}"
-        ) from None
-    return r, g, b
-
-
-def _csv(spec: str) -> tuple[str, ...]:
-    return tuple(s.strip().lower() for s in spec.split(",") if s.strip())
-
-
-def _pair(spec: str | None) -> tuple[str, str] | None:
-    if spec is None:
-        return None
-    items = [s.strip() for s in spec.split(",") if s.strip()]
-    if len(items) != 2:
-        raise click.BadParameter(
-            f"expected --contrast A,B with two different classes (e.g. take,wash), but got "
-            f"{spec!r}; name a second class"
-        )
-    return items[0], items[1]
-
-
-def _per_model(spec: str | None, names: list[str], option: str, value: str) -> dict[str, str]:
-    """Parse ``MODEL=VALUE,...`` (e.g. ``--weights a=ckpt.pth``) for the models of --models."""
-    out: dict[str, str] = {}
-    for item in [s.strip() for s in (spec or "").split(",") if s.strip()]:
-        name, sep, given = item.partition("=")
-        if not sep or name.strip() not in names or not given.strip():
-            raise click.BadParameter(
-                f"expected {option} MODEL={value} for models of --models ({', '.join(names)}), "
-                f"but got {item!r}"
-            )
-        out[name.strip()] = given.strip()
-    return out
-
-
-def _count(spec: str, option: str) -> int:
-    if not spec.isdigit() or int(spec) < 1:
-        raise click.BadParameter(
-            f"expected {option} MODEL=N with a positive integer N, but got {spec!r}"
-        )
-    return int(spec)
 
 
 def _options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -146,6 +77,20 @@ _METHODS = "cam | gradcam | gradcam++"
 _INTERPOLATIONS = "cubic | quadratic | linear | nearest"
 _BACKGROUNDS = "black | dark | blur | gray"
 
+_OUT = click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder (created if missing).",
+)
+_FORMAT = click.option(
+    "--format",
+    "formats",
+    default="mp4,plot",
+    show_default=True,
+    help="Comma-separated: mp4,gif,png,npy,plot (plot: the temporal importance curves as PNG).",
+)
 _MODEL = click.option(
     "--model",
     "model_name",
@@ -153,11 +98,15 @@ _MODEL = click.option(
     show_default=True,
     help="A registered name (see `saliency-tubes models`) or 'package.module:factory'.",
 )
-_WEIGHTS = click.option(
+
+
+def _path_option(flag: str, help: str) -> Callable[[Any], Any]:
+    return click.option(flag, type=click.Path(path_type=Path), default=None, help=help)
+
+
+_WEIGHTS = _path_option(
     "--weights",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Checkpoint (.pth/.pt weights-only, or .safetensors). Default: the shipped weights, if "
+    "Checkpoint (.pth/.pt weights-only, or .safetensors). Default: the shipped weights, if "
     "any. torchvision and pytorchvideo models also take kinetics400 (torchvision: or the enum "
     "name): downloads the official weights.",
 )
@@ -172,14 +121,17 @@ _NUM_CLASSES = click.option(
     default=None,
     help="Size of the classifier head, if it differs from the model's default.",
 )
-_CATEGORIES = click.option(
-    "--categories",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Class names: .txt (one per line) or .json.",
-)
+_CATEGORIES = _path_option("--categories", "Class names: .txt (one per line) or .json.")
 _DEVICE = click.option(
     "--device", default="cpu", show_default=True, help="cpu | cuda | cuda:1 | mps."
+)
+_LAYER = click.option(
+    "--layer",
+    default=None,
+    help="Target layer name (default: the adapter's, or the last 5-D layer feeding the pool).",
+)
+_CLASSIFIER = click.option(
+    "--classifier", default=None, help="Classifier head name (default: the final nn.Linear)."
 )
 _QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
 _INTERPOLATION = click.option(
@@ -221,41 +173,24 @@ _FRAMES = click.option(
 )
 
 
-def _model_options(params: dict[str, Any], **override: Any) -> Any:
-    """The :class:`~saliency_tubes.commands.ModelOptions` of a command's model flags."""
-    from .commands import ModelOptions
+def _on_video(
+    command: Callable[..., Any], video: Path, params: dict[str, Any], options: Any
+) -> Any:
+    """Check the model flags, probe VIDEO (a bad video is reported before any model is
+    built), load the model and run ``command`` on it."""
+    from .commands import probe
 
-    given = {
-        "name": params.get("model_name", "tiny-actions"),
-        "weights": params.get("weights"),
-        "num_classes": params.get("num_classes"),
-        "categories": params.get("categories"),
-        "allow_pickle": params.get("allow_pickle", False),
-        "device": params.get("device", "cpu"),
-        "layer": params.get("layer"),
-        "classifier": params.get("classifier"),
-        "mean": _triple(params.get("mean"), "--mean"),
-        "std": _triple(params.get("std"), "--std"),
-    }
-    given.update(override)
-    return ModelOptions(**given)
-
-
-def _render_settings(params: dict[str, Any]) -> dict[str, Any]:
-    """The drawing and sampling options shared by explain and the comparisons."""
-    return {
-        "classes": _classes(params["classes"]),
-        "windows": _windows(params["windows"]),
-        "interpolation": params["interpolation"],
-        "align": params["align"],
-        "colormap": params["colormap"],
-        "opacity": params["opacity"],
-        "background": params["background"],
-        "formats": _csv(params["formats"]),
-        "caption": not params["no_caption"],
-        "timeline": params["timeline"],
-        "progress": not params["quiet"],
-    }
+    model = parse.model_options(params)
+    model.check()
+    info = probe(video, min_frames=2)
+    return command(
+        video,
+        params["out_dir"],
+        model.load(),
+        options,
+        info=info,
+        on_stage=_stages(params["quiet"]),
+    )
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -279,14 +214,7 @@ def main() -> None:
 
 @main.command(context_settings=_CONTEXT)
 @click.argument("video", type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Output folder (created if missing).",
-)
-@_options(_MODEL, _WEIGHTS, _ALLOW_PICKLE, _NUM_CLASSES, _CATEGORIES)
+@_options(_OUT, _MODEL, _WEIGHTS, _ALLOW_PICKLE, _NUM_CLASSES, _CATEGORIES)
 @click.option(
     "--mean",
     default=None,
@@ -297,14 +225,7 @@ def main() -> None:
     default=None,
     help="Per-channel std R,G,B on the [0, 1] scale (default: the model's preset).",
 )
-@click.option(
-    "--layer",
-    default=None,
-    help="Target layer name (default: the adapter's, or the last 5-D layer feeding the pool).",
-)
-@click.option(
-    "--classifier", default=None, help="Classifier head name (default: the final nn.Linear)."
-)
+@_options(_LAYER, _CLASSIFIER)
 @click.option(
     "--classes",
     default="top1",
@@ -319,13 +240,7 @@ def main() -> None:
     "otherwise).",
 )
 @_options(_FRAMES, _WINDOWS, _INTERPOLATION, _ALIGN, _COLORMAP, _OPACITY, _BACKGROUND)
-@click.option(
-    "--format",
-    "formats",
-    default="mp4,plot",
-    show_default=True,
-    help="Comma-separated: mp4,gif,png,npy,plot (plot: temporal importance PNG per class).",
-)
+@_options(_FORMAT)
 @click.option(
     "--layouts",
     default="heat,focus,side_by_side",
@@ -342,21 +257,16 @@ def explain(video: Path, out_dir: Path, **params: Any) -> None:
     """
 
     def run() -> Any:
-        from .commands import ExplainOptions, explain_video, probe
+        from .commands import ExplainOptions, explain_video
 
         options = ExplainOptions(
             method=params["method"] or "auto",  # auto: the adapter's default method
             frames=params["frames"],
-            layouts=_csv(params["layouts"]),
-            **_render_settings(params),
+            layouts=parse.names(params["layouts"]),
+            **parse.render_settings(params),
         )
         options.check()
-        model = _model_options(params)
-        model.check()
-        info = probe(video, min_frames=2)  # a bad video is reported before any model is built
-        return explain_video(
-            video, out_dir, model.load(), options, info=info, on_stage=_stages(params["quiet"])
-        )
+        return _on_video(explain_video, video, dict(params, out_dir=out_dir), options)
 
     result = _guarded(run)
     if result is not None:
@@ -415,36 +325,28 @@ def models() -> None:
 # -- comparisons: compare-classes, compare-models ---------------------------------------
 
 _COMPARE = _options(
-    click.option(
-        "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder."
-    ),
+    _OUT,
     click.option(
         "--method",
         default="auto",
         show_default=True,
         help=f"{_METHODS} | auto: auto is each model's default (cam for the 3D CNNs).",
     ),
-    click.option("--windows", default=None, metavar="LEN,STRIDE", help="Sliding windows."),
+    _WINDOWS,
     _INTERPOLATION,
-    click.option("--align", default="corners", show_default=True, help="corners | centers."),
+    _ALIGN,
     click.option(
         "--style", default="focus", show_default=True, help="focus | heat: what each panel shows."
     ),
     click.option("--cols", type=int, default=None, help="Panels per row of the grid."),
-    click.option("--colormap", default="jet", show_default=True, help="Heat colour map."),
-    click.option("--opacity", type=float, default=0.5, show_default=True),
-    click.option("--background", default="black", show_default=True, help=_BACKGROUNDS + "."),
-    click.option(
-        "--format",
-        "formats",
-        default="mp4,plot",
-        show_default=True,
-        help="Comma-separated: mp4,gif,png,npy,plot.",
-    ),
-    click.option("--timeline", is_flag=True, help="Temporal importance bar under each panel."),
-    click.option("--no-caption", is_flag=True, help="No class, model and probability captions."),
-    click.option("--allow-pickle", is_flag=True, help="Allow full-pickle checkpoints you trust."),
-    click.option("--device", default="cpu", show_default=True),
+    _COLORMAP,
+    _OPACITY,
+    _BACKGROUND,
+    _FORMAT,
+    _TIMELINE,
+    _NO_CAPTION,
+    _ALLOW_PICKLE,
+    _DEVICE,
     _QUIET,
 )
 
@@ -456,7 +358,7 @@ def _compare_options(params: dict[str, Any], **extra: Any) -> Any:
         method=params["method"],
         style=params["style"],
         cols=params["cols"],
-        **_render_settings(params),
+        **parse.render_settings(params),
         **extra,
     )
     options.check()
@@ -465,10 +367,7 @@ def _compare_options(params: dict[str, Any], **extra: Any) -> Any:
 
 @main.command("compare-classes", context_settings=_CONTEXT)
 @click.argument("video", type=click.Path(path_type=Path))
-@click.option("--model", "model_name", default="tiny-actions", show_default=True)
-@click.option("--weights", type=click.Path(path_type=Path), default=None, help="Checkpoint.")
-@click.option("--categories", type=click.Path(path_type=Path), default=None, help="Class names.")
-@click.option("--num-classes", type=int, default=None, help="Size of the classifier head.")
+@_options(_MODEL, _WEIGHTS, _CATEGORIES, _NUM_CLASSES)
 @click.option(
     "--classes",
     default="top3",
@@ -492,22 +391,12 @@ def compare_classes_command(video: Path, **params: Any) -> None:
     """
 
     def run() -> Any:
-        from .commands import compare_classes, probe
+        from .commands import compare_classes
 
         options = _compare_options(
-            params, frames=params["frames"], contrast=_pair(params["contrast"])
+            params, frames=params["frames"], contrast=parse.pair(params["contrast"])
         )
-        model = _model_options(params)
-        model.check()
-        info = probe(video, min_frames=2)  # a bad video is reported before any model is built
-        return compare_classes(
-            video,
-            params["out_dir"],
-            model.load(),
-            options,
-            info=info,
-            on_stage=_stages(params["quiet"]),
-        )
+        return _on_video(compare_classes, video, params, options)
 
     result = _guarded(run)
     if result is None:
@@ -549,14 +438,14 @@ def compare_models_command(video: Path, model_names: str, **params: Any) -> None
         names = [s.strip() for s in model_names.split(",") if s.strip()]
         if not names or len(set(names)) != len(names):
             raise InputError(f"expected distinct model names in --models, but got {model_names!r}")
-        paths = _per_model(params["weights"], names, "--weights", "PATH")
+        paths = parse.per_model(params["weights"], names, "--weights", "PATH")
         counts = {
-            k: _count(v, "--num-classes")
-            for k, v in _per_model(params["num_classes"], names, "--num-classes", "N").items()
+            k: parse.positive(v, "--num-classes")
+            for k, v in parse.per_model(params["num_classes"], names, "--num-classes", "N").items()
         }
-        labels = _per_model(params["categories"], names, "--categories", "PATH")
+        labels = parse.per_model(params["categories"], names, "--categories", "PATH")
         specs = [
-            _model_options(
+            parse.model_options(
                 params,
                 name=name,
                 weights=Path(paths[name]) if name in paths else None,
@@ -587,11 +476,7 @@ def compare_models_command(video: Path, model_names: str, **params: Any) -> None
 
 @main.command("pyramid", context_settings=_CONTEXT)
 @click.argument("video", type=click.Path(path_type=Path))
-@click.option("--model", "model_name", default="tiny-actions", show_default=True)
-@click.option("--weights", type=click.Path(path_type=Path), default=None, help="Checkpoint.")
-@click.option("--allow-pickle", is_flag=True, help="Allow a full-pickle checkpoint you trust.")
-@click.option("--num-classes", type=int, default=None, help="Size of the classifier head.")
-@click.option("--categories", type=click.Path(path_type=Path), default=None, help="Class names.")
+@_options(_MODEL, _WEIGHTS, _ALLOW_PICKLE, _NUM_CLASSES, _CATEGORIES)
 @click.option(
     "--class",
     "target",
@@ -618,8 +503,7 @@ def compare_models_command(video: Path, model_names: str, **params: Any) -> None
 @click.option(
     "--out", "out_dir", default="pyramid_out", show_default=True, type=click.Path(path_type=Path)
 )
-@_options(_DEVICE)
-@click.option("--quiet", is_flag=True, help="No progress messages.")
+@_options(_DEVICE, _QUIET)
 def pyramid_command(video: Path, **params: Any) -> None:
     """Class feature pyramid of VIDEO: back-step from a class through layers and kernels.
 
@@ -628,7 +512,7 @@ def pyramid_command(video: Path, **params: Any) -> None:
     """
 
     def run() -> Any:
-        from .commands import PyramidOptions, probe, pyramid_video
+        from .commands import PyramidOptions, pyramid_video
 
         layers = params["layers"]
         options = PyramidOptions(
@@ -643,17 +527,7 @@ def pyramid_command(video: Path, **params: Any) -> None:
             gif=not params["no_gif"],
         )
         options.check()
-        model = _model_options(params)
-        model.check()
-        info = probe(video, min_frames=2)
-        return pyramid_video(
-            video,
-            params["out_dir"],
-            model.load(),
-            options,
-            info=info,
-            on_stage=_stages(params["quiet"]),
-        )
+        return _on_video(pyramid_video, video, params, options)
 
     result = _guarded(run)
     if result is None:
@@ -676,13 +550,8 @@ def pyramid_command(video: Path, **params: Any) -> None:
     default=None,
     help="Ground truth of VIDEO: per-frame boxes (.json) or a mask (.npy); see the README.",
 )
-@click.option("--model", "model_name", default="tiny-actions", show_default=True)
-@click.option("--weights", type=click.Path(path_type=Path), default=None, help="Checkpoint.")
-@click.option("--allow-pickle", is_flag=True, help="Allow a full-pickle checkpoint you trust.")
-@click.option("--num-classes", type=int, default=None, help="Size of the classifier head.")
-@click.option("--categories", type=click.Path(path_type=Path), default=None, help="Class names.")
-@click.option("--layer", default=None, help="Target layer name.")
-@click.option("--classifier", default=None, help="Classifier head name.")
+@_options(_MODEL, _WEIGHTS, _ALLOW_PICKLE, _NUM_CLASSES, _CATEGORIES)
+@_options(_LAYER, _CLASSIFIER)
 @click.option(
     "--class", "target", default="top1", show_default=True, help="VIDEO: class to explain."
 )
@@ -708,7 +577,7 @@ def pyramid_command(video: Path, **params: Any) -> None:
 @click.option(
     "--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy box)."
 )
-@click.option("--quiet", is_flag=True, help="No progress messages.")
+@_options(_QUIET)
 def evaluate_command(video: Path | None, **params: Any) -> None:
     """Score tubes: pointing game, mass, IoU, deletion/insertion AUC, sanity check.
 
@@ -753,18 +622,18 @@ def _benchmark(params: dict[str, Any]) -> None:
             "expected VIDEO with --gt or --model/--weights; without VIDEO the benchmark "
             "runs the embedded tiny-actions model on synthetic clips"
         )
-    modes = _csv(params["interpolations"]) if params["interpolations"] else None
+    modes = parse.names(params["interpolations"]) if params["interpolations"] else None
     config = BenchmarkConfig(
         clips=32 if params["clips"] is None else params["clips"],
         seed=10_000 if params["seed"] is None else params["seed"],
-        methods=_csv(params["methods"]),
+        methods=parse.names(params["methods"]),
         interpolations=modes or BenchmarkConfig().interpolations,
-        baselines=_csv(params["baselines"]),
+        baselines=parse.names(params["baselines"]),
         device=params["device"],
         protocol=Protocol(steps=params["steps"], substrate=params["substrate"]),
     )
     config.check()
-    _model_options(params).check()  # the device
+    parse.model_options(params).check()  # the device
     result = benchmark(config, show=not params["quiet"], on_stage=_stages(params["quiet"]))
     files = write_benchmark(result, params["out_dir"])
     click.echo(result.table())
@@ -784,22 +653,22 @@ def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
         )
     if params["clips"] is not None or params["seed"] is not None:
         raise InputError("--clips and --seed are for the benchmark; drop them with VIDEO")
-    modes = _csv(params["interpolations"]) if params["interpolations"] else None
+    modes = parse.names(params["interpolations"]) if params["interpolations"] else None
     if modes is not None and len(modes) != 1:
         raise InputError(
             f"expected one --interpolation with VIDEO, but got {params['interpolations']}"
         )
-    spec = _classes(params["target"])
+    spec = parse.class_spec(params["target"])
     options = EvaluateOptions(
-        methods=_csv(params["methods"]),
+        methods=parse.names(params["methods"]),
         classes=spec[0] if isinstance(spec, list) and len(spec) == 1 else spec,
         interpolation=modes[0] if modes else "cubic",
-        baselines=_csv(params["baselines"]),
-        units=_csv(params["units"]),
+        baselines=parse.names(params["baselines"]),
+        units=parse.names(params["units"]),
         protocol=Protocol(steps=params["steps"], substrate=params["substrate"]),
     )
     options.check()
-    model = _model_options(params)
+    model = parse.model_options(params)
     model.check()
     probe(video, min_frames=2)  # a bad video is reported before any model is built
     return evaluate_video(

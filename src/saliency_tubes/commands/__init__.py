@@ -3,6 +3,7 @@
 One module per command, and one per shared concern:
 
 ==================  ===================================================================
+``parse``           option values from text (a command line, a table of videos)
 ``options``         what each command is asked to do (:class:`ExplainOptions`,
                     :class:`CompareOptions`, :class:`PyramidOptions`,
                     :class:`EvaluateOptions`, :class:`ModelOptions`), validated once
@@ -31,6 +32,7 @@ from ..errors import InputError, SaliencyTubesError, first_line
 from ..metrics.benchmark import BenchmarkConfig, BenchmarkResult, Protocol
 from ..video import probe
 from ..zoo import LoadedModel, load_model
+from . import parse
 from .compare import compare_classes, compare_models
 from .demo import DEMO_SEED, run_demo
 from .evaluate import benchmark, evaluate_video, write_benchmark
@@ -87,6 +89,7 @@ __all__ = [
     "first_line",
     "load_model",
     "model_lines",
+    "parse",
     "probe",
     "pyramid_video",
     "run_demo",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..errors import InputError, SaliencyTubesError, check_choice, check_choices
+from ..errors import InputError, check_choice, check_choices
 from ..methods import METHODS
 from ..methods.base import ClassSpec
 from ..metrics import BASELINES, UNITS
@@ -60,7 +60,7 @@ METHOD_CHOICES = (*METHODS, "auto")
 """Explainers by name, or ``auto``: the model adapter's default method."""
 
 
-class DeviceError(SaliencyTubesError, ValueError):
+class DeviceError(InputError):
     """The device asked for does not exist here."""
 
 

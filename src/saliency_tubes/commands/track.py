@@ -83,12 +83,8 @@ class TubeTrack:
         *,
         signed: bool = False,
     ) -> None:
-        self.windows = windows
-        self.size = clip_size
-        self.mode = mode
-        self.align = align
-        self.geometry = geometry
-        self.signed = signed
+        self.windows, self.size, self.signed = windows, clip_size, signed
+        self.mode, self.align, self.geometry = mode, align, geometry
         self._cache: OrderedDict[int, tuple[np.ndarray, list[TimedTube]]] = OrderedDict()
         self._sampler = SourceSampler(geometry, (clip_size[1], clip_size[2]))
         if signed:

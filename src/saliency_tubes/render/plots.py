@@ -9,10 +9,11 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Panel", "Series", "figure_png"]
+__all__ = ["Panel", "Series", "figure_png", "png_of"]
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,14 @@ def figure_png(
         if labels != previous:  # a legend where the labels differ from the panel before
             ax.legend(fontsize=7, loc="best")
         previous = labels
+    return png_of(fig, title, fontsize=11)
+
+
+def png_of(fig: Any, title: str = "", *, fontsize: int = 10) -> bytes:
+    """A matplotlib figure, titled and laid out, as PNG bytes."""
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=fontsize)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

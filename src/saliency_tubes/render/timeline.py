@@ -3,7 +3,6 @@ frame, and a plot of the curves against the source frames."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,6 +10,7 @@ import numpy as np
 from ..errors import InputError
 from ..temporal import TemporalCurve
 from .frames import colormap as colormap_lut
+from .plots import png_of
 
 __all__ = ["curves_png", "timeline_bar"]
 
@@ -150,12 +150,7 @@ def curves_png(
             functions=(lambda f: _interp(f, index, times), lambda t: _interp(t, times, index)),
         )
         top.set_xlabel("time (s)")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return png_of(fig, title)
 
 
 def _interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:

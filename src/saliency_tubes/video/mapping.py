@@ -232,19 +232,6 @@ class TubeMapper:
     ) -> None:
         self._init([tube], [times], geometry, src_hw, "triangular")
 
-    @classmethod
-    def _stitched(
-        cls,
-        tubes: Sequence[np.ndarray | torch.Tensor],
-        times: Sequence[Sequence[float] | np.ndarray],
-        geometry: Geometry,
-        src_hw: tuple[int, int] | None,
-        weights: str,
-    ) -> TubeMapper:
-        self = cls.__new__(cls)
-        self._init(tubes, times, geometry, src_hw, weights)
-        return self
-
     def _init(
         self,
         tubes: Sequence[np.ndarray | torch.Tensor],
@@ -382,4 +369,6 @@ def stitch_windows(
     Raises:
         InputError: As :class:`TubeMapper`, or the lists differ in length or are empty.
     """
-    return TubeMapper._stitched(tubes, times, geometry, src_hw, weights)
+    mapper = TubeMapper.__new__(TubeMapper)
+    mapper._init(tubes, times, geometry, src_hw, weights)
+    return mapper

@@ -1,0 +1,20 @@
+"""``run_demo`` called directly: the generated clip, its mask and the embedded model's answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from saliency_tubes.commands import DEMO_SEED, run_demo
+from saliency_tubes.commands.demo import DEMO_FRAMES, DEMO_SIZE
+from saliency_tubes.synthetic import make_clip
+
+
+def test_run_demo(tmp_path: Path) -> None:
+    result = run_demo(tmp_path / "demo", formats=("npy",), progress=False)
+    truth = make_clip(seed=DEMO_SEED, frames=DEMO_FRAMES, size=DEMO_SIZE)
+    assert result.manifest["demo"]["true_class"] == "shrink" == result.tubes[0].name
+    assert result.tubes[0].score > 0.9 and len(result.tubes) == 2
+    np.testing.assert_array_equal(np.load(tmp_path / "demo" / "input_mask.npy"), truth.mask)
+    assert result.manifest["model"]["weights"] is not None  # trained, shipped weights

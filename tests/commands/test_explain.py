@@ -1,0 +1,101 @@
+"""``explain_video`` called directly: its files, its numbers against a hand-run explainer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import saliency_tubes as st
+from _clips import mapped
+from saliency_tubes.commands import ExplainOptions, explain_video
+from saliency_tubes.video import probe, read_frames, sample_uniform
+
+from .conftest import assert_close, model_input, state
+
+
+def test_explain_video_returns_what_it_wrote(clip_path: Path, tmp_path: Path, tiny) -> None:
+    options = ExplainOptions(classes="top2", formats=("mp4", "npy", "plot"), progress=False)
+    result = explain_video(clip_path, tmp_path / "out", tiny, options)
+
+    # The same tubes as the explainer run by hand on the clip the command samples.
+    expected = tiny.explainer("cam")(model_input(clip_path, tiny), classes="top2")
+    assert [t.index for t in result.tubes] == expected.classes[0].tolist()
+    assert_close([t.score for t in result.tubes], expected.scores[0].numpy(), atol=1e-6)
+    assert [t.name for t in result.tubes] == expected.names()[0]
+    tube = np.load(tmp_path / "out" / "tube.npy")
+    assert tube.shape == (2, tiny.preset.frames, *tiny.preset.size)
+    assert_close(tube, expected.maps[0].numpy(), atol=1e-5)
+
+    # Curves and statistics are those of the tube mapped onto every source frame.
+    info = probe(clip_path)
+    indices = sample_uniform(info.num_frames, tiny.preset.frames).tolist()
+    on_source = mapped(tube[0], indices, tiny.preset, clip_path)
+    assert_close(result.tubes[0].curve.mean, np.nanmean(on_source, axis=(1, 2)), atol=1e-5)
+    stats = st.tube_stats(on_source)
+    assert result.tubes[0].stats.fraction_above == pytest.approx(stats.fraction_above, abs=1e-6)
+    assert result.tubes[0].stats.spread == pytest.approx(stats.spread, abs=1e-6)
+
+    # Files: the manifest's list, as paths, all there; the manifest written last.
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest == json.loads(json.dumps(result.manifest))
+    assert result.count == sum(len(v) for v in manifest["outputs"].values()) == 9
+    assert all(p.is_file() for paths in result.files.values() for p in paths)
+    assert {p.name for p in result.files["mp4"]} == {
+        f"{layout}_{k}_{name}.mp4"
+        for layout in ("heat", "focus", "side_by_side")
+        for k, name in ((1, result.tubes[0].name), (2, result.tubes[1].name))
+    }
+    assert set(result.timings) == {"explain", "summarise", "write", "total"}
+    assert result.timings["total"] >= result.timings["explain"] + result.timings["write"]
+    assert result.seconds == manifest["seconds"]
+
+
+def test_windows_are_normalised_on_one_scale(clip_path: Path, tmp_path: Path, tiny) -> None:
+    options = ExplainOptions(windows=(16, 4), formats=("npy",), progress=False)
+    result = explain_video(clip_path, tmp_path / "out", tiny, options)
+    tube = np.load(tmp_path / "out" / "tube.npy")
+    windows = result.manifest["clips"]
+    assert tube.shape[:2] == (len(windows), 1) and len(windows) == 3  # starts 0, 4, 8 of 24
+    # One scale for the whole video: its min is 0 and its max 1 over all windows, not each.
+    assert tube.min() == 0.0 and tube.max() == 1.0
+    assert not all(w.min() == 0.0 and w.max() == 1.0 for w in tube[:, 0])
+    # The score is the mean softmax over the windows, each explained by hand.
+    explainer = tiny.explainer("cam")
+    info = probe(clip_path)
+    prep = tiny.preset.preprocess()
+    clips = [prep(read_frames(clip_path, w["frame_indices"], info=info))[None] for w in windows]
+    probs = [torch.softmax(explainer.logits(c), 1)[0] for c in clips]
+    mean = torch.stack(probs).mean(0)
+    assert result.tubes[0].index == int(mean.argmax())
+    assert result.tubes[0].score == pytest.approx(float(mean.max()), abs=1e-6)
+
+
+def test_the_model_comes_back_unchanged(clip_path: Path, tmp_path: Path, tiny) -> None:
+    tiny.model.train()
+    first = next(tiny.model.parameters())
+    first.requires_grad_(False)
+    before = state(tiny.model)
+    explain_video(clip_path, tmp_path / "a", tiny, ExplainOptions(formats=("npy",), progress=False))
+    assert state(tiny.model) == before
+    with pytest.raises(st.ClassSelectionError):
+        explain_video(
+            clip_path, tmp_path / "b", tiny, ExplainOptions(classes=["shrimp"], progress=False)
+        )
+    assert state(tiny.model) == before and not (tmp_path / "b").exists()
+
+
+def test_bad_options_are_one_line_and_write_nothing(clip_path: Path, tmp_path: Path, tiny) -> None:
+    for options, fragment in (
+        (ExplainOptions(formats=("mp4", "avi")), "expected formats among"),
+        (ExplainOptions(interpolation="bogus"), "expected interpolation one of"),
+        (ExplainOptions(method="bogus"), "expected method one of"),
+        (ExplainOptions(windows=(1, 1)), "LEN>=2"),
+    ):
+        with pytest.raises(st.InputError, match=fragment) as caught:
+            explain_video(clip_path, tmp_path / "out", tiny, options)
+        assert len(str(caught.value).splitlines()) == 1
+    assert not (tmp_path / "out").exists()

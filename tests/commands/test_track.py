@@ -1,0 +1,58 @@
+"""The tube track: one window maps like a TubeMapper; windows blend on one scale."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from saliency_tubes.commands.track import TubeTrack, Window
+from saliency_tubes.video import Preprocess, TubeMapper, stitch_windows
+
+
+def _window(indices: list[int], raw: torch.Tensor) -> Window:
+    ix = np.array(indices)
+    return Window(ix, ix / 10.0, raw)
+
+
+def test_one_window_is_the_mapped_normalised_tube() -> None:
+    torch.manual_seed(0)
+    raw = torch.rand(2, 4, 6, 6)  # (K, T, h, w): already on the clip grid, no upsampling
+    geometry = Preprocess(size=(6, 6), resize="short_side").geometry((12, 18))
+    track = TubeTrack([_window([0, 3, 6, 9], raw)], (4, 6, 6), "cubic", "corners", geometry)
+    for k in range(2):
+        tube = (raw[k] - raw[k].min()) / (raw[k].max() - raw[k].min())
+        mapper = TubeMapper(tube.numpy(), np.array([0, 3, 6, 9]) / 10.0, geometry)
+        for t in (0.0, 0.15, 0.45, 0.9, 1.2):
+            np.testing.assert_allclose(
+                track.frame(k, t), mapper.frame(t), atol=1e-6, equal_nan=True
+            )
+    assert np.isnan(track.frame(0, 0.0)).any()  # the short-side crop hides the borders
+
+
+def test_windows_share_one_scale_and_blend_like_stitch_windows() -> None:
+    raws = [torch.full((1, 2, 2, 2), 1.0), torch.full((1, 2, 2, 2), 3.0)]
+    raws[1][0, 1] = 5.0
+    windows = [_window([0, 2], raws[0]), _window([1, 3], raws[1])]
+    geometry = Preprocess(size=(2, 2), resize="full").geometry((2, 2))
+    track = TubeTrack(windows, (2, 2, 2), "linear", "corners", geometry)
+    # One scale: low 1 and high 5 over both windows.
+    np.testing.assert_allclose(track.normalised(0), 0.0)
+    np.testing.assert_allclose(track.normalised(1)[0, :, 0, 0], [0.5, 1.0])
+    stitched = stitch_windows(
+        [track.normalised(w)[0] for w in range(2)], [w.times for w in windows], geometry
+    )
+    for t in (0.0, 0.1, 0.15, 0.2, 0.3):
+        np.testing.assert_allclose(track.frame(0, t), stitched.frame(t), atol=1e-7)
+    shape, blocks = track.blocks()
+    assert shape == (2, 1, 2, 2, 2) and np.concatenate(list(blocks)).shape == shape
+
+
+def test_difference_is_signed_on_one_scale() -> None:
+    raw = torch.stack([torch.full((2, 2, 2), 2.0), torch.full((2, 2, 2), 1.0)])
+    raw[0, 1] = 0.0  # A - B: +1 at t = 0, -1 at t = 1
+    geometry = Preprocess(size=(2, 2), resize="full").geometry((2, 2))
+    track = TubeTrack([_window([0, 1], raw)], (2, 2, 2), "linear", "corners", geometry)
+    diff = track.difference(0, 1)
+    assert float(diff.bound[0]) == pytest.approx(1.0)
+    np.testing.assert_allclose(diff.normalised(0)[0, :, 0, 0], [1.0, -1.0])

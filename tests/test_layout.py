@@ -1,0 +1,134 @@
+"""The rules the package's layout keeps (read from the source, so they cannot drift).
+
+* no module imports another module's ``_private`` name (or reaches for one as
+  ``module._name``): what two files share is public in one of them;
+* no file in ``src/`` is longer than 700 lines;
+* the command line imports only the application layer (``saliency_tubes.commands``);
+* the library (everything but ``commands/`` and ``cli.py``) never imports the application
+  layer and prints nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "saliency_tubes"
+FILES = sorted(PACKAGE.rglob("*.py"))
+MAX_LINES = 700
+
+
+def _module(path: Path, root: Path) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _absolute(path: Path, node: ast.ImportFrom, root: Path = PACKAGE) -> str:
+    """The module an ``ImportFrom`` names, made absolute."""
+    if node.level == 0:
+        return node.module or ""
+    package = _module(path, root).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _imports(path: Path, root: Path = PACKAGE) -> list[tuple[str, str | None, int]]:
+    """``(module, imported name or None, line)`` for every import of the file."""
+    out: list[tuple[str, str | None, int]] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            source = _absolute(path, node, root)
+            out.extend((source, alias.name, node.lineno) for alias in node.names)
+        elif isinstance(node, ast.Import):
+            out.extend((alias.name, None, node.lineno) for alias in node.names)
+    return out
+
+
+def test_the_package_is_found() -> None:
+    assert len(FILES) > 40 and (PACKAGE / "commands" / "__init__.py") in FILES
+
+
+def _private_uses(path: Path, root: Path = PACKAGE) -> list[str]:
+    """Where ``path`` imports a ``_private`` name of the package or uses ``module._name``."""
+    found = [
+        f"{path.name}:{line} imports {name} from {source}"
+        for source, name, line in _imports(path, root)
+        if source.startswith("saliency_tubes") and name and name.startswith("_")
+    ]
+    tree = ast.parse(path.read_text())
+    modules = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and _absolute(path, node, root).startswith("saliency_tubes")
+        for alias in node.names
+    }
+    found += [
+        f"{path.name}:{node.lineno} uses {node.value.id}.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in modules
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+    ]
+    return found
+
+
+def test_no_private_name_crosses_a_file() -> None:
+    assert [use for path in FILES for use in _private_uses(path)] == []
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_file_is_over_700_lines(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{path.name} has {lines} lines; split it"
+
+
+def test_the_cli_imports_only_the_commands() -> None:
+    ours = [
+        (source, name)
+        for source, name, _ in _imports(PACKAGE / "cli.py")
+        if source.startswith("saliency_tubes")
+    ]
+    assert ours and all(source.startswith("saliency_tubes.commands") for source, _ in ours), ours
+
+
+def test_the_library_does_not_reach_up_nor_print() -> None:
+    library = [
+        p for p in FILES if "commands" not in p.relative_to(PACKAGE).parts and p.name != "cli.py"
+    ]
+    upward = [
+        f"{p.relative_to(PACKAGE)}:{line} imports {source}"
+        for p in library
+        for source, _, line in _imports(p)
+        if source.startswith(("saliency_tubes.commands", "saliency_tubes.cli"))
+        and p != PACKAGE / "__init__.py"  # the package's front door re-exports the commands
+    ]
+    prints = [
+        f"{p.relative_to(PACKAGE)}:{node.lineno}"
+        for p in library
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "print"
+    ]
+    assert upward == [] and prints == []
+
+
+def test_the_rules_would_catch_a_breach(tmp_path: Path) -> None:
+    """The scan reads what it claims to: a planted private import and access are found."""
+    root = tmp_path / "saliency_tubes"
+    (root / "render").mkdir(parents=True)
+    planted = root / "render" / "x.py"
+    planted.write_text(
+        "from ..video.reader import _to_rgb\nfrom . import frames\nframes._check_frame(1)\n"
+    )
+    assert _private_uses(planted, root) == [
+        "x.py:1 imports _to_rgb from saliency_tubes.video.reader",
+        "x.py:3 uses frames._check_frame",
+    ]
