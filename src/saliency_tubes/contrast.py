@@ -28,6 +28,7 @@ import torch
 
 from .errors import ClassSelectionError, InputError
 from .methods import Tubes
+from .normalise import by_magnitude
 from .upsample import upsample
 
 __all__ = ["Contrast", "contrastive_tube"]
@@ -148,8 +149,7 @@ def contrastive_tube(
         if tuple(raw.shape[-3:]) != size:
             up = upsample(raw.unsqueeze(1), size, mode=interpolation, align=align)[:, 0]
         scale = up.abs().flatten(1).amax(dim=1)
-        safe = torch.where(scale > 0, scale, torch.ones_like(scale)).view(-1, 1, 1, 1)
-        maps = torch.where(scale.view(-1, 1, 1, 1) > 0, up / safe, torch.zeros_like(up))
+        maps = by_magnitude(up, scale.view(-1, 1, 1, 1))
     return Contrast(
         maps=maps,
         raw=raw,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["minmax"]
+__all__ = ["by_magnitude", "minmax"]
 
 
 def minmax(
@@ -50,3 +50,14 @@ def minmax(
     positive = span > 0
     safe = torch.where(positive, span, torch.ones_like(span))
     return torch.where(positive, (x - low) / safe, torch.zeros_like(x))
+
+
+def by_magnitude(x: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
+    r"""Divide a signed map by its bound: :math:`x / b` where :math:`b > 0`, else 0.
+
+    With ``bound`` the largest :math:`|x|` the result lies in ``[-1, 1]`` and 0 stays 0 ("no
+    preference" for a contrastive tube). ``bound`` broadcasts onto ``x``.
+    """
+    positive = bound > 0
+    safe = torch.where(positive, bound, torch.ones_like(bound))
+    return torch.where(positive, x / safe, torch.zeros_like(x))

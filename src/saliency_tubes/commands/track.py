@@ -23,7 +23,7 @@ import torch
 from ..errors import InputError
 from ..methods import normalize_tubes
 from ..metrics.concentration import StatsBuilder, TubeStats
-from ..normalise import minmax
+from ..normalise import by_magnitude, minmax
 from ..temporal import CurveBuilder, TemporalCurve
 from ..upsample import upsample
 from ..video import Geometry, SourceSampler, TimedTube, VideoInfo, blend, covering
@@ -119,9 +119,7 @@ class TubeTrack:
             return self._cache[w]
         up = self._upsampled(self.windows[w])
         if self.signed:
-            bound = self.bound.view(-1, 1, 1, 1)
-            safe = torch.where(bound > 0, bound, torch.ones_like(bound))
-            maps = torch.where(bound > 0, up / safe, torch.zeros_like(up)).clamp(-1, 1)
+            maps = by_magnitude(up, self.bound.view(-1, 1, 1, 1)).clamp(-1, 1)
         elif len(self.windows) == 1:
             maps = normalize_tubes(up.unsqueeze(0))[0].clamp(0, 1)
         else:

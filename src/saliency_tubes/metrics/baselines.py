@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..normalise import by_magnitude
 from .faithfulness import gaussian_blur
 
 __all__ = ["BASELINES", "baseline_fn", "centre_gaussian", "motion_energy", "random_tube", "uniform"]
@@ -40,7 +41,7 @@ def _check(clip: torch.Tensor) -> torch.Tensor:
 
 def _unit_max(maps: torch.Tensor) -> torch.Tensor:
     high = maps.flatten(1).amax(1).view(-1, 1, 1, 1)
-    return torch.where(high > 0, maps / high.clamp_min(1e-30), torch.zeros_like(maps))
+    return by_magnitude(maps, high)
 
 
 def uniform(clip: torch.Tensor) -> torch.Tensor:

@@ -141,7 +141,7 @@ class BenchmarkConfig:
     seed: int = HELD_OUT_SEED
     model: str = "tiny-actions"
     methods: tuple[str, ...] = ("cam", "gradcam", "gradcam++")
-    interpolations: tuple[str, ...] = ("cubic", "quadratic", "linear", "nearest")
+    interpolations: tuple[str, ...] = tuple(reversed(MODES))  # cubic first
     baselines: tuple[str, ...] = tuple(BASELINES)
     chunk: int = 8
     device: str = "cpu"
