@@ -290,3 +290,110 @@ def test_mean_std_override_the_preset(video: Path, tmp_path: Path) -> None:
     code, _, stderr = _explain(video, tmp_path / "bad", "--std", "0,1,1")
     assert code == 2 and "std > 0" in stderr and len(stderr.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (OSError(28, "No space left on device"), 2, "error: expected to write the outputs into"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ],
+)
+def test_a_failed_rerun_keeps_the_earlier_results(
+    video: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    error: BaseException,
+    code: int,
+    line: str,
+) -> None:
+    out = tmp_path / "out"
+    first, _, stderr = _explain(video, out, "--format", "mp4,npy,plot")
+    assert first == 0, stderr
+    before = _tree(out)
+    calls = {"n": 0}
+    original = render.focus
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:  # writers open, tube.npy and the plot already written
+            raise error
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(render, "focus", failing)
+    again, _, stderr = _explain(video, out, "--format", "mp4,npy,plot", "--classes", "top2")
+    lines = stderr.strip().splitlines()
+    assert again == code and len(lines) == 1 and lines[0].startswith(line), stderr
+    assert _tree(out) == before  # byte for byte, and nothing new (no staging folder either)
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)
+
+
+def test_ctrl_c_in_a_subprocess_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    long_clip = _write_video(tmp_path / "long.mp4", frames=400, size=(144, 192))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    command = [
+        sys.executable,
+        "-m",
+        "saliency_tubes.cli",
+        "explain",
+        str(long_clip),
+        "--out",
+        str(out),
+        "--model",
+        FACTORY,
+        "--format",
+        "mp4,gif",
+        "--quiet",
+    ]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+        p.name.startswith(".saliency-tubes-run-") and any(p.rglob("*.partial*"))
+        for p in out.iterdir()
+    ):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and stderr.strip() == "interrupted", stderr
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_usage_errors_and_invalid_choices_are_one_line(video: Path, tmp_path: Path) -> None:
+    for args, fragment in (
+        (["explain"], "Missing argument 'VIDEO'"),
+        (["explain", str(video), "--out", str(tmp_path / "o"), "--bogus"], "No such option"),
+        (
+            ["explain", str(video), "--out", str(tmp_path / "o"), "--method", "bogus"],
+            "expected method one of cam, gradcam, gradcam++ or auto, but got 'bogus'",
+        ),
+        (
+            ["explain", str(video), "--out", str(tmp_path / "o"), "--interpolation", "bogus"],
+            "expected interpolation one of nearest, linear, quadratic, cubic",
+        ),
+        (
+            ["explain", str(video), "--out", str(tmp_path / "o"), "--frames", "many"],
+            "'many' is not a valid integer",
+        ),
+        (["frob"], "No such command 'frob'"),
+    ):
+        code, _, stderr = _run(*args)
+        lines = stderr.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr
+        assert fragment in lines[0], lines[0]
+    assert not (tmp_path / "o").exists()

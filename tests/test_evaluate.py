@@ -208,7 +208,7 @@ def test_failure_midway_removes_written_files(
         raise OSError("disk full")
 
     monkeypatch.setattr(outputs, "atomic_write_json", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(InputError, match="but got disk full"):
         ev.evaluate_video(
             path,
             mask,

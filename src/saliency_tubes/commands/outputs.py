@@ -1,16 +1,21 @@
-"""The output folder of one command run: claimed names, atomic writes, clean-up, progress.
+"""The output folder of one command run: staged writes, all-or-nothing, clean-up, progress.
 
-Every file a run writes goes through one :class:`OutputFolder`: :meth:`OutputFolder.claim`
-names it (and records it for clean-up), the ``write_*`` methods write it atomically (a
-partial file renamed into place when complete), and :meth:`OutputFolder.video` opens a
-:class:`~saliency_tubes.video.VideoWriter` that is aborted on failure. Inside
-:func:`output_folder`, an error or an interrupt removes every file the run claimed (and
-the folder, when the run created it). :func:`produce` runs a command's work inside it and
-writes the manifest last; :func:`progress` is the bar long stages show.
+Every file a run writes goes through one :class:`OutputFolder`, and is first written into a
+hidden staging folder inside ``--out`` (the same file system): :meth:`OutputFolder.claim`
+names a file, the ``write_*`` methods write it, :meth:`OutputFolder.video` opens a
+:class:`~saliency_tubes.video.VideoWriter`. Only when the run has finished does
+:meth:`OutputFolder.commit` move its files into place, the manifest last; files of an
+earlier run that this run replaces are moved aside first and put back if the move fails.
+Inside :func:`output_folder`, an error or an interrupt before that point removes the
+staging folder (and ``--out``, when the run created it): the folder is left exactly as it
+was found, earlier results byte for byte, and no file this run did not create is ever
+deleted. :func:`produce` runs a command's work inside it; :func:`progress` is the bar long
+stages show.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -38,32 +43,33 @@ __all__ = ["OutputFolder", "Run", "output_folder", "produce", "progress"]
 
 
 class OutputFolder:
-    """Every file of one run, relative to its folder; on failure all of them are removed.
+    """Every file of one run, staged until :meth:`commit` moves them into ``root``.
 
     Args:
-        root: the folder (it must exist; see :func:`output_folder`).
+        root: the output folder (it must exist; see :func:`output_folder`).
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.files: list[Path] = []
+        self.staging = Path(tempfile.mkdtemp(prefix=".saliency-tubes-run-", dir=root))
+        self.names: list[str] = []  # claimed names, relative, in claim order
         self.writers: list[VideoWriter] = []
 
     def rel(self, path: Path) -> str:
         """``path`` relative to the folder, with ``/`` separators (as manifests list it)."""
-        return path.relative_to(self.root).as_posix()
+        return path.relative_to(self.staging).as_posix()
 
     def claim(self, name: str) -> Path:
-        """Claim ``root / name`` for this run (removed on failure)."""
-        path = self.root / name
-        self.files.append(path)
+        """Claim ``name`` for this run: the staged path to write it to."""
+        path = self.staging / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.names.append(name)
         return path
 
     def folder(self, name: str) -> Path:
-        """A sub-folder for this run's files; claimed (removed on failure) only if new."""
-        path = self.root / name
-        if not path.exists():
-            self.claim(name)
+        """A sub-folder for this run's files (it holds claimed files; it is not one itself)."""
+        path = self.staging / name
+        path.mkdir(parents=True, exist_ok=True)
         return path
 
     def write_bytes(self, name: str, data: bytes) -> str:
@@ -90,7 +96,7 @@ class OutputFolder:
         """Write a float32 ``.npy`` of ``shape`` from ``parts`` along its first axis.
 
         The array is filled through a memory map, one part at a time (a window's tubes,
-        say), so it is never whole in memory; it appears under ``name`` when complete.
+        say), so it is never whole in memory.
         """
         path = self.claim(name)
         partial = path.with_name(f".{path.name}.partial")
@@ -107,22 +113,60 @@ class OutputFolder:
             partial.unlink(missing_ok=True)
         return self.rel(path)
 
-    def video(self, name: str, fps: Any) -> tuple[VideoWriter, str]:
-        """A :class:`VideoWriter` for ``name`` (aborted on failure) and its relative name."""
+    def video(self, name: str, fps: Any, kind: str | None = None) -> tuple[VideoWriter, str]:
+        """A :class:`VideoWriter` for ``name`` (aborted on failure) and its relative name.
+
+        ``kind`` gives the format whatever the name's suffix (``"png"``: a frame folder).
+        """
         path = self.claim(name)
-        writer = VideoWriter(path, fps=fps)
+        writer = VideoWriter(path, fps=fps, kind=kind)  # type: ignore[arg-type]
         self.writers.append(writer)
         return writer, self.rel(path)
 
+    def commit(self, last: str | None = None) -> None:
+        """Move every claimed file into ``root`` (``last``, the manifest, at the end).
+
+        A file of an earlier run under the same name is moved aside first; if any move
+        fails, what was moved in is taken out again and the earlier files are put back.
+        """
+        order = [n for n in dict.fromkeys(self.names) if n != last]
+        order += [last] if last in self.names else []
+        aside = self.staging / ".replaced"
+        placed: list[Path] = []
+        moved: list[tuple[Path, Path]] = []
+        try:
+            for name in order:
+                source, target = self.staging / name, self.root / name
+                if not source.exists():
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.exists() or target.is_symlink():
+                    keep = aside / name
+                    keep.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(target, keep)
+                    moved.append((keep, target))
+                os.replace(source, target)
+                placed.append(target)
+        except BaseException:
+            for target in reversed(placed):
+                _remove(target)
+            for keep, target in reversed(moved):
+                os.replace(keep, target)
+            raise
+        shutil.rmtree(self.staging, ignore_errors=True)
+
     def cleanup(self) -> None:
-        """Abort the open writers and remove every claimed file."""
+        """Abort the open writers and remove the staging folder (nothing else)."""
         for writer in self.writers:
             writer.abort()
-        for path in self.files:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _prepare(out_dir: Path) -> bool:
@@ -148,20 +192,40 @@ def output_folder(out_dir: str | Path) -> Iterator[OutputFolder]:
     """Claim files in ``out_dir`` for one run; on any error remove them all.
 
     Creates ``out_dir`` if needed (checking it is writable) and yields the run's
-    :class:`OutputFolder`. If the block raises (errors and interrupts alike), the writers
-    are aborted, the claimed files removed, and ``out_dir`` too when this call created it;
-    files already there stay.
+    :class:`OutputFolder`; when the block ends, the staged files are moved in, the last
+    claimed (the manifest) last. If the block raises (errors and interrupts alike), the
+    writers are aborted and the staging folder removed, and ``out_dir`` too when this call
+    created it: files already there stay as they were. A failed write (``OSError``: a full
+    disk, a permission) becomes one :class:`~saliency_tubes.InputError` line.
     """
     out = Path(out_dir)
     created = _prepare(out)
-    outputs = OutputFolder(out)
+    try:
+        outputs = OutputFolder(out)
+    except OSError as exc:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise _write_error(out, exc) from None
     try:
         yield outputs
-    except BaseException:
+        outputs.commit(last=outputs.names[-1] if outputs.names else None)
+    except BaseException as exc:
         outputs.cleanup()
         if created:
             shutil.rmtree(out, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise _write_error(out, exc) from None
         raise
+
+
+def _write_error(out: Path, exc: OSError) -> InputError:
+    """One line for a failed write (a full disk, a permission): what, where, what to do."""
+    reason = exc.strerror or str(exc)
+    what = "free some space" if exc.errno == errno.ENOSPC else "check its permissions"
+    return InputError(
+        f"expected to write the outputs into {out}, but got {reason}; {what} or choose "
+        "another --out (the folder is as it was before this run)"
+    )
 
 
 def progress(total: int, desc: str, enabled: bool, unit: str = "clip") -> Any:

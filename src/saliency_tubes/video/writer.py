@@ -76,6 +76,8 @@ class VideoWriter:
         preset: x264 speed preset (``"ultrafast"`` ... ``"veryslow"``).
         odd: What to do with odd sizes in H.264: ``"pad"`` or ``"crop"``.
         options: Extra encoder options for FFmpeg (strings).
+        kind: The format, whatever the suffix (a PNG frame folder named "heat_1_v1.0"
+            has a dot in its name); default: from the suffix.
 
     Raises:
         InputError: Unsupported suffix, bad fps/odd, or ``path`` is an existing folder for a
@@ -91,15 +93,22 @@ class VideoWriter:
         preset: str = "medium",
         odd: Literal["pad", "crop"] = "pad",
         options: Mapping[str, str] | None = None,
+        kind: Literal["mp4", "mov", "mkv", "gif", "png"] | None = None,
     ) -> None:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
-        if suffix not in _WRITER_FORMATS:
+        if kind is not None:
+            if kind not in set(_WRITER_FORMATS.values()):
+                raise InputError(f"expected kind one of mp4, mov, mkv, gif, png, but got {kind!r}")
+            self.format = kind
+        elif suffix in _WRITER_FORMATS:
+            self.format = _WRITER_FORMATS[suffix]
+        else:
             raise InputError(
                 f"expected an output ending in .mp4, .m4v, .mov, .mkv, .gif or no suffix (PNG "
-                f"frame folder), but got '{self.path.name}'; change the output name"
+                f"frame folder), but got '{self.path.name}'; change the output name "
+                "(or pass kind=)"
             )
-        self.format = _WRITER_FORMATS[suffix]
         self.rate = check_fps(fps, "fps")
         if odd not in ("pad", "crop"):
             raise InputError(f"expected odd='pad' or 'crop', but got {odd!r}; pick one")

@@ -7,170 +7,15 @@ lists and pairs) and validated once, by the commands' option objects.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .commands import parse
-
-_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-# -- parsing -----------------------------------------------------------------------------
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
-
-
-def _options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Apply click option decorators in the order listed (first listed, first in --help)."""
-
-    def apply(command: Any) -> Any:
-        for decorator in reversed(decorators):
-            command = decorator(command)
-        return command
-
-    return apply
-
-
-def _say(message: str) -> None:
-    click.echo(f"- {message}", err=True)
-
-
-def _stages(quiet: bool) -> Callable[[str], None] | None:
-    return None if quiet else _say
-
-
-def _guarded(run: Callable[[], Any]) -> Any:
-    """``run()``; a user error ends with one ``error:`` line and exit code 2."""
-    from .commands import SaliencyTubesError, first_line
-
-    try:
-        return run()
-    except (SaliencyTubesError, click.BadParameter) as exc:
-        _fail(first_line(exc))
-        return None
-
-
-def _wrote(result: Any) -> None:
-    """The last line of a command: how many outputs, where, how long."""
-    click.echo(
-        f"wrote {result.count} output(s) and manifest.json to {result.out_dir} "
-        f"in {result.seconds:.1f} s"
-    )
-
-
-def _report_classes(result: Any) -> None:
-    for c in result.manifest["classes"]:
-        click.echo(f"class {c['index']} {c['name']}: p={c['score']:.3f}")
-    _wrote(result)
-
-
-# -- shared options ---------------------------------------------------------------------
-
-_METHODS = "cam | gradcam | gradcam++"
-_INTERPOLATIONS = "cubic | quadratic | linear | nearest"
-_BACKGROUNDS = "black | dark | blur | gray"
-
-_OUT = click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Output folder (created if missing).",
-)
-_FORMAT = click.option(
-    "--format",
-    "formats",
-    default="mp4,plot",
-    show_default=True,
-    help="Comma-separated: mp4,gif,png,npy,plot (plot: the temporal importance curves as PNG).",
-)
-_MODEL = click.option(
-    "--model",
-    "model_name",
-    default="tiny-actions",
-    show_default=True,
-    help="A registered name (see `saliency-tubes models`) or 'package.module:factory'.",
-)
-
-
-def _path_option(flag: str, help: str) -> Callable[[Any], Any]:
-    return click.option(flag, type=click.Path(path_type=Path), default=None, help=help)
-
-
-_WEIGHTS = _path_option(
-    "--weights",
-    "Checkpoint (.pth/.pt weights-only, or .safetensors). Default: the shipped weights, if "
-    "any. torchvision and pytorchvideo models also take kinetics400 (torchvision: or the enum "
-    "name): downloads the official weights.",
-)
-_ALLOW_PICKLE = click.option(
-    "--allow-pickle",
-    is_flag=True,
-    help="Allow a full-pickle checkpoint. Only for files you trust: a pickle can run code.",
-)
-_NUM_CLASSES = click.option(
-    "--num-classes",
-    type=int,
-    default=None,
-    help="Size of the classifier head, if it differs from the model's default.",
-)
-_CATEGORIES = _path_option("--categories", "Class names: .txt (one per line) or .json.")
-_DEVICE = click.option(
-    "--device", default="cpu", show_default=True, help="cpu | cuda | cuda:1 | mps."
-)
-_LAYER = click.option(
-    "--layer",
-    default=None,
-    help="Target layer name (default: the adapter's, or the last 5-D layer feeding the pool).",
-)
-_CLASSIFIER = click.option(
-    "--classifier", default=None, help="Classifier head name (default: the final nn.Linear)."
-)
-_QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
-_INTERPOLATION = click.option(
-    "--interpolation", default="cubic", show_default=True, help=_INTERPOLATIONS + "."
-)
-_ALIGN = click.option(
-    "--align",
-    default="corners",
-    show_default=True,
-    help="corners | centers: upsampling grid: corners (scipy.ndimage.zoom, the authors') or "
-    "half-pixel centres.",
-)
-_COLORMAP = click.option(
-    "--colormap", default="jet", show_default=True, help="Any matplotlib colour map for heat tubes."
-)
-_OPACITY = click.option(
-    "--opacity", type=float, default=0.5, show_default=True, help="Heat map opacity."
-)
-_BACKGROUND = click.option(
-    "--background",
-    default="black",
-    show_default=True,
-    help=f"{_BACKGROUNDS}: what focus tubes show where the model did not look.",
-)
-_WINDOWS = click.option(
-    "--windows",
-    default=None,
-    metavar="LEN,STRIDE",
-    help="Explain sliding windows covering the whole video and stitch them (default: one uniform clip).",
-)
-_TIMELINE = click.option(
-    "--timeline", is_flag=True, help="Draw the temporal importance bar under each frame."
-)
-_NO_CAPTION = click.option(
-    "--no-caption", is_flag=True, help="Do not draw class, model and probability."
-)
-_FRAMES = click.option(
-    "--frames", type=int, default=None, help="Clip length T (default: the model preset's)."
-)
+from ..commands import parse
+from . import flags
+from .running import Group, guarded, report_classes, stages, wrote
 
 
 def _on_video(
@@ -178,7 +23,7 @@ def _on_video(
 ) -> Any:
     """Check the model flags, probe VIDEO (a bad video is reported before any model is
     built), load the model and run ``command`` on it."""
-    from .commands import probe
+    from ..commands import probe
 
     model = parse.model_options(params)
     model.check()
@@ -189,14 +34,14 @@ def _on_video(
         model.load(),
         options,
         info=info,
-        on_stage=_stages(params["quiet"]),
+        on_stage=stages(params["quiet"]),
     )
 
 
 # -- commands ---------------------------------------------------------------------------
 
 
-@click.group(context_settings=_CONTEXT)
+@click.group(cls=Group, context_settings=flags.CONTEXT)
 @click.version_option(package_name="saliency-tubes")
 def main() -> None:
     """See where in space and time a video classifier looked.
@@ -212,9 +57,11 @@ def main() -> None:
     """
 
 
-@main.command(context_settings=_CONTEXT)
+@main.command(context_settings=flags.CONTEXT)
 @click.argument("video", type=click.Path(path_type=Path))
-@_options(_OUT, _MODEL, _WEIGHTS, _ALLOW_PICKLE, _NUM_CLASSES, _CATEGORIES)
+@flags.options(
+    flags.OUT, flags.MODEL, flags.WEIGHTS, flags.ALLOW_PICKLE, flags.NUM_CLASSES, flags.CATEGORIES
+)
 @click.option(
     "--mean",
     default=None,
@@ -225,7 +72,7 @@ def main() -> None:
     default=None,
     help="Per-channel std R,G,B on the [0, 1] scale (default: the model's preset).",
 )
-@_options(_LAYER, _CLASSIFIER)
+@flags.options(flags.LAYER, flags.CLASSIFIER)
 @click.option(
     "--classes",
     default="top1",
@@ -235,19 +82,27 @@ def main() -> None:
 @click.option(
     "--method",
     default=None,
-    help=f"{_METHODS}: cam is the paper's Saliency Tubes; gradcam(++) weigh channels by "
+    help=f"{flags.METHODS}: cam is the paper's Saliency Tubes; gradcam(++) weigh channels by "
     "gradients. Default: the model's (see `saliency-tubes models`; gradcam for MViT, cam "
     "otherwise).",
 )
-@_options(_FRAMES, _WINDOWS, _INTERPOLATION, _ALIGN, _COLORMAP, _OPACITY, _BACKGROUND)
-@_options(_FORMAT)
+@flags.options(
+    flags.FRAMES,
+    flags.WINDOWS,
+    flags.INTERPOLATION,
+    flags.ALIGN,
+    flags.COLORMAP,
+    flags.OPACITY,
+    flags.BACKGROUND,
+)
+@flags.options(flags.FORMAT)
 @click.option(
     "--layouts",
     default="heat,focus,side_by_side",
     show_default=True,
     help="Comma-separated: heat,focus,side_by_side.",
 )
-@_options(_NO_CAPTION, _TIMELINE, _DEVICE, _QUIET)
+@flags.options(flags.NO_CAPTION, flags.TIMELINE, flags.DEVICE, flags.QUIET)
 def explain(video: Path, out_dir: Path, **params: Any) -> None:
     """Explain VIDEO (a file FFmpeg reads, or a folder of numbered frames).
 
@@ -257,7 +112,7 @@ def explain(video: Path, out_dir: Path, **params: Any) -> None:
     """
 
     def run() -> Any:
-        from .commands import ExplainOptions, explain_video
+        from ..commands import ExplainOptions, explain_video
 
         options = ExplainOptions(
             method=params["method"] or "auto",  # auto: the adapter's default method
@@ -268,12 +123,12 @@ def explain(video: Path, out_dir: Path, **params: Any) -> None:
         options.check()
         return _on_video(explain_video, video, dict(params, out_dir=out_dir), options)
 
-    result = _guarded(run)
+    result = guarded(run)
     if result is not None:
-        _report_classes(result)
+        report_classes(result)
 
 
-@main.command(context_settings=_CONTEXT)
+@main.command(context_settings=flags.CONTEXT)
 @click.option(
     "--out", "out_dir", default="demo_out", show_default=True, type=click.Path(path_type=Path)
 )
@@ -281,8 +136,8 @@ def explain(video: Path, out_dir: Path, **params: Any) -> None:
     "--seed", default=None, type=int, help="Seed of the generated clip (default: the demo's)."
 )
 @click.option("--classes", default="top2", show_default=True)
-@click.option("--method", default="cam", show_default=True, help=_METHODS + ".")
-@_options(_QUIET)
+@click.option("--method", default="cam", show_default=True, help=flags.METHODS + ".")
+@flags.options(flags.QUIET)
 def demo(out_dir: Path, seed: int | None, classes: str, method: str, quiet: bool) -> None:
     """Offline demo: generate a clip, explain it with the embedded model, write the videos.
 
@@ -291,7 +146,7 @@ def demo(out_dir: Path, seed: int | None, classes: str, method: str, quiet: bool
     """
 
     def run() -> Any:
-        from .commands import DEMO_SEED, run_demo
+        from ..commands import DEMO_SEED, run_demo
 
         return run_demo(
             out_dir,
@@ -299,16 +154,16 @@ def demo(out_dir: Path, seed: int | None, classes: str, method: str, quiet: bool
             classes=classes,
             method=method,
             progress=not quiet,
-            on_stage=_stages(quiet),
+            on_stage=stages(quiet),
         )
 
-    result = _guarded(run)
+    result = guarded(run)
     if result is not None:
         click.echo(f"true class of the generated clip: {result.manifest['demo']['true_class']}")
-        _report_classes(result)
+        report_classes(result)
 
 
-@main.command(context_settings=_CONTEXT)
+@main.command(context_settings=flags.CONTEXT)
 def models() -> None:
     """List the registered models with their layer, head, preset and default method.
 
@@ -316,7 +171,7 @@ def models() -> None:
     linear head after the layer); cam=approx: the paper's formula, not exact for this head;
     cam=n/a: no pooled linear head over the layer (MViT's class token), Grad-CAM only.
     """
-    from .commands import model_lines
+    from ..commands import model_lines
 
     for line in model_lines():
         click.echo(line)
@@ -324,35 +179,35 @@ def models() -> None:
 
 # -- comparisons: compare-classes, compare-models ---------------------------------------
 
-_COMPARE = _options(
-    _OUT,
+_COMPARE = flags.options(
+    flags.OUT,
     click.option(
         "--method",
         default="auto",
         show_default=True,
-        help=f"{_METHODS} | auto: auto is each model's default (cam for the 3D CNNs).",
+        help=f"{flags.METHODS} | auto: auto is each model's default (cam for the 3D CNNs).",
     ),
-    _WINDOWS,
-    _INTERPOLATION,
-    _ALIGN,
+    flags.WINDOWS,
+    flags.INTERPOLATION,
+    flags.ALIGN,
     click.option(
         "--style", default="focus", show_default=True, help="focus | heat: what each panel shows."
     ),
     click.option("--cols", type=int, default=None, help="Panels per row of the grid."),
-    _COLORMAP,
-    _OPACITY,
-    _BACKGROUND,
-    _FORMAT,
-    _TIMELINE,
-    _NO_CAPTION,
-    _ALLOW_PICKLE,
-    _DEVICE,
-    _QUIET,
+    flags.COLORMAP,
+    flags.OPACITY,
+    flags.BACKGROUND,
+    flags.FORMAT,
+    flags.TIMELINE,
+    flags.NO_CAPTION,
+    flags.ALLOW_PICKLE,
+    flags.DEVICE,
+    flags.QUIET,
 )
 
 
 def _compare_options(params: dict[str, Any], **extra: Any) -> Any:
-    from .commands import CompareOptions
+    from ..commands import CompareOptions
 
     options = CompareOptions(
         method=params["method"],
@@ -365,9 +220,9 @@ def _compare_options(params: dict[str, Any], **extra: Any) -> Any:
     return options
 
 
-@main.command("compare-classes", context_settings=_CONTEXT)
+@main.command("compare-classes", context_settings=flags.CONTEXT)
 @click.argument("video", type=click.Path(path_type=Path))
-@_options(_MODEL, _WEIGHTS, _CATEGORIES, _NUM_CLASSES)
+@flags.options(flags.MODEL, flags.WEIGHTS, flags.CATEGORIES, flags.NUM_CLASSES)
 @click.option(
     "--classes",
     default="top3",
@@ -380,7 +235,7 @@ def _compare_options(params: dict[str, Any], **extra: Any) -> Any:
     metavar="A,B",
     help="Also write the contrastive tube 'why A and not B' (raw maps A - B, diverging colours).",
 )
-@_options(_FRAMES)
+@flags.options(flags.FRAMES)
 @_COMPARE
 def compare_classes_command(video: Path, **params: Any) -> None:
     """One model, several classes of VIDEO side by side (one panel per class).
@@ -391,23 +246,23 @@ def compare_classes_command(video: Path, **params: Any) -> None:
     """
 
     def run() -> Any:
-        from .commands import compare_classes
+        from ..commands import compare_classes
 
         options = _compare_options(
             params, frames=params["frames"], contrast=parse.pair(params["contrast"])
         )
         return _on_video(compare_classes, video, params, options)
 
-    result = _guarded(run)
+    result = guarded(run)
     if result is None:
         return
     if result.manifest["contrast"]:
         c = result.manifest["contrast"]
         click.echo(f"contrast {c['a']['name']} vs {c['b']['name']}: raw scale {c['scale']:.4g}")
-    _report_classes(result)
+    report_classes(result)
 
 
-@main.command("compare-models", context_settings=_CONTEXT)
+@main.command("compare-models", context_settings=flags.CONTEXT)
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option(
     "--models",
@@ -432,7 +287,7 @@ def compare_models_command(video: Path, model_names: str, **params: Any) -> None
     """
 
     def run() -> Any:
-        from .commands import InputError, compare_models, probe
+        from ..commands import InputError, compare_models, probe
 
         options = _compare_options(params)
         names = [s.strip() for s in model_names.split(",") if s.strip()]
@@ -459,10 +314,10 @@ def compare_models_command(video: Path, model_names: str, **params: Any) -> None
         info = probe(video, min_frames=2)  # a bad video is reported before any model is built
         loaded = [spec.load() for spec in specs]
         return compare_models(
-            video, params["out_dir"], loaded, options, info=info, on_stage=_stages(params["quiet"])
+            video, params["out_dir"], loaded, options, info=info, on_stage=stages(params["quiet"])
         )
 
-    result = _guarded(run)
+    result = guarded(run)
     if result is None:
         return
     for row in result.manifest["summary"]:
@@ -471,12 +326,12 @@ def compare_models_command(video: Path, model_names: str, **params: Any) -> None
             f"above 0.5: {100 * row['fraction_above']:.1f}% of voxels  "
             f"spread {row['spread']:.3f} (y {row['spread_y']:.3f}, x {row['spread_x']:.3f})"
         )
-    _wrote(result)
+    wrote(result)
 
 
-@main.command("pyramid", context_settings=_CONTEXT)
+@main.command("pyramid", context_settings=flags.CONTEXT)
 @click.argument("video", type=click.Path(path_type=Path))
-@_options(_MODEL, _WEIGHTS, _ALLOW_PICKLE, _NUM_CLASSES, _CATEGORIES)
+@flags.options(flags.MODEL, flags.WEIGHTS, flags.ALLOW_PICKLE, flags.NUM_CLASSES, flags.CATEGORIES)
 @click.option(
     "--class",
     "target",
@@ -496,14 +351,14 @@ def compare_models_command(video: Path, model_names: str, **params: Any) -> None
 )
 @click.option("--top-n", type=int, default=None, help="At most N children per kernel.")
 @click.option("--layers", default=None, help="Comma-separated conv names, level 1 first.")
-@_options(_FRAMES)
+@flags.options(flags.FRAMES)
 @click.option("--per-level", type=int, default=6, show_default=True, help="Nodes drawn per level.")
 @click.option("--all-tubes", is_flag=True, help="Write every node's tube, not only the drawn.")
 @click.option("--no-gif", is_flag=True, help="Do not write pyramid.gif.")
 @click.option(
     "--out", "out_dir", default="pyramid_out", show_default=True, type=click.Path(path_type=Path)
 )
-@_options(_DEVICE, _QUIET)
+@flags.options(flags.DEVICE, flags.QUIET)
 def pyramid_command(video: Path, **params: Any) -> None:
     """Class feature pyramid of VIDEO: back-step from a class through layers and kernels.
 
@@ -512,7 +367,7 @@ def pyramid_command(video: Path, **params: Any) -> None:
     """
 
     def run() -> Any:
-        from .commands import PyramidOptions, pyramid_video
+        from ..commands import PyramidOptions, pyramid_video
 
         layers = params["layers"]
         options = PyramidOptions(
@@ -529,7 +384,7 @@ def pyramid_command(video: Path, **params: Any) -> None:
         options.check()
         return _on_video(pyramid_video, video, params, options)
 
-    result = _guarded(run)
+    result = guarded(run)
     if result is None:
         return
     manifest = result.manifest
@@ -538,10 +393,10 @@ def pyramid_command(video: Path, **params: Any) -> None:
     name = f" {c['name']}" if c["name"] else ""
     click.echo(f"class {c['index']}{name}: p={c['probability']:.3f}")
     click.echo(f"nodes per level (1..{manifest['pyramid']['levels_reached']}): {counts}")
-    _wrote(result)
+    wrote(result)
 
 
-@main.command("evaluate", context_settings=_CONTEXT)
+@main.command("evaluate", context_settings=flags.CONTEXT)
 @click.argument("video", required=False, type=click.Path(path_type=Path))
 @click.option(
     "--gt",
@@ -550,8 +405,8 @@ def pyramid_command(video: Path, **params: Any) -> None:
     default=None,
     help="Ground truth of VIDEO: per-frame boxes (.json) or a mask (.npy); see the README.",
 )
-@_options(_MODEL, _WEIGHTS, _ALLOW_PICKLE, _NUM_CLASSES, _CATEGORIES)
-@_options(_LAYER, _CLASSIFIER)
+@flags.options(flags.MODEL, flags.WEIGHTS, flags.ALLOW_PICKLE, flags.NUM_CLASSES, flags.CATEGORIES)
+@flags.options(flags.LAYER, flags.CLASSIFIER)
 @click.option(
     "--class", "target", default="top1", show_default=True, help="VIDEO: class to explain."
 )
@@ -573,11 +428,11 @@ def pyramid_command(video: Path, **params: Any) -> None:
 @click.option(
     "--out", "out_dir", default="evaluate_out", show_default=True, type=click.Path(path_type=Path)
 )
-@_options(_DEVICE)
+@flags.options(flags.DEVICE)
 @click.option(
     "--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy box)."
 )
-@_options(_QUIET)
+@flags.options(flags.QUIET)
 def evaluate_command(video: Path | None, **params: Any) -> None:
     """Score tubes: pointing game, mass, IoU, deletion/insertion AUC, sanity check.
 
@@ -593,9 +448,9 @@ def evaluate_command(video: Path | None, **params: Any) -> None:
 
         torch.set_num_threads(max(1, params["threads"]))
     if video is None:
-        _guarded(lambda: _benchmark(params))
+        guarded(lambda: _benchmark(params))
         return
-    result = _guarded(lambda: _evaluate_video(video, params))
+    result = guarded(lambda: _evaluate_video(video, params))
     if result is None:
         return
     report = result.manifest
@@ -611,7 +466,7 @@ def evaluate_command(video: Path | None, **params: Any) -> None:
 
 
 def _benchmark(params: dict[str, Any]) -> None:
-    from .commands import BenchmarkConfig, InputError, Protocol, benchmark, write_benchmark
+    from ..commands import BenchmarkConfig, InputError, Protocol, benchmark, write_benchmark
 
     if (
         params["ground_truth"] is not None
@@ -634,7 +489,7 @@ def _benchmark(params: dict[str, Any]) -> None:
     )
     config.check()
     parse.model_options(params).check()  # the device
-    result = benchmark(config, show=not params["quiet"], on_stage=_stages(params["quiet"]))
+    result = benchmark(config, show=not params["quiet"], on_stage=stages(params["quiet"]))
     files = write_benchmark(result, params["out_dir"])
     click.echo(result.table())
     click.echo(
@@ -644,7 +499,7 @@ def _benchmark(params: dict[str, Any]) -> None:
 
 
 def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
-    from .commands import EvaluateOptions, InputError, Protocol, evaluate_video, probe
+    from ..commands import EvaluateOptions, InputError, Protocol, evaluate_video, probe
 
     if params["ground_truth"] is None:
         raise InputError(
@@ -677,7 +532,7 @@ def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
         params["out_dir"],
         model.load(),
         options,
-        on_stage=_stages(params["quiet"]),
+        on_stage=stages(params["quiet"]),
     )
 
 

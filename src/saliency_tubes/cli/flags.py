@@ -1,0 +1,123 @@
+"""The flags several commands share, defined once (click options)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+"""Click settings of every command: -h too, wide help."""
+
+
+def options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Apply click option decorators in the order listed (first listed, first in --help)."""
+
+    def apply(command: Any) -> Any:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
+
+METHODS = "cam | gradcam | gradcam++"
+INTERPOLATIONS = "cubic | quadratic | linear | nearest"
+BACKGROUNDS = "black | dark | blur | gray"
+
+OUT = click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder (created if missing).",
+)
+FORMAT = click.option(
+    "--format",
+    "formats",
+    default="mp4,plot",
+    show_default=True,
+    help="Comma-separated: mp4,gif,png,npy,plot (plot: the temporal importance curves as PNG).",
+)
+MODEL = click.option(
+    "--model",
+    "model_name",
+    default="tiny-actions",
+    show_default=True,
+    help="A registered name (see `saliency-tubes models`) or 'package.module:factory'.",
+)
+
+
+def path_option(flag: str, help: str) -> Callable[[Any], Any]:
+    return click.option(flag, type=click.Path(path_type=Path), default=None, help=help)
+
+
+WEIGHTS = path_option(
+    "--weights",
+    "Checkpoint (.pth/.pt weights-only, or .safetensors). Default: the shipped weights, if "
+    "any. torchvision and pytorchvideo models also take kinetics400 (torchvision: or the enum "
+    "name): downloads the official weights.",
+)
+ALLOW_PICKLE = click.option(
+    "--allow-pickle",
+    is_flag=True,
+    help="Allow a full-pickle checkpoint. Only for files you trust: a pickle can run code.",
+)
+NUM_CLASSES = click.option(
+    "--num-classes",
+    type=int,
+    default=None,
+    help="Size of the classifier head, if it differs from the model's default.",
+)
+CATEGORIES = path_option("--categories", "Class names: .txt (one per line) or .json.")
+DEVICE = click.option(
+    "--device", default="cpu", show_default=True, help="cpu | cuda | cuda:1 | mps."
+)
+LAYER = click.option(
+    "--layer",
+    default=None,
+    help="Target layer name (default: the adapter's, or the last 5-D layer feeding the pool).",
+)
+CLASSIFIER = click.option(
+    "--classifier", default=None, help="Classifier head name (default: the final nn.Linear)."
+)
+QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
+INTERPOLATION = click.option(
+    "--interpolation", default="cubic", show_default=True, help=INTERPOLATIONS + "."
+)
+ALIGN = click.option(
+    "--align",
+    default="corners",
+    show_default=True,
+    help="corners | centers: upsampling grid: corners (scipy.ndimage.zoom, the authors') or "
+    "half-pixel centres.",
+)
+COLORMAP = click.option(
+    "--colormap", default="jet", show_default=True, help="Any matplotlib colour map for heat tubes."
+)
+OPACITY = click.option(
+    "--opacity", type=float, default=0.5, show_default=True, help="Heat map opacity."
+)
+BACKGROUND = click.option(
+    "--background",
+    default="black",
+    show_default=True,
+    help=f"{BACKGROUNDS}: what focus tubes show where the model did not look.",
+)
+WINDOWS = click.option(
+    "--windows",
+    default=None,
+    metavar="LEN,STRIDE",
+    help="Explain sliding windows covering the whole video and stitch them (default: one uniform clip).",
+)
+TIMELINE = click.option(
+    "--timeline", is_flag=True, help="Draw the temporal importance bar under each frame."
+)
+NO_CAPTION = click.option(
+    "--no-caption", is_flag=True, help="Do not draw class, model and probability."
+)
+FRAMES = click.option(
+    "--frames", type=int, default=None, help="Clip length T (default: the model preset's)."
+)
