@@ -1,4 +1,4 @@
-"""The command line and the video pipeline end to end, on generated videos and real clips."""
+"""The command line end to end (through click), on generated videos and real clips."""
 
 from __future__ import annotations
 

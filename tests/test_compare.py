@@ -22,7 +22,7 @@ from saliency_tubes.zoo import load_model
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 FACTORY = "_models:SmallResNet3D"  # fixed weights, default preset (short side + centre crop)
-GAP = 4  # pixels between grid panels (pipeline._GAP)
+GAP = 4  # pixels between grid panels (commands.drawing.GAP)
 
 
 # -- contrastive tubes ----------------------------------------------------------------

@@ -14,22 +14,8 @@ Example:
 
 from __future__ import annotations
 
-# The application layer last: it builds on everything above.
-from .commands import (  # noqa: E402
-    CommandResult,
-    CompareOptions,
-    EvaluateOptions,
-    ExplainOptions,
-    ModelOptions,
-    PyramidOptions,
-    TubeResult,
-    compare_classes,
-    compare_models,
-    evaluate_video,
-    explain_video,
-    pyramid_video,
-    run_demo,
-)
+from typing import TYPE_CHECKING, Any
+
 from .contrast import Contrast, contrastive_tube
 from .errors import (
     ClassSelectionError,
@@ -68,11 +54,13 @@ __all__ = [
     "ModelOptions",
     "PyramidOptions",
     "TubeResult",
+    "benchmark",
     "compare_classes",
     "compare_models",
     "evaluate_video",
     "explain_video",
     "load_model",
+    "model_lines",
     "pyramid_video",
     "run_demo",
     "METHODS",
@@ -102,4 +90,58 @@ __all__ = [
     "temporal_curve",
     "tube_stats",
     "upsample",
+    "write_benchmark",
 ]
+
+if TYPE_CHECKING:  # the application layer is imported when first used (see __getattr__)
+    from .commands import (
+        CommandResult,
+        CompareOptions,
+        EvaluateOptions,
+        ExplainOptions,
+        ModelOptions,
+        PyramidOptions,
+        TubeResult,
+        benchmark,
+        compare_classes,
+        compare_models,
+        evaluate_video,
+        explain_video,
+        model_lines,
+        pyramid_video,
+        run_demo,
+        write_benchmark,
+    )
+
+_COMMANDS = (
+    "CommandResult",
+    "CompareOptions",
+    "EvaluateOptions",
+    "ExplainOptions",
+    "ModelOptions",
+    "PyramidOptions",
+    "TubeResult",
+    "benchmark",
+    "compare_classes",
+    "compare_models",
+    "evaluate_video",
+    "explain_video",
+    "model_lines",
+    "pyramid_video",
+    "run_demo",
+    "write_benchmark",
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The command functions and their options, from :mod:`saliency_tubes.commands` (which
+    needs video decoding and plotting, so ``import saliency_tubes`` alone stays light)."""
+    if name in _COMMANDS:
+        from . import commands
+
+        return getattr(commands, name)
+    raise AttributeError(f"module 'saliency_tubes' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -76,6 +76,53 @@ def test_compare_models_panel_is_the_single_model_tube(clip_path: Path, tmp_path
 
 
 def test_compare_models_refuses_twice_the_same_model(clip_path: Path, tmp_path: Path, tiny) -> None:
-    with pytest.raises(st.InputError, match="distinct models"):
+    with pytest.raises(st.InputError, match="distinct model names"):
         compare_models(clip_path, tmp_path / "out", [tiny, tiny])
     assert not (tmp_path / "out").exists()
+
+
+def test_compare_models_against_each_explainer_by_hand(clip_path: Path, tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    models = [load_model("tiny-actions"), load_model("resnet3d-18", num_classes=8)]
+    options = CompareOptions(method="auto", classes="top2", formats=("npy",), progress=False)
+    result = compare_models(clip_path, tmp_path / "grid", models, options)
+    for k, loaded in enumerate(models):
+        by_hand = loaded.explainer("cam")(model_input(clip_path, loaded), classes="top2")
+        mine = [t for t in result.tubes if t.model == loaded.name]
+        assert [t.index for t in mine] == by_hand.classes[0].tolist()
+        assert_close([t.score for t in mine], by_hand.scores[0].numpy(), atol=1e-6)
+        assert_close(np.load(tmp_path / "grid" / f"tube_{loaded.name}.npy"), by_hand.maps[0])
+        preset = result.manifest["models"][k]["model"]["preset"]
+        assert list(preset["size"]) == list(loaded.preset.size)
+
+
+def test_contrast_over_windows_is_one_array_per_window(
+    clip_path: Path, tmp_path: Path, tiny
+) -> None:
+    options = CompareOptions(
+        classes="top1",
+        contrast=("shrink", "grow"),
+        windows=(16, 8),
+        formats=("npy",),
+        progress=False,
+    )
+    result = compare_classes(clip_path, tmp_path / "out", tiny, options)
+    assert [t.name for t in result.tubes] == ["shrink", "grow"]
+    saved = np.load(tmp_path / "out" / "contrast_shrink_vs_grow.npy")
+    tubes = np.load(tmp_path / "out" / "tube.npy")
+    assert saved.shape == (2, *tubes.shape[2:]) and tubes.shape[:2] == (2, 2)
+    assert np.abs(saved).max() == pytest.approx(1.0)  # one scale over both windows
+
+
+def test_a_result_pickles_for_worker_processes(clip_path: Path, tmp_path: Path, tiny) -> None:
+    import pickle
+
+    result = compare_classes(
+        clip_path, tmp_path / "out", tiny, CompareOptions(formats=("npy",), progress=False)
+    )
+    again = pickle.loads(pickle.dumps(result))
+    assert again.manifest == result.manifest and again.files == result.files
+    assert [(t.name, t.score, t.stats) for t in again.tubes] == [
+        (t.name, t.score, t.stats) for t in result.tubes
+    ]
+    np.testing.assert_array_equal(again.tubes[0].curve.mean, result.tubes[0].curve.mean)

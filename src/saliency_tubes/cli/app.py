@@ -82,7 +82,7 @@ def main() -> None:
 @click.option(
     "--method",
     default=None,
-    help=f"{flags.METHODS}: cam is the paper's Saliency Tubes; gradcam(++) weigh channels by "
+    help=f"{flags.METHODS} | auto: cam is the paper's Saliency Tubes; gradcam(++) weigh channels by "
     "gradients. Default: the model's (see `saliency-tubes models`; gradcam for MViT, cam "
     "otherwise).",
 )
@@ -287,12 +287,13 @@ def compare_models_command(video: Path, model_names: str, **params: Any) -> None
     """
 
     def run() -> Any:
-        from ..commands import InputError, compare_models, probe
+        from ..commands import compare_models, probe
+        from ..commands.options import check_distinct
 
         options = _compare_options(params)
         names = [s.strip() for s in model_names.split(",") if s.strip()]
         if not names or len(set(names)) != len(names):
-            raise InputError(f"expected distinct model names in --models, but got {model_names!r}")
+            check_distinct(names)
         paths = parse.per_model(params["weights"], names, "--weights", "PATH")
         counts = {
             k: parse.positive(v, "--num-classes")
@@ -525,13 +526,14 @@ def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
     options.check()
     model = parse.model_options(params)
     model.check()
-    probe(video, min_frames=2)  # a bad video is reported before any model is built
+    info = probe(video, min_frames=2)  # a bad video is reported before any model is built
     return evaluate_video(
         video,
         params["ground_truth"],
         params["out_dir"],
         model.load(),
         options,
+        info=info,
         on_stage=stages(params["quiet"]),
     )
 

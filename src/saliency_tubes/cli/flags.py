@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from ..commands import options as choices
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 """Click settings of every command: -h too, wide help."""
 
@@ -23,9 +25,9 @@ def options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return apply
 
 
-METHODS = "cam | gradcam | gradcam++"
-INTERPOLATIONS = "cubic | quadratic | linear | nearest"
-BACKGROUNDS = "black | dark | blur | gray"
+METHODS = " | ".join(choices.METHODS)
+INTERPOLATIONS = " | ".join(choices.INTERPOLATIONS)
+BACKGROUNDS = " | ".join(choices.BACKGROUNDS)
 
 OUT = click.option(
     "--out",
@@ -83,7 +85,7 @@ LAYER = click.option(
 CLASSIFIER = click.option(
     "--classifier", default=None, help="Classifier head name (default: the final nn.Linear)."
 )
-QUIET = click.option("--quiet", is_flag=True, help="No progress bars.")
+QUIET = click.option("--quiet", is_flag=True, help="No progress bars or stage messages.")
 INTERPOLATION = click.option(
     "--interpolation", default="cubic", show_default=True, help=INTERPOLATIONS + "."
 )

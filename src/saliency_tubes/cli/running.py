@@ -30,7 +30,7 @@ def guarded(run: Callable[[], Any]) -> Any:
 
     try:
         return run()
-    except (SaliencyTubesError, click.BadParameter) as exc:
+    except SaliencyTubesError as exc:
         fail(printable(first_line(exc)))
     except OSError as exc:  # outside the output folder: reading a file, say
         where = f" ({exc.filename})" if exc.filename else ""

@@ -18,7 +18,7 @@ from ..video import VideoInfo
 from ..zoo import LoadedModel
 from . import explaining, manifest
 from .drawing import contrast_product, encode, grid_product, plot, slug
-from .options import VIDEO_FORMATS, CompareOptions
+from .options import VIDEO_FORMATS, CompareOptions, check_distinct
 from .outputs import Run, produce
 from .result import CommandResult
 from .track import Summary, summarise
@@ -178,9 +178,7 @@ def compare_models(
     """
     options = options or CompareOptions(method="auto")
     options.check()
-    names = [m.name for m in models]
-    if not models or len(set(names)) != len(names):
-        raise InputError(f"expected one or more distinct models, but got {names}; list each once")
+    check_distinct([m.name for m in models])
     done: list[tuple[explaining.Explained, list[Summary]]] = []
 
     def work(run: Run) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,24 +39,48 @@ def run_demo(
     Writes ``input.mp4`` (the generated clip), ``input_mask.npy`` (the target object's
     ground-truth mask, (T, H, W) bool), and the heat, focus and side-by-side videos of
     :func:`~saliency_tubes.commands.explain_video` for the top classes; returns its result
-    (the manifest records the seed and the true class under ``demo``).
+    (the manifest records the seed and the true class under ``demo``). The options are
+    checked first; if the run fails, the folder is left as it was (an earlier demo's
+    inputs are put back).
     """
-    out = Path(out_dir)
-    clip = make_clip(label, seed=seed, frames=DEMO_FRAMES, size=DEMO_SIZE)
-    out.mkdir(parents=True, exist_ok=True)
-    source = out / "input.mp4"
-    with VideoWriter(source, fps=DEMO_FPS, crf=12) as writer:
-        for image in clip.video:
-            writer.write(np.ascontiguousarray(image))
-    atomic_save_npy(out / "input_mask.npy", clip.mask)
-    loaded = load_model(DEFAULT_MODEL)
     options = ExplainOptions(method=method, classes=classes, formats=formats, progress=progress)
-    demo = {
-        "seed": seed,
-        "true_class": CLASSES[clip.label],
-        "input": "input.mp4",
-        "mask": "input_mask.npy",
-    }
-    return explain_video(
-        source, out, loaded, options, manifest_extra={"demo": demo}, on_stage=on_stage
-    )
+    options.check()  # before anything is written
+    out = Path(out_dir)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = [out / "input.mp4", out / "input_mask.npy"]
+    aside = Path(tempfile.mkdtemp(prefix=".saliency-tubes-demo-", dir=out))
+    kept = [path for path in inputs if path.exists()]
+    for path in kept:  # an earlier demo's inputs, put back if this one fails
+        os.replace(path, aside / path.name)
+    try:
+        clip = make_clip(label, seed=seed, frames=DEMO_FRAMES, size=DEMO_SIZE)
+        with VideoWriter(inputs[0], fps=DEMO_FPS, crf=12) as writer:
+            for image in clip.video:
+                writer.write(np.ascontiguousarray(image))
+        atomic_save_npy(inputs[1], clip.mask)
+        demo = {
+            "seed": seed,
+            "true_class": CLASSES[clip.label],
+            "input": "input.mp4",
+            "mask": "input_mask.npy",
+        }
+        result = explain_video(
+            inputs[0],
+            out,
+            load_model(DEFAULT_MODEL),
+            options,
+            manifest_extra={"demo": demo},
+            on_stage=on_stage,
+        )
+    except BaseException:
+        for path in inputs:
+            path.unlink(missing_ok=True)
+        for path in kept:
+            os.replace(aside / path.name, path)
+        shutil.rmtree(aside, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+    return result

@@ -31,7 +31,7 @@ from ..metrics.benchmark import (
 from ..metrics.groundtruth import load_ground_truth
 from ..metrics.stats import bootstrap_mean
 from ..render import Panel, Series
-from ..video import probe, read_frames, sample_uniform
+from ..video import VideoInfo, check_min_frames, probe, read_frames, sample_uniform
 from ..zoo import LoadedModel
 from . import manifest
 from .options import EvaluateOptions
@@ -146,6 +146,7 @@ def evaluate_video(
     loaded: LoadedModel,
     options: EvaluateOptions | None = None,
     *,
+    info: VideoInfo | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> CommandResult:
     """Score tubes of one video against its ground truth; write ``report.json`` and plots.
@@ -162,6 +163,7 @@ def evaluate_video(
         out_dir: output folder (created if missing).
         loaded: the model (:func:`saliency_tubes.load_model`).
         options: see :class:`~saliency_tubes.commands.EvaluateOptions`.
+        info: the video's :func:`~saliency_tubes.video.probe`, if already known.
         on_stage: called with a short message at each stage.
 
     Returns:
@@ -171,7 +173,7 @@ def evaluate_video(
     options = options or EvaluateOptions()
     options.check()
     protocol = options.protocol
-    info = probe(video, min_frames=2)
+    info = probe(video, min_frames=2) if info is None else check_min_frames(info, 2)
     truth = load_ground_truth(ground_truth, info.num_frames, info.size)
     preset = loaded.preset
     prep = preset.preprocess()

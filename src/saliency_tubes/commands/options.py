@@ -8,8 +8,8 @@
   (``evaluate VIDEO``).
 
 Every ``check()`` raises one :class:`~saliency_tubes.InputError` line that says what was
-expected and what was got; the commands call it before any work, the CLI does not repeat
-it.
+expected and what was got. The checks are written here only: the commands call them
+before any work, and the CLI calls the same ones early, before it loads a model.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ __all__ = [
     "ModelOptions",
     "PyramidOptions",
     "check_device",
+    "check_distinct",
 ]
 
 LAYOUTS = ("heat", "focus", "side_by_side")
@@ -81,6 +82,14 @@ def check_device(device: str) -> None:
         )
     if kind not in ("cpu", "cuda", "mps"):
         raise DeviceError(f"expected --device cpu, cuda[:N] or mps, but got {device!r}")
+
+
+def check_distinct(names: list[str]) -> None:
+    """Raise one line unless ``names`` (the models to compare) are one or more, each once."""
+    if not names or len(set(names)) != len(names):
+        raise InputError(
+            f"expected distinct model names, one or more, but got {names}; list each model once"
+        )
 
 
 def _check_triple(values: tuple[float, ...] | None, what: str) -> None:

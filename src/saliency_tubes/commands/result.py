@@ -66,8 +66,8 @@ class CommandResult:
 
     @property
     def count(self) -> int:
-        """How many output files were written, the manifest not counted."""
-        return sum(len(v) for v in self.files.values())
+        """How many output files were written, the manifest (or report) not counted."""
+        return sum(len(v) for kind, v in self.files.items() if kind != "report")
 
     @classmethod
     def of(

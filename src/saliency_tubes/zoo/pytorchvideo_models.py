@@ -62,7 +62,7 @@ Presets. Frames x sampling rate from pytorchvideo's model zoo table (X3D-L from 
 paper); crop = the training crop (the pool's coverage), after resizing the short side to
 the test scale of the PySlowFast configurations the models were trained with; mean 0.45
 and std 0.225 per channel. ``sampling_rate`` (source frames between clip frames, at 30
-fps) is kept in ``adapter.extra``: the pipeline samples the clip uniformly over the video.
+fps) is kept in ``adapter.extra``: the commands sample the clip uniformly over the video.
 
 Class names: Kinetics-400, in the alphabetical order that the PySlowFast/pytorchvideo
 checkpoints use, taken from torchvision's weights metadata (shipped in torchvision).
