@@ -397,3 +397,25 @@ def test_usage_errors_and_invalid_choices_are_one_line(video: Path, tmp_path: Pa
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr
         assert fragment in lines[0], lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_ctrl_c_while_starting_is_one_line(tmp_path: Path) -> None:
+    """The console program imports torch inside its Ctrl-C guard: no traceback, exit 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    program = (
+        "import sys; from saliency_tubes.cli import run; sys.argv[0] = 'saliency-tubes'; run()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", program, "demo", "--out", str(tmp_path / "demo"), "--quiet"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.4)  # Python is up; torch and the commands are still being imported
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and stderr.strip() == "interrupted", stderr
+    assert not (tmp_path / "demo").exists() or list((tmp_path / "demo").iterdir()) == []

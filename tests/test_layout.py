@@ -132,3 +132,17 @@ def test_the_rules_would_catch_a_breach(tmp_path: Path) -> None:
         "x.py:1 imports _to_rgb from saliency_tubes.video.reader",
         "x.py:3 uses frames._check_frame",
     ]
+
+
+def test_the_front_door_is_light_and_complete() -> None:
+    """``import saliency_tubes`` imports no torch; every public name resolves."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, saliency_tubes as st; heavy = [m for m in ('torch', 'av', 'matplotlib') "
+        "if m in sys.modules]; names = [n for n in st.__all__ if getattr(st, n, None) is None]; "
+        "print(heavy, names, sorted(set(st.__all__) - {'__version__'}) == sorted(st._EXPORTS))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] [] True", out.stdout + out.stderr

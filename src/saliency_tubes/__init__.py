@@ -10,82 +10,119 @@ Example:
     >>> tubes.maps.shape                             # (N, 3, T, H, W)  # doctest: +SKIP
     >>> result = st.explain_video("clip.mp4", "out", st.load_model("tiny-actions"))  # doctest: +SKIP
     >>> result.tubes[0].name, result.files["mp4"]    # doctest: +SKIP
+
+Every name below is imported from its module when first used, so ``import saliency_tubes``
+(and the command line's start, its ``--help`` and a Ctrl-C while starting) costs nothing
+until torch is needed.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
-
-from .contrast import Contrast, contrastive_tube
-from .errors import (
-    ClassSelectionError,
-    InputError,
-    LayerNotFoundError,
-    ModelLoadError,
-    SaliencyTubesError,
-    VideoError,
-)
-from .methods import (
-    CAM,
-    METHODS,
-    Explainer,
-    GradCAM,
-    GradCAMPlusPlus,
-    SaliencyTubes,
-    Tubes,
-    normalize_tubes,
-    select_classes,
-)
-from .metrics.concentration import TubeStats, tube_stats
-from .pyramid import ClassFeaturePyramid, PyramidEdge, PyramidNode, class_feature_pyramid
-from .temporal import TemporalCurve, key_frames, temporal_curve
-from .upsample import upsample
-from .zoo import LoadedModel, load_model
 
 __version__ = "0.1.0"
 
+#: Public name -> the module (relative to the package) that defines it.
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("Contrast", "contrastive_tube"), "contrast"),
+    **dict.fromkeys(
+        (
+            "ClassSelectionError",
+            "InputError",
+            "LayerNotFoundError",
+            "ModelLoadError",
+            "SaliencyTubesError",
+            "VideoError",
+        ),
+        "errors",
+    ),
+    **dict.fromkeys(
+        (
+            "CAM",
+            "METHODS",
+            "Explainer",
+            "GradCAM",
+            "GradCAMPlusPlus",
+            "SaliencyTubes",
+            "Tubes",
+            "normalize_tubes",
+            "select_classes",
+        ),
+        "methods",
+    ),
+    **dict.fromkeys(("TubeStats", "tube_stats"), "metrics.concentration"),
+    **dict.fromkeys(
+        ("ClassFeaturePyramid", "PyramidEdge", "PyramidNode", "class_feature_pyramid"), "pyramid"
+    ),
+    **dict.fromkeys(("TemporalCurve", "key_frames", "temporal_curve"), "temporal"),
+    "upsample": "upsample",
+    **dict.fromkeys(("LoadedModel", "load_model"), "zoo"),
+    **dict.fromkeys(
+        (
+            "CommandResult",
+            "CompareOptions",
+            "EvaluateOptions",
+            "ExplainOptions",
+            "ModelOptions",
+            "PyramidOptions",
+            "TubeResult",
+            "benchmark",
+            "compare_classes",
+            "compare_models",
+            "evaluate_video",
+            "explain_video",
+            "model_lines",
+            "pyramid_video",
+            "run_demo",
+            "write_benchmark",
+        ),
+        "commands",
+    ),
+}
+
 __all__ = [
     "CAM",
-    "CommandResult",
-    "CompareOptions",
-    "EvaluateOptions",
-    "ExplainOptions",
-    "LoadedModel",
-    "ModelOptions",
-    "PyramidOptions",
-    "TubeResult",
-    "benchmark",
-    "compare_classes",
-    "compare_models",
-    "evaluate_video",
-    "explain_video",
-    "load_model",
-    "model_lines",
-    "pyramid_video",
-    "run_demo",
-    "METHODS",
     "ClassFeaturePyramid",
     "ClassSelectionError",
+    "CommandResult",
+    "CompareOptions",
     "Contrast",
+    "EvaluateOptions",
+    "ExplainOptions",
     "Explainer",
     "GradCAM",
     "GradCAMPlusPlus",
     "InputError",
     "LayerNotFoundError",
+    "LoadedModel",
+    "METHODS",
     "ModelLoadError",
+    "ModelOptions",
     "PyramidEdge",
     "PyramidNode",
+    "PyramidOptions",
     "SaliencyTubes",
     "SaliencyTubesError",
     "TemporalCurve",
+    "TubeResult",
     "TubeStats",
     "Tubes",
     "VideoError",
     "__version__",
+    "benchmark",
     "class_feature_pyramid",
+    "compare_classes",
+    "compare_models",
     "contrastive_tube",
+    "evaluate_video",
+    "explain_video",
     "key_frames",
+    "load_model",
+    "model_lines",
     "normalize_tubes",
+    "pyramid_video",
+    "run_demo",
     "select_classes",
     "temporal_curve",
     "tube_stats",
@@ -93,7 +130,22 @@ __all__ = [
     "write_benchmark",
 ]
 
-if TYPE_CHECKING:  # the application layer is imported when first used (see __getattr__)
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'saliency_tubes' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # what type checkers and editors see
     from .commands import (
         CommandResult,
         CompareOptions,
@@ -112,36 +164,28 @@ if TYPE_CHECKING:  # the application layer is imported when first used (see __ge
         run_demo,
         write_benchmark,
     )
-
-_COMMANDS = (
-    "CommandResult",
-    "CompareOptions",
-    "EvaluateOptions",
-    "ExplainOptions",
-    "ModelOptions",
-    "PyramidOptions",
-    "TubeResult",
-    "benchmark",
-    "compare_classes",
-    "compare_models",
-    "evaluate_video",
-    "explain_video",
-    "model_lines",
-    "pyramid_video",
-    "run_demo",
-    "write_benchmark",
-)
-
-
-def __getattr__(name: str) -> Any:
-    """The command functions and their options, from :mod:`saliency_tubes.commands` (which
-    needs video decoding and plotting, so ``import saliency_tubes`` alone stays light)."""
-    if name in _COMMANDS:
-        from . import commands
-
-        return getattr(commands, name)
-    raise AttributeError(f"module 'saliency_tubes' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+    from .contrast import Contrast, contrastive_tube
+    from .errors import (
+        ClassSelectionError,
+        InputError,
+        LayerNotFoundError,
+        ModelLoadError,
+        SaliencyTubesError,
+        VideoError,
+    )
+    from .methods import (
+        CAM,
+        METHODS,
+        Explainer,
+        GradCAM,
+        GradCAMPlusPlus,
+        SaliencyTubes,
+        Tubes,
+        normalize_tubes,
+        select_classes,
+    )
+    from .metrics.concentration import TubeStats, tube_stats
+    from .pyramid import ClassFeaturePyramid, PyramidEdge, PyramidNode, class_feature_pyramid
+    from .temporal import TemporalCurve, key_frames, temporal_curve
+    from .upsample import upsample
+    from .zoo import LoadedModel, load_model

@@ -5,10 +5,33 @@
 * :mod:`.flags`: the flags several commands share, defined once;
 * :mod:`.running`: one-line failures (exit 2; ``interrupted`` and exit 130 on Ctrl-C),
   progress messages, the closing report.
+
+:func:`run` is the installed ``saliency-tubes`` program: it imports the commands (torch
+and all) inside the same Ctrl-C guard as the run itself, so an interrupt while starting is
+one line too. ``main`` is the click group (for tests and embedding).
 """
 
 from __future__ import annotations
 
-from .app import main
+import sys
+from typing import Any
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
+
+
+def run() -> None:
+    """The ``saliency-tubes`` console program."""
+    try:
+        from .app import main as group
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    group()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "main":
+        from .app import main
+
+        return main
+    raise AttributeError(f"module 'saliency_tubes.cli' has no attribute {name!r}")
