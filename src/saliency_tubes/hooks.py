@@ -3,11 +3,17 @@
 Everything here leaves the user's model exactly as it came: hooks are registered inside
 ``try`` and removed in ``finally``, and :func:`preserved_state` restores every module's
 training flag and every parameter's ``requires_grad`` even when the forward raises.
+
+Hooks and training flags are shared by every thread that uses a model, so each hooked
+call holds the model's lock (:func:`model_lock`): two threads explaining with the same
+model take turns, and each gets the tubes it would get alone.
 """
 
 from __future__ import annotations
 
 import difflib
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +25,25 @@ from torch import nn
 from .errors import LayerNotFoundError
 
 LayerSpec = str | nn.Module | None
+
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model: nn.Module) -> threading.RLock:
+    """The re-entrant lock that serialises the hooked calls on ``model``.
+
+    One lock per model, kept only as long as the model lives. :func:`preserved_state`,
+    :func:`capture_activation` and :func:`trace_calls` hold it for their whole duration,
+    so the hooks and training flags of one call are never seen by another thread's call
+    (a thread may nest them: the lock is re-entrant).
+    """
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = threading.RLock()
+            _LOCKS[model] = lock
+        return lock
 
 
 def model_device(model: nn.Module) -> torch.device | None:
@@ -81,19 +106,24 @@ def preserved_state(model: nn.Module, *, eval_mode: bool) -> Iterator[None]:
         model: the user's network.
         eval_mode: put every module in eval mode for the duration (dropout off,
             batch-norm on running statistics) so that explanations are deterministic.
+
+    The model's lock (:func:`model_lock`) is held from before the state is saved until
+    after it is restored: another thread's call waits, and cannot save the eval mode of
+    this call as the model's own.
     """
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    try:
-        if eval_mode:
-            model.eval()
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
-        for p, requires_grad in flags:
-            if p.requires_grad != requires_grad:
-                p.requires_grad_(requires_grad)
+    with model_lock(model):
+        modes = [(m, m.training) for m in model.modules()]
+        flags = [(p, p.requires_grad) for p in model.parameters()]
+        try:
+            if eval_mode:
+                model.eval()
+            yield
+        finally:
+            for m, training in modes:
+                m.training = training
+            for p, requires_grad in flags:
+                if p.requires_grad != requires_grad:
+                    p.requires_grad_(requires_grad)
 
 
 def _first_tensor(output: Any) -> torch.Tensor | None:
@@ -121,7 +151,9 @@ def capture_activation(module: nn.Module, *, with_grad: bool) -> Iterator[Captur
     only the gradient from the score back to this layer (no graph is built for the layers
     before it, and no parameter gradient is ever computed).
 
-    The hook is removed on exit, also when the forward raises.
+    The hook is removed on exit, also when the forward raises. The lock of the model
+    that owns ``module`` should be held around the call (:func:`preserved_state` does);
+    the module's own lock is held here.
     """
     record = Capture()
 
@@ -142,11 +174,12 @@ def capture_activation(module: nn.Module, *, with_grad: bool) -> Iterator[Captur
             return replaced
         return type(output)([replaced, *output[1:]])
 
-    handle = module.register_forward_hook(hook)
-    try:
-        yield record
-    finally:
-        handle.remove()
+    with model_lock(module):
+        handle = module.register_forward_hook(hook)
+        try:
+            yield record
+        finally:
+            handle.remove()
 
 
 @dataclass(frozen=True)
@@ -162,6 +195,7 @@ def trace_calls(model: nn.Module, inputs: Any) -> list[ModuleCall]:
     """Run one forward pass and list every module call in the order the calls finished.
 
     Only shapes are kept (no tensors), so tracing costs one forward pass and no memory.
+    The model's lock is held for the call (:func:`model_lock`).
     """
     calls: list[ModuleCall] = []
     handles = []
@@ -174,15 +208,16 @@ def trace_calls(model: nn.Module, inputs: Any) -> list[ModuleCall]:
 
         return hook
 
-    try:
-        for name, module in model.named_modules():
-            if name:
-                handles.append(module.register_forward_hook(make_hook(name)))
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with model_lock(model):
+        try:
+            for name, module in model.named_modules():
+                if name:
+                    handles.append(module.register_forward_hook(make_hook(name)))
+            with torch.no_grad():
+                model(inputs)
+        finally:
+            for handle in handles:
+                handle.remove()
     return calls
 
 
@@ -207,6 +242,11 @@ def head_in_features(module: nn.Module) -> int:
         f"expected the classifier to be an nn.Linear or a 1x1x1 nn.Conv3d, but got {type(module).__name__}; "
         "pass classifier='<name of the final linear layer>'"
     )
+
+
+def head_out_features(module: nn.Module) -> int:
+    """Number of outputs (classes) of a classifier head (``nn.Linear`` or 1x1x1 ``nn.Conv3d``)."""
+    return int(head_weight(module).shape[0])
 
 
 def head_weight(module: nn.Module) -> torch.Tensor:
