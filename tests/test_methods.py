@@ -169,3 +169,52 @@ def test_class_specifications() -> None:
     assert explainer(clip, classes=torch.tensor([1])).classes.tolist() == [[1], [1]]
     tubes = explainer(clip, classes="top2")
     assert tubes.names() == [["wash", "take"], ["wash", "take"]]
+
+
+_GRAD_MODES = {
+    "no_grad": torch.no_grad,
+    "inference_mode": torch.inference_mode,
+}
+
+
+@pytest.mark.parametrize("mode", sorted(_GRAD_MODES))
+@pytest.mark.parametrize("method", [st.GradCAM, st.GradCAMPlusPlus, st.SaliencyTubes])
+def test_explainers_work_under_no_grad_and_inference_mode(
+    method: type[st.Explainer], mode: str
+) -> None:
+    model = SmallResNet3D(num_classes=4).train()
+    clip = torch.randn(2, 3, 4, 16, 16, generator=torch.Generator().manual_seed(3))
+    reference = method(model)(clip, classes="top2")
+    with _GRAD_MODES[mode]():
+        inside = clip.clone()  # an inference tensor under inference_mode
+        tubes = method(model)(inside, classes="top2")
+        assert torch.is_grad_enabled() is False  # the caller's mode is left as it was
+    assert torch.equal(tubes.maps, reference.maps) and torch.equal(tubes.raw, reference.raw)
+    assert torch.equal(tubes.classes, reference.classes)
+    assert all(m.training for m in model.modules())
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("mode", sorted(_GRAD_MODES))
+def test_pooled_head_cam_under_no_grad_and_inference_mode(mode: str) -> None:
+    model = MLPHeadNet()
+    head = torch.nn.Sequential(model.hidden, torch.nn.ReLU(), model.out)
+    clip = torch.randn(1, 3, 4, 8, 8, generator=torch.Generator().manual_seed(4))
+    reference = st.SaliencyTubes(model, layer="features", pooled_head=head)(clip, classes=[0, 2])
+    with _GRAD_MODES[mode]():
+        tubes = st.SaliencyTubes(model, layer="features", pooled_head=head)(clip, classes=[0, 2])
+    assert torch.equal(tubes.raw, reference.raw) and torch.equal(tubes.maps, reference.maps)
+
+
+def test_gradcam_refuses_a_model_built_under_inference_mode() -> None:
+    with torch.inference_mode():
+        model = SmallResNet3D(num_classes=3)
+    clip = torch.randn(1, 3, 4, 16, 16)
+    with pytest.raises(
+        st.InputError,
+        match=r"^expected SmallResNet3D's parameters to be normal tensors .* outside "
+        r"torch.inference_mode$",
+    ):
+        st.GradCAM(model)(clip)
+    # CAM takes no gradient: it still works.
+    assert st.SaliencyTubes(model)(clip).maps.shape == (1, 1, 4, 16, 16)

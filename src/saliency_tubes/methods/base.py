@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -262,6 +262,17 @@ def check_clip(clip: Any) -> torch.Tensor:
 class Explainer:
     """Base class: computes saliency tubes for a video classifier.
 
+    Threads: a call holds the model's lock (:func:`saliency_tubes.hooks.model_lock`) from
+    before the model's training flags are saved until after they are restored, hooks and
+    forward included; calls from several threads on one model (through one explainer or
+    several) take turns and each gets the tubes it would get alone. Calls on different
+    models run in parallel.
+
+    Gradient mode: the gradient methods (and CAM with ``pooled_head``) record what they
+    need also when called under ``torch.no_grad()`` or ``torch.inference_mode()`` (the
+    call leaves inference mode for its duration); a model whose parameters were created
+    under inference mode is refused for them with an :class:`~saliency_tubes.InputError`.
+
     Args:
         model: any ``nn.Module`` mapping an (N, C, T, H, W) clip to (N, num_classes) scores.
         layer: the target layer, by qualified name or as a module; by default the last
@@ -375,7 +386,11 @@ class Explainer:
         if device is not None and clip.device != device:
             clip = clip.to(device)
         size = (clip.shape[2], clip.shape[3], clip.shape[4])
-        with preserved_state(self.model, eval_mode=self.eval_mode):
+        with _outside_inference_mode(), preserved_state(self.model, eval_mode=self.eval_mode):
+            if self.uses_autograd:
+                self._check_autograd()
+            if clip.is_inference():
+                clip = clip.clone()  # a normal tensor, which autograd may record
             layers, head_name, head = self._resolve(clip)
             with ExitStack() as stack:
                 records = [
@@ -460,6 +475,19 @@ class Explainer:
         with preserved_state(self.model, eval_mode=self.eval_mode), torch.no_grad():
             return logits_of(self._forward(clip), clip.shape[0])
 
+    @property
+    def uses_autograd(self) -> bool:
+        """Whether this explainer differentiates through part of the model."""
+        return self.needs_gradients
+
+    def _check_autograd(self) -> None:
+        if any(p.is_inference() for p in self.model.parameters()):
+            raise InputError(
+                f"expected {type(self.model).__name__}'s parameters to be normal tensors that "
+                f"autograd can use ({self.method} needs gradients), but they were created under "
+                "torch.inference_mode; build or load the model outside torch.inference_mode"
+            )
+
     def _forward(self, clip: torch.Tensor) -> Any:
         try:
             return self.model(self._model_input(clip))
@@ -497,6 +525,14 @@ class Explainer:
                 the head of this call.
         """
         raise NotImplementedError
+
+
+def _outside_inference_mode() -> AbstractContextManager[object]:
+    """Leave ``torch.inference_mode`` for one call (the gradient methods need autograd);
+    nothing changes outside it."""
+    if torch.is_inference_mode_enabled():
+        return torch.inference_mode(False)
+    return nullcontext()
 
 
 def _layer_list(layer: LayersSpec) -> list[str | nn.Module] | None:

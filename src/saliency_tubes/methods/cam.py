@@ -99,6 +99,11 @@ class SaliencyTubes(Explainer):
         self.weight_threshold = weight_threshold
         self.activation_threshold = activation_threshold
 
+    @property
+    def uses_autograd(self) -> bool:
+        """Whether the class weights come from autograd (the Jacobian of ``pooled_head``)."""
+        return self.pooled_head is not None
+
     def _raw_maps(self, forward: ForwardPass) -> list[torch.Tensor]:
         alphas = [forward.volume(a.detach()) for a in forward.activations]
         channels = [a.shape[1] for a in alphas]

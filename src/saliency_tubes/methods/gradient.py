@@ -59,20 +59,21 @@ class _GradientExplainer(Explainer):
         if logits.grad_fn is None or not all(a.requires_grad for a in activations):
             raise InputError(
                 "the class scores do not depend on the target layer's output through autograd; "
-                "pick a layer on the path to the scores (and do not call the explainer under "
-                "torch.inference_mode)"
+                "pick a layer on the path to the scores"
             )
         alphas = [forward.volume(a.detach()) for a in activations]
         maps: list[list[torch.Tensor]] = [[] for _ in activations]
         k_total = classes.shape[1]
-        for k in range(k_total):
-            score = logits.gather(1, classes[:, k : k + 1]).sum()
-            grads = torch.autograd.grad(
-                score, activations, retain_graph=k < k_total - 1, allow_unused=True
-            )
-            for i, (alpha, grad) in enumerate(zip(alphas, grads, strict=True)):
-                g = torch.zeros_like(alpha) if grad is None else forward.volume(grad.detach())
-                maps[i].append(self._combine(alpha, g))
+        # Under the caller's torch.no_grad() the picked score must still be recorded.
+        with torch.enable_grad():
+            for k in range(k_total):
+                score = logits.gather(1, classes[:, k : k + 1]).sum()
+                grads = torch.autograd.grad(
+                    score, activations, retain_graph=k < k_total - 1, allow_unused=True
+                )
+                for i, (alpha, grad) in enumerate(zip(alphas, grads, strict=True)):
+                    g = torch.zeros_like(alpha) if grad is None else forward.volume(grad.detach())
+                    maps[i].append(self._combine(alpha, g))
         return [torch.stack(m, dim=1) for m in maps]
 
     def _reduce_dims(self) -> tuple[int, ...]:
