@@ -400,6 +400,7 @@ class Explainer:
                 with torch.no_grad():
                     output = self._forward(clip)
             logits = logits_of(output, clip.shape[0])
+            self._check_categories(logits.shape[1])
             captured = []
             for (name, _), record in zip(layers, records, strict=True):
                 if record.activation is None:
@@ -474,6 +475,14 @@ class Explainer:
             clip = clip.to(device)
         with preserved_state(self.model, eval_mode=self.eval_mode), torch.no_grad():
             return logits_of(self._forward(clip), clip.shape[0])
+
+    def _check_categories(self, num_classes: int) -> None:
+        if self.categories is not None and len(self.categories) != num_classes:
+            raise InputError(
+                f"expected {num_classes} class names, one per class score of the model, but got "
+                f"{len(self.categories)}; pass categories with one name per class, in the order "
+                "of the model's outputs (or none)"
+            )
 
     @property
     def uses_autograd(self) -> bool:

@@ -8,6 +8,8 @@ containers, so a checkpoint cannot run code when it is opened. A full pickle nee
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,12 +34,16 @@ def read_state_dict(path: str | Path, *, allow_pickle: bool = False) -> dict[str
             f"checkpoint not found: {path}; expected a path to a .pth/.pt/.safetensors file"
         )
     try:
-        if path.suffix == ".safetensors":
+        if path.suffix == ".safetensors" or is_safetensors(path):
             from safetensors.torch import load_file
 
             raw: Any = load_file(str(path))
         else:
-            raw = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+            # torch warns about files it reads (a plain pickle's protocol, ...) before it
+            # refuses or reads them: the outcome is the one message below, or none.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                raw = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except Exception as exc:  # noqa: BLE001 - every reader failure becomes one clear message
         reason = first_line(exc)
         if not allow_pickle and "weights_only" in str(exc):
@@ -52,6 +58,25 @@ def read_state_dict(path: str | Path, *, allow_pickle: bool = False) -> dict[str
     if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     return state
+
+
+def is_safetensors(path: str | Path) -> bool:
+    """Whether the file at ``path`` is a safetensors file, whatever its suffix.
+
+    A safetensors file starts with its header's length ``n`` (8 bytes, little-endian),
+    then ``n`` bytes of a JSON object: the length must fit in the file and the header
+    must start with ``{``.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(9)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError:
+        return False
+    if len(head) < 9:
+        return False
+    length = int.from_bytes(head[:8], "little")
+    return 2 <= length <= size - 8 and head[8:9] == b"{"
 
 
 def _unwrap(raw: Any) -> dict[str, torch.Tensor]:
@@ -116,31 +141,74 @@ def _few(items: list[str], limit: int = 4) -> str:
 
 
 def read_categories(path: str | Path) -> tuple[str, ...]:
-    """Class names from a ``.txt`` (one per line) or ``.json`` (a list, or {index: name})."""
+    """Class names from a ``.txt`` (one per line) or ``.json`` file, in UTF-8.
+
+    A JSON file holds a list of names (strings), or an object mapping class indices (as
+    strings) to names, read in index order.
+
+    Raises:
+        ModelLoadError: a missing or unreadable file, bytes that are not UTF-8, broken
+            JSON, JSON of another shape, or no names at all; one line naming the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(
             f"class-name file not found: {path}; expected a .txt (one per line) or .json file"
         )
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        data = json.loads(text)
-        if isinstance(data, dict):
-            try:
-                return tuple(str(data[k]) for k in sorted(data, key=lambda k: int(k)))
-            except ValueError:
-                raise ModelLoadError(
-                    f"expected {path.name} to map class indices to names, but got keys like {next(iter(data))!r}"
-                ) from None
-        if isinstance(data, list):
-            return tuple(str(x) for x in data)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
         raise ModelLoadError(
-            f"expected a JSON list of class names in {path.name}, but got {type(data).__name__}"
-        )
+            f"expected a readable class-name file {path}, but reading it failed "
+            f"({first_line(exc)}); check its permissions"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ModelLoadError(
+            f"expected class-name file {path} in UTF-8, but byte {exc.start} "
+            f"(0x{exc.object[exc.start]:02x}) is not UTF-8; save the file as UTF-8"
+        ) from None
+    if path.suffix.lower() == ".json":
+        return _json_categories(path, text)
     names = tuple(line.strip() for line in text.splitlines() if line.strip())
     if not names:
         raise ModelLoadError(f"class-name file {path} is empty; expected one name per line")
     return names
+
+
+def _json_categories(path: Path, text: str) -> tuple[str, ...]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(
+            f"expected JSON in class-name file {path}, but it is not valid JSON ({exc.msg} "
+            f"at line {exc.lineno}, column {exc.colno}); fix it, or give one name per line "
+            "in a .txt file"
+        ) from None
+    shape = 'a JSON list of class names or an object {"0": name, "1": name, ...}'
+    if isinstance(data, dict):
+        indices: dict[int, str] = {}
+        for key in data:
+            try:
+                indices[int(key)] = key
+            except ValueError:
+                raise ModelLoadError(
+                    f"expected {shape} in {path}, but got the key {key!r}, which is no class index"
+                ) from None
+        # In index order (as before: load_model then checks one name per class).
+        items = [data[indices[i]] for i in sorted(indices)]
+    elif isinstance(data, list):
+        items = data
+    else:
+        raise ModelLoadError(f"expected {shape} in {path}, but got a {type(data).__name__}")
+    if not items:
+        raise ModelLoadError(f"expected {shape} in {path}, but it holds no names")
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise ModelLoadError(
+                f"expected {shape} in {path}, but the name of class {i} is {item!r}; "
+                "give every name as a string"
+            )
+    return tuple(items)
 
 
 def looks_like_path(text: str, suffixes: Sequence[str]) -> bool:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import nn
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, first_line
+from ..hooks import head_out_features, is_head
 from ..tokens import Reshape
 from ..video import Preprocess
 from .checkpoints import load_weights, read_categories
@@ -147,9 +148,30 @@ def get_adapter(name: str) -> ModelAdapter:
     return _REGISTRY[name]
 
 
+WEIGHTS_SOURCES = ("shipped", "file", "download", "random", "factory")
+"""Where a :class:`LoadedModel`'s weights came from (:attr:`LoadedModel.weights_source`)."""
+
+
 @dataclass
 class LoadedModel:
-    """A ready network with what is known about it."""
+    """A ready network with what is known about it.
+
+    Attributes:
+        model: the network, in eval mode.
+        name: the registered name or the ``"module:factory"`` it was built from.
+        layer, classifier: the target layer and the head (None: found on the first call).
+        preset: how clips are sampled and preprocessed for it.
+        categories: class names, when known.
+        weights: the weights as the manifests record them (a path, a weights name, the
+            shipped weights' description, or None).
+        adapter: the registered adapter (None for a factory).
+        weights_source: where the weights came from, one of :data:`WEIGHTS_SOURCES`:
+            "shipped" (the package's own trained weights), "file" (a checkpoint given),
+            "download" (named weights such as "kinetics400"), "random" (a registered
+            architecture built without weights: its explanations mean nothing) or
+            "factory" (a model built by the caller's own code: its weights are the
+            factory's business).
+    """
 
     model: nn.Module
     name: str
@@ -159,6 +181,20 @@ class LoadedModel:
     categories: tuple[str, ...] | None
     weights: str | None
     adapter: ModelAdapter | None = None
+    weights_source: str = "factory"
+
+    def __post_init__(self) -> None:
+        if self.weights_source not in WEIGHTS_SOURCES:
+            raise ModelLoadError(
+                f"expected weights_source one of {', '.join(WEIGHTS_SOURCES)}, but got "
+                f"{self.weights_source!r}"
+            )
+
+    @property
+    def random_weights(self) -> bool:
+        """Whether the model has freshly initialised (untrained) weights: a registered
+        architecture built without any weights."""
+        return self.weights_source == "random"
 
     def explainer(self, method: str = "cam", **options: Any) -> Explainer:
         """An explainer for this model with the adapter's layer, head and class names.
@@ -228,6 +264,16 @@ def load_model(
         layer, classifier: override the adapter's target layer and head.
         mean, std: override the preset's per-channel normalisation (pixels on the [0, 1]
             scale), for checkpoints trained with other statistics.
+
+    Returns:
+        The :class:`LoadedModel`; its ``weights_source`` says where the weights came from
+        (``random_weights`` is True for a registered architecture built without any).
+
+    Raises:
+        ModelLoadError: an unknown name; a factory that cannot be imported, raises, or
+            returns no ``nn.Module``; a checkpoint that cannot be read or does not fit;
+            a class-name file that cannot be read, or whose names are not one per class
+            of the model's classifier.
     """
     names = _categories(categories)
     named = None
@@ -235,22 +281,31 @@ def load_model(
         model = _from_factory(name, num_classes)
         adapter = None
         preset = Preset()
+        source = "factory" if weights is None else "file"
     else:
         adapter = get_adapter(name)
         kwargs: dict[str, Any] = {"num_classes": num_classes} if num_classes is not None else {}
         named = _weights_name(adapter, weights)
         if named is not None:
             kwargs["weights"] = named
-        model = adapter.builder(
-            pretrained=weights is None and adapter.default_weights is not None, **kwargs
-        )
+        shipped = weights is None and adapter.default_weights is not None
+        model = adapter.builder(pretrained=shipped, **kwargs)
         preset = adapter.preset
+        if named is not None:
+            source = "download"
+        elif weights is not None:
+            source = "file"
+        else:
+            source = "shipped" if shipped else "random"
     if mean is not None or std is not None:
         preset = replace(preset, mean=mean or preset.mean, std=std or preset.std)
         preset.preprocess()  # checks the values: three finite numbers, std > 0
     if weights is not None and named is None:
         load_weights(model, weights, allow_pickle=allow_pickle)
     model = model.to(device).eval()
+    head = classifier or (adapter.classifier if adapter else None)
+    if names is not None:
+        _check_class_count(names, categories, model, head, num_classes)
     if (
         names is None
         and adapter is not None
@@ -263,11 +318,12 @@ def load_model(
         model=model,
         name=name,
         layer=layer or (adapter.layer if adapter else None),
-        classifier=classifier or (adapter.classifier if adapter else None),
+        classifier=head,
         preset=preset,
         categories=names,
         weights=used,
         adapter=adapter,
+        weights_source=source,
     )
 
 
@@ -285,13 +341,48 @@ def _categories(spec: str | Path | tuple[str, ...] | list[str] | None) -> tuple[
     return read_categories(spec)
 
 
+def _class_count(
+    model: nn.Module, classifier: str | None, num_classes: int | None
+) -> tuple[int, str] | None:
+    """The model's class count and where it was read, when it is known without a forward:
+    the named classifier's outputs, else the ``num_classes`` asked for."""
+    if classifier is not None:
+        head = dict(model.named_modules()).get(classifier)
+        if head is not None and is_head(head):
+            return head_out_features(head), f"its classifier {classifier!r} has"
+    if num_classes is not None:
+        return num_classes, "num_classes is"
+    return None
+
+
+def _check_class_count(
+    names: tuple[str, ...],
+    spec: str | Path | tuple[str, ...] | list[str] | None,
+    model: nn.Module,
+    classifier: str | None,
+    num_classes: int | None,
+) -> None:
+    """Refuse class names that are not one per class of the model (one line)."""
+    known = _class_count(model, classifier, num_classes)
+    if known is None or known[0] == len(names):
+        return
+    count, where = known
+    given = f"{spec}" if isinstance(spec, (str, Path)) else "the class names given"
+    raise ModelLoadError(
+        f"expected {count} class names in {given} (the model has {count} classes: {where} "
+        f"{count} outputs), but got {len(names)}; give one name per class, in the order "
+        "of the model's outputs"
+    )
+
+
 def _from_factory(spec: str, num_classes: int | None) -> nn.Module:
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except Exception as exc:  # noqa: BLE001 - an import that fails in any way is one line
         raise ModelLoadError(
-            f"could not import {module_name!r} for model factory {spec!r}: {exc}; "
+            f"could not import {module_name!r} for model factory {spec!r}: "
+            f"{type(exc).__name__}: {first_line(exc)}; "
             "expected 'package.module:function' importable from the current environment"
         ) from None
     factory = getattr(module, attr, None)
@@ -299,9 +390,16 @@ def _from_factory(spec: str, num_classes: int | None) -> nn.Module:
         raise ModelLoadError(
             f"expected a callable {attr!r} in module {module_name!r}, but found none"
         )
-    model = factory(num_classes=num_classes) if num_classes is not None else factory()
+    try:
+        model = factory(num_classes=num_classes) if num_classes is not None else factory()
+    except Exception as exc:  # noqa: BLE001 - the user's factory failing is one line
+        raise ModelLoadError(
+            f"expected factory {spec!r} to build a model, but it raised "
+            f"{type(exc).__name__}: {first_line(exc)}; fix the factory or its arguments"
+        ) from None
     if not isinstance(model, nn.Module):
         raise ModelLoadError(
-            f"expected factory {spec!r} to return an nn.Module, but got {type(model).__name__}"
+            f"expected factory {spec!r} to return an nn.Module, but got {type(model).__name__}; "
+            "return the model (a torch.nn.Module) from the factory"
         )
     return model
