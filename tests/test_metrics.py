@@ -450,8 +450,13 @@ def test_ground_truth_files_and_clip_mapping(tmp_path: Path) -> None:
     clip = truth.on_clip(np.array([1, 1]), Preprocess(size=(16, 24), resize="full"))
     assert clip.shape == (2, 16, 24) and int(clip[0].sum()) == 8 * 12
     mask = tmp_path / "mask.npy"
-    np.save(mask, np.zeros((3, 32, 48), dtype=np.uint8))
-    assert load_ground_truth(mask, 3, (32, 48)).kind == "mask"
+    values = np.zeros((3, 32, 48), dtype=np.uint8)
+    values[2, 4:6, 10:13] = 1  # an all-zero mask is refused: the object must be somewhere
+    np.save(mask, values)
+    truth = load_ground_truth(mask, 3, (32, 48))
+    assert truth.kind == "mask" and np.array_equal(
+        truth.frames(np.array([0, 2])), values[[0, 2]] != 0
+    )
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,8 @@ Boxes file (UTF-8 JSON)::
   differs from the video's, the boxes are scaled to the video.
 
 Mask file: a ``.npy`` array of shape ``(num_frames, height, width)`` matching the video,
-bool or numeric (non-zero = object), loaded without pickle.
+bool or numeric (non-zero = object; finite, with the object in at least one frame),
+loaded without pickle.
 
 On the clip a model sees, the ground truth goes through the same sampling, resizing and
 cropping as the frames (:meth:`GroundTruth.on_clip`).
@@ -117,6 +118,11 @@ def _fail(path: Path, message: str) -> InputError:
     return InputError(f"ground truth {path}: {message}")
 
 
+def _is_number(value: object) -> bool:
+    """Whether a JSON value is a finite number (JSON's NaN and Infinity are not; nor is a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _load_boxes(path: Path, num_frames: int, size: tuple[int, int]) -> dict[int, list[Box]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -134,7 +140,7 @@ def _load_boxes(path: Path, num_frames: int, size: tuple[int, int]) -> dict[int,
         if (
             not isinstance(drawn, list)
             or len(drawn) != 2
-            or not all(isinstance(v, (int, float)) and v > 0 for v in drawn)
+            or not all(_is_number(v) and v > 0 for v in drawn)
         ):
             raise _fail(path, f'expected "size" as [height, width], but got {drawn!r}')
         scale_y, scale_x = size[0] / float(drawn[0]), size[1] / float(drawn[1])
@@ -154,13 +160,11 @@ def _load_boxes(path: Path, num_frames: int, size: tuple[int, int]) -> dict[int,
             raise _fail(path, f"expected a list of boxes for frame {frame}, but got {items!r}")
         boxes: list[Box] = []
         for box in items:
-            if (
-                not isinstance(box, list)
-                or len(box) != 4
-                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in box)
-            ):
+            if not isinstance(box, list) or len(box) != 4 or not all(map(_is_number, box)):
                 raise _fail(
-                    path, f"expected boxes [x0, y0, x1, y1] at frame {frame}, but got {box!r}"
+                    path,
+                    f"expected boxes [x0, y0, x1, y1] of four finite numbers at frame {frame}, "
+                    f"but got {box!r}",
                 )
             x0, y0 = box[0] * scale_x, box[1] * scale_y
             x1, y1 = box[2] * scale_x, box[3] * scale_y
@@ -195,7 +199,33 @@ def _load_mask(path: Path, num_frames: int, size: tuple[int, int]) -> np.ndarray
         )
     if not (mask.dtype == np.bool_ or np.issubdtype(mask.dtype, np.number)):
         raise _fail(path, f"expected a bool or numeric mask, but got dtype {mask.dtype}")
+    _check_mask_values(path, mask)
     return mask
+
+
+def _check_mask_values(path: Path, mask: np.ndarray, block: int = 64) -> None:
+    """Refuse NaN or inf values and a mask without any object (read ``block`` frames at a
+    time, so a memory-mapped mask is never held whole)."""
+    inexact = np.issubdtype(mask.dtype, np.inexact)
+    found = False
+    for start in range(0, mask.shape[0], block):
+        frames = np.asarray(mask[start : start + block])
+        if inexact:
+            bad = ~np.isfinite(frames)
+            if bad.any():
+                t, y, x = (int(v) for v in np.argwhere(bad)[0])
+                raise _fail(
+                    path,
+                    f"expected finite mask values, but frame {start + t} holds "
+                    f"{frames[t, y, x]} at (y={y}, x={x}); save the mask as bool or 0/1",
+                )
+        found = found or bool(frames.any())
+    if not found:
+        raise _fail(
+            path,
+            "expected the object in at least one frame (a non-zero value), but the mask is "
+            "all zeros; mark the object's pixels as True or 1",
+        )
 
 
 def load_ground_truth(path: str | Path, num_frames: int, size: tuple[int, int]) -> GroundTruth:
@@ -203,7 +233,9 @@ def load_ground_truth(path: str | Path, num_frames: int, size: tuple[int, int]) 
 
     Raises:
         InputError: a missing file, another suffix, a malformed file, frame indices outside
-            the video, or a mask whose shape is not ``(num_frames, H, W)``.
+            the video, boxes or a ``"size"`` that are not finite numbers (NaN, Infinity),
+            no box at all, a mask whose shape is not ``(num_frames, H, W)``, a mask holding
+            NaN or inf, or a mask that is all zeros (the object in no frame).
     """
     p = Path(path)
     if not p.is_file():
