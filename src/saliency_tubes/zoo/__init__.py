@@ -11,6 +11,7 @@ from . import pytorchvideo_models, tiny, torchvision_models
 from .checkpoints import load_weights, read_categories, read_state_dict
 from .densenet3d import DenseNet3D, densenet3d
 from .registry import (
+    WEIGHTS_SOURCES,
     LoadedModel,
     ModelAdapter,
     Preset,
@@ -94,6 +95,7 @@ for _adapter in pytorchvideo_models.adapters():
 
 __all__ = [
     "DEFAULT_MODEL",
+    "WEIGHTS_SOURCES",
     "DenseNet3D",
     "LoadedModel",
     "ModelAdapter",
