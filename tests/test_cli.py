@@ -370,7 +370,7 @@ def test_ctrl_c_in_a_subprocess_is_one_line_and_leaves_nothing(tmp_path: Path) -
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and stderr.strip() == "interrupted", stderr
+    assert proc.returncode == 130 and stderr == "interrupted\n", stderr
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
@@ -417,5 +417,52 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path: Path) -> None:
     time.sleep(0.4)  # Python is up; torch and the commands are still being imported
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and stderr.strip() == "interrupted", stderr
+    assert proc.returncode == 130 and stderr == "interrupted\n", stderr
     assert not (tmp_path / "demo").exists() or list((tmp_path / "demo").iterdir()) == []
+
+
+def test_class_names_with_dots_and_control_characters(video: Path, tmp_path: Path) -> None:
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps(["v1.0", "red\u001b[31m", "c", "d", "e"]))
+    out = tmp_path / "out"
+    code, stdout, stderr = _explain(
+        video,
+        out,
+        "--categories",
+        str(names),
+        "--classes",
+        "0,1",
+        "--format",
+        "png",
+        "--layouts",
+        "heat",
+    )
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["heat_1_v1.0", "heat_2_red-31m"]
+    assert len(list((out / "heat_1_v1.0").glob("*.png"))) == 20
+    assert "class 1 red\\x1b[31m: p=" in stdout and "\u001b" not in stdout
+
+
+def test_random_weights_are_said_on_the_terminal(video: Path, tmp_path: Path) -> None:
+    code, stdout, stderr = _run(
+        "explain",
+        str(video),
+        "--out",
+        str(tmp_path / "out"),
+        "--model",
+        "resnet3d-18",
+        "--num-classes",
+        "4",
+        "--format",
+        "npy",
+        "--quiet",
+    )
+    assert code == 0, stderr
+    assert stderr.splitlines() == [
+        "warning: resnet3d-18 has random weights: this explains an untrained network; pass "
+        "--weights PATH (or a named release) for a trained one"
+    ]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["model"]["weights_source"] == "random" and manifest["model"]["random_weights"]
+    code, _, stderr = _explain(video, tmp_path / "factory", "--format", "npy")
+    assert code == 0 and "warning" not in stderr  # a factory's weights are its own business

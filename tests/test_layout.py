@@ -146,3 +146,18 @@ def test_the_front_door_is_light_and_complete() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[] [] True", out.stdout + out.stderr
+
+
+def test_upsample_is_both_the_module_and_the_function() -> None:
+    """``st.upsample`` names a module and its function: both uses work, in any import order."""
+    import torch
+
+    import saliency_tubes as st
+    import saliency_tubes.upsample as module
+    from saliency_tubes.upsample import upsample
+
+    raw = torch.arange(8.0).reshape(1, 1, 2, 2, 2)
+    assert torch.equal(st.upsample(raw, (3, 3, 3)), upsample(raw, (3, 3, 3)))
+    assert module.MODES["cubic"] == 3 and torch.equal(
+        module(raw, (3, 3, 3)), upsample(raw, (3, 3, 3))
+    )

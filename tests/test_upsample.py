@@ -58,7 +58,10 @@ def _rel_err(ours: np.ndarray, ref: np.ndarray, raw: np.ndarray) -> float:
 @pytest.mark.parametrize("mode", list(ORDERS))
 @pytest.mark.parametrize(("shape", "size"), CASES)
 def test_matches_scipy_zoom(
-    ndi: ModuleType, shape: tuple[int, int, int], size: tuple[int, int, int], mode: str,
+    ndi: ModuleType,
+    shape: tuple[int, int, int],
+    size: tuple[int, int, int],
+    mode: str,
     align: str,
 ) -> None:
     raw = _rand(shape, seed=sum(shape))
@@ -79,9 +82,7 @@ def test_nearest_rounding_matches_scipy_exactly(ndi: ModuleType, align: str) -> 
         raw = np.arange(1.0, n_in + 1.0)
         for n_out in range(1, 60):
             ref = _zoom(ndi, raw[None, None, :], (1, 1, n_out), 0, align)
-            out = upsample(
-                torch.from_numpy(raw)[None, None, :], (1, 1, n_out), "nearest", align
-            )
+            out = upsample(torch.from_numpy(raw)[None, None, :], (1, 1, n_out), "nearest", align)
             np.testing.assert_array_equal(out.numpy(), ref, err_msg=f"{n_in}->{n_out}")
 
 

@@ -79,7 +79,9 @@ def test_preprocess_agrees_with_geometry(resize: str) -> None:
     geo = pre.geometry(SRC_HW)
     ys, xs = geo.to_source(10, 20)
     frames = np.zeros((2,) + SRC_HW + (3,), dtype=np.uint8)
-    frames[:, int(round(ys)) - 1:int(round(ys)) + 2, int(round(xs)) - 1:int(round(xs)) + 2] = 255
+    frames[:, int(round(ys)) - 1 : int(round(ys)) + 2, int(round(xs)) - 1 : int(round(xs)) + 2] = (
+        255
+    )
     clip = pre(frames)
     assert clip.shape == (3, 2, 32, 32) and clip.dtype == torch.float32
     peak = np.unravel_index(int(clip[0, 0].argmax()), (32, 32))
@@ -204,7 +206,8 @@ def test_sample_uniform() -> None:
 
 
 @pytest.mark.parametrize(
-    ("n", "length", "stride", "step"), [(100, 16, 8, 1), (37, 8, 8, 1), (50, 8, 5, 2), (16, 16, 4, 1)]
+    ("n", "length", "stride", "step"),
+    [(100, 16, 8, 1), (37, 8, 8, 1), (50, 8, 5, 2), (16, 16, 4, 1)],
 )
 def test_sliding_windows_cover_every_frame(n: int, length: int, stride: int, step: int) -> None:
     windows = sliding_windows(n, length, stride, step)
@@ -212,7 +215,7 @@ def test_sliding_windows_cover_every_frame(n: int, length: int, stride: int, ste
     for w in windows:
         assert w.shape == (length,) and w.min() >= 0 and w.max() < n
         assert np.all(np.diff(w) == step)
-        covered[w[0]:w[-1] + 1] = True
+        covered[w[0] : w[-1] + 1] = True
     assert covered.all()
     assert windows[0][0] == 0 and windows[-1][-1] == n - 1
 

@@ -19,6 +19,8 @@ until torch is needed.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -38,17 +40,8 @@ _EXPORTS: dict[str, str] = {
         "errors",
     ),
     **dict.fromkeys(
-        (
-            "CAM",
-            "METHODS",
-            "Explainer",
-            "GradCAM",
-            "GradCAMPlusPlus",
-            "SaliencyTubes",
-            "Tubes",
-            "normalize_tubes",
-            "select_classes",
-        ),
+        "CAM METHODS Explainer GradCAM GradCAMPlusPlus SaliencyTubes Tubes normalize_tubes "
+        "select_classes".split(),
         "methods",
     ),
     **dict.fromkeys(("TubeStats", "tube_stats"), "metrics.concentration"),
@@ -136,13 +129,38 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'saliency_tubes' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    imported = importlib.import_module(f".{module}", __name__)
+    if module == name:  # the module itself, made callable as its function (see _Package)
+        return imported
+    value = getattr(imported, name)
     globals()[name] = value  # later lookups skip this function
     return value
 
 
 def __dir__() -> list[str]:
     return __all__
+
+
+class _CallableModule(types.ModuleType):
+    """A module that is also its namesake function: ``saliency_tubes.upsample(...)`` calls
+    ``saliency_tubes.upsample.upsample``, and ``saliency_tubes.upsample.MODES`` still works."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self, self.__name__.rpartition(".")[2])(*args, **kwargs)
+
+
+class _Package(types.ModuleType):
+    """The package module. Importing a submodule sets it as an attribute of its package;
+    where a public function has its module's name (``upsample``), that module is made
+    callable, so the attribute serves both as the module and as the function."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name:
+            value.__class__ = _CallableModule
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 if TYPE_CHECKING:  # what type checkers and editors see

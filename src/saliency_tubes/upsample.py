@@ -82,9 +82,7 @@ def _bspline(order: int, t: np.ndarray) -> np.ndarray:
     if order == 1:
         return np.clip(1.0 - a, 0.0, None)
     if order == 2:
-        return np.where(
-            a < 0.5, 0.75 - a * a, np.where(a < 1.5, 0.5 * (1.5 - a) ** 2, 0.0)
-        )
+        return np.where(a < 0.5, 0.75 - a * a, np.where(a < 1.5, 0.5 * (1.5 - a) ** 2, 0.0))
     return np.where(
         a < 1.0,
         2.0 / 3.0 - a * a + 0.5 * a**3,
@@ -286,8 +284,7 @@ def _check_inputs(
         and not isinstance(size, str)
         and len(size) == 3
         and all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
-            for v in size
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in size
         )
     )
     if not ok:

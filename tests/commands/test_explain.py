@@ -99,3 +99,57 @@ def test_bad_options_are_one_line_and_write_nothing(clip_path: Path, tmp_path: P
             explain_video(clip_path, tmp_path / "out", tiny, options)
         assert len(str(caught.value).splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_clip_too_big_for_memory_is_refused_before_allocating(
+    clip_path: Path, tmp_path: Path, tiny, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from saliency_tubes import resources
+
+    need = resources.clip_bytes(64, tiny.preset.size) * resources.ACTIVATION_FACTOR
+    monkeypatch.setattr(resources, "available_memory", lambda: need - 1)
+    with pytest.raises(st.InputError, match="explaining a clip of 64 frames at 96x96") as caught:
+        explain_video(clip_path, tmp_path / "out", tiny, ExplainOptions(frames=64, progress=False))
+    assert "use fewer --frames (the preset's is 16)" in str(caught.value)
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr(resources, "available_memory", lambda: need)  # exactly enough: runs
+    explain_video(
+        clip_path,
+        tmp_path / "ok",
+        tiny,
+        ExplainOptions(frames=64, formats=("npy",), progress=False),
+    )
+    assert np.load(tmp_path / "ok" / "tube.npy").shape[1] == 64
+
+
+def test_an_impossible_frame_count_is_one_line_on_any_machine(
+    clip_path: Path, tmp_path: Path, tiny
+) -> None:
+    with pytest.raises(st.InputError, match="fits in memory"):
+        explain_video(
+            clip_path, tmp_path / "out", tiny, ExplainOptions(frames=10**7, progress=False)
+        )
+
+
+def test_random_weights_and_caveats_are_said(clip_path: Path, tmp_path: Path, tiny) -> None:
+    from saliency_tubes.commands.drawing import caption_of
+    from saliency_tubes.zoo import load_model
+
+    torch.manual_seed(0)
+    untrained = load_model("resnet3d-18", num_classes=8)
+    assert untrained.random_weights and not tiny.random_weights
+    assert caption_of(untrained, "3  p=0.20") == "3  p=0.20 (random weights)"
+    assert (
+        caption_of(tiny, "shrink  p=0.96")
+        == "shrink  p=0.96\nknows only 8 synthetic motion classes"
+    )
+    options = ExplainOptions(formats=("npy",), progress=False)
+    shipped = explain_video(clip_path, tmp_path / "tiny", tiny, options).manifest["model"]
+    random = explain_video(clip_path, tmp_path / "r18", untrained, options).manifest["model"]
+    assert (shipped["weights_source"], shipped["random_weights"]) == ("shipped", False)
+    assert shipped["caveat"] == "knows only 8 synthetic motion classes"
+    assert (random["weights_source"], random["random_weights"], random["caveat"]) == (
+        "random",
+        True,
+        None,
+    )

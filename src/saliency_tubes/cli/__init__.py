@@ -13,7 +13,6 @@ one line too. ``main`` is the click group (for tests and embedding).
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 __all__ = ["main", "run"]
@@ -21,11 +20,19 @@ __all__ = ["main", "run"]
 
 def run() -> None:
     """The ``saliency-tubes`` console program."""
+    from . import running  # light: click only
+
+    running.watch_interrupts()
     try:
         from .app import main as group
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    except BaseException:
+        # An interrupt inside an import can surface as another error (a half-imported
+        # module): whatever the exception, a Ctrl-C seen means "interrupted".
+        if running.was_interrupted():
+            running.interrupted()
+        raise
+    if running.was_interrupted():  # swallowed by a library's import
+        running.interrupted()
     group()
 
 

@@ -15,7 +15,7 @@ import click
 
 from ..commands import parse
 from . import flags
-from .running import Group, guarded, report_classes, stages, wrote
+from .running import Group, echo, guarded, loaded, report_classes, stages, wrote
 
 
 def _on_video(
@@ -31,7 +31,7 @@ def _on_video(
     return command(
         video,
         params["out_dir"],
-        model.load(),
+        loaded(model),
         options,
         info=info,
         on_stage=stages(params["quiet"]),
@@ -73,12 +73,7 @@ def main() -> None:
     help="Per-channel std R,G,B on the [0, 1] scale (default: the model's preset).",
 )
 @flags.options(flags.LAYER, flags.CLASSIFIER)
-@click.option(
-    "--classes",
-    default="top1",
-    show_default=True,
-    help="top3 | 12 | name | comma-separated indices or names.",
-)
+@flags.classes("top1", "top3 | 12 | name | comma-separated indices or names.")
 @click.option(
     "--method",
     default=None,
@@ -159,7 +154,7 @@ def demo(out_dir: Path, seed: int | None, classes: str, method: str, quiet: bool
 
     result = guarded(run)
     if result is not None:
-        click.echo(f"true class of the generated clip: {result.manifest['demo']['true_class']}")
+        echo(f"true class of the generated clip: {result.manifest['demo']['true_class']}")
         report_classes(result)
 
 
@@ -174,7 +169,7 @@ def models() -> None:
     from ..commands import model_lines
 
     for line in model_lines():
-        click.echo(line)
+        echo(line)
 
 
 # -- comparisons: compare-classes, compare-models ---------------------------------------
@@ -223,12 +218,7 @@ def _compare_options(params: dict[str, Any], **extra: Any) -> Any:
 @main.command("compare-classes", context_settings=flags.CONTEXT)
 @click.argument("video", type=click.Path(path_type=Path))
 @flags.options(flags.MODEL, flags.WEIGHTS, flags.CATEGORIES, flags.NUM_CLASSES)
-@click.option(
-    "--classes",
-    default="top3",
-    show_default=True,
-    help="top3 | comma-separated names or indices: one panel each.",
-)
+@flags.classes("top3", "top3 | comma-separated names or indices: one panel each.")
 @click.option(
     "--contrast",
     default=None,
@@ -258,7 +248,7 @@ def compare_classes_command(video: Path, **params: Any) -> None:
         return
     if result.manifest["contrast"]:
         c = result.manifest["contrast"]
-        click.echo(f"contrast {c['a']['name']} vs {c['b']['name']}: raw scale {c['scale']:.4g}")
+        echo(f"contrast {c['a']['name']} vs {c['b']['name']}: raw scale {c['scale']:.4g}")
     report_classes(result)
 
 
@@ -275,7 +265,7 @@ def compare_classes_command(video: Path, **params: Any) -> None:
     "--num-classes", default=None, metavar="M=N,...", help="Head size per model (if not default)."
 )
 @click.option("--categories", default=None, metavar="M=PATH,...", help="Class names per model.")
-@click.option("--classes", default="top1", show_default=True, help="topK or names/indices.")
+@flags.classes("top1", "topK or names/indices.")
 @_COMPARE
 def compare_models_command(video: Path, model_names: str, **params: Any) -> None:
     """Several models on VIDEO side by side, each with its own preprocessing.
@@ -313,16 +303,16 @@ def compare_models_command(video: Path, model_names: str, **params: Any) -> None
         for spec in specs:
             spec.check()
         info = probe(video, min_frames=2)  # a bad video is reported before any model is built
-        loaded = [spec.load() for spec in specs]
+        models = [loaded(spec) for spec in specs]
         return compare_models(
-            video, params["out_dir"], loaded, options, info=info, on_stage=stages(params["quiet"])
+            video, params["out_dir"], models, options, info=info, on_stage=stages(params["quiet"])
         )
 
     result = guarded(run)
     if result is None:
         return
     for row in result.manifest["summary"]:
-        click.echo(
+        echo(
             f"{row['model']}: {row['class']} p={row['score']:.3f}  "
             f"above 0.5: {100 * row['fraction_above']:.1f}% of voxels  "
             f"spread {row['spread']:.3f} (y {row['spread_y']:.3f}, x {row['spread_x']:.3f})"
@@ -392,8 +382,8 @@ def pyramid_command(video: Path, **params: Any) -> None:
     c = manifest["class"]
     counts = " / ".join(str(n) for n in manifest["pyramid"]["nodes_per_level"][1:])
     name = f" {c['name']}" if c["name"] else ""
-    click.echo(f"class {c['index']}{name}: p={c['probability']:.3f}")
-    click.echo(f"nodes per level (1..{manifest['pyramid']['levels_reached']}): {counts}")
+    echo(f"class {c['index']}{name}: p={c['probability']:.3f}")
+    echo(f"nodes per level (1..{manifest['pyramid']['levels_reached']}): {counts}")
     wrote(result)
 
 
@@ -456,14 +446,14 @@ def evaluate_command(video: Path | None, **params: Any) -> None:
         return
     report = result.manifest
     c = report["class"]
-    click.echo(f"class {c['index']} {c['name']}: p={c['score']:.3f}")
+    echo(f"class {c['index']} {c['name']}: p={c['score']:.3f}")
     for row, t in report["tubes"].items():
-        click.echo(
+        echo(
             f"{row:20s} pointing {t['pointing']:.2f}  mass {t['mass']:.3f}  iou {t['iou']:.3f}  "
             f"deletion {t['deletion']:.3f}  insertion {t['insertion']:.3f}  "
             f"sanity {t['sanity'][-1] if t['sanity'][-1] is not None else float('nan'):.2f}"
         )
-    click.echo(f"wrote report.json and plots to {result.out_dir} in {result.seconds:.1f} s")
+    echo(f"wrote report.json and plots to {result.out_dir} in {result.seconds:.1f} s")
 
 
 def _benchmark(params: dict[str, Any]) -> None:
@@ -492,8 +482,8 @@ def _benchmark(params: dict[str, Any]) -> None:
     parse.model_options(params).check()  # the device
     result = benchmark(config, show=not params["quiet"], on_stage=stages(params["quiet"]))
     files = write_benchmark(result, params["out_dir"])
-    click.echo(result.table())
-    click.echo(
+    echo(result.table())
+    echo(
         f"model accuracy on the {config.clips} clips: {result.accuracy:.3f}; wrote "
         f"{len(files)} file(s) to {params['out_dir']} in {result.seconds:.1f} s"
     )
@@ -531,7 +521,7 @@ def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
         video,
         params["ground_truth"],
         params["out_dir"],
-        model.load(),
+        loaded(model),
         options,
         info=info,
         on_stage=stages(params["quiet"]),

@@ -48,8 +48,15 @@ MODEL = click.option(
     "model_name",
     default="tiny-actions",
     show_default=True,
-    help="A registered name (see `saliency-tubes models`) or 'package.module:factory'.",
+    help="A registered name (see `saliency-tubes models`) or 'package.module:factory'. The "
+    "default, tiny-actions, is the embedded demo model: it knows only 8 synthetic motion "
+    "classes (left, right, up, down, clockwise, counterclockwise, grow, shrink).",
 )
+
+
+def classes(default: str, help: str) -> Callable[[Any], Any]:
+    """``--classes`` with a command's own default and help."""
+    return click.option("--classes", default=default, show_default=True, help=help)
 
 
 def path_option(flag: str, help: str) -> Callable[[Any], Any]:

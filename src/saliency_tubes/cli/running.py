@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-__all__ = ["Group", "fail", "guarded", "printable", "report_classes", "say", "stages", "wrote"]
+__all__ = [
+    "Group",
+    "echo",
+    "fail",
+    "guarded",
+    "loaded",
+    "printable",
+    "report_classes",
+    "say",
+    "stages",
+    "wrote",
+]
 
 
 def fail(message: str) -> None:
@@ -18,6 +31,19 @@ def fail(message: str) -> None:
 
 def say(message: str) -> None:
     click.echo(f"- {message}", err=True)
+
+
+def loaded(spec: Any) -> Any:
+    """Load the model of ``spec`` (:class:`~saliency_tubes.commands.ModelOptions`); say so
+    on stderr when it has random weights, whatever ``--quiet``."""
+    model = spec.load()
+    if model.random_weights:
+        click.echo(
+            f"warning: {printable(model.name)} has random weights: this explains an untrained "
+            "network; pass --weights PATH (or a named release) for a trained one",
+            err=True,
+        )
+    return model
 
 
 def stages(quiet: bool) -> Callable[[str], None] | None:
@@ -46,29 +72,74 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+class Interrupted(BaseException):
+    """Ctrl-C, carried past click's own handler (which would print a blank line)."""
+
+
+_SIGINT = {"seen": False}
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    _SIGINT["seen"] = True
+    raise KeyboardInterrupt
+
+
+def watch_interrupts() -> Any:
+    """Record Ctrl-C from now on (it still raises ``KeyboardInterrupt``); return the handler
+    to restore, or None when this thread cannot or need not install it."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGINT) is _on_sigint:
+        return None
+    _SIGINT["seen"] = False
+    return signal.signal(signal.SIGINT, _on_sigint)
+
+
+def was_interrupted() -> bool:
+    """Whether Ctrl-C came since :func:`watch_interrupts`."""
+    return _SIGINT["seen"]
+
+
+def interrupted() -> NoReturn:
+    """The one line of a Ctrl-C, and its exit code."""
+    click.echo("interrupted", err=True)
+    sys.exit(130)
+
+
 class Group(click.Group):
     """The command group, with every failure as one line.
 
     Usage errors (a missing argument, an unknown option) print ``error: ...`` and exit 2
     instead of click's usage block; Ctrl-C at any moment prints ``interrupted`` and exits
-    130, with no traceback (the command has removed what it had written).
+    130, with no traceback (the command has removed what it had written), also when the
+    interrupt lands inside an import and surfaces as another exception.
     """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted from None
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
+        previous = watch_interrupts()
         try:
             result = super().main(*args, **kwargs)
-        except click.exceptions.Abort:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+        except (Interrupted, KeyboardInterrupt, click.exceptions.Abort):
+            interrupted()
         except click.ClickException as exc:
             hint = ""
             if isinstance(exc, click.UsageError) and exc.ctx is not None:
                 hint = f"; see {exc.ctx.command_path} --help"
             fail(printable(exc.format_message()).rstrip(".") + hint)
+        except Exception:
+            if was_interrupted():  # an interrupt inside an import can surface as another error
+                interrupted()
+            raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
         if isinstance(result, int) and result:  # --help and --version return 0
             sys.exit(result)
         return result
@@ -82,7 +153,12 @@ def wrote(result: Any) -> None:
     )
 
 
+def echo(text: str) -> None:
+    """Print ``text`` on stdout, control characters in names escaped (line by line)."""
+    click.echo("\n".join(printable(line) for line in str(text).split("\n")))
+
+
 def report_classes(result: Any) -> None:
     for c in result.manifest["classes"]:
-        click.echo(f"class {c['index']} {c['name']}: p={c['score']:.3f}")
+        echo(f"class {c['index']} {c['name']}: p={c['score']:.3f}")
     wrote(result)

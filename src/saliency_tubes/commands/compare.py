@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..video import VideoInfo
 from ..zoo import LoadedModel
 from . import explaining, manifest
-from .drawing import contrast_product, encode, grid_product, plot, slug
+from .drawing import caption_of, contrast_product, encode, grid_product, plot, slug
 from .options import VIDEO_FORMATS, CompareOptions, check_distinct
 from .outputs import Run, produce
 from .result import CommandResult
@@ -115,7 +115,7 @@ def compare_classes(
             if formats:
                 run.say(f"rendering {info.num_frames} frames of {len(e.classes)} class panels")
                 panels = [
-                    (e.track, k, f"{n}  p={s:.2f}", summary)
+                    (e.track, k, caption_of(loaded, f"{n}  p={s:.2f}"), summary)
                     for k, (n, s, summary) in enumerate(
                         zip(e.names, e.scores, summaries[0], strict=True)
                     )
@@ -123,7 +123,10 @@ def compare_classes(
                 products = [grid_product("compare_classes", panels, options)]
                 if contrast is not None:
                     names = (e.names[ka], e.names[kb])
-                    products.append(contrast_product(f"contrast_{pair}", names, tracks[1], options))
+                    why = caption_of(loaded, f"why {names[0]} and not {names[1]}")
+                    products.append(
+                        contrast_product(f"contrast_{pair}", names, tracks[1], options, why)
+                    )
                 files.update(encode(run.video, info, outputs, products, formats, options.progress))
         grid = {"style": options.style, "cols": options.cols}
         record = manifest.one_model(
@@ -223,7 +226,7 @@ def compare_models(
                     (
                         e.track,
                         k,
-                        f"{e.loaded.name}: {e.names[k]}  p={e.scores[k]:.2f}",
+                        caption_of(e.loaded, f"{e.loaded.name}: {e.names[k]}  p={e.scores[k]:.2f}"),
                         summaries[i][k],
                     )
                     for k in classes

@@ -21,6 +21,7 @@ import numpy as np
 from .. import render
 from ..temporal import TemporalCurve
 from ..video import Frame, VideoInfo, VideoWriter, iter_frames
+from ..zoo import LoadedModel
 from .explaining import Explained
 from .options import CompareOptions, ExplainOptions
 from .outputs import OutputFolder, progress
@@ -28,6 +29,7 @@ from .track import Summary, TubeTrack
 
 __all__ = [
     "GAP",
+    "caption_of",
     "Product",
     "contrast_product",
     "encode",
@@ -76,9 +78,8 @@ def encode(
         for p, product in enumerate(products):
             for key, stem in product.stems.items():
                 for fmt in formats:
-                    writer, rel = outputs.video(
-                        stem if fmt == "png" else f"{stem}.{fmt}", info.rate
-                    )
+                    name = stem if fmt == "png" else f"{stem}.{fmt}"
+                    writer, rel = outputs.video(name, info.rate, kind=fmt)
                     stack.enter_context(writer)
                     writers.setdefault((p, key), []).append(writer)
                     files[fmt].append(rel)
@@ -103,11 +104,19 @@ def panel(
     return render.caption(out, label) if options.caption else out
 
 
+def caption_of(loaded: LoadedModel, label: str) -> str:
+    """``label`` as a caption of ``loaded``'s tubes: "(random weights)" after it when the
+    network is untrained, and the model's caveat on a second line (tiny-actions: it knows
+    only its 8 synthetic motion classes), so that no frame passes for more than it is."""
+    if loaded.random_weights:
+        label += " (random weights)"
+    return f"{label}\n{loaded.caveat}" if loaded.caveat else label
+
+
 def _layouts(
-    image: np.ndarray, saliency: np.ndarray, name: str, score: float, options: ExplainOptions
+    image: np.ndarray, saliency: np.ndarray, label: str, options: ExplainOptions
 ) -> dict[str, np.ndarray]:
     """What ``explain`` draws of one class on one frame, by layout."""
-    label = f"{name}  p={score:.2f}"
     heat = panel(image, saliency, "heat", f"heat: {label}", options)
     focus = panel(image, saliency, "focus", f"focus: {label}", options)
     drawn: dict[str, np.ndarray] = {}
@@ -136,11 +145,12 @@ def _timeline(image: np.ndarray, curve: TemporalCurve, frame: Frame, scale: floa
 def explain_product(e: Explained, k: int, summary: Summary, options: ExplainOptions) -> Product:
     """Class ``k``'s heat, focus and side-by-side videos (``LAYOUT_K_NAME``)."""
     name, score = e.names[k], e.scores[k]
+    label = caption_of(e.loaded, f"{name}  p={score:.2f}")
     stems = {layout: f"{layout}_{k + 1}_{slug(name)}" for layout in options.layouts}
     scale = float(summary.curve.mean.max(initial=0.0))
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:
-        drawn = _layouts(frame.image, e.track.frame(k, frame.timestamp), name, score, options)
+        drawn = _layouts(frame.image, e.track.frame(k, frame.timestamp), label, options)
         if options.timeline:
             drawn = {key: _timeline(img, summary.curve, frame, scale) for key, img in drawn.items()}
         return drawn
@@ -172,10 +182,9 @@ def grid_product(
 
 
 def contrast_product(
-    stem: str, names: tuple[str, str], track: TubeTrack, options: CompareOptions
+    stem: str, names: tuple[str, str], track: TubeTrack, options: CompareOptions, label: str
 ) -> Product:
-    """The contrastive tube "why A and not B" over the frame, with its colour bar under it."""
-    label = f"why {names[0]} and not {names[1]}"
+    """The contrastive tube over the frame, captioned ``label``, with its colour bar under it."""
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:
         image = render.contrast_frame(frame.image, track.frame(0, frame.timestamp))

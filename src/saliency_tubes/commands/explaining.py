@@ -29,6 +29,7 @@ from ..errors import InputError, VideoError
 from ..hooks import model_device
 from ..methods import Explainer, Tubes, select_classes
 from ..methods.base import ClassSpec
+from ..resources import ACTIVATION_FACTOR, check_fits, clip_bytes
 from ..video import Preprocess, VideoInfo, iter_frames, sample_uniform, sliding_windows
 from ..zoo import LoadedModel
 from .options import ExplainOptions
@@ -123,6 +124,13 @@ def plan(
         index_sets = [sample_uniform(info.num_frames, frames)]
     else:
         index_sets = sliding_windows(info.num_frames, *options.windows)
+    size = loaded.preset.size
+    length = max(len(ix) for ix in index_sets)
+    check_fits(
+        clip_bytes(length, size) * ACTIVATION_FACTOR,
+        f"explaining a clip of {length} frames at {size[0]}x{size[1]} with {loaded.name}",
+        f"use fewer --frames (the preset's is {loaded.preset.frames}) or --windows LEN,STRIDE",
+    )
     return Plan(
         loaded=loaded,
         method=_method(loaded, options.method),

@@ -83,11 +83,22 @@ def _device(loaded: LoadedModel) -> str:
     return "cpu" if device is None else str(device)
 
 
+def weights_entry(loaded: LoadedModel) -> dict[str, Any]:
+    """Where the weights came from: ``shipped``, ``file``, ``download``, ``random`` (an
+    untrained network) or ``factory``; and what the outputs do not mean (``caveat``)."""
+    return {
+        "weights_source": loaded.weights_source,
+        "random_weights": loaded.random_weights,
+        "caveat": loaded.caveat,
+    }
+
+
 def model_entry(e: Explained) -> dict[str, Any]:
     """The model that made the tubes."""
     return {
         "name": e.loaded.name,
         "weights": e.loaded.weights,
+        **weights_entry(e.loaded),
         "layer": e.layer,
         "classifier": e.classifier,
         "method": e.method,
@@ -262,6 +273,7 @@ def pyramid(
         "model": {
             "name": loaded.name,
             "weights": loaded.weights,
+            **weights_entry(loaded),
             "feature_layer": built.feature_layer,
             "classifier": built.classifier,
         },
@@ -329,6 +341,7 @@ def evaluate(
         "model": {
             "name": loaded.name,
             "weights": loaded.weights,
+            **weights_entry(loaded),
             "layer": loaded.layer,
             "classifier": loaded.classifier,
             "preset": asdict(loaded.preset),

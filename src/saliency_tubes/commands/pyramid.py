@@ -18,6 +18,7 @@ from .. import render
 from ..errors import InputError
 from ..hooks import model_device
 from ..pyramid import ROOT, PyramidNode, class_feature_pyramid
+from ..resources import ACTIVATION_FACTOR, check_fits, clip_bytes
 from ..video import VideoInfo, read_frames, sample_uniform
 from ..zoo import LoadedModel
 from . import manifest
@@ -86,7 +87,14 @@ def pyramid_video(
     def work(run: Run) -> dict[str, Any]:
         info, outputs, say = run.info, run.outputs, run.say
         with run.stage("explain"):
-            indices = sample_uniform(info.num_frames, options.frames or loaded.preset.frames)
+            frames = options.frames or loaded.preset.frames
+            size = loaded.preset.size
+            check_fits(
+                clip_bytes(frames, size) * ACTIVATION_FACTOR,
+                f"a pyramid of a clip of {frames} frames at {size[0]}x{size[1]}",
+                f"use fewer --frames (the preset's is {loaded.preset.frames})",
+            )
+            indices = sample_uniform(info.num_frames, frames)
             say(f"reading {len(indices)} frames of {info.num_frames}")
             preprocess = loaded.preset.preprocess()
             clip = preprocess(read_frames(run.video, indices, info=info))[None]
@@ -111,8 +119,11 @@ def pyramid_video(
             tubes = built.tubes([n.id for n in written])
             frames = render.display_frames(clip, preprocess)
             t = render.representative_frame(tubes[ROOT])
+            note = "(random weights)" if loaded.random_weights else ""
+            if loaded.caveat:
+                note = f"{note} ({loaded.caveat})".strip()
             figure = render.draw_pyramid(
-                built, frames, per_level=options.per_level, frame_index=t, tubes=tubes
+                built, frames, per_level=options.per_level, frame_index=t, tubes=tubes, note=note
             )
             files: dict[str, list[str]] = {
                 "json": [outputs.write_json("pyramid.json", built.to_dict())],

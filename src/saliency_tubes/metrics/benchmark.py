@@ -26,9 +26,10 @@ from ..errors import InputError, check_choices
 from ..hooks import model_device, preserved_state
 from ..methods import METHODS
 from ..methods.base import logits_of
+from ..resources import ACTIVATION_FACTOR, check_fits, clip_bytes
 from ..synthetic import make_dataset
 from ..upsample import MODES
-from ..zoo import load_model
+from ..zoo import get_adapter, load_model
 from ..zoo.registry import LoadedModel
 from .baselines import BASELINES, baseline_fn
 from .faithfulness import SUBSTRATES, deletion, insertion, make_substrate
@@ -156,6 +157,14 @@ class BenchmarkConfig:
         check_choices("methods", self.methods, METHODS, allow_empty=True)
         check_choices("interpolations", self.interpolations, MODES, allow_empty=True)
         check_choices("baselines", self.baselines, BASELINES, allow_empty=True)
+        preset = get_adapter(self.model).preset
+        one = clip_bytes(preset.frames, preset.size)
+        check_fits(
+            self.clips * (one + one // 4) + min(self.chunk, self.clips) * one * ACTIVATION_FACTOR,
+            f"the benchmark's {self.clips} clips of {preset.frames}x{preset.size[0]}x"
+            f"{preset.size[1]} (held in memory with their masks)",
+            "use fewer --clips",
+        )
         if not self.methods and not self.baselines:
             raise InputError("expected at least one method or baseline, but got none")
         if self.methods and not self.interpolations:

@@ -134,6 +134,7 @@ def draw_pyramid(
     tubes: Mapping[str, torch.Tensor] | None = None,
     colormap: str = "jet",
     title: str | None = None,
+    note: str = "",
 ) -> np.ndarray:
     """Draw the pyramid: levels as rows, nodes as heat thumbnails, edges to the children.
 
@@ -152,6 +153,7 @@ def draw_pyramid(
         tubes: the drawn nodes' tubes, if already computed.
         colormap: matplotlib colour map of the heat maps.
         title: the headline (default: class, probability, θ, depth, frame).
+        note: added after the headline (e.g. "(random weights)").
 
     Returns:
         The figure, ``(H, W, 3)`` uint8 RGB.
@@ -242,6 +244,7 @@ def draw_pyramid(
         f"Class feature pyramid: {name} (p={pyramid.probability:.2f}), theta={pyramid.threshold:g}, "
         f"depth {pyramid.depth}" + (f", top-{pyramid.top_n}" if pyramid.top_n else "")
     )
+    headline += f" {note}" if note else ""
     draw.text((margin, 9), headline, fill=_INK, font=face)
     footer = (
         f"heat maps at clip frame {t + 1}/{T}; s: score of the best edge in; "

@@ -41,6 +41,7 @@ register(
         num_classes=len(tiny.PRESET["categories"]),
         description="small 3D CNN trained here on the synthetic motion data set (ships with the package)",
         default_weights="tiny_actions.safetensors (shipped)",
+        caveat="knows only 8 synthetic motion classes",
     )
 )
 

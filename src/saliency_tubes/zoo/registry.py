@@ -94,6 +94,9 @@ class ModelAdapter:
     preset: Preset
     categories: tuple[str, ...] | None = None
     description: str = ""
+    caveat: str | None = None
+    """What the model's outputs do not mean, said in every caption and the manifest (the
+    embedded model knows only its 8 synthetic motion classes)."""
     default_weights: str | None = None
     num_classes: int | None = None
     extra: dict[str, object] = field(default_factory=dict)
@@ -189,6 +192,11 @@ class LoadedModel:
                 f"expected weights_source one of {', '.join(WEIGHTS_SOURCES)}, but got "
                 f"{self.weights_source!r}"
             )
+
+    @property
+    def caveat(self) -> str | None:
+        """The adapter's caveat (see :attr:`ModelAdapter.caveat`), if any."""
+        return self.adapter.caveat if self.adapter is not None else None
 
     @property
     def random_weights(self) -> bool:
