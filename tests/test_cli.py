@@ -466,3 +466,44 @@ def test_random_weights_are_said_on_the_terminal(video: Path, tmp_path: Path) ->
     assert manifest["model"]["weights_source"] == "random" and manifest["model"]["random_weights"]
     code, _, stderr = _explain(video, tmp_path / "factory", "--format", "npy")
     assert code == 0 and "warning" not in stderr  # a factory's weights are its own business
+
+
+def test_odd_and_rotated_sources(tmp_path: Path) -> None:
+    """Outputs keep an odd source's size (mp4: one repeated edge row/column, said in the
+    manifest) and come out upright for a rotated phone video."""
+    import av
+
+    odd = tmp_path / "odd_frames"  # a PNG frame folder keeps the odd size (an mp4 would pad)
+    with VideoWriter(odd, fps=12) as writer:
+        for t in range(12):
+            writer.write(np.full((77, 101, 3), 20 * t % 255, np.uint8))
+    assert probe(odd).size == (77, 101)
+    out = tmp_path / "odd"
+    code, _, stderr = _explain(odd, out, "--layouts", "heat", "--format", "mp4,gif,png")
+    assert code == 0, stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    (mp4,), (gif,) = manifest["outputs"]["mp4"], manifest["outputs"]["gif"]
+    assert (probe(out / mp4).height, probe(out / mp4).width) == (78, 102)
+    assert (probe(out / gif).height, probe(out / gif).width) == (77, 101)
+    assert probe(out / manifest["outputs"]["png"][0]).size == (77, 101)
+    assert "repeated once in .mp4" in manifest["definitions"]["mp4_size"]
+
+    rotated = tmp_path / "phone.mp4"
+    with av.open(str(rotated), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(-90)
+        for t in range(10):
+            image = np.full((48, 64, 3), 40 + 10 * t, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    out = tmp_path / "phone"
+    code, _, stderr = _explain(rotated, out, "--layouts", "heat", "--format", "mp4")
+    assert code == 0, stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"]["rotation"] == 270
+    assert (manifest["source"]["height"], manifest["source"]["width"]) == (64, 48)
+    written = probe(out / manifest["outputs"]["mp4"][0])
+    assert (written.height, written.width) == (64, 48) and written.rotation == 0

@@ -469,3 +469,33 @@ def test_real_read_frames_match_stream() -> None:
     picked = read_frames(path, idx, info=info)
     assert picked.shape == (8, 256, 340, 3)
     assert np.array_equal(picked, np.stack([streamed[i].image for i in idx]))
+
+
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_rotated_videos_are_decoded_upright(tmp_path: Path, degrees: int) -> None:
+    """A phone video's display matrix is honoured: frames come back turned upright."""
+    import av
+
+    path = tmp_path / "rotated.mp4"
+    h, w = 48, 64
+    image = np.zeros((h, w, 3), np.uint8)
+    image[:16, :16] = (255, 0, 0)  # a red block in the stored frame's top-left corner
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10, options={"crf": "0"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv444p"
+        stream.set_display_rotation(degrees)
+        for _ in range(4):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    info = probe(path)
+    k = (degrees // 90) % 4
+    expected = np.rot90(image, k=k)  # counter-clockwise, as the display matrix says
+    assert info.rotation == (degrees % 360) and info.size == expected.shape[:2]
+    frames = read_frames(path, [0, 3], info=info)
+    streamed = [f.image for f in iter_frames(path, info=info)]
+    assert frames.shape == (2, *expected.shape) and len(streamed) == 4
+    red = expected[..., 0] > 128
+    for got in (frames[0], streamed[3]):
+        assert ((got[..., 0] > 128) == red).mean() > 0.99

@@ -42,7 +42,13 @@ __all__ = [
     "video_facts",
 ]
 
-DEFINITIONS = {"temporal": temporal.DEFINITION, "stats": STATS_DEFINITION}
+DEFINITIONS = {
+    "temporal": temporal.DEFINITION,
+    "stats": STATS_DEFINITION,
+    "mp4_size": "H.264 in yuv420p (what browsers play) needs an even height and width: an odd "
+    "one gets its last row or column repeated once in .mp4 outputs; .gif and PNG frames keep "
+    "the exact size",
+}
 """How the temporal curves and the tube statistics are defined, as stored in manifests."""
 
 _PACKAGES = ("saliency-tubes", "torch", "numpy", "av", "pillow", "matplotlib")
@@ -60,7 +66,8 @@ def versions() -> dict[str, str]:
 
 
 def video_facts(info: VideoInfo) -> dict[str, Any]:
-    """The source video: path, size, frame count, frame rate, duration, codec."""
+    """The source video: path, upright size, frame count, frame rate, duration, codec, and
+    the rotation its display matrix asked for (the frames were turned upright by it)."""
     return {
         "path": str(info.path),
         "width": info.width,
@@ -70,6 +77,7 @@ def video_facts(info: VideoInfo) -> dict[str, Any]:
         "rate": str(info.rate),
         "duration": info.duration,
         "codec": info.codec,
+        "rotation": info.rotation,
     }
 
 

@@ -43,6 +43,10 @@ class VideoInfo:
         codec: Codec name as FFmpeg spells it (``"h264"``, ``"mpeg4"``, ``"gif"``, ...); for a
             frame folder the image format (``"png"``, ``"jpeg"``, ...).
         rate: ``fps`` as an exact fraction (e.g. ``30000/1001``), for writing outputs.
+        rotation: Degrees (0, 90, 180 or 270) by which the decoded frames are turned
+            counter-clockwise to be upright, from the file's display matrix (phone videos);
+            ``width`` and ``height`` are the upright frame's, and every frame this module
+            returns is upright.
     """
 
     path: Path
@@ -54,6 +58,7 @@ class VideoInfo:
     timestamps: np.ndarray = field(compare=False, repr=False)
     codec: str
     rate: Fraction
+    rotation: int = 0
 
     @property
     def size(self) -> tuple[int, int]:
@@ -262,6 +267,9 @@ def probe(
             timestamps = _timestamps_by_demux(container, stream)
         except av.FFmpegError as exc:
             raise _read_error(p, exc) from exc
+    rotation = _rotation(p)
+    if rotation in (90, 270):
+        width, height = height, width
     if timestamps is None:
         timestamps = _timestamps_by_decoding(p, float(avg) if avg else DEFAULT_FOLDER_FPS)
     n = int(timestamps.size)
@@ -283,8 +291,22 @@ def probe(
         timestamps=timestamps,
         codec=codec,
         rate=rate,
+        rotation=rotation,
     )
     return check_min_frames(info, min_frames)
+
+
+def _rotation(path: Path) -> int:
+    """The display rotation of the first frame (counter-clockwise degrees, 0/90/180/270)."""
+    degrees = 0.0
+    try:
+        with _open_input(path) as container:
+            for frame in container.decode(_video_stream(container, path)):
+                degrees = float(getattr(frame, "rotation", 0) or 0)
+                break
+    except (av.FFmpegError, VideoError):
+        return 0  # decoding reports what is wrong with the file, later
+    return int(round(degrees / 90.0)) * 90 % 360
 
 
 def check_min_frames(info: VideoInfo, min_frames: int = 2) -> VideoInfo:
@@ -347,11 +369,15 @@ ACCURATE_YUV = (
 )
 
 
-def _to_rgb(frame: av.VideoFrame, accurate: bool) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB pixels of a decoded frame."""
+def _to_rgb(frame: av.VideoFrame, accurate: bool, rotation: int = 0) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB pixels of a decoded frame, turned upright by ``rotation``."""
     if accurate:
-        return frame.reformat(format="rgb24", interpolation=ACCURATE_RGB).to_ndarray()
-    return frame.to_ndarray(format="rgb24")
+        rgb = frame.reformat(format="rgb24", interpolation=ACCURATE_RGB).to_ndarray()
+    else:
+        rgb = frame.to_ndarray(format="rgb24")
+    if rotation:
+        rgb = np.ascontiguousarray(np.rot90(rgb, k=rotation // 90))
+    return rgb
 
 
 def _extra_timestamp(info: VideoInfo, index: int) -> float:
@@ -399,7 +425,7 @@ def iter_frames(
         try:
             for i, frame in enumerate(container.decode(stream)):
                 t = float(info.timestamps[i]) if i < info.num_frames else _extra_timestamp(info, i)
-                yield Frame(i, t, _to_rgb(frame, accurate))
+                yield Frame(i, t, _to_rgb(frame, accurate, info.rotation))
         except av.FFmpegError as exc:
             raise _read_error(p, exc) from exc
 
@@ -463,7 +489,7 @@ def read_frames(
             try:
                 for i, frame in enumerate(container.decode(stream)):
                     if i in wanted:
-                        found[i] = _to_rgb(frame, accurate)
+                        found[i] = _to_rgb(frame, accurate, info.rotation)
                     if i >= last:
                         break
             except av.FFmpegError as exc:
