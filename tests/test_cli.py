@@ -507,3 +507,66 @@ def test_odd_and_rotated_sources(tmp_path: Path) -> None:
     assert (manifest["source"]["height"], manifest["source"]["width"]) == (64, 48)
     written = probe(out / manifest["outputs"]["mp4"][0])
     assert (written.height, written.width) == (64, 48) and written.rotation == 0
+
+
+def test_a_full_disk_in_pyramid_all_tubes_is_one_line(
+    video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tubes are written one by one; the disk fills at the fourth: one line, nothing left."""
+    import errno
+
+    from saliency_tubes.commands import outputs
+
+    calls = {"n": 0}
+    real = outputs.atomic_save_npy
+
+    def filling(path, array):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, array)
+
+    monkeypatch.setattr(outputs, "atomic_save_npy", filling)
+    out = tmp_path / "out"
+    code, _, stderr = _run(
+        "pyramid",
+        str(video),
+        "--out",
+        str(out),
+        "--model",
+        FACTORY,
+        "--class",
+        "0",
+        "--depth",
+        "1",
+        "--all-tubes",
+        "--quiet",
+    )
+    lines = stderr.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "No space left on device" in lines[0], stderr
+    assert calls["n"] == 4 and not out.exists()
+
+
+def test_a_real_full_disk(video: Path, tmp_path: Path) -> None:
+    """A 1 MiB tmpfs fills while the videos are encoded (root with mount rights only)."""
+    import shutil
+    import subprocess
+
+    disk = tmp_path / "full"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()[:80]})")
+    try:
+        (disk / "earlier.txt").write_text("an earlier result")
+        big = _write_video(tmp_path / "big.mp4", frames=60, size=(240, 320))
+        code, _, stderr = _explain(big, disk, "--format", "mp4,gif", "--classes", "top2")
+        lines = stderr.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr
+        assert "but got No space left on device; free some space" in lines[0]
+        assert [p.name for p in disk.iterdir()] == ["earlier.txt"]
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+        shutil.rmtree(disk, ignore_errors=True)

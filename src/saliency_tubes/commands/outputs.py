@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, VideoError
 from ..video import (
     VideoInfo,
     VideoWriter,
@@ -213,8 +213,9 @@ def output_folder(out_dir: str | Path) -> Iterator[OutputFolder]:
         outputs.cleanup()
         if created:
             shutil.rmtree(out, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise _write_error(out, exc) from None
+        failed = exc if isinstance(exc, OSError) else exc.__cause__  # a writer's VideoError
+        if isinstance(failed, OSError) and (failed is exc or isinstance(exc, VideoError)):
+            raise _write_error(out, failed) from None
         raise
 
 
