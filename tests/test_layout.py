@@ -161,3 +161,29 @@ def test_upsample_is_both_the_module_and_the_function() -> None:
     assert module.MODES["cubic"] == 3 and torch.equal(
         module(raw, (3, 3, 3)), upsample(raw, (3, 3, 3))
     )
+
+
+def test_help_imports_no_torch() -> None:
+    """Every ``--help`` answers without importing torch (the commands import it when run)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\nfrom saliency_tubes.cli.app import main\n"
+        "for c in ([], ['explain'], ['demo'], ['models'], ['compare-classes'],"
+        " ['compare-models'], ['pyramid'], ['evaluate']):\n"
+        "    try:\n        main([*c, '--help'])\n    except SystemExit:\n        pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'LIGHT')"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "LIGHT", out.stderr
+    assert "cam | gradcam | gradcam++" in out.stdout and "Usage: " in out.stdout
+
+
+def test_the_vocabulary_is_the_implementations() -> None:
+    from saliency_tubes import render, upsample, vocabulary
+    from saliency_tubes.methods import METHODS
+
+    assert tuple(METHODS) == vocabulary.METHOD_NAMES
+    assert upsample.MODES is vocabulary.MODES and upsample.ALIGNS is vocabulary.ALIGNS
+    assert render.BACKGROUNDS is vocabulary.BACKGROUNDS

@@ -52,14 +52,10 @@ import numpy as np
 import torch
 
 from saliency_tubes.errors import InputError
+from saliency_tubes.vocabulary import ALIGNS, MODES
 
 __all__ = ["ALIGNS", "MODES", "check_mode", "upsample"]
 
-MODES: dict[str, int] = {"nearest": 0, "linear": 1, "quadratic": 2, "cubic": 3}
-"""Interpolation modes and their B-spline orders."""
-
-ALIGNS: tuple[str, ...] = ("corners", "centers")
-"""Grid alignments: scipy's default grid (``corners``) or half-pixel centres."""
 
 _EDGE_PAD = 12
 """Edge copies scipy pads on each side before prefiltering with ``mode='nearest'``."""

@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 
-from ..commands import options as choices
+from ..commands import BACKGROUNDS as _BACKGROUNDS
+from ..commands import INTERPOLATIONS as _INTERPOLATIONS
+from ..commands import METHOD_NAMES
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 """Click settings of every command: -h too, wide help."""
@@ -25,9 +27,9 @@ def options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return apply
 
 
-METHODS = " | ".join(choices.METHODS)
-INTERPOLATIONS = " | ".join(choices.INTERPOLATIONS)
-BACKGROUNDS = " | ".join(choices.BACKGROUNDS)
+METHODS = " | ".join(METHOD_NAMES)
+INTERPOLATIONS = " | ".join(_INTERPOLATIONS)
+BACKGROUNDS = " | ".join(_BACKGROUNDS)
 
 OUT = click.option(
     "--out",

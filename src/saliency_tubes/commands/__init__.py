@@ -23,63 +23,82 @@ One module per command, and one per shared concern:
 ==================  ===================================================================
 
 Every command function returns a :class:`CommandResult` (manifest, files, per-tube
-numbers, timings) and, on any error or interrupt, removes every file it wrote.
+numbers, timings) and, on any error or interrupt, leaves its output folder as it was.
+Names are imported from their modules on first use, so ``parse`` and the option
+vocabulary are available without importing torch (the command line's ``--help``).
 """
 
 from __future__ import annotations
 
-from ..errors import InputError, SaliencyTubesError, first_line
-from ..metrics.benchmark import BenchmarkConfig, BenchmarkResult, Protocol
-from ..video import probe
-from ..zoo import LoadedModel, load_model
-from . import parse
-from .compare import compare_classes, compare_models
-from .demo import DEMO_SEED, run_demo
-from .evaluate import benchmark, evaluate_video, write_benchmark
-from .explain import explain_video
-from .models import model_lines
-from .options import (
-    ALIGNS,
-    BACKGROUNDS,
-    FORMATS,
-    INTERPOLATIONS,
-    LAYOUTS,
-    METHOD_CHOICES,
-    STYLES,
-    CompareOptions,
-    DeviceError,
-    EvaluateOptions,
-    ExplainOptions,
-    ModelOptions,
-    PyramidOptions,
-    check_device,
-)
-from .pyramid import pyramid_video
-from .result import CommandResult, TubeResult
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: Public name -> the module (relative to this package) that defines it.
+_EXPORTS: dict[str, str] = {
+    "InputError": "..errors",
+    "SaliencyTubesError": "..errors",
+    "first_line": "..errors",
+    "BenchmarkConfig": "..metrics.benchmark",
+    "BenchmarkResult": "..metrics.benchmark",
+    "Protocol": "..metrics.benchmark",
+    "probe": "..video",
+    "LoadedModel": "..zoo",
+    "load_model": "..zoo",
+    "compare_classes": ".compare",
+    "compare_models": ".compare",
+    "DEMO_SEED": ".demo",
+    "run_demo": ".demo",
+    "benchmark": ".evaluate",
+    "evaluate_video": ".evaluate",
+    "write_benchmark": ".evaluate",
+    "explain_video": ".explain",
+    "model_lines": ".models",
+    "CompareOptions": ".options",
+    "DeviceError": ".options",
+    "EvaluateOptions": ".options",
+    "ExplainOptions": ".options",
+    "ModelOptions": ".options",
+    "PyramidOptions": ".options",
+    "check_device": ".options",
+    "ALIGNS": "..vocabulary",
+    "BACKGROUNDS": "..vocabulary",
+    "FORMATS": "..vocabulary",
+    "INTERPOLATIONS": "..vocabulary",
+    "LAYOUTS": "..vocabulary",
+    "METHOD_CHOICES": "..vocabulary",
+    "METHOD_NAMES": "..vocabulary",
+    "STYLES": "..vocabulary",
+    "VIDEO_FORMATS": "..vocabulary",
+    "pyramid_video": ".pyramid",
+    "CommandResult": ".result",
+    "TubeResult": ".result",
+}
 
 __all__ = [
     "ALIGNS",
     "BACKGROUNDS",
-    "DEMO_SEED",
-    "FORMATS",
-    "INTERPOLATIONS",
-    "LAYOUTS",
-    "METHOD_CHOICES",
-    "STYLES",
     "BenchmarkConfig",
     "BenchmarkResult",
     "CommandResult",
     "CompareOptions",
+    "DEMO_SEED",
     "DeviceError",
     "EvaluateOptions",
     "ExplainOptions",
+    "FORMATS",
+    "INTERPOLATIONS",
     "InputError",
+    "LAYOUTS",
     "LoadedModel",
+    "METHOD_CHOICES",
+    "METHOD_NAMES",
     "ModelOptions",
     "Protocol",
     "PyramidOptions",
+    "STYLES",
     "SaliencyTubesError",
     "TubeResult",
+    "VIDEO_FORMATS",
     "benchmark",
     "check_device",
     "compare_classes",
@@ -95,3 +114,54 @@ __all__ = [
     "run_demo",
     "write_benchmark",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use (PEP 562)."""
+    if name == "parse":
+        return importlib.import_module(".parse", __name__)
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'saliency_tubes.commands' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from ..errors import InputError, SaliencyTubesError, first_line
+    from ..metrics.benchmark import BenchmarkConfig, BenchmarkResult, Protocol
+    from ..video import probe
+    from ..vocabulary import (
+        ALIGNS,
+        BACKGROUNDS,
+        FORMATS,
+        INTERPOLATIONS,
+        LAYOUTS,
+        METHOD_CHOICES,
+        METHOD_NAMES,
+        STYLES,
+        VIDEO_FORMATS,
+    )
+    from ..zoo import LoadedModel, load_model
+    from . import parse
+    from .compare import compare_classes, compare_models
+    from .demo import DEMO_SEED, run_demo
+    from .evaluate import benchmark, evaluate_video, write_benchmark
+    from .explain import explain_video
+    from .models import model_lines
+    from .options import (
+        CompareOptions,
+        DeviceError,
+        EvaluateOptions,
+        ExplainOptions,
+        ModelOptions,
+        PyramidOptions,
+        check_device,
+    )
+    from .pyramid import pyramid_video
+    from .result import CommandResult, TubeResult

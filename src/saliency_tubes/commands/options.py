@@ -24,8 +24,16 @@ from ..methods.base import ClassSpec
 from ..metrics import BASELINES, UNITS
 from ..metrics.benchmark import Protocol
 from ..pyramid import DEFAULT_DEPTH, check_options
-from ..render import BACKGROUNDS
-from ..upsample import ALIGNS, MODES
+from ..vocabulary import (
+    ALIGNS,
+    BACKGROUNDS,
+    FORMATS,
+    INTERPOLATIONS,
+    LAYOUTS,
+    METHOD_CHOICES,
+    STYLES,
+    VIDEO_FORMATS,
+)
 from ..zoo import LoadedModel, load_model
 
 __all__ = [
@@ -46,19 +54,6 @@ __all__ = [
     "check_device",
     "check_distinct",
 ]
-
-LAYOUTS = ("heat", "focus", "side_by_side")
-"""What ``explain`` draws per class: the heat tube, the focus tube, and both beside the frame."""
-FORMATS = ("mp4", "gif", "png", "npy", "plot")
-"""Output formats: videos (mp4, gif, png frame folders), the tube (npy), the curves (plot)."""
-VIDEO_FORMATS = ("mp4", "gif", "png")
-"""The formats that are videos."""
-STYLES = ("focus", "heat")
-"""What each panel of a comparison grid shows."""
-INTERPOLATIONS = MODES
-"""Spline modes of the upsampling (:func:`saliency_tubes.upsample`)."""
-METHOD_CHOICES = (*METHODS, "auto")
-"""Explainers by name, or ``auto``: the model adapter's default method."""
 
 
 class DeviceError(InputError):

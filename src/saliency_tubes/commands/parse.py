@@ -1,5 +1,8 @@
 """Option values from text: what a command line (or a table of a dataset's rows) gives.
 
+Importing this module costs nothing (no torch): the command line parses with it before
+any command runs.
+
 Each function turns one string into the value an option object takes, or raises one
 :class:`~saliency_tubes.InputError` line that says what was expected.
 """
@@ -7,10 +10,12 @@ Each function turns one string into the value an option object takes, or raises 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from .options import ModelOptions
+
+if TYPE_CHECKING:
+    from .options import ModelOptions
 
 __all__ = [
     "class_spec",
@@ -106,6 +111,8 @@ def model_options(params: Mapping[str, Any], **override: Any) -> ModelOptions:
     ``params`` holds the flags by their Python names, as a command line parses them;
     ``override`` replaces some (one model of several).
     """
+    from .options import ModelOptions  # imported here: parsing text needs no torch
+
     given = {
         "name": params.get("model_name", "tiny-actions"),
         "weights": params.get("weights"),

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from saliency_tubes.errors import InputError
+from saliency_tubes.vocabulary import BACKGROUNDS
 
 __all__ = [
     "caption",
@@ -51,7 +52,6 @@ HATCH_GREY = 160
 UNSEEN_DIM = 0.5
 
 Background = Literal["black", "dark", "blur", "gray"]
-BACKGROUNDS: tuple[str, ...] = ("black", "dark", "blur", "gray")
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,43 @@
+"""The names options take, in one place with no imports (so that a command line can list
+them in ``--help`` without importing torch).
+
+The modules that implement them re-export these: :data:`MODES` and :data:`ALIGNS` are
+:mod:`saliency_tubes.upsample`'s, :data:`BACKGROUNDS` :mod:`saliency_tubes.render`'s,
+:data:`METHOD_NAMES` the keys of :data:`saliency_tubes.METHODS` (a test checks it).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ALIGNS",
+    "BACKGROUNDS",
+    "FORMATS",
+    "INTERPOLATIONS",
+    "LAYOUTS",
+    "METHOD_CHOICES",
+    "METHOD_NAMES",
+    "MODES",
+    "STYLES",
+    "VIDEO_FORMATS",
+]
+
+METHOD_NAMES: tuple[str, ...] = ("cam", "gradcam", "gradcam++")
+"""The explainers by name: the paper's Saliency Tubes (CAM), Grad-CAM, Grad-CAM++."""
+METHOD_CHOICES: tuple[str, ...] = (*METHOD_NAMES, "auto")
+"""Explainers by name, or ``auto``: the model adapter's default method."""
+MODES: dict[str, int] = {"nearest": 0, "linear": 1, "quadratic": 2, "cubic": 3}
+"""Interpolation modes and their B-spline orders."""
+INTERPOLATIONS: tuple[str, ...] = tuple(MODES)
+"""Spline modes of the upsampling."""
+ALIGNS: tuple[str, ...] = ("corners", "centers")
+"""Grid alignments: scipy's default grid (``corners``) or half-pixel centres."""
+BACKGROUNDS: tuple[str, ...] = ("black", "dark", "blur", "gray")
+"""What focus tubes show where the model did not look."""
+LAYOUTS: tuple[str, ...] = ("heat", "focus", "side_by_side")
+"""What ``explain`` draws per class: the heat tube, the focus tube, and both beside the frame."""
+FORMATS: tuple[str, ...] = ("mp4", "gif", "png", "npy", "plot")
+"""Output formats: videos (mp4, gif, png frame folders), the tube (npy), the curves (plot)."""
+VIDEO_FORMATS: tuple[str, ...] = ("mp4", "gif", "png")
+"""The formats that are videos."""
+STYLES: tuple[str, ...] = ("focus", "heat")
+"""What each panel of a comparison grid shows."""
