@@ -15,10 +15,11 @@ from typing import Any
 
 from ..errors import InputError
 from ..video import VideoInfo
+from ..vocabulary import VIDEO_FORMATS
 from ..zoo import LoadedModel
 from . import explaining, manifest
 from .drawing import caption_of, contrast_product, encode, grid_product, plot, slug
-from .options import VIDEO_FORMATS, CompareOptions, check_distinct
+from .options import CompareOptions, check_distinct
 from .outputs import Run, produce
 from .result import CommandResult
 from .track import Summary, summarise

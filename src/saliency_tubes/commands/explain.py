@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from ..video import VideoInfo
+from ..vocabulary import VIDEO_FORMATS
 from ..zoo import LoadedModel
 from . import explaining, manifest
 from .drawing import encode, explain_product, plot, slug
-from .options import VIDEO_FORMATS, ExplainOptions
+from .options import ExplainOptions
 from .outputs import Run, produce
 from .result import CommandResult
 from .track import summarise

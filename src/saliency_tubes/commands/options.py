@@ -18,33 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from .. import vocabulary as names
 from ..errors import InputError, check_choice, check_choices
 from ..methods import METHODS
 from ..methods.base import ClassSpec
 from ..metrics import BASELINES, UNITS
 from ..metrics.benchmark import Protocol
 from ..pyramid import DEFAULT_DEPTH, check_options
-from ..vocabulary import (
-    ALIGNS,
-    BACKGROUNDS,
-    FORMATS,
-    INTERPOLATIONS,
-    LAYOUTS,
-    METHOD_CHOICES,
-    STYLES,
-    VIDEO_FORMATS,
-)
 from ..zoo import LoadedModel, load_model
 
 __all__ = [
-    "ALIGNS",
-    "BACKGROUNDS",
-    "FORMATS",
-    "INTERPOLATIONS",
-    "LAYOUTS",
-    "METHOD_CHOICES",
-    "STYLES",
-    "VIDEO_FORMATS",
     "CompareOptions",
     "DeviceError",
     "EvaluateOptions",
@@ -163,7 +146,7 @@ class ExplainOptions:
         windows: (length, stride) sliding windows covering the whole video, each
             explained and the tubes stitched (overlaps blended); None samples one clip of
             ``frames`` frames spread uniformly over the video (the authors' choice).
-        interpolation: spline mode of the upsampling (one of :data:`INTERPOLATIONS`).
+        interpolation: spline mode of the upsampling (one of :data:`saliency_tubes.vocabulary.INTERPOLATIONS`).
         align: "corners" or "centers" (see :func:`saliency_tubes.upsample`).
         colormap: any matplotlib colour map name for heat tubes.
         opacity: heat map opacity over the frame.
@@ -191,22 +174,22 @@ class ExplainOptions:
     floor: float = 20 / 255
     background: Literal["black", "dark", "blur", "gray"] = "black"
     formats: tuple[str, ...] = ("mp4", "plot")
-    layouts: tuple[str, ...] = LAYOUTS
+    layouts: tuple[str, ...] = names.LAYOUTS
     caption: bool = True
     timeline: bool = False
     progress: bool = True
 
     def check(self) -> None:
         """Validate the options (one-line errors)."""
-        if self.method not in METHOD_CHOICES:
+        if self.method not in names.METHOD_CHOICES:
             raise InputError(
                 f"expected method one of {', '.join(METHODS)} or auto, but got {self.method!r}"
             )
-        check_choices("formats", self.formats, FORMATS)
-        check_choices("layouts", self.layouts, LAYOUTS)
-        check_choice("interpolation", self.interpolation, INTERPOLATIONS)
-        check_choice("align", self.align, ALIGNS)
-        check_choice("background", self.background, BACKGROUNDS)
+        check_choices("formats", self.formats, names.FORMATS)
+        check_choices("layouts", self.layouts, names.LAYOUTS)
+        check_choice("interpolation", self.interpolation, names.INTERPOLATIONS)
+        check_choice("align", self.align, names.ALIGNS)
+        check_choice("background", self.background, names.BACKGROUNDS)
         if self.frames is not None and self.frames < 2:
             raise InputError(f"expected at least 2 frames per clip, but got {self.frames}")
         if self.windows is not None:
@@ -237,8 +220,10 @@ class CompareOptions(ExplainOptions):
     def check(self) -> None:
         """Validate the options (one-line errors)."""
         super().check()
-        if self.style not in STYLES:
-            raise InputError(f"expected style one of {', '.join(STYLES)}, but got {self.style!r}")
+        if self.style not in names.STYLES:
+            raise InputError(
+                f"expected style one of {', '.join(names.STYLES)}, but got {self.style!r}"
+            )
         if self.cols is not None and self.cols < 1:
             raise InputError(f"expected cols >= 1, but got {self.cols}")
         if self.contrast is not None:
@@ -316,5 +301,5 @@ class EvaluateOptions:
                 f"expected methods among {', '.join(METHODS)} and baselines among "
                 f"{', '.join(BASELINES)}, but got {', '.join(bad) or 'none'}"
             )
-        check_choices("interpolation", [self.interpolation], INTERPOLATIONS)
+        check_choices("interpolation", [self.interpolation], names.INTERPOLATIONS)
         check_choices("units", self.units, UNITS)
