@@ -86,16 +86,19 @@ def test_a_failed_move_puts_the_earlier_files_back(
 
     def failing(src: object, dst: object) -> None:
         calls["n"] += 1
-        if calls["n"] == 4:  # a aside, a in, b aside, then b in fails
+        if calls["n"] == 5:  # a aside, a in, c in, b aside, then b in fails
             raise OSError(errno.ENOSPC, "No space left on device")
         real(src, dst)  # type: ignore[arg-type]
 
     with pytest.raises(InputError, match="No space left"), output_folder(out_dir) as out:
         out.write_bytes("a.txt", b"new a")
+        out.folder("new")
+        out.write_bytes("new/c.txt", b"new c")  # a new sub-folder: gone again after the failure
         out.write_bytes("b.txt", b"new b")
         monkeypatch.setattr(os, "replace", failing)
     monkeypatch.setattr(os, "replace", real)
-    assert calls["n"] >= 4 and _tree(out_dir) == before
+    assert calls["n"] >= 5 and _tree(out_dir) == before
+    assert sorted(p.name for p in out_dir.iterdir()) == ["a.txt", "b.txt"]
 
 
 def test_a_new_folder_goes_with_a_failed_run(tmp_path: Path) -> None:

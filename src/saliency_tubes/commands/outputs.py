@@ -15,6 +15,7 @@ stages show.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -134,11 +135,14 @@ class OutputFolder:
         aside = self.staging / ".replaced"
         placed: list[Path] = []
         moved: list[tuple[Path, Path]] = []
+        made: list[Path] = []  # sub-folders of root this commit created
         try:
             for name in order:
                 source, target = self.staging / name, self.root / name
                 if not source.exists():
                     continue
+                missing = [d for d in target.parents if d != self.root and self.root in d.parents]
+                made += [d for d in reversed(missing) if not d.exists()]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if target.exists() or target.is_symlink():
                     keep = aside / name
@@ -152,6 +156,9 @@ class OutputFolder:
                 _remove(target)
             for keep, target in reversed(moved):
                 os.replace(keep, target)
+            for folder in reversed(made):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only if empty: it holds nothing of an earlier run
             raise
         shutil.rmtree(self.staging, ignore_errors=True)
 
