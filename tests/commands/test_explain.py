@@ -138,7 +138,7 @@ def test_random_weights_and_caveats_are_said(clip_path: Path, tmp_path: Path, ti
     torch.manual_seed(0)
     untrained = load_model("resnet3d-18", num_classes=8)
     assert untrained.random_weights and not tiny.random_weights
-    assert caption_of(untrained, "3  p=0.20") == "3  p=0.20 (random weights)"
+    assert caption_of(untrained, "3  p=0.20") == "3  p=0.20\nrandom weights (untrained)"
     assert (
         caption_of(tiny, "shrink  p=0.96")
         == "shrink  p=0.96\nknows only 8 synthetic motion classes"

@@ -105,12 +105,16 @@ def panel(
 
 
 def caption_of(loaded: LoadedModel, label: str) -> str:
-    """``label`` as a caption of ``loaded``'s tubes: "(random weights)" after it when the
-    network is untrained, and the model's caveat on a second line (tiny-actions: it knows
-    only its 8 synthetic motion classes), so that no frame passes for more than it is."""
+    """``label`` as a caption of ``loaded``'s tubes, with what the numbers do not mean on
+    lines of their own (never cut off by a narrow frame): "random weights (untrained)" for
+    a network without trained weights, and the model's caveat (tiny-actions: it knows only
+    its 8 synthetic motion classes)."""
+    lines = [label]
     if loaded.random_weights:
-        label += " (random weights)"
-    return f"{label}\n{loaded.caveat}" if loaded.caveat else label
+        lines.append("random weights (untrained)")
+    if loaded.caveat:
+        lines.append(loaded.caveat)
+    return "\n".join(lines)
 
 
 def _layouts(

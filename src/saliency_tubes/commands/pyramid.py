@@ -119,7 +119,7 @@ def pyramid_video(
             tubes = built.tubes([n.id for n in written])
             frames = render.display_frames(clip, preprocess)
             t = render.representative_frame(tubes[ROOT])
-            note = "(random weights)" if loaded.random_weights else ""
+            note = "(random weights, untrained)" if loaded.random_weights else ""
             if loaded.caveat:
                 note = f"{note} ({loaded.caveat})".strip()
             figure = render.draw_pyramid(
