@@ -400,25 +400,30 @@ def test_usage_errors_and_invalid_choices_are_one_line(video: Path, tmp_path: Pa
 
 
 def test_ctrl_c_while_starting_is_one_line(tmp_path: Path) -> None:
-    """The console program imports torch inside its Ctrl-C guard: no traceback, exit 130."""
+    """From the console program's first line on, Ctrl-C is one line (no traceback), exit
+    130, at any moment: while the commands and torch are still being imported too."""
     import signal
     import subprocess
     import sys
     import time
 
     program = (
-        "import sys; from saliency_tubes.cli import run; sys.argv[0] = 'saliency-tubes'; run()"
+        "import sys; from saliency_tubes.cli import run; sys.argv[0] = 'saliency-tubes'; "
+        "print('ready', flush=True); run()"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", program, "demo", "--out", str(tmp_path / "demo"), "--quiet"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(0.4)  # Python is up; torch and the commands are still being imported
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and stderr == "interrupted\n", stderr
-    assert not (tmp_path / "demo").exists() or list((tmp_path / "demo").iterdir()) == []
+    for delay in (0.0, 0.05, 0.2, 0.5):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", program, "demo", "--out", str(tmp_path / "demo"), "--quiet"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 130 and stderr == "interrupted\n", (delay, stderr)
+        assert not (tmp_path / "demo").exists() or list((tmp_path / "demo").iterdir()) == []
 
 
 def test_class_names_with_dots_and_control_characters(video: Path, tmp_path: Path) -> None:
@@ -570,3 +575,34 @@ def test_a_real_full_disk(video: Path, tmp_path: Path) -> None:
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
         shutil.rmtree(disk, ignore_errors=True)
+
+
+def test_no_progress_bars_in_a_log(video: Path, tmp_path: Path) -> None:
+    """Off a terminal, stderr gets the stage messages as plain lines, no redrawn bars."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "saliency_tubes.cli",
+            "explain",
+            str(video),
+            "--out",
+            str(tmp_path / "out"),
+            "--model",
+            FACTORY,
+            "--format",
+            "mp4",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert "\r" not in out.stderr and "\x1b" not in out.stderr
+    lines = out.stderr.splitlines()
+    assert lines and all(line.startswith("- ") for line in lines), out.stderr
+    assert any(line.startswith("- rendering 20 frames") for line in lines)

@@ -13,6 +13,7 @@ one line too. ``main`` is the click group (for tests and embedding).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 __all__ = ["main", "run"]
@@ -20,8 +21,11 @@ __all__ = ["main", "run"]
 
 def run() -> None:
     """The ``saliency-tubes`` console program."""
-    from . import running  # light: click only
-
+    try:
+        from . import running  # light: click only
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        raise SystemExit(130) from None
     running.watch_interrupts()
     try:
         from .app import main as group

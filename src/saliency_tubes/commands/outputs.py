@@ -237,10 +237,14 @@ def _write_error(out: Path, exc: OSError) -> InputError:
 
 
 def progress(total: int, desc: str, enabled: bool, unit: str = "clip") -> Any:
-    """A progress bar on stderr (``tqdm``; an ETA on a terminal), or a silent one."""
+    """A progress bar with an ETA on stderr when it is a terminal; silent elsewhere (log
+    files get the stage messages, one plain line each, instead of redrawn bars)."""
+    import sys
+
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, unit=unit)
+    shown = enabled and sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, disable=not shown, leave=False, unit=unit)
 
 
 Say = Callable[[str], None]
