@@ -363,10 +363,17 @@ def test_ctrl_c_in_a_subprocess_is_one_line_and_leaves_nothing(tmp_path: Path) -
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(
-        p.name.startswith(".saliency-tubes-run-") and any(p.rglob("*.partial*"))
-        for p in out.iterdir()
-    ):
+
+    def rendering() -> bool:
+        try:
+            return any(
+                p.name.startswith(".saliency-tubes-run-") and any(p.rglob("*.partial*"))
+                for p in out.iterdir()
+            )
+        except FileNotFoundError:  # the staging folder went while being looked at
+            return False
+
+    while time.monotonic() < deadline and not rendering():
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)

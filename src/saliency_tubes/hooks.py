@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import threading
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,24 +25,22 @@ from .errors import LayerNotFoundError
 
 LayerSpec = str | nn.Module | None
 
-_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
+_LOCK = threading.RLock()
 
 
 def model_lock(model: nn.Module) -> threading.RLock:
     """The re-entrant lock that serialises the hooked calls on ``model``.
 
-    One lock per model, kept only as long as the model lives. :func:`preserved_state`,
-    :func:`capture_activation` and :func:`trace_calls` hold it for their whole duration,
-    so the hooks and training flags of one call are never seen by another thread's call
-    (a thread may nest them: the lock is re-entrant).
+    One lock for every model of the process: models may share submodules (a wrapper
+    around a network, two heads on one backbone), so a lock per model could neither keep
+    their training flags and hooks apart nor be taken in one order by every thread.
+    :func:`preserved_state`, :func:`capture_activation` and :func:`trace_calls` hold it for
+    their whole duration, so the hooks and training flags of one call are never seen by
+    another thread's call (a thread may nest them: the lock is re-entrant). Threads then
+    explain one at a time; torch still uses every core inside each call.
     """
-    with _LOCKS_GUARD:
-        lock = _LOCKS.get(model)
-        if lock is None:
-            lock = threading.RLock()
-            _LOCKS[model] = lock
-        return lock
+    del model  # the same lock for all (see above)
+    return _LOCK
 
 
 def model_device(model: nn.Module) -> torch.device | None:

@@ -106,3 +106,45 @@ def test_a_new_folder_goes_with_a_failed_run(tmp_path: Path) -> None:
         out.write_bytes("a", b"1")
         raise RuntimeError("boom")
     assert not (tmp_path / "new").exists()
+
+
+def test_a_claimed_folder_replaces_the_earlier_one_whole(tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    with output_folder(out_dir) as out:
+        out.folder("tubes")
+        out.write_bytes("tubes/deep.npy", b"depth 3")
+    with output_folder(out_dir) as out:
+        out.folder("tubes")
+        out.write_bytes("tubes/class.npy", b"depth 1")
+    assert _tree(out_dir) == {"tubes/class.npy": b"depth 1"}  # no stale file nobody lists
+
+
+def test_parents_made_for_a_failed_run_go_too(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), output_folder(tmp_path / "a" / "b" / "c") as out:
+        out.write_bytes("x", b"1")
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_earlier_file_that_cannot_be_put_back_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should even the rollback fail, the earlier file stays on disk (in the staging
+    folder's .replaced), never deleted."""
+    out_dir = tmp_path / "out"
+    with output_folder(out_dir) as out:
+        out.write_bytes("a.txt", b"old a")
+    real = os.replace
+
+    def failing(src: object, dst: object) -> None:
+        if str(dst).endswith("b.txt") or ".replaced" in str(src):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(src, dst)  # type: ignore[arg-type]
+
+    with pytest.raises(InputError), output_folder(out_dir) as out:
+        out.write_bytes("a.txt", b"new a")
+        out.write_bytes("b.txt", b"new b")
+        monkeypatch.setattr(os, "replace", failing)
+    monkeypatch.setattr(os, "replace", real)
+    kept = [p for p in out_dir.rglob("a.txt") if ".replaced" in p.parts]
+    assert [p.read_bytes() for p in kept] == [b"old a"]

@@ -23,10 +23,11 @@ def run() -> None:
     """The ``saliency-tubes`` console program."""
     try:
         from . import running  # light: click only
+
+        running.watch_interrupts()
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
-    running.watch_interrupts()
     try:
         from .app import main as group
     except BaseException:

@@ -50,10 +50,12 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     inputs = [out / "input.mp4", out / "input_mask.npy"]
     aside = Path(tempfile.mkdtemp(prefix=".saliency-tubes-demo-", dir=out))
-    kept = [path for path in inputs if path.exists()]
-    for path in kept:  # an earlier demo's inputs, put back if this one fails
-        os.replace(path, aside / path.name)
+    kept: list[Path] = []
     try:
+        for path in inputs:  # an earlier demo's inputs, put back if this one fails
+            if path.exists():
+                os.replace(path, aside / path.name)
+                kept.append(path)
         clip = make_clip(label, seed=seed, frames=DEMO_FRAMES, size=DEMO_SIZE)
         with VideoWriter(inputs[0], fps=DEMO_FPS, crf=12) as writer:
             for image in clip.video:
@@ -75,9 +77,11 @@ def run_demo(
         )
     except BaseException:
         for path in inputs:
-            path.unlink(missing_ok=True)
+            if path not in kept or (aside / path.name).exists():
+                path.unlink(missing_ok=True)
         for path in kept:
-            os.replace(aside / path.name, path)
+            if (aside / path.name).exists():
+                os.replace(aside / path.name, path)
         shutil.rmtree(aside, ignore_errors=True)
         if created:
             shutil.rmtree(out, ignore_errors=True)

@@ -68,9 +68,12 @@ class OutputFolder:
         return path
 
     def folder(self, name: str) -> Path:
-        """A sub-folder for this run's files (it holds claimed files; it is not one itself)."""
+        """Claim a sub-folder as one output (it replaces an earlier run's folder whole, as a
+        PNG frame folder does); claim the files in it as usual."""
         path = self.staging / name
         path.mkdir(parents=True, exist_ok=True)
+        if name not in self.names:
+            self.names.append(name)
         return path
 
     def write_bytes(self, name: str, data: bytes) -> str:
@@ -152,20 +155,41 @@ class OutputFolder:
                 os.replace(source, target)
                 placed.append(target)
         except BaseException:
-            for target in reversed(placed):
-                _remove(target)
-            for keep, target in reversed(moved):
-                os.replace(keep, target)
-            for folder in reversed(made):
-                with contextlib.suppress(OSError):
-                    folder.rmdir()  # only if empty: it holds nothing of an earlier run
+            self._rollback(placed, moved, made)
             raise
         shutil.rmtree(self.staging, ignore_errors=True)
 
+    def _rollback(
+        self, placed: list[Path], moved: list[tuple[Path, Path]], made: list[Path]
+    ) -> None:
+        """Undo a commit, step by step, whatever fails: remove what was moved in, put the
+        earlier files back, remove the sub-folders made. An earlier file that cannot be put
+        back stays in the staging folder's ``.replaced`` (see :meth:`cleanup`)."""
+        for target in reversed(placed):
+            with contextlib.suppress(BaseException):
+                _remove(target)
+        for keep, target in reversed(moved):
+            with contextlib.suppress(BaseException):
+                os.replace(keep, target)
+        for folder in reversed(made):
+            with contextlib.suppress(BaseException):
+                folder.rmdir()  # only if empty: it holds nothing of an earlier run
+
     def cleanup(self) -> None:
-        """Abort the open writers and remove the staging folder (nothing else)."""
+        """Abort the open writers and remove the staging folder (nothing else).
+
+        Should an earlier file that a failed commit had moved aside still be in the staging
+        folder's ``.replaced``, the staging folder is kept (only this run's new files are
+        removed from it): nothing of an earlier run is ever deleted.
+        """
         for writer in self.writers:
             writer.abort()
+        aside = self.staging / ".replaced"
+        if aside.exists() and any(p.is_file() for p in aside.rglob("*")):
+            for entry in self.staging.iterdir():
+                if entry != aside:
+                    _remove(entry)
+            return
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
@@ -176,9 +200,10 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _prepare(out_dir: Path) -> bool:
-    """Create ``out_dir`` if needed and check it is writable; return whether it was created."""
-    created = not out_dir.exists()
+def _prepare(out_dir: Path) -> list[Path]:
+    """Create ``out_dir`` if needed and check it is writable; return the folders created
+    (``out_dir`` and missing parents, outermost first)."""
+    created = [p for p in reversed([out_dir, *out_dir.parents]) if not p.exists()]
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(
             f"output folder {out_dir} is a file; expected a folder path (it is created if missing)"
@@ -188,10 +213,20 @@ def _prepare(out_dir: Path) -> bool:
         with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
             pass
     except OSError as exc:
+        _unmake(created)
         raise InputError(
             f"output folder {out_dir} is not writable ({exc.strerror or exc}); choose another --out"
         ) from None
     return created
+
+
+def _unmake(created: list[Path]) -> None:
+    """Remove the folders a run created (the output folder whole, its parents if empty)."""
+    if created:
+        shutil.rmtree(created[-1], ignore_errors=True)
+    for folder in reversed(created[:-1]):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 @contextmanager
@@ -210,16 +245,14 @@ def output_folder(out_dir: str | Path) -> Iterator[OutputFolder]:
     try:
         outputs = OutputFolder(out)
     except OSError as exc:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
+        _unmake(created)
         raise _write_error(out, exc) from None
     try:
         yield outputs
         outputs.commit(last=outputs.names[-1] if outputs.names else None)
     except BaseException as exc:
         outputs.cleanup()
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
+        _unmake(created)
         failed = exc if isinstance(exc, OSError) else exc.__cause__  # a writer's VideoError
         if isinstance(failed, OSError) and (failed is exc or isinstance(exc, VideoError)):
             raise _write_error(out, failed) from None
