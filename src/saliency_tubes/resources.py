@@ -24,17 +24,44 @@ bytes: tiny-actions Grad-CAM 4.5, 3D-ResNet-50 Grad-CAM 11.6, torchvision r3d_18
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation now (``MemAvailable``), or None."""
+    """Bytes of memory available to a new allocation now, or None when unknown: the
+    machine's ``MemAvailable``, or less where a container's cgroup limit leaves less."""
+    found: list[int] = []
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    found.append(int(line.split()[1]) * 1024)
+                    break
     except (OSError, ValueError, IndexError):
         pass
+    if not found:
+        try:
+            found.append(int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE")))
+        except (ValueError, OSError, AttributeError):
+            pass
+    limit = _cgroup_room()
+    if limit is not None:
+        found.append(limit)
+    return min(found) if found else None
+
+
+def _cgroup_room() -> int | None:
+    """What this process's cgroup (v2) still allows: ``memory.max - memory.current``."""
     try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
+        with open("/proc/self/cgroup", encoding="ascii") as fh:
+            line = next((ln for ln in fh if ln.startswith("0::")), None)
+        if line is None:
+            return None
+        folder = os.path.join("/sys/fs/cgroup", line.strip()[3:].lstrip("/"))
+        with open(os.path.join(folder, "memory.max"), encoding="ascii") as fh:
+            top = fh.read().strip()
+        if top == "max":
+            return None
+        with open(os.path.join(folder, "memory.current"), encoding="ascii") as fh:
+            used = int(fh.read().strip())
+        return max(int(top) - used, 0)
+    except (OSError, ValueError):
         return None
 
 
