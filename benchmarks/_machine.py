@@ -15,3 +15,10 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def describe() -> str:
+    """One line for a results file: CPU model, CPU count, Python version."""
+    import os
+
+    return f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}."

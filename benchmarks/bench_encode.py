@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -25,7 +23,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from _machine import cpu_model  # benchmarks/_machine.py (scripts run from this folder)
+from _machine import describe  # benchmarks/_machine.py (scripts run from this folder)
 
 from saliency_tubes.commands import ExplainOptions, explain_video, load_model
 from saliency_tubes.video import VideoWriter, iter_frames
@@ -112,7 +110,7 @@ def main() -> int:
         f"Measured {datetime.date.today()} by `benchmarks/bench_encode.py`: the {len(frames)} "
         f"side-by-side frames ({w}x{h}) `explain` draws for `{args.video.name}`, encoded by "
         f"`VideoWriter` (libx264, yuv420p), median of {args.repeat} rounds, settings alternating.",
-        f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}.",
+        describe(),
         "",
         "| preset | crf | encode (s) | vs medium | size (KB) | PSNR RGB (dB) | PSNR luma (dB) | same bytes twice |",
         "|---|---:|---:|---:|---:|---:|---:|:---:|",

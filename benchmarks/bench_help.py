@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _machine import cpu_model  # benchmarks/_machine.py (scripts run from this folder)
+from _machine import describe  # benchmarks/_machine.py (scripts run from this folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = [
@@ -85,7 +84,7 @@ def main() -> int:
         "",
         f"Measured {datetime.date.today()} by `benchmarks/bench_help.py --base {args.base}`: "
         f"median of {args.repeat} fresh processes each, base and new alternating.",
-        f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}.",
+        describe(),
         "",
         f"| command | base `{args.base}` (s) | imports torch | this tree (s) | imports torch | ratio |",
         "|---|---:|:---:|---:|:---:|---:|",

@@ -13,7 +13,7 @@ import os
 
 from .errors import InputError
 
-__all__ = ["ACTIVATION_FACTOR", "available_memory", "check_fits", "clip_bytes"]
+__all__ = ["ACTIVATION_FACTOR", "available_memory", "check_clip", "check_fits", "clip_bytes"]
 
 ACTIVATION_FACTOR = 32
 """Bytes of memory per byte of input clip assumed for one explain call (activations, the
@@ -86,3 +86,16 @@ def check_fits(need: int, what: str, hint: str, *, available: int | None = None)
             f"expected work that fits in memory, but {what} needs about {need / 2**30:.1f} GiB "
             f"and {free / 2**30:.1f} GiB is available; {hint}"
         )
+
+
+def check_clip(
+    frames: int, size: tuple[int, int], doing: str, hint: str, *, after: str = ""
+) -> None:
+    """:func:`check_fits` for one explain call on a clip of ``frames`` at ``size``: the
+    clip's bytes times :data:`ACTIVATION_FACTOR`, said as "``doing`` a clip of N frames at
+    HxW``after``"."""
+    check_fits(
+        clip_bytes(frames, size) * ACTIVATION_FACTOR,
+        f"{doing} a clip of {frames} frames at {size[0]}x{size[1]}{after}",
+        hint,
+    )

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,11 @@ from ..zoo import LoadedModel
 from . import explaining, manifest
 from .drawing import caption_of, contrast_product, encode, grid_product, plot, slug
 from .options import CompareOptions, check_distinct
-from .outputs import Run, produce
+from .outputs import Run, Say, produce
 from .result import CommandResult
 from .track import Summary, summarise
 
 __all__ = ["compare_classes", "compare_models"]
-
-Say = Callable[[str], None]
 
 
 def compare_classes(

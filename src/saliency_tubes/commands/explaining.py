@@ -17,7 +17,7 @@ model's resolution, and each window keeps only its raw tubes (a few kilobytes).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,16 +29,14 @@ from ..errors import InputError, VideoError
 from ..hooks import model_device
 from ..methods import Explainer, Tubes, select_classes
 from ..methods.base import ClassSpec
-from ..resources import ACTIVATION_FACTOR, check_fits, clip_bytes
+from ..resources import check_clip
 from ..video import Preprocess, VideoInfo, iter_frames, sample_uniform, sliding_windows
 from ..zoo import LoadedModel
 from .options import ExplainOptions
-from .outputs import progress
+from .outputs import Say, progress
 from .track import TubeTrack, Window
 
 __all__ = ["Explained", "Plan", "decode_windows", "explain", "plan", "video_scores"]
-
-Say = Callable[[str], None]
 
 
 @dataclass
@@ -126,10 +124,12 @@ def plan(
         index_sets = sliding_windows(info.num_frames, *options.windows)
     size = loaded.preset.size
     length = max(len(ix) for ix in index_sets)
-    check_fits(
-        clip_bytes(length, size) * ACTIVATION_FACTOR,
-        f"explaining a clip of {length} frames at {size[0]}x{size[1]} with {loaded.name}",
+    check_clip(
+        length,
+        size,
+        "explaining",
         f"use fewer --frames (the preset's is {loaded.preset.frames}) or --windows LEN,STRIDE",
+        after=f" with {loaded.name}",
     )
     return Plan(
         loaded=loaded,

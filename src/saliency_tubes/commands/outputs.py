@@ -40,7 +40,7 @@ from ..video import (
     probe,
 )
 
-__all__ = ["OutputFolder", "Run", "output_folder", "produce", "progress"]
+__all__ = ["OutputFolder", "Run", "Say", "output_folder", "produce", "progress"]
 
 
 class OutputFolder:
@@ -281,6 +281,7 @@ def progress(total: int, desc: str, enabled: bool, unit: str = "clip") -> Any:
 
 
 Say = Callable[[str], None]
+"""What the commands call with a short message at each stage (the CLI prints them)."""
 
 
 @dataclass

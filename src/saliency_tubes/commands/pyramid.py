@@ -18,7 +18,7 @@ from .. import render
 from ..errors import InputError
 from ..hooks import model_device
 from ..pyramid import ROOT, PyramidNode, class_feature_pyramid
-from ..resources import ACTIVATION_FACTOR, check_fits, clip_bytes
+from ..resources import check_clip
 from ..video import VideoInfo, read_frames, sample_uniform
 from ..zoo import LoadedModel
 from . import manifest
@@ -89,9 +89,10 @@ def pyramid_video(
         with run.stage("explain"):
             frames = options.frames or loaded.preset.frames
             size = loaded.preset.size
-            check_fits(
-                clip_bytes(frames, size) * ACTIVATION_FACTOR,
-                f"a pyramid of a clip of {frames} frames at {size[0]}x{size[1]}",
+            check_clip(
+                frames,
+                size,
+                "a pyramid of",
                 f"use fewer --frames (the preset's is {loaded.preset.frames})",
             )
             indices = sample_uniform(info.num_frames, frames)
