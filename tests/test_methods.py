@@ -169,6 +169,28 @@ def test_class_specifications() -> None:
     assert explainer(clip, classes=torch.tensor([1])).classes.tolist() == [[1], [1]]
     tubes = explainer(clip, classes="top2")
     assert tubes.names() == [["wash", "take"], ["wash", "take"]]
+    assert explainer(clip, classes="all").classes.tolist() == [[0, 1, 2], [0, 1, 2]]
+    # A function of this forward's scores: the lowest-scoring class of each clip.
+    lowest = explainer(clip, classes=lambda logits: logits.argmin(1, keepdim=True))
+    assert lowest.classes.tolist() == tubes.logits.argmin(1, keepdim=True).tolist()
+    with pytest.raises(st.ClassSelectionError, match="returned a function"):
+        explainer(clip, classes=lambda logits: (lambda: 0))
+
+
+@pytest.mark.parametrize("method", [st.SaliencyTubes, st.GradCAM, st.GradCAMPlusPlus])
+def test_every_class_on_the_layer_grid_is_each_class_alone(method: type[st.Explainer]) -> None:
+    model = SmallResNet3D()
+    clip = torch.randn(2, 3, 8, 32, 32, generator=torch.Generator().manual_seed(6))
+    explainer = method(model)
+    every = explainer(clip, classes="all", upsample=False)
+    assert every.maps.shape == every.raw.shape  # left on the layer's grid
+    torch.testing.assert_close(every.maps, st.normalize_tubes(every.raw))
+    for c in range(every.raw.shape[1]):
+        alone = explainer(clip, classes=[c])
+        torch.testing.assert_close(every.raw[:, c], alone.raw[:, 0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            st.normalize_tubes(st.upsample(every.raw[:, c : c + 1], (8, 32, 32))), alone.maps
+        )
 
 
 _GRAD_MODES = {

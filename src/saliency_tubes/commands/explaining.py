@@ -4,9 +4,10 @@
    sliding windows), with its preprocessing and method.
 2. :func:`explain` decodes the video **once** for every plan (:func:`decode_windows`: each
    frame is preprocessed once per model that needs it and kept only while a pending window
-   needs it), picks the classes (for ``topK`` with several windows: the mean softmax over
-   the windows, :func:`video_scores`), explains every window and keeps its raw tubes on the
-   layer's grid.
+   needs it) and explains every window from its one forward, keeping its raw tubes on the
+   layer's grid. The classes: for ``topK`` with several windows the K highest mean softmax
+   probabilities over the windows (every class is explained per window until they are
+   known); otherwise those of the first window.
 3. The result, one :class:`Explained` per model: classes, names, scores (the mean over the
    windows) and the :class:`~saliency_tubes.commands.track.TubeTrack` of its tubes.
 
@@ -17,17 +18,18 @@ model's resolution, and each window keeps only its raw tubes (a few kilobytes).
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 
 from ..errors import InputError, VideoError
 from ..hooks import model_device
-from ..methods import Explainer, Tubes, select_classes
+from ..methods import Explainer, select_classes
 from ..methods.base import ClassSpec
 from ..resources import check_clip
 from ..video import Preprocess, VideoInfo, iter_frames, sample_uniform, sliding_windows
@@ -36,7 +38,7 @@ from .options import ExplainOptions
 from .outputs import Say, progress
 from .track import TubeTrack, Window
 
-__all__ = ["Explained", "Plan", "decode_windows", "explain", "plan", "video_scores"]
+__all__ = ["Explained", "Plan", "decode_windows", "explain", "plan"]
 
 
 @dataclass
@@ -190,57 +192,140 @@ def decode_windows(
         )
 
 
-def video_scores(
-    explainer: Explainer, clips: Iterator[torch.Tensor], n_windows: int, show: bool
-) -> torch.Tensor:
-    """The video's class probabilities: the mean softmax over the windows, (num_classes,)."""
-    total: torch.Tensor | None = None
-    bar = progress(n_windows, "scoring windows", show)
-    try:
-        for clip in clips:
-            probs = torch.softmax(explainer.logits(clip).float(), dim=1)[0]
-            total = probs if total is None else total + probs
-            bar.update(1)
-    finally:
-        bar.close()
-    if total is None:
-        raise InputError("expected at least one window to score, but got none")
-    return (total / n_windows).cpu()
+#: Bytes of every-class window tubes kept in memory before the rest go to a temporary file.
+_IN_MEMORY = 64 * 2**20
+
+
+class _EveryClass:
+    """Each window's raw tubes of every class, until the video's top-K classes are known.
+
+    The first :data:`_IN_MEMORY` bytes stay in memory, the rest go to an anonymous
+    temporary file (removed by the system when closed, also after a crash), so memory does
+    not grow with the video.
+    """
+
+    def __init__(self) -> None:
+        self._kept: list[torch.Tensor] = []
+        self._file: IO[bytes] | None = None
+        self._offsets: list[int] = []
+        self._shape: tuple[int, ...] = ()
+        self._bytes = 0
+
+    def add(self, raw: torch.Tensor) -> None:
+        """Keep one window's ``(num_classes, T', H', W')`` raw tubes."""
+        raw = raw.detach().float().cpu().contiguous()
+        self._shape = tuple(raw.shape)
+        size = raw.numel() * 4
+        if self._bytes + size <= _IN_MEMORY:
+            self._kept.append(raw)
+            self._bytes += size
+            return
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="saliency-tubes-")
+        self._offsets.append(self._file.tell())
+        self._file.write(raw.numpy().tobytes())
+
+    def rows(self, w: int, classes: Sequence[int]) -> torch.Tensor:
+        """Window ``w``'s raw tubes of ``classes``: ``(K, T', H', W')``."""
+        if w < len(self._kept):
+            return self._kept[w][list(classes)].clone()
+        if self._file is None:
+            raise InputError(f"expected window {w} to have been explained, but it was not")
+        grid = self._shape[1:]
+        row = int(np.prod(grid)) * 4
+        out = []
+        for c in classes:
+            self._file.seek(self._offsets[w - len(self._kept)] + c * row)
+            out.append(np.frombuffer(self._file.read(row), dtype=np.float32).reshape(grid))
+        self._file.seek(0, 2)
+        return torch.from_numpy(np.stack(out))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._kept = []
 
 
 @dataclass
 class _Progress:
-    """One plan's explanation under way (the state of :func:`explain`'s loop)."""
+    """One plan's explanation under way (the state of :func:`explain`'s loop).
+
+    Every window is explained from its one forward. With explicit classes, or top-K of a
+    single clip, the first window's scores fix the classes for all of them. With top-K over
+    several windows the video's classes are the K highest mean probabilities over the
+    windows, known only after the last one: each window's forward then explains every class
+    on the layer's grid (one matrix product for CAM, a backward through the head per class
+    for the gradient methods), and :meth:`result` keeps the chosen ones.
+    """
 
     plan: Plan
     explainer: Explainer
     device: torch.device
-    classes: ClassSpec
+    every_class: _EveryClass | None = None
     scores: list[torch.Tensor] = field(default_factory=list)
     chosen: list[int] | None = None
-    last: Tubes | None = None
+    layer: str = ""
+    classifier: str = ""
+
+    def _request(self) -> ClassSpec:
+        """The classes to explain in the next window."""
+        p = self.plan
+        if self.chosen is not None:
+            return self.chosen
+        if not p.extra:
+            return p.classes
+
+        def with_extra(logits: torch.Tensor) -> list[int]:
+            return self._with_extra(
+                select_classes(p.classes, logits, p.loaded.categories)[0], logits
+            )
+
+        return with_extra
+
+    def _with_extra(self, first: torch.Tensor, logits: torch.Tensor) -> list[int]:
+        """``first`` and then the extra classes (a contrast's) not among them."""
+        chosen = first.tolist()
+        if self.plan.extra:
+            items: list[Any] = list(self.plan.extra)  # indices and names may be mixed
+            wanted = select_classes(items, logits, self.plan.loaded.categories)[0].tolist()
+            chosen += [c for c in dict.fromkeys(wanted) if c not in chosen]
+        return chosen
 
     def feed(self, w: int, clip: torch.Tensor) -> None:
-        """Explain window ``w``; the first window fixes the classes for all of them."""
+        """Explain window ``w`` from one forward."""
         p = self.plan
-        tubes = self.explainer(clip.to(self.device), classes=self.classes)
-        if p.extra and self.chosen is None:  # first window: add the extra classes once
-            items: list[Any] = list(p.extra)  # indices and names may be mixed
-            wanted = select_classes(items, tubes.logits, p.loaded.categories)[0].tolist()
-            first = tubes.classes[0].tolist()
-            missing = [c for c in dict.fromkeys(wanted) if c not in first]
-            if missing:
-                tubes = self.explainer(clip.to(self.device), classes=first + missing)
-        p.windows[w].raw = tubes.raw[0].cpu()
-        self.scores.append(tubes.scores[0].cpu())
-        self.chosen = tubes.classes[0].tolist()
-        self.classes = [self.chosen]  # the same classes in every window
-        self.last = tubes
+        if self.every_class is not None:
+            tubes = self.explainer(clip.to(self.device), classes="all", upsample=False)
+            self.every_class.add(tubes.raw[0])
+            self.scores.append(tubes.scores[0].cpu())  # every class's probability
+        else:
+            tubes = self.explainer(clip.to(self.device), classes=self._request(), upsample=False)
+            p.windows[w].raw = tubes.raw[0].cpu()
+            self.scores.append(tubes.scores[0].cpu())
+            self.chosen = tubes.classes[0].tolist()
+        self.layer, self.classifier = tubes.layer, tubes.classifier
+
+    def _choose(self) -> tuple[list[int], list[float]]:
+        """The explained classes and their mean probabilities over the windows."""
+        if not self.scores:
+            raise InputError(
+                f"expected every window of {self.plan.loaded.name} explained, but got none"
+            )
+        mean = torch.stack(self.scores).mean(0)
+        if self.every_class is None:
+            return list(self.chosen or []), mean.tolist()
+        try:
+            first = select_classes(self.plan.classes, mean[None], self.plan.loaded.categories)[0]
+            chosen = self._with_extra(first, mean[None])
+            for w, win in enumerate(self.plan.windows):
+                win.raw = self.every_class.rows(w, chosen)
+        finally:
+            self.every_class.close()
+        return chosen, mean[chosen].tolist()
 
     def result(self, info: VideoInfo) -> Explained:
-        p, tubes, chosen = self.plan, self.last, self.chosen
-        if tubes is None or chosen is None:
-            raise InputError(f"expected every window of {p.loaded.name} explained, but got none")
+        p = self.plan
+        chosen, scores = self._choose()
         names = p.loaded.categories
         clip_size = p.clip_size
         geometry = p.preprocess.geometry(info.size)
@@ -250,30 +335,30 @@ class _Progress:
             windows=p.windows,
             classes=chosen,
             names=[names[c] if names else str(c) for c in chosen],
-            scores=torch.stack(self.scores).mean(0).tolist(),
-            layer=tubes.layer,
-            classifier=tubes.classifier,
+            scores=scores,
+            layer=self.layer,
+            classifier=self.classifier,
             clip_size=clip_size,
             track=TubeTrack(p.windows, clip_size, p.interpolation, p.align, geometry),
         )
 
 
-def _start(video: Path, info: VideoInfo, p: Plan, show: bool, say: Say) -> _Progress:
-    """The explainer of a plan and its classes (scoring every window first for ``topK``)."""
+def _start(p: Plan, say: Say) -> _Progress:
+    """The explainer of a plan, set to explain every class when its top-K spans windows."""
     loaded = p.loaded
     explainer = loaded.explainer(p.method, interpolation=p.interpolation, align=p.align)
-    classes = p.classes
-    if len(p.windows) > 1 and _is_topk(classes):
-        say(f"scoring {len(p.windows)} windows of {loaded.name} to pick the video's {classes}")
-        clips = (clip for _, _, clip in decode_windows(video, [p], info))
-        probs = video_scores(explainer, clips, len(p.windows), show)
-        classes = select_classes(classes, probs[None], loaded.categories)[0].tolist()
+    every = len(p.windows) > 1 and _is_topk(p.classes)
     say(
         f"explaining {len(p.windows)} clip(s) of {len(p.windows[0].indices)} frames "
         f"with {loaded.name} ({p.method})"
+        + (
+            f"; every class, to pick the video's {p.classes} from the mean over the clips"
+            if every
+            else ""
+        )
     )
     device = model_device(loaded.model) or torch.device("cpu")
-    return _Progress(p, explainer, device, classes)
+    return _Progress(p, explainer, device, _EveryClass() if every else None)
 
 
 def explain(
@@ -288,12 +373,17 @@ def explain(
         show: show progress bars.
         say: called with a short message at each stage.
     """
-    runs = [_start(video, info, p, show, say) for p in plans]
+    runs = [_start(p, say) for p in plans]
     bar = progress(sum(len(p.windows) for p in plans), "model", show)
     try:
         for j, w, clip in decode_windows(video, plans, info):
             runs[j].feed(w, clip)
             bar.update(1)
+    except BaseException:
+        for run in runs:
+            if run.every_class is not None:
+                run.every_class.close()
+        raise
     finally:
         bar.close()
     return [run.result(info) for run in runs]

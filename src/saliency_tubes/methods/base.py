@@ -33,7 +33,15 @@ from ..upsample import check_mode, upsample
 if TYPE_CHECKING:
     pass
 
-ClassSpec = str | int | Sequence[int] | Sequence[str] | Sequence[Sequence[int]] | torch.Tensor
+ClassSpec = (
+    str
+    | int
+    | Sequence[int]
+    | Sequence[str]
+    | Sequence[Sequence[int]]
+    | torch.Tensor
+    | Callable[[torch.Tensor], Any]
+)
 LayersSpec = LayerSpec | Sequence[str | nn.Module]
 Inputs = Callable[[torch.Tensor], Any]
 """``inputs(clip) -> what the model's forward takes`` (e.g. SlowFast's [slow, fast] list)."""
@@ -81,7 +89,8 @@ class Tubes:
     """Saliency tubes for a batch of clips.
 
     Attributes:
-        maps: (N, K, T, H, W) float32 in [0, 1], on the clip's own space-time grid.
+        maps: (N, K, T, H, W) float32 in [0, 1], on the clip's own space-time grid
+            (on the layer's grid when explained with ``upsample=False``).
         raw: (N, K, T', H', W') the class activation on the layer's grid, before
             upsampling and normalisation (after ``relu`` when that option is on).
         classes: (N, K) int64 class indices explained.
@@ -153,12 +162,21 @@ def select_classes(
 ) -> torch.Tensor:
     """Turn a class request into an (N, K) index tensor.
 
-    Accepted: ``"topK"`` (the K highest-scoring classes of each sample); one int; a list
-    of ints (the same classes for every sample); a list of N lists (per sample, equal
-    lengths); a class name or a list of names (needs ``categories``); an (N, K) or (K,)
-    integer tensor.
+    Accepted: ``"topK"`` (the K highest-scoring classes of each sample); ``"all"`` (every
+    class, in index order); one int; a list of ints (the same classes for every sample);
+    a list of N lists (per sample, equal lengths); a class name or a list of names (needs
+    ``categories``); an (N, K) or (K,) integer tensor; a function of the (N, num_classes)
+    ``logits`` returning any of these (chosen from the scores of the same forward).
     """
     n, num_classes = logits.shape
+    if callable(spec) and not isinstance(spec, torch.Tensor):
+        spec = spec(logits)
+        if callable(spec) and not isinstance(spec, torch.Tensor):
+            raise ClassSelectionError(
+                "expected the class function to return classes, but it returned a function"
+            )
+    if isinstance(spec, str) and spec.strip().lower() == "all":
+        return torch.arange(num_classes, device=logits.device).expand(n, num_classes)
     if isinstance(spec, str):
         match = _TOPK.match(spec.strip())
         if match:
@@ -371,15 +389,22 @@ class Explainer:
             self._resolved = (layers, head_name, head)
         return self._resolved
 
-    def __call__(self, clip: torch.Tensor, classes: ClassSpec = "top1") -> Tubes:
+    def __call__(
+        self, clip: torch.Tensor, classes: ClassSpec = "top1", *, upsample: bool = True
+    ) -> Tubes:
         """Explain ``clip``.
 
         Args:
             clip: (N, C, T, H, W) float tensor, normalised as the model expects.
-            classes: which classes to explain (see :func:`select_classes`).
+            classes: which classes to explain (see :func:`select_classes`); a function of
+                the logits picks them from this same forward.
+            upsample: extend the maps to the clip's (T, H, W). ``False`` leaves
+                :attr:`Tubes.maps` (and the pathways' maps) normalised on the layer's grid,
+                which is all a caller that upsamples by itself needs and much cheaper when
+                many classes are explained.
 
         Returns:
-            :class:`Tubes` with maps of the clip's own (T, H, W).
+            :class:`Tubes` with maps of the clip's own (T, H, W) (or the layer's grid).
         """
         clip = check_clip(clip)
         device = model_device(self.model)
@@ -447,10 +472,10 @@ class Explainer:
             for name, r in zip(names, raws, strict=True):
                 r = r.clamp_min(0) if self.relu else r
                 pathways_raw[name] = r
-                pathways[name] = normalize_tubes(self._upsample(r, size))
+                pathways[name] = normalize_tubes(self._upsample(r, size) if upsample else r)
         if self.relu:
             raw = raw.clamp_min(0)
-        maps = normalize_tubes(self._upsample(raw, size))
+        maps = normalize_tubes(self._upsample(raw, size) if upsample else raw)
         probs = torch.softmax(logits.detach().float(), dim=1)
         return Tubes(
             maps=maps,
