@@ -4,7 +4,9 @@ A :class:`Product` is a set of output videos drawn together from each source fra
 (``draw(frame) -> {key: image}``): :func:`explain_product` (one class's heat, focus and
 side-by-side frames), :func:`grid_product` (a panel per class or model),
 :func:`contrast_product` (a contrastive tube with its colour bar). :func:`encode` decodes
-the source once and encodes every product's frames in every format as it goes.
+the source once and encodes every product's frames in every format as it goes: decoding
+and each output's encoder run on threads of their own (:mod:`saliency_tubes.video.threads`),
+overlapping the drawing.
 :func:`plot` writes the temporal curves' PNG. The pixels themselves are drawn by
 :mod:`saliency_tubes.render`.
 """
@@ -20,7 +22,7 @@ import numpy as np
 
 from .. import render
 from ..temporal import TemporalCurve
-from ..video import Frame, VideoInfo, VideoWriter, iter_frames
+from ..video import BackgroundWriter, Frame, VideoInfo, iter_frames, prefetch
 from ..zoo import LoadedModel
 from .explaining import Explained
 from .options import CompareOptions, ExplainOptions
@@ -74,17 +76,17 @@ def encode(
     """
     files: dict[str, list[str]] = {f: [] for f in formats}
     with ExitStack() as stack:
-        writers: dict[tuple[int, str], list[VideoWriter]] = {}
+        writers: dict[tuple[int, str], list[BackgroundWriter]] = {}
         for p, product in enumerate(products):
             for key, stem in product.stems.items():
                 for fmt in formats:
                     name = stem if fmt == "png" else f"{stem}.{fmt}"
                     writer, rel = outputs.video(name, info.rate, kind=fmt)
-                    stack.enter_context(writer)
-                    writers.setdefault((p, key), []).append(writer)
+                    background = stack.enter_context(BackgroundWriter(writer))
+                    writers.setdefault((p, key), []).append(background)
                     files[fmt].append(rel)
         bar = stack.enter_context(progress(info.num_frames, "render+encode", show, unit="frame"))
-        for frame in iter_frames(video, info=info):
+        for frame in prefetch(iter_frames(video, info=info)):
             for p, product in enumerate(products):
                 for key, image in product.draw(frame).items():
                     for writer in writers[(p, key)]:

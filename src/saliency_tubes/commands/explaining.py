@@ -165,9 +165,7 @@ def decode_windows(
     }
     last = max(int(i) for i in needed)
     buffer: dict[tuple[int, int], torch.Tensor] = {}
-    for frame in iter_frames(path, info=info):
-        if frame.index not in needed:
-            continue
+    for frame in iter_frames(path, info=info, wanted=needed):
         for j in dict.fromkeys(j for j, _ in needed[frame.index]):
             buffer[(j, frame.index)] = plans[j].preprocess(frame.image[None])[:, 0]  # (C, h, w)
         for j, w in needed[frame.index]:

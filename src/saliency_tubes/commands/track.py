@@ -6,8 +6,8 @@ on that source frame (:meth:`TubeTrack.frame`): the windows that cover the time 
 once (:func:`~saliency_tubes.video.covering`), their normalised tubes interpolated in time
 and blended (:func:`~saliency_tubes.video.blend`), and the result resized onto the source
 pixels the clip saw (:class:`~saliency_tubes.video.SourceSampler`; NaN elsewhere).
-Upsampled, normalised windows are cached a few at a time, so memory does not grow with the
-video. :func:`summarise` reduces tracks to their temporal curves and tube statistics over
+Upsampled, normalised windows are cached up to a fixed number of bytes (all of them for
+most videos, so each window is upsampled once), so memory does not grow with the video. :func:`summarise` reduces tracks to their temporal curves and tube statistics over
 every source frame.
 """
 
@@ -30,8 +30,9 @@ from ..video import Geometry, SourceSampler, TimedTube, VideoInfo, blend, coveri
 
 __all__ = ["Summary", "TubeTrack", "Window", "summarise"]
 
-#: Normalised windows (and their timed tubes) kept at once.
-_CACHED_WINDOWS = 8
+#: Bytes of upsampled windows kept at once (normalised ones, and raw ones from the pass
+#: that finds the video-wide scale): beyond it windows are upsampled again when needed.
+_CACHE_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -86,14 +87,24 @@ class TubeTrack:
         self.windows, self.size, self.signed = windows, clip_size, signed
         self.mode, self.align, self.geometry = mode, align, geometry
         self._cache: OrderedDict[int, tuple[np.ndarray, list[TimedTube]]] = OrderedDict()
+        self._cached = 0  # bytes in _cache
+        self._kept: dict[int, torch.Tensor] = {}  # upsampled raw windows of the scale pass
         self._sampler = SourceSampler(geometry, (clip_size[1], clip_size[2]))
-        if signed:
-            ups = [self._upsampled(win).flatten(1) for win in windows]
-            self.bound = torch.stack([u.abs().amax(1) for u in ups]).amax(0)  # (K,)
-        elif len(windows) > 1:  # one window is normalised on its own (normalize_tubes)
-            ups = [self._upsampled(win).flatten(1) for win in windows]
-            self.low = torch.stack([u.amin(1) for u in ups]).amin(0)  # (K,)
-            self.high = torch.stack([u.amax(1) for u in ups]).amax(0)
+        if signed or len(windows) > 1:  # one window is normalised on its own (normalize_tubes)
+            lows, highs, kept = [], [], 0
+            for w, win in enumerate(windows):
+                up = self._upsampled(win)
+                flat = up.flatten(1)
+                lows.append(flat.abs().amax(1) if signed else flat.amin(1))
+                highs.append(flat.amax(1))
+                if kept + up.numel() * 4 <= _CACHE_BYTES:
+                    self._kept[w] = up
+                    kept += up.numel() * 4
+            if signed:
+                self.bound = torch.stack(lows).amax(0)  # (K,) largest magnitude
+            else:
+                self.low = torch.stack(lows).amin(0)  # (K,)
+                self.high = torch.stack(highs).amax(0)
         self._starts = np.array([float(w.times.min()) for w in windows])
         self._ends = np.array([float(w.times.max()) for w in windows])
 
@@ -117,7 +128,9 @@ class TubeTrack:
         if w in self._cache:
             self._cache.move_to_end(w)
             return self._cache[w]
-        up = self._upsampled(self.windows[w])
+        up = self._kept.pop(w, None)
+        if up is None:
+            up = self._upsampled(self.windows[w])
         if self.signed:
             maps = by_magnitude(up, self.bound.view(-1, 1, 1, 1)).clamp(-1, 1)
         elif len(self.windows) == 1:
@@ -135,8 +148,10 @@ class TubeTrack:
         timed = [TimedTube(out[k], np.asarray(times, dtype=np.float64)) for k in range(len(out))]
         entry = (out, timed)
         self._cache[w] = entry
-        if len(self._cache) > _CACHED_WINDOWS:
-            self._cache.popitem(last=False)
+        self._cached += out.nbytes
+        while self._cached > _CACHE_BYTES and len(self._cache) > 1:
+            _, (old, _) = self._cache.popitem(last=False)
+            self._cached -= old.nbytes
         return entry
 
     def normalised(self, w: int) -> np.ndarray:

@@ -97,9 +97,27 @@ def luma(frame: np.ndarray) -> np.ndarray:
     return f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114
 
 
+@lru_cache(maxsize=16)
 def _hatch(h: int, w: int) -> np.ndarray:
-    """Boolean ``(H, W)`` diagonal lines ``(y + x) mod period == 0``."""
-    return (np.arange(h)[:, None] + np.arange(w)[None, :]) % HATCH_PERIOD == 0
+    """Boolean ``(H, W)`` diagonal lines ``(y + x) mod period == 0`` (cached, read-only)."""
+    lines = (np.arange(h)[:, None] + np.arange(w)[None, :]) % HATCH_PERIOD == 0
+    lines.setflags(write=False)
+    return lines
+
+
+def _marked(base: np.ndarray, unseen: np.ndarray) -> np.ndarray:
+    """The values :func:`mark_unseen` gives the unseen pixels, ``(n, ...)`` float32, from
+    ``base`` at those pixels only (``(n,)`` grey levels or ``(n, 3)`` colours)."""
+    out = base.astype(np.float32, copy=True)
+    out *= UNSEEN_DIM
+    out[_hatch(*unseen.shape)[unseen]] = HATCH_GREY
+    return out
+
+
+def _luma_at(f: np.ndarray, unseen: np.ndarray) -> np.ndarray:
+    """:func:`luma` of the ``unseen`` pixels of ``f`` only, ``(n,)`` float32."""
+    px = f[unseen].astype(np.float32)
+    return px[:, 0] * 0.299 + px[:, 1] * 0.587 + px[:, 2] * 0.114
 
 
 def mark_unseen(base: np.ndarray, unseen: np.ndarray) -> np.ndarray:
@@ -117,9 +135,7 @@ def mark_unseen(base: np.ndarray, unseen: np.ndarray) -> np.ndarray:
     """
     out = np.asarray(base, dtype=np.float32).copy()
     if unseen.any():
-        out[unseen] *= UNSEEN_DIM
-        lines = unseen & _hatch(*unseen.shape)
-        out[lines] = HATCH_GREY
+        out[unseen] = _marked(out[unseen], unseen)
     return out
 
 
@@ -166,9 +182,9 @@ def colormap(name: str = "jet") -> np.ndarray:
 
 
 def _levels(sal: np.ndarray) -> np.ndarray:
-    """Colour-map index ``round(255 * clip(s, 0, 1))`` (NaN -> 0)."""
+    """Colour-map index ``round(255 * clip(s, 0, 1))`` (NaN -> 0), uint8."""
     s = np.nan_to_num(sal, nan=0.0, posinf=1.0, neginf=0.0)
-    return np.rint(np.clip(s, 0.0, 1.0) * 255.0).astype(np.intp)
+    return np.rint(np.clip(s, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------
@@ -206,17 +222,27 @@ def heat(
     f = _check_frame(frame)
     sal = _check_saliency(saliency, f.shape[:2])
     alpha = _check_unit(opacity, "opacity")
-    lut = _colormap_lut(colormap)
-    out = f.astype(np.float32) * (1.0 - alpha) + lut[_levels(sal)].astype(np.float32) * alpha
+    frame_part, colour_part = _heat_tables(colormap, alpha)
+    out = np.take(frame_part, f)  # (1 - alpha) F, float32
+    out += np.take(colour_part, _levels(sal), axis=0)  # + alpha C[level]
     unseen = np.isnan(sal)
     if unseen.any():
-        grey = np.repeat(luma(f)[..., None], 3, axis=2)
-        out[unseen] = mark_unseen(grey, unseen)[unseen]
+        out[unseen] = _marked(_luma_at(f, unseen), unseen)[:, None]
     return _to_uint8(out)
 
 
-def _colormap_lut(name: str) -> np.ndarray:
+def _colormap_of(name: str) -> np.ndarray:
+    """:func:`colormap` where a parameter of that name hides it."""
     return colormap(name)
+
+
+@lru_cache(maxsize=32)
+def _heat_tables(name: str, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(1 - alpha) * level`` for the 256 frame levels and ``alpha * C`` for the colour map's
+    256 colours, float32: :func:`heat`'s two terms as lookups, computed once."""
+    frame_part = np.arange(256, dtype=np.float32) * (1.0 - alpha)
+    colour_part = _colormap_of(name).astype(np.float32) * alpha
+    return frame_part, colour_part
 
 
 def _box_blur(x: np.ndarray, radius: int, axis: int) -> np.ndarray:
@@ -317,13 +343,18 @@ def focus(
             f"expected background in {', '.join(BACKGROUNDS)}, but got {background!r}; "
             "pick one of them"
         )
-    bg = _background(f, background, blur_sigma)
     s = np.clip(np.nan_to_num(sal, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     a = (fl + (1.0 - fl) * s)[..., None]
-    out = f.astype(np.float32) * a + bg * (1.0 - a)
+    out = f * a.astype(np.float32, copy=False)
     unseen = np.isnan(sal)
+    if background == "black":  # B = 0: nothing to add
+        if unseen.any():
+            out[unseen] = _marked(np.zeros((int(unseen.sum()), 3), np.float32), unseen)
+        return _to_uint8(out)
+    bg = _background(f, background, blur_sigma)
+    out += bg * (1.0 - a)
     if unseen.any():
-        out[unseen] = mark_unseen(bg, unseen)[unseen]
+        out[unseen] = _marked(bg[unseen], unseen)
     return _to_uint8(out)
 
 
@@ -371,9 +402,11 @@ def caption(
     """Write ``text`` in white on a dark band across the top or bottom of the frame.
 
     The band spans the full width and is the text height plus a margin; inside it the frame
-    is darkened, ``band = (1 - band_opacity) * F``, and the text drawn over it with PIL's
-    bundled font (``ImageFont.load_default(size=...)``). Lines (``\\n``) too wide for the frame
-    end in ``...``. Pixels outside the band are unchanged.
+    is darkened, ``band = round((1 - band_opacity) * F)``, and the white text laid over it
+    with PIL's bundled font (``ImageFont.load_default(size=...)``) by its anti-aliased
+    coverage ``c``: ``round(band + (255 - band) * c)``. The text is laid out once per text and
+    frame size. Lines (``\\n``) too wide for the frame end in ``...``. Pixels outside the band
+    are unchanged.
 
     Args:
         frame: ``(H, W, 3)`` uint8 RGB.
@@ -396,21 +429,34 @@ def caption(
     dim = _check_unit(band_opacity, "band_opacity")
     h, w = f.shape[:2]
     size = int(font_size) if font_size is not None else int(np.clip(round(min(h, w) / 18), 10, 48))
-    face = font(max(size, 1))
+    ink = _caption_ink(str(text), h, w, max(size, 1))
+    band_h = ink.shape[0]
+    out = f.copy()
+    rows = slice(0, band_h) if position == "top" else slice(h - band_h, h)
+    band = np.rint(f[rows].astype(np.float32) * (1.0 - dim))
+    out[rows] = _to_uint8(band + (255.0 - band) * ink[..., None])
+    return out
+
+
+@lru_cache(maxsize=64)
+def _caption_ink(text: str, h: int, w: int, size: int) -> np.ndarray:
+    """The coverage of the white text of a caption band, ``(band_h, W)`` float32 in [0, 1].
+
+    Laid out once per text and frame size (PIL's bundled font, anti-aliased): every frame of
+    a video reuses it.
+    """
+    face = font(size)
     margin = max(2, size // 3)
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    lines = [_fit(measure, line, face, max(w - 2 * margin, 1)) for line in str(text).split("\n")]
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    lines = [_fit(measure, line, face, max(w - 2 * margin, 1)) for line in text.split("\n")]
     body = "\n".join(lines)
     left, top, right, bottom = measure.multiline_textbbox((0, 0), body, font=face)
     band_h = min(h, bottom + 2 * margin)
-    out = f.copy()
-    rows = slice(0, band_h) if position == "top" else slice(h - band_h, h)
-    band = Image.fromarray(_to_uint8(f[rows].astype(np.float32) * (1.0 - dim)))
-    ImageDraw.Draw(band).multiline_text(
-        (margin - left, margin), body, font=face, fill=(255, 255, 255)
-    )
-    out[rows] = np.asarray(band, dtype=np.uint8)
-    return out
+    mask = Image.new("L", (w, band_h), 0)
+    ImageDraw.Draw(mask).multiline_text((margin - left, margin), body, font=face, fill=255)
+    ink = np.asarray(mask, dtype=np.float32) / 255.0
+    ink.setflags(write=False)
+    return ink
 
 
 def _fill_value(fill: int | Sequence[int]) -> np.ndarray:
@@ -542,7 +588,7 @@ def colorbar(
             raise InputError(
                 f"expected {name} to be a positive integer, but got {v!r}; pass a size in pixels"
             )
-    lut = _colormap_lut(colormap)
+    lut = _colormap_of(colormap)
     levels = np.rint(np.linspace(0.0, 255.0, int(length))).astype(np.intp)
     strip = lut[levels]  # (length, 3), low to high
     if vertical:

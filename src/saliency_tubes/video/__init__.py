@@ -19,7 +19,8 @@ and back again:
    clips that hold a time, blended), :class:`SourceSampler` (grid to source pixels).
 5. **Writing** (``writer``): :class:`VideoWriter` writes H.264 MP4, GIF or PNG frame folders atomically;
    :func:`atomic_write_bytes`, :func:`atomic_save_npy` and :func:`atomic_write_json` do the
-   same for small files.
+   same for small files. :class:`BackgroundWriter` and :func:`prefetch` (``threads``) run
+   an encoder or a decoder on a thread of its own, overlapping the caller's work.
 
 Conventions: frames are ``(H, W, 3)`` uint8 RGB numpy arrays, sizes are written
 ``(T, H, W)``, times are seconds (float64) as stored in the file (not shifted to start at 0).
@@ -47,9 +48,11 @@ from .reader import (
     read_frames,
 )
 from .sampling import sample_uniform, sliding_windows
+from .threads import BackgroundWriter, prefetch
 from .writer import VideoWriter, atomic_save_npy, atomic_write_bytes, atomic_write_json
 
 __all__ = [
+    "BackgroundWriter",
     "DEFAULT_FOLDER_FPS",
     "IMAGE_SUFFIXES",
     "KINETICS_MEAN",
@@ -70,6 +73,7 @@ __all__ = [
     "check_min_frames",
     "covering",
     "iter_frames",
+    "prefetch",
     "probe",
     "read_frames",
     "resample_times",

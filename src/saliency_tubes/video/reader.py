@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -392,6 +392,7 @@ def iter_frames(
     folder_fps: float | Fraction = DEFAULT_FOLDER_FPS,
     info: VideoInfo | None = None,
     accurate: bool = True,
+    wanted: Container[int] | None = None,
 ) -> Iterator[Frame]:
     """Stream the frames of a video one at a time, in presentation order.
 
@@ -405,6 +406,8 @@ def iter_frames(
         accurate: Convert YUV to RGB with accurate rounding and interpolated chroma (FFmpeg's
             fast default is about 1 grey level darker on average); ``False`` is several times
             faster for long renders.
+        wanted: Only these frame indices (the others are decoded, as they must be, but not
+            converted to RGB nor yielded); None: every frame.
 
     Yields:
         :class:`Frame` ``(index, timestamp, image)`` with ``timestamp = info.timestamps[index]``.
@@ -417,13 +420,16 @@ def iter_frames(
     if p.is_dir():
         hw = info.size
         for i, file in enumerate(_folder_images(p)):
-            yield Frame(i, float(info.timestamps[i]), _load_image(file, hw))
+            if wanted is None or i in wanted:
+                yield Frame(i, float(info.timestamps[i]), _load_image(file, hw))
         return
     with _open_input(p) as container:
         stream = _video_stream(container, p)
         stream.thread_type = "AUTO"
         try:
             for i, frame in enumerate(container.decode(stream)):
+                if wanted is not None and i not in wanted:
+                    continue
                 t = float(info.timestamps[i]) if i < info.num_frames else _extra_timestamp(info, i)
                 yield Frame(i, t, _to_rgb(frame, accurate, info.rotation))
         except av.FFmpegError as exc:

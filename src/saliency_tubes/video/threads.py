@@ -1,0 +1,153 @@
+"""Decoding and encoding on threads of their own, so that they overlap the drawing.
+
+FFmpeg releases Python's global lock while it decodes and encodes, so a frame can be
+decoded, drawn and encoded at the same time on different cores. Both helpers pass frames
+through bounded queues: memory holds at most ``depth`` frames per queue, whatever the
+video's length. Errors raised on a helper's thread are raised again on the caller's, at the
+next call; an interrupted caller stops the thread and leaves nothing half-written (the
+writer's temporary file is removed, as :meth:`VideoWriter.abort` does).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from .writer import VideoWriter
+
+__all__ = ["BackgroundWriter", "prefetch"]
+
+_END = object()
+
+
+class _Stop(Exception):
+    """Raised on the producer's thread when the consumer stopped early."""
+
+
+def prefetch(frames: Iterator[Any], depth: int = 4) -> Iterator[Any]:
+    """Iterate ``frames`` (e.g. :func:`~saliency_tubes.video.iter_frames`) on a thread of
+    its own, up to ``depth`` items ahead of the caller.
+
+    Closing the returned generator (or leaving a ``for`` loop early) stops the thread and
+    closes ``frames``; an exception of ``frames`` is raised in the caller.
+    """
+    items: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> None:
+        while True:
+            if stop.is_set():
+                raise _Stop
+            try:
+                items.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            for item in frames:
+                put(item)
+            put(_END)
+        except _Stop:
+            pass
+        except BaseException as exc:  # handed to the caller
+            try:
+                put(exc)
+            except _Stop:
+                pass
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+class BackgroundWriter:
+    """A :class:`~saliency_tubes.video.VideoWriter` fed by the caller and encoding on a
+    thread of its own (at most ``depth`` frames queued).
+
+    The caller must not change a frame after handing it to :meth:`write`. Errors of the
+    encoder (a full disk ...) are raised at the next :meth:`write` or at :meth:`close`.
+    """
+
+    def __init__(self, writer: VideoWriter, depth: int = 4) -> None:
+        self.writer = writer
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"encode {writer.path.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            frame = self._queue.get()
+            if frame is _END:
+                return
+            if self._error is None and not self._cancel.is_set():
+                try:
+                    self.writer.write(frame)
+                except BaseException as exc:  # handed to the caller
+                    self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def write(self, frame: np.ndarray) -> None:
+        """Queue one ``(H, W, 3)`` uint8 frame (waits while the queue is full)."""
+        self._raise()
+        self._queue.put(frame)
+
+    def close(self) -> None:
+        """Encode what is queued, finish the file and move it into place."""
+        self._queue.put(_END)
+        self._thread.join()
+        try:
+            self._raise()
+        except BaseException:
+            self.writer.abort()
+            raise
+        self.writer.close()
+
+    def abort(self) -> None:
+        """Drop what is queued and remove the temporary output."""
+        self._cancel.set()
+        self._queue.put(_END)
+        self._thread.join()
+        self.writer.abort()
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
