@@ -153,3 +153,20 @@ def test_random_weights_and_caveats_are_said(clip_path: Path, tmp_path: Path, ti
         True,
         None,
     )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_explain_on_cuda_equals_explain_on_cpu(clip_path: Path, tmp_path: Path) -> None:
+    options = ExplainOptions(windows=(16, 4), classes="top2", formats=("npy",), progress=False)
+    cpu = explain_video(clip_path, tmp_path / "cpu", st.load_model("tiny-actions"), options)
+    cuda = explain_video(
+        clip_path, tmp_path / "cuda", st.load_model("tiny-actions", device="cuda"), options
+    )
+    assert [t.index for t in cuda.tubes] == [t.index for t in cpu.tubes]
+    assert_close([t.score for t in cuda.tubes], [t.score for t in cpu.tubes], atol=1e-4)
+    # Convolutions may run in TF32 on CUDA: a float tolerance, not bit equality.
+    assert_close(
+        np.load(tmp_path / "cuda" / "tube.npy"), np.load(tmp_path / "cpu" / "tube.npy"), atol=5e-3
+    )
+    for a, b in zip(cuda.tubes, cpu.tubes, strict=True):
+        assert_close(a.curve.mean, b.curve.mean, atol=5e-3)

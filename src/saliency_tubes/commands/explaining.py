@@ -337,7 +337,9 @@ class _Progress:
             layer=self.layer,
             classifier=self.classifier,
             clip_size=clip_size,
-            track=TubeTrack(p.windows, clip_size, p.interpolation, p.align, geometry),
+            track=TubeTrack(
+                p.windows, clip_size, p.interpolation, p.align, geometry, device=self.device
+            ),
         )
 
 

@@ -72,6 +72,9 @@ class TubeTrack:
         align: its grid alignment.
         geometry: where the clip lies on the source frame.
         signed: a contrastive track.
+        device: where the windows are upsampled and normalised (the model's device: with
+            ``--device cuda`` the spline runs on the GPU); the tubes come back to the CPU
+            for the source frames.
     """
 
     def __init__(
@@ -83,8 +86,10 @@ class TubeTrack:
         geometry: Geometry,
         *,
         signed: bool = False,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.windows, self.size, self.signed = windows, clip_size, signed
+        self.device = torch.device(device)
         self.mode, self.align, self.geometry = mode, align, geometry
         self._cache: OrderedDict[int, tuple[np.ndarray, list[TimedTube]]] = OrderedDict()
         self._cached = 0  # bytes in _cache
@@ -119,7 +124,7 @@ class TubeTrack:
         return tuple(self.windows[0].tubes().shape[1:])
 
     def _upsampled(self, win: Window) -> torch.Tensor:
-        raw = win.tubes()
+        raw = win.tubes().to(self.device)
         if tuple(raw.shape[1:]) == tuple(self.size):
             return raw
         return upsample(raw.unsqueeze(0), self.size, mode=self.mode, align=self.align)[0]
@@ -183,7 +188,9 @@ class TubeTrack:
             Window(win.indices, win.times, (win.tubes()[ka] - win.tubes()[kb]).unsqueeze(0))
             for win in self.windows
         ]
-        return TubeTrack(diffs, self.size, self.mode, self.align, self.geometry, signed=True)
+        return TubeTrack(
+            diffs, self.size, self.mode, self.align, self.geometry, signed=True, device=self.device
+        )
 
 
 @dataclass(frozen=True)
