@@ -123,8 +123,11 @@ def test_evaluate_video_with_mask_and_boxes(video: tuple[Path, Path, Path], tmp_
     report = _strict_json(tmp_path / "m" / "report.json")
     assert set(report["tubes"]) == {"cam/cubic", "baseline/motion"}
     cam = report["tubes"]["cam/cubic"]
-    assert {"deletion_frame", "insertion_tube", "pointing", "mass"} <= set(cam)
-    assert cam["sanity"][0] == 1.0 and len(cam["sanity"]) == 6
+    # the quick protocol: units voxel and tube, the sanity cascade at its two ends
+    assert {"deletion_tube", "insertion_tube", "pointing", "mass"} <= set(cam)
+    assert "deletion_frame" not in cam
+    assert report["evaluation"]["sanity_steps"] == [0, 1, 5]
+    assert cam["sanity"][0] == 1.0 and len(cam["sanity"]) == 3
     assert report["ground_truth"]["kind"] == "mask" and report["clip"]["grid"] == [16, 96, 96]
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
         "deletion_insertion.png",
@@ -137,6 +140,21 @@ def test_evaluate_video_with_mask_and_boxes(video: tuple[Path, Path, Path], tmp_
     )
     assert code == 0, stderr
     assert _strict_json(tmp_path / "b" / "report.json")["ground_truth"]["kind"] == "boxes"
+    # the full protocol: every unit, every step of the cascade (--baselines still overrides)
+    code, _, stderr = _run(
+        str(path), "--gt", str(mask), "--out", str(tmp_path / "f"), "--protocol", "full", *FAST_ARGS
+    )
+    assert code == 0, stderr
+    full = _strict_json(tmp_path / "f" / "report.json")
+    assert set(full["tubes"]) == {"cam/cubic", "baseline/motion"}
+    assert full["evaluation"]["units"] == ["voxel", "frame", "tube"]
+    assert full["evaluation"]["sanity_steps"] == [0, 1, 2, 3, 4, 5]
+    whole = full["tubes"]["cam/cubic"]
+    assert len(whole["sanity"]) == 6 and "deletion_frame" in whole
+    # the two steps both protocols explain agree, and so do the voxel curves
+    assert whole["sanity"][1] == pytest.approx(cam["sanity"][1], abs=1e-9)
+    assert whole["sanity"][5] == pytest.approx(cam["sanity"][2], abs=1e-9)
+    assert whole["deletion"] == pytest.approx(cam["deletion"], abs=1e-6)
 
 
 def test_evaluate_benchmark_command(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from saliency_tubes import InputError
 from saliency_tubes.commands import EvaluateOptions, evaluate_video
 from saliency_tubes.metrics import baseline_fn, energy_inside, pointing_game
 from saliency_tubes.metrics.benchmark import Protocol
@@ -84,3 +85,167 @@ def test_the_cam_row_is_the_metrics_of_the_cam_tube(tmp_path: Path, tiny) -> Non
         grid=protocol.grid(tube.shape),
     )
     assert row["deletion"] == pytest.approx(curve.auc, abs=1e-6)
+
+
+# --------------------------------------------------------------------------- forwards counted
+
+
+class _Tally:
+    """Clips and calls counted by :class:`_Counted`; shared by its deep copies (the sanity
+    check randomises a copy of the model)."""
+
+    def __init__(self) -> None:
+        self.clips = 0
+        self.calls = 0
+
+    def __deepcopy__(self, memo: dict) -> _Tally:
+        return self
+
+
+class _Counted(torch.nn.Module):
+    """A model that counts the clips it is fed (a batch of B counts B) and its calls."""
+
+    def __init__(self, inner: torch.nn.Module, tally: _Tally) -> None:
+        super().__init__()
+        self.inner = inner
+        self.tally = tally
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.tally.clips += int(x.shape[0])
+        self.tally.calls += 1
+        return self.inner(x)
+
+
+def _counted(tiny) -> tuple[object, _Tally]:
+    import dataclasses
+
+    tally = _Tally()
+    model = _Counted(tiny.model, tally)
+    return dataclasses.replace(
+        tiny, model=model, layer="inner.features", classifier="inner.fc"
+    ), tally
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("counted")
+    clip = make_clip(seed=1001, frames=16, size=(96, 96))
+    video = root / "clip.mp4"
+    with VideoWriter(video, fps=12, crf=0) as writer:
+        writer.write_frames(clip.video)
+    np.save(root / "mask.npy", clip.mask)
+    return video, root / "mask.npy"
+
+
+def _estimate(lines: list[str]) -> int:
+    (line,) = [ln for ln in lines if "clip forwards in all" in ln]
+    assert "an estimate" in line and "s per clip forward" in line, line
+    return int(line.split()[0])
+
+
+def test_the_default_run_does_the_forwards_it_announces(tiny, synthetic, tmp_path: Path) -> None:
+    """Counted by the model itself: the announced forwards are the forwards run, <= 400."""
+    video, mask = synthetic
+    loaded, tally = _counted(tiny)
+    lines: list[str] = []
+    options = EvaluateOptions(protocol=Protocol(resamples=100), progress=False)
+    report = evaluate_video(video, mask, tmp_path / "out", loaded, options, on_stage=lines.append)
+    report = report.manifest
+    forwards = report["evaluation"]["forwards"]
+    assert tally.clips == forwards["total"] == forwards["run"] == _estimate(lines)
+    assert tally.clips <= 400
+    parts = forwards["parts"]
+    # 2 (the clip and its substrate), one explanation per method, the trace of the layers
+    assert (parts["select the class"], parts["explain"], parts["sanity layers"]) == (2, 3, 1)
+    # 16 steps of 1x4x4 cells: 17 scores per curve, of which the 2 ends are known
+    assert parts["CAM, cubic: voxel"] == parts["motion (baseline): voxel"] == 2 * 15
+    assert parts["Grad-CAM++, cubic: sanity"] == 2  # top block random, all random
+    assert parts["uniform (baseline): tube"] == 0  # a flat tube is one region: both ends
+    assert "random (baseline): voxel" not in parts and not any("frame" in p for p in parts)
+    assert sum(parts.values()) == tally.clips
+    # without a terminal, one line per part
+    assert "CAM, cubic: voxel: 30 clip forwards" in lines
+    # the worst case whatever the model and tube: 6 rows x 2 units x 30, 3 x 2 sanity, 6
+    assert 6 * 2 * 30 + 3 * 2 + 2 + 3 + 1 == 372 <= 400
+
+
+def test_the_full_protocol_does_the_forwards_it_announces(tiny, synthetic, tmp_path: Path) -> None:
+    video, mask = synthetic
+    loaded, tally = _counted(tiny)
+    lines: list[str] = []
+    options = EvaluateOptions.full(
+        methods=("cam",), protocol=Protocol(steps=4, resamples=100), progress=False
+    )
+    report = evaluate_video(video, mask, tmp_path / "out", loaded, options, on_stage=lines.append)
+    evaluation = report.manifest["evaluation"]
+    assert tally.clips == evaluation["forwards"]["total"] == _estimate(lines)
+    layers = report.manifest["sanity_layers"]
+    assert evaluation["sanity_steps"] == list(range(len(layers) + 1))
+    parts = evaluation["forwards"]["parts"]
+    assert parts["CAM, cubic: sanity"] == len(layers)  # every step but the trained one
+    assert parts["CAM, cubic: frame"] == parts["random (baseline): frame"] == 2 * 3  # 4 steps
+    assert len(report.manifest["tubes"]["cam/cubic"]["sanity"]) == len(layers) + 1
+
+
+def test_the_benchmark_does_the_forwards_it_announces(
+    tiny, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from saliency_tubes.commands import evaluate as ev
+    from saliency_tubes.metrics import benchmark as bench
+
+    loaded, tally = _counted(tiny)
+    monkeypatch.setattr(bench, "load_model", lambda *_a, **_k: loaded)
+    config = bench.BenchmarkConfig(
+        clips=3,
+        chunk=2,
+        methods=("cam",),
+        interpolations=("cubic", "linear"),
+        baselines=("uniform",),
+        protocol=Protocol(steps=3, resamples=100),
+    )
+    lines: list[str] = []
+    result = ev.benchmark(config, on_stage=lines.append)
+    assert (
+        tally.clips
+        == _estimate(lines)
+        == bench.benchmark_forwards(config, len(result.layers)).total
+    )
+    layers = len(result.layers)
+    # 3 predictions + 1 trace; per clip: its substrate, CAM (1 + layers explanations, two
+    # modes from each) and 3 rows x 2 curves x (3 + 1 - 2) perturbed clips
+    assert tally.clips == 3 + 1 + 3 * (1 + (1 + layers) + 3 * 2 * 2)
+    assert any(ln.startswith("clips 3-3 of 3: CAM") for ln in lines)
+
+
+def test_progress_options_are_checked() -> None:
+    with pytest.raises(InputError, match="--batch"):
+        EvaluateOptions(batch_size=0).check()
+    with pytest.raises(InputError, match="cascade"):
+        EvaluateOptions(cascade="some").check()
+    quick, full = EvaluateOptions(), EvaluateOptions.full(units=("voxel",))
+    assert (quick.baselines, quick.units, quick.cascade) == (
+        ("uniform", "centre", "motion"),
+        ("voxel", "tube"),
+        "ends",
+    )
+    assert (full.baselines, full.units, full.cascade) == (
+        ("uniform", "centre", "random", "motion"),
+        ("voxel",),
+        "every",
+    )
+
+
+def test_batch_size_does_not_change_the_scores(tiny, synthetic, tmp_path: Path) -> None:
+    """One perturbed clip per forward or all at once: the same curves."""
+    video, mask = synthetic
+    base = dict(methods=("cam",), baselines=("centre",), units=("voxel",), progress=False)
+    protocol = Protocol(steps=4, resamples=100)
+    one = evaluate_video(
+        video, mask, tmp_path / "a", tiny, EvaluateOptions(**base, protocol=protocol, batch_size=1)
+    ).manifest["tubes"]
+    many = evaluate_video(
+        video, mask, tmp_path / "b", tiny, EvaluateOptions(**base, protocol=protocol)
+    ).manifest["tubes"]
+    for row in ("cam/cubic", "baseline/centre"):
+        assert one[row]["deletion"] == pytest.approx(many[row]["deletion"], abs=1e-5)
+        assert one[row]["insertion"] == pytest.approx(many[row]["insertion"], abs=1e-5)

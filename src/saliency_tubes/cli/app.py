@@ -402,7 +402,12 @@ def pyramid_command(video: Path, **params: Any) -> None:
     "--class", "target", default="top1", show_default=True, help="VIDEO: class to explain."
 )
 @click.option(
-    "--method", "--methods", "methods", default="cam,gradcam,gradcam++", show_default=True
+    "--method",
+    "--methods",
+    "methods",
+    default="cam,gradcam,gradcam++",
+    show_default=True,
+    help="Comma-separated: " + flags.METHODS + ".",
 )
 @click.option(
     "--interpolation",
@@ -410,12 +415,35 @@ def pyramid_command(video: Path, **params: Any) -> None:
     default=None,
     help="Benchmark: comma-separated modes [all four]. VIDEO: one mode [cubic].",
 )
-@click.option("--baselines", default="uniform,centre,random,motion", show_default=True)
+@click.option(
+    "--protocol",
+    "protocol_name",
+    type=click.Choice(["quick", "full"]),
+    default=None,
+    help="VIDEO: quick [default]: baselines uniform,centre,motion, units voxel,tube, sanity "
+    "check at its two ends (top block random, all random): at most 400 clip forwards. "
+    "full: every baseline, every unit, every step of the sanity cascade. "
+    "--baselines and --units override either.",
+)
+@click.option(
+    "--baselines",
+    default=None,
+    help="Comma-separated: uniform | centre | random | motion. "
+    "[benchmark: all four; VIDEO: from --protocol]",
+)
 @click.option("--clips", type=int, default=None, help="Benchmark: held-out clips [32].")
 @click.option("--seed", type=int, default=None, help="Benchmark: data seed [10000].")
 @click.option("--steps", type=int, default=16, show_default=True, help="Deletion/insertion steps.")
 @click.option("--substrate", default="blur", show_default=True, help="blur | mean | zeros.")
-@click.option("--units", default="voxel,frame,tube", show_default=True, help="VIDEO: curve units.")
+@click.option(
+    "--units", default=None, help="VIDEO: curve units, voxel | frame | tube [from --protocol]."
+)
+@click.option(
+    "--batch",
+    type=int,
+    default=None,
+    help="VIDEO: perturbed clips per forward [as many as fit in memory, up to 256 MiB of input].",
+)
 @click.option(
     "--out", "out_dir", default="evaluate_out", show_default=True, type=click.Path(path_type=Path)
 )
@@ -433,6 +461,8 @@ def evaluate_command(video: Path | None, **params: Any) -> None:
     intervals). Writes results.md, results.json and PNG plots.
     With VIDEO --gt boxes.json|mask.npy: the same metrics on your video, model and ground
     truth. Writes report.json, deletion_insertion.png and sanity.png.
+    Both first say how many clip forwards they will run and about how long that takes
+    (timed on the first forwards), then show a bar with an ETA on a terminal.
     """
     if params["threads"] is not None:
         import torch
@@ -468,13 +498,21 @@ def _benchmark(params: dict[str, Any]) -> None:
             "expected VIDEO with --gt or --model/--weights; without VIDEO the benchmark "
             "runs the embedded tiny-actions model on synthetic clips"
         )
+    for flag, key in (("--protocol", "protocol_name"), ("--units", "units"), ("--batch", "batch")):
+        if params[key] is not None:
+            raise InputError(
+                f"expected {flag} with VIDEO only, but got it for the benchmark; drop it, or "
+                "give VIDEO --gt"
+            )
     modes = parse.names(params["interpolations"]) if params["interpolations"] else None
     config = BenchmarkConfig(
         clips=32 if params["clips"] is None else params["clips"],
         seed=10_000 if params["seed"] is None else params["seed"],
         methods=parse.names(params["methods"]),
         interpolations=modes or BenchmarkConfig().interpolations,
-        baselines=parse.names(params["baselines"]),
+        baselines=parse.names(params["baselines"])
+        if params["baselines"] is not None
+        else BenchmarkConfig().baselines,
         device=params["device"],
         protocol=Protocol(steps=params["steps"], substrate=params["substrate"]),
     )
@@ -505,14 +543,19 @@ def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
             f"expected one --interpolation with VIDEO, but got {params['interpolations']}"
         )
     spec = parse.class_spec(params["target"])
-    options = EvaluateOptions(
-        methods=parse.names(params["methods"]),
-        classes=spec[0] if isinstance(spec, list) and len(spec) == 1 else spec,
-        interpolation=modes[0] if modes else "cubic",
-        baselines=parse.names(params["baselines"]),
-        units=parse.names(params["units"]),
-        protocol=Protocol(steps=params["steps"], substrate=params["substrate"]),
-    )
+    chosen: dict[str, Any] = {
+        "methods": parse.names(params["methods"]),
+        "classes": spec[0] if isinstance(spec, list) and len(spec) == 1 else spec,
+        "interpolation": modes[0] if modes else "cubic",
+        "protocol": Protocol(steps=params["steps"], substrate=params["substrate"]),
+        "batch_size": params["batch"],
+        "progress": not params["quiet"],
+    }
+    for key in ("baselines", "units"):
+        if params[key] is not None:
+            chosen[key] = parse.names(params[key])
+    make = EvaluateOptions.full if params["protocol_name"] == "full" else EvaluateOptions
+    options = make(**chosen)
     options.check()
     model = parse.model_options(params)
     model.check()

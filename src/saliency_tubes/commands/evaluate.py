@@ -5,11 +5,15 @@
 * :func:`evaluate_video`: one video, a model and its ground truth (per-frame boxes or a
   mask, see :mod:`saliency_tubes.metrics.groundtruth`): ``report.json`` and the plots.
 
+Both count the clip forwards they will run before the long part and say so in one line,
+with a time estimated from the forwards already timed (:class:`Meter`); then a bar with
+an ETA names the method and unit under way (on a terminal; elsewhere one line per part).
 Both leave nothing behind when they fail.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,9 +32,13 @@ from ..metrics.benchmark import (
     run_benchmark,
     score_rows,
 )
+from ..metrics.faithfulness import DEFAULT_MAX_BYTES, make_substrate
 from ..metrics.groundtruth import load_ground_truth
+from ..metrics.protocol import Forwards, Progress, json_number
+from ..metrics.scoring import select_target
 from ..metrics.stats import bootstrap_mean
 from ..render import Panel, Series
+from ..resources import ACTIVATION_FACTOR, available_memory
 from ..video import VideoInfo, check_min_frames, probe, read_frames, sample_uniform
 from ..zoo import LoadedModel
 from . import manifest
@@ -38,7 +46,81 @@ from .options import EvaluateOptions
 from .outputs import OutputFolder, Run, output_folder, produce, progress
 from .result import CommandResult
 
-__all__ = ["benchmark", "benchmark_panels", "evaluate_video", "write_benchmark"]
+__all__ = ["Meter", "benchmark", "benchmark_panels", "evaluate_video", "write_benchmark"]
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class Meter(Progress):
+    """The forwards of one run: timed until the plan is known, then one estimate line, then
+    a bar with an ETA (on a terminal) or one line per part (elsewhere).
+
+    Args:
+        say: where the estimate line and the part lines go (None: nowhere).
+        show: draw the bar (stderr, only when it is a terminal; see :func:`progress`).
+        first: parts the command ran before the scoring counted its own (label, clips).
+    """
+
+    def __init__(
+        self, say: Callable[[str], None] | None, show: bool, first: tuple[str, int] | None = None
+    ) -> None:
+        self.say = say or (lambda _m: None)
+        self.show = show
+        self.first = first
+        self.bar: Any = None
+        self.forwards: Forwards | None = None
+        self.done = 0
+        self.timed: list[float] = []  # seconds per clip forward, per batch before the plan
+        self.mark = time.perf_counter()
+
+    def start(self) -> None:
+        """Start the clock of the next timed forward."""
+        self.mark = time.perf_counter()
+
+    def advance(self, clips: int) -> None:
+        now = time.perf_counter()
+        if self.bar is None and clips:
+            self.timed.append((now - self.mark) / clips)
+        self.mark = now
+        self.done += clips
+        if self.bar is not None:
+            self.bar.update(clips)
+
+    @property
+    def per_forward(self) -> float:
+        """Seconds per clip forward: the fastest of the forward batches timed before the
+        plan (the first batch carries the warm-up; an explanation costs a forward and more)."""
+        return min(self.timed) if self.timed else float("nan")
+
+    def plan(self, forwards: Forwards) -> None:
+        if self.first is not None:
+            forwards = forwards.first(*self.first)
+        self.forwards = forwards
+        left = forwards.total - forwards.done
+        per = self.per_forward
+        self.say(
+            f"{forwards.total} clip forwards in all ({forwards.done} done), {left} to go: "
+            f"about {_duration(left * per)} for them (an estimate: {per:.3f} s per clip forward, the "
+            f"fastest of this run's first {len(self.timed)} forward batches)"
+        )
+        self.bar = progress(left, "evaluate", self.show, unit="forward")
+
+    def part(self, label: str, clips: int) -> None:
+        if self.bar is not None and not self.bar.disable:
+            self.bar.set_description_str(label)
+        elif clips:
+            self.say(f"{label}: {clips} clip forwards")
+
+    def close(self) -> None:
+        """Close the bar."""
+        if self.bar is not None:
+            self.bar.close()
 
 
 def benchmark(
@@ -47,13 +129,25 @@ def benchmark(
     show: bool = False,
     on_stage: Callable[[str], None] | None = None,
 ) -> BenchmarkResult:
-    """:func:`~saliency_tubes.metrics.benchmark.run_benchmark` with a progress bar."""
+    """:func:`~saliency_tubes.metrics.benchmark.run_benchmark` with the estimate line and a
+    progress bar (per chunk of clips and method)."""
     config = config or BenchmarkConfig()
-    bar = progress(config.clips, "evaluate", show)
+    meter = Meter(on_stage, show)
     try:
-        return run_benchmark(config, on_stage=on_stage, on_progress=bar.update)
+        return run_benchmark(config, on_stage=on_stage, progress=meter)
     finally:
-        bar.close()
+        meter.close()
+
+
+def _max_bytes(clip: torch.Tensor) -> int:
+    """Perturbed input held at once: at most 256 MiB, and little enough that the batch's
+    activations (:data:`~saliency_tubes.resources.ACTIVATION_FACTOR` times its input) take
+    no more than half the memory available."""
+    one = clip.numel() * clip.element_size()
+    free = available_memory()
+    if free is None:
+        return DEFAULT_MAX_BYTES
+    return max(one, min(DEFAULT_MAX_BYTES, free // (2 * ACTIVATION_FACTOR)))
 
 
 def _band(values: np.ndarray, resamples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -187,39 +281,48 @@ def evaluate_video(
 
     def work(run: Run) -> dict[str, Any]:
         run.say(f"reading {preset.frames} frames of {info.path}")
-        with run.stage("explain"):
-            model = loaded.model
-            device = model_device(model) or torch.device("cpu")
-            clip = prep(read_frames(run.video, indices, info=info))[None].to(device)
-            first = options.methods[0] if options.methods else "cam"
-            pick = loaded.explainer(
-                first, interpolation=options.interpolation, align=protocol.align
-            )(clip, classes=options.classes)
-            target = int(pick.classes[0, 0])
-            name = loaded.categories[target] if loaded.categories else str(target)
-            score = float(pick.scores[0, 0])
-        n_rows = len(options.methods) + len(options.baselines)
-        run.say(f"scoring {n_rows} tubes of class {name!r} (p={score:.3f})")
-        with run.stage("score"):
-            scores = score_rows(
-                loaded,
-                clip,
-                mask,
-                target,
-                methods=options.methods,
-                interpolation=options.interpolation,
-                baselines=options.baselines,
-                units=options.units,
-                protocol=protocol,
-            )
+        meter = Meter(run.say, options.progress, first=("select the class", 2))
+        try:
+            with run.stage("explain"):
+                model = loaded.model
+                device = model_device(model) or torch.device("cpu")
+                clip = prep(read_frames(run.video, indices, info=info))[None].to(device)
+                base = make_substrate(clip, protocol.substrate)
+                meter.start()
+                chosen = select_target(loaded, clip, base, options.classes)
+                meter.advance(2)
+                target = chosen.target
+                name = loaded.categories[target] if loaded.categories else str(target)
+            n_rows = len(options.methods) + len(options.baselines)
+            run.say(f"scoring {n_rows} tubes of class {name!r} (p={chosen.probability:.3f})")
+            with run.stage("score"):
+                scores = score_rows(
+                    loaded,
+                    clip,
+                    mask,
+                    target,
+                    methods=options.methods,
+                    interpolation=options.interpolation,
+                    baselines=options.baselines,
+                    units=options.units,
+                    protocol=protocol,
+                    cascade=options.cascade,  # type: ignore[arg-type]
+                    substrate=base,
+                    ends=chosen.ends,
+                    batch_size=options.batch_size,
+                    max_bytes=_max_bytes(clip),
+                    progress=meter,
+                )
+        finally:
+            meter.close()
         with run.stage("write"):
             files = _video_plots(run.outputs, scores, f"{loaded.name}: {name}")
-        return manifest.evaluate(
+        record = manifest.evaluate(
             info,
             loaded,
             truth,
             mask,
-            (target, name, score),
+            (target, name, chosen.probability),
             indices,
             clip.shape[2:],
             protocol,
@@ -227,11 +330,34 @@ def evaluate_video(
             scores,
             files,
         )
+        forwards = meter.forwards or scores.forwards
+        record["evaluation"] = {
+            "methods": list(options.methods),
+            "baselines": list(options.baselines),
+            "units": list(options.units),
+            "cascade": options.cascade,
+            "sanity_steps": scores.steps,
+            "forwards": {**forwards.as_dict(), "run": meter.done},
+            "seconds_per_forward_estimate": json_number(meter.per_forward),
+        }
+        return record
 
     record, run = produce(
         video, out_dir, work, info=info, on_stage=on_stage, manifest_name="report.json"
     )
     return CommandResult.of("evaluate", record, run)
+
+
+def _step_label(step: int, shown: list[int], layers: list[str]) -> str:
+    """The tick of a sanity step: ``trained``, the top layer, ``+layer`` after the step
+    before it, or ``all random`` / ``top N random`` when steps were skipped."""
+    if step == 0:
+        return "trained"
+    if step == 1:
+        return layers[0]
+    if step - 1 in shown:
+        return "+" + layers[step - 1]
+    return "all random" if step == len(layers) else f"top {step} random"
 
 
 def _video_plots(outputs: OutputFolder, scores: ClipScores, title: str) -> dict[str, str]:
@@ -251,12 +377,18 @@ def _video_plots(outputs: OutputFolder, scores: ClipScores, title: str) -> dict[
         panels.append(
             Panel(f"{name} (AUC in legend)", "fraction of voxels", "p(class)", series, ylim=(0, 1))
         )
-    steps = np.arange(len(layers) + 1)
+    shown = scores.steps or list(range(len(layers) + 1))
+    x = np.arange(len(shown))
     sanity = [
-        Series(row_label(r), steps, np.array(tubes[r]["sanity"]), dashed=r.startswith("baseline/"))
+        Series(
+            row_label(r),
+            x,
+            np.array(tubes[r]["sanity"], dtype=float),
+            dashed=r.startswith("baseline/"),
+        )
         for r in rows
     ]
-    ticks = ["trained"] + [("+" if i else "") + layer for i, layer in enumerate(layers)]
+    ticks = [_step_label(s, shown, layers) for s in shown]
     sanity_panel = Panel(
         "sanity check",
         "layers randomised (top first)",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .. import vocabulary as names
 from ..errors import InputError, check_choice, check_choices
@@ -24,6 +24,7 @@ from ..methods import METHODS
 from ..methods.base import ClassSpec
 from ..metrics import BASELINES, UNITS
 from ..metrics.benchmark import Protocol
+from ..metrics.scoring import CASCADES
 from ..pyramid import DEFAULT_DEPTH, check_options
 from ..zoo import LoadedModel, load_model
 
@@ -275,6 +276,13 @@ class PyramidOptions:
 class EvaluateOptions:
     """Options of :func:`~saliency_tubes.commands.evaluate_video` (``evaluate VIDEO --gt``).
 
+    The defaults are the quick protocol (at most 400 clip forwards whatever the model; see
+    the README): three methods, the baselines that the benchmark tells apart (uniform for
+    chance, centre, which beats every method at insertion, and motion, the strong one;
+    ``random`` scored as ``uniform`` there), the ``voxel`` and ``tube`` units (``frame``
+    did not separate any tube from chance) and the two sanity steps the benchmark reports.
+    :meth:`full` gives the full protocol.
+
     Attributes:
         methods: explainers to score.
         classes: the class to explain: ``"top1"``, an index or a name.
@@ -282,14 +290,33 @@ class EvaluateOptions:
         baselines: baselines scored alongside (:data:`saliency_tubes.metrics.BASELINES`).
         units: deletion / insertion units (``"voxel"``, ``"frame"``, ``"tube"``).
         protocol: how tubes are scored (:class:`~saliency_tubes.metrics.benchmark.Protocol`).
+        cascade: sanity steps explained: ``"ends"`` (top block random, all random) or
+            ``"every"`` (each step of the cascade).
+        batch_size: perturbed clips per forward; None: as many as fit in memory (at most
+            256 MiB of input at once).
+        progress: show a progress bar (stderr, when it is a terminal).
     """
 
-    methods: tuple[str, ...] = ("cam",)
+    methods: tuple[str, ...] = ("cam", "gradcam", "gradcam++")
     classes: ClassSpec = "top1"
     interpolation: str = "cubic"
-    baselines: tuple[str, ...] = tuple(BASELINES)
-    units: tuple[str, ...] = UNITS
+    baselines: tuple[str, ...] = ("uniform", "centre", "motion")
+    units: tuple[str, ...] = ("voxel", "tube")
     protocol: Protocol = field(default_factory=Protocol)
+    cascade: str = "ends"
+    batch_size: int | None = None
+    progress: bool = True
+
+    @classmethod
+    def full(cls, **changes: Any) -> EvaluateOptions:
+        """The full protocol: every baseline, every unit and every step of the sanity
+        cascade (``changes`` override any option)."""
+        chosen: dict[str, Any] = {
+            "baselines": tuple(BASELINES),
+            "units": tuple(UNITS),
+            "cascade": "every",
+        }
+        return cls(**{**chosen, **changes})
 
     def check(self) -> None:
         """Validate the options (one-line errors)."""
@@ -303,3 +330,10 @@ class EvaluateOptions:
             )
         check_choices("interpolation", [self.interpolation], names.INTERPOLATIONS)
         check_choices("units", self.units, UNITS)
+        check_choice("cascade", self.cascade, CASCADES)
+        size = self.batch_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise InputError(
+                f"expected --batch as a positive number of clips per forward, but got {size!r}; "
+                "leave it out to fit the memory available"
+            )

@@ -11,6 +11,8 @@ sanity check randomises a deep copy).
 * :mod:`.baselines`: uniform, centre Gaussian, random, frame-difference motion energy.
 * :mod:`.groundtruth`: per-frame boxes (JSON) or a mask (.npy) mapped onto a clip.
 * :mod:`.concentration`: how concentrated a tube is (fraction above 0.5, spatial spread).
+* :mod:`.protocol`: the scoring settings, one tube scored, the forwards a run counts;
+  :mod:`.scoring`: every tube of one clip (``evaluate VIDEO``);
 * :mod:`.benchmark`: the ground-truth benchmark protocol (import it from there: it loads
   the embedded model).
 
@@ -30,6 +32,7 @@ from .faithfulness import (
     UNITS,
     Curve,
     auc,
+    curve_forwards,
     deletion,
     gaussian_blur,
     insertion,
@@ -47,6 +50,7 @@ from .sanity import (
     gaussian_like,
     rankdata,
     sanity_check,
+    sanity_steps,
     spearman,
 )
 
@@ -67,6 +71,7 @@ __all__ = [
     "cascade_layers",
     "cascading_randomization",
     "centre_gaussian",
+    "curve_forwards",
     "deletion",
     "energy_inside",
     "explainer_fn",
@@ -84,6 +89,7 @@ __all__ = [
     "random_tube",
     "rankdata",
     "sanity_check",
+    "sanity_steps",
     "spearman",
     "temporal_hit",
     "uniform",

@@ -6,9 +6,10 @@ class of every clip with each method and interpolation mode, computes the same t
 the baselines, and scores them all with :mod:`saliency_tubes.metrics`: pointing game, mass
 and IoU against the target object's mask, deletion and insertion AUC, and the sanity
 check's correlation, each a mean over the clips with a 95 % percentile-bootstrap interval
-(:class:`BenchmarkResult`). :func:`score_tube` scores one tube; :func:`score_rows` scores
-every method and baseline on one clip (what ``saliency-tubes evaluate VIDEO`` runs).
-Writing the table, the JSON and the plots is the command's job
+(:class:`BenchmarkResult`). The settings (:class:`Protocol`) and the scoring of one tube
+(:func:`score_tube`) live in :mod:`.protocol`, the scoring of every tube of one clip (what
+``saliency-tubes evaluate VIDEO`` runs, :func:`score_rows`) in :mod:`.scoring`; both are
+re-exported here. Writing the table, the JSON and the plots is the command's job
 (:mod:`saliency_tubes.commands.evaluate`).
 """
 
@@ -32,9 +33,18 @@ from ..upsample import MODES
 from ..zoo import get_adapter, load_model
 from ..zoo.registry import LoadedModel
 from .baselines import BASELINES, baseline_fn
-from .faithfulness import SUBSTRATES, deletion, insertion, make_substrate
-from .localisation import localisation
+from .faithfulness import curve_forwards, make_substrate
+from .protocol import (
+    Forwards,
+    Progress,
+    Protocol,
+    json_number,
+    row_groups,
+    row_label,
+    score_tube,
+)
 from .sanity import SaliencyFn, cascade_layers, explainer_fn, sanity_check
+from .scoring import ClipScores, score_rows
 from .stats import Estimate, bootstrap_mean, paired_difference
 
 __all__ = [
@@ -43,7 +53,10 @@ __all__ = [
     "BenchmarkConfig",
     "BenchmarkResult",
     "ClipScores",
+    "Forwards",
+    "Progress",
     "Protocol",
+    "benchmark_forwards",
     "json_number",
     "row_label",
     "run_benchmark",
@@ -71,55 +84,10 @@ METRICS: dict[str, str] = {
 COMPARED = ("pointing", "mass", "iou", "deletion", "insertion")
 """The scores compared with a baseline in :meth:`BenchmarkResult.versus_table`."""
 
-_METHOD_NAMES = {"cam": "CAM", "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
 
-
-@dataclass(frozen=True)
-class Protocol:
-    """How tubes are scored (the benchmark's and ``evaluate VIDEO``'s settings).
-
-    Attributes:
-        steps: deletion / insertion steps ``n``.
-        cell: ``(frames, px, px)`` size of the voxel-level cells on the clip grid (the
-            tube is averaged over each cell and cells are removed whole).
-        substrate: ``"blur"``, ``"mean"`` or ``"zeros"``.
-        tolerance_frames: pointing-game tolerance in frames.
-        tolerance_px: pointing-game tolerance in pixels of the clip grid.
-        granularity: sanity-check layers, ``"block"`` or ``"leaf"``.
-        sanity_seed: seed of the randomisation.
-        align: upsampling grid of the explainers (``"corners"`` or ``"centers"``).
-        resamples: bootstrap resamples of the confidence intervals.
-    """
-
-    steps: int = 16
-    cell: tuple[int, int, int] = (1, 4, 4)
-    substrate: str = "blur"
-    tolerance_frames: int = 1
-    tolerance_px: float = 6.0
-    granularity: str = "block"
-    sanity_seed: int = 0
-    align: str = "corners"
-    resamples: int = 2000
-
-    def check(self) -> None:
-        """Validate (one-line errors)."""
-        if self.steps < 1:
-            raise InputError(f"expected steps >= 1, but got {self.steps}")
-        if len(self.cell) != 3 or min(self.cell) < 1:
-            raise InputError(f"expected cell as 3 positive ints (t, h, w), but got {self.cell!r}")
-        if self.substrate not in SUBSTRATES:
-            raise InputError(
-                f"expected substrate one of {', '.join(SUBSTRATES)}, but got {self.substrate!r}"
-            )
-        if self.granularity not in ("block", "leaf"):
-            raise InputError(f"expected granularity block or leaf, but got {self.granularity!r}")
-        if self.align not in ("corners", "centers"):
-            raise InputError(f"expected align corners or centers, but got {self.align!r}")
-
-    def grid(self, size: Sequence[int]) -> tuple[int, int, int]:
-        """The cell grid on a clip of ``size = (T, H, W)``."""
-        t, h, w = (max(1, int(n) // c) for n, c in zip(size, self.cell, strict=True))
-        return t, h, w
+def _cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell (``|`` escaped)."""
+    return text.replace("|", "\\|")
 
 
 @dataclass(frozen=True)
@@ -175,121 +143,6 @@ class BenchmarkConfig:
         """Row keys: ``"method/interpolation"`` then ``"baseline/name"``."""
         keys = [f"{m}/{i}" for m in self.methods for i in self.interpolations]
         return keys + [f"baseline/{b}" for b in self.baselines]
-
-
-def row_label(key: str) -> str:
-    """Display name of a row key (``"cam/cubic"`` -> ``"CAM, cubic"``)."""
-    kind, name = key.split("/", 1)
-    if kind == "baseline":
-        return f"{name} (baseline)"
-    return f"{_METHOD_NAMES.get(kind, kind)}, {name}"
-
-
-def _tubes_and_sanity(
-    kind: str,
-    modes: Sequence[str],
-    loaded: LoadedModel,
-    batch: torch.Tensor,
-    targets: Sequence[int],
-    layers: Sequence[str],
-    protocol: Protocol,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tubes of one method (all ``modes`` at once) or one baseline, and their sanity check.
-
-    Returns:
-        ``(maps, correlations)``: ``(N, K, T, H, W)`` tubes (K = ``len(modes)``, 1 for a
-        baseline) and ``(len(layers) + 1, N, K)`` Spearman correlations.
-    """
-    fn: SaliencyFn
-    if kind.startswith("baseline/"):
-        fn = baseline_fn(kind.split("/", 1)[1])
-    else:
-        fn = explainer_fn(
-            kind,
-            targets,
-            interpolations=modes,
-            layer=loaded.layer,
-            classifier=loaded.classifier,
-            align=protocol.align,
-        )
-    model = loaded.model
-    check = sanity_check(model, batch, fn, layers=layers, seed=protocol.sanity_seed)
-    maps, corr = fn(model, batch), check.correlations
-    if maps.dim() == 4:
-        maps, corr = maps[:, None], corr[..., None]
-    return maps, corr
-
-
-def _groups(
-    methods: Sequence[str], modes: Sequence[str], baselines: Sequence[str]
-) -> list[tuple[str, list[str]]]:
-    """``(kind, row keys)``: one group per method (its modes) and per baseline."""
-    groups = [(m, [f"{m}/{i}" for i in modes]) for m in methods]
-    return groups + [(f"baseline/{b}", [f"baseline/{b}"]) for b in baselines]
-
-
-def _cell(text: str) -> str:
-    """``text`` safe inside a Markdown table cell (``|`` escaped)."""
-    return text.replace("|", "\\|")
-
-
-def json_number(x: float, digits: int = 6) -> float | None:
-    """``x`` rounded for JSON; None for NaN (undefined)."""
-    return None if np.isnan(x) else round(float(x), digits)
-
-
-def score_tube(
-    model: torch.nn.Module,
-    clip: torch.Tensor,
-    tube: torch.Tensor,
-    mask: torch.Tensor,
-    target: int,
-    protocol: Protocol,
-    *,
-    substrate: torch.Tensor | None = None,
-    units: Sequence[str] = ("voxel",),
-) -> tuple[dict[str, float], dict[str, dict[str, torch.Tensor]]]:
-    """Localisation and deletion / insertion of one tube.
-
-    Args:
-        model: the classifier (unchanged on return).
-        clip: ``(1, C, T, H, W)``.
-        tube: ``(T, H, W)`` in [0, 1].
-        mask: ``(T, H, W)`` bool ground truth.
-        target: the explained class.
-        protocol: the settings.
-        substrate: the substrate clip, when already computed.
-        units: deletion / insertion units to run (the first one gives ``"deletion"`` and
-            ``"insertion"``; others give ``"deletion_<unit>"``).
-
-    Returns:
-        ``(scores, curves)``: scores by name, and per curve name its ``fractions`` and ``scores``.
-    """
-    scores = localisation(
-        tube,
-        mask,
-        tolerance_frames=protocol.tolerance_frames,
-        tolerance_px=protocol.tolerance_px,
-    )
-    base = substrate if substrate is not None else make_substrate(clip, protocol.substrate)
-    grid = protocol.grid(tube.shape)
-    curves: dict[str, dict[str, torch.Tensor]] = {}
-    for u, unit in enumerate(units):
-        for name, fn in (("deletion", deletion), ("insertion", insertion)):
-            curve = fn(
-                model,
-                clip,
-                tube,
-                target,
-                unit=unit,
-                steps=protocol.steps,
-                substrate=base,
-                grid=grid,
-            )
-            key = name if u == 0 else f"{name}_{unit}"
-            scores[key] = curve.auc
-            curves[key] = {"fractions": curve.fractions, "scores": curve.scores}
-    return scores, curves
 
 
 # --------------------------------------------------------------------------------------
@@ -438,11 +291,79 @@ class BenchmarkResult:
         }
 
 
+def benchmark_forwards(config: BenchmarkConfig, layers: int) -> Forwards:
+    """The clip forwards :func:`run_benchmark` runs for ``config`` with ``layers`` sanity
+    layers, by part: the predictions and the trace first, then per chunk of clips their
+    substrates and, per method or baseline, its tubes, sanity steps and curves."""
+    protocol, n = config.protocol, config.clips
+    preset = get_adapter(config.model).preset
+    cells = int(np.prod(protocol.grid((preset.frames, *preset.size))))
+    per_curve_pair = 2 * curve_forwards(cells, protocol.steps, ends_known=True)
+    parts: list[tuple[str, int]] = [("predict", n), ("sanity layers", 1)]
+    for start in range(0, n, config.chunk):
+        size = min(n, start + config.chunk) - start
+        parts.append((_chunk_label(start, size, n, "substrates"), size))
+        for kind, keys in row_groups(config.methods, config.interpolations, config.baselines):
+            explained = 0 if kind.startswith("baseline/") else size * (1 + layers)
+            curves = len(keys) * size * per_curve_pair
+            parts.append(
+                (_chunk_label(start, size, n, row_label(keys[0]).split(",")[0]), explained + curves)
+            )
+    return Forwards(tuple(parts))
+
+
+def _chunk_label(start: int, size: int, n: int, what: str) -> str:
+    return f"clips {start + 1}-{start + size} of {n}: {what}"
+
+
+def _tubes_and_sanity(
+    kind: str,
+    modes: Sequence[str],
+    loaded: LoadedModel,
+    batch: torch.Tensor,
+    targets: Sequence[int],
+    layers: Sequence[str],
+    protocol: Protocol,
+    progress: Progress,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tubes of one method (all ``modes`` at once) or one baseline, and their sanity check.
+
+    Returns:
+        ``(maps, correlations)``: ``(N, K, T, H, W)`` tubes (K = ``len(modes)``, 1 for a
+        baseline) and ``(len(layers) + 1, N, K)`` Spearman correlations.
+    """
+    fn: SaliencyFn
+    if kind.startswith("baseline/"):
+        fn = baseline_fn(kind.split("/", 1)[1])
+    else:
+        explain = explainer_fn(
+            kind,
+            targets,
+            interpolations=modes,
+            layer=loaded.layer,
+            classifier=loaded.classifier,
+            align=protocol.align,
+        )
+
+        def fn(model: torch.nn.Module, clip: torch.Tensor) -> torch.Tensor:
+            maps = explain(model, clip)
+            progress.advance(int(clip.shape[0]))
+            return maps
+
+    model = loaded.model
+    maps = fn(model, batch)
+    check = sanity_check(model, batch, fn, layers=layers, seed=protocol.sanity_seed, reference=maps)
+    corr = check.correlations
+    if maps.dim() == 4:
+        maps, corr = maps[:, None], corr[..., None]
+    return maps, corr
+
+
 def run_benchmark(
     config: BenchmarkConfig | None = None,
     *,
     on_stage: Callable[[str], None] | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> BenchmarkResult:
     """Score every method, interpolation mode and baseline on held-out synthetic clips.
 
@@ -453,8 +374,9 @@ def run_benchmark(
     Args:
         config: what to run (default :class:`BenchmarkConfig`).
         on_stage: called with a short message at each stage.
-        on_progress: called with the number of clips scored after each chunk (a progress
-            bar's ``update``).
+        progress: told the plan (:func:`benchmark_forwards`) after the predictions and
+            the trace, then each part (a chunk of clips and a method or baseline) and each
+            forward (a progress bar).
 
     Returns:
         The :class:`BenchmarkResult`.
@@ -462,6 +384,7 @@ def run_benchmark(
     config = config or BenchmarkConfig()
     config.check()
     say = on_stage or (lambda _m: None)
+    tell = progress or Progress()
     started = time.perf_counter()
     protocol = config.protocol
     loaded = load_model(config.model, device=config.device)
@@ -472,17 +395,21 @@ def run_benchmark(
     )
     prep = preset.preprocess()
     clips = torch.stack([prep(v) for v in videos]).to(model_device(model) or torch.device("cpu"))
+    label_index = torch.as_tensor(labels, dtype=torch.int64)
+    predicted_parts, p_clip_parts = [], []
     with preserved_state(model, eval_mode=True), torch.no_grad():
-        predicted = np.concatenate(
-            [
-                logits_of(model(clips[i : i + config.chunk]), len(clips[i : i + config.chunk]))
-                .argmax(1)
-                .cpu()
-                .numpy()
-                for i in range(0, config.clips, config.chunk)
-            ]
-        )
+        for i in range(0, config.clips, config.chunk):
+            part = clips[i : i + config.chunk]
+            probs = torch.softmax(logits_of(model(part), len(part)).float(), dim=1).cpu()
+            predicted_parts.append(probs.argmax(1).numpy())
+            p_clip_parts.append(probs.gather(1, label_index[i : i + len(part), None])[:, 0])
+            tell.advance(len(part))
+    predicted = np.concatenate(predicted_parts)
+    p_clip = torch.cat(p_clip_parts).double()
     layers = cascade_layers(model, clips[:1], protocol.granularity)  # type: ignore[arg-type]
+    tell.advance(1)
+    plan = benchmark_forwards(config, len(layers))
+    tell.plan(Forwards(plan.parts, done=config.clips + 1))
     rows = config.rows()
     n, steps = config.clips, protocol.steps
     per_clip = {r: {m: np.zeros(n) for m in METRICS} for r in rows}
@@ -490,15 +417,23 @@ def run_benchmark(
     sanity = {r: np.zeros((len(layers) + 1, n)) for r in rows}
     fractions = np.zeros(steps + 1)
     say(f"scoring {len(rows)} tubes per clip; sanity cascade: {', '.join(layers)}")
-    advance = on_progress or (lambda _n: None)
+    labelled = iter(plan.parts[2:])
     for start in range(0, n, config.chunk):
         idx = list(range(start, min(n, start + config.chunk)))
         batch = clips[idx]
         targets = [int(labels[i]) for i in idx]
-        bases = [make_substrate(batch[j : j + 1], protocol.substrate) for j in range(len(idx))]
-        for kind, keys in _groups(config.methods, config.interpolations, config.baselines):
+        bases = torch.cat(
+            [make_substrate(batch[j : j + 1], protocol.substrate) for j in range(len(idx))]
+        )
+        tell.part(*next(labelled))
+        with preserved_state(model, eval_mode=True), torch.no_grad():
+            logits = logits_of(model(bases), len(idx)).float()
+        p_base = torch.softmax(logits, dim=1).cpu().gather(1, label_index[idx, None])[:, 0].double()
+        tell.advance(len(idx))
+        for kind, keys in row_groups(config.methods, config.interpolations, config.baselines):
+            tell.part(*next(labelled))
             maps, corr = _tubes_and_sanity(
-                kind, config.interpolations, loaded, batch, targets, layers, protocol
+                kind, config.interpolations, loaded, batch, targets, layers, protocol, tell
             )
             for k, row in enumerate(keys):
                 sanity[row][:, idx] = corr[:, :, k].numpy()
@@ -510,7 +445,9 @@ def run_benchmark(
                         torch.from_numpy(masks[i]),
                         targets[j],
                         protocol,
-                        substrate=bases[j],
+                        substrate=bases[j : j + 1],
+                        ends=(float(p_clip[i]), float(p_base[j])),
+                        progress=tell,
                     )
                     scores["sanity_top"] = float(corr[1, j, k])
                     scores["sanity_all"] = float(corr[-1, j, k])
@@ -519,7 +456,6 @@ def run_benchmark(
                     for name in ("deletion", "insertion"):
                         curves[row][name][i] = row_curves[name]["scores"].numpy()
                     fractions = row_curves["deletion"]["fractions"].numpy()
-        advance(len(idx))
     return BenchmarkResult(
         config=config,
         rows=rows,
@@ -532,71 +468,3 @@ def run_benchmark(
         sanity=sanity,
         seconds=time.perf_counter() - started,
     )
-
-
-@dataclass
-class ClipScores:
-    """Every tube of one clip scored (what :func:`score_rows` returns).
-
-    Attributes:
-        rows: row keys, ``"method/interpolation"`` then ``"baseline/name"``.
-        layers: the sanity check's layers, top first.
-        tubes: ``row -> {score name: value (None if undefined), "sanity": [rho per
-            cascade step], "curves": {curve: {"fractions": [...], "scores": [...]}}}``.
-        curves: ``row -> curve name -> {"fractions", "scores"}`` tensors.
-    """
-
-    rows: list[str]
-    layers: list[str]
-    tubes: dict[str, dict[str, Any]]
-    curves: dict[str, dict[str, dict[str, torch.Tensor]]]
-
-
-def score_rows(
-    loaded: LoadedModel,
-    clip: torch.Tensor,
-    mask: torch.Tensor,
-    target: int,
-    *,
-    methods: Sequence[str],
-    interpolation: str,
-    baselines: Sequence[str],
-    units: Sequence[str],
-    protocol: Protocol,
-) -> ClipScores:
-    """Score every method (one interpolation mode) and baseline on one clip.
-
-    Args:
-        loaded: the model.
-        clip: ``(1, C, T, H, W)`` on the model's device.
-        mask: ``(T, H, W)`` bool ground truth on the clip grid.
-        target: the class explained by every tube.
-        methods: explainers.
-        interpolation: their upsampling mode.
-        baselines: baselines scored alongside.
-        units: deletion / insertion units (the first gives ``deletion`` / ``insertion``).
-        protocol: the settings.
-    """
-    model = loaded.model
-    layers = cascade_layers(model, clip, protocol.granularity)  # type: ignore[arg-type]
-    base = make_substrate(clip, protocol.substrate)
-    groups = _groups(methods, [interpolation], baselines)
-    tubes: dict[str, dict[str, Any]] = {}
-    curves: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
-    for kind, (row,) in groups:
-        maps, corr = _tubes_and_sanity(
-            kind, [interpolation], loaded, clip, [target], layers, protocol
-        )
-        scores, row_curves = score_tube(
-            model, clip, maps[0, 0], mask, target, protocol, substrate=base, units=units
-        )
-        curves[row] = row_curves
-        tubes[row] = {
-            **{k: json_number(v) for k, v in scores.items()},
-            "sanity": [json_number(float(c)) for c in corr[:, 0, 0]],
-            "curves": {
-                k: {"fractions": c["fractions"].tolist(), "scores": c["scores"].tolist()}
-                for k, c in row_curves.items()
-            },
-        }
-    return ClipScores([key for _, keys in groups for key in keys], layers, tubes, curves)

@@ -33,13 +33,16 @@ and a *high* insertion AUC. Substrates (in the model's input space):
 * or any tensor of the clip's shape.
 
 The perturbed clips are built and scored in batches whose size bounds the memory:
-``batch_size`` clips, or as many as fit in ``max_bytes`` of perturbed input.
+``batch_size`` clips, or as many as fit in ``max_bytes`` of perturbed input. Step 0 of
+deletion and step ``n`` of insertion score the clip itself, the other end scores the
+substrate alone: given those two probabilities (``ends=``, the same for every tube of a
+clip), a curve runs ``n - 1`` forwards instead of ``n + 1`` (:func:`curve_forwards`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -57,6 +60,7 @@ __all__ = [
     "UNITS",
     "Curve",
     "auc",
+    "curve_forwards",
     "deletion",
     "gaussian_blur",
     "insertion",
@@ -283,6 +287,14 @@ def _units(
     raise InputError(f"expected unit one of {', '.join(UNITS)}, but got {unit!r}")
 
 
+def curve_forwards(units: int, steps: int, ends_known: bool = False) -> int:
+    """Clip forwards of one deletion or insertion curve over ``units`` units in ``steps``
+    steps: ``n + 1`` scores with ``n = min(steps, units)``, less the two ends when their
+    scores are known (``ends=`` of :func:`perturbation_curve`)."""
+    n = min(int(steps), int(units))
+    return n + 1 - (2 if ends_known else 0)
+
+
 def _batch_size(clip: torch.Tensor, batch_size: int | None, max_bytes: int) -> int:
     if batch_size is not None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -311,6 +323,9 @@ def perturbation_curve(
     batch_size: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     eval_mode: bool = True,
+    ends: tuple[float, float] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    ranking: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> Curve:
     """Delete (or insert) the clip's units in the tube's order and record the class score.
 
@@ -332,6 +347,13 @@ def perturbation_curve(
         max_bytes: bound on the perturbed clips held at once (inputs only; the model's
             activations scale with the batch as well: lower it for a large model).
         eval_mode: run the model in eval mode (restored afterwards).
+        ends: ``(p_clip, p_substrate)``, the target's probability on the clip and on the
+            substrate, when already known: the two steps that perturb nothing and
+            everything take them instead of a forward pass each.
+        on_batch: called with the number of clips after each forward pass (progress).
+        ranking: ``(membership, order)``, what :func:`perturbation_units` gives for this
+            tube, unit, grid, threshold and seed, when already computed (the connected
+            regions of ``"tube"`` are then not found again).
 
     Returns:
         The :class:`Curve`.
@@ -356,7 +378,12 @@ def perturbation_curve(
     device = model_device(model) or x.device
     x = x.to(device)
     base = make_substrate(x, substrate, sigma)
-    membership, order = _units(s, unit, grid, threshold, seed)
+    membership, order = ranking if ranking is not None else _units(s, unit, grid, threshold, seed)
+    if tuple(membership.shape) != tuple(s.shape):
+        raise InputError(
+            f"expected a ranking of the tube's {tuple(s.shape)} voxels, but got "
+            f"{tuple(membership.shape)}"
+        )
     m = order.numel()
     n = min(steps, m)
     rank = torch.zeros(int(membership.max()) + 1, dtype=torch.int64)
@@ -367,10 +394,18 @@ def perturbation_curve(
     covered = torch.cat([torch.zeros(1, dtype=torch.float64), sizes.cumsum(0)])
     fractions = covered[counts] / float(membership.numel())
     chunk = _batch_size(x, batch_size, max_bytes)
-    scores: list[torch.Tensor] = []
+    values = torch.zeros(n + 1, dtype=torch.float64)
+    todo = list(range(n + 1))
+    if ends is not None and len(ends) != 2:
+        raise InputError(f"expected ends as (p_clip, p_substrate), but got {ends!r}")
+    if ends is not None:  # k = 0 and k = m: the clip itself and the substrate alone
+        p_clip, p_base = (float(e) for e in ends)
+        values[0], values[n] = (p_clip, p_base) if mode == "deletion" else (p_base, p_clip)
+        todo = todo[1:-1]
     with preserved_state(model, eval_mode=eval_mode), torch.no_grad():
-        for start in range(0, n + 1, chunk):
-            ks = torch.tensor(counts[start : start + chunk], device=device)
+        for start in range(0, len(todo), chunk):
+            steps_now = todo[start : start + chunk]
+            ks = torch.tensor([counts[i] for i in steps_now], device=device)
             chosen = (voxel_rank.unsqueeze(0) < ks.view(-1, 1, 1, 1)).unsqueeze(1)  # (B,1,T,H,W)
             if mode == "deletion":
                 batch = torch.where(chosen, base, x)
@@ -381,9 +416,10 @@ def perturbation_curve(
                 raise ClassSelectionError(
                     f"expected target in [0, {logits.shape[1]}) (the model's classes), but got {target!r}"
                 )
-            scores.append(torch.softmax(logits, dim=1)[:, int(target)].double().cpu())
+            values[steps_now] = torch.softmax(logits, dim=1)[:, int(target)].double().cpu()
             del batch, chosen
-    values = torch.cat(scores)
+            if on_batch is not None:
+                on_batch(len(steps_now))
     name = substrate if isinstance(substrate, str) else "tensor"
     return Curve(
         mode=mode,

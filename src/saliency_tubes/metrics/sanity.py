@@ -44,6 +44,7 @@ __all__ = [
     "gaussian_like",
     "rankdata",
     "sanity_check",
+    "sanity_steps",
     "spearman",
 ]
 
@@ -185,8 +186,11 @@ class SanityResult:
 
     Attributes:
         layers: the layers randomised, in order (step ``i`` has ``layers[:i]`` random).
-        correlations: ``(len(layers) + 1, N)`` (or ``(len(layers) + 1, N, K)`` for K tubes
-            per clip) Spearman correlation of each clip's tube after each step with its tube from the trained model (row 0 is 1). A tube
+        steps: the steps explained, one per row of ``correlations`` (default: every step,
+            ``0..len(layers)``).
+        correlations: ``(len(steps), N)`` (or ``(len(steps), N, K)`` for K tubes per
+            clip) Spearman correlation of each clip's tube after each step with its tube
+            from the trained model (row 0 is 1). A tube
             that the randomisation made constant has lost all its ranking and counts as
             0; when the trained tube itself is constant (a uniform map) there is nothing
             to compare and the clip's column is NaN.
@@ -194,10 +198,16 @@ class SanityResult:
 
     layers: tuple[str, ...]
     correlations: torch.Tensor
+    steps: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.steps:  # every step of the cascade
+            object.__setattr__(self, "steps", tuple(range(len(self.layers) + 1)))
 
     @property
     def final(self) -> torch.Tensor:
-        """``(N,)`` (or ``(N, K)``) correlation with every listed layer randomised."""
+        """``(N,)`` (or ``(N, K)``) correlation at the last step explained (every listed layer
+        randomised, unless ``steps`` stopped earlier)."""
         return self.correlations[-1]
 
 
@@ -210,6 +220,8 @@ def sanity_check(
     granularity: Literal["block", "leaf"] = "block",
     seed: int = 0,
     randomize: Randomize | None = None,
+    steps: Sequence[int] | None = None,
+    reference: torch.Tensor | None = None,
 ) -> SanityResult:
     """Cascading randomisation (Adebayo et al. 2018) with the Spearman correlation per step.
 
@@ -224,29 +236,59 @@ def sanity_check(
         granularity: ``"block"`` or ``"leaf"`` for the default layers.
         seed: randomisation seed.
         randomize: how a module is re-drawn; default :func:`gaussian_like`.
+        steps: the cascade steps at which the tube is explained and compared (step ``i``
+            has ``layers[:i]`` random; 0, the trained model, always comes first); default
+            every step. The layers are randomised in the same order whichever steps are
+            explained, so a step's correlation does not depend on the others asked for
+            (``steps=(1, len(layers))``: the top layer random, then all of them).
+        reference: ``saliency_fn(model, clip)``, when already computed: step 0 is then
+            not explained again (one call of ``saliency_fn`` less).
 
     Returns:
-        The :class:`SanityResult`.
+        The :class:`SanityResult`; its ``steps`` lists the steps of its rows.
     """
     if clip.dim() != 5:
         raise InputError(f"expected clips of shape (N, C, T, H, W), but got {tuple(clip.shape)}")
     names = list(layers) if layers is not None else cascade_layers(model, clip, granularity)
-    reference: list[torch.Tensor] | None = None
+    wanted = sanity_steps(len(names), steps)
+    ranked: list[torch.Tensor] | None = None
     shape: tuple[int, ...] = ()
+    if reference is not None:
+        maps, shape = _as_batch(reference, clip.shape[0])
+        ranked = [rankdata(m) for m in maps]
     rows: list[list[float]] = []
-    for _, twin in cascading_randomization(model, names, seed=seed, randomize=randomize):
+    if ranked is not None:  # row 0 as explaining step 0 gives it: 1, or NaN for a flat tube
+        rows.append([_pearson(r, r) for r in ranked])
+    cascade = cascading_randomization(model, names, seed=seed, randomize=randomize)
+    for step, (_, twin) in enumerate(cascade):
+        if step not in wanted or (step == 0 and ranked is not None):
+            continue
         maps, shape = _as_batch(saliency_fn(twin, clip), clip.shape[0])
-        if reference is None:
-            reference = [rankdata(m) for m in maps]
+        if ranked is None:
+            ranked = [rankdata(m) for m in maps]
         row = []
-        for ref, m in zip(reference, maps, strict=True):
+        for ref, m in zip(ranked, maps, strict=True):
             rho = _pearson(ref, rankdata(m))
             if math.isnan(rho) and bool(ref.max() > ref.min()):
                 rho = 0.0  # the trained tube had a ranking, the randomised one has none
             row.append(rho)
         rows.append(row)
     correlations = torch.tensor(rows, dtype=torch.float64).reshape(len(rows), *shape)
-    return SanityResult(layers=tuple(names), correlations=correlations)
+    return SanityResult(layers=tuple(names), correlations=correlations, steps=tuple(wanted))
+
+
+def sanity_steps(layers: int, steps: Sequence[int] | None = None) -> list[int]:
+    """The cascade steps :func:`sanity_check` explains: 0 then ``steps`` in increasing
+    order (default ``0..layers``); one line of error for a step outside ``0..layers``."""
+    if steps is None:
+        return list(range(layers + 1))
+    chosen = sorted({0, *(int(s) for s in steps)})
+    if chosen[-1] > layers or chosen[0] < 0:
+        raise InputError(
+            f"expected sanity steps between 0 and {layers} (the layers randomised), but got "
+            f"{list(steps)}"
+        )
+    return chosen
 
 
 def explainer_fn(
