@@ -13,14 +13,17 @@ overlapping the drawing.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .. import render
+from ..render.device import DEVICE_BACKGROUNDS, focus_tensor, heat_tensor
 from ..temporal import TemporalCurve
 from ..video import BackgroundWriter, Frame, VideoInfo, iter_frames, prefetch
 from ..zoo import LoadedModel
@@ -39,6 +42,7 @@ __all__ = [
     "grid_product",
     "panel",
     "plot",
+    "saliency_of",
     "slug",
 ]
 
@@ -95,10 +99,45 @@ def encode(
     return files
 
 
+def saliency_of(track: TubeTrack, k: int, frame: Frame) -> np.ndarray | torch.Tensor:
+    """Tube ``k`` of ``track`` on ``frame``: numpy on the CPU, a tensor on the track's
+    device otherwise (the drawing then happens there, see :func:`panel`)."""
+    if track.device.type == "cpu":
+        return track.frame(k, frame.timestamp)
+    return track.frame_tensor(k, frame.timestamp)
+
+
+_local = threading.local()
+
+
+def _on_device(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``image`` on ``device``, uploaded once for all the panels of one frame (per thread)."""
+    held = getattr(_local, "held", None)
+    if held is None or held[0] is not image or held[1] != device:
+        held = (image, device, torch.from_numpy(np.ascontiguousarray(image)).to(device))
+        _local.held = held
+    return held[2]
+
+
 def panel(
-    image: np.ndarray, saliency: np.ndarray, style: str, label: str, options: ExplainOptions
+    image: np.ndarray,
+    saliency: np.ndarray | torch.Tensor,
+    style: str,
+    label: str,
+    options: ExplainOptions,
 ) -> np.ndarray:
-    """A heat or focus tube frame, captioned when ``options.caption``."""
+    """A heat or focus tube frame, captioned when ``options.caption``; drawn on the
+    saliency's device when it is a tensor (the ``blur`` background always with numpy)."""
+    if isinstance(saliency, torch.Tensor):
+        if style == "heat" or options.background in DEVICE_BACKGROUNDS:
+            frame = _on_device(image, saliency.device)
+            if style == "heat":
+                drawn = heat_tensor(frame, saliency, options.colormap, options.opacity)
+            else:
+                drawn = focus_tensor(frame, saliency, options.floor, options.background)
+            out = drawn.cpu().numpy()
+            return render.caption(out, label) if options.caption else out
+        saliency = saliency.cpu().numpy()
     if style == "heat":
         out = render.heat(image, saliency, colormap=options.colormap, opacity=options.opacity)
     else:
@@ -120,7 +159,7 @@ def caption_of(loaded: LoadedModel, label: str) -> str:
 
 
 def _layouts(
-    image: np.ndarray, saliency: np.ndarray, label: str, options: ExplainOptions
+    image: np.ndarray, saliency: np.ndarray | torch.Tensor, label: str, options: ExplainOptions
 ) -> dict[str, np.ndarray]:
     """What ``explain`` draws of one class on one frame, by layout."""
     heat = panel(image, saliency, "heat", f"heat: {label}", options)
@@ -156,7 +195,7 @@ def explain_product(e: Explained, k: int, summary: Summary, options: ExplainOpti
     scale = float(summary.curve.mean.max(initial=0.0))
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:
-        drawn = _layouts(frame.image, e.track.frame(k, frame.timestamp), label, options)
+        drawn = _layouts(frame.image, saliency_of(e.track, k, frame), label, options)
         if options.timeline:
             drawn = {key: _timeline(img, summary.curve, frame, scale) for key, img in drawn.items()}
         return drawn
@@ -176,9 +215,7 @@ def grid_product(
     def draw(frame: Frame) -> dict[str, np.ndarray]:
         images = []
         for track, k, label, summary in panels:
-            image = panel(
-                frame.image, track.frame(k, frame.timestamp), options.style, label, options
-            )
+            image = panel(frame.image, saliency_of(track, k, frame), options.style, label, options)
             if options.timeline:
                 image = _timeline(image, summary.curve, frame, scale)
             images.append(image)

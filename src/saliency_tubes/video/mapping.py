@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -177,6 +177,7 @@ class SourceSampler:
         H, W = self.src_hw
         self._rows = _axis_sampling(geometry.top, geometry.height, grid_hw[0], H)
         self._cols = _axis_sampling(geometry.left, geometry.width, grid_hw[1], W)
+        self._tensors: dict[tuple[str, bool], tuple[int, int, Any, Any, Any]] = {}
 
     def frame(self, m: np.ndarray) -> np.ndarray:
         """``(H_src, W_src)`` float32 from the ``(gh, gw)`` map ``m``; NaN where unseen."""
@@ -188,6 +189,32 @@ class SourceSampler:
             rows = m[yi0] * (1.0 - fy)[:, None] + m[yi1] * fy[:, None]  # (rows, gw)
             out[r0:r1, c0:c1] = rows[:, xi0] * (1.0 - fx) + rows[:, xi1] * fx
         return out
+
+    def frame_tensor(self, m: torch.Tensor) -> torch.Tensor:
+        """:meth:`frame` with torch on ``m``'s device (the same float32 arithmetic)."""
+        H, W = self.src_hw
+        out = torch.full((H, W), float("nan"), dtype=torch.float32, device=m.device)
+        r0, r1, yi0, yi1, fy = self._on(m.device)
+        c0, c1, xi0, xi1, fx = self._on(m.device, cols=True)
+        if r1 > r0 and c1 > c0:
+            m = m.to(torch.float32)
+            rows = m[yi0] * (1.0 - fy)[:, None] + m[yi1] * fy[:, None]
+            out[r0:r1, c0:c1] = rows[:, xi0] * (1.0 - fx) + rows[:, xi1] * fx
+        return out
+
+    def _on(self, device: torch.device, cols: bool = False) -> tuple[int, int, Any, Any, Any]:
+        """The sampling of one axis as tensors on ``device`` (made once per device)."""
+        key = (str(device), cols)
+        if key not in self._tensors:
+            first, stop, i0, i1, frac = self._cols if cols else self._rows
+            self._tensors[key] = (
+                first,
+                stop,
+                torch.from_numpy(i0).to(device),
+                torch.from_numpy(i1).to(device),
+                torch.from_numpy(frac).to(device),
+            )
+        return self._tensors[key]
 
 
 class TubeMapper:
