@@ -206,6 +206,9 @@ def test_usage_and_video_errors(video: tuple[Path, Path, Path], tmp_path: Path) 
         (("--gt", str(mask), "--out", str(tmp_path / "o")), "expected VIDEO"),
         ((str(empty), "--gt", str(mask), "--out", str(tmp_path / "o")), "empty.mp4"),
         ((str(path), "--gt", str(mask), "--clips", "3", "--out", str(tmp_path / "o")), "--clips"),
+        (("--protocol", "full", "--out", str(tmp_path / "o")), "--protocol with VIDEO only"),
+        (("--units", "voxel", "--out", str(tmp_path / "o")), "--units with VIDEO only"),
+        ((str(path), "--gt", str(mask), "--batch", "0", "--out", str(tmp_path / "o")), "--batch"),
     ]
     for args, match in cases:
         code, _, stderr = _run(*args, "--quiet")

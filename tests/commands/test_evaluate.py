@@ -163,6 +163,13 @@ def test_the_default_run_does_the_forwards_it_announces(tiny, synthetic, tmp_pat
     assert parts["uniform (baseline): tube"] == 0  # a flat tube is one region: both ends
     assert "random (baseline): voxel" not in parts and not any("frame" in p for p in parts)
     assert sum(parts.values()) == tally.clips
+    # the report says what its new entries mean
+    assert set(report["evaluation"]["definitions"]) == {
+        "forwards",
+        "sanity_steps",
+        "seconds_per_forward_estimate",
+    }
+    assert report["evaluation"]["seconds_per_forward_estimate"] > 0
     # without a terminal, one line per part
     assert "CAM, cubic: voxel: 30 clip forwards" in lines
     # the worst case whatever the model and tube: 6 rows x 2 units x 30, 3 x 2 sanity, 6

@@ -46,7 +46,28 @@ from .options import EvaluateOptions
 from .outputs import OutputFolder, Run, output_folder, produce, progress
 from .result import CommandResult
 
-__all__ = ["Meter", "benchmark", "benchmark_panels", "evaluate_video", "write_benchmark"]
+__all__ = [
+    "DEFINITIONS",
+    "Meter",
+    "benchmark",
+    "benchmark_panels",
+    "evaluate_video",
+    "write_benchmark",
+]
+
+
+DEFINITIONS = {
+    "forwards": "clip forwards of the run (a batch of B clips counts B): total, by part in "
+    "run order (selecting the class scores the clip and its substrate; one explanation per "
+    "method; one trace of the sanity layers; per method the sanity steps after the trained "
+    "one; per tube and unit its deletion and insertion curves, n - 1 perturbed clips each "
+    "since both ends are scored once per clip), and run: those counted as they ran",
+    "sanity_steps": "the cascade steps of every tube's sanity list: 0 is the trained model, "
+    "step i has the top i of sanity_layers randomised (cumulatively, top first)",
+    "seconds_per_forward_estimate": "seconds per clip forward that the time estimate used: "
+    "the fastest of the forward batches timed before the long part",
+}
+"""What the ``evaluation`` entries of ``report.json`` mean, as stored in it."""
 
 
 def _duration(seconds: float) -> str:
@@ -339,6 +360,7 @@ def evaluate_video(
             "sanity_steps": scores.steps,
             "forwards": {**forwards.as_dict(), "run": meter.done},
             "seconds_per_forward_estimate": json_number(meter.per_forward),
+            "definitions": DEFINITIONS,
         }
         return record
 
