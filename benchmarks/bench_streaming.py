@@ -6,7 +6,8 @@ own fresh child process. The peak of that one child is read from ``os.wait4`` (t
 ``rusage`` of exactly that child, so runs do not contaminate each other's peaks the way the
 cumulative ``RUSAGE_CHILDREN`` maximum would). Every video is run in two modes: the default
 (one uniform clip of 16 frames) and ``--windows 16,16`` (sliding windows covering every
-frame; the whole-video top-1 class is scored over all windows first).
+frame; one forward per window, every class explained on the layer's grid until the
+video's top-1 is known).
 
 Inputs:
 

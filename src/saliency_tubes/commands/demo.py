@@ -88,3 +88,36 @@ def run_demo(
         raise
     shutil.rmtree(aside, ignore_errors=True)
     return result
+
+
+#: Videos of the demo dataset, and the seed of its first one.
+DATASET_VIDEOS = 8
+DATASET_SEED = 5000
+
+
+def write_demo_dataset(
+    folder: str | Path, videos: int = DATASET_VIDEOS, seed: int = DATASET_SEED
+) -> Path:
+    """Generate ``videos`` labelled synthetic clips with their ground-truth masks into
+    ``folder`` and the table that lists them (``labels.csv``: ``path``, ``label``, ``gt``);
+    return the table's path. The clips are held out from the embedded model's training
+    (seeds from 5000)."""
+    import csv
+
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k in range(videos):
+        clip = make_clip(k % len(CLASSES), seed=seed + k, frames=32, size=(128, 160))
+        name = f"clip_{k:02d}_{clip.name}"
+        with VideoWriter(root / f"{name}.mp4", fps=DEMO_FPS, crf=12) as writer:
+            for image in clip.video:
+                writer.write(np.ascontiguousarray(image))
+        atomic_save_npy(root / f"{name}_mask.npy", clip.mask)
+        rows.append({"path": f"{name}.mp4", "label": clip.name, "gt": f"{name}_mask.npy"})
+    table = root / "labels.csv"
+    with table.open("w", newline="", encoding="utf-8") as fh:
+        writer_ = csv.DictWriter(fh, fieldnames=["path", "label", "gt"])
+        writer_.writeheader()
+        writer_.writerows(rows)
+    return table

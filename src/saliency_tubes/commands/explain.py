@@ -28,6 +28,7 @@ def explain_video(
     info: VideoInfo | None = None,
     manifest_extra: dict[str, Any] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    on_explained: Callable[[explaining.Explained], None] | None = None,
 ) -> CommandResult:
     """Explain a video file and write heat, focus and side-by-side videos at its own size.
 
@@ -39,6 +40,8 @@ def explain_video(
         info: the video's :func:`~saliency_tubes.video.probe` result, if already known.
         manifest_extra: more top-level entries for the manifest (the demo records its seed).
         on_stage: called with a short message at each stage (the CLI prints them).
+        on_explained: called with the explanation (every window's tubes on the clip grid)
+            before anything is written (``batch`` scores it against ground truth).
 
     Returns:
         The :class:`~saliency_tubes.commands.CommandResult`: the manifest (also written as
@@ -65,6 +68,8 @@ def explain_video(
             (tubes,) = summarise(info, [e.track])
         explained.append(e)
         summaries.append(tubes)
+        if on_explained is not None:
+            on_explained(e)
         files: dict[str, list[str]] = {}
         npy = None
         with run.stage("write"):

@@ -1,0 +1,245 @@
+"""``batch``: explain every video of a dataset, resumable, one failure never the end.
+
+:func:`batch_videos` reads the input (:func:`~saliency_tubes.commands.dataset.read_inputs`),
+skips the videos a previous run finished with the same fingerprint, explains the others on
+local worker processes (:func:`~saliency_tubes.commands.pool.run_local`) or on Ray
+(:mod:`saliency_tubes.commands.ray_engine`), records each finished video in the journal as
+it comes, and writes ``index.parquet`` and ``summary.json`` / ``summary.md`` (also when
+interrupted: what finished is kept). Each video's folder ``videos/<video_id>/`` holds
+exactly what ``explain`` writes. :func:`merge_batches` joins shards' indexes into one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from .batch_index import (
+    Journal,
+    read_index,
+    read_journal,
+    summarise_rows,
+    write_index,
+    write_summary,
+)
+from .batch_video import BatchSettings
+from .dataset import fingerprint, in_shard, read_inputs
+from .outputs import Say, progress
+from .pool import Task, run_local
+
+__all__ = ["BatchOptions", "BatchResult", "batch_videos", "merge_batches"]
+
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch runs (what each video gets is in :class:`BatchSettings`).
+
+    Attributes:
+        workers: local worker processes (each loads the model once).
+        engine: ``"local"`` or ``"ray"``.
+        ray_address: a Ray cluster to join (``"auto"``, ``"HOST:PORT"``); None: local Ray.
+        shard: ``(I, N)``: only the I-th of N deterministic parts of the input.
+        limit: at most this many videos (after sharding), for a trial run.
+        timeout: seconds one video may take before its worker is stopped (None: no limit).
+        force: redo every video, finished or not.
+        progress: a progress bar over the videos (on a terminal).
+    """
+
+    workers: int = 1
+    engine: str = "local"
+    ray_address: str | None = None
+    shard: tuple[int, int] | None = None
+    limit: int | None = None
+    timeout: float | None = None
+    force: bool = False
+    progress: bool = True
+
+    def check(self) -> None:
+        if self.engine not in ENGINES:
+            raise InputError(
+                f"expected --engine local or ray, but got {self.engine!r}; pick one of them"
+            )
+        if isinstance(self.workers, bool) or self.workers < 1:
+            raise InputError(f"expected --workers >= 1, but got {self.workers!r}")
+        if self.limit is not None and self.limit < 1:
+            raise InputError(f"expected --limit >= 1, but got {self.limit!r}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise InputError(f"expected --timeout > 0 seconds, but got {self.timeout!r}")
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch did.
+
+    Attributes:
+        out: the batch folder.
+        index: the index file written.
+        rows: one row per input video (the index's rows).
+        summary: the summary (also written as JSON and Markdown).
+        ran: videos explained by this run; skipped: videos a previous run had finished.
+    """
+
+    out: Path
+    index: Path
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    ran: int
+    skipped: int
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for r in self.rows if r.get("status") != "ok")
+
+
+def _suffix(shard: tuple[int, int] | None) -> str:
+    return "" if shard is None else f".shard-{shard[0]}-of-{shard[1]}"
+
+
+def _done(row: dict[str, Any] | None, fp: str, out: Path) -> bool:
+    """Whether a previous row stands: ok, the same fingerprint, its manifest still there."""
+    return (
+        row is not None
+        and row.get("status") == "ok"
+        and row.get("fingerprint") == fp
+        and (out / str(row.get("output")) / "manifest.json").is_file()
+    )
+
+
+def batch_videos(
+    source: str | Path,
+    out_dir: str | Path,
+    settings: BatchSettings,
+    options: BatchOptions | None = None,
+    *,
+    on_stage: Say | None = None,
+) -> BatchResult:
+    """Explain every video of ``source`` into ``out_dir`` (see the module's description).
+
+    Raises:
+        InputError: a bad input or option, or a model that cannot be loaded (before any
+            video runs). A video's own failure is an ``error`` row, not an exception.
+        KeyboardInterrupt: after the index and summary of what finished were written.
+    """
+    options = options or BatchOptions()
+    options.check()
+    settings.model.check()
+    settings.explain.check()
+    say = on_stage or (lambda _msg: None)
+    out = Path(out_dir)
+    items = [it for it in read_inputs(source) if in_shard(it.video_id, options.shard)]
+    if options.limit is not None:
+        items = items[: options.limit]
+    if not items:
+        raise InputError(f"expected a video in shard {options.shard}, but it holds none")
+    described = settings.describe()
+    extra = [Path(str(settings.model.weights))] if settings.model.weights else []
+    prints = {
+        it.video_id: fingerprint(described, it, [*extra, *([it.gt] if it.gt else [])])
+        for it in items
+    }
+    suffix = _suffix(options.shard)
+    journal_path = out / ".batch" / f"journal{suffix}.jsonl"
+    previous = {} if options.force else read_journal(journal_path)
+    rows: dict[str, dict[str, Any]] = {}
+    todo: list[Task] = []
+    for it in items:
+        row = previous.get(it.video_id)
+        if _done(row, prints[it.video_id], out):
+            rows[it.video_id] = row  # type: ignore[assignment]
+        else:
+            todo.append((it, prints[it.video_id]))
+    skipped = len(items) - len(todo)
+    say(
+        f"{len(items)} videos: {skipped} done before, {len(todo)} to explain "
+        f"({options.engine}, {options.workers if options.engine == 'local' else 'Ray'} worker(s))"
+    )
+    started = time.perf_counter()
+    journal = Journal(journal_path)
+    bar = progress(len(todo), "videos", options.progress and bool(todo), unit="video")
+
+    def finished(row: dict[str, Any]) -> None:
+        journal.add(row)
+        rows[row["video_id"]] = row
+        bar.update(1)
+
+    try:
+        _run(settings, todo, options, finished)
+    finally:
+        bar.close()
+        journal.close()
+        ordered = [rows[it.video_id] for it in items if it.video_id in rows]
+        index = write_index(out / f"index{suffix}.parquet", ordered)
+        summary = summarise_rows(ordered, described, time.perf_counter() - started)
+        write_summary(out, summary, f"summary{suffix}")
+    return BatchResult(out, index, ordered, summary, len(todo), skipped)
+
+
+def _run(
+    settings: BatchSettings,
+    todo: Sequence[Task],
+    options: BatchOptions,
+    finished: Callable[[dict[str, Any]], None],
+) -> None:
+    if options.engine == "ray":
+        from .ray_engine import run_ray
+
+        run_ray(settings, todo, options.ray_address, options.timeout, finished)
+    else:
+        run_local(settings, todo, options.workers, options.timeout, finished)
+
+
+def merge_batches(sources: Sequence[str | Path], out_dir: str | Path) -> BatchResult:
+    """One index and summary in ``out_dir`` from the indexes of batch folders (``index.parquet``
+    and the shards' ``index.shard-I-of-N.parquet``); each row's ``output`` is made relative
+    to ``out_dir`` (nothing is copied). A video in several sources: the last one's row."""
+    out = Path(out_dir)
+    rows: dict[str, dict[str, Any]] = {}
+    found = 0
+    for src in map(Path, sources):
+        files = sorted(src.glob("index.shard-*.parquet")) or sorted(src.glob("index.parquet"))
+        if src.resolve() == out.resolve():
+            files = sorted(src.glob("index.shard-*.parquet"))
+        for f in files:
+            found += 1
+            for row in read_index(f):
+                if row.get("output"):
+                    target = (src / row["output"]).resolve()
+                    row["output"] = _relpath(target, out.resolve())
+                rows[row["video_id"]] = row
+    if not found:
+        raise InputError(
+            f"expected index.parquet or index.shard-*.parquet in {', '.join(map(str, sources))}, "
+            "but found none; pass the --out folders of the batches"
+        )
+    ordered = sorted(rows.values(), key=lambda r: r["video_id"])
+    out.mkdir(parents=True, exist_ok=True)
+    index = write_index(out / "index.parquet", ordered)
+    settings = _settings_of(sources)
+    summary = summarise_rows(ordered, settings, 0.0)
+    write_summary(out, summary)
+    return BatchResult(out, index, ordered, summary, 0, len(ordered))
+
+
+def _relpath(target: Path, base: Path) -> str:
+    import os
+
+    return Path(os.path.relpath(target, base)).as_posix()
+
+
+def _settings_of(sources: Sequence[str | Path]) -> dict[str, Any]:
+    """The settings recorded by the first source's summary (merged shards share them)."""
+    import json
+
+    for src in map(Path, sources):
+        for f in sorted(src.glob("summary*.json")):
+            try:
+                return dict(json.loads(f.read_text(encoding="utf-8")).get("settings") or {})
+            except (OSError, ValueError):
+                continue
+    return {}

@@ -1,0 +1,215 @@
+"""One video of a batch: ``explain`` into its folder, reduced to one row of the index.
+
+A :class:`VideoWorker` loads the model once and explains video after video
+(:meth:`VideoWorker.run`); every failure of one video (unreadable, empty, a bad ground
+truth, a full disk) becomes an ``error`` row with its one-line message, never an exception.
+The row's columns are :data:`COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SaliencyTubesError, first_line
+from ..zoo import LoadedModel
+from .dataset import Item
+from .explaining import Explained
+from .options import ExplainOptions, ModelOptions
+
+__all__ = ["COLUMNS", "BatchSettings", "VideoWorker", "error_row", "label_index"]
+
+#: The index's columns, in order, with their meaning (the README's table).
+COLUMNS: dict[str, str] = {
+    "video_id": "stable name of the video; its outputs are in videos/<video_id>/",
+    "path": "the video file",
+    "status": "ok or error",
+    "error": "the one-line message of a failed video",
+    "label": "the class it is labelled with (a name or an index), if any",
+    "label_index": "that class's index",
+    "pred": "the index of the top-1 class (the video's mean probability over its clips)",
+    "pred_name": "its name",
+    "score": "its probability",
+    "correct": "pred == label_index (when labelled)",
+    "topk": "the explained classes' indices, in order",
+    "topk_names": "their names",
+    "topk_scores": "their probabilities",
+    "fraction_above": "the top-1 tube's share of seen voxels above 0.5",
+    "spread": "its spatial spread around each frame's centroid (fractions of the frame)",
+    "key_times": "the top-1 tube's key moments (seconds)",
+    "curve": "the top-1 tube's mean saliency per frame at 20 evenly spaced points of the video",
+    "pointing": "3-D pointing game against the ground truth (gt), on the clip grid",
+    "mass": "share of the tube's mass inside the ground truth",
+    "iou": "IoU of the tube's top voxels with the ground truth",
+    "frames": "the video's frame count",
+    "fps": "its frame rate",
+    "duration": "its length in seconds",
+    "seconds": "wall seconds of its explain",
+    "output": "its output folder, relative to the batch folder",
+    "random_weights": "the model had random (untrained) weights",
+    "fingerprint": "hash of everything the row depends on (options, model, weights, video)",
+}
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What every video of a batch is explained with (picklable, for worker processes).
+
+    Attributes:
+        model: the model to load (once per worker).
+        explain: the explain options of every video (``progress`` off in workers).
+        videos: the folder that holds one output folder per video.
+        threads: torch CPU threads per worker (None: torch's default).
+    """
+
+    model: ModelOptions
+    explain: ExplainOptions
+    videos: Path
+    threads: int | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as JSON-able data (for fingerprints and the summary)."""
+        options = dataclasses.asdict(self.explain)
+        options.pop("progress", None)
+        model = dataclasses.asdict(self.model)
+        model.pop("device", None)  # the device does not change what is written
+        return {"model": model, "explain": options}
+
+
+def label_index(label: str | None, loaded: LoadedModel) -> int | None:
+    """A label (a class name, any case, or an index) as the model's class index; None when
+    unlabelled or unknown to the model."""
+    if label is None:
+        return None
+    text = str(label).strip()
+    names = [n.lower() for n in (loaded.categories or [])]
+    if text.lower() in names:
+        return names.index(text.lower())
+    if text.lstrip("-").isdigit():
+        return int(text)
+    return None
+
+
+def error_row(item: Item, message: str, fingerprint: str, seconds: float = 0.0) -> dict[str, Any]:
+    """The row of a video that failed."""
+    row: dict[str, Any] = dict.fromkeys(COLUMNS)
+    row.update(
+        video_id=item.video_id,
+        path=str(item.path),
+        status="error",
+        error=message,
+        label=item.label,
+        seconds=round(seconds, 3),
+        fingerprint=fingerprint,
+    )
+    return row
+
+
+def _localisation(e: Explained, gt: Path, info: Any) -> dict[str, float]:
+    """Pointing, mass and IoU of the top-1 tube against ``gt`` on the clip grid (the mean
+    over the windows with ground truth in them), as ``evaluate`` scores a clip."""
+    from ..metrics.groundtruth import load_ground_truth
+    from ..metrics.localisation import localisation
+
+    truth = load_ground_truth(gt, info.num_frames, info.size)
+    prep = e.loaded.preset.preprocess()
+    scores: list[dict[str, float]] = []
+    for w, win in enumerate(e.windows):
+        mask = truth.on_clip(win.indices, prep)
+        if bool(mask.any()):
+            scores.append(localisation(e.track.normalised(w)[0], mask))
+    if not scores:
+        return {}
+    return {key: float(np.mean([s[key] for s in scores])) for key in ("pointing", "mass", "iou")}
+
+
+class VideoWorker:
+    """Explains the videos of a batch one at a time with one loaded model."""
+
+    def __init__(self, settings: BatchSettings, loaded: LoadedModel | None = None) -> None:
+        if settings.threads is not None:
+            import torch
+
+            torch.set_num_threads(settings.threads)
+        self.settings = settings
+        self.loaded = loaded if loaded is not None else settings.model.load()
+
+    def run(self, item: Item, fingerprint: str) -> dict[str, Any]:
+        """Explain ``item`` into ``videos/<video_id>/``; its row (never raises for the video)."""
+        from ..video import probe
+        from .explain import explain_video
+
+        started = time.perf_counter()
+        out = self.settings.videos / item.video_id
+        _clear_stale(out)
+        explained: list[Explained] = []
+        local: dict[str, float] = {}
+        try:
+            info = probe(item.path, min_frames=2)
+            options = dataclasses.replace(self.settings.explain, progress=False)
+            result = explain_video(
+                item.path,
+                out,
+                self.loaded,
+                options,
+                info=info,
+                on_explained=explained.append,
+            )
+            if item.gt is not None:
+                local = _localisation(explained[0], item.gt, info)
+        except (SaliencyTubesError, OSError, ValueError, RuntimeError) as exc:
+            return error_row(item, first_line(exc), fingerprint, time.perf_counter() - started)
+        top = result.tubes[0]
+        target = label_index(item.label, self.loaded)
+        row: dict[str, Any] = dict.fromkeys(COLUMNS)
+        row.update(
+            video_id=item.video_id,
+            path=str(item.path),
+            status="ok",
+            label=item.label,
+            label_index=target,
+            pred=top.index,
+            pred_name=top.name,
+            score=top.score,
+            correct=None if target is None else bool(top.index == target),
+            topk=[t.index for t in result.tubes],
+            topk_names=[t.name for t in result.tubes],
+            topk_scores=[t.score for t in result.tubes],
+            fraction_above=top.stats.fraction_above,
+            spread=top.stats.spread,
+            key_times=[]
+            if top.curve.times is None
+            else top.curve.times[top.curve.key_frames].tolist(),
+            curve=_resampled(top.curve.mean),
+            frames=info.num_frames,
+            fps=float(info.fps),
+            duration=float(info.duration),
+            seconds=round(time.perf_counter() - started, 3),
+            output=f"videos/{item.video_id}",
+            random_weights=bool(self.loaded.random_weights),
+            fingerprint=fingerprint,
+            **local,
+        )
+        return row
+
+
+def _resampled(values: np.ndarray, points: int = 20) -> list[float]:
+    """``values`` linearly interpolated at ``points`` evenly spaced positions."""
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64))
+    if v.size == 0:
+        return []
+    grid = np.linspace(0.0, 1.0, points)
+    return np.interp(grid, np.linspace(0.0, 1.0, v.size), v).round(4).tolist()
+
+
+def _clear_stale(out: Path) -> None:
+    """Remove what an interrupted (killed) explain left in ``out``: its hidden staging folders."""
+    if out.is_dir():
+        for stale in out.glob(".saliency-tubes-run-*"):
+            shutil.rmtree(stale, ignore_errors=True)

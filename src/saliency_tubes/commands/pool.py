@@ -1,0 +1,172 @@
+"""Local worker processes for a batch: each loads the model once; a video that hangs or
+kills its worker is an error row, never the end of the batch.
+
+Workers are started with ``spawn`` (a fresh interpreter: safe with torch's threads) and get
+one video at a time, so the parent always knows which video each runs: past ``timeout``
+seconds the worker is killed and replaced, and a worker that dies (a crash in a decoder, the
+out-of-memory killer) is replaced too; in both cases the video gets an ``error`` row. A
+model that fails to load is a usage error of the whole batch (:class:`~saliency_tubes.InputError`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InputError, first_line
+from .batch_video import BatchSettings, VideoWorker, error_row
+from .dataset import Item
+
+__all__ = ["Task", "run_local"]
+
+Task = tuple[Item, str]
+"""A video and its fingerprint."""
+
+#: Seconds between the parent's checks of its workers.
+_POLL = 0.1
+
+
+def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int) -> None:
+    """A worker process: load the model, then explain the videos it is given.
+
+    Ctrl-C reaches the workers too (one process group): the video under way cleans up its
+    output folder, as ``explain`` does, and the worker exits quietly.
+    """
+    try:
+        try:
+            worker = VideoWorker(settings)
+        except Exception as exc:  # reported to the parent, which stops the batch
+            results.put(("fatal", wid, None, first_line(exc)))
+            return
+        results.put(("ready", wid, None, None))
+        while True:
+            task = tasks.get()
+            if task is None:
+                return
+            index, item, fingerprint = task
+            try:
+                row = worker.run(item, fingerprint)
+            except Exception as exc:  # an unexpected bug: this video's error, not the batch's
+                message = f"unexpected {type(exc).__name__}: {first_line(exc)}"
+                row = error_row(item, message, fingerprint)
+            results.put(("row", wid, index, row))
+    except KeyboardInterrupt:
+        return
+
+
+@dataclass
+class _Worker:
+    process: Any
+    tasks: Any
+    task: tuple[int, float] | None = None  # (task index, start time)
+    ready: bool = False
+    done: list[int] = field(default_factory=list)
+
+
+def run_local(
+    settings: BatchSettings,
+    tasks: Sequence[Task],
+    workers: int,
+    timeout: float | None,
+    on_row: Callable[[dict[str, Any]], None],
+) -> None:
+    """Explain ``tasks`` on ``workers`` processes; ``on_row`` gets each row as it comes."""
+    if not tasks:
+        return
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    n = max(1, min(workers, len(tasks)))
+    threads = settings.threads or max(1, (os.cpu_count() or 1) // n)
+    settings = BatchSettings(settings.model, settings.explain, settings.videos, threads)
+    pool: dict[int, _Worker] = {}
+    next_id = 0
+
+    def start() -> None:
+        nonlocal next_id
+        q = ctx.Queue()
+        proc = ctx.Process(target=_work, args=(settings, q, results, next_id), daemon=True)
+        proc.start()
+        pool[next_id] = _Worker(proc, q)
+        next_id += 1
+
+    def retire(wid: int) -> None:
+        w = pool.pop(wid)
+        if w.process.is_alive():
+            w.process.kill()
+        w.process.join(timeout=5)
+
+    pending = list(range(len(tasks)))
+    remaining = len(tasks)
+    try:
+        for _ in range(n):
+            start()
+        while remaining:
+            for w in list(pool.values()):  # give idle, ready workers a video
+                if w.ready and w.task is None and pending:
+                    index = pending.pop(0)
+                    item, fingerprint = tasks[index]
+                    w.task = (index, time.monotonic())
+                    w.tasks.put((index, item, fingerprint))
+            try:
+                kind, wid, index, payload = results.get(timeout=_POLL)
+            except queue.Empty:
+                kind = None
+            if kind == "fatal":
+                raise InputError(f"the model could not be loaded in a batch worker: {payload}")
+            if kind == "ready" and wid in pool:
+                pool[wid].ready = True
+            elif kind == "row" and wid in pool and pool[wid].task is not None:
+                pool[wid].task = None
+                remaining -= 1
+                on_row(payload)
+            now = time.monotonic()
+            for wid, w in list(pool.items()):
+                if w.task is None:
+                    if not w.process.is_alive() and not w.ready:
+                        code = w.process.exitcode
+                        retire(wid)  # died while starting: the batch cannot run
+                        raise InputError(
+                            f"expected batch workers to start, but one exited with code {code} "
+                            "before loading the model; run saliency-tubes explain on one video "
+                            "to see why"
+                        )
+                    continue
+                index, began = w.task
+                item, fingerprint = tasks[index]
+                message = None
+                if timeout is not None and now - began > timeout:
+                    message = (
+                        f"timed out after {timeout:g} s (--timeout); the video may hang the "
+                        "decoder: re-encode it, or raise --timeout"
+                    )
+                elif not w.process.is_alive():
+                    code = w.process.exitcode
+                    message = (
+                        f"the worker process died on this video (exit code {code}); "
+                        "it may be corrupt or too large for the memory: check it alone "
+                        "with saliency-tubes explain"
+                    )
+                if message is not None:
+                    retire(wid)
+                    remaining -= 1
+                    on_row(error_row(item, message, fingerprint, now - began))
+                    if pending or remaining:
+                        start()
+    finally:
+        for w in pool.values():
+            try:
+                w.tasks.put(None)
+            except (OSError, ValueError):
+                pass
+        deadline = time.monotonic() + 5
+        for w in pool.values():
+            w.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join(timeout=5)
+        results.close()
