@@ -132,3 +132,52 @@ NO_CAPTION = click.option(
 FRAMES = click.option(
     "--frames", type=int, default=None, help="Clip length T (default: the model preset's)."
 )
+MEAN = click.option(
+    "--mean",
+    default=None,
+    help="Per-channel mean R,G,B of pixels on the [0, 1] scale (default: the model's preset).",
+)
+STD = click.option(
+    "--std",
+    default=None,
+    help="Per-channel std R,G,B on the [0, 1] scale (default: the model's preset).",
+)
+METHOD = click.option(
+    "--method",
+    default=None,
+    help=f"{METHODS} | auto: cam is the paper's Saliency Tubes; gradcam(++) weigh channels by "
+    "gradients. Default: the model's (see `saliency-tubes models`; gradcam for MViT, cam "
+    "otherwise).",
+)
+LAYOUTS = click.option(
+    "--layouts",
+    default="heat,focus,side_by_side",
+    show_default=True,
+    help="Comma-separated: heat,focus,side_by_side.",
+)
+EXPLAIN = options(
+    MODEL,
+    WEIGHTS,
+    ALLOW_PICKLE,
+    NUM_CLASSES,
+    CATEGORIES,
+    MEAN,
+    STD,
+    LAYER,
+    CLASSIFIER,
+    classes("top1", "top3 | 12 | name | comma-separated indices or names."),
+    METHOD,
+    FRAMES,
+    WINDOWS,
+    INTERPOLATION,
+    ALIGN,
+    COLORMAP,
+    OPACITY,
+    BACKGROUND,
+    FORMAT,
+    LAYOUTS,
+    NO_CAPTION,
+    TIMELINE,
+    DEVICE,
+)
+"""Every flag of ``explain`` but ``--out`` and ``--quiet`` (``batch`` takes them all)."""

@@ -17,6 +17,7 @@ __all__ = [
     "guarded",
     "loaded",
     "printable",
+    "report_batch",
     "report_classes",
     "say",
     "stages",
@@ -162,3 +163,32 @@ def report_classes(result: Any) -> None:
     for c in result.manifest["classes"]:
         echo(f"class {c['index']} {c['name']}: p={c['score']:.3f}")
     wrote(result)
+
+
+def report_batch(result: Any) -> None:
+    """The last lines of a batch; exit code 1 when a video failed."""
+    s = result.summary
+    if s["random_weights"]:
+        click.echo(
+            "warning: the model has random weights: the batch explains an untrained network; "
+            "pass --weights PATH (or a named release) for a trained one",
+            err=True,
+        )
+    accuracy = (
+        ""
+        if s["accuracy"] is None
+        else f", accuracy {s['accuracy']:.3f} ({s['labelled']} labelled)"
+    )
+    echo(
+        f"{s['videos']} videos: {s['ok']} ok, {s['failed']} failed ({result.ran} explained now, "
+        f"{result.skipped} done before){accuracy}"
+    )
+    echo(f"wrote {result.index} and {result.out / 'summary.md'}")
+    if result.failed:
+        for f in s["failures"][:5]:
+            echo(f"failed: {f['path']}: {f['error']}")
+        echo(
+            f"{result.failed} of {s['videos']} videos failed: their rows in {result.index} have "
+            "status 'error' and the message; fix them and run the same command again"
+        )
+        sys.exit(1)

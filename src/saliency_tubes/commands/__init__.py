@@ -18,7 +18,12 @@ One module per command, and one per shared concern:
 ``compare``         :func:`compare_classes`, :func:`compare_models`
 ``pyramid``         :func:`pyramid_video`
 ``evaluate``        :func:`evaluate_video`, :func:`benchmark`, :func:`write_benchmark`
-``demo``            :func:`run_demo`
+``demo``            :func:`run_demo`, :func:`write_demo_dataset`
+``dataset``         the videos of a batch: inputs, ids, fingerprints, shards
+``batch_video``     one video of a batch: its explain and its index row
+``pool``            local worker processes (timeouts, crashed workers)
+``batch_index``     the journal, ``index.parquet`` and the summary
+``batch``           :func:`batch_videos`, :func:`merge_batches`
 ``models``          :func:`model_lines`
 ==================  ===================================================================
 
@@ -44,6 +49,14 @@ _EXPORTS: dict[str, str] = {
     "probe": "..video",
     "LoadedModel": "..zoo",
     "load_model": "..zoo",
+    "BatchOptions": ".batch",
+    "BatchResult": ".batch",
+    "batch_videos": ".batch",
+    "merge_batches": ".batch",
+    "BatchSettings": ".batch_video",
+    "parse_shard": ".dataset",
+    "read_inputs": ".dataset",
+    "write_demo_dataset": ".demo",
     "compare_classes": ".compare",
     "compare_models": ".compare",
     "DEMO_SEED": ".demo",
@@ -77,6 +90,9 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "ALIGNS",
     "BACKGROUNDS",
+    "BatchOptions",
+    "BatchResult",
+    "BatchSettings",
     "BenchmarkConfig",
     "BenchmarkResult",
     "CommandResult",
@@ -99,6 +115,7 @@ __all__ = [
     "SaliencyTubesError",
     "TubeResult",
     "VIDEO_FORMATS",
+    "batch_videos",
     "benchmark",
     "check_device",
     "compare_classes",
@@ -107,12 +124,16 @@ __all__ = [
     "explain_video",
     "first_line",
     "load_model",
+    "merge_batches",
     "model_lines",
     "parse",
+    "parse_shard",
     "probe",
     "pyramid_video",
+    "read_inputs",
     "run_demo",
     "write_benchmark",
+    "write_demo_dataset",
 ]
 
 
@@ -149,8 +170,11 @@ if TYPE_CHECKING:
     )
     from ..zoo import LoadedModel, load_model
     from . import parse
+    from .batch import BatchOptions, BatchResult, batch_videos, merge_batches
+    from .batch_video import BatchSettings
     from .compare import compare_classes, compare_models
-    from .demo import DEMO_SEED, run_demo
+    from .dataset import parse_shard, read_inputs
+    from .demo import DEMO_SEED, run_demo, write_demo_dataset
     from .evaluate import benchmark, evaluate_video, write_benchmark
     from .explain import explain_video
     from .models import model_lines

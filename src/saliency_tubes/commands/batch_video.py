@@ -44,7 +44,8 @@ COLUMNS: dict[str, str] = {
     "spread": "its spatial spread around each frame's centroid (fractions of the frame)",
     "key_times": "the top-1 tube's key moments (seconds)",
     "curve": "the top-1 tube's mean saliency per frame at 20 evenly spaced points of the video",
-    "pointing": "3-D pointing game against the ground truth (gt), on the clip grid",
+    "pointing": "3-D pointing game against the ground truth (gt), on the clip grid, with "
+    "evaluate's tolerances (1 frame, 6 pixels)",
     "mass": "share of the tube's mass inside the ground truth",
     "iou": "IoU of the tube's top voxels with the ground truth",
     "frames": "the video's frame count",
@@ -113,9 +114,13 @@ def error_row(item: Item, message: str, fingerprint: str, seconds: float = 0.0) 
 
 def _localisation(e: Explained, gt: Path, info: Any) -> dict[str, float]:
     """Pointing, mass and IoU of the top-1 tube against ``gt`` on the clip grid (the mean
-    over the windows with ground truth in them), as ``evaluate`` scores a clip."""
+    over the windows with ground truth in them), as ``evaluate`` scores a clip (the same
+    pointing tolerances)."""
     from ..metrics.groundtruth import load_ground_truth
     from ..metrics.localisation import localisation
+    from ..metrics.protocol import Protocol
+
+    protocol = Protocol()
 
     truth = load_ground_truth(gt, info.num_frames, info.size)
     prep = e.loaded.preset.preprocess()
@@ -123,7 +128,14 @@ def _localisation(e: Explained, gt: Path, info: Any) -> dict[str, float]:
     for w, win in enumerate(e.windows):
         mask = truth.on_clip(win.indices, prep)
         if bool(mask.any()):
-            scores.append(localisation(e.track.normalised(w)[0], mask))
+            scores.append(
+                localisation(
+                    e.track.normalised(w)[0],
+                    mask,
+                    tolerance_frames=protocol.tolerance_frames,
+                    tolerance_px=protocol.tolerance_px,
+                )
+            )
     if not scores:
         return {}
     return {key: float(np.mean([s[key] for s in scores])) for key in ("pointing", "mass", "iou")}
