@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,14 @@ def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int) -> None:
     Ctrl-C reaches the workers too (one process group): the video under way cleans up its
     output folder, as ``explain`` does, and the worker exits quietly.
     """
+    seen = []
+
+    def once(signum: int, frame: Any) -> None:  # a second Ctrl-C must not cut the clean-up
+        if not seen:
+            seen.append(signum)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, once)
     try:
         try:
             worker = VideoWorker(settings)
@@ -157,13 +166,23 @@ def run_local(
                     on_row(error_row(item, message, fingerprint, now - began))
                     if pending or remaining:
                         start()
+    except BaseException:
+        # Interrupted (or the batch failed): the videos under way stop and clean up their
+        # folders (a worker turns SIGINT into a quiet exit), the idle workers just exit.
+        for w in pool.values():
+            if w.task is not None and w.process.is_alive():
+                try:
+                    os.kill(w.process.pid, signal.SIGINT)
+                except OSError:
+                    pass
+        raise
     finally:
         for w in pool.values():
             try:
                 w.tasks.put(None)
             except (OSError, ValueError):
                 pass
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 10
         for w in pool.values():
             w.process.join(timeout=max(0.0, deadline - time.monotonic()))
             if w.process.is_alive():

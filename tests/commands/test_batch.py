@@ -1,0 +1,249 @@
+"""``batch``: one row per video, exactly what explain writes, resume, faults isolated."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from saliency_tubes.commands import (
+    BatchOptions,
+    BatchSettings,
+    ExplainOptions,
+    InputError,
+    ModelOptions,
+    batch_videos,
+    explain_video,
+    load_model,
+    merge_batches,
+    write_demo_dataset,
+)
+from saliency_tubes.commands.batch_index import read_journal
+from saliency_tubes.commands.dataset import in_shard, read_inputs, video_id
+from saliency_tubes.metrics.groundtruth import load_ground_truth
+from saliency_tubes.metrics.localisation import localisation
+from saliency_tubes.metrics.protocol import Protocol
+
+ROOT = Path(__file__).resolve().parents[2]
+OPTIONS = ExplainOptions(formats=("npy", "plot"), progress=False)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 labelled synthetic clips with masks, listed in labels.csv."""
+    return write_demo_dataset(tmp_path_factory.mktemp("dataset"), videos=4)
+
+
+def _settings(out: Path, explain: ExplainOptions = OPTIONS, **model) -> BatchSettings:
+    return BatchSettings(ModelOptions(**model), explain, out / "videos")
+
+
+def _stable(manifest: dict) -> dict:
+    return {k: v for k, v in manifest.items() if k not in ("seconds",)}
+
+
+def test_every_video_gets_what_explain_writes_and_a_row(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "batch"
+    result = batch_videos(dataset, out, _settings(out), BatchOptions(workers=2, progress=False))
+    assert (result.ran, result.skipped, result.failed) == (4, 0, 0)
+    table = pq.read_table(out / "index.parquet").to_pylist()
+    assert [r["video_id"] for r in table] == [r["video_id"] for r in result.rows]
+    labels = {r["path"]: r["label"] for r in _csv(dataset)}
+    labels_gt = {r["path"]: r["gt"] for r in _csv(dataset)}
+    tiny = load_model("tiny-actions")
+    for row in table:
+        # The folder holds what explain writes for the video, the same tubes.
+        alone = explain_video(row["path"], tmp_path / "alone" / row["video_id"], tiny, OPTIONS)
+        folder = out / row["output"]
+        written = json.loads((folder / "manifest.json").read_text())
+        assert _stable(written) == _stable(json.loads(json.dumps(alone.manifest)))
+        np.testing.assert_array_equal(np.load(folder / "tube.npy"), np.load(alone.files["npy"][0]))
+        # The row is the manifest's numbers.
+        top = written["classes"][0]
+        assert row["status"] == "ok" and row["error"] is None
+        assert (row["pred"], row["pred_name"]) == (top["index"], top["name"])
+        assert row["score"] == pytest.approx(top["score"], abs=1e-6)
+        assert row["label"] == labels[Path(row["path"]).name]
+        assert row["correct"] == (row["pred_name"] == row["label"])
+        assert row["random_weights"] is False and row["frames"] == 32
+        # Localisation: the top-1 tube against the mask on the clip grid, as evaluate scores.
+        gt = dataset.parent / labels_gt[Path(row["path"]).name]
+        truth = load_ground_truth(gt, 32, (128, 160))
+        indices = np.asarray(written["clips"][0]["frame_indices"])
+        mask = truth.on_clip(indices, tiny.preset.preprocess())
+        protocol = Protocol()
+        want = localisation(
+            np.load(folder / "tube.npy")[0],
+            mask,
+            tolerance_frames=protocol.tolerance_frames,
+            tolerance_px=protocol.tolerance_px,
+        )
+        for key in ("pointing", "mass", "iou"):
+            assert row[key] == pytest.approx(want[key], abs=1e-9)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ok"] == 4 and summary["failed"] == 0
+    assert summary["accuracy"] == pytest.approx(np.mean([r["correct"] for r in table]))
+    assert (out / "summary.md").read_text().startswith("# Batch summary")
+
+
+def _csv(table: Path) -> list[dict]:
+    import csv
+
+    with table.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_a_rerun_skips_what_is_done_and_a_changed_option_redoes_it(
+    dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "batch"
+    first = batch_videos(dataset, out, _settings(out), BatchOptions(progress=False))
+    again = batch_videos(dataset, out, _settings(out), BatchOptions(progress=False))
+    assert (again.ran, again.skipped) == (0, 4)
+    assert [r["fingerprint"] for r in again.rows] == [r["fingerprint"] for r in first.rows]
+    changed = ExplainOptions(formats=("npy",), colormap="turbo", progress=False)
+    redo = batch_videos(dataset, out, _settings(out, changed), BatchOptions(progress=False))
+    assert (redo.ran, redo.skipped) == (4, 0)
+    forced = batch_videos(
+        dataset, out, _settings(out, changed), BatchOptions(force=True, limit=2, progress=False)
+    )
+    assert (forced.ran, forced.skipped) == (2, 0) and len(forced.rows) == 2
+    # A folder whose outputs were deleted is redone even with the same fingerprint.
+    gone = out / redo.rows[0]["output"] / "manifest.json"
+    gone.unlink()
+    healed = batch_videos(dataset, out, _settings(out, changed), BatchOptions(progress=False))
+    assert (healed.ran, healed.skipped) == (1, 3)
+
+
+def test_bad_videos_are_error_rows_and_the_cli_exits_1(dataset: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    good = dataset.parent / _csv(dataset)[0]["path"]
+    (folder / "good.mp4").write_bytes(good.read_bytes())
+    (folder / "corrupt.mp4").write_bytes(b"\x00garbage" * 100)
+    (folder / "empty.avi").write_bytes(b"")
+    out = tmp_path / "batch"
+    cmd = [sys.executable, "-m", "saliency_tubes.cli", "batch", str(folder), "--out", str(out)]
+    proc = subprocess.run([*cmd, "--format", "npy", "--quiet"], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("2 of 3 videos failed") and "index.parquet" in last
+    rows = {Path(r["path"]).name: r for r in pq.read_table(out / "index.parquet").to_pylist()}
+    assert rows["good.mp4"]["status"] == "ok"
+    for name in ("corrupt.mp4", "empty.avi"):
+        assert rows[name]["status"] == "error" and "\n" not in rows[name]["error"]
+        assert not (out / "videos" / rows[name]["video_id"]).exists()  # nothing half-written
+    # Fixed, the failed ones are retried and the done one skipped.
+    (folder / "corrupt.mp4").unlink()
+    (folder / "empty.avi").unlink()
+    proc = subprocess.run([*cmd, "--format", "npy", "--quiet"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "0 explained now, 1 done before" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_hung_video_times_out_and_a_crashed_worker_is_replaced(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))  # the factories, for the workers too
+    for factory, message in (("hanging", "timed out after 2 s"), ("crashing", "exit code 3")):
+        out = tmp_path / factory
+        settings = _settings(
+            out, ExplainOptions(formats=("npy",), progress=False), name=f"_batch_models:{factory}"
+        )
+        options = BatchOptions(limit=2, timeout=2.0, progress=False)
+        result = batch_videos(dataset, out, settings, options)
+        assert [r["status"] for r in result.rows] == ["error", "error"]
+        assert all(message in r["error"] for r in result.rows), result.rows[0]["error"]
+
+
+def test_a_model_that_cannot_load_is_one_error_before_any_video(
+    dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "batch"
+    settings = _settings(out, weights=str(tmp_path / "missing.pth"))
+    with pytest.raises(InputError, match="model could not be loaded"):
+        batch_videos(dataset, out, settings, BatchOptions(progress=False))
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_what_finished_and_a_rerun_does_each_video_once(
+    dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "batch"
+    cmd = [
+        sys.executable, "-m", "saliency_tubes.cli", "batch", str(dataset), "--out", str(out),
+        "--format", "mp4", "--quiet",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = out / ".batch" / "journal.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(read_journal(journal)) < 1:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
+    done = pq.read_table(out / "index.parquet").to_pylist()
+    assert 1 <= len(done) < 4 and all(r["status"] == "ok" for r in done)
+    assert not list(out.rglob(".saliency-tubes-run-*"))  # no half-written folder
+    finished = subprocess.run(cmd, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    rows = pq.read_table(out / "index.parquet").to_pylist()
+    assert sorted(r["video_id"] for r in rows) == sorted(i.video_id for i in read_inputs(dataset))
+    assert f"{4 - len(done)} explained now, {len(done)} done before" in finished.stdout
+
+
+def test_shards_merge_into_the_index_of_one_run(dataset: Path, tmp_path: Path) -> None:
+    whole = batch_videos(
+        dataset, tmp_path / "whole", _settings(tmp_path / "whole"), BatchOptions(progress=False)
+    )
+    out = tmp_path / "sharded"
+    parts = [
+        batch_videos(dataset, out, _settings(out), BatchOptions(shard=(i, 2), progress=False))
+        for i in (1, 2)
+    ]
+    assert sum(len(p.rows) for p in parts) == 4
+    assert (out / "index.shard-1-of-2.parquet").is_file()
+    merged = merge_batches([out], out)
+    keep = lambda r: {k: v for k, v in r.items() if k not in ("seconds",)}  # noqa: E731
+    assert [keep(r) for r in merged.rows] == sorted(
+        (keep(r) for r in whole.rows), key=lambda r: r["video_id"]
+    )
+    assert merged.summary["ok"] == 4
+
+
+def test_inputs_from_folders_lists_and_tables(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ("a/x.mp4", "a/b/y.avi", "a/.hidden/z.mp4", "a/notes.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    folder = read_inputs(tmp_path / "a")
+    assert [i.path.name for i in folder] == ["y.avi", "x.mp4"]  # sorted paths, hidden skipped
+    assert folder[1].video_id == video_id("x.mp4") and video_id("x.mp4").startswith("x.mp4-")
+    assert video_id("b/y.avi") != video_id("b_y.avi")  # the hash keeps them apart
+    (tmp_path / "list.txt").write_text("# clips\na/x.mp4\n\n a/b/y.avi \n")
+    assert [i.path for i in read_inputs(tmp_path / "list.txt")] == [
+        (tmp_path / "a/x.mp4").resolve(),
+        (tmp_path / "a/b/y.avi").resolve(),
+    ]
+    (tmp_path / "t.jsonl").write_text('{"path": "a/x.mp4", "label": 3, "gt": "m.npy"}\n')
+    (item,) = read_inputs(tmp_path / "t.jsonl")
+    assert (item.label, item.gt) == ("3", (tmp_path / "m.npy").resolve())
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"path": ["a/x.mp4"], "label": ["left"]}), tmp_path / "t.parquet")
+    assert read_inputs(tmp_path / "t.parquet")[0].label == "left"
+    (tmp_path / "bad.csv").write_text("video,label\na/x.mp4,1\n")
+    with pytest.raises(InputError, match="expected a 'path' column"):
+        read_inputs(tmp_path / "bad.csv")
+    with pytest.raises(InputError, match="does not exist"):
+        read_inputs(tmp_path / "nothing")
+    ids = [f"v{i}" for i in range(200)]
+    shards = [[v for v in ids if in_shard(v, (i, 3))] for i in (1, 2, 3)]
+    assert sorted(sum(shards, [])) == sorted(ids) and min(map(len, shards)) > 40
