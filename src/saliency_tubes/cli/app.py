@@ -190,7 +190,8 @@ def _demo_dataset(out_dir: Path, classes: str, method: str, quiet: bool) -> None
 @flags.options(flags.OUT)
 @click.option(
     "--workers", type=int, default=1, show_default=True,
-    help="Local worker processes; each loads the model once, with cores/N torch threads.",
+    help="Local worker processes; each loads the model once, with cores/N torch threads "
+    "(--device cuda: one per GPU).",
 )  # fmt: skip
 @click.option(
     "--engine", default="local", show_default=True,

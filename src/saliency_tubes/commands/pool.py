@@ -6,10 +6,12 @@ one video at a time, so the parent always knows which video each runs: past ``ti
 seconds the worker is killed and replaced, and a worker that dies (a crash in a decoder, the
 out-of-memory killer) is replaced too; in both cases the video gets an ``error`` row. A
 model that fails to load is a usage error of the whole batch (:class:`~saliency_tubes.InputError`).
+With ``--device cuda`` (no index) there is one worker per GPU, worker ``i`` on ``cuda:i``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import queue
@@ -68,6 +70,16 @@ def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int) -> None:
         return
 
 
+def _gpus(device: str) -> list[str]:
+    """``cuda:0 ... cuda:K-1`` for ``--device cuda`` (no index) with K GPUs, else none: the
+    workers then share the one device they were given."""
+    if device != "cuda":
+        return []
+    import torch
+
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+
 @dataclass
 class _Worker:
     process: Any
@@ -89,7 +101,8 @@ def run_local(
         return
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
-    n = max(1, min(workers, len(tasks)))
+    gpus = _gpus(settings.model.device)
+    n = max(1, min(len(gpus) or workers, len(tasks)))
     threads = settings.threads or max(1, (os.cpu_count() or 1) // n)
     settings = BatchSettings(settings.model, settings.explain, settings.videos, threads)
     pool: dict[int, _Worker] = {}
@@ -98,7 +111,11 @@ def run_local(
     def start() -> None:
         nonlocal next_id
         q = ctx.Queue()
-        proc = ctx.Process(target=_work, args=(settings, q, results, next_id), daemon=True)
+        mine = settings
+        if gpus:  # one worker per GPU
+            model = dataclasses.replace(settings.model, device=gpus[next_id % len(gpus)])
+            mine = dataclasses.replace(settings, model=model)
+        proc = ctx.Process(target=_work, args=(mine, q, results, next_id), daemon=True)
         proc.start()
         pool[next_id] = _Worker(proc, q)
         next_id += 1
