@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -75,12 +76,15 @@ def _run(src: Path, model: str, protocol: str, gt: Path, out: Path) -> dict:
     code = WORKER.format(
         src=str(src), model=model, protocol=protocol, video=str(VIDEO), gt=str(gt), out=str(out)
     )
+    load = os.getloadavg()[0]
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT
     )
     if done.returncode != 0:
         raise SystemExit(f"{model} {protocol} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    record = json.loads(done.stdout.strip().splitlines()[-1])
+    record["load"] = (load, os.getloadavg()[0])
+    return record
 
 
 def main() -> None:
@@ -138,19 +142,21 @@ def write(runs: list[tuple[str, str, dict]], models: list[str], args: argparse.N
         "counts B; the sanity check's randomised copies included); `announced` is the count "
         "the run printed before its long part. Wall time is `evaluate_video` alone (model "
         "loaded). `r3d_18` has random weights here (none are downloaded on this machine): "
-        "its scores mean nothing, its timing is that of the trained network.",
+        "its scores mean nothing, its timing is that of the trained network. The machine is "
+        "shared: the 1-minute load average before and after each run is listed (above 2, "
+        "other jobs were using its cores and the wall time is longer than on a quiet machine).",
         describe(),
         "",
         "| model | protocol | tubes | clip forwards | announced | model calls | wall (s) "
-        "| s per clip forward, estimated before the run |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| s per clip forward, estimated before the run | load average before / after |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for model, protocol, r in runs:
         announced = "—" if r["announced"] is None else str(r["announced"])
         per = "—" if r["per_forward"] is None else f"{r['per_forward']:.3f}"
         lines.append(
             f"| {model} | {protocol} | {r['rows']} | {r['clips']} | {announced} | {r['calls']} "
-            f"| {r['seconds']:.1f} | {per} |"
+            f"| {r['seconds']:.1f} | {per} | {r['load'][0]:.1f} / {r['load'][1]:.1f} |"
         )
     lines += ["", "Ratios, full ÷ quick (same model, same run):", ""]
     for model in models:

@@ -238,3 +238,14 @@ def test_failure_midway_removes_written_files(
             EvaluateOptions(baselines=(), units=("voxel",), protocol=FAST),
         )
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def test_the_help_states_the_quick_defaults() -> None:
+    """The help text (written without importing torch) says what EvaluateOptions defaults to."""
+    out = CliRunner().invoke(main, ["evaluate", "--help"], terminal_width=200).stdout
+    quick = EvaluateOptions()
+    assert f"baselines {','.join(quick.baselines)}, units {','.join(quick.units)}" in " ".join(
+        out.split()
+    )
+    assert f"[default: {','.join(quick.methods)}]" in out
+    assert EvaluateOptions.full().baselines == bench.BenchmarkConfig().baselines
