@@ -35,8 +35,9 @@ BACKGROUNDS: tuple[str, ...] = ("black", "dark", "blur", "gray")
 """What focus tubes show where the model did not look."""
 LAYOUTS: tuple[str, ...] = ("heat", "focus", "side_by_side")
 """What ``explain`` draws per class: the heat tube, the focus tube, and both beside the frame."""
-FORMATS: tuple[str, ...] = ("mp4", "gif", "png", "npy", "plot")
-"""Output formats: videos (mp4, gif, png frame folders), the tube (npy), the curves (plot)."""
+FORMATS: tuple[str, ...] = ("mp4", "gif", "png", "npy", "plot", "html")
+"""Output formats: videos (mp4, gif, png frame folders), the tube (npy), the curves (plot),
+the interactive page (html)."""
 VIDEO_FORMATS: tuple[str, ...] = ("mp4", "gif", "png")
 """The formats that are videos."""
 STYLES: tuple[str, ...] = ("focus", "heat")

@@ -43,7 +43,8 @@ FORMAT = click.option(
     "formats",
     default="mp4,plot",
     show_default=True,
-    help="Comma-separated: mp4,gif,png,npy,plot (plot: the temporal importance curves as PNG).",
+    help="Comma-separated: mp4,gif,png,npy,plot,html (plot: the temporal importance curves as "
+    "PNG; html: report.html, an interactive page to scrub the video and fade the tube).",
 )
 MODEL = click.option(
     "--model",
@@ -155,6 +156,11 @@ LAYOUTS = click.option(
     show_default=True,
     help="Comma-separated: heat,focus,side_by_side.",
 )
+EMBED = click.option(
+    "--embed",
+    is_flag=True,
+    help="With --format html: put the video inside report.html (one file to send someone).",
+)
 EXPLAIN = options(
     MODEL,
     WEIGHTS,
@@ -175,6 +181,7 @@ EXPLAIN = options(
     OPACITY,
     BACKGROUND,
     FORMAT,
+    EMBED,
     LAYOUTS,
     NO_CAPTION,
     TIMELINE,

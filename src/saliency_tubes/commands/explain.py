@@ -13,6 +13,7 @@ from . import explaining, manifest
 from .drawing import encode, explain_product, plot, slug
 from .options import ExplainOptions
 from .outputs import Run, produce
+from .report import write_report
 from .result import CommandResult
 from .track import summarise
 
@@ -98,7 +99,13 @@ def explain_video(
                 products = [explain_product(e, k, tubes[k], options) for k in range(len(e.classes))]
                 files.update(encode(run.video, info, outputs, products, formats, options.progress))
         layouts = {"layouts": list(options.layouts)}
-        return manifest.one_model("explain", info, e, options, tubes, npy, layouts, files)
+        record = manifest.one_model("explain", info, e, options, tubes, npy, layouts, files)
+        if "html" in options.formats:
+            with run.stage("write"):
+                files["html"] = write_report(
+                    outputs, run.video, info, e, tubes, options, record, embed=options.embed
+                )
+        return record
 
     record, run = produce(
         video, out_dir, work, info=info, manifest_extra=manifest_extra, on_stage=on_stage

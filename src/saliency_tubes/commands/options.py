@@ -153,13 +153,16 @@ class ExplainOptions:
         opacity: heat map opacity over the frame.
         floor: focus tubes' minimum opacity (the authors used 20/255).
         background: focus background: "black", "dark", "blur" or "gray".
-        formats: any of "mp4", "gif", "png" (frame folders), "npy" (the tube) and "plot"
-            (the temporal importance curves as PNG).
+        formats: any of "mp4", "gif", "png" (frame folders), "npy" (the tube), "plot"
+            (the temporal importance curves as PNG) and "html" (``report.html``, the
+            interactive page; ``explain`` and ``compare-classes``).
         layouts: any of "heat", "focus", "side_by_side".
         caption: draw class name and probability on each frame.
         timeline: draw the tube's temporal importance bar (with a cursor at the shown
             frame) under every output frame.
         progress: show progress bars (stderr).
+        embed: with "html", embed the video in ``report.html`` (one file to send someone)
+            instead of referring to it by its relative path.
 
     The device is the model's (:attr:`ModelOptions.device`).
     """
@@ -179,6 +182,7 @@ class ExplainOptions:
     caption: bool = True
     timeline: bool = False
     progress: bool = True
+    embed: bool = False
 
     def check(self) -> None:
         """Validate the options (one-line errors)."""

@@ -144,4 +144,5 @@ def render_settings(params: Mapping[str, Any]) -> dict[str, Any]:
         "caption": not params["no_caption"],
         "timeline": params["timeline"],
         "progress": not params["quiet"],
+        "embed": bool(params.get("embed", False)),
     }

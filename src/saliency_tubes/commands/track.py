@@ -176,7 +176,7 @@ class TubeTrack:
         shape = (len(self.windows), *one)
         return shape, (self.normalised(w)[k][None] for w in range(len(self.windows)))
 
-    def _grid(self, k: int, t: float) -> np.ndarray:
+    def grid(self, k: int, t: float) -> np.ndarray:
         """Tube ``k`` at time ``t`` on the clip's grid: the covering windows blended."""
         active = covering(self._starts, self._ends, t)
         timed = [self._window(int(w))[1][k] for w in active]
@@ -184,12 +184,12 @@ class TubeTrack:
 
     def frame(self, k: int, t: float) -> np.ndarray:
         """Tube ``k`` on the source frame shown at time ``t`` (NaN where unseen)."""
-        return self._sampler.frame(self._grid(k, t))
+        return self._sampler.frame(self.grid(k, t))
 
     def frame_tensor(self, k: int, t: float) -> torch.Tensor:
         """:meth:`frame` on the track's device: blended on the CPU at the clip's size, then
         resized onto the source pixels there."""
-        return self._sampler.frame_tensor(torch.from_numpy(self._grid(k, t)).to(self.device))
+        return self._sampler.frame_tensor(torch.from_numpy(self.grid(k, t)).to(self.device))
 
     def difference(self, ka: int, kb: int) -> TubeTrack:
         """The signed track of ``raw[ka] - raw[kb]`` (see :func:`~saliency_tubes.contrastive_tube`)."""

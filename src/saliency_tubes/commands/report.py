@@ -1,0 +1,189 @@
+"""``report.html``: one self-contained, offline page to look at an explanation.
+
+The page (:data:`~saliency_tubes.commands.report_page.PAGE`) plays the source video and
+draws the tube over it on a canvas in sync with playback: each class's tube is stored at
+every source frame on a coarse grid over the region the model saw (at most
+:data:`GRID` cells on the long side, uint8, deflate-compressed, base64) and resized by the
+browser; the unseen borders are hatched as in the videos. It has an opacity slider, heat /
+focus, a class selector with the probabilities, the temporal curve (click or drag to
+seek), frame stepping, and the model, method, weights and options in a side panel. The
+video is referenced by a relative path (a copy is encoded when browsers cannot play the
+source), or embedded with ``embed=True``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+from PIL import Image
+
+from .. import render
+from ..video import VideoInfo, iter_frames
+from .explaining import Explained
+from .options import ExplainOptions
+from .outputs import OutputFolder
+from .report_page import PAGE
+from .track import Summary
+
+__all__ = ["GRID", "MAX_MAPS", "PLAYABLE", "report_data", "write_report"]
+
+#: Cells of the stored tube on its long side.
+GRID = 64
+#: Stored maps per class at most (longer videos store every k-th frame's).
+MAX_MAPS = 3000
+#: Source suffixes browsers play (others get an H.264 copy, ``source.mp4``).
+PLAYABLE = (".mp4", ".m4v", ".webm", ".mov")
+
+
+def _maps(e: Explained, k: int, info: VideoInfo, grid: tuple[int, int], step: int) -> str:
+    """Tube ``k`` at every ``step``-th source frame on ``grid``, uint8, delta-coded in time,
+    deflated, base64."""
+    out = np.empty((len(range(0, info.num_frames, step)), *grid), dtype=np.uint8)
+    for j, f in enumerate(range(0, info.num_frames, step)):
+        m = e.track.grid(k, float(info.timestamps[f]))
+        small = Image.fromarray(np.nan_to_num(m).astype(np.float32), mode="F").resize(
+            (grid[1], grid[0]), Image.Resampling.BILINEAR
+        )
+        out[j] = np.rint(np.clip(np.asarray(small), 0.0, 1.0) * 255.0).astype(np.uint8)
+    # Each map as its difference from the previous one (mod 256): consecutive frames differ
+    # little, so the deltas deflate to a fraction of the maps' size; the page adds them up.
+    deltas = np.diff(out, axis=0, prepend=np.zeros((1, *grid), np.uint8))
+    return base64.b64encode(zlib.compress(deltas.tobytes(), 9)).decode("ascii")
+
+
+def _facts(manifest: dict[str, Any]) -> list[tuple[str, Any]]:
+    model = manifest.get("model", {})
+    source = manifest.get("source", {})
+    facts: list[tuple[str, Any]] = [
+        ("model", model.get("name")),
+        ("weights", model.get("weights")),
+        ("weights source", model.get("weights_source")),
+        ("random weights", "yes (untrained)" if model.get("random_weights") else "no"),
+        ("method", manifest.get("method")),
+        ("layer", model.get("layer")),
+        ("video", source.get("path")),
+    ]
+    facts += [(f"video {k}", v) for k, v in source.items() if k != "path"]
+    facts += [(f"option {k}", v) for k, v in manifest.get("options", {}).items()]
+    return [(k, v) for k, v in facts if v is not None]
+
+
+def report_data(
+    info: VideoInfo,
+    e: Explained,
+    summaries: Sequence[Summary],
+    options: ExplainOptions,
+    manifest: dict[str, Any],
+    video_src: str,
+) -> dict[str, Any]:
+    """What the page shows, as JSON-able data."""
+    geometry = e.track.geometry
+    h, w = e.clip_size[1], e.clip_size[2]
+    scale = GRID / max(h, w)
+    grid = (max(1, round(h * scale)), max(1, round(w * scale))) if scale < 1 else (h, w)
+    step = max(1, -(-info.num_frames // MAX_MAPS))
+    classes = []
+    for k, (name, index, score, summary) in enumerate(
+        zip(e.names, e.classes, e.scores, summaries, strict=True)
+    ):
+        curve = summary.curve
+        classes.append(
+            {
+                "label": f"{name} (p={score:.3g})",
+                "name": name,
+                "index": int(index),
+                "score": float(score),
+                "curve_mean": np.round(np.nan_to_num(curve.mean), 4).tolist(),
+                "curve_max": np.round(np.nan_to_num(curve.max), 4).tolist(),
+                "key_frames": curve.key_frames.tolist(),
+                "maps": _maps(e, k, info, grid, step),
+            }
+        )
+    warning = []
+    if e.loaded.random_weights:
+        warning.append("random weights (untrained): these tubes explain an untrained network")
+    if e.loaded.caveat:
+        warning.append(e.loaded.caveat)
+    return {
+        "title": f"{Path(str(info.path)).name}: {e.loaded.name} ({e.method})",
+        "warning": "; ".join(warning),
+        "video": {
+            "src": video_src,
+            "fps": float(info.fps),
+            "timestamps": np.round(info.timestamps, 6).tolist(),
+            "size": [int(info.size[0]), int(info.size[1])],
+        },
+        "geometry": {
+            "top": float(geometry.top),
+            "left": float(geometry.left),
+            "height": float(geometry.height),
+            "width": float(geometry.width),
+        },
+        "grid": list(grid),
+        "step": step,
+        "colormap": render.colormap(options.colormap).reshape(-1).tolist(),
+        "floor": float(options.floor),
+        "classes": classes,
+        "facts": _facts(manifest),
+    }
+
+
+def _json_for_script(data: dict[str, Any]) -> str:
+    """JSON that cannot end its ``<script>`` element nor open a comment or tag."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def _video_src(
+    video: Path, info: VideoInfo, outputs: OutputFolder, embed: bool
+) -> tuple[str, str | None]:
+    """The page's video: a relative path to the source (or to an H.264 copy the browser can
+    play), or a data URI with ``embed``; and the copy's name, if one was written."""
+    copy = None
+    path = video
+    if video.is_dir() or video.suffix.lower() not in PLAYABLE:
+        writer, copy = outputs.video("source.mp4", info.rate)
+        with writer:
+            for frame in iter_frames(video, info=info):
+                writer.write(frame.image)
+        path = outputs.staging / copy  # until the run's files move into place
+    if embed:
+        kind = "webm" if path.suffix.lower() == ".webm" else "mp4"
+        payload = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f"data:video/{kind};base64,{payload}", copy
+    if copy:
+        return quote(copy), copy
+    rel = os.path.relpath(video.resolve(), outputs.root.resolve())
+    return quote(Path(rel).as_posix()), copy
+
+
+def write_report(
+    outputs: OutputFolder,
+    video: Path,
+    info: VideoInfo,
+    e: Explained,
+    summaries: Sequence[Summary],
+    options: ExplainOptions,
+    manifest: dict[str, Any],
+    *,
+    embed: bool = False,
+) -> list[str]:
+    """Write ``report.html`` (and ``source.mp4`` when needed); their relative names."""
+    src, copy = _video_src(video, info, outputs, embed)
+    data = report_data(info, e, summaries, options, manifest, src)
+    page = (
+        PAGE.replace("__VIDEO__", html.escape(src, quote=True))
+        .replace("__OPACITY__", f"{options.opacity:g}")
+        .replace("__DATA__", _json_for_script(data))
+    )
+    written = [outputs.write_bytes("report.html", page.encode("utf-8"))]
+    return written + ([copy] if copy else [])

@@ -1,0 +1,230 @@
+"""``report.html`` opened in a real browser (headless chromium through Selenium).
+
+Skipped, with the reason, where chromium, chromedriver or selenium is absent (``.ci/run``
+installs them). With ``SALIENCY_TUBES_SCREENSHOTS=DIR`` the tests save screenshots there
+(the README's come from such a run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from _clips import write_demo_clip
+from saliency_tubes.commands import ExplainOptions, explain_video, load_model
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "videos"
+XSS = '<img src=x onerror="window.__xss=1">'
+
+try:
+    import selenium  # noqa: F401
+
+    HAVE_SELENIUM = True
+except ImportError:
+    HAVE_SELENIUM = False
+
+if not (CHROMIUM and DRIVER and HAVE_SELENIUM):
+    pytest.skip(
+        "the report tests need chromium, chromedriver and selenium (apt-get install chromium "
+        "chromium-driver; pip install selenium); .ci/run installs them",
+        allow_module_level=True,
+    )
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = Options()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1400,900",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def _open(driver, page: Path) -> None:
+    driver.get(page.resolve().as_uri())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if driver.execute_script(
+            "return document.body.dataset.ready === '1' && "
+            "document.querySelector('[data-role=video]').readyState >= 2"
+        ):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{page} did not load its video and tubes within 30 s")
+
+
+def _overlay(driver) -> int:
+    """A hash of the overlay canvas's pixels."""
+    return driver.execute_script(
+        "const c = document.querySelector('[data-role=overlay]');"
+        "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        "let h = 0; for (let i = 0; i < d.length; i += 3) h = (h * 31 + d[i]) % 1000000007;"
+        "return h;"
+    )
+
+
+def _data(page: Path) -> dict:
+    text = page.read_text(encoding="utf-8")
+    match = re.search(
+        r'<script type="application/json" id="report-data">(.*?)</script>', text, re.S
+    )
+    assert match is not None
+    return json.loads(match.group(1))
+
+
+def _shot(driver, name: str) -> None:
+    folder = os.environ.get("SALIENCY_TUBES_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(folder) / name))
+
+
+def _errors(driver) -> list[dict]:
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """explain --format html of the demo clip, every class named with an XSS attempt."""
+    folder = tmp_path_factory.mktemp("report")
+    clip = write_demo_clip(folder)
+    loaded = load_model("tiny-actions")
+    names = [f"{XSS} {name}" for name in loaded.categories]
+    (folder / "names.txt").write_text("\n".join(names) + "\n")
+    loaded = load_model("tiny-actions", categories=folder / "names.txt")
+    options = ExplainOptions(classes="top3", formats=("html",), progress=False)
+    result = explain_video(clip, folder / "out", loaded, options)
+    assert [p.name for p in result.files["html"]] == ["report.html"]
+    return folder / "out" / "report.html"
+
+
+def test_the_report_plays_and_every_control_works(browser, report: Path) -> None:
+    _open(browser, report)
+    data = _data(report)
+    first = _overlay(browser)
+    browser.execute_script(
+        "const s = document.querySelector('[data-role=opacity]'); s.value = '0.95';"
+        "s.dispatchEvent(new Event('input'));"
+    )
+    faded = _overlay(browser)
+    assert faded != first  # the slider fades the tube
+    browser.execute_script(
+        "const s = document.querySelector('[data-role=class]'); s.value = '1';"
+        "s.dispatchEvent(new Event('change'));"
+    )
+    time.sleep(0.3)
+    assert _overlay(browser) != faded  # another class, another tube
+    # A click at 3/4 of the curve seeks to that frame.
+    n = len(data["video"]["timestamps"])
+    browser.execute_script(
+        "const v = document.querySelector('[data-role=video]'); v.pause();"
+        "const c = document.querySelector('[data-role=curve]'); const r = c.getBoundingClientRect();"
+        "const at = {clientX: r.left + 0.75 * r.width, clientY: r.top + r.height / 2, bubbles: true};"
+        "c.dispatchEvent(new MouseEvent('mousedown', at));"
+        "window.dispatchEvent(new MouseEvent('mouseup', at));"
+    )
+    time.sleep(0.5)
+    frame = round(0.75 * (n - 1))
+    ts = data["video"]["timestamps"]
+    now = browser.execute_script("return document.querySelector('[data-role=video]').currentTime")
+    assert abs(now - (ts[frame] - ts[0])) < 0.5 / data["video"]["fps"]
+    label = browser.execute_script("return document.getElementById('frame').textContent")
+    assert label.startswith(f"frame {frame} / {n - 1}")
+    # The arrow keys step one frame.
+    browser.execute_script(
+        "window.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight'}))"
+    )
+    time.sleep(0.3)
+    label = browser.execute_script("return document.getElementById('frame').textContent")
+    assert label.startswith(f"frame {frame + 1} / ")
+    _shot(browser, "report.png")
+    assert _errors(browser) == []
+    # Nothing but the page itself and its video was loaded, all from the disk.
+    loaded = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    assert all(u.startswith(("file:", "data:", "blob:")) for u in loaded), loaded
+
+
+def test_class_names_stay_text(browser, report: Path) -> None:
+    _open(browser, report)
+    options = browser.execute_script(
+        "return [...document.querySelectorAll('[data-role=class] option')].map(o => o.textContent)"
+    )
+    assert options and all(o.startswith(XSS) for o in options)
+    assert browser.execute_script("return window.__xss === undefined")
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+    assert XSS not in report.read_text(encoding="utf-8")  # escaped in the page source too
+
+
+def test_an_embedded_report_is_one_file_and_an_avi_gets_a_playable_copy(
+    browser, tmp_path: Path
+) -> None:
+    from saliency_tubes.synthetic import make_clip
+    from saliency_tubes.video import VideoWriter
+
+    clip = make_clip(seed=1002, frames=24, size=(96, 128))
+    avi = tmp_path / "clip.avi"
+    with VideoWriter(tmp_path / "clip.mp4", fps=12) as writer:
+        writer.write_frames(clip.video)
+    import av
+
+    with av.open(str(avi), "w") as out:  # an MPEG-4 part 2 AVI: browsers cannot play it
+        stream = out.add_stream("mpeg4", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        for image in clip.video:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    loaded = load_model("tiny-actions")
+    plain = explain_video(
+        avi, tmp_path / "avi", loaded, ExplainOptions(formats=("html",), progress=False)
+    )
+    assert sorted(p.name for p in plain.files["html"]) == ["report.html", "source.mp4"]
+    _open(browser, tmp_path / "avi" / "report.html")
+    embedded = explain_video(
+        tmp_path / "clip.mp4",
+        tmp_path / "embedded",
+        loaded,
+        ExplainOptions(formats=("html",), embed=True, progress=False),
+    )
+    alone = tmp_path / "elsewhere" / "report.html"
+    alone.parent.mkdir()
+    shutil.copy(embedded.files["html"][0], alone)  # without the video beside it
+    _open(browser, alone)
+    assert _errors(browser) == []
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"the real clips live in {SHARED}")
+def test_a_ten_second_report_with_three_classes_is_under_2_mb(tmp_path: Path) -> None:
+    options = ExplainOptions(classes="top3", formats=("html",), progress=False)
+    result = explain_video(
+        SHARED / "arm_wrestling.mp4", tmp_path, load_model("tiny-actions"), options
+    )
+    assert result.manifest["source"]["duration"] > 9
+    assert result.files["html"][0].stat().st_size < 2 * 2**20
