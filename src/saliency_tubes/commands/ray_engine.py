@@ -14,14 +14,22 @@ How it runs, and why so:
   stream back with ``iter_rows`` in the order they finish. Videos go in as plain JSON text
   (paths as strings) and rows come back pickled, so a row is exactly the row the local
   engine gives.
-* **Resources**: with ``--device cuda`` each actor takes ``num_gpus=1`` (and one CPU); the
+* **Resources**: with ``--device cuda`` each actor takes ``num_gpus=1`` (and one CPU) and
+  loads the model on the one GPU Ray shows it (``cuda``, whatever index was asked for); the
   pool has one actor per GPU of the cluster. Otherwise each actor takes
   ``settings.threads or 1`` CPUs and uses as many torch threads; the pool has one actor per
   that many CPUs of the cluster (never more actors than videos).
+* **Paths**: the actors work in the driver's folder where it exists on their machine
+  (relative ``--weights`` and ``--categories`` mean what they mean on the driver); the
+  videos and the output folder travel as absolute paths, which on a cluster must name the
+  same shared storage on every machine.
 * **Ray itself**: with no address, a private local Ray is started with
   ``num_cpus=os.cpu_count()``, no dashboard and the workers' logs kept off the terminal, and
   shut down at the end; with an address (``auto``, ``HOST:PORT``) the running cluster is
-  joined and left running. A Ray this process had already started is used as it is.
+  joined, and left (still running) at the end. A Ray this process had already started is
+  used and kept. Ray Data's progress bars and log lines are off (the batch has its own
+  bar); Ray itself still says a line when an actor dies, and Ray 2.60 one line per run that
+  the actors' arguments live in the object store.
 * **--timeout** is enforced inside each actor: the video runs on a thread of the actor and
   the actor waits for it at most ``timeout`` seconds; past that the video gets its error row
   at once. The thread cannot be stopped (a hung C decoder ignores Python), and it holds the
@@ -37,6 +45,7 @@ How it runs, and why so:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -103,7 +112,9 @@ def _untask(text: str) -> tuple[Item, str]:
 class _VideoActor:
     """The class UDF of ``map_batches``: one :class:`VideoWorker` (one model) per actor."""
 
-    def __init__(self, settings: BatchSettings, timeout: float | None) -> None:
+    def __init__(self, settings: BatchSettings, timeout: float | None, cwd: str) -> None:
+        if os.path.isdir(cwd):  # relative --weights / --categories, as on the driver
+            os.chdir(cwd)
         self.timeout = timeout
         self.stuck: threading.Thread | None = None
         self.fatal: str | None = None
@@ -258,9 +269,10 @@ def run_ray(
     started = _start(ray, address)
     try:
         size, resources, threads = _pool(ray, settings, len(todo))
-        shipped = BatchSettings(
-            settings.model, settings.explain, Path(settings.videos).resolve(), threads
-        )
+        model = settings.model
+        if "num_gpus" in resources:  # Ray shows each actor its one GPU only, as cuda:0
+            model = dataclasses.replace(model, device="cuda")
+        shipped = BatchSettings(model, settings.explain, Path(settings.videos).resolve(), threads)
         came: set[str] = set()
         with _quiet_ray_data(ray):
             ds = ray.data.from_items(
@@ -272,7 +284,7 @@ def run_ray(
                 warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
                 ds = ds.map_batches(
                     _VideoActor,
-                    fn_constructor_args=(shipped, timeout),
+                    fn_constructor_args=(shipped, timeout, os.getcwd()),
                     batch_size=1,
                     compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
                     max_restarts=-1,
