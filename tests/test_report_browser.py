@@ -161,7 +161,6 @@ def test_the_report_plays_and_every_control_works(browser, report: Path) -> None
     time.sleep(0.3)
     label = browser.execute_script("return document.getElementById('frame').textContent")
     assert label.startswith(f"frame {frame + 1} / ")
-    _shot(browser, "report.png")
     assert _errors(browser) == []
     # Nothing but the page itself and its video was loaded, all from the disk.
     loaded = browser.execute_script(
@@ -221,10 +220,97 @@ def test_an_embedded_report_is_one_file_and_an_avi_gets_a_playable_copy(
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"the real clips live in {SHARED}")
-def test_a_ten_second_report_with_three_classes_is_under_2_mb(tmp_path: Path) -> None:
+def test_a_ten_second_report_with_three_classes_is_under_2_mb(browser, tmp_path: Path) -> None:
     options = ExplainOptions(classes="top3", formats=("html",), progress=False)
     result = explain_video(
         SHARED / "arm_wrestling.mp4", tmp_path, load_model("tiny-actions"), options
     )
     assert result.manifest["source"]["duration"] > 9
-    assert result.files["html"][0].stat().st_size < 2 * 2**20
+    page = result.files["html"][0]
+    assert page.stat().st_size < 2 * 2**20
+    _open(browser, page)
+    browser.execute_script(
+        "const v = document.querySelector('[data-role=video]'); v.pause(); v.currentTime = 4.0;"
+    )
+    time.sleep(2.0)  # the seek settles (no spinner in the screenshot)
+    _shot(browser, "report.png")
+    assert _errors(browser) == []
+
+
+def test_compare_classes_shows_the_contrast_after_the_classes(browser, tmp_path: Path) -> None:
+    from saliency_tubes.commands import CompareOptions, compare_classes
+
+    clip = write_demo_clip(tmp_path)
+    loaded = load_model("tiny-actions")
+    options = CompareOptions(
+        classes="top2", contrast=("shrink", "grow"), formats=("html",), progress=False
+    )
+    result = compare_classes(clip, tmp_path / "out", loaded, options)
+    page = result.files["html"][0]
+    labels = [c["label"] for c in _data(page)["classes"]]
+    assert len(labels) >= 3 and labels[-1].startswith("shrink vs grow")
+    assert _data(page)["classes"][-1]["signed"] is True
+    _open(browser, page)
+    before = _overlay(browser)
+    browser.execute_script(
+        "const s = document.querySelector('[data-role=class]');"
+        f"s.value = '{len(labels) - 1}'; s.dispatchEvent(new Event('change'));"
+    )
+    time.sleep(0.3)
+    assert _overlay(browser) != before
+    assert _errors(browser) == []
+
+
+def test_a_batch_index_sorts_filters_and_links_each_report(browser, tmp_path: Path) -> None:
+    import csv
+
+    from saliency_tubes.commands import (
+        BatchOptions,
+        BatchSettings,
+        ModelOptions,
+        batch_videos,
+        write_demo_dataset,
+    )
+
+    table = write_demo_dataset(tmp_path / "data", videos=3)
+    rows = list(csv.DictReader(table.open()))
+    rows[2]["label"] = "grow" if rows[2]["label"] != "grow" else "left"  # one wrong label
+    with table.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["path", "label", "gt"])
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "batch"
+    settings = BatchSettings(
+        ModelOptions(), ExplainOptions(formats=("html",), progress=False), out / "videos"
+    )
+    batch_videos(table, out, settings, BatchOptions(workers=2, progress=False))
+    _open_index = out / "index.html"
+    browser.get(_open_index.resolve().as_uri())
+    time.sleep(0.5)
+    assert browser.execute_script("return document.body.dataset.ready") == "1"
+    count = "return document.querySelectorAll('tbody tr').length"
+    assert browser.execute_script(count) == 3
+    browser.find_element("css selector", "th[data-column=score]").click()
+    scores = browser.execute_script(
+        "return [...document.querySelectorAll('tbody tr')].map(r => parseFloat(r.children[4].textContent))"
+    )
+    assert scores == sorted(scores)
+    _shot(browser, "index.png")
+    browser.execute_script(
+        "const w = document.querySelector('[data-role=wrong]'); w.checked = true;"
+        "w.dispatchEvent(new Event('input'));"
+    )
+    assert browser.execute_script(count) == 1
+    link = browser.execute_script("return document.querySelector('tbody a').href")
+    assert link.endswith("/report.html")
+    browser.get(link)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not browser.execute_script(
+        "return document.body.dataset.ready === '1' && "
+        "document.querySelector('[data-role=video]').readyState >= 2"
+    ):
+        time.sleep(0.1)
+    assert (
+        browser.execute_script("return document.querySelector('[data-role=video]').readyState") >= 2
+    )
+    assert _errors(browser) == []

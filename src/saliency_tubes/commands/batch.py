@@ -16,8 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import InputError
+from ..video import atomic_write_bytes
 from .batch_index import (
     Journal,
     read_index,
@@ -28,10 +30,11 @@ from .batch_index import (
 )
 from .batch_video import BatchSettings
 from .dataset import fingerprint, in_shard, read_inputs
+from .index_page import index_page
 from .outputs import Say, progress
 from .pool import Task, run_local
 
-__all__ = ["BatchOptions", "BatchResult", "batch_videos", "merge_batches"]
+__all__ = ["BatchOptions", "BatchResult", "batch_videos", "merge_batches", "write_index_page"]
 
 ENGINES = ("local", "ray")
 
@@ -177,7 +180,26 @@ def batch_videos(
         index = write_index(out / f"index{suffix}.parquet", ordered)
         summary = summarise_rows(ordered, described, time.perf_counter() - started)
         write_summary(out, summary, f"summary{suffix}")
+        if "html" in settings.explain.formats:
+            write_index_page(out, ordered, summary, f"index{suffix}.html")
     return BatchResult(out, index, ordered, summary, len(todo), skipped)
+
+
+def write_index_page(
+    out: Path, rows: Sequence[dict[str, Any]], summary: dict[str, Any], name: str = "index.html"
+) -> Path:
+    """``index.html`` of a batch folder: the table of its videos, linking their reports."""
+    links: dict[str, dict[str, str]] = {}
+    for row in rows:
+        entry = {}
+        thumb = out / "thumbs" / f"{row['video_id']}.png"
+        if thumb.is_file():
+            entry["thumb"] = quote(f"thumbs/{row['video_id']}.png")
+        output = row.get("output")
+        if output and (out / output / "report.html").is_file():
+            entry["report"] = quote(f"{output}/report.html")
+        links[row["video_id"]] = entry
+    return atomic_write_bytes(out / name, index_page(rows, summary, links).encode("utf-8"))
 
 
 def _run(
@@ -223,6 +245,8 @@ def merge_batches(sources: Sequence[str | Path], out_dir: str | Path) -> BatchRe
     settings = _settings_of(sources)
     summary = summarise_rows(ordered, settings, 0.0)
     write_summary(out, summary)
+    if any(next(Path(src).glob("index*.html"), None) for src in sources):  # shards had pages
+        write_index_page(out, ordered, summary)
     return BatchResult(out, index, ordered, summary, 0, len(ordered))
 
 

@@ -151,6 +151,7 @@ class VideoWorker:
             torch.set_num_threads(settings.threads)
         self.settings = settings
         self.loaded = loaded if loaded is not None else settings.model.load()
+        self.thumbs = settings.videos.parent / "thumbs"
 
     def run(self, item: Item, fingerprint: str) -> dict[str, Any]:
         """Explain ``item`` into ``videos/<video_id>/``; its row (never raises for the video)."""
@@ -175,6 +176,14 @@ class VideoWorker:
             )
             if item.gt is not None:
                 local = _localisation(explained[0], item.gt, info)
+            if "html" in options.formats:
+                _thumbnail(
+                    explained[0],
+                    result.tubes[0].curve,
+                    info,
+                    options,
+                    self.thumbs / f"{item.video_id}.png",
+                )
         except (SaliencyTubesError, OSError, ValueError, RuntimeError) as exc:
             return error_row(item, first_line(exc), fingerprint, time.perf_counter() - started)
         top = result.tubes[0]
@@ -209,6 +218,29 @@ class VideoWorker:
             **local,
         )
         return row
+
+
+def _thumbnail(e: Explained, curve: Any, info: Any, options: ExplainOptions, path: Path) -> None:
+    """The top-1 tube's heat frame at its most prominent key frame (108 px high), as PNG."""
+    from PIL import Image
+
+    from .. import render
+    from ..video import atomic_write_bytes, read_frames
+
+    if len(curve.key_frames):
+        f = int(curve.key_frames[int(np.argmax(curve.prominence))])
+    else:
+        f = int(np.nanargmax(curve.mean)) if np.isfinite(curve.mean).any() else 0
+    image = read_frames(info.path, [f], info=info)[0]
+    heat = render.heat(
+        image, e.track.frame(0, float(info.timestamps[f])), options.colormap, options.opacity
+    )
+    h, w = heat.shape[:2]
+    small = Image.fromarray(heat).resize(
+        (max(1, round(w * 108 / h)), 108), Image.Resampling.LANCZOS
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, render.png_bytes(np.asarray(small)))
 
 
 def _resampled(values: np.ndarray, points: int = 20) -> list[float]:

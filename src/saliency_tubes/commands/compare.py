@@ -21,6 +21,7 @@ from . import explaining, manifest
 from .drawing import caption_of, contrast_product, encode, grid_product, plot, slug
 from .options import CompareOptions, check_distinct
 from .outputs import Run, Say, produce
+from .report import write_report
 from .result import CommandResult
 from .track import Summary, summarise
 
@@ -136,6 +137,18 @@ def compare_classes(
             record["contrast"] = manifest.contrast(
                 e, ka, kb, float(tracks[1].bound[0]), summaries[1][0]
             )
+        if "html" in options.formats:
+            with run.stage("write"):
+                shown = None
+                if contrast is not None:
+                    label = (
+                        f"{e.names[ka]} vs {e.names[kb]} (red: {e.names[ka]}, blue: {e.names[kb]})"
+                    )
+                    shown = (label, tracks[1], summaries[1][0])
+                files["html"] = write_report(
+                    outputs, run.video, info, e, summaries[0], options, record,
+                    embed=options.embed, contrast=shown,
+                )  # fmt: skip
         return record
 
     record, run = produce(video, out_dir, work, info=info, on_stage=on_stage)
@@ -180,6 +193,11 @@ def compare_models(
     """
     options = options or CompareOptions(method="auto")
     options.check()
+    if "html" in options.formats:
+        raise InputError(
+            "expected --format without html for compare-models (report.html shows one model: "
+            "explain or compare-classes write it), but got html; drop it"
+        )
     check_distinct([m.name for m in models])
     done: list[tuple[explaining.Explained, list[Summary]]] = []
 

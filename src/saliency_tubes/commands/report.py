@@ -32,9 +32,9 @@ from .explaining import Explained
 from .options import ExplainOptions
 from .outputs import OutputFolder
 from .report_page import PAGE
-from .track import Summary
+from .track import Summary, TubeTrack
 
-__all__ = ["GRID", "MAX_MAPS", "PLAYABLE", "report_data", "write_report"]
+__all__ = ["GRID", "MAX_MAPS", "PLAYABLE", "json_for_script", "report_data", "write_report"]
 
 #: Cells of the stored tube on its long side.
 GRID = 64
@@ -44,15 +44,15 @@ MAX_MAPS = 3000
 PLAYABLE = (".mp4", ".m4v", ".webm", ".mov")
 
 
-def _maps(e: Explained, k: int, info: VideoInfo, grid: tuple[int, int], step: int) -> str:
-    """Tube ``k`` at every ``step``-th source frame on ``grid``, uint8, delta-coded in time,
-    deflated, base64."""
+def _maps(track: TubeTrack, k: int, info: VideoInfo, grid: tuple[int, int], step: int) -> str:
+    """Tube ``k`` at every ``step``-th source frame on ``grid``, uint8 (a signed track's
+    ``[-1, 1]`` as ``(s + 1) / 2``), delta-coded in time, deflated, base64."""
     out = np.empty((len(range(0, info.num_frames, step)), *grid), dtype=np.uint8)
     for j, f in enumerate(range(0, info.num_frames, step)):
-        m = e.track.grid(k, float(info.timestamps[f]))
-        small = Image.fromarray(np.nan_to_num(m).astype(np.float32), mode="F").resize(
-            (grid[1], grid[0]), Image.Resampling.BILINEAR
-        )
+        m = np.nan_to_num(track.grid(k, float(info.timestamps[f]))).astype(np.float32)
+        if track.signed:
+            m = (m + 1.0) / 2.0
+        small = Image.fromarray(m, mode="F").resize((grid[1], grid[0]), Image.Resampling.BILINEAR)
         out[j] = np.rint(np.clip(np.asarray(small), 0.0, 1.0) * 255.0).astype(np.uint8)
     # Each map as its difference from the previous one (mod 256): consecutive frames differ
     # little, so the deltas deflate to a fraction of the maps' size; the page adds them up.
@@ -77,6 +77,20 @@ def _facts(manifest: dict[str, Any]) -> list[tuple[str, Any]]:
     return [(k, v) for k, v in facts if v is not None]
 
 
+def _entry(
+    label: str, track: TubeTrack, k: int, summary: Summary, info: VideoInfo, grid: Any, step: int
+) -> dict[str, Any]:
+    curve = summary.curve
+    return {
+        "label": label,
+        "signed": track.signed,
+        "curve_mean": np.round(np.nan_to_num(curve.mean), 4).tolist(),
+        "curve_max": np.round(np.nan_to_num(curve.max), 4).tolist(),
+        "key_frames": curve.key_frames.tolist(),
+        "maps": _maps(track, k, info, grid, step),
+    }
+
+
 def report_data(
     info: VideoInfo,
     e: Explained,
@@ -84,30 +98,22 @@ def report_data(
     options: ExplainOptions,
     manifest: dict[str, Any],
     video_src: str,
+    contrast: tuple[str, TubeTrack, Summary] | None = None,
 ) -> dict[str, Any]:
-    """What the page shows, as JSON-able data."""
+    """What the page shows, as JSON-able data (``contrast``: a contrastive track's label,
+    track and summary, shown after the classes in a diverging colour map)."""
     geometry = e.track.geometry
     h, w = e.clip_size[1], e.clip_size[2]
     scale = GRID / max(h, w)
     grid = (max(1, round(h * scale)), max(1, round(w * scale))) if scale < 1 else (h, w)
     step = max(1, -(-info.num_frames // MAX_MAPS))
-    classes = []
-    for k, (name, index, score, summary) in enumerate(
-        zip(e.names, e.classes, e.scores, summaries, strict=True)
-    ):
-        curve = summary.curve
-        classes.append(
-            {
-                "label": f"{name} (p={score:.3g})",
-                "name": name,
-                "index": int(index),
-                "score": float(score),
-                "curve_mean": np.round(np.nan_to_num(curve.mean), 4).tolist(),
-                "curve_max": np.round(np.nan_to_num(curve.max), 4).tolist(),
-                "key_frames": curve.key_frames.tolist(),
-                "maps": _maps(e, k, info, grid, step),
-            }
-        )
+    classes = [
+        _entry(f"{name} (p={score:.3g})", e.track, k, summary, info, grid, step)
+        for k, (name, score, summary) in enumerate(zip(e.names, e.scores, summaries, strict=True))
+    ]
+    if contrast is not None:
+        label, track, summary = contrast
+        classes.append(_entry(label, track, 0, summary, info, grid, step))
     warning = []
     if e.loaded.random_weights:
         warning.append("random weights (untrained): these tubes explain an untrained network")
@@ -131,13 +137,14 @@ def report_data(
         "grid": list(grid),
         "step": step,
         "colormap": render.colormap(options.colormap).reshape(-1).tolist(),
+        "diverging": render.colormap(render.DIVERGING).reshape(-1).tolist(),
         "floor": float(options.floor),
         "classes": classes,
         "facts": _facts(manifest),
     }
 
 
-def _json_for_script(data: dict[str, Any]) -> str:
+def json_for_script(data: dict[str, Any]) -> str:
     """JSON that cannot end its ``<script>`` element nor open a comment or tag."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
@@ -176,14 +183,15 @@ def write_report(
     manifest: dict[str, Any],
     *,
     embed: bool = False,
+    contrast: tuple[str, TubeTrack, Summary] | None = None,
 ) -> list[str]:
     """Write ``report.html`` (and ``source.mp4`` when needed); their relative names."""
     src, copy = _video_src(video, info, outputs, embed)
-    data = report_data(info, e, summaries, options, manifest, src)
+    data = report_data(info, e, summaries, options, manifest, src, contrast)
     page = (
         PAGE.replace("__VIDEO__", html.escape(src, quote=True))
         .replace("__OPACITY__", f"{options.opacity:g}")
-        .replace("__DATA__", _json_for_script(data))
+        .replace("__DATA__", json_for_script(data))
     )
     written = [outputs.write_bytes("report.html", page.encode("utf-8"))]
     return written + ([copy] if copy else [])

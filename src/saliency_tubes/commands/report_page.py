@@ -19,7 +19,7 @@ header h1 { font-size: 17px; margin: 0; }
 .warn { color: var(--warn); font-weight: 600; }
 main { display: flex; gap: 16px; padding: 12px 16px; align-items: flex-start; flex-wrap: wrap; }
 #stage { position: relative; display: inline-block; background: #000; line-height: 0; }
-#stage video { display: block; width: min(70vw, 900px); height: auto; }
+#stage video { display: block; width: min(68vw, 900px); height: auto; }
 #stage canvas { position: absolute; left: 0; top: 0; width: 100%; height: 100%; pointer-events: none; }
 .controls { display: flex; gap: 12px; align-items: center; flex-wrap: wrap; margin: 8px 0; }
 .controls label { display: inline-flex; gap: 6px; align-items: center; }
@@ -58,6 +58,8 @@ _SCRIPT = r"""
     select.appendChild(o);
   });
   overlay.width = W; overlay.height = H;
+  // As large as fits: the controls and the curve stay on screen under the video.
+  video.style.width = Math.max(240, Math.min(innerWidth * 0.68, 900, innerHeight * 0.62 * W / H)) + "px";
   const ctx = overlay.getContext("2d", { willReadFrequently: true });
   const small = document.createElement("canvas");
   small.width = grid[1]; small.height = grid[0];
@@ -100,11 +102,13 @@ _SCRIPT = r"""
     const index = Math.min(Math.floor(frame / data.step), bytes.length / size - 1);
     const img = sctx.createImageData(grid[1], grid[0]);
     const a = Number(opacity.value);
-    const heat = style.value === "heat";
+    const signed = data.classes[current].signed;
+    const heat = style.value === "heat" || signed;  // a contrast is shown in its diverging map
+    const colours = signed ? data.diverging : lut;
     for (let i = 0; i < size; i++) {
       const s = bytes[index * size + i];
       if (heat) {
-        img.data[4 * i] = lut[3 * s]; img.data[4 * i + 1] = lut[3 * s + 1]; img.data[4 * i + 2] = lut[3 * s + 2];
+        img.data[4 * i] = colours[3 * s]; img.data[4 * i + 1] = colours[3 * s + 1]; img.data[4 * i + 2] = colours[3 * s + 2];
         img.data[4 * i + 3] = Math.round(255 * a);
       } else {  // focus: the frame where salient, faded to black elsewhere
         const keep = data.floor + (1 - data.floor) * (s / 255);
@@ -122,8 +126,9 @@ _SCRIPT = r"""
     const c = data.classes[current], cv = curve.getContext("2d");
     const w = curve.width = curve.clientWidth * devicePixelRatio, h = curve.height = curve.clientHeight * devicePixelRatio;
     cv.clearRect(0, 0, w, h);
-    const scale = Math.max(1e-9, ...c.curve_max);
-    const x = (i) => (n > 1 ? i / (n - 1) : 0.5) * (w - 2) + 1, y = (v) => h - 2 - (v / scale) * (h - 6);
+    const lo = Math.min(0, ...c.curve_mean, ...c.curve_max), hi = Math.max(lo + 1e-9, ...c.curve_max);
+    const x = (i) => (n > 1 ? i / (n - 1) : 0.5) * (w - 2) + 1, y = (v) => h - 3 - ((v - lo) / (hi - lo)) * (h - 6);
+    if (lo < 0) { cv.strokeStyle = "#8886"; cv.beginPath(); cv.moveTo(0, y(0)); cv.lineTo(w, y(0)); cv.stroke(); }
     for (const [values, colour] of [[c.curve_max, "#999"], [c.curve_mean, "#d33"]]) {
       cv.strokeStyle = colour; cv.lineWidth = 1.5 * devicePixelRatio; cv.beginPath();
       values.forEach((v, i) => (i ? cv.lineTo(x(i), y(v)) : cv.moveTo(x(i), y(v))));
