@@ -502,3 +502,18 @@ def test_cli_cuda_unavailable_is_one_line_error(video: Path, tmp_path: Path) -> 
         "error: --device cuda asked for, but CUDA is not available here; use --device cpu"
     ]
     assert not out.exists()
+
+
+def test_the_torchvision_note_is_said_only_with_verbose(video: Path, tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "saliency_tubes.cli"]
+    args = ["explain", str(video), "--model", "r3d_18", "--format", "npy", "--quiet"]
+    plain = subprocess.run(
+        [*base, *args, "--out", str(tmp_path / "a")], capture_output=True, text=True
+    )
+    loud = subprocess.run(
+        [*base, "--verbose", *args, "--out", str(tmp_path / "b")], capture_output=True, text=True
+    )
+    assert plain.returncode == loud.returncode == 0, plain.stderr
+    assert "pytorch/vision#9085" not in plain.stderr
+    assert plain.stderr.count("random weights") == 1  # what matters is still said
+    assert loud.stderr.count("pytorch/vision#9085") == 1

@@ -13,13 +13,14 @@ from typing import Any
 
 import click
 
-from ..commands import parse
+from ..commands import parse, probability
 from . import flags
 from .running import (
     Group,
     echo,
     guarded,
     loaded,
+    quiet_notes,
     report_batch,
     report_classes,
     say,
@@ -67,7 +68,13 @@ def _explain_options(params: dict[str, Any]) -> Any:
 
 @click.group(cls=Group, context_settings=flags.CONTEXT)
 @click.version_option(package_name="saliency-tubes")
-def main() -> None:
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Also say what the library notes on the way (e.g. that torchvision runs with its "
+    "CPU operator workaround), once each. Put it before the command.",
+)
+def main(verbose: bool) -> None:
     """See where in space and time a video classifier looked.
 
     \b
@@ -79,6 +86,7 @@ def main() -> None:
     Start with:   saliency-tubes demo
     Then:         saliency-tubes explain VIDEO --out DIR --model resnet3d-50 --weights ckpt.pth
     """
+    quiet_notes(verbose)
 
 
 @main.command(context_settings=flags.CONTEXT)
@@ -424,7 +432,7 @@ def compare_models_command(video: Path, model_names: str, **params: Any) -> None
         return
     for row in result.manifest["summary"]:
         echo(
-            f"{row['model']}: {row['class']} p={row['score']:.3f}  "
+            f"{row['model']}: {row['class']} p={probability(row['score'], 3)}  "
             f"above 0.5: {100 * row['fraction_above']:.1f}% of voxels  "
             f"spread {row['spread']:.3f} (y {row['spread_y']:.3f}, x {row['spread_x']:.3f})"
         )
@@ -493,7 +501,7 @@ def pyramid_command(video: Path, **params: Any) -> None:
     c = manifest["class"]
     counts = " / ".join(str(n) for n in manifest["pyramid"]["nodes_per_level"][1:])
     name = f" {c['name']}" if c["name"] else ""
-    echo(f"class {c['index']}{name}: p={c['probability']:.3f}")
+    echo(f"class {c['index']}{name}: p={probability(c['probability'], 3)}")
     echo(f"nodes per level (1..{manifest['pyramid']['levels_reached']}): {counts}")
     wrote(result)
 
@@ -587,7 +595,7 @@ def evaluate_command(video: Path | None, **params: Any) -> None:
         return
     report = result.manifest
     c = report["class"]
-    echo(f"class {c['index']} {c['name']}: p={c['score']:.3f}")
+    echo(f"class {c['index']} {c['name']}: p={probability(c['score'], 3)}")
     for row, t in report["tubes"].items():
         echo(
             f"{row:20s} pointing {t['pointing']:.2f}  mass {t['mass']:.3f}  iou {t['iou']:.3f}  "

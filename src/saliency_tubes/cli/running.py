@@ -5,10 +5,13 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
+
+from ..commands import probability
 
 __all__ = [
     "Group",
@@ -17,12 +20,23 @@ __all__ = [
     "guarded",
     "loaded",
     "printable",
+    "quiet_notes",
     "report_batch",
     "report_classes",
     "say",
     "stages",
     "wrote",
 ]
+
+
+#: Notes of the library that are not the user's business unless they ask (--verbose).
+NOTES = (r"torchvision's compiled operators could not be loaded",)
+
+
+def quiet_notes(verbose: bool) -> None:
+    """Hide the library's notes (:data:`NOTES`), or with ``verbose`` show each once."""
+    for message in NOTES:
+        warnings.filterwarnings("once" if verbose else "ignore", message=message)
 
 
 def fail(message: str) -> None:
@@ -161,7 +175,7 @@ def echo(text: str) -> None:
 
 def report_classes(result: Any) -> None:
     for c in result.manifest["classes"]:
-        echo(f"class {c['index']} {c['name']}: p={c['score']:.3f}")
+        echo(f"class {c['index']} {c['name']}: p={probability(c['score'], 3)}")
     wrote(result)
 
 

@@ -47,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "BenchmarkResult": "..metrics.benchmark",
     "Protocol": "..metrics.benchmark",
     "probe": "..video",
+    "probability": "..numbers",
     "LoadedModel": "..zoo",
     "load_model": "..zoo",
     "BatchOptions": ".batch",
@@ -128,6 +129,7 @@ __all__ = [
     "model_lines",
     "parse",
     "parse_shard",
+    "probability",
     "probe",
     "pyramid_video",
     "read_inputs",
@@ -156,6 +158,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from ..errors import InputError, SaliencyTubesError, first_line
     from ..metrics.benchmark import BenchmarkConfig, BenchmarkResult, Protocol
+    from ..numbers import probability
     from ..video import probe
     from ..vocabulary import (
         ALIGNS,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..numbers import probability
 from ..video import VideoInfo
 from ..vocabulary import VIDEO_FORMATS
 from ..zoo import LoadedModel
@@ -115,7 +116,7 @@ def compare_classes(
             if formats:
                 run.say(f"rendering {info.num_frames} frames of {len(e.classes)} class panels")
                 panels = [
-                    (e.track, k, caption_of(loaded, f"{n}  p={s:.2f}"), summary)
+                    (e.track, k, caption_of(loaded, f"{n}  p={probability(s)}"), summary)
                     for k, (n, s, summary) in enumerate(
                         zip(e.names, e.scores, summaries[0], strict=True)
                     )
@@ -243,7 +244,9 @@ def compare_models(
                     (
                         e.track,
                         k,
-                        caption_of(e.loaded, f"{e.loaded.name}: {e.names[k]}  p={e.scores[k]:.2f}"),
+                        caption_of(
+                            e.loaded, f"{e.loaded.name}: {e.names[k]}  p={probability(e.scores[k])}"
+                        ),
                         summaries[i][k],
                     )
                     for k in classes

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .. import render
+from ..numbers import probability
 from ..render.device import DEVICE_BACKGROUNDS, focus_tensor, heat_tensor
 from ..temporal import TemporalCurve
 from ..video import BackgroundWriter, Frame, VideoInfo, iter_frames, prefetch
@@ -190,7 +191,7 @@ def _timeline(image: np.ndarray, curve: TemporalCurve, frame: Frame, scale: floa
 def explain_product(e: Explained, k: int, summary: Summary, options: ExplainOptions) -> Product:
     """Class ``k``'s heat, focus and side-by-side videos (``LAYOUT_K_NAME``)."""
     name, score = e.names[k], e.scores[k]
-    label = caption_of(e.loaded, f"{name}  p={score:.2f}")
+    label = caption_of(e.loaded, f"{name}  p={probability(score)}")
     stems = {layout: f"{layout}_{k + 1}_{slug(name)}" for layout in options.layouts}
     scale = float(summary.curve.mean.max(initial=0.0))
 

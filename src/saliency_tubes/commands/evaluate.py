@@ -37,6 +37,7 @@ from ..metrics.groundtruth import load_ground_truth
 from ..metrics.protocol import Forwards, Progress, json_number
 from ..metrics.scoring import select_target
 from ..metrics.stats import bootstrap_mean
+from ..numbers import probability
 from ..render import Panel, Series
 from ..resources import ACTIVATION_FACTOR, available_memory
 from ..video import VideoInfo, check_min_frames, probe, read_frames, sample_uniform
@@ -315,7 +316,9 @@ def evaluate_video(
                 target = chosen.target
                 name = loaded.categories[target] if loaded.categories else str(target)
             n_rows = len(options.methods) + len(options.baselines)
-            run.say(f"scoring {n_rows} tubes of class {name!r} (p={chosen.probability:.3f})")
+            run.say(
+                f"scoring {n_rows} tubes of class {name!r} (p={probability(chosen.probability, 3)})"
+            )
             with run.stage("score"):
                 scores = score_rows(
                     loaded,

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..numbers import probability
 from ..video import VideoInfo
 from ..vocabulary import VIDEO_FORMATS
 from ..zoo import LoadedModel
@@ -83,7 +84,7 @@ def explain_video(
                         outputs,
                         f"temporal_{k + 1}_{slug(name)}.png",
                         [(name, summary.curve)],
-                        f"{loaded.name}: {name} (p={score:.2f}), temporal importance",
+                        f"{loaded.name}: {name} (p={probability(score)}), temporal importance",
                         e.sampled(),
                     )
                     for k, (name, score, summary) in enumerate(

@@ -17,6 +17,7 @@ import os
 import queue
 import signal
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,8 @@ def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int) -> None:
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, once)
+    # The notes the command line hides by default (torchvision's CPU operator workaround).
+    warnings.filterwarnings("ignore", message=r"torchvision's compiled operators")
     try:
         try:
             worker = VideoWorker(settings)

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from .. import render
+from ..numbers import probability
 from ..video import VideoInfo, iter_frames
 from .explaining import Explained
 from .options import ExplainOptions
@@ -108,7 +109,7 @@ def report_data(
     grid = (max(1, round(h * scale)), max(1, round(w * scale))) if scale < 1 else (h, w)
     step = max(1, -(-info.num_frames // MAX_MAPS))
     classes = [
-        _entry(f"{name} (p={score:.3g})", e.track, k, summary, info, grid, step)
+        _entry(f"{name} (p={probability(score)})", e.track, k, summary, info, grid, step)
         for k, (name, score, summary) in enumerate(zip(e.names, e.scores, summaries, strict=True))
     ]
     if contrast is not None:

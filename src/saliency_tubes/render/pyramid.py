@@ -19,6 +19,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..errors import InputError
+from ..numbers import probability
 from ..pyramid import ROOT, ClassFeaturePyramid, PyramidNode
 from ..video import Preprocess
 from .frames import caption, colorbar, font, grid, heat
@@ -112,7 +113,7 @@ def _caption(node: PyramidNode, pyramid: ClassFeaturePyramid, mixed: bool) -> tu
     """Two lines under a thumbnail; ``mixed``: its row holds several layers."""
     if node.id == ROOT:
         name = pyramid.class_name or f"class {pyramid.class_index}"
-        return name, f"p={pyramid.probability:.2f}"
+        return name, f"p={probability(pyramid.probability)}"
     second = _short(node.layer) if mixed else f"support {node.support:.2f}"
     return f"k{node.kernel}  s={node.score:.2f}", second
 
@@ -241,7 +242,7 @@ def draw_pyramid(
 
     name = pyramid.class_name or f"class {pyramid.class_index}"
     headline = title or (
-        f"Class feature pyramid: {name} (p={pyramid.probability:.2f}), theta={pyramid.threshold:g}, "
+        f"Class feature pyramid: {name} (p={probability(pyramid.probability)}), theta={pyramid.threshold:g}, "
         f"depth {pyramid.depth}" + (f", top-{pyramid.top_n}" if pyramid.top_n else "")
     )
     headline += f" {note}" if note else ""
