@@ -128,7 +128,12 @@ def explain(video: Path, out_dir: Path, **params: Any) -> None:
 @click.option(
     "--seed", default=None, type=int, help="Seed of the generated clip (default: the demo's)."
 )
-@click.option("--classes", default="top2", show_default=True)
+@click.option(
+    "--classes",
+    default="top2",
+    show_default=True,
+    help="Classes to explain: topK, an index or a name.",
+)
 @click.option("--method", default="cam", show_default=True, help=flags.METHODS + ".")
 @flags.options(flags.QUIET)
 def demo(
@@ -466,7 +471,12 @@ def compare_models_command(video: Path, model_names: str, **params: Any) -> None
 @click.option("--all-tubes", is_flag=True, help="Write every node's tube, not only the drawn.")
 @click.option("--no-gif", is_flag=True, help="Do not write pyramid.gif.")
 @click.option(
-    "--out", "out_dir", default="pyramid_out", show_default=True, type=click.Path(path_type=Path)
+    "--out",
+    "out_dir",
+    default="pyramid_out",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Output folder (created if missing).",
 )
 @flags.options(flags.DEVICE, flags.QUIET)
 def pyramid_command(video: Path, **params: Any) -> None:
@@ -564,7 +574,12 @@ def pyramid_command(video: Path, **params: Any) -> None:
     help="VIDEO: perturbed clips per forward [as many as fit in memory, up to 256 MiB of input].",
 )
 @click.option(
-    "--out", "out_dir", default="evaluate_out", show_default=True, type=click.Path(path_type=Path)
+    "--out",
+    "out_dir",
+    default="evaluate_out",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Output folder (created if missing).",
 )
 @flags.options(flags.DEVICE)
 @click.option(
