@@ -372,7 +372,11 @@ def compare_classes_command(video: Path, **params: Any) -> None:
         return
     if result.manifest["contrast"]:
         c = result.manifest["contrast"]
-        echo(f"contrast {c['a']['name']} vs {c['b']['name']}: raw scale {c['scale']:.4g}")
+        echo(
+            f"contrast {c['a']['name']} vs {c['b']['name']}: red where the model sees "
+            f"{c['a']['name']} more, blue where {c['b']['name']}; full colour at the largest "
+            f"raw difference ({c['scale']:.4g})"
+        )
     report_classes(result)
 
 

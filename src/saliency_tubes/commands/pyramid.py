@@ -96,7 +96,7 @@ def pyramid_video(
                 f"use fewer --frames (the preset's is {loaded.preset.frames})",
             )
             indices = sample_uniform(info.num_frames, frames)
-            say(f"reading {len(indices)} frames of {info.num_frames}")
+            say(f"reading {len(indices)} of the video's {info.num_frames} frames (one clip)")
             preprocess = loaded.preset.preprocess()
             clip = preprocess(read_frames(run.video, indices, info=info))[None]
             say(f"back-stepping from the class with threshold {options.threshold:g}")
