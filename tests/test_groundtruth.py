@@ -62,6 +62,25 @@ def test_a_finite_mask_is_read_as_before(tmp_path: Path) -> None:
     assert frames.sum() == 6 and frames[1, 2:4, 3:6].all()
 
 
+def test_npz_masks_with_one_array_or_a_named_one(tmp_path: Path) -> None:
+    mask = _mask("ok") > 0
+    np.savez_compressed(tmp_path / "one.npz", box=mask)  # REVEX-style: one array, key 'box'
+    np.savez(tmp_path / "two.npz", box=mask, other=np.zeros_like(mask))
+    for spec in (tmp_path / "one.npz", f"{tmp_path / 'two.npz'}:box"):
+        truth = load_ground_truth(spec, FRAMES, SIZE)
+        np.testing.assert_array_equal(truth.frames(np.arange(FRAMES)), mask)
+    with pytest.raises(
+        InputError,
+        match=r"expected one array in the .npz, but it holds 2 \(box, other\); name one as two.npz:KEY",
+    ):
+        load_ground_truth(tmp_path / "two.npz", FRAMES, SIZE)
+    with pytest.raises(InputError, match=r"expected an array 'nope' in the .npz"):
+        load_ground_truth(f"{tmp_path / 'two.npz'}:nope", FRAMES, SIZE)
+    (tmp_path / "mask.png").write_bytes(b"")
+    with pytest.raises(InputError, match=r"boxes .json, or a mask .npy / .npz"):
+        load_ground_truth(tmp_path / "mask.png", FRAMES, SIZE)
+
+
 def test_the_mask_is_checked_a_block_of_frames_at_a_time(tmp_path: Path) -> None:
     # More frames than one block: the NaN and the object may sit in any block.
     mask = np.zeros((150, 2, 2), dtype=np.float64)

@@ -527,7 +527,7 @@ def pyramid_command(video: Path, **params: Any) -> None:
     "ground_truth",
     type=click.Path(path_type=Path),
     default=None,
-    help="Ground truth of VIDEO: per-frame boxes (.json) or a mask (.npy); see the README.",
+    help="Ground truth of VIDEO: per-frame boxes (.json) or a mask (.npy, or .npz with one array; FILE.npz:KEY for one of several); see the README.",
 )
 @flags.options(flags.MODEL, flags.WEIGHTS, flags.ALLOW_PICKLE, flags.NUM_CLASSES, flags.CATEGORIES)
 @flags.options(flags.LAYER, flags.CLASSIFIER)

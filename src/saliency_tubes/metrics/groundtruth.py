@@ -183,13 +183,41 @@ def _load_boxes(path: Path, num_frames: int, size: tuple[int, int]) -> dict[int,
     return out
 
 
-def _load_mask(path: Path, num_frames: int, size: tuple[int, int]) -> np.ndarray:
+def _load_npz(path: Path, key: str | None) -> np.ndarray:
+    """The one array of an ``.npz`` file, or the array ``key``."""
     try:
-        mask = np.load(path, mmap_mode="r", allow_pickle=False)
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            if key is None and len(names) != 1:
+                raise _fail(
+                    path,
+                    f"expected one array in the .npz, but it holds {len(names)} ({', '.join(names)}); "
+                    f"name one as {path.name}:KEY",
+                )
+            name = key if key is not None else names[0]
+            if name not in names:
+                raise _fail(
+                    path, f"expected an array {name!r} in the .npz, but it holds {', '.join(names)}"
+                )
+            return np.asarray(archive[name])
     except (OSError, ValueError) as exc:
         raise _fail(
-            path, f"expected a .npy array saved without pickle, but loading failed ({exc})"
+            path, f"expected an .npz archive saved without pickle, but loading failed ({exc})"
         ) from None
+
+
+def _load_mask(
+    path: Path, num_frames: int, size: tuple[int, int], key: str | None = None
+) -> np.ndarray:
+    if path.suffix.lower() == ".npz":
+        mask = _load_npz(path, key)
+    else:
+        try:
+            mask = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise _fail(
+                path, f"expected a .npy array saved without pickle, but loading failed ({exc})"
+            ) from None
     expected = (num_frames, size[0], size[1])
     if mask.shape != expected:
         raise _fail(
@@ -229,7 +257,9 @@ def _check_mask_values(path: Path, mask: np.ndarray, block: int = 64) -> None:
 
 
 def load_ground_truth(path: str | Path, num_frames: int, size: tuple[int, int]) -> GroundTruth:
-    """Read boxes (``.json``) or a mask (``.npy``) for a video of ``num_frames`` frames of ``size``.
+    """Read boxes (``.json``) or a mask (``.npy``; ``.npz`` with one array, or
+    ``FILE.npz:KEY`` for one of several, as REVEX-style masks ship) for a video of
+    ``num_frames`` frames of ``size``.
 
     Raises:
         InputError: a missing file, another suffix, a malformed file, frame indices outside
@@ -237,18 +267,21 @@ def load_ground_truth(path: str | Path, num_frames: int, size: tuple[int, int]) 
             no box at all, a mask whose shape is not ``(num_frames, H, W)``, a mask holding
             NaN or inf, or a mask that is all zeros (the object in no frame).
     """
-    p = Path(path)
+    p, key = Path(path), None
+    text = str(path)
+    if not p.is_file() and ".npz:" in text:  # FILE.npz:KEY
+        head, key = text.rsplit(":", 1)
+        p = Path(head)
+    formats = "boxes .json, or a mask .npy / .npz (FILE.npz:KEY for one of several arrays)"
     if not p.is_file():
-        raise InputError(
-            f"expected a ground-truth file (boxes .json or mask .npy), but {p} does not exist"
-        )
+        raise InputError(f"expected a ground-truth file ({formats}), but {p} does not exist")
     suffix = p.suffix.lower()
     size = (int(size[0]), int(size[1]))
     if suffix == ".json":
         return GroundTruth(p, "boxes", num_frames, size, _boxes=_load_boxes(p, num_frames, size))
-    if suffix == ".npy":
-        return GroundTruth(p, "mask", num_frames, size, _mask=_load_mask(p, num_frames, size))
+    if suffix in (".npy", ".npz"):
+        mask = _load_mask(p, num_frames, size, key)
+        return GroundTruth(p, "mask", num_frames, size, _mask=mask)
     raise InputError(
-        f"expected the ground truth as boxes (.json) or a mask (.npy), but got {p.name}; "
-        "see the boxes format in the README"
+        f"expected the ground truth as {formats}, but got {p.name}; see the formats in the README"
     )
