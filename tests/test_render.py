@@ -14,6 +14,7 @@ from saliency_tubes.render import (
     focus,
     gaussian_blur,
     grid,
+    grid_columns,
     heat,
     luma,
     side_by_side,
@@ -169,11 +170,14 @@ def test_side_by_side_and_grid() -> None:
     g = grid([a, b, a], cols=2, gap=1, fill=(255, 0, 0))
     assert g.shape == (10 * 2 + 1, 4 * 2 + 1, 3)
     assert np.all(g[:10, :4] == 1)
-    assert np.all(g[11:, :4] == 1)
-    assert np.all(g[11:, 5:] == [255, 0, 0])  # empty last cell
+    # The short last row is centred: (9 - 4) // 2 = 2 fill columns on its left, 3 on its right.
+    assert np.all(g[11:, 2:6] == 1)
+    assert np.all(g[11:, :2] == [255, 0, 0]) and np.all(g[11:, 6:] == [255, 0, 0])
     assert np.all(g[2:8, 5:8] == 2)  # b centred in its 10x4 cell: rows 2..7, cols 5..7
     with pytest.raises(InputError, match="at least one frame"):
         grid([], cols=2)
+    # Columns that fill the grid: 5 panels as 3 + 2 (one empty cell), not 4 + 1 (three).
+    assert [grid_columns(n) for n in (1, 4, 5, 6, 7, 9, 10)] == [1, 4, 3, 3, 4, 3, 4]
     with pytest.raises(InputError, match="cols to be a positive integer"):
         grid([a], cols=0)
 

@@ -210,7 +210,7 @@ def grid_product(
     options: CompareOptions,
 ) -> Product:
     """One video: a grid of panels ``(track, tube index, caption, summary)``."""
-    cols = options.cols if options.cols is not None else min(len(panels), 4)
+    cols = options.cols if options.cols is not None else render.grid_columns(len(panels))
     scale = max(float(s.curve.mean.max(initial=0.0)) for _, _, _, s in panels)
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:

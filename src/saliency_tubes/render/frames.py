@@ -36,6 +36,7 @@ __all__ = [
     "font",
     "gaussian_blur",
     "grid",
+    "grid_columns",
     "heat",
     "luma",
     "mark_unseen",
@@ -508,7 +509,7 @@ def grid(
 
     Args:
         frames: ``(H_i, W_i, 3)`` uint8 frames (at least one), in reading order.
-        cols: Cells per row; the last row is completed with empty (``fill``) cells.
+        cols: Cells per row; a shorter last row is centred (``fill`` on both sides).
         gap: Pixels of ``fill`` between cells.
         fill: Padding colour, grey level or RGB.
 
@@ -551,17 +552,37 @@ def _layout(
             cell_w = max(f.shape[1] for f in fs)
             widths = [cell_w] * cols
         tiles: list[np.ndarray] = []
-        for c, width in enumerate(widths):
+        for c, width in enumerate(widths[: len(row)]):
             if c > 0 and gap:
                 tiles.append(np.broadcast_to(value, (cell_h, gap, 3)))
-            if c < len(row):
-                tiles.append(_place(row[c], cell_h, width, value))
-            else:
-                tiles.append(np.broadcast_to(value, (cell_h, width, 3)))
-        out_rows.append(np.concatenate(tiles, axis=1))
+            tiles.append(_place(row[c], cell_h, width, value))
+        line = np.concatenate(tiles, axis=1)
+        if uniform and len(row) < cols:  # the short last row, centred
+            total = cols * widths[0] + gap * (cols - 1)
+            left = (total - line.shape[1]) // 2
+            right = total - line.shape[1] - left
+            line = np.concatenate(
+                [
+                    np.broadcast_to(value, (cell_h, left, 3)),
+                    line,
+                    np.broadcast_to(value, (cell_h, right, 3)),
+                ],
+                axis=1,
+            )
+        out_rows.append(line)
         if r < rows - 1 and gap:
             out_rows.append(np.broadcast_to(value, (gap, out_rows[-1].shape[1], 3)))
     return np.ascontiguousarray(np.concatenate(out_rows, axis=0))
+
+
+def grid_columns(n: int, most: int = 4) -> int:
+    """Columns for ``n`` panels: one row up to ``most``; beyond, the count between
+    ``ceil(sqrt(n))`` and ``most`` that leaves the fewest empty cells (the wider on a tie),
+    so 5 panels take 3 columns (3 + 2), not 4 (4 + 1 and three holes)."""
+    if n <= most:
+        return max(1, n)
+    low = min(most, int(np.ceil(np.sqrt(n))))
+    return min(range(low, most + 1), key=lambda c: (-(-n // c) * c - n, -c))
 
 
 def colorbar(
