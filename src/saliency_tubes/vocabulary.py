@@ -21,8 +21,18 @@ __all__ = [
     "VIDEO_FORMATS",
 ]
 
-METHOD_NAMES: tuple[str, ...] = ("cam", "gradcam", "gradcam++")
-"""The explainers by name: the paper's Saliency Tubes (CAM), Grad-CAM, Grad-CAM++."""
+METHOD_NAMES: tuple[str, ...] = (
+    "cam",
+    "gradcam",
+    "gradcam++",
+    "layercam",
+    "xgradcam",
+    "hirescam",
+    "scorecam",
+    "eigencam",
+)
+"""The explainers by name: the paper's Saliency Tubes (CAM), Grad-CAM, Grad-CAM++, LayerCAM,
+XGradCAM, HiResCAM, Score-CAM (one forward per channel) and EigenCAM (class-agnostic)."""
 METHOD_CHOICES: tuple[str, ...] = (*METHOD_NAMES, "auto")
 """Explainers by name, or ``auto``: the model adapter's default method."""
 MODES: dict[str, int] = {"nearest": 0, "linear": 1, "quadratic": 2, "cubic": 3}

@@ -2,24 +2,37 @@
 
 from .base import Explainer, ExplainerOptions, ForwardPass, Tubes, normalize_tubes, select_classes
 from .cam import CAM, SaliencyTubes
+from .eigencam import EigenCAM
 from .gradient import GradCAM, GradCAMPlusPlus
+from .scorecam import ScoreCAM
+from .variants import HiResCAM, LayerCAM, XGradCAM
 
 METHODS: dict[str, type[Explainer]] = {
     "cam": SaliencyTubes,
     "gradcam": GradCAM,
     "gradcam++": GradCAMPlusPlus,
+    "layercam": LayerCAM,
+    "xgradcam": XGradCAM,
+    "hirescam": HiResCAM,
+    "scorecam": ScoreCAM,
+    "eigencam": EigenCAM,
 }
 
 __all__ = [
     "CAM",
     "METHODS",
+    "EigenCAM",
     "Explainer",
     "ExplainerOptions",
     "ForwardPass",
     "GradCAM",
     "GradCAMPlusPlus",
+    "HiResCAM",
+    "LayerCAM",
     "SaliencyTubes",
+    "ScoreCAM",
     "Tubes",
+    "XGradCAM",
     "normalize_tubes",
     "select_classes",
 ]

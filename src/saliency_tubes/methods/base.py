@@ -75,6 +75,8 @@ class ForwardPass:
         logits: (N, num_classes) scores (connected to ``activations`` for gradients).
         classes: (N, K) class indices to explain.
         head: the classifier, when one was found or given.
+        clip: the (N, C, T, H, W) clip of this forward, on the model's device (for the
+            methods that run the model again on perturbed copies of it: Score-CAM).
     """
 
     activations: list[torch.Tensor]
@@ -82,6 +84,7 @@ class ForwardPass:
     logits: torch.Tensor
     classes: torch.Tensor
     head: nn.Module | None
+    clip: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,9 @@ class Tubes:
         classes: (N, K) int64 class indices explained.
         scores: (N, K) softmax probabilities of those classes.
         logits: (N, num_classes) the model's output.
-        method: "cam", "gradcam" or "gradcam++".
+        method: the explainer's name, a key of :data:`saliency_tubes.METHODS` ("cam",
+            "gradcam", "gradcam++", "layercam", "xgradcam", "hirescam", "scorecam",
+            "eigencam").
         layer: qualified name of the target layer.
         classifier: qualified name of the classifier head ("" for gradient methods
             when none was needed).
@@ -106,6 +111,9 @@ class Tubes:
             by layer name. ``maps`` is then the fused tube: the layers' raw maps
             upsampled to a common grid and summed before normalisation.
         pathways_raw: each layer's raw map on its own grid, by layer name.
+        class_agnostic: True when the method does not look at the class (EigenCAM): every
+            class of a sample then has the same map and raw map; ``scores`` are still each
+            class's probability.
     """
 
     maps: torch.Tensor
@@ -119,6 +127,7 @@ class Tubes:
     categories: tuple[str, ...] | None = field(default=None)
     pathways: dict[str, torch.Tensor] = field(default_factory=dict)
     pathways_raw: dict[str, torch.Tensor] = field(default_factory=dict)
+    class_agnostic: bool = False
 
     def names(self) -> list[list[str]]:
         """Class names of :attr:`classes` (indices as strings where names are unknown)."""
@@ -141,6 +150,7 @@ class Tubes:
             categories=self.categories,
             pathways={k: v.to(device) for k, v in self.pathways.items()},
             pathways_raw={k: v.to(device) for k, v in self.pathways_raw.items()},
+            class_agnostic=self.class_agnostic,
         )
 
 
@@ -317,6 +327,7 @@ class Explainer:
     method: str = "base"
     needs_gradients: bool = False
     needs_head: bool = True
+    class_agnostic: bool = False
 
     def __init__(
         self,
@@ -457,7 +468,7 @@ class Explainer:
                     "check the input normalisation and the weights"
                 )
             index = select_classes(classes, logits.detach(), self.categories)
-            raws = self._raw_maps(ForwardPass(captured, volume, logits, index, head))
+            raws = self._raw_maps(ForwardPass(captured, volume, logits, index, head, clip))
         raws = [r.detach().float() for r in raws]
         names = [name for name, _ in layers]
         pathways: dict[str, torch.Tensor] = {}
@@ -489,6 +500,7 @@ class Explainer:
             categories=self.categories,
             pathways=pathways,
             pathways_raw=pathways_raw,
+            class_agnostic=self.class_agnostic,
         )
 
     def logits(self, clip: torch.Tensor) -> torch.Tensor:

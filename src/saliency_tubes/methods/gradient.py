@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 
-class _GradientExplainer(Explainer):
-    """What Grad-CAM and Grad-CAM++ share: the gradient of each class score at the layer.
+class GradientExplainer(Explainer):
+    """What the gradient methods share: the gradient of each class score at the layer.
 
     Args:
         model: the video classifier.
@@ -84,7 +84,7 @@ class _GradientExplainer(Explainer):
         raise NotImplementedError
 
 
-class GradCAM(_GradientExplainer):
+class GradCAM(GradientExplainer):
     r"""Grad-CAM tube.
 
     .. math::
@@ -115,7 +115,7 @@ class GradCAM(_GradientExplainer):
         return (weights * activation).sum(dim=1)
 
 
-class GradCAMPlusPlus(_GradientExplainer):
+class GradCAMPlusPlus(GradientExplainer):
     r"""Grad-CAM++ tube.
 
     With :math:`g = \partial y^c / \partial A` (the usual closed form that takes the
