@@ -220,8 +220,9 @@ def _pool(ray: Any, settings: BatchSettings, videos: int) -> tuple[int, dict[str
                 "start the workers with GPUs (ray start --num-gpus N) or use --device cpu"
             )
         return min(videos, gpus), {"num_gpus": 1, "num_cpus": 1}, settings.threads or 1
-    cpus = settings.threads or 1
-    size = max(1, min(videos, int(resources.get("CPU", 1)) // cpus))
+    total = max(1, int(resources.get("CPU", 1)))
+    cpus = min(settings.threads or 1, total)  # more than the cluster has would never start
+    size = max(1, min(videos, total // cpus))
     return size, {"num_cpus": cpus}, cpus
 
 
