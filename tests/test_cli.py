@@ -13,6 +13,8 @@ from click.testing import CliRunner
 
 from saliency_tubes import render
 from saliency_tubes.cli import main
+from saliency_tubes.commands.drawing import GAP
+from saliency_tubes.vocabulary import METHOD_NAMES
 from saliency_tubes.video import Preprocess, TubeMapper, VideoWriter, iter_frames, probe
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
@@ -66,8 +68,10 @@ def test_explain_writes_source_sized_videos_and_manifest(video: Path, tmp_path: 
     for rel in files["mp4"]:
         info = probe(out / rel)
         assert info.num_frames == src.num_frames and info.rate == src.rate
-        expected_w = src.width * (3 if rel.startswith("side_by_side") else 1)
-        assert (info.height, info.width) == (src.height, expected_w)
+        if rel.startswith("side_by_side"):  # three panels, gaps, captions in a strip above
+            assert info.width == 3 * src.width + 2 * GAP and info.height > src.height
+        else:  # heat and focus: exactly the source's picture size
+            assert (info.height, info.width) == (src.height, src.width)
     assert manifest["model"]["layer"] == "layer2" and manifest["method"] == "cam"
     assert manifest["source"]["num_frames"] == 20 and len(manifest["classes"]) == 2
     tube = np.load(out / "tube.npy")
@@ -255,10 +259,8 @@ def test_real_clips_end_to_end(name: str, tmp_path: Path) -> None:
     src = probe(path)
     rendered = probe(out / manifest["outputs"]["mp4"][0])
     assert rendered.num_frames == src.num_frames and rendered.rate == src.rate
-    assert (rendered.height, rendered.width) == (
-        src.height + src.height % 2,
-        3 * src.width + (3 * src.width) % 2,
-    )
+    width = 3 * src.width + 2 * GAP  # three panels and their gaps; captions above them
+    assert rendered.width == width + width % 2 and rendered.height > src.height
     torch.manual_seed(0)
 
 
@@ -387,7 +389,7 @@ def test_usage_errors_and_invalid_choices_are_one_line(video: Path, tmp_path: Pa
         (["explain", str(video), "--out", str(tmp_path / "o"), "--bogus"], "No such option"),
         (
             ["explain", str(video), "--out", str(tmp_path / "o"), "--method", "bogus"],
-            "expected method one of cam, gradcam, gradcam++ or auto, but got 'bogus'",
+            f"expected method one of {', '.join(METHOD_NAMES)} or auto, but got 'bogus'",
         ),
         (
             ["explain", str(video), "--out", str(tmp_path / "o"), "--interpolation", "bogus"],

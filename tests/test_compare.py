@@ -353,7 +353,21 @@ def test_compare_classes_on_a_real_clip(tmp_path: Path) -> None:
     bar = int(np.clip(src.height // 10, 12, 40))
     assert grid.num_frames == contrast.num_frames == src.num_frames and grid.rate == src.rate
     width = k * src.width + (k - 1) * GAP
-    height = src.height + bar
+    # Each panel: its caption in a strip above the picture, the timeline bar under it.
+    from saliency_tubes.commands.drawing import caption_of
+    from saliency_tubes.numbers import probability
+    from saliency_tubes.render import label_strip
+
+    tiny = st.load_model("tiny-actions")
+    strips = [
+        label_strip(
+            caption_of(tiny, f"{c['name']}  p={probability(c['score'])}"),
+            src.width,
+            src.height + bar,
+        )
+        for c in manifest["classes"]
+    ]
+    height = max(s.shape[0] for s in strips) + src.height + bar
     assert (grid.height, grid.width) == (height + height % 2, width + width % 2)
     assert contrast.width == src.width and contrast.height > src.height
     assert all(len(t["temporal"]["mean"]) == src.num_frames for t in manifest["tubes"])

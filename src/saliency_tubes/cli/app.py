@@ -15,15 +15,14 @@ import click
 
 from ..commands import parse, probability
 from . import flags
+from .batch import batch, demo_dataset
 from .running import (
     Group,
     echo,
     guarded,
     loaded,
     quiet_notes,
-    report_batch,
     report_classes,
-    say,
     stages,
     wrote,
 )
@@ -47,20 +46,6 @@ def _on_video(
         info=info,
         on_stage=stages(params["quiet"]),
     )
-
-
-def _explain_options(params: dict[str, Any]) -> Any:
-    """The :class:`~saliency_tubes.commands.ExplainOptions` of the explain flags, checked."""
-    from ..commands import ExplainOptions
-
-    options = ExplainOptions(
-        method=params["method"] or "auto",  # auto: the adapter's default method
-        frames=params["frames"],
-        layouts=parse.names(params["layouts"]),
-        **parse.render_settings(params),
-    )
-    options.check()
-    return options
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -103,7 +88,7 @@ def explain(video: Path, out_dir: Path, **params: Any) -> None:
     def run() -> Any:
         from ..commands import explain_video
 
-        options = _explain_options(params)
+        options = flags.explain_options(params)
         return _on_video(explain_video, video, dict(params, out_dir=out_dir), options)
 
     result = guarded(run)
@@ -146,7 +131,7 @@ def demo(
     dataset of generated clips through `batch` (under a minute).
     """
     if dataset:
-        _demo_dataset(out_dir or Path("demo_dataset_out"), classes, method, quiet)
+        demo_dataset(out_dir or Path("demo_dataset_out"), classes, method, quiet)
         return
     out_dir = out_dir or Path("demo_out")
 
@@ -166,120 +151,6 @@ def demo(
     if result is not None:
         echo(f"true class of the generated clip: {result.manifest['demo']['true_class']}")
         report_classes(result)
-
-
-def _demo_dataset(out_dir: Path, classes: str, method: str, quiet: bool) -> None:
-    import os
-
-    def run() -> Any:
-        from ..commands import (
-            BatchOptions,
-            BatchSettings,
-            ExplainOptions,
-            ModelOptions,
-            batch_videos,
-            write_demo_dataset,
-        )
-
-        explain = ExplainOptions(
-            method=method, classes=parse.class_spec(classes), formats=("mp4", "plot")
-        )
-        explain.check()
-        table = write_demo_dataset(out_dir / "dataset")
-        if not quiet:
-            say(f"wrote {table.parent} (clips, masks and labels.csv)")
-        settings = BatchSettings(ModelOptions(), explain, out_dir / "batch" / "videos")
-        workers = min(2, os.cpu_count() or 1)
-        options = BatchOptions(workers=workers, progress=not quiet)
-        return batch_videos(table, out_dir / "batch", settings, options, on_stage=stages(quiet))
-
-    result = guarded(run)
-    if result is not None:
-        report_batch(result)
-
-
-@main.command(context_settings=flags.CONTEXT)
-@click.argument("source", required=False, type=click.Path(path_type=Path), metavar="INPUT")
-@flags.options(flags.OUT)
-@click.option(
-    "--workers", type=int, default=1, show_default=True,
-    help="Local worker processes; each loads the model once, with cores/N torch threads "
-    "(--device cuda: one per GPU).",
-)  # fmt: skip
-@click.option(
-    "--engine", default="local", show_default=True,
-    help="local (worker processes on this machine) | ray (Ray Data; needs saliency-tubes[ray]).",
-)  # fmt: skip
-@click.option(
-    "--ray-address", default=None,
-    help="With --engine ray: a running cluster to join (auto | HOST:PORT); default: Ray on "
-    "this machine only.",
-)  # fmt: skip
-@click.option(
-    "--shard", default=None, metavar="I/N",
-    help="Only the I-th of N deterministic parts of INPUT (for job schedulers); join the "
-    "parts with --merge.",
-)  # fmt: skip
-@click.option("--limit", type=int, default=None, help="At most N videos (a trial run).")
-@click.option(
-    "--timeout", type=float, default=None,
-    help="Seconds one video may take; a slower one is stopped and recorded as an error.",
-)  # fmt: skip
-@click.option("--force", is_flag=True, help="Redo every video, even those done before.")
-@click.option(
-    "--merge", "merge", multiple=True, type=click.Path(path_type=Path), metavar="DIR",
-    help="Instead of running: join the indexes of these batch folders (or of the shards in "
-    "--out) into --out's index.parquet and summary. Repeat for several folders.",
-)  # fmt: skip
-@flags.options(flags.EXPLAIN, flags.QUIET)
-def batch(source: Path | None, out_dir: Path, **params: Any) -> None:
-    """Explain every video of INPUT: a folder (searched recursively), a .txt list of paths,
-    or a .csv / .jsonl / .parquet table with a path column (optional: label, gt).
-
-    \b
-    Writes OUT/videos/<video_id>/ (what `explain` writes, per video), OUT/index.parquet (a
-    row per video: status, prediction, score, correct, tube statistics, localisation with
-    gt, ...) and OUT/summary.json / summary.md. Running the same command again skips the
-    videos already done and retries the failed ones. Exit code 1 when some videos failed.
-    """
-    merge: tuple[Path, ...] = params.pop("merge")
-
-    def run() -> Any:
-        from ..commands import (
-            BatchOptions,
-            BatchSettings,
-            batch_videos,
-            merge_batches,
-            parse_shard,
-        )
-
-        if merge:
-            if source is not None:
-                raise click.UsageError("give INPUT or --merge DIR..., not both")
-            return merge_batches(merge, out_dir)
-        if source is None:
-            raise click.UsageError(
-                "expected INPUT (a folder, list or table of videos) or --merge DIR"
-            )
-        explain = _explain_options(params)
-        model = parse.model_options(params)
-        model.check()
-        settings = BatchSettings(model, explain, out_dir / "videos")
-        options = BatchOptions(
-            workers=params["workers"],
-            engine=params["engine"],
-            ray_address=params["ray_address"],
-            shard=parse_shard(params["shard"]),
-            limit=params["limit"],
-            timeout=params["timeout"],
-            force=params["force"],
-            progress=not params["quiet"],
-        )
-        return batch_videos(source, out_dir, settings, options, on_stage=stages(params["quiet"]))
-
-    result = guarded(run)
-    if result is not None:
-        report_batch(result)
 
 
 @main.command(context_settings=flags.CONTEXT)
@@ -711,3 +582,6 @@ def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
 
 if __name__ == "__main__":
     main()
+
+
+main.add_command(batch)

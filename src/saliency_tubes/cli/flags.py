@@ -188,3 +188,17 @@ EXPLAIN = options(
     DEVICE,
 )
 """Every flag of ``explain`` but ``--out`` and ``--quiet`` (``batch`` takes them all)."""
+
+
+def explain_options(params: dict[str, Any]) -> Any:
+    """The :class:`~saliency_tubes.commands.ExplainOptions` of the explain flags, checked."""
+    from ..commands import ExplainOptions, parse
+
+    options = ExplainOptions(
+        method=params["method"] or "auto",  # auto: the adapter's default method
+        frames=params["frames"],
+        layouts=parse.names(params["layouts"]),
+        **parse.render_settings(params),
+    )
+    options.check()
+    return options

@@ -41,6 +41,7 @@ __all__ = [
     "encode",
     "explain_product",
     "grid_product",
+    "labelled",
     "panel",
     "plot",
     "saliency_of",
@@ -127,8 +128,9 @@ def panel(
     label: str,
     options: ExplainOptions,
 ) -> np.ndarray:
-    """A heat or focus tube frame, captioned when ``options.caption``; drawn on the
-    saliency's device when it is a tensor (the ``blur`` background always with numpy)."""
+    """A heat or focus tube frame at the source size, nothing drawn over the picture (see
+    :func:`labelled` for its caption); drawn on the saliency's device when it is a tensor
+    (the ``blur`` background always with numpy). ``label`` is unused (kept for callers)."""
     if isinstance(saliency, torch.Tensor):
         if style == "heat" or options.background in DEVICE_BACKGROUNDS:
             frame = _on_device(image, saliency.device)
@@ -136,14 +138,32 @@ def panel(
                 drawn = heat_tensor(frame, saliency, options.colormap, options.opacity)
             else:
                 drawn = focus_tensor(frame, saliency, options.floor, options.background)
-            out = drawn.cpu().numpy()
-            return render.caption(out, label) if options.caption else out
+            return drawn.cpu().numpy()
         saliency = saliency.cpu().numpy()
     if style == "heat":
-        out = render.heat(image, saliency, colormap=options.colormap, opacity=options.opacity)
-    else:
-        out = render.focus(image, saliency, floor=options.floor, background=options.background)
-    return render.caption(out, label) if options.caption else out
+        return render.heat(image, saliency, colormap=options.colormap, opacity=options.opacity)
+    return render.focus(image, saliency, floor=options.floor, background=options.background)
+
+
+def labelled(
+    images: Sequence[np.ndarray], labels: Sequence[str], caption: bool
+) -> list[np.ndarray]:
+    """Each image with its label in a strip above it (all strips as high as the highest, so
+    the pictures stay aligned), or the images as they are without ``caption``."""
+    if not caption:
+        return list(images)
+    strips = [
+        render.label_strip(text, img.shape[1], img.shape[0])
+        for img, text in zip(images, labels, strict=True)
+    ]
+    high = max(s.shape[0] for s in strips)
+    out = []
+    for img, strip in zip(images, strips, strict=True):
+        if strip.shape[0] < high:
+            pad = np.full((high - strip.shape[0], *strip.shape[1:]), render.STRIP_GREY, np.uint8)
+            strip = np.concatenate([strip, pad], axis=0)
+        out.append(np.concatenate([strip, img], axis=0))
+    return out
 
 
 def caption_of(loaded: LoadedModel, label: str) -> str:
@@ -162,17 +182,21 @@ def caption_of(loaded: LoadedModel, label: str) -> str:
 def _layouts(
     image: np.ndarray, saliency: np.ndarray | torch.Tensor, label: str, options: ExplainOptions
 ) -> dict[str, np.ndarray]:
-    """What ``explain`` draws of one class on one frame, by layout."""
-    heat = panel(image, saliency, "heat", f"heat: {label}", options)
-    focus = panel(image, saliency, "focus", f"focus: {label}", options)
+    """What ``explain`` draws of one class on one frame, by layout: the heat and focus
+    videos are the source picture with the tube and nothing else; the side-by-side one has
+    the captions in strips above its three panels, a small gap between them."""
+    heat = panel(image, saliency, "heat", label, options)
+    focus = panel(image, saliency, "focus", label, options)
     drawn: dict[str, np.ndarray] = {}
     if "heat" in options.layouts:
         drawn["heat"] = heat
     if "focus" in options.layouts:
         drawn["focus"] = focus
     if "side_by_side" in options.layouts:
-        original = render.caption(image, "original") if options.caption else image
-        drawn["side_by_side"] = render.side_by_side([original, heat, focus])
+        panels = labelled(
+            [image, heat, focus], ["original", f"heat: {label}", f"focus: {label}"], options.caption
+        )
+        drawn["side_by_side"] = render.side_by_side(panels, gap=GAP)
     return drawn
 
 
@@ -220,6 +244,7 @@ def grid_product(
             if options.timeline:
                 image = _timeline(image, summary.curve, frame, scale)
             images.append(image)
+        images = labelled(images, [label for _, _, label, _ in panels], options.caption)
         return {"grid": render.grid(images, cols, gap=GAP)}
 
     return Product({"grid": stem}, draw)
@@ -232,8 +257,7 @@ def contrast_product(
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:
         image = render.contrast_frame(frame.image, track.frame(0, frame.timestamp))
-        if options.caption:
-            image = render.caption(image, label)
+        (image,) = labelled([image], [label], options.caption)
         return {"contrast": _under(image, render.contrast_legend(image.shape[1], names))}
 
     return Product({"contrast": stem}, draw)

@@ -38,6 +38,7 @@ __all__ = [
     "grid",
     "grid_columns",
     "heat",
+    "label_strip",
     "luma",
     "mark_unseen",
     "png_bytes",
@@ -436,6 +437,34 @@ def caption(
     rows = slice(0, band_h) if position == "top" else slice(h - band_h, h)
     band = np.rint(f[rows].astype(np.float32) * (1.0 - dim))
     out[rows] = _to_uint8(band + (255.0 - band) * ink[..., None])
+    return out
+
+
+#: Grey level of the label strips drawn outside the pictures.
+STRIP_GREY = 24
+
+
+def label_strip(
+    text: str, width: int, picture_height: int, font_size: int | None = None
+) -> np.ndarray:
+    """``text`` in white on a dark strip ``width`` pixels wide, to stand above a picture
+    ``picture_height`` pixels high (the font as :func:`caption` picks it for that picture),
+    so that the picture itself stays untouched. Read-only ``(h, width, 3)`` uint8, made
+    once per text and size."""
+    size = (
+        int(font_size)
+        if font_size is not None
+        else int(np.clip(round(min(picture_height, width) / 18), 10, 48))
+    )
+    return _strip(str(text), int(width), max(size, 1))
+
+
+@lru_cache(maxsize=64)
+def _strip(text: str, width: int, size: int) -> np.ndarray:
+    ink = _caption_ink(text, 10_000, width, size)
+    band = STRIP_GREY + (255.0 - STRIP_GREY) * ink
+    out = np.repeat(_to_uint8(band)[..., None], 3, axis=2)
+    out.setflags(write=False)
     return out
 
 
