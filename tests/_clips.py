@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from saliency_tubes.synthetic import make_clip
 from saliency_tubes.video import TubeMapper, VideoWriter, probe
 from saliency_tubes.zoo import Preset
+
+#: The real clips (arm_wrestling.mp4, eye_makeup.avi, pool_cleaning_32f.mp4): the folder
+#: in SALIENCY_TUBES_CLIPS, else ../shared/videos beside the project.
+CLIPS = Path(
+    os.environ.get("SALIENCY_TUBES_CLIPS")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "videos"
+)
+
+
+def real_clip(name: str) -> Path:
+    """The real clip ``name``, or a skip that says how to provide it."""
+    path = CLIPS / name
+    if not path.is_file():
+        pytest.skip(
+            f"real clip {name} not found in {CLIPS}: set SALIENCY_TUBES_CLIPS to a folder "
+            "holding arm_wrestling.mp4, eye_makeup.avi and pool_cleaning_32f.mp4 to run it"
+        )
+    return path
 
 
 def write_demo_clip(folder: Path) -> Path:

@@ -11,13 +11,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from _clips import real_clip
 from saliency_tubes import render
 from saliency_tubes.cli import main
 from saliency_tubes.commands.drawing import GAP
-from saliency_tubes.vocabulary import METHOD_NAMES
 from saliency_tubes.video import Preprocess, TubeMapper, VideoWriter, iter_frames, probe
+from saliency_tubes.vocabulary import METHOD_NAMES
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 FACTORY = "_models:SmallResNet3D"  # a fixed-weight 3D ResNet from tests/_models.py
 
 
@@ -235,11 +235,7 @@ def test_help_teaches() -> None:
 
 @pytest.mark.parametrize("name", ["arm_wrestling.mp4", "eye_makeup.avi", "pool_cleaning_32f.mp4"])
 def test_real_clips_end_to_end(name: str, tmp_path: Path) -> None:
-    path = SHARED / name
-    if not path.is_file():
-        pytest.skip(
-            f"{path} is absent: the real test clips live in ../shared/videos beside the project"
-        )
+    path = real_clip(name)
     out = tmp_path / "out"
     code, _, stderr = _run(
         "explain",

@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 import saliency_tubes as st
-from _clips import mapped, write_demo_clip
+from _clips import mapped, real_clip, write_demo_clip
 from _models import HandNet, SmallResNet3D, hand_clip
 from saliency_tubes import render
 from saliency_tubes.cli import main
@@ -20,7 +20,6 @@ from saliency_tubes.errors import ClassSelectionError, InputError
 from saliency_tubes.video import iter_frames, probe, read_frames
 from saliency_tubes.zoo import load_model
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 FACTORY = "_models:SmallResNet3D"  # fixed weights, default preset (short side + centre crop)
 GAP = 4  # pixels between grid panels (commands.drawing.GAP)
 
@@ -325,12 +324,7 @@ def test_failure_while_rendering_leaves_nothing(
 
 
 def _shared(name: str) -> Path:
-    path = SHARED / name
-    if not path.is_file():
-        pytest.skip(
-            f"{path} is absent: the real test clips live in ../shared/videos beside the project"
-        )
-    return path
+    return real_clip(name)
 
 
 def test_compare_classes_on_a_real_clip(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from PIL import Image
 from torch import nn
 
 import saliency_tubes as st
+from _clips import CLIPS
 from _models import SmallResNet3D, hooks_left
 from saliency_tubes.channels import trace_channels
 from saliency_tubes.cli import main
@@ -25,7 +26,7 @@ from saliency_tubes.zoo import load_model
 from saliency_tubes.zoo.densenet3d import DenseNet3D
 from saliency_tubes.zoo.resnet3d import Bottleneck, ResNet3D
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
+SHARED = CLIPS
 
 
 # --------------------------------------------------------------------------------------
@@ -579,7 +580,7 @@ def test_cli_errors_are_one_line_and_leave_nothing(
 
 @pytest.mark.skipif(
     not (SHARED / "arm_wrestling.mp4").is_file(),
-    reason=f"real clips not available ({SHARED} missing)",
+    reason=f"real clips not found in {SHARED}: set SALIENCY_TUBES_CLIPS to run them",
 )
 def test_cli_on_a_real_clip(tmp_path: Path) -> None:
     out = tmp_path / "real"

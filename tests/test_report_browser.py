@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from _clips import write_demo_clip
+from _clips import CLIPS, write_demo_clip
 from saliency_tubes.commands import ExplainOptions, explain_video, load_model
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "videos"
+SHARED = CLIPS
 XSS = '<img src=x onerror="window.__xss=1">'
 
 try:
@@ -219,7 +219,10 @@ def test_an_embedded_report_is_one_file_and_an_avi_gets_a_playable_copy(
     assert _errors(browser) == []
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason=f"the real clips live in {SHARED}")
+@pytest.mark.skipif(
+    not SHARED.is_dir(),
+    reason=f"real clips not found in {SHARED}: set SALIENCY_TUBES_CLIPS to run it",
+)
 def test_a_ten_second_report_with_three_classes_is_under_2_mb(browser, tmp_path: Path) -> None:
     options = ExplainOptions(classes="top3", formats=("html",), progress=False)
     result = explain_video(

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from _clips import CLIPS, real_clip
 from saliency_tubes.errors import InputError, VideoError
 from saliency_tubes.video import (
     Preprocess,
@@ -29,7 +30,7 @@ from saliency_tubes.video import (
     stitch_windows,
 )
 
-SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
+SHARED_VIDEOS = CLIPS
 
 
 def _pattern(n: int, h: int, w: int) -> np.ndarray:
@@ -437,10 +438,7 @@ REAL = [
 
 
 def _real(name: str) -> Path:
-    path = SHARED_VIDEOS / name
-    if not path.exists():
-        pytest.skip(f"real test clip {path} absent (the shared/videos folder is not in a clone)")
-    return path
+    return real_clip(name)
 
 
 @pytest.mark.parametrize(("name", "codec", "frames", "fps", "size"), REAL)
