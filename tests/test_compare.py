@@ -91,7 +91,8 @@ def test_contrast_frame_blends_by_magnitude() -> None:
     assert out[0, 1].tolist() == [round(0.5 * 100 + 0.5 * 255)] * 3
     assert out[0, 2].tolist() == [50] * 3
     assert out[1, 0].tolist() == [round(0.75 * 100 + 0.25 * 191)] * 3
-    assert out[1, 1].tolist() == [50] * 3  # unseen: half-bright grey (no hatch line here)
+    w = 0.3 * 0.5 * (1 + np.cos(2 * np.pi * 2 / 12))  # unseen: half-bright grey, soft stripe
+    assert out[1, 1].tolist() == [round((1 - w) * 50 + w * 160)] * 3
     legend = render.contrast_legend(120, ("take", "wash"))
     assert legend.shape == (24, 120, 3)
     bar = legend[:8, :, :]  # -1 (B) on the left in blue, +1 (A) on the right in red

@@ -64,11 +64,16 @@ _SCRIPT = r"""
   const small = document.createElement("canvas");
   small.width = grid[1]; small.height = grid[0];
   const sctx = small.getContext("2d");
+  // The unseen borders: dimmed by half under soft grey stripes, as in the videos
+  // (w = 0.3 (1 + cos(2 pi (x + y) / 12)) / 2 of grey 160).
   const hatch = (() => {
-    const p = document.createElement("canvas"); p.width = 8; p.height = 8;
-    const c = p.getContext("2d"); c.fillStyle = "rgba(0,0,0,0.5)"; c.fillRect(0, 0, 8, 8);
-    c.strokeStyle = "rgba(160,160,160,0.9)"; c.lineWidth = 1;
-    c.beginPath(); c.moveTo(0, 8); c.lineTo(8, 0); c.stroke();
+    const p = document.createElement("canvas"); p.width = 12; p.height = 12;
+    const c = p.getContext("2d"), img = c.createImageData(12, 12);
+    for (let y = 0; y < 12; y++) for (let x = 0; x < 12; x++) {
+      const i = 4 * (12 * y + x), w = 0.15 * (1 + Math.cos((2 * Math.PI * (x + y)) / 12));
+      img.data[i] = img.data[i + 1] = img.data[i + 2] = 160; img.data[i + 3] = Math.round(255 * w);
+    }
+    c.putImageData(img, 0, 0);
     return ctx.createPattern(p, "repeat");
   })();
 
@@ -94,6 +99,8 @@ _SCRIPT = r"""
     const bytes = maps.get(current);
     ctx.clearRect(0, 0, W, H);
     // Unseen borders: what the model never saw, dimmed and hatched as in the videos.
+    ctx.fillStyle = "rgba(0,0,0,0.5)";
+    ctx.fillRect(0, 0, W, H);
     ctx.fillStyle = hatch;
     ctx.fillRect(0, 0, W, H);
     ctx.clearRect(g.left, g.top, g.width, g.height);

@@ -16,7 +16,7 @@ import torch
 
 from saliency_tubes.errors import InputError
 
-from .frames import HATCH_GREY, HATCH_PERIOD, UNSEEN_DIM, colormap
+from .frames import HATCH_GREY, UNSEEN_DIM, colormap, hatch_weights
 
 __all__ = ["DEVICE_BACKGROUNDS", "focus_tensor", "heat_tensor"]
 
@@ -45,9 +45,7 @@ def _tables(name: str, alpha: float, device: torch.device) -> tuple[torch.Tensor
 
 @lru_cache(maxsize=16)
 def _hatch(h: int, w: int, device: torch.device) -> torch.Tensor:
-    y = torch.arange(h, device=device)[:, None]
-    x = torch.arange(w, device=device)[None, :]
-    return (y + x) % HATCH_PERIOD == 0
+    return torch.from_numpy(np.array(hatch_weights(h, w))).to(device)[..., None]
 
 
 def _luma(f: torch.Tensor) -> torch.Tensor:
@@ -57,8 +55,8 @@ def _luma(f: torch.Tensor) -> torch.Tensor:
 
 def _mark(out: torch.Tensor, base: torch.Tensor, unseen: torch.Tensor) -> torch.Tensor:
     """``out`` with the unseen pixels shown as ``base`` dimmed and hatched."""
-    lines = _hatch(*unseen.shape, unseen.device)
-    marked = torch.where(lines[..., None], torch.full_like(base, HATCH_GREY), base * UNSEEN_DIM)
+    w = _hatch(*unseen.shape, unseen.device)
+    marked = (base * UNSEEN_DIM) * (1.0 - w) + HATCH_GREY * w
     return torch.where(unseen[..., None], marked, out)
 
 

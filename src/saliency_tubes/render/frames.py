@@ -37,6 +37,7 @@ __all__ = [
     "gaussian_blur",
     "grid",
     "grid_columns",
+    "hatch_weights",
     "heat",
     "label_strip",
     "luma",
@@ -48,9 +49,11 @@ __all__ = [
 #: Authors' focus-tube minimum opacity (Saliency Tubes, Stergiou et al. 2019).
 DEFAULT_FLOOR = 20 / 255
 
-#: Hatch used for unseen pixels: line period (pixels), line grey level, base dimming.
-HATCH_PERIOD = 8
+#: The mark of unseen pixels: soft diagonal stripes (period in pixels, their grey level,
+#: their largest weight) over the base dimmed by UNSEEN_DIM.
+HATCH_PERIOD = 12
 HATCH_GREY = 160
+HATCH_WEIGHT = 0.3
 UNSEEN_DIM = 0.5
 
 Background = Literal["black", "dark", "blur", "gray"]
@@ -100,20 +103,24 @@ def luma(frame: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _hatch(h: int, w: int) -> np.ndarray:
-    """Boolean ``(H, W)`` diagonal lines ``(y + x) mod period == 0`` (cached, read-only)."""
-    lines = (np.arange(h)[:, None] + np.arange(w)[None, :]) % HATCH_PERIOD == 0
-    lines.setflags(write=False)
-    return lines
+def hatch_weights(h: int, w: int) -> np.ndarray:
+    """The stripes' weight at each pixel, ``(H, W)`` float32 (cached, read-only):
+    ``HATCH_WEIGHT * (1 + cos(2 pi (y + x) / HATCH_PERIOD)) / 2``, smooth (no aliased
+    1-pixel lines) and calm (at most 30 % of the mark)."""
+    phase = (np.arange(h)[:, None] + np.arange(w)[None, :]) * (2.0 * np.pi / HATCH_PERIOD)
+    weights = (HATCH_WEIGHT * 0.5 * (1.0 + np.cos(phase))).astype(np.float32)
+    weights.setflags(write=False)
+    return weights
 
 
 def _marked(base: np.ndarray, unseen: np.ndarray) -> np.ndarray:
     """The values :func:`mark_unseen` gives the unseen pixels, ``(n, ...)`` float32, from
     ``base`` at those pixels only (``(n,)`` grey levels or ``(n, 3)`` colours)."""
-    out = base.astype(np.float32, copy=True)
-    out *= UNSEEN_DIM
-    out[_hatch(*unseen.shape)[unseen]] = HATCH_GREY
-    return out
+    w = hatch_weights(*unseen.shape)[unseen]
+    if base.ndim == 2:
+        w = w[:, None]
+    dimmed = base.astype(np.float32) * np.float32(UNSEEN_DIM)
+    return dimmed * (np.float32(1.0) - w) + np.float32(HATCH_GREY) * w
 
 
 def _luma_at(f: np.ndarray, unseen: np.ndarray) -> np.ndarray:
@@ -123,10 +130,10 @@ def _luma_at(f: np.ndarray, unseen: np.ndarray) -> np.ndarray:
 
 
 def mark_unseen(base: np.ndarray, unseen: np.ndarray) -> np.ndarray:
-    """Mark unseen pixels: half-brightness ``base`` with light-grey diagonal hatch lines.
+    """Mark unseen pixels: half-brightness ``base`` under soft light-grey diagonal stripes.
 
-    ``out = base`` where seen; where unseen, ``out = 0.5 * base`` except on the hatch lines
-    ``(y + x) mod 8 == 0``, which are grey 160.
+    ``out = base`` where seen; where unseen, ``out = (1 - w) * 0.5 * base + w * 160`` with
+    the stripes' weight ``w`` of :func:`hatch_weights` (0 to 0.3, period 12 pixels).
 
     Args:
         base: ``(H, W, 3)`` float or uint8 image to show under the mark.
