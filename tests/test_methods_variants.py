@@ -250,6 +250,40 @@ def test_the_model_comes_back_unchanged(method: type[st.Explainer]) -> None:
     assert _state(model) == before and hooks_left(model) == 0
 
 
+@pytest.mark.parametrize("method", VARIANTS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("when", [1, 2])
+def test_the_model_comes_back_unchanged_after_an_error_inside_a_forward(
+    method: type[st.Explainer], when: int
+) -> None:
+    """The first forward raises (``when=1``), or the second (Score-CAM's first masked clip)."""
+    model = SmallResNet3D(num_classes=4).train()
+    model.layer1.eval()
+    before = _state(model)
+    calls: list[int] = []
+
+    def explode(_m: nn.Module, _i: object, _o: object) -> None:
+        calls.append(1)
+        if len(calls) == when:
+            raise RuntimeError("inside forward")
+
+    explainer = (
+        method(model, layer="layer2", classifier="fc", batch_size=2)
+        if (method is st.ScoreCAM)
+        else method(model, layer="layer2", classifier="fc")
+    )
+    handle = model.avgpool.register_forward_hook(explode)  # after the target layer
+    try:
+        if when == 2 and method is not st.ScoreCAM:
+            explainer(torch.randn(1, 3, 4, 16, 16))  # one forward only: nothing raises
+        else:
+            with pytest.raises(st.InputError, match="inside forward"):
+                explainer(torch.randn(1, 3, 4, 16, 16))
+    finally:
+        handle.remove()
+    assert _state(model) == before and hooks_left(model) == 0 and torch.is_grad_enabled()
+    assert all(p.grad is None for p in model.parameters())
+
+
 def test_the_model_comes_back_unchanged_when_scorecam_progress_raises() -> None:
     model = SmallResNet3D(num_classes=4).train()
     before = _state(model)

@@ -40,13 +40,15 @@ def principal_projection(volume: torch.Tensor) -> torch.Tensor:
     n, c = volume.shape[:2]
     grid = volume.shape[2:]
     x = volume.reshape(n, c, -1).transpose(1, 2)  # (N, L, C)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()  # the SVD needs single precision at least
     centred = x - x.mean(dim=1, keepdim=True)
     _, _, vh = torch.linalg.svd(centred, full_matrices=False)
     projection = centred @ vh[:, 0, :, None]  # (N, L, 1)
     mean = x.mean(dim=2, keepdim=True)  # the channel mean at each voxel, (N, L, 1)
     agreement = (projection * (mean - mean.mean(dim=1, keepdim=True))).sum(dim=(1, 2))
     sign = torch.where(agreement < 0, -1.0, 1.0).to(projection.dtype)
-    return (projection[..., 0] * sign[:, None]).reshape(n, *grid)
+    return (projection[..., 0] * sign[:, None]).reshape(n, *grid).to(volume.dtype)
 
 
 class EigenCAM(Explainer):
