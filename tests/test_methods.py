@@ -174,7 +174,7 @@ def test_class_specifications() -> None:
     lowest = explainer(clip, classes=lambda logits: logits.argmin(1, keepdim=True))
     assert lowest.classes.tolist() == tubes.logits.argmin(1, keepdim=True).tolist()
     with pytest.raises(st.ClassSelectionError, match="returned a function"):
-        explainer(clip, classes=lambda logits: (lambda: 0))
+        explainer(clip, classes=lambda logits: lambda: 0)
 
 
 @pytest.mark.parametrize("method", [st.SaliencyTubes, st.GradCAM, st.GradCAMPlusPlus])

@@ -146,9 +146,10 @@ STD = click.option(
 METHOD = click.option(
     "--method",
     default=None,
-    help=f"{METHODS} | auto: cam is the paper's Saliency Tubes; gradcam(++) weigh channels by "
-    "gradients. Default: the model's (see `saliency-tubes models`; gradcam for MViT, cam "
-    "otherwise).",
+    help=f"{METHODS} | auto: cam is the paper's Saliency Tubes (one forward); the gradcam "
+    "family weighs channels or voxels by gradients (one backward per class); scorecam masks "
+    "the clip with each channel (one forward per channel); eigencam is class-agnostic. "
+    "Default: the model's (see `saliency-tubes models`; gradcam for MViT, cam otherwise).",
 )
 LAYOUTS = click.option(
     "--layouts",
