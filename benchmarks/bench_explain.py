@@ -2,7 +2,7 @@
 
 For each case (a clip, a model, the sampling) three kinds of child process run, alternated
 round by round so that they see the same machine load, each timed from its start to its
-exit (``wall``) with its peak RSS (``ru_maxrss`` of that child, read with ``os.wait4``):
+exit (``wall``):
 
 * **tool**: ``python -m saliency_tubes.cli explain VIDEO --format mp4`` with this checkout;
 * **base**: the same command with the code of ``--base`` (a git revision checked out into a
@@ -85,7 +85,8 @@ def _env(src: Path) -> dict[str, str]:
 
 
 def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of one child process."""
+    """(wall seconds, ru_maxrss MiB) of one child process (memory is bench_streaming.py's
+    subject; the number is kept but not reported here)."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -212,12 +213,11 @@ def _report(args: argparse.Namespace, rows: list, seconds: float) -> None:
         "it, one forward of one clip).",
         "",
         "| case | tool s | base s | floor s | floor, threaded s | + model s | tool / floor | "
-        "tool / floor, threaded | tool / + model | base / tool | tool MiB | base MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "tool / floor, threaded | tool / + model | base / tool |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, times in rows:
         med = {k: statistics.median(w for w, _ in v) for k, v in times.items()}
-        mem = {k: max(m for _, m in v) for k, v in times.items()}
         ratio = {
             "floor": statistics.median(
                 t[0] / f[0] for t, f in zip(times["tool"], times["floor"], strict=True)
@@ -235,8 +235,7 @@ def _report(args: argparse.Namespace, rows: list, seconds: float) -> None:
         lines.append(
             f"| {name} | {med['tool']:.2f} | {med['base']:.2f} | {med['floor']:.2f} | "
             f"{med['floor, threaded']:.2f} | {med['+ model']:.2f} | {ratio['floor']:.2f} | "
-            f"{ratio['threaded']:.2f} | {ratio['model']:.2f} | {ratio['base']:.2f} | "
-            f"{mem['tool']:.0f} | {mem['base']:.0f} |"
+            f"{ratio['threaded']:.2f} | {ratio['model']:.2f} | {ratio['base']:.2f} |"
         )
     lines += [
         "",
