@@ -160,7 +160,11 @@ def batch_videos(
     skipped = len(items) - len(todo)
     say(
         f"{len(items)} videos: {skipped} done before, {len(todo)} to explain "
-        f"({options.engine}, {options.workers if options.engine == 'local' else 'Ray'} worker(s))"
+        + (
+            f"on {options.workers} local worker process(es)"
+            if options.engine == "local"
+            else "on Ray actors"
+        )
     )
     started = time.perf_counter()
     journal = Journal(journal_path)
