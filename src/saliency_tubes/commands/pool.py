@@ -155,6 +155,11 @@ def run_local(
                 on_row(payload)
             now = time.monotonic()
             for wid, w in list(pool.items()):
+                if w.task is None and w.ready and not w.process.is_alive():
+                    retire(wid)  # died between videos: a fresh one for the rest
+                    if pending:
+                        start()
+                    continue
                 if w.task is None:
                     if not w.process.is_alive() and not w.ready:
                         code = w.process.exitcode
