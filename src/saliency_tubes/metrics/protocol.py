@@ -41,7 +41,16 @@ __all__ = [
     "unit_ranking",
 ]
 
-_METHOD_NAMES = {"cam": "CAM", "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
+_METHOD_NAMES = {
+    "cam": "CAM",
+    "gradcam": "Grad-CAM",
+    "gradcam++": "Grad-CAM++",
+    "layercam": "LayerCAM",
+    "xgradcam": "XGradCAM",
+    "hirescam": "HiResCAM",
+    "scorecam": "Score-CAM",
+    "eigencam": "EigenCAM",
+}
 
 
 @dataclass(frozen=True)
