@@ -317,3 +317,22 @@ def test_a_batch_index_sorts_filters_and_links_each_report(browser, tmp_path: Pa
         browser.execute_script("return document.querySelector('[data-role=video]').readyState") >= 2
     )
     assert _errors(browser) == []
+
+
+def test_a_file_name_cannot_break_out_of_the_page(tmp_path: Path) -> None:
+    clip = write_demo_clip(tmp_path)
+    named = clip.rename(tmp_path / 'a__DATA__ " onerror=alert(1) .mp4')
+    result = explain_video(
+        named,
+        tmp_path / "out",
+        load_model("tiny-actions"),
+        ExplainOptions(formats=("html",), progress=False),
+    )
+    page = result.files["html"][0].read_text(encoding="utf-8")
+    markup = page.split('<script type="application/json"')[0]  # the HTML before the data
+    assert "onerror=" not in markup  # no attribute made of the name
+    from urllib.parse import unquote
+
+    (src,) = re.findall(r'<video data-role="video" src="([^"]*)"', markup)
+    assert unquote(src) == f"../{named.name}"  # the whole name, as one URL
+    assert _data(result.files["html"][0])["title"].startswith('a__DATA__ " onerror=alert(1) .mp4')

@@ -247,3 +247,41 @@ def test_inputs_from_folders_lists_and_tables(tmp_path: Path) -> None:
     ids = [f"v{i}" for i in range(200)]
     shards = [[v for v in ids if in_shard(v, (i, 3))] for i in (1, 2, 3)]
     assert sorted(sum(shards, [])) == sorted(ids) and min(map(len, shards)) > 40
+
+
+def test_an_interrupted_forced_rerun_keeps_the_earlier_rows(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from saliency_tubes.commands import batch as batch_module
+    from saliency_tubes.commands.batch_video import error_row
+
+    out = tmp_path / "batch"
+    first = batch_videos(dataset, out, _settings(out), BatchOptions(progress=False))
+
+    def one_then_interrupt(settings, todo, workers, timeout, finished) -> None:
+        item, fingerprint = todo[0]
+        finished(error_row(item, "a new failure", fingerprint))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch_module, "run_local", one_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        batch_videos(dataset, out, _settings(out), BatchOptions(force=True, progress=False))
+    rows = pq.read_table(out / "index.parquet").to_pylist()
+    assert [r["video_id"] for r in rows] == [r["video_id"] for r in first.rows]
+    assert rows[0]["error"] == "a new failure"  # what this run did
+    assert [r["status"] for r in rows[1:]] == ["ok"] * 3  # what it had not redone yet
+
+
+def test_a_folder_input_leaves_out_the_batch_and_tables_may_start_with_a_bom(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "clips" / "out" / "videos").mkdir(parents=True)
+    (tmp_path / "clips" / "a.mp4").write_bytes(b"")
+    (tmp_path / "clips" / "out" / "videos" / "heat_1_x.mp4").write_bytes(b"")
+    found = read_inputs(tmp_path / "clips", tmp_path / "clips" / "out")
+    assert [i.path.name for i in found] == ["a.mp4"]
+    (tmp_path / "t.csv").write_bytes("\ufeffpath,label\nclips/a.mp4,left\n".encode())
+    assert read_inputs(tmp_path / "t.csv")[0].label == "left"
+    (tmp_path / "bad.txt").write_bytes(b"clips/\xff.mp4\n")
+    with pytest.raises(InputError, match="expected .*bad.txt in UTF-8"):
+        read_inputs(tmp_path / "bad.txt")

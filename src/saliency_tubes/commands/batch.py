@@ -135,7 +135,7 @@ def batch_videos(
     settings.explain.check()
     say = on_stage or (lambda _msg: None)
     out = Path(out_dir)
-    items = [it for it in read_inputs(source) if in_shard(it.video_id, options.shard)]
+    items = [it for it in read_inputs(source, out) if in_shard(it.video_id, options.shard)]
     if options.limit is not None:
         items = items[: options.limit]
     if not items:
@@ -148,7 +148,8 @@ def batch_videos(
     }
     suffix = _suffix(options.shard)
     journal_path = out / ".batch" / f"journal{suffix}.jsonl"
-    previous = {} if options.force else read_journal(journal_path)
+    recorded = read_journal(journal_path)  # every video finished before, ok or not
+    previous = {} if options.force else recorded
     rows: dict[str, dict[str, Any]] = {}
     todo: list[Task] = []
     for it in items:
@@ -180,7 +181,10 @@ def batch_videos(
     finally:
         bar.close()
         journal.close()
-        ordered = [rows[it.video_id] for it in items if it.video_id in rows]
+        # This run's rows, and for the videos it has not (re)done yet - interrupted, or
+        # --force - their earlier rows: an index never loses what a run had recorded.
+        latest = {**recorded, **rows}
+        ordered = [latest[it.video_id] for it in items if it.video_id in latest]
         index = write_index(out / f"index{suffix}.parquet", ordered)
         summary = summarise_rows(ordered, described, time.perf_counter() - started)
         write_summary(out, summary, f"summary{suffix}")

@@ -93,11 +93,10 @@ def _cell(value: Any) -> str | None:
 def _rows(table: Path) -> list[dict[str, Any]]:
     suffix = table.suffix.lower()
     if suffix == ".csv":
-        with table.open(newline="", encoding="utf-8") as fh:
-            return list(csv.DictReader(fh))
+        return list(csv.DictReader(_text(table).splitlines()))
     if suffix == ".jsonl":
         rows = []
-        for n, line in enumerate(table.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(_text(table).splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -123,6 +122,17 @@ def _rows(table: Path) -> list[dict[str, Any]]:
             f"expected a readable Parquet table at {table}, but reading it failed ({exc}); "
             "write it again (e.g. pandas.DataFrame.to_parquet)"
         ) from exc
+
+
+def _text(path: Path) -> str:
+    """A list or table file as text (UTF-8; a byte-order mark, as spreadsheets write, dropped)."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"expected {path} in UTF-8, but byte {exc.start} is not ({exc.reason}); "
+            "save it as UTF-8"
+        ) from None
 
 
 def _from_table(table: Path) -> list[tuple[Path, str, str | None, Path | None]]:
@@ -154,8 +164,9 @@ def _resolve(text: str, base: Path) -> Path:
     return (p if p.is_absolute() else base / p).resolve()
 
 
-def read_inputs(source: str | Path) -> list[Item]:
-    """The videos of ``source`` (see the module's description), in a stable order.
+def read_inputs(source: str | Path, exclude: str | Path | None = None) -> list[Item]:
+    """The videos of ``source`` (see the module's description), in a stable order; a folder
+    search leaves out everything under ``exclude`` (the batch's own output folder).
 
     Raises:
         InputError: ``source`` is missing, of another kind, has no video, or a table lacks
@@ -171,14 +182,18 @@ def read_inputs(source: str | Path) -> list[Item]:
     entries: list[tuple[Path, str, str | None, Path | None]]
     if root.is_dir():
         base = root.resolve()
+        skip = Path(exclude).resolve() if exclude is not None else None
         files = sorted(
             p
             for p in base.rglob("*")
-            if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not _hidden(p, base)
+            if p.is_file()
+            and p.suffix.lower() in VIDEO_SUFFIXES
+            and not _hidden(p, base)
+            and not (skip is not None and p.is_relative_to(skip))
         )
         entries = [(p, _relative(p, base), None, None) for p in files]
     elif root.suffix.lower() == ".txt":
-        lines = root.read_text(encoding="utf-8").splitlines()
+        lines = _text(root).splitlines()
         names = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
         entries = [(_resolve(n, root.resolve().parent), n, None, None) for n in names]
     elif root.suffix.lower() in _TABLES:

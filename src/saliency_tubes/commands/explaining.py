@@ -214,7 +214,7 @@ class _EveryClass:
         raw = raw.detach().float().cpu().contiguous()
         self._shape = tuple(raw.shape)
         size = raw.numel() * 4
-        if self._bytes + size <= _IN_MEMORY:
+        if self._file is None and self._bytes + size <= _IN_MEMORY:  # once spilled, all are
             self._kept.append(raw)
             self._bytes += size
             return

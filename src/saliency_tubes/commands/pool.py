@@ -87,6 +87,7 @@ def _gpus(device: str) -> list[str]:
 class _Worker:
     process: Any
     tasks: Any
+    device: str = "cpu"
     task: tuple[int, float] | None = None  # (task index, start time)
     ready: bool = False
     done: list[int] = field(default_factory=list)
@@ -111,16 +112,19 @@ def run_local(
     pool: dict[int, _Worker] = {}
     next_id = 0
 
-    def start() -> None:
+    def start(device: str | None = None) -> None:
+        """A new worker (on ``device``, the GPU of the one it replaces, when given)."""
         nonlocal next_id
         q = ctx.Queue()
         mine = settings
         if gpus:  # one worker per GPU
-            model = dataclasses.replace(settings.model, device=gpus[next_id % len(gpus)])
-            mine = dataclasses.replace(settings, model=model)
+            device = device or gpus[next_id % len(gpus)]
+            mine = dataclasses.replace(
+                settings, model=dataclasses.replace(settings.model, device=device)
+            )
         proc = ctx.Process(target=_work, args=(mine, q, results, next_id), daemon=True)
         proc.start()
-        pool[next_id] = _Worker(proc, q)
+        pool[next_id] = _Worker(proc, q, device=mine.model.device)
         next_id += 1
 
     def retire(wid: int) -> None:
@@ -156,9 +160,10 @@ def run_local(
             now = time.monotonic()
             for wid, w in list(pool.items()):
                 if w.task is None and w.ready and not w.process.is_alive():
+                    device = w.device
                     retire(wid)  # died between videos: a fresh one for the rest
                     if pending:
-                        start()
+                        start(device)
                     continue
                 if w.task is None:
                     if not w.process.is_alive() and not w.ready:
@@ -186,11 +191,12 @@ def run_local(
                         "with saliency-tubes explain"
                     )
                 if message is not None:
+                    device = w.device
                     retire(wid)
                     remaining -= 1
                     on_row(error_row(item, message, fingerprint, now - began))
-                    if pending or remaining:
-                        start()
+                    if pending:
+                        start(device)
     except BaseException:
         # Interrupted (or the batch failed): the videos under way stop and clean up their
         # folders (a worker turns SIGINT into a quiet exit), the idle workers just exit.

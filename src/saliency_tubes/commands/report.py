@@ -17,6 +17,7 @@ import base64
 import html
 import json
 import os
+import re
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -145,9 +146,20 @@ def report_data(
     }
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (JSON.parse refuses them)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def json_for_script(data: dict[str, Any]) -> str:
     """JSON that cannot end its ``<script>`` element nor open a comment or tag."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
@@ -189,10 +201,12 @@ def write_report(
     """Write ``report.html`` (and ``source.mp4`` when needed); their relative names."""
     src, copy = _video_src(video, info, outputs, embed)
     data = report_data(info, e, summaries, options, manifest, src, contrast)
-    page = (
-        PAGE.replace("__VIDEO__", html.escape(src, quote=True))
-        .replace("__OPACITY__", f"{options.opacity:g}")
-        .replace("__DATA__", json_for_script(data))
-    )
+    values = {
+        "VIDEO": html.escape(src, quote=True),
+        "OPACITY": f"{options.opacity:g}",
+        "DATA": json_for_script(data),
+    }
+    # One pass: a value (a file name, say) holding a placeholder is never filled again.
+    page = re.sub(r"__(VIDEO|OPACITY|DATA)__", lambda m: values[m.group(1)], PAGE)
     written = [outputs.write_bytes("report.html", page.encode("utf-8"))]
     return written + ([copy] if copy else [])

@@ -133,7 +133,10 @@ _SCRIPT = r"""
     const c = data.classes[current], cv = curve.getContext("2d");
     const w = curve.width = curve.clientWidth * devicePixelRatio, h = curve.height = curve.clientHeight * devicePixelRatio;
     cv.clearRect(0, 0, w, h);
-    const lo = Math.min(0, ...c.curve_mean, ...c.curve_max), hi = Math.max(lo + 1e-9, ...c.curve_max);
+    let lo = 0, hi = 1e-9;  // a loop, not Math.min(...values): long videos have many frames
+    for (const v of c.curve_mean) lo = Math.min(lo, v);
+    for (const v of c.curve_max) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    hi = Math.max(hi, lo + 1e-9);
     const x = (i) => (n > 1 ? i / (n - 1) : 0.5) * (w - 2) + 1, y = (v) => h - 3 - ((v - lo) / (hi - lo)) * (h - 6);
     if (lo < 0) { cv.strokeStyle = "#8886"; cv.beginPath(); cv.moveTo(0, y(0)); cv.lineTo(w, y(0)); cv.stroke(); }
     for (const [values, colour] of [[c.curve_max, "#999"], [c.curve_mean, "#d33"]]) {
