@@ -161,6 +161,7 @@ def test_a_hung_video_times_out_and_a_crashed_worker_is_replaced(
         result = batch_videos(dataset, out, settings, options)
         assert [r["status"] for r in result.rows] == ["error", "error"]
         assert all(message in r["error"] for r in result.rows), result.rows[0]["error"]
+        assert not list(out.rglob(".saliency-tubes-run-*"))  # the killed run's staging: gone
 
 
 def test_a_model_that_cannot_load_is_one_error_before_any_video(
@@ -285,3 +286,18 @@ def test_a_folder_input_leaves_out_the_batch_and_tables_may_start_with_a_bom(
     (tmp_path / "bad.txt").write_bytes(b"clips/\xff.mp4\n")
     with pytest.raises(InputError, match="expected .*bad.txt in UTF-8"):
         read_inputs(tmp_path / "bad.txt")
+
+
+def test_what_a_killed_run_left_is_cleaned_and_earlier_files_put_back(tmp_path: Path) -> None:
+    from saliency_tubes.commands.outputs import recover_staging
+
+    folder = tmp_path / "video"
+    staging = folder / ".saliency-tubes-run-abc"
+    (staging / ".replaced").mkdir(parents=True)
+    (folder / "manifest.json").write_text("earlier")
+    (folder / "heat.mp4").write_text("new, half committed")  # moved in before the kill
+    (staging / ".replaced" / "heat.mp4").write_text("earlier")  # the earlier one, aside
+    (staging / "focus.mp4").write_text("new, not committed")
+    recover_staging(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["heat.mp4", "manifest.json"]
+    assert (folder / "heat.mp4").read_text() == "earlier"

@@ -148,8 +148,7 @@ def batch_videos(
     }
     suffix = _suffix(options.shard)
     journal_path = out / ".batch" / f"journal{suffix}.jsonl"
-    recorded = read_journal(journal_path)  # every video finished before, ok or not
-    previous = {} if options.force else recorded
+    previous = {} if options.force else read_journal(journal_path)
     rows: dict[str, dict[str, Any]] = {}
     todo: list[Task] = []
     for it in items:
@@ -181,9 +180,10 @@ def batch_videos(
     finally:
         bar.close()
         journal.close()
-        # This run's rows, and for the videos it has not (re)done yet - interrupted, or
-        # --force - their earlier rows: an index never loses what a run had recorded.
-        latest = {**recorded, **rows}
+        # Everything the journal holds (also a row recorded just as Ctrl-C came), this run's
+        # last: for the videos it has not (re)done yet - interrupted, or --force - their
+        # earlier rows stay; an index never loses what a run had recorded.
+        latest = {**read_journal(journal_path), **rows}
         ordered = [latest[it.video_id] for it in items if it.video_id in latest]
         index = write_index(out / f"index{suffix}.parquet", ordered)
         summary = summarise_rows(ordered, described, time.perf_counter() - started)

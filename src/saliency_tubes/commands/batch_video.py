@@ -9,7 +9,6 @@ The row's columns are :data:`COLUMNS`.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from ..zoo import LoadedModel
 from .dataset import Item
 from .explaining import Explained
 from .options import ExplainOptions, ModelOptions
+from .outputs import recover_staging
 
 __all__ = ["COLUMNS", "BatchSettings", "VideoWorker", "error_row", "label_index"]
 
@@ -160,7 +160,7 @@ class VideoWorker:
 
         started = time.perf_counter()
         out = self.settings.videos / item.video_id
-        _clear_stale(out)
+        recover_staging(out)  # what a killed worker left
         explained: list[Explained] = []
         local: dict[str, float] = {}
         try:
@@ -250,10 +250,3 @@ def _resampled(values: np.ndarray, points: int = 20) -> list[float]:
         return []
     grid = np.linspace(0.0, 1.0, points)
     return np.interp(grid, np.linspace(0.0, 1.0, v.size), v).round(4).tolist()
-
-
-def _clear_stale(out: Path) -> None:
-    """Remove what an interrupted (killed) explain left in ``out``: its hidden staging folders."""
-    if out.is_dir():
-        for stale in out.glob(".saliency-tubes-run-*"):
-            shutil.rmtree(stale, ignore_errors=True)

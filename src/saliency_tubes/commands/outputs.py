@@ -40,7 +40,7 @@ from ..video import (
     probe,
 )
 
-__all__ = ["OutputFolder", "Run", "Say", "output_folder", "produce", "progress"]
+__all__ = ["OutputFolder", "Run", "Say", "output_folder", "produce", "progress", "recover_staging"]
 
 
 class OutputFolder:
@@ -191,6 +191,26 @@ class OutputFolder:
                     _remove(entry)
             return
         shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def recover_staging(folder: Path) -> None:
+    """Clean up after a run that was killed (no ``finally`` ran) with ``folder`` as its
+    ``--out``: each hidden staging folder is removed, after the earlier files a commit under
+    way had moved aside (``.replaced``) are put back in place; nothing of an earlier run is
+    deleted."""
+    if not folder.is_dir():
+        return
+    for staging in folder.glob(".saliency-tubes-run-*"):
+        aside = staging / ".replaced"
+        if aside.is_dir():
+            for kept in sorted(p for p in aside.rglob("*") if p.is_file() or p.is_symlink()):
+                target = folder / kept.relative_to(aside)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(OSError):
+                    os.replace(kept, target)
+            if any(p.is_file() for p in aside.rglob("*")):
+                continue  # something could not be put back: keep it
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _remove(path: Path) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import InputError, first_line
 from .batch_video import BatchSettings, VideoWorker, error_row
 from .dataset import Item
+from .outputs import recover_staging
 
 __all__ = ["Task", "run_local"]
 
@@ -193,6 +194,7 @@ def run_local(
                 if message is not None:
                     device = w.device
                     retire(wid)
+                    recover_staging(settings.videos / item.video_id)  # killed mid-video
                     remaining -= 1
                     on_row(error_row(item, message, fingerprint, now - began))
                     if pending:
