@@ -19,7 +19,7 @@ import signal
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError, first_line
@@ -91,7 +91,6 @@ class _Worker:
     device: str = "cpu"
     task: tuple[int, float] | None = None  # (task index, start time)
     ready: bool = False
-    done: list[int] = field(default_factory=list)
 
 
 def run_local(

@@ -173,8 +173,7 @@ def _video_src(
     if video.is_dir() or video.suffix.lower() not in PLAYABLE:
         writer, copy = outputs.video("source.mp4", info.rate)
         with writer:
-            for frame in iter_frames(video, info=info):
-                writer.write(frame.image)
+            writer.write_frames(frame.image for frame in iter_frames(video, info=info))
         path = outputs.staging / copy  # until the run's files move into place
     if embed:
         kind = "webm" if path.suffix.lower() == ".webm" else "mp4"

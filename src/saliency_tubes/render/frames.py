@@ -98,8 +98,12 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 
 def luma(frame: np.ndarray) -> np.ndarray:
     """Greyscale of an RGB frame, ``Y = 0.299 R + 0.587 G + 0.114 B`` (BT.601), float32 ``(H, W)``."""
-    f = _check_frame(frame).astype(np.float32)
-    return f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114
+    return _weighted_luma(_check_frame(frame).astype(np.float32))
+
+
+def _weighted_luma(px: np.ndarray) -> np.ndarray:
+    """BT.601 luma of float32 RGB values ``(..., 3)``: the one formula of :func:`luma`."""
+    return px[..., 0] * 0.299 + px[..., 1] * 0.587 + px[..., 2] * 0.114
 
 
 @lru_cache(maxsize=16)
@@ -125,8 +129,7 @@ def _marked(base: np.ndarray, unseen: np.ndarray) -> np.ndarray:
 
 def _luma_at(f: np.ndarray, unseen: np.ndarray) -> np.ndarray:
     """:func:`luma` of the ``unseen`` pixels of ``f`` only, ``(n,)`` float32."""
-    px = f[unseen].astype(np.float32)
-    return px[:, 0] * 0.299 + px[:, 1] * 0.587 + px[:, 2] * 0.114
+    return _weighted_luma(f[unseen].astype(np.float32))
 
 
 def mark_unseen(base: np.ndarray, unseen: np.ndarray) -> np.ndarray:
