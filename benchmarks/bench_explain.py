@@ -206,7 +206,7 @@ def _report(args: argparse.Namespace, rows: list, seconds: float) -> None:
         "imports, model build, decode, explain, render, encode of heat, focus and "
         "side-by-side at the source size); medians over the rounds, kinds alternated.",
         "- floor: import torch + decode + encode of the same frames with the same encoder "
-        "settings (libx264 veryfast crf 18); floor, threaded: the same with the decoder "
+        "settings (libx264 superfast crf 18, the default); floor, threaded: the same with the decoder "
         "and the encoders on their own threads, as the tool runs them.",
         "",
         "- + model: the threaded floor plus the model's own part (import its package, build "

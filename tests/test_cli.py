@@ -395,6 +395,16 @@ def test_usage_errors_and_invalid_choices_are_one_line(video: Path, tmp_path: Pa
             ["explain", str(video), "--out", str(tmp_path / "o"), "--frames", "many"],
             "'many' is not a valid integer",
         ),
+        (
+            ["explain", str(video), "--out", str(tmp_path / "o"), "--crf", "60"],
+            "expected crf an integer from 0 to 51 (18: visually lossless, 23: smaller files), "
+            "but got 60",
+        ),
+        (
+            ["explain", str(video), "--out", str(tmp_path / "o"), "--x264-preset", "quick"],
+            "expected x264 preset one of ultrafast, superfast, veryfast, faster, fast, medium, "
+            "slow, slower, veryslow, but got 'quick'",
+        ),
         (["frob"], "No such command 'frob'"),
     ):
         code, _, stderr = _run(*args)
@@ -611,3 +621,22 @@ def test_no_progress_bars_in_a_log(video: Path, tmp_path: Path) -> None:
     lines = out.stderr.splitlines()
     assert lines and all(line.startswith("- ") for line in lines), out.stderr
     assert any(line.startswith("- rendering 20 frames") for line in lines)
+
+
+def test_crf_and_x264_preset_reach_the_encoder(video: Path, tmp_path: Path) -> None:
+    """--crf and --x264-preset set every mp4 output's encoder: a higher crf writes smaller
+    files of the same frames, the manifest records the settings, the frame count stays."""
+    sizes = {}
+    for crf, preset in ((10, "superfast"), (40, "superfast"), (10, "medium")):
+        out = tmp_path / f"{crf}-{preset}"
+        code, _, stderr = _explain(
+            video, out, "--crf", str(crf), "--x264-preset", preset, "--layouts", "heat"
+        )
+        assert code == 0, stderr
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["options"]["encoder"] == {"codec": "libx264", "crf": crf, "preset": preset}
+        (heat,) = out.glob("heat_1_*.mp4")
+        assert probe(heat).num_frames == probe(video).num_frames
+        sizes[crf, preset] = heat.stat().st_size
+    assert sizes[40, "superfast"] < sizes[10, "superfast"] / 2
+    assert sizes[10, "medium"] != sizes[10, "superfast"]  # another encoder setting took effect

@@ -497,3 +497,16 @@ def test_rotated_videos_are_decoded_upright(tmp_path: Path, degrees: int) -> Non
     red = expected[..., 0] > 128
     for got in (frames[0], streamed[3]):
         assert ((got[..., 0] > 128) == red).mean() > 0.99
+
+
+def test_writer_refuses_unknown_presets_and_crf_out_of_range(tmp_path: Path) -> None:
+    for kwargs, fragment in (
+        ({"preset": "quick"}, "expected preset one of ultrafast, superfast"),
+        ({"crf": 52}, "expected crf an integer from 0 to 51"),
+        ({"crf": 18.5}, "expected crf an integer from 0 to 51"),
+        ({"crf": True}, "expected crf an integer from 0 to 51"),
+    ):
+        with pytest.raises(InputError, match=fragment):
+            VideoWriter(tmp_path / "x.mp4", 10, **kwargs)
+    assert list(tmp_path.iterdir()) == []  # nothing claimed
+    assert VideoWriter(tmp_path / "y.mp4", 10, crf=np.int64(20)).crf == 20

@@ -19,6 +19,7 @@ __all__ = [
     "MODES",
     "STYLES",
     "VIDEO_FORMATS",
+    "X264_PRESETS",
 ]
 
 METHOD_NAMES: tuple[str, ...] = (
@@ -50,5 +51,17 @@ FORMATS: tuple[str, ...] = ("mp4", "gif", "png", "npy", "plot", "html")
 the interactive page (html)."""
 VIDEO_FORMATS: tuple[str, ...] = ("mp4", "gif", "png")
 """The formats that are videos."""
+X264_PRESETS: tuple[str, ...] = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
+"""libx264's speed presets, fastest first (the mp4 outputs' ``--x264-preset``)."""
 STYLES: tuple[str, ...] = ("focus", "heat")
 """What each panel of a comparison grid shows."""

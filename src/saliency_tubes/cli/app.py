@@ -188,6 +188,8 @@ _COMPARE = flags.options(
     flags.OPACITY,
     flags.BACKGROUND,
     flags.FORMAT,
+    flags.CRF,
+    flags.X264_PRESET,
     flags.TIMELINE,
     flags.NO_CAPTION,
     flags.ALLOW_PICKLE,

@@ -162,6 +162,21 @@ EMBED = click.option(
     is_flag=True,
     help="With --format html: put the video inside report.html (one file to send someone).",
 )
+CRF = click.option(
+    "--crf",
+    type=int,
+    default=18,
+    show_default=True,
+    help="H.264 quality of the mp4 outputs, 0-51: 18 is visually lossless, 23 writes files "
+    "about half as big.",
+)
+X264_PRESET = click.option(
+    "--x264-preset",
+    default="superfast",
+    show_default=True,
+    help="ultrafast ... veryslow: libx264's speed preset for the mp4 outputs (medium: files "
+    "about a quarter smaller, 2.5x slower to write).",
+)
 EXPLAIN = options(
     MODEL,
     WEIGHTS,
@@ -182,6 +197,8 @@ EXPLAIN = options(
     OPACITY,
     BACKGROUND,
     FORMAT,
+    CRF,
+    X264_PRESET,
     EMBED,
     LAYOUTS,
     NO_CAPTION,

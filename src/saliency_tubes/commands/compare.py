@@ -128,7 +128,7 @@ def compare_classes(
                     products.append(
                         contrast_product(f"contrast_{pair}", names, tracks[1], options, why)
                     )
-                files.update(encode(run.video, info, outputs, products, formats, options.progress))
+                files.update(encode(run.video, info, outputs, products, formats, options))
         grid = {"style": options.style, "cols": options.cols}
         record = manifest.one_model(
             "compare-classes", info, e, options, summaries[0], npy, grid, files
@@ -254,7 +254,7 @@ def compare_models(
                 ]
                 grid = replace(options, cols=options.cols or len(explained))
                 products = [grid_product("compare_models", panels, grid)]
-                files.update(encode(run.video, info, outputs, products, formats, options.progress))
+                files.update(encode(run.video, info, outputs, products, formats, options))
         more = {"style": options.style, "cols": options.cols}
         return manifest.compare_models(info, explained, options, more, summaries, npys, files)
 

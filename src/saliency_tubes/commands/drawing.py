@@ -73,9 +73,10 @@ def encode(
     outputs: OutputFolder,
     products: Sequence[Product],
     formats: Sequence[str],
-    show: bool,
+    options: ExplainOptions,
 ) -> dict[str, list[str]]:
-    """One pass over the source: draw every product's frames and encode them in ``formats``.
+    """One pass over the source: draw every product's frames and encode them in ``formats``
+    (H.264 at the options' ``crf`` and libx264 ``preset``; a progress bar with ``progress``).
 
     Returns:
         The written files by format, relative to the output folder.
@@ -87,11 +88,15 @@ def encode(
             for key, stem in product.stems.items():
                 for fmt in formats:
                     name = stem if fmt == "png" else f"{stem}.{fmt}"
-                    writer, rel = outputs.video(name, info.rate, kind=fmt)
+                    writer, rel = outputs.video(
+                        name, info.rate, kind=fmt, crf=options.crf, preset=options.preset
+                    )
                     background = stack.enter_context(BackgroundWriter(writer))
                     writers.setdefault((p, key), []).append(background)
                     files[fmt].append(rel)
-        bar = stack.enter_context(progress(info.num_frames, "render+encode", show, unit="frame"))
+        bar = stack.enter_context(
+            progress(info.num_frames, "render+encode", options.progress, unit="frame")
+        )
         for frame in prefetch(iter_frames(video, info=info)):
             for p, product in enumerate(products):
                 for key, image in product.draw(frame).items():

@@ -98,7 +98,7 @@ def explain_video(
                     f"to {', '.join(formats)}"
                 )
                 products = [explain_product(e, k, tubes[k], options) for k in range(len(e.classes))]
-                files.update(encode(run.video, info, outputs, products, formats, options.progress))
+                files.update(encode(run.video, info, outputs, products, formats, options))
         layouts = {"layouts": list(options.layouts)}
         record = manifest.one_model("explain", info, e, options, tubes, npy, layouts, files)
         if "html" in options.formats:

@@ -172,6 +172,7 @@ def options_entry(options: ExplainOptions, loaded: LoadedModel) -> dict[str, Any
         "background": options.background,
         "formats": list(options.formats),
         "timeline": options.timeline,
+        "encoder": {"codec": "libx264", "crf": options.crf, "preset": options.preset},
         "device": _device(loaded),
     }
 

@@ -117,13 +117,16 @@ class OutputFolder:
             partial.unlink(missing_ok=True)
         return self.rel(path)
 
-    def video(self, name: str, fps: Any, kind: str | None = None) -> tuple[VideoWriter, str]:
+    def video(
+        self, name: str, fps: Any, kind: str | None = None, **encoder: Any
+    ) -> tuple[VideoWriter, str]:
         """A :class:`VideoWriter` for ``name`` (aborted on failure) and its relative name.
 
-        ``kind`` gives the format whatever the name's suffix (``"png"``: a frame folder).
+        ``kind`` gives the format whatever the name's suffix (``"png"``: a frame folder);
+        ``encoder``: the writer's ``crf`` and ``preset``.
         """
         path = self.claim(name)
-        writer = VideoWriter(path, fps=fps, kind=kind)  # type: ignore[arg-type]
+        writer = VideoWriter(path, fps=fps, kind=kind, **encoder)  # type: ignore[arg-type]
         self.writers.append(writer)
         return writer, self.rel(path)
 

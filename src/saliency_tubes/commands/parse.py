@@ -145,4 +145,6 @@ def render_settings(params: Mapping[str, Any]) -> dict[str, Any]:
         "timeline": params["timeline"],
         "progress": not params["quiet"],
         "embed": bool(params.get("embed", False)),
+        "crf": params["crf"],
+        "preset": params["x264_preset"],
     }
