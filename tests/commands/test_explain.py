@@ -49,9 +49,36 @@ def test_explain_video_returns_what_it_wrote(clip_path: Path, tmp_path: Path, ti
         for layout in ("heat", "focus", "side_by_side")
         for k, name in ((1, result.tubes[0].name), (2, result.tubes[1].name))
     }
-    assert set(result.timings) == {"explain", "summarise", "write", "total"}
+    # The numbers came from the frames as they were drawn: no pass of their own.
+    assert set(result.timings) == {"explain", "write", "total"}
     assert result.timings["total"] >= result.timings["explain"] + result.timings["write"]
     assert result.seconds == manifest["seconds"]
+
+
+def test_numbers_are_the_same_drawn_or_summarised_first(
+    clip_path: Path, tmp_path: Path, tiny
+) -> None:
+    """With videos the curves and statistics are taken from the frames as they are drawn;
+    with the timeline (which needs them first) or without videos, in a pass of their own:
+    the same numbers either way."""
+    runs = {}
+    for name, formats, timeline in (
+        ("drawn", ("mp4",), False),
+        ("timeline", ("mp4",), True),
+        ("none", ("npy",), False),
+    ):
+        options = ExplainOptions(
+            classes="top2", windows=(16, 8), formats=formats, timeline=timeline, progress=False
+        )
+        runs[name] = explain_video(clip_path, tmp_path / name, tiny, options)
+    assert "summarise" not in runs["drawn"].timings
+    assert "summarise" in runs["timeline"].timings and "summarise" in runs["none"].timings
+    for other in ("timeline", "none"):
+        for a, b in zip(runs["drawn"].tubes, runs[other].tubes, strict=True):
+            assert_close(a.curve.mean, b.curve.mean, atol=0)
+            assert_close(a.curve.max, b.curve.max, atol=0)
+            assert a.stats == b.stats
+            assert a.curve.key_frames.tolist() == b.curve.key_frames.tolist()
 
 
 def test_windows_are_normalised_on_one_scale(clip_path: Path, tmp_path: Path, tiny) -> None:

@@ -56,3 +56,29 @@ def test_difference_is_signed_on_one_scale() -> None:
     diff = track.difference(0, 1)
     assert float(diff.bound[0]) == pytest.approx(1.0)
     np.testing.assert_allclose(diff.normalised(0)[0, :, 0, 0], [1.0, -1.0])
+
+
+def test_a_summariser_missing_frames_summarises_every_frame_itself(clip_path, tiny) -> None:
+    """Frames skipped by the drawing (a video ending early): build() falls back to the
+    full pass, so the numbers are always those of every source frame."""
+    from saliency_tubes.commands import explaining
+    from saliency_tubes.commands.options import ExplainOptions
+    from saliency_tubes.commands.track import Summariser, summarise
+    from saliency_tubes.video import Frame, probe
+
+    info = probe(clip_path)
+    plan = explaining.plan(info, tiny, ExplainOptions(classes="top2", progress=False))
+    (e,) = explaining.explain(clip_path, info, [plan], False, lambda _: None)
+    full = summarise(info, [e.track])
+    image = np.zeros((*info.size, 3), np.uint8)
+    for n in (info.num_frames, info.num_frames - 1):  # every frame, then one short
+        s = Summariser(info, [e.track])
+        for i in range(n):
+            frame = Frame(i, float(info.timestamps[i]), image)
+            for k in range(2):
+                s.look(e.track, k, frame)
+                s.look(e.track, k, frame)  # a second look at a frame is not counted twice
+        assert s.complete == (n == info.num_frames)
+        for a, b in zip(s.build()[0], full[0], strict=True):
+            assert a.stats == b.stats
+            np.testing.assert_array_equal(a.curve.mean, b.curve.mean)

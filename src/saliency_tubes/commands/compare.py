@@ -19,12 +19,20 @@ from ..video import VideoInfo
 from ..vocabulary import VIDEO_FORMATS
 from ..zoo import LoadedModel
 from . import explaining, manifest
-from .drawing import caption_of, contrast_product, encode, grid_product, plot, slug
+from .drawing import (
+    caption_of,
+    contrast_product,
+    encode,
+    grid_product,
+    plot,
+    saliency_of,
+    slug,
+)
 from .options import CompareOptions, check_distinct
 from .outputs import Run, Say, produce
 from .report import write_report
 from .result import CommandResult
-from .track import Summary, summarise
+from .track import Summariser, Summary, summarise
 
 __all__ = ["compare_classes", "compare_models"]
 
@@ -83,9 +91,12 @@ def compare_classes(
                     f"{contrast[1]!r} are both class {e.classes[ka]}; name a second class"
                 )
             tracks.append(e.track.difference(ka, kb))
-        with run.stage("summarise"):
-            summaries = summarise(info, tracks)
-        done.append((e, summaries[0]))
+        formats = [f for f in options.formats if f in VIDEO_FORMATS]
+        drawing = bool(formats) and not options.timeline  # see explain_video
+        summaries: list[list[Any]] = [[None] * t.count for t in tracks]
+        if not drawing:
+            with run.stage("summarise"):
+                summaries = summarise(info, tracks)
         files: dict[str, list[str]] = {}
         npy = None
         pair = f"{slug(e.names[ka])}_vs_{slug(e.names[kb])}" if contrast is not None else ""
@@ -97,6 +108,27 @@ def compare_classes(
                     files["npy"].append(
                         outputs.save_npy_stream(f"contrast_{pair}.npy", *tracks[1].blocks(0))
                     )
+            if formats:
+                run.say(f"rendering {info.num_frames} frames of {len(e.classes)} class panels")
+                summariser = Summariser(info, tracks)
+                look = summariser.look if drawing else saliency_of
+                panels = [
+                    (e.track, k, caption_of(loaded, f"{n}  p={probability(s)}"), summary)
+                    for k, (n, s, summary) in enumerate(
+                        zip(e.names, e.scores, summaries[0], strict=True)
+                    )
+                ]
+                products = [grid_product("compare_classes", panels, options, look)]
+                if contrast is not None:
+                    names = (e.names[ka], e.names[kb])
+                    why = caption_of(loaded, f"why {names[0]} and not {names[1]}")
+                    products.append(
+                        contrast_product(f"contrast_{pair}", names, tracks[1], options, why, look)
+                    )
+                files.update(encode(run.video, info, outputs, products, formats, options))
+                if drawing:
+                    summaries = summariser.build()
+            done.append((e, summaries[0]))
             if "plot" in options.formats:
                 curves = [(n, s.curve) for n, s in zip(e.names, summaries[0], strict=True)]
                 title = f"{loaded.name}: temporal importance per class"
@@ -112,23 +144,6 @@ def compare_classes(
                             e.sampled(),
                         )
                     )
-            formats = [f for f in options.formats if f in VIDEO_FORMATS]
-            if formats:
-                run.say(f"rendering {info.num_frames} frames of {len(e.classes)} class panels")
-                panels = [
-                    (e.track, k, caption_of(loaded, f"{n}  p={probability(s)}"), summary)
-                    for k, (n, s, summary) in enumerate(
-                        zip(e.names, e.scores, summaries[0], strict=True)
-                    )
-                ]
-                products = [grid_product("compare_classes", panels, options)]
-                if contrast is not None:
-                    names = (e.names[ka], e.names[kb])
-                    why = caption_of(loaded, f"why {names[0]} and not {names[1]}")
-                    products.append(
-                        contrast_product(f"contrast_{pair}", names, tracks[1], options, why)
-                    )
-                files.update(encode(run.video, info, outputs, products, formats, options))
         grid = {"style": options.style, "cols": options.cols}
         record = manifest.one_model(
             "compare-classes", info, e, options, summaries[0], npy, grid, files
@@ -214,9 +229,13 @@ def compare_models(
                 f"expected the same number of classes for every model, but got "
                 f"{sorted(counts)}; pass topK or one class list valid for all"
             )
-        with run.stage("summarise"):
-            summaries = summarise(info, [e.track for e in explained])
-        done.extend(zip(explained, summaries, strict=True))
+        tracks = [e.track for e in explained]
+        formats = [f for f in options.formats if f in VIDEO_FORMATS]
+        drawing = bool(formats) and not options.timeline  # see explain_video
+        summaries: list[list[Any]] = [[None] * t.count for t in tracks]
+        if not drawing:
+            with run.stage("summarise"):
+                summaries = summarise(info, tracks)
         files: dict[str, list[str]] = {}
         npys: list[str | None] = [None] * len(explained)
         classes = range(len(explained[0].classes))
@@ -227,19 +246,10 @@ def compare_models(
                     for e in explained
                 ]
                 files["npy"] = [n for n in npys if n]
-            if "plot" in options.formats:
-                curves = [
-                    (f"{e.loaded.name}: {e.names[k]}", summaries[i][k].curve)
-                    for k in classes
-                    for i, e in enumerate(explained)
-                ]
-                title = "temporal importance per model"
-                files["plot"] = [
-                    plot(outputs, "temporal.png", curves, title, explained[0].sampled())
-                ]
-            formats = [f for f in options.formats if f in VIDEO_FORMATS]
             if formats:
                 run.say(f"rendering {info.num_frames} frames of {len(explained)} model panels")
+                summariser = Summariser(info, tracks)
+                look = summariser.look if drawing else saliency_of
                 panels = [
                     (
                         e.track,
@@ -253,8 +263,21 @@ def compare_models(
                     for i, e in enumerate(explained)
                 ]
                 grid = replace(options, cols=options.cols or len(explained))
-                products = [grid_product("compare_models", panels, grid)]
+                products = [grid_product("compare_models", panels, grid, look)]
                 files.update(encode(run.video, info, outputs, products, formats, options))
+                if drawing:
+                    summaries = summariser.build()
+            done.extend(zip(explained, summaries, strict=True))
+            if "plot" in options.formats:
+                curves = [
+                    (f"{e.loaded.name}: {e.names[k]}", summaries[i][k].curve)
+                    for k in classes
+                    for i, e in enumerate(explained)
+                ]
+                title = "temporal importance per model"
+                files["plot"] = [
+                    plot(outputs, "temporal.png", curves, title, explained[0].sampled())
+                ]
         more = {"style": options.style, "cols": options.cols}
         return manifest.compare_models(info, explained, options, more, summaries, npys, files)
 

@@ -35,6 +35,7 @@ from .track import Summary, TubeTrack
 
 __all__ = [
     "GAP",
+    "Look",
     "caption_of",
     "Product",
     "contrast_product",
@@ -109,9 +110,12 @@ def encode(
 def saliency_of(track: TubeTrack, k: int, frame: Frame) -> np.ndarray | torch.Tensor:
     """Tube ``k`` of ``track`` on ``frame``: numpy on the CPU, a tensor on the track's
     device otherwise (the drawing then happens there, see :func:`panel`)."""
-    if track.device.type == "cpu":
-        return track.frame(k, frame.timestamp)
-    return track.frame_tensor(k, frame.timestamp)
+    return track.on(k, frame)
+
+
+#: How a product gets a tube on a frame: :func:`saliency_of`, or a
+#: :meth:`~saliency_tubes.commands.track.Summariser.look` that summarises what is drawn.
+Look = Callable[[TubeTrack, int, Frame], "np.ndarray | torch.Tensor"]
 
 
 _local = threading.local()
@@ -217,16 +221,32 @@ def _timeline(image: np.ndarray, curve: TemporalCurve, frame: Frame, scale: floa
     return _under(image, strip)
 
 
-def explain_product(e: Explained, k: int, summary: Summary, options: ExplainOptions) -> Product:
-    """Class ``k``'s heat, focus and side-by-side videos (``LAYOUT_K_NAME``)."""
+def _timeline_of(summaries: Sequence[Summary | None], options: ExplainOptions) -> float:
+    """The timeline bars' common scale (0 without ``--timeline``, which needs summaries)."""
+    if not options.timeline:
+        return 0.0
+    if any(s is None for s in summaries):
+        raise ValueError("a timeline is drawn from summaries made before the drawing")
+    return max(float(s.curve.mean.max(initial=0.0)) for s in summaries if s is not None)
+
+
+def explain_product(
+    e: Explained,
+    k: int,
+    summary: Summary | None,
+    options: ExplainOptions,
+    look: Look = saliency_of,
+) -> Product:
+    """Class ``k``'s heat, focus and side-by-side videos (``LAYOUT_K_NAME``); ``summary``
+    is needed only for the timeline."""
     name, score = e.names[k], e.scores[k]
     label = caption_of(e.loaded, f"{name}  p={probability(score)}")
     stems = {layout: f"{layout}_{k + 1}_{slug(name)}" for layout in options.layouts}
-    scale = float(summary.curve.mean.max(initial=0.0))
+    scale = _timeline_of([summary], options)
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:
-        drawn = _layouts(frame.image, saliency_of(e.track, k, frame), label, options)
-        if options.timeline:
+        drawn = _layouts(frame.image, look(e.track, k, frame), label, options)
+        if options.timeline and summary is not None:
             drawn = {key: _timeline(img, summary.curve, frame, scale) for key, img in drawn.items()}
         return drawn
 
@@ -235,18 +255,20 @@ def explain_product(e: Explained, k: int, summary: Summary, options: ExplainOpti
 
 def grid_product(
     stem: str,
-    panels: Sequence[tuple[TubeTrack, int, str, Summary]],
+    panels: Sequence[tuple[TubeTrack, int, str, Summary | None]],
     options: CompareOptions,
+    look: Look = saliency_of,
 ) -> Product:
-    """One video: a grid of panels ``(track, tube index, caption, summary)``."""
+    """One video: a grid of panels ``(track, tube index, caption, summary)`` (the summaries
+    are needed only for the timeline)."""
     cols = options.cols if options.cols is not None else render.grid_columns(len(panels))
-    scale = max(float(s.curve.mean.max(initial=0.0)) for _, _, _, s in panels)
+    scale = _timeline_of([s for _, _, _, s in panels], options)
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:
         images = []
         for track, k, label, summary in panels:
-            image = panel(frame.image, saliency_of(track, k, frame), options.style, label, options)
-            if options.timeline:
+            image = panel(frame.image, look(track, k, frame), options.style, label, options)
+            if options.timeline and summary is not None:
                 image = _timeline(image, summary.curve, frame, scale)
             images.append(image)
         images = labelled(images, [label for _, _, label, _ in panels], options.caption)
@@ -256,12 +278,20 @@ def grid_product(
 
 
 def contrast_product(
-    stem: str, names: tuple[str, str], track: TubeTrack, options: CompareOptions, label: str
+    stem: str,
+    names: tuple[str, str],
+    track: TubeTrack,
+    options: CompareOptions,
+    label: str,
+    look: Look = saliency_of,
 ) -> Product:
     """The contrastive tube over the frame, captioned ``label``, with its colour bar under it."""
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:
-        image = render.contrast_frame(frame.image, track.frame(0, frame.timestamp))
+        saliency = look(track, 0, frame)
+        if isinstance(saliency, torch.Tensor):
+            saliency = saliency.cpu().numpy()
+        image = render.contrast_frame(frame.image, saliency)
         (image,) = labelled([image], [label], options.caption)
         return {"contrast": _under(image, render.contrast_legend(image.shape[1], names))}
 

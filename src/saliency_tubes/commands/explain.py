@@ -11,12 +11,12 @@ from ..video import VideoInfo
 from ..vocabulary import VIDEO_FORMATS
 from ..zoo import LoadedModel
 from . import explaining, manifest
-from .drawing import encode, explain_product, plot, slug
+from .drawing import encode, explain_product, plot, saliency_of, slug
 from .options import ExplainOptions
 from .outputs import Run, produce
 from .report import write_report
 from .result import CommandResult
-from .track import summarise
+from .track import Summariser, summarise
 
 __all__ = ["explain_video"]
 
@@ -66,18 +66,37 @@ def explain_video(
         with run.stage("explain"):
             todo = explaining.plan(info, loaded, options)
             (e,) = explaining.explain(run.video, info, [todo], options.progress, run.say)
-        with run.stage("summarise"):
-            (tubes,) = summarise(info, [e.track])
         explained.append(e)
-        summaries.append(tubes)
         if on_explained is not None:
             on_explained(e)
+        formats = [f for f in options.formats if f in VIDEO_FORMATS]
+        # Drawn videos give the numbers as they are drawn (each frame's tube mapped once);
+        # the timeline bar needs them before the drawing, and without videos nothing draws.
+        drawing = bool(formats) and not options.timeline
+        tubes: list[Any] = [None] * len(e.classes)  # Summary each, once known
+        if not drawing:
+            with run.stage("summarise"):
+                (tubes,) = summarise(info, [e.track])
         files: dict[str, list[str]] = {}
         npy = None
         with run.stage("write"):
             if "npy" in options.formats:
                 npy = outputs.save_npy_stream("tube.npy", *e.track.blocks())
                 files["npy"] = [npy]
+            if formats:
+                run.say(
+                    f"rendering {info.num_frames} frames ({', '.join(options.layouts)}) "
+                    f"to {', '.join(formats)}"
+                )
+                summariser = Summariser(info, [e.track])
+                look = summariser.look if drawing else saliency_of
+                products = [
+                    explain_product(e, k, tubes[k], options, look) for k in range(len(e.classes))
+                ]
+                files.update(encode(run.video, info, outputs, products, formats, options))
+                if drawing:
+                    (tubes,) = summariser.build()
+            summaries.append(tubes)
             if "plot" in options.formats:
                 files["plot"] = [
                     plot(
@@ -91,14 +110,6 @@ def explain_video(
                         zip(e.names, e.scores, tubes, strict=True)
                     )
                 ]
-            formats = [f for f in options.formats if f in VIDEO_FORMATS]
-            if formats:
-                run.say(
-                    f"rendering {info.num_frames} frames ({', '.join(options.layouts)}) "
-                    f"to {', '.join(formats)}"
-                )
-                products = [explain_product(e, k, tubes[k], options) for k in range(len(e.classes))]
-                files.update(encode(run.video, info, outputs, products, formats, options))
         layouts = {"layouts": list(options.layouts)}
         record = manifest.one_model("explain", info, e, options, tubes, npy, layouts, files)
         if "html" in options.formats:

@@ -7,8 +7,11 @@ once (:func:`~saliency_tubes.video.covering`), their normalised tubes interpolat
 and blended (:func:`~saliency_tubes.video.blend`), and the result resized onto the source
 pixels the clip saw (:class:`~saliency_tubes.video.SourceSampler`; NaN elsewhere).
 Upsampled, normalised windows are cached up to a fixed number of bytes (all of them for
-most videos, so each window is upsampled once), so memory does not grow with the video. :func:`summarise` reduces tracks to their temporal curves and tube statistics over
-every source frame.
+most videos, so each window is upsampled once), so memory does not grow with the video.
+:func:`summarise` reduces tracks to their temporal curves and tube statistics over every
+source frame; a :class:`Summariser` does the same from the frames as they are drawn, so
+that each frame's tube is mapped onto the source pixels once for the pictures and the
+numbers.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ from ..metrics.concentration import StatsBuilder, TubeStats
 from ..normalise import by_magnitude, minmax
 from ..temporal import CurveBuilder, TemporalCurve
 from ..upsample import upsample
-from ..video import Geometry, SourceSampler, TimedTube, VideoInfo, blend, covering
+from ..video import Frame, Geometry, SourceSampler, TimedTube, VideoInfo, blend, covering
 
-__all__ = ["Summary", "TubeTrack", "Window", "summarise"]
+__all__ = ["Summariser", "Summary", "TubeTrack", "Window", "summarise"]
 
 #: Bytes of upsampled windows kept at once (normalised ones, and raw ones from the pass
 #: that finds the video-wide scale): beyond it windows are upsampled again when needed.
@@ -191,6 +194,13 @@ class TubeTrack:
         resized onto the source pixels there."""
         return self._sampler.frame_tensor(torch.from_numpy(self.grid(k, t)).to(self.device))
 
+    def on(self, k: int, frame: Frame) -> np.ndarray | torch.Tensor:
+        """Tube ``k`` on ``frame`` for drawing: :meth:`frame` (numpy) on the CPU,
+        :meth:`frame_tensor` on the track's device otherwise (drawn there)."""
+        if self.device.type == "cpu":
+            return self.frame(k, frame.timestamp)
+        return self.frame_tensor(k, frame.timestamp)
+
     def difference(self, ka: int, kb: int) -> TubeTrack:
         """The signed track of ``raw[ka] - raw[kb]`` (see :func:`~saliency_tubes.contrastive_tube`)."""
         diffs = [
@@ -212,14 +222,68 @@ class Summary:
 
 def summarise(info: VideoInfo, tracks: Sequence[TubeTrack]) -> list[list[Summary]]:
     """Per track and tube: the temporal curve and the statistics over every source frame."""
-    builders = [[(CurveBuilder(), StatsBuilder()) for _ in range(track.count)] for track in tracks]
-    for t in info.timestamps:
-        for track, row in zip(tracks, builders, strict=True):
-            for k, (curve, stats) in enumerate(row):
-                saliency = track.frame(k, float(t))
-                curve.add(saliency)
-                stats.add(saliency)
-    return [
-        [Summary(curve.build(info.timestamps), stats.build()) for curve, stats in row]
-        for row in builders
-    ]
+    summariser = Summariser(info, tracks)
+    for index, t in enumerate(info.timestamps):
+        for j, track in enumerate(tracks):
+            for k in range(track.count):
+                summariser.add(j, k, index, track.frame(k, float(t)))
+    return summariser.built()
+
+
+class Summariser:
+    """:func:`summarise` fed by the drawing: each tube's curve and statistics from the
+    frames as they are drawn, so a frame's tube is mapped onto its pixels once.
+
+    :meth:`look` is what a drawing asks for a tube on a frame (:meth:`TubeTrack.on`); the
+    first time it is asked for a frame the map is also added to that tube's summary.
+    Frames must come in source order; if any was skipped (a video that ended early, a
+    tube never drawn), :meth:`build` runs :func:`summarise` instead, so the numbers are
+    always those of every source frame.
+
+    Args:
+        info: the video (its timestamps are the frames expected).
+        tracks: the tracks to summarise, in the order of :meth:`build`'s result.
+    """
+
+    def __init__(self, info: VideoInfo, tracks: Sequence[TubeTrack]) -> None:
+        self.info, self.tracks = info, list(tracks)
+        self._rows = [[(CurveBuilder(), StatsBuilder()) for _ in range(t.count)] for t in tracks]
+        self._next = [[0] * t.count for t in tracks]  # the frame index each tube expects
+        self._skipped = False
+
+    def add(self, j: int, k: int, index: int, saliency: np.ndarray | torch.Tensor) -> None:
+        """Add tube ``k`` of track ``j`` on source frame ``index`` (ignored when already
+        added; a frame after a gap marks the summaries incomplete)."""
+        expected = self._next[j][k]
+        if index < expected:
+            return
+        if index > expected:
+            self._skipped = True
+            return
+        curve, stats = self._rows[j][k]
+        curve.add(saliency)
+        stats.add(saliency)
+        self._next[j][k] = index + 1
+
+    def look(self, track: TubeTrack, k: int, frame: Frame) -> np.ndarray | torch.Tensor:
+        """Tube ``k`` of ``track`` on ``frame`` (:meth:`TubeTrack.on`), summarised too."""
+        saliency = track.on(k, frame)
+        for j, known in enumerate(self.tracks):
+            if known is track:
+                self.add(j, k, frame.index, saliency)
+        return saliency
+
+    @property
+    def complete(self) -> bool:
+        """Every tube has every source frame."""
+        n = self.info.num_frames
+        return not self._skipped and all(i == n for row in self._next for i in row)
+
+    def build(self) -> list[list[Summary]]:
+        """Per track and tube, the curve and statistics over every source frame."""
+        return self.built() if self.complete else summarise(self.info, self.tracks)
+
+    def built(self) -> list[list[Summary]]:
+        """The summaries of the frames added so far."""
+        times = self.info.timestamps
+        return [[Summary(c.build(times), s.build()) for c, s in row] for row in self._rows]
