@@ -31,3 +31,18 @@ def hanging() -> nn.Module:
 
 def crashing() -> nn.Module:
     return _Tiny("crash")
+
+
+def loading_forever() -> nn.Module:
+    time.sleep(600)  # a factory that waits on something that never comes
+    return _Tiny("")
+
+
+def first_one_loading_forever() -> nn.Module:
+    """The first process to build it hangs (it wins the marker file); the others load."""
+    try:
+        os.close(os.open(os.environ["SALIENCY_TUBES_TEST_MARKER"], os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return _Tiny("")
+    time.sleep(600)
+    return _Tiny("")

@@ -23,6 +23,7 @@ from saliency_tubes.commands import (
     explain_video,
     load_model,
     merge_batches,
+    pool,
     write_demo_dataset,
 )
 from saliency_tubes.commands.batch_index import read_journal
@@ -145,6 +146,36 @@ def test_bad_videos_are_error_rows_and_the_cli_exits_1(dataset: Path, tmp_path: 
     (folder / "empty.avi").unlink()
     proc = subprocess.run([*cmd, "--format", "npy", "--quiet"], capture_output=True, text=True)
     assert proc.returncode == 0 and "0 explained now, 1 done before" in proc.stdout
+
+
+def test_a_worker_that_never_loads_the_model_is_one_error(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))  # the factory, for the workers too
+    monkeypatch.setattr(pool, "START_LIMIT", 3.0)
+    out = tmp_path / "batch"
+    settings = _settings(out, name="_batch_models:loading_forever")
+    started = time.monotonic()
+    with pytest.raises(InputError, match="expected batch workers to load the model within 3 s"):
+        batch_videos(dataset, out, settings, BatchOptions(workers=2, progress=False))
+    assert time.monotonic() - started < 60
+    assert not (out / "videos").exists() or not any((out / "videos").iterdir())
+
+
+def test_a_worker_stuck_loading_is_stopped_and_the_others_go_on(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    monkeypatch.setenv("SALIENCY_TUBES_TEST_MARKER", str(tmp_path / "marker"))
+    monkeypatch.setattr(pool, "START_LIMIT", 20.0)
+    out = tmp_path / "batch"
+    settings = _settings(
+        out, ExplainOptions(formats=("npy",), progress=False),
+        name="_batch_models:first_one_loading_forever",
+    )  # fmt: skip
+    result = batch_videos(dataset, out, settings, BatchOptions(workers=2, progress=False))
+    assert (tmp_path / "marker").exists()  # one worker did hang
+    assert [r["status"] for r in result.rows] == ["ok"] * 4  # the other did every video
 
 
 @pytest.mark.slow

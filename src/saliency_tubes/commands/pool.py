@@ -5,7 +5,9 @@ Workers are started with ``spawn`` (a fresh interpreter: safe with torch's threa
 one video at a time, so the parent always knows which video each runs: past ``timeout``
 seconds the worker is killed and replaced, and a worker that dies (a crash in a decoder, the
 out-of-memory killer) is replaced too; in both cases the video gets an ``error`` row. A
-model that fails to load is a usage error of the whole batch (:class:`~saliency_tubes.InputError`).
+model that fails to load is a usage error of the whole batch (:class:`~saliency_tubes.InputError`),
+and so is a worker still loading it after :data:`START_LIMIT` seconds when no other worker
+has loaded it (one that hangs while others run is stopped and the batch goes on without it).
 With ``--device cuda`` (no index) there is one worker per GPU, worker ``i`` on ``cuda:i``.
 """
 
@@ -27,13 +29,17 @@ from .batch_video import BatchSettings, VideoWorker, error_row
 from .dataset import Item
 from .outputs import recover_staging
 
-__all__ = ["Task", "run_local"]
+__all__ = ["START_LIMIT", "Task", "run_local"]
 
 Task = tuple[Item, str]
 """A video and its fingerprint."""
 
 #: Seconds between the parent's checks of its workers.
 _POLL = 0.1
+
+#: Seconds a worker may take to start and load the model (a big model from a slow disk
+#: takes a minute; a factory that waits on a lock or a network never ends).
+START_LIMIT = 600.0
 
 
 def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int) -> None:
@@ -91,6 +97,7 @@ class _Worker:
     device: str = "cpu"
     task: tuple[int, float] | None = None  # (task index, start time)
     ready: bool = False
+    started: float = dataclasses.field(default_factory=time.monotonic)
 
 
 def run_local(
@@ -174,6 +181,15 @@ def run_local(
                             "before loading the model; run saliency-tubes explain on one video "
                             "to see why"
                         )
+                    if not w.ready and now - w.started > START_LIMIT:
+                        retire(wid)  # hangs while loading: go on with the others, if any
+                        if not any(other.ready for other in pool.values()):
+                            raise InputError(
+                                f"expected batch workers to load the model within "
+                                f"{START_LIMIT:g} s, but none had; check that the model (its "
+                                "factory, its weights file) loads with saliency-tubes explain "
+                                "on one video"
+                            )
                     continue
                 index, began = w.task
                 item, fingerprint = tasks[index]
