@@ -12,6 +12,7 @@ __all__ = [
     "ALIGNS",
     "BACKGROUNDS",
     "FORMATS",
+    "INPUT_METHODS",
     "INTERPOLATIONS",
     "LAYOUTS",
     "METHOD_CHOICES",
@@ -31,9 +32,16 @@ METHOD_NAMES: tuple[str, ...] = (
     "hirescam",
     "scorecam",
     "eigencam",
+    "occlusion",
+    "integrated-gradients",
 )
+
 """The explainers by name: the paper's Saliency Tubes (CAM), Grad-CAM, Grad-CAM++, LayerCAM,
-XGradCAM, HiResCAM, Score-CAM (one forward per channel) and EigenCAM (class-agnostic)."""
+XGradCAM, HiResCAM, Score-CAM (one forward per channel), EigenCAM (class-agnostic), and the
+input-space attributions through captum: occlusion (one forward per window) and integrated
+gradients (a forward and a backward per path step and class)."""
+INPUT_METHODS: tuple[str, ...] = ("occlusion", "integrated-gradients")
+"""The methods that attribute the clip's voxels (no target layer, no upsampling; captum)."""
 METHOD_CHOICES: tuple[str, ...] = (*METHOD_NAMES, "auto")
 """Explainers by name, or ``auto``: the model adapter's default method."""
 MODES: dict[str, int] = {"nearest": 0, "linear": 1, "quadratic": 2, "cubic": 3}

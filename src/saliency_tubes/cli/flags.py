@@ -148,7 +148,10 @@ METHOD = click.option(
     default=None,
     help=f"{METHODS} | auto: cam is the paper's Saliency Tubes (one forward); the gradcam "
     "family weighs channels or voxels by gradients (one backward per class); scorecam masks "
-    "the clip with each channel (one forward per channel); eigencam is class-agnostic. "
+    "the clip with each channel (one forward per channel); eigencam is class-agnostic; "
+    "occlusion (one forward per window) and integrated-gradients (a forward and backward per "
+    "step and class) attribute the clip's pixels through captum (pip install "
+    "'saliency-tubes[captum]'; no --layer). "
     "Default: the model's (see `saliency-tubes models`; gradcam for MViT, cam otherwise).",
 )
 LAYOUTS = click.option(

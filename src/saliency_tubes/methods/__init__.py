@@ -1,5 +1,6 @@
 """Explanation methods: each decides only how the raw tube is computed."""
 
+from .attribution import InputAttribution, IntegratedGradients, Occlusion
 from .base import Explainer, ExplainerOptions, ForwardPass, Tubes, normalize_tubes, select_classes
 from .cam import CAM, SaliencyTubes
 from .eigencam import EigenCAM
@@ -16,6 +17,8 @@ METHODS: dict[str, type[Explainer]] = {
     "hirescam": HiResCAM,
     "scorecam": ScoreCAM,
     "eigencam": EigenCAM,
+    "occlusion": Occlusion,
+    "integrated-gradients": IntegratedGradients,
 }
 
 __all__ = [
@@ -28,7 +31,10 @@ __all__ = [
     "GradCAM",
     "GradCAMPlusPlus",
     "HiResCAM",
+    "InputAttribution",
+    "IntegratedGradients",
     "LayerCAM",
+    "Occlusion",
     "SaliencyTubes",
     "ScoreCAM",
     "Tubes",

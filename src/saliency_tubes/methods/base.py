@@ -101,8 +101,9 @@ class Tubes:
         logits: (N, num_classes) the model's output.
         method: the explainer's name, a key of :data:`saliency_tubes.METHODS` ("cam",
             "gradcam", "gradcam++", "layercam", "xgradcam", "hirescam", "scorecam",
-            "eigencam").
-        layer: qualified name of the target layer.
+            "eigencam", "occlusion", "integrated-gradients").
+        layer: qualified name of the target layer ("input" for the input-space methods,
+            occlusion and integrated gradients, whose raw maps are at the clip's grid).
         classifier: qualified name of the classifier head ("" for gradient methods
             when none was needed).
         categories: class names, when known.

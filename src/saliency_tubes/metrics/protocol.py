@@ -50,6 +50,8 @@ _METHOD_NAMES = {
     "hirescam": "HiResCAM",
     "scorecam": "Score-CAM",
     "eigencam": "EigenCAM",
+    "occlusion": "Occlusion",
+    "integrated-gradients": "Integrated gradients",
 }
 
 
