@@ -363,7 +363,9 @@ class IntegratedGradients(InputAttribution):
         \qquad M^c = \mathrm{sign}\Big(\sum_{\text{channels}} \mathrm{IG}\Big)
 
     the integral approximated by captum's ``integration`` rule with ``n_steps`` points
-    (Gauss-Legendre by default). The attributions add up to :math:`y^c(X) - y^c(X')` up to
+    (Gauss-Legendre by default, exact for a polynomial path of degree below 2 ``n_steps``;
+    captum's ``riemann_trapezoid`` weighs its n points 1/n and the two ends half that, so
+    its weights add up to 1 - 1/n, not 1). The attributions add up to :math:`y^c(X) - y^c(X')` up to
     that approximation (completeness). ``sign`` is ``"absolute"`` by default (the magnitude,
     as captum's visualisations show it), or ``"positive"`` / ``"signed"``.
 
@@ -376,12 +378,13 @@ class IntegratedGradients(InputAttribution):
         model: the video classifier.
         layer, classifier: accepted for a common call, ignored (see
             :class:`InputAttribution`).
-        n_steps: points of the path integral (captum's default, 50).
+        n_steps: points of the path integral (captum's default, 50; at least 2 for the
+            Riemann rules).
         integration: captum's rule, one of :data:`INTEGRATIONS`.
         baseline: the baseline clip's value (a number, in the normalised clip's units).
         sign: ``"absolute"`` (default), ``"positive"`` or ``"signed"``.
-        batch_size: path points per forward (captum's ``internal_batch_size``, in clips);
-            None derives it from ``max_bytes``.
+        batch_size: path points per forward (captum's ``internal_batch_size``, in clips;
+            at least the N clips of the call); None derives it from ``max_bytes``.
         max_bytes: bound on one batch's clips, activations and gradients, in bytes.
         progress: called as ``progress(done, total)`` after each forward.
         categories, eval_mode, inputs: see :class:`Explainer`.
@@ -403,11 +406,14 @@ class IntegratedGradients(InputAttribution):
         **options: Any,
     ) -> None:
         super().__init__(model, layer, classifier, sign=sign, **options)
-        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-            raise InputError(f"expected n_steps to be a positive int, but got {n_steps!r}")
         if integration not in INTEGRATIONS:
             raise InputError(
                 f"expected integration one of {', '.join(INTEGRATIONS)}, but got {integration!r}"
+            )
+        least = 1 if integration == "gausslegendre" else 2  # captum's Riemann rules need 2
+        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < least:
+            raise InputError(
+                f"expected n_steps to be an int >= {least} for {integration}, but got {n_steps!r}"
             )
         if isinstance(baseline, bool) or not isinstance(baseline, (int, float)):
             raise InputError(f"expected baseline as a number, but got {baseline!r}")
@@ -437,7 +443,8 @@ class IntegratedGradients(InputAttribution):
         else:
             # A path point: its clip, the activations kept for the backward, the clip's gradient.
             internal = self.max_bytes // self._per_clip_bytes(clip, clip[0].numel() * 4)
-        internal = max(1, min(internal, n * self.n_steps))
+        # captum takes at least one path point of every sample per forward.
+        internal = max(n, min(internal, n * self.n_steps))
 
         def logits(x: torch.Tensor) -> torch.Tensor:
             return logits_of(self._forward(x), x.shape[0])
