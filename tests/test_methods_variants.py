@@ -5,6 +5,8 @@ planted evidence of the embedded model."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,14 @@ from _models import SmallResNet3D, hooks_left
 
 VARIANTS = [st.LayerCAM, st.XGradCAM, st.HiResCAM, st.ScoreCAM, st.EigenCAM]
 GRADIENT_VARIANTS = [st.LayerCAM, st.XGradCAM, st.HiResCAM]
+HAS_CAPTUM = importlib.util.find_spec("captum") is not None
+NEEDS_CAPTUM = pytest.mark.skipif(not HAS_CAPTUM, reason="needs the extra saliency-tubes[captum]")
+# The input-space methods (captum): the model-state tests run them too.
+CAPTUM = [
+    pytest.param(st.Occlusion, marks=NEEDS_CAPTUM, id="Occlusion"),
+    pytest.param(st.IntegratedGradients, marks=NEEDS_CAPTUM, id="IntegratedGradients"),
+]
+MANY_FORWARDS = (st.ScoreCAM, st.Occlusion, st.IntegratedGradients)
 
 # --------------------------------------------------------------------------- a hand net
 
@@ -233,7 +243,7 @@ def _state(model: nn.Module) -> tuple[list[bool], list[bool]]:
     return [m.training for m in model.modules()], [p.requires_grad for p in model.parameters()]
 
 
-@pytest.mark.parametrize("method", VARIANTS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("method", [*VARIANTS, *CAPTUM], ids=lambda m: m.__name__)
 def test_the_model_comes_back_unchanged(method: type[st.Explainer]) -> None:
     model = SmallResNet3D(num_classes=4).train()
     model.layer1.requires_grad_(False)
@@ -250,12 +260,13 @@ def test_the_model_comes_back_unchanged(method: type[st.Explainer]) -> None:
     assert _state(model) == before and hooks_left(model) == 0
 
 
-@pytest.mark.parametrize("method", VARIANTS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("method", [*VARIANTS, *CAPTUM], ids=lambda m: m.__name__)
 @pytest.mark.parametrize("when", [1, 2])
 def test_the_model_comes_back_unchanged_after_an_error_inside_a_forward(
     method: type[st.Explainer], when: int
 ) -> None:
-    """The first forward raises (``when=1``), or the second (Score-CAM's first masked clip)."""
+    """The first forward raises (``when=1``), or the second (Score-CAM's first masked clip,
+    captum's first forward for occlusion and integrated gradients)."""
     model = SmallResNet3D(num_classes=4).train()
     model.layer1.eval()
     before = _state(model)
@@ -268,12 +279,12 @@ def test_the_model_comes_back_unchanged_after_an_error_inside_a_forward(
 
     explainer = (
         method(model, layer="layer2", classifier="fc", batch_size=2)
-        if (method is st.ScoreCAM)
+        if method in MANY_FORWARDS
         else method(model, layer="layer2", classifier="fc")
     )
     handle = model.avgpool.register_forward_hook(explode)  # after the target layer
     try:
-        if when == 2 and method is not st.ScoreCAM:
+        if when == 2 and method not in MANY_FORWARDS:
             explainer(torch.randn(1, 3, 4, 16, 16))  # one forward only: nothing raises
         else:
             with pytest.raises(st.InputError, match="inside forward"):
@@ -391,9 +402,11 @@ def test_what_each_method_costs_in_forwards_and_backwards() -> None:
     flat = seen[0][0].flatten(1)
     channels = int((flat.amax(1) > flat.amin(1)).sum())  # Score-CAM skips constant channels
     assert 0 < channels < 16  # here some of layer2's 16 channels are dead (all 0 after ReLU)
+    captum = ("occlusion", "integrated-gradients")
     costs = {
         name: (count_passes(st.METHODS[name], [0, 3]), count_passes(st.METHODS[name], "all"))
         for name in st.METHODS
+        if name not in captum
     }
     assert costs["cam"] == ((1, 0), (1, 0))
     for name in ("gradcam", "gradcam++", "layercam", "xgradcam", "hirescam"):
@@ -401,6 +414,12 @@ def test_what_each_method_costs_in_forwards_and_backwards() -> None:
     assert costs["eigencam"] == ((1, 0), (1, 0))
     assert costs["scorecam"] == ((1 + channels, 0), (1 + channels, 0))  # C, whatever the classes
     assert count_passes(st.ScoreCAM, [0], subtract_baseline=True) == (2 + channels, 0)
+    if HAS_CAPTUM:  # 4 x 7 x 7 windows of 1 x 4 x 4 (a quarter of 4 x 16 x 16), for all classes
+        assert count_passes(st.Occlusion, "all") == (2 + 196, 0)
+        assert count_passes(st.IntegratedGradients, [0, 3], n_steps=8) == (1 + 2 * 8, 2)
+    for name in st.METHODS:  # what each says it costs, where it can say
+        said = st.METHODS[name](model).forwards((4, 16, 16), 5)
+        assert said == (None if name == "scorecam" else costs.get(name, (None, (said, 0)))[1][0])
     # Without layer and classifier, the first call traces one forward more to find them.
     calls: list[int] = []
     handle = model.register_forward_pre_hook(lambda _m, args: calls.append(args[0].shape[0]))

@@ -7,12 +7,20 @@
    needs it) and explains every window from its one forward, keeping its raw tubes on the
    layer's grid. The classes: for ``topK`` with several windows the K highest mean softmax
    probabilities over the windows (every class is explained per window until they are
-   known); otherwise those of the first window.
+   known); otherwise those of the first window. The input-space methods (occlusion,
+   integrated gradients), whose cost grows with the classes or whose every-class tubes are
+   each a whole clip, find the video's top-K first from one plain forward per window (a
+   first decode), then explain only those classes.
 3. The result, one :class:`Explained` per model: classes, names, scores (the mean over the
    windows) and the :class:`~saliency_tubes.commands.track.TubeTrack` of its tubes.
 
 Memory does not grow with the video's length: a clip holds only one window's frames at the
-model's resolution, and each window keeps only its raw tubes (a few kilobytes).
+model's resolution, and each window keeps only its raw tubes (a few kilobytes on a layer's
+grid; the clip's size, K x T x h x w floats, for the input-space methods).
+
+The methods that run the model many times per clip (Score-CAM, occlusion, integrated
+gradients) say their forwards per clip up front, where they are known before running, and
+report each forward to a second progress bar.
 """
 
 from __future__ import annotations
@@ -264,6 +272,16 @@ class _Progress:
     chosen: list[int] | None = None
     layer: str = ""
     classifier: str = ""
+    scores_first: bool = False
+
+    def fix_classes(self) -> None:
+        """After the first pass's plain forwards (:attr:`scores`, every class's probability
+        per window): the video's classes, chosen as the every-class pass would choose them;
+        the explaining pass then records only their scores."""
+        mean = torch.stack(self.scores).mean(0)[None]
+        first = select_classes(self.plan.classes, mean, self.plan.loaded.categories)[0]
+        self.chosen = self._with_extra(first, mean)
+        self.scores = []
 
     def _request(self) -> ClassSpec:
         """The classes to explain in the next window."""
@@ -343,22 +361,77 @@ class _Progress:
         )
 
 
+def _class_count(p: Plan) -> int:
+    """How many classes each window of ``p`` explains (before the names are looked up)."""
+    spec = p.classes
+    if isinstance(spec, str) and _is_topk(spec):
+        count = int(spec.strip()[3:])
+    elif isinstance(spec, (list, tuple)):
+        count = len(spec)
+    else:
+        count = 1
+    return count + len(p.extra)
+
+
+def _cost(explainer: Explainer, p: Plan) -> str:
+    """The forwards one clip costs, said before the long part (where it is known)."""
+    count = explainer.forwards(p.clip_size, _class_count(p))
+    if count is None:  # Score-CAM
+        return ", 1 + one forward per channel of its layer per clip"
+    return f", {count} forwards per clip" if count > 1 else ""
+
+
 def _start(p: Plan, say: Say) -> _Progress:
-    """The explainer of a plan, set to explain every class when its top-K spans windows."""
+    """The explainer of a plan, set to explain every class when its top-K spans windows
+    (or, for the input-space methods, to find the top-K from plain forwards first)."""
     loaded = p.loaded
     explainer = loaded.explainer(p.method, interpolation=p.interpolation, align=p.align)
     every = len(p.windows) > 1 and _is_topk(p.classes)
+    first = every and bool(getattr(explainer, "input_space", False))
+    if first:
+        how = f"; one plain forward per clip first, to pick the video's {p.classes}"
+    elif every:
+        how = f"; every class, to pick the video's {p.classes} from the mean over the clips"
+    else:
+        how = ""
     say(
         f"explaining {len(p.windows)} clip(s) of {len(p.windows[0].indices)} frames "
-        f"with {loaded.name} ({p.method})"
-        + (
-            f"; every class, to pick the video's {p.classes} from the mean over the clips"
-            if every
-            else ""
-        )
+        f"with {loaded.name} ({p.method}{_cost(explainer, p)}){how}"
     )
     device = model_device(loaded.model) or torch.device("cpu")
-    return _Progress(p, explainer, device, _EveryClass() if every else None)
+    every_class = _EveryClass() if every and not first else None
+    return _Progress(p, explainer, device, every_class, scores_first=first)
+
+
+def _bar_callback(bar: Any) -> Any:
+    """``progress(done, total)`` for an explainer, drawn on ``bar`` (restarted per clip)."""
+
+    def tell(done: int, total: int) -> None:
+        if total != bar.total or done < bar.n:
+            bar.reset(total=total)
+        bar.update(done - bar.n)
+
+    return tell
+
+
+def _scores_first(
+    video: Path, info: VideoInfo, runs: Sequence[_Progress], show: bool
+) -> None:
+    """The first pass of the runs that pick their classes from plain forwards."""
+    first = [run for run in runs if run.scores_first]
+    if not first:
+        return
+    bar = progress(sum(len(run.plan.windows) for run in first), "scores", show)
+    try:
+        for j, _, clip in decode_windows(video, [run.plan for run in first], info):
+            run = first[j]
+            logits = run.explainer.logits(clip.to(run.device))
+            run.scores.append(torch.softmax(logits.detach().float(), 1)[0].cpu())
+            bar.update(1)
+    finally:
+        bar.close()
+    for run in first:
+        run.fix_classes()
 
 
 def explain(
@@ -374,7 +447,13 @@ def explain(
         say: called with a short message at each stage.
     """
     runs = [_start(p, say) for p in plans]
+    _scores_first(video, info, runs, show)
     bar = progress(sum(len(p.windows) for p in plans), "model", show)
+    inner = progress(0, "forwards", show)
+    if not inner.disable:
+        for run in runs:
+            if hasattr(run.explainer, "progress"):  # Score-CAM, occlusion, integrated gradients
+                run.explainer.progress = _bar_callback(inner)
     try:
         for j, w, clip in decode_windows(video, plans, info):
             runs[j].feed(w, clip)
@@ -385,5 +464,6 @@ def explain(
                 run.every_class.close()
         raise
     finally:
+        inner.close()
         bar.close()
     return [run.result(info) for run in runs]

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from ..vocabulary import INPUT_METHODS
 
 if TYPE_CHECKING:
     from .options import ModelOptions
@@ -126,6 +127,15 @@ def model_options(params: Mapping[str, Any], **override: Any) -> ModelOptions:
         "std": rgb(params.get("std"), "--std"),
     }
     given.update(override)
+    method = params.get("method")
+    if method in INPUT_METHODS:
+        for flag, key in (("--layer", "layer"), ("--classifier", "classifier")):
+            if given[key] is not None:
+                raise InputError(
+                    f"expected no {flag} with --method {method} (it attributes the clip's own "
+                    f"pixels: there is no target layer nor head), but got {flag} {given[key]}; "
+                    f"drop {flag}"
+                )
     return ModelOptions(**given)
 
 

@@ -197,11 +197,6 @@ class InputAttribution(Explainer):
         """Always ``"input"``: the attributions are on the clip's voxels."""
         return "input"
 
-    def forwards(self, size: Triple, classes: int) -> int:
-        """Clip forwards one clip of ``size`` (T, H, W) costs for ``classes`` classes,
-        the call's own forward included. Overridden by each method."""
-        raise NotImplementedError
-
     def _resolve(self, clip: torch.Tensor) -> tuple[list[Any], str, nn.Module | None]:
         del clip
         return [], "", None  # no layer to find, no head: nothing traced

@@ -522,6 +522,14 @@ class Explainer:
                 "of the model's outputs (or none)"
             )
 
+    def forwards(self, size: tuple[int, int, int], classes: int) -> int | None:
+        """Clip forwards one call costs per clip of ``size`` (T, H, W) for ``classes``
+        classes, once the layer is known (a first call that finds it traces one more);
+        None where it is known only while running (Score-CAM: one per non-constant
+        channel). One here: the call's forward (backwards to the layer are not counted)."""
+        del size, classes
+        return 1
+
     @property
     def uses_autograd(self) -> bool:
         """Whether this explainer differentiates through part of the model."""

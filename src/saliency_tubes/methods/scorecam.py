@@ -114,6 +114,11 @@ class ScoreCAM(Explainer):
         self.subtract_baseline = bool(subtract_baseline)
         self.progress = progress
 
+    def forwards(self, size: tuple[int, int, int], classes: int) -> int | None:
+        """None: 1 + one forward per non-constant channel, known only from the activations."""
+        del size, classes
+        return None
+
     def _batch(self, clip: torch.Tensor) -> int:
         if self.batch_size is not None:
             return self.batch_size

@@ -43,7 +43,7 @@ from .protocol import (
     row_label,
     score_tube,
 )
-from .sanity import SaliencyFn, cascade_layers, explainer_fn, sanity_check
+from .sanity import SaliencyFn, cascade_layers, explainer_fn, explanation_forwards, sanity_check
 from .scoring import ClipScores, score_rows
 from .stats import Estimate, bootstrap_mean, paired_difference
 
@@ -297,14 +297,19 @@ def benchmark_forwards(config: BenchmarkConfig, layers: int) -> Forwards:
     substrates and, per method or baseline, its tubes, sanity steps and curves."""
     protocol, n = config.protocol, config.clips
     preset = get_adapter(config.model).preset
-    cells = int(np.prod(protocol.grid((preset.frames, *preset.size))))
+    clip_size = (preset.frames, *preset.size)
+    cells = int(np.prod(protocol.grid(clip_size)))
     per_curve_pair = 2 * curve_forwards(cells, protocol.steps, ends_known=True)
     parts: list[tuple[str, int]] = [("predict", n), ("sanity layers", 1)]
     for start in range(0, n, config.chunk):
         size = min(n, start + config.chunk) - start
         parts.append((_chunk_label(start, size, n, "substrates"), size))
         for kind, keys in row_groups(config.methods, config.interpolations, config.baselines):
-            explained = 0 if kind.startswith("baseline/") else size * (1 + layers)
+            explained = (
+                0
+                if kind.startswith("baseline/")
+                else size * (1 + layers) * explanation_forwards(kind, torch.nn.Identity(), clip_size)
+            )
             curves = len(keys) * size * per_curve_pair
             parts.append(
                 (_chunk_label(start, size, n, row_label(keys[0]).split(",")[0]), explained + curves)
@@ -345,9 +350,12 @@ def _tubes_and_sanity(
             align=protocol.align,
         )
 
+        size = (batch.shape[2], batch.shape[3], batch.shape[4])
+        per_clip = explanation_forwards(kind, loaded.model, size)
+
         def fn(model: torch.nn.Module, clip: torch.Tensor) -> torch.Tensor:
             maps = explain(model, clip)
-            progress.advance(int(clip.shape[0]))
+            progress.advance(int(clip.shape[0]) * per_clip)
             return maps
 
     model = loaded.model

@@ -41,6 +41,7 @@ __all__ = [
     "cascade_layers",
     "cascading_randomization",
     "explainer_fn",
+    "explanation_forwards",
     "gaussian_like",
     "rankdata",
     "sanity_check",
@@ -289,6 +290,21 @@ def sanity_steps(layers: int, steps: Sequence[int] | None = None) -> list[int]:
             f"{list(steps)}"
         )
     return chosen
+
+
+def explanation_forwards(
+    method: str, model: nn.Module, size: tuple[int, int, int], classes: int = 1, **options: Any
+) -> int:
+    """Clip forwards one explanation by ``method`` costs per clip of ``size`` (T, H, W):
+    :meth:`~saliency_tubes.Explainer.forwards` of its explainer built with ``options``
+    (1 where it is known only while running: Score-CAM's channels are counted as one)."""
+    from ..methods import METHODS
+
+    if method not in METHODS:
+        raise InputError(f"expected method one of {', '.join(METHODS)}, but got {method!r}")
+    built = {k: v for k, v in options.items() if k not in ("layer", "classifier")}
+    count = METHODS[method](model, **built).forwards(size, classes)
+    return 1 if count is None else count
 
 
 def explainer_fn(

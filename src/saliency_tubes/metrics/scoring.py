@@ -34,7 +34,14 @@ from .protocol import (
     tube_forwards,
     unit_ranking,
 )
-from .sanity import SaliencyFn, cascade_layers, explainer_fn, sanity_check, sanity_steps
+from .sanity import (
+    SaliencyFn,
+    cascade_layers,
+    explainer_fn,
+    explanation_forwards,
+    sanity_check,
+    sanity_steps,
+)
 
 __all__ = ["CASCADES", "ClipScores", "Selection", "cascade_steps", "score_rows", "select_target"]
 
@@ -135,14 +142,15 @@ def _tube_of(maps: torch.Tensor) -> torch.Tensor:
     return maps[0, 0] if maps.dim() == 5 else maps[0]
 
 
-def _counted(fn: SaliencyFn, progress: Progress, counts: bool) -> SaliencyFn:
-    """``fn`` telling ``progress`` of the clips it forwards (an explainer: one per clip)."""
-    if not counts:
+def _counted(fn: SaliencyFn, progress: Progress, per_clip: int) -> SaliencyFn:
+    """``fn`` telling ``progress`` of the clips it forwards (an explainer: ``per_clip`` per
+    clip, :func:`~saliency_tubes.metrics.sanity.explanation_forwards`; a baseline none)."""
+    if not per_clip:
         return fn
 
     def counted(model: torch.nn.Module, clip: torch.Tensor) -> torch.Tensor:
         maps = fn(model, clip)
-        progress.advance(int(clip.shape[0]))
+        progress.advance(int(clip.shape[0]) * per_clip)
         return maps
 
     return counted
@@ -168,7 +176,8 @@ def score_rows(
 ) -> ClipScores:
     """Score every method (one interpolation mode) and baseline on one clip.
 
-    Runs, in this order: one explanation per method (a clip forward each), the trace of
+    Runs, in this order: one explanation per method (a clip forward each; occlusion and
+    integrated gradients their many, :func:`~saliency_tubes.metrics.sanity.explanation_forwards`), the trace of
     the sanity layers (one), then, once ``progress.plan`` has been told how many follow,
     each row's sanity check (one forward per cascade step explained after the first, for
     a method; none for a baseline, which ignores the model) and its deletion and
@@ -196,38 +205,41 @@ def score_rows(
     model = loaded.model
     base = substrate if substrate is not None else make_substrate(clip, protocol.substrate)
     groups = row_groups(methods, [interpolation], baselines)
+    size = (clip.shape[2], clip.shape[3], clip.shape[4])
+    # Forwards of one explanation per method (occlusion and integrated gradients run many).
+    per = {row: explanation_forwards(kind, model, size) for kind, (row,) in groups[: len(methods)]}
     made: dict[str, tuple[SaliencyFn, torch.Tensor]] = {}
     for kind, (row,) in groups:
         fn = _saliency(kind, loaded, target, interpolation, protocol)
         made[row] = (fn, fn(model, clip))
         if not row.startswith("baseline/"):
-            tell.advance(1)
+            tell.advance(per[row])
     layers = cascade_layers(model, clip, protocol.granularity)  # type: ignore[arg-type]
     tell.advance(1)
     steps = cascade_steps(len(layers), cascade)
-    parts: list[tuple[str, int]] = [("explain", len(methods)), ("sanity layers", 1)]
+    parts: list[tuple[str, int]] = [("explain", sum(per.values())), ("sanity layers", 1)]
     rankings: dict[str, dict[str, Ranking]] = {}
     for row, (_, maps) in made.items():
         tube = _tube_of(maps)
         rankings[row] = {unit: unit_ranking(tube, unit, protocol) for unit in units}
         if not row.startswith("baseline/"):
-            parts.append((f"{row_label(row)}: sanity", len(steps) - 1))
+            parts.append((f"{row_label(row)}: sanity", (len(steps) - 1) * per[row]))
         for unit in units:
             clips = tube_forwards(
                 tube, unit, protocol, ends_known=bool(ends), ranking=rankings[row][unit]
             )
             parts.append((f"{row_label(row)}: {unit}", clips))
-    plan = Forwards(tuple(parts), done=len(methods) + 1)
+    plan = Forwards(tuple(parts), done=sum(per.values()) + 1)
     tell.plan(plan)
     tubes: dict[str, dict[str, Any]] = {}
     curves: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
     for row, (fn, maps) in made.items():
         if not row.startswith("baseline/"):
-            tell.part(f"{row_label(row)}: sanity", len(steps) - 1)
+            tell.part(f"{row_label(row)}: sanity", (len(steps) - 1) * per[row])
         check = sanity_check(
             model,
             clip,
-            _counted(fn, tell, not row.startswith("baseline/")),
+            _counted(fn, tell, per.get(row, 0)),
             layers=layers,
             seed=protocol.sanity_seed,
             steps=steps,
