@@ -180,8 +180,10 @@ def test_integrated_gradients_equals_a_hand_riemann_sum_and_is_complete(cls: int
     with torch.no_grad():
         gap = model(clip)[0, cls] - model(torch.zeros_like(clip))[0, cls]
     assert float(exact.raw.sum()) == pytest.approx(float(gap), rel=1e-4)
-    absolute = st.IntegratedGradients(model, n_steps=4)(clip, classes=cls)  # the default sign
+    absolute = st.IntegratedGradients(model, n_steps=4, sign="absolute")(clip, classes=cls)
     torch.testing.assert_close(absolute.raw, exact.raw.abs())
+    positive = st.IntegratedGradients(model, n_steps=4)(clip, classes=cls)  # the default sign
+    torch.testing.assert_close(positive.raw, exact.raw.clamp_min(0))
 
 
 def test_integrated_gradients_batches_memory_bound_and_progress() -> None:

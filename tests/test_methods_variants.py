@@ -481,3 +481,44 @@ def test_planted_evidence_each_frame_points_at_the_object(planted, name: str) ->
         # it found the class's evidence: another class gets the very same tube.
         other = loaded.explainer(name)(x, classes=(labels + 1) % 8)
         assert torch.equal(other.maps, tubes.maps) and tubes.class_agnostic
+
+
+def _plateau_centres_on_target(maps: torch.Tensor, near: np.ndarray) -> np.ndarray:
+    """(clips, frames) bool: the centre of the frame's maximal plateau lies near the target.
+
+    Occlusion's map is piecewise constant on cells of its stride (12 px here): its argmax is
+    the top-left pixel of the best cell, a corner rather than where the cell points; the
+    plateau's centre is."""
+    m = maps.numpy()
+    hits = np.zeros(m.shape[:2], dtype=bool)
+    for i in range(m.shape[0]):
+        for t in range(m.shape[1]):
+            frame = m[i, t]
+            ys, xs = np.nonzero(frame >= frame.max())
+            hits[i, t] = near[i, t, int(round(ys.mean())), int(round(xs.mean()))]
+    return hits
+
+
+@NEEDS_CAPTUM
+@pytest.mark.parametrize(
+    "name", [pytest.param("occlusion", marks=pytest.mark.slow), "integrated-gradients"]
+)
+def test_planted_evidence_of_the_input_space_methods(planted, name: str) -> None:
+    """Measured, not chosen: both miss the 0.9 the layer methods reach (see the README).
+
+    Occlusion (default windows 4 x 24 x 24, stride 2 x 12 x 12; 4128 forwards for the twelve
+    clips): 164 of 192 plateau centres on the target (0.854; argmax 0.698), misses on seeds
+    0 and 5 (9 and 8 of 16 frames). Integrated gradients (16 steps, positive part): 147 of
+    192 (0.766), the same with 50 steps (0.771) or a spatial box filter on the map; it
+    misses on seeds 0, 2, 5 and 10 (pixel maps peak on distractors' edges)."""
+    loaded, x, labels, near = planted
+    options = {"n_steps": 16} if name == "integrated-gradients" else {}
+    tubes = loaded.explainer(name, **options)(x, classes=labels)
+    assert torch.equal(tubes.logits.argmax(1, keepdim=True), labels)
+    assert tubes.layer == "input" and tubes.maps.shape == (12, 1, 16, 96, 96)
+    if name == "occlusion":
+        hits = _plateau_centres_on_target(tubes.maps[:, 0], near)
+        assert hits.mean() >= 0.84 and (hits.mean(1) >= 0.9).sum() >= 7, hits.mean(1)
+    else:
+        hits = _frames_on_target(tubes.maps[:, 0], near)
+        assert hits.mean() >= 0.75 and (hits.mean(1) >= 0.9).sum() >= 6, hits.mean(1)

@@ -361,8 +361,10 @@ class IntegratedGradients(InputAttribution):
     (Gauss-Legendre by default, exact for a polynomial path of degree below 2 ``n_steps``;
     captum's ``riemann_trapezoid`` weighs its n points 1/n and the two ends half that, so
     its weights add up to 1 - 1/n, not 1). The attributions add up to :math:`y^c(X) - y^c(X')` up to
-    that approximation (completeness). ``sign`` is ``"absolute"`` by default (the magnitude,
-    as captum's visualisations show it), or ``"positive"`` / ``"signed"``.
+    that approximation (completeness). ``sign`` is ``"positive"`` by default (the evidence
+    for the class, as every method's ``relu``; it localises the planted object a little
+    better than the magnitude), or ``"absolute"`` (the magnitude, as captum's
+    visualisations show it) / ``"signed"``.
 
     Cost: per clip and class ``n_steps`` forwards and as many backwards to the clip (plus
     the call's forward), in batches of ``batch_size`` path points or as many as fit in
@@ -377,7 +379,7 @@ class IntegratedGradients(InputAttribution):
             Riemann rules).
         integration: captum's rule, one of :data:`INTEGRATIONS`.
         baseline: the baseline clip's value (a number, in the normalised clip's units).
-        sign: ``"absolute"`` (default), ``"positive"`` or ``"signed"``.
+        sign: ``"positive"`` (default), ``"absolute"`` or ``"signed"``.
         batch_size: path points per forward (captum's ``internal_batch_size``, in clips;
             at least the N clips of the call); None derives it from ``max_bytes``.
         max_bytes: bound on one batch's clips, activations and gradients, in bytes.
@@ -397,7 +399,7 @@ class IntegratedGradients(InputAttribution):
         n_steps: int = 50,
         integration: str = "gausslegendre",
         baseline: float = 0.0,
-        sign: str = "absolute",
+        sign: str = "positive",
         **options: Any,
     ) -> None:
         super().__init__(model, layer, classifier, sign=sign, **options)
