@@ -1,8 +1,10 @@
 """Regenerate the evaluation benchmark: table, plots, RESULTS_evaluation.md, README section.
 
 What runs: :func:`saliency_tubes.metrics.benchmark.run_benchmark` on held-out synthetic clips
-(``make_dataset(seed=10000)``, generated at the embedded model's 16x96x96) for CAM,
-Grad-CAM and Grad-CAM++ in every interpolation mode and the four baselines, then a few
+(``make_dataset(seed=10000)``, generated at the embedded model's 16x96x96) for every
+method (``--methods``; the layer methods in every interpolation mode, occlusion and
+integrated gradients once: their maps are at the clip's own grid) and the four baselines,
+then a few
 investigations (why the numbers are what they are), on the first clips of the same set
 except (1), which draws its own smaller set with the same seed:
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import platform
 import shutil
 import sys
@@ -41,6 +44,7 @@ from _machine import cpu_model  # benchmarks/_machine.py (scripts run from this 
 from saliency_tubes import GradCAMPlusPlus, SaliencyTubes
 from saliency_tubes.commands import benchmark, write_benchmark
 from saliency_tubes.hooks import capture_activation, preserved_state
+from saliency_tubes.methods import METHODS as ALL_METHODS
 from saliency_tubes.methods import normalize_tubes
 from saliency_tubes.metrics import (
     localisation,
@@ -53,9 +57,17 @@ from saliency_tubes.metrics.benchmark import BenchmarkConfig, Protocol, run_benc
 from saliency_tubes.metrics.stats import bootstrap_mean
 from saliency_tubes.synthetic import make_dataset
 from saliency_tubes.upsample import upsample
+from saliency_tubes.vocabulary import INPUT_METHODS
 from saliency_tubes.zoo import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every method: the layer methods in each interpolation mode, the input-space ones (captum,
+# one row each: their maps are at the clip's grid) where captum is installed.
+METHODS = tuple(
+    m
+    for m in ALL_METHODS
+    if m not in INPUT_METHODS or importlib.util.find_spec("captum") is not None
+)
 BEGIN, END = "<!-- evaluation-results:begin -->", "<!-- evaluation-results:end -->"
 
 
@@ -230,10 +242,18 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "evaluation")
     p.add_argument("--no-write", action="store_true", help="print only; write no files")
+    p.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help="comma-separated explainers (default: every one, the captum ones when installed; "
+        "occlusion runs 2 + 343 forwards per explanation, integrated gradients 1 + 50)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    config = BenchmarkConfig(clips=args.clips)
+    config = BenchmarkConfig(
+        clips=args.clips, methods=tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    )
     result = benchmark(config, show=True, on_stage=lambda m: print(f"- {m}", file=sys.stderr))
     table, versus = result.table(), result.versus_table()
     print(table, versus, sep="\n\n")

@@ -122,3 +122,25 @@ def test_forwards_add_up() -> None:
         "total": 35,
         "parts": {"select": 2, "explain": 3, "CAM, cubic: voxel": 30},
     }
+
+
+def test_an_input_space_method_has_one_row_without_a_mode() -> None:
+    from saliency_tubes.metrics.benchmark import BenchmarkConfig
+    from saliency_tubes.metrics.protocol import row_groups, row_label
+
+    groups = row_groups(["cam", "occlusion", "integrated-gradients"], ["cubic", "linear"], ["uniform"])
+    assert groups == [
+        ("cam", ["cam/cubic", "cam/linear"]),
+        ("occlusion", ["occlusion/cubic"]),
+        ("integrated-gradients", ["integrated-gradients/cubic"]),
+        ("baseline/uniform", ["baseline/uniform"]),
+    ]
+    assert [row_label(k) for _, keys in groups for k in keys] == [
+        "CAM, cubic",
+        "CAM, linear",
+        "Occlusion",
+        "Integrated gradients",
+        "uniform (baseline)",
+    ]
+    config = BenchmarkConfig(methods=("gradcam", "occlusion"), interpolations=("cubic", "nearest"))
+    assert config.rows()[:3] == ["gradcam/cubic", "gradcam/nearest", "occlusion/cubic"]

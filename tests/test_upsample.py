@@ -242,3 +242,12 @@ def test_no_warnings_emitted() -> None:
         warnings.simplefilter("error")
         upsample(raw, (5, 7, 7), align="centers")
         upsample(raw, (5, 7, 7), align="corners")
+
+
+def test_a_map_already_at_the_size_comes_back_as_it_is() -> None:
+    """An input-space method's map is at the clip's size: no spline, every mode the same."""
+    raw = torch.randn(2, 3, 4, 6, 5, generator=torch.Generator().manual_seed(3))
+    for mode in ("nearest", "linear", "quadratic", "cubic"):
+        for align in ("corners", "centers"):
+            out = upsample(raw, (4, 6, 5), mode=mode, align=align)
+            assert torch.equal(out, raw) and out.data_ptr() != raw.data_ptr()

@@ -342,6 +342,10 @@ def upsample(
     order = MODES[mode]
     lead = tuple(raw.shape[:-3])
     in_size = (int(raw.shape[-3]), int(raw.shape[-2]), int(raw.shape[-1]))
+    if in_size == tuple(out_size):
+        # Nothing to resample (an input-space method's map is at the clip's size already):
+        # every spline interpolates its samples, so the result is the map itself.
+        return raw.clone()
     cdtype = _compute_dtype(raw.dtype, raw.device)
 
     x = raw.reshape(math.prod(lead), *in_size).to(cdtype)

@@ -98,7 +98,8 @@ class BenchmarkConfig:
         clips: number of held-out clips (balanced over the classes).
         seed: data-set seed (default :data:`HELD_OUT_SEED`).
         model: registered model name (its preset gives the frames and size).
-        methods: explainers, among ``"cam"``, ``"gradcam"``, ``"gradcam++"``.
+        methods: explainers, names of :data:`saliency_tubes.METHODS` (``"cam"``,
+            ``"gradcam"``, ``"gradcam++"`` by default).
         interpolations: upsampling modes, among cubic, quadratic, linear, nearest.
         baselines: among ``"uniform"``, ``"centre"``, ``"random"``, ``"motion"``.
         chunk: clips explained together (bounds memory).
@@ -140,9 +141,10 @@ class BenchmarkConfig:
         self.protocol.check()
 
     def rows(self) -> list[str]:
-        """Row keys: ``"method/interpolation"`` then ``"baseline/name"``."""
-        keys = [f"{m}/{i}" for m in self.methods for i in self.interpolations]
-        return keys + [f"baseline/{b}" for b in self.baselines]
+        """Row keys: ``"method/interpolation"`` (the first mode only for an input-space
+        method) then ``"baseline/name"``."""
+        groups = row_groups(self.methods, self.interpolations, self.baselines)
+        return [key for _, keys in groups for key in keys]
 
 
 # --------------------------------------------------------------------------------------
@@ -441,7 +443,7 @@ def run_benchmark(
         for kind, keys in row_groups(config.methods, config.interpolations, config.baselines):
             tell.part(*next(labelled))
             maps, corr = _tubes_and_sanity(
-                kind, config.interpolations, loaded, batch, targets, layers, protocol, tell
+                kind, config.interpolations[: len(keys)], loaded, batch, targets, layers, protocol, tell
             )
             for k, row in enumerate(keys):
                 sanity[row][:, idx] = corr[:, :, k].numpy()

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..vocabulary import INPUT_METHODS
 from .faithfulness import (
     DEFAULT_MAX_BYTES,
     SUBSTRATES,
@@ -149,18 +150,24 @@ class Progress:
 
 
 def row_label(key: str) -> str:
-    """Display name of a row key (``"cam/cubic"`` -> ``"CAM, cubic"``)."""
+    """Display name of a row key (``"cam/cubic"`` -> ``"CAM, cubic"``; an input-space
+    method's row has no upsampling: ``"occlusion/cubic"`` -> ``"Occlusion"``)."""
     kind, name = key.split("/", 1)
     if kind == "baseline":
         return f"{name} (baseline)"
+    if kind in INPUT_METHODS:
+        return _METHOD_NAMES.get(kind, kind)
     return f"{_METHOD_NAMES.get(kind, kind)}, {name}"
 
 
 def row_groups(
     methods: Sequence[str], modes: Sequence[str], baselines: Sequence[str]
 ) -> list[tuple[str, list[str]]]:
-    """``(kind, row keys)``: one group per method (its modes) and per baseline."""
-    groups = [(m, [f"{m}/{i}" for i in modes]) for m in methods]
+    """``(kind, row keys)``: one group per method (its modes; the first only for an
+    input-space method, whose map is at the clip's grid in every mode) and per baseline."""
+    groups = [
+        (m, [f"{m}/{i}" for i in (modes[:1] if m in INPUT_METHODS else modes)]) for m in methods
+    ]
     return groups + [(f"baseline/{b}", [f"baseline/{b}"]) for b in baselines]
 
 
