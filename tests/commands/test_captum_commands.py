@@ -143,7 +143,7 @@ def test_evaluate_counts_an_explanation_s_real_forwards(tmp_path: Path, tiny) ->
         result = evaluate_video(video, tmp_path / "mask.npy", tmp_path / "out", tiny, options)
     forwards = result.manifest["evaluation"]["forwards"]
     assert forwards["parts"]["explain"] == 1 + 50  # its forward and 50 steps
-    assert forwards["parts"]["Integrated gradients, cubic: sanity"] == 2 * 51
+    assert forwards["parts"]["Integrated gradients: sanity"] == 2 * 51
     assert sum(calls) == forwards["total"] == forwards["run"]
     row = result.manifest["tubes"]["integrated-gradients/cubic"]
     assert 0.0 <= row["pointing"] <= 1.0 and len(row["sanity"]) == 3

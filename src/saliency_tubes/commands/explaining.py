@@ -387,7 +387,10 @@ def _start(p: Plan, say: Say) -> _Progress:
     loaded = p.loaded
     explainer = loaded.explainer(p.method, interpolation=p.interpolation, align=p.align)
     every = len(p.windows) > 1 and _is_topk(p.classes)
-    first = every and bool(getattr(explainer, "input_space", False))
+    input_space = bool(getattr(explainer, "input_space", False))
+    if input_space:
+        explainer.check_available()  # type: ignore[attr-defined]  # captum, before decoding
+    first = every and input_space
     if first:
         how = f"; one plain forward per clip first, to pick the video's {p.classes}"
     elif every:

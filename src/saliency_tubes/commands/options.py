@@ -140,8 +140,9 @@ class ExplainOptions:
     """Options of :func:`~saliency_tubes.commands.explain_video` (the CLI's flags).
 
     Attributes:
-        method: "cam" (the paper's Saliency Tubes), "gradcam", "gradcam++", or "auto" (the
-            model adapter's default method).
+        method: a key of :data:`saliency_tubes.METHODS` ("cam", the paper's Saliency Tubes,
+            "gradcam", ..., "occlusion", "integrated-gradients": the captum extra), or "auto"
+            (the model adapter's default method).
         classes: "topK", an index, a name, or a list of them.
         frames: clip length T; None takes the model preset's.
         windows: (length, stride) sliding windows covering the whole video, each

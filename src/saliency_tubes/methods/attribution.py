@@ -197,6 +197,11 @@ class InputAttribution(Explainer):
         """Always ``"input"``: the attributions are on the clip's voxels."""
         return "input"
 
+    def check_available(self) -> None:
+        """Raise the one-line :class:`~saliency_tubes.InputError` that says how to install
+        captum when it is missing (the commands ask before decoding the video)."""
+        _captum(self.method)
+
     def _resolve(self, clip: torch.Tensor) -> tuple[list[Any], str, nn.Module | None]:
         del clip
         return [], "", None  # no layer to find, no head: nothing traced
@@ -206,7 +211,7 @@ class InputAttribution(Explainer):
     ) -> Tubes:
         """Explain ``clip`` (see :meth:`Explainer.__call__`); the maps are at the clip's
         (T, H, W) whatever ``upsample`` (there is no coarser grid)."""
-        _captum(self.method)  # one error line before any forward when captum is missing
+        self.check_available()  # one error line before any forward when captum is missing
         tubes = super().__call__(clip, classes, upsample=upsample)
         return dataclasses.replace(tubes, layer="input", classifier="")
 

@@ -317,7 +317,7 @@ def explainer_fn(
     """A :data:`SaliencyFn` that explains fixed classes with a fresh explainer on each model.
 
     Args:
-        method: ``"cam"``, ``"gradcam"`` or ``"gradcam++"``.
+        method: a key of :data:`saliency_tubes.METHODS`.
         classes: one class index per clip (kept fixed while the model is randomised).
         interpolations: several upsampling modes at once: the function then returns
             ``(N, K, T, H, W)``, one tube per mode, from a single explanation (the raw

@@ -208,7 +208,8 @@ class LoadedModel:
         """An explainer for this model with the adapter's layer, head and class names.
 
         Args:
-            method: "cam", "gradcam" or "gradcam++" (see :data:`saliency_tubes.METHODS`).
+            method: a key of :data:`saliency_tubes.METHODS` ("cam", "gradcam", ...,
+                "occlusion", "integrated-gradients"; the last two ignore the layer and head).
             **options: passed on to the explainer (``interpolation=``, ``align=``,
                 ``top_features=`` ...); they override the adapter's choices.
         """
