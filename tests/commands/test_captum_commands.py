@@ -191,3 +191,19 @@ def test_the_progress_bar_follows_each_clip_s_forwards() -> None:
     assert (bar.n, bar.total) == (5, 9)
     bar.close()
     assert torch.is_grad_enabled()
+
+
+def test_compare_classes_contrasts_input_space_tubes(
+    clip_path: Path, tmp_path: Path, tiny, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from saliency_tubes.commands import CompareOptions, compare_classes
+
+    _cheap(monkeypatch, tiny)
+    options = CompareOptions(
+        method="integrated-gradients", classes=["shrink", "grow"], contrast=("shrink", "grow"),
+        formats=("npy", "mp4"), progress=False,
+    )
+    result = compare_classes(clip_path, tmp_path / "out", tiny, options)
+    names = {p.name for ps in result.files.values() for p in ps}
+    assert any(n.startswith("contrast_") for n in names), names
+    assert result.manifest["method"] == "integrated-gradients"
