@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import statistics
 import sys
 import time
@@ -35,6 +36,7 @@ from saliency_tubes import METHODS
 from saliency_tubes.commands import benchmark
 from saliency_tubes.metrics.benchmark import BenchmarkConfig
 from saliency_tubes.synthetic import make_dataset
+from saliency_tubes.vocabulary import INPUT_METHODS
 from saliency_tubes.zoo import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +94,9 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    methods = list(METHODS)
+    # The captum methods (occlusion, integrated gradients) where their extra is installed.
+    captum = importlib.util.find_spec("captum") is not None
+    methods = [m for m in METHODS if captum or m not in INPUT_METHODS]
     config = BenchmarkConfig(
         clips=args.clips, methods=tuple(methods), interpolations=("cubic",), baselines=("motion",)
     )

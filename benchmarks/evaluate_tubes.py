@@ -1,10 +1,10 @@
 """Regenerate the evaluation benchmark: table, plots, RESULTS_evaluation.md, README section.
 
 What runs: :func:`saliency_tubes.metrics.benchmark.run_benchmark` on held-out synthetic clips
-(``make_dataset(seed=10000)``, generated at the embedded model's 16x96x96) for every
-method (``--methods``; the layer methods in every interpolation mode, occlusion and
-integrated gradients once: their maps are at the clip's own grid) and the four baselines,
-then a few
+(``make_dataset(seed=10000)``, generated at the embedded model's 16x96x96) for CAM,
+Grad-CAM and Grad-CAM++ (``--methods``: any others, e.g. ``occlusion,integrated-gradients``,
+which get one row each: their maps are at the clip's own grid) in every interpolation mode
+and the four baselines, then a few
 investigations (why the numbers are what they are), on the first clips of the same set
 except (1), which draws its own smaller set with the same seed:
 
@@ -61,8 +61,9 @@ from saliency_tubes.vocabulary import INPUT_METHODS
 from saliency_tubes.zoo import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
-# Every method: the layer methods in each interpolation mode, the input-space ones (captum,
-# one row each: their maps are at the clip's grid) where captum is installed.
+# Methods --methods may name: the layer methods (in each interpolation mode) and the
+# input-space ones (captum, one row each: their maps are at the clip's grid) where captum is
+# installed. Every method side by side: benchmarks/evaluate_methods.py.
 METHODS = tuple(
     m
     for m in ALL_METHODS
@@ -244,9 +245,10 @@ def main() -> None:
     p.add_argument("--no-write", action="store_true", help="print only; write no files")
     p.add_argument(
         "--methods",
-        default=",".join(METHODS),
-        help="comma-separated explainers (default: every one, the captum ones when installed; "
-        "occlusion runs 2 + 343 forwards per explanation, integrated gradients 1 + 50)",
+        default=",".join(BenchmarkConfig().methods),
+        help=f"comma-separated explainers among {','.join(METHODS)} (default: cam, gradcam, "
+        "gradcam++; occlusion runs 2 + 343 forwards per explanation and sanity step, "
+        "integrated-gradients 1 + 50)",
     )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
