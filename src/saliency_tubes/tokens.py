@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -33,10 +34,15 @@ class TokenGrid:
     Attributes:
         stride: the (t, h, w) stride of the layer's token grid with respect to the clip.
         prefix: number of leading non-spatial tokens (1 for a class token, 0 for none).
+        order: how the space-time tokens follow each other, slowest-varying axis first:
+            ``"thw"`` (time, then rows, then columns: MViT, ViViT, VideoMAE, a flattened
+            ``Conv3d`` output) or ``"hwt"`` (rows, columns, then time: TimeSformer's
+            divided space-time layout, where the frames of one patch are neighbours).
     """
 
     stride: tuple[int, int, int]
     prefix: int = 1
+    order: Literal["thw", "hwt"] = "thw"
 
     def grid(self, clip_size: tuple[int, int, int]) -> tuple[int, int, int]:
         """The (T', H', W') token grid for a clip of size (T, H, W)."""
@@ -57,6 +63,8 @@ class TokenGrid:
                 f"{clip_size[0]}x{clip_size[1]}x{clip_size[2]} at stride {self.stride}, but the layer gave "
                 f"{length}; give the layer's real stride or a reshape of your own"
             )
+        if self.order == "hwt":
+            return tokens[:, self.prefix :].reshape(n, h, w, t, c).permute(0, 4, 3, 1, 2)
         grid = tokens[:, self.prefix :].reshape(n, t, h, w, c)
         return grid.permute(0, 4, 1, 2, 3)
 

@@ -7,7 +7,7 @@ from functools import partial
 
 from torch import nn
 
-from . import pytorchvideo_models, tiny, torchvision_models
+from . import huggingface, pytorchvideo_models, tiny, torchvision_models
 from .checkpoints import load_weights, read_categories, read_state_dict
 from .densenet3d import DenseNet3D, densenet3d
 from .registry import (
@@ -92,6 +92,11 @@ for _adapter in torchvision_models.adapters():
 # pytorchvideo's model zoo (the optional pytorchvideo extra): listed always, imported only
 # when one is built; without the extra, building one says how to install it.
 for _adapter in pytorchvideo_models.adapters():
+    register(_adapter)
+
+# Hugging Face video transformers (the optional transformers extra): listed always, imported
+# only when one is built; any save_pretrained folder of them is --model hf:DIR.
+for _adapter in huggingface.adapters():
     register(_adapter)
 
 __all__ = [

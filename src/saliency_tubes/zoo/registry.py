@@ -116,6 +116,11 @@ class ModelAdapter:
     """Resolves a weights *name* given instead of a path (torchvision's "kinetics400") to
     the canonical name passed to ``builder(weights=...)``, which fetches them; None for a
     string that is no such name. An existing file of that name is always a checkpoint."""
+    from_folder: Callable[[Path], ModelAdapter] | None = None
+    """For weights given as a *folder* (a Hugging Face ``save_pretrained`` folder): the
+    adapter of the model in that folder (its own config decides the sizes, the token grid,
+    the preset and the class names; its builder loads the folder). None: folders are not
+    weights for this adapter."""
 
 
 _REGISTRY: dict[str, ModelAdapter] = {}
@@ -134,8 +139,18 @@ def available_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+HF_PREFIX = "hf:"
+"""``hf:DIR``: the Hugging Face video classifier saved in folder DIR (``save_pretrained``)."""
+
+
 def get_adapter(name: str) -> ModelAdapter:
-    """The adapter registered under ``name``."""
+    """The adapter registered under ``name``; for ``"hf:DIR"``, the adapter of the Hugging
+    Face model saved in DIR (read from its ``config.json``; transformers is imported only
+    when the model is built)."""
+    if name.startswith(HF_PREFIX) and name not in _REGISTRY:
+        from .huggingface import folder_adapter
+
+        return folder_adapter(Path(name[len(HF_PREFIX) :]), name=name)
     if name not in _REGISTRY:
         import difflib
 
@@ -286,13 +301,16 @@ def load_model(
     """
     names = _categories(categories)
     named = None
-    if ":" in name and name not in _REGISTRY:
+    if ":" in name and name not in _REGISTRY and not name.startswith(HF_PREFIX):
         model = _from_factory(name, num_classes)
         adapter = None
         preset = Preset()
         source = "factory" if weights is None else "file"
     else:
         adapter = get_adapter(name)
+        if adapter.from_folder is not None and weights is not None and Path(weights).is_dir():
+            adapter = adapter.from_folder(Path(weights))
+            weights = None  # the folder's builder loads them
         kwargs: dict[str, Any] = {"num_classes": num_classes} if num_classes is not None else {}
         named = _weights_name(adapter, weights)
         if named is not None:
@@ -300,9 +318,10 @@ def load_model(
         shipped = weights is None and adapter.default_weights is not None
         model = adapter.builder(pretrained=shipped, **kwargs)
         preset = adapter.preset
+        folder = adapter.extra.get("folder")
         if named is not None:
             source = "download"
-        elif weights is not None:
+        elif weights is not None or folder is not None:
             source = "file"
         else:
             source = "shipped" if shipped else "random"
@@ -323,6 +342,8 @@ def load_model(
         names = adapter.categories or getattr(model, "categories", None)
     used = str(weights) if weights is not None else (adapter.default_weights if adapter else None)
     used = named or used
+    if adapter is not None and weights is None and adapter.extra.get("folder") is not None:
+        used = str(adapter.extra["folder"])
     return LoadedModel(
         model=model,
         name=name,
