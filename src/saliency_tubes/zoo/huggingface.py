@@ -545,13 +545,17 @@ def build(
     *,
     pretrained: bool = False,
     num_classes: int | None = None,
+    **overrides: Any,
 ) -> nn.Module:
     """A base-size model of ``family`` from its config class, randomly initialised
-    (every preset's builder): ``num_labels`` = ``num_classes`` (400 by default)."""
+    (every preset's builder): ``num_labels`` = ``num_classes`` (400 by default);
+    ``overrides`` go to the config class (``hidden_size=32`` ... for a narrow twin)."""
     del pretrained  # no weights can be fetched here: pass --weights DIR (a save_pretrained folder)
     fam = FAMILIES[family]
     transformers = import_transformers(model_name)
-    config = getattr(transformers, fam.config_class)(num_labels=num_classes or PRESET_CLASSES)
+    config = getattr(transformers, fam.config_class)(
+        num_labels=num_classes or PRESET_CLASSES, **overrides
+    )
     model: nn.Module = getattr(transformers, fam.architecture)(config)
     return model.eval()
 
