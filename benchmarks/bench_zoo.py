@@ -21,9 +21,14 @@ The Markdown results (machine, software, one row per model) go to
 ``benchmarks/RESULTS_zoo.md`` (``--out``) and to stdout. Models that cannot be built here
 (an optional package missing) get a row that says why.
 
+With ``--update``, only the rows of the models measured are replaced (or added) in the
+existing ``--out`` file; the other rows and the hand-written notes stay, and a line under
+the header says which rows were re-measured, when, on what machine and with which command.
+
 Usage (from the project root; big models take a while, so they get fewer rounds):
     .venv/bin/python benchmarks/bench_zoo.py                         # every model
     .venv/bin/python benchmarks/bench_zoo.py --models r3d_18 s3d --rounds 5
+    .venv/bin/python benchmarks/bench_zoo.py --models videomae-base vivit-b --update
 """
 
 from __future__ import annotations
@@ -152,7 +157,7 @@ def _load() -> str:
 
 def _versions() -> str:
     parts = [f"Python {platform.python_version()}", f"torch {torch.__version__}"]
-    for module in ("torchvision", "pytorchvideo"):
+    for module in ("torchvision", "pytorchvideo", "transformers"):
         mod = sys.modules.get(module)
         if mod is not None:
             parts.append(f"{module} {getattr(mod, '__version__', '?')}")
@@ -172,6 +177,11 @@ def main() -> None:
     parser.add_argument("--slow-rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS_zoo.md")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only the measured models' rows in --out (the others and the notes stay)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     names = args.models or available_models()
@@ -184,6 +194,11 @@ def main() -> None:
         print(row.markdown(), flush=True)
     took = time.perf_counter() - start
     now = datetime.datetime.now(datetime.timezone.utc)
+    if args.update and args.out.is_file():
+        text = update_rows(args.out.read_text(encoding="utf-8"), rows, _note(args, took, load_before, now))
+        args.out.write_text(text, encoding="utf-8")
+        print(f"\nupdated {len(rows)} row(s) of {args.out} ({took:.0f} s)")
+        return
     lines = [
         "# Forward and explain time of every model adapter",
         "",
@@ -212,6 +227,35 @@ def main() -> None:
     text = "\n".join(lines)
     args.out.write_text(text, encoding="utf-8")
     print(f"\nwrote {args.out} ({took:.0f} s)")
+
+
+def _note(args: argparse.Namespace, took: float, load_before: str, now: datetime.datetime) -> str:
+    names = ", ".join(f"`{n}`" for n in (args.models or []))
+    return (
+        f"- Rows {names} re-measured {now:%Y-%m-%d (%H:%M UTC)} with "
+        f"`.venv/bin/python benchmarks/bench_zoo.py{_argv()}` ({took:.0f} s): `nproc` = "
+        f'{os.cpu_count()}, "{cpu_model()}" ({platform.machine()}), {_ram_gib()}, shared with '
+        f"other jobs (load average 1/5/15 min: {load_before} at the start, {_load()} at the "
+        f"end); {_versions()}; torch on {torch.get_num_threads()} thread(s), CPU; "
+        f"{args.rounds} rounds ({args.slow_rounds} past {args.slow_seconds:g} s)."
+    )
+
+
+def update_rows(text: str, rows: list[Row], note: str) -> str:
+    """``text`` (a results file) with the table rows of ``rows`` replaced or added (sorted
+    by name) and ``note`` added to the list above the table."""
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| model |"))
+    end = header + 2
+    while end < len(lines) and lines[end].startswith("| "):
+        end += 1
+    table = {line.split("|")[1].strip(): line for line in lines[header + 2 : end]}
+    table.update({row.name: row.markdown() for row in rows})
+    body = [table[name] for name in sorted(table)]
+    before = lines[:header]
+    while before and not before[-1].strip():
+        before.pop()
+    return "\n".join([*before, note, "", *lines[header : header + 2], *body, *lines[end:]]) + "\n"
 
 
 def _argv() -> str:

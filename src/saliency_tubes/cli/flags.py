@@ -51,7 +51,8 @@ MODEL = click.option(
     "model_name",
     default="tiny-actions",
     show_default=True,
-    help="A registered name (see `saliency-tubes models`) or 'package.module:factory'. The "
+    help="A registered name (see `saliency-tubes models`), 'package.module:factory', or "
+    "hf:DIR (a Hugging Face VideoMAE/TimeSformer/ViViT save_pretrained folder). The "
     "default, tiny-actions, is the embedded demo model: it knows only 8 synthetic motion "
     "classes (left, right, up, down, clockwise, counterclockwise, grow, shrink).",
 )
@@ -70,7 +71,7 @@ WEIGHTS = path_option(
     "--weights",
     "Checkpoint (.pth/.pt weights-only, or .safetensors). Default: the shipped weights, if "
     "any. torchvision and pytorchvideo models also take kinetics400 (torchvision: or the enum "
-    "name): downloads the official weights.",
+    "name): downloads the official weights. Hugging Face models take a save_pretrained folder.",
 )
 ALLOW_PICKLE = click.option(
     "--allow-pickle",

@@ -276,11 +276,14 @@ def load_model(
     """Build a model by registered name or as ``"module.path:factory"``, load weights.
 
     Args:
-        name: a registered name (see :func:`available_models`) or ``"pkg.module:fn"``,
-            a function returning an ``nn.Module`` (called with ``num_classes=`` when given).
+        name: a registered name (see :func:`available_models`), ``"pkg.module:fn"``,
+            a function returning an ``nn.Module`` (called with ``num_classes=`` when given),
+            or ``"hf:DIR"``, a Hugging Face ``save_pretrained`` folder of a VideoMAE,
+            TimeSformer or ViViT video classifier (see :mod:`saliency_tubes.zoo.huggingface`).
         weights: a checkpoint path (.pth/.pt/.safetensors); for registered models that ship
             weights, None means the shipped weights; for adapters with ``weight_names``, a
-            weights name such as ``"kinetics400"`` (downloaded by the builder).
+            weights name such as ``"kinetics400"`` (downloaded by the builder); for adapters
+            with ``from_folder`` (the Hugging Face ones), a ``save_pretrained`` folder.
         num_classes: the head's size, when it differs from the adapter's default.
         categories: class names, or a .txt/.json file of them.
         allow_pickle: allow full-pickle checkpoints (only for files you trust).
