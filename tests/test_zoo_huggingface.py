@@ -29,7 +29,7 @@ from _clips import write_demo_clip  # noqa: E402
 from _models import hooks_left  # noqa: E402
 from saliency_tubes.cli import main  # noqa: E402
 from saliency_tubes.commands import model_lines  # noqa: E402
-from saliency_tubes.errors import ModelLoadError  # noqa: E402
+from saliency_tubes.errors import InputError, ModelLoadError  # noqa: E402
 from saliency_tubes.methods import METHODS  # noqa: E402
 from saliency_tubes.tokens import TokenGrid  # noqa: E402
 from saliency_tubes.zoo import available_models, get_adapter, load_model, registry  # noqa: E402
@@ -277,6 +277,18 @@ def test_videomae_cam_is_the_heads_local_linear_map_not_exact(folders: dict[str,
     assert abs(float(cam.raw.mean())) < 1e-3 * float(cam.raw.abs().max())
     assert abs(float(cam.logits[0, 0])) > 10 * abs(float(cam.raw.mean()))
     assert not loaded.adapter.cam_exact  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_another_clip_size_is_one_line(folders: dict[str, Path], family: str) -> None:
+    """TimeSformer would run on 4 frames with its tokens regrouped by num_frames=8: refused,
+    as every other size is (before the forward)."""
+    loaded = load_model(f"hf:{folders[family]}")
+    explainer = loaded.explainer("gradcam")
+    for clip in (torch.randn(1, 3, 4, 32, 32), torch.randn(1, 3, 8, 48, 48)):
+        with pytest.raises(InputError, match=r"expected clips of 8x32x32 .* but got") as e:
+            explainer(clip)
+        _one_line(e)
 
 
 def test_videomae_without_mean_pooling_reads_its_first_token(folders: dict[str, Path]) -> None:

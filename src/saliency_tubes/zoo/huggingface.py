@@ -14,8 +14,8 @@ transformers is imported only when a model is built.
 What the adapters give the explainers (read from the config, see :class:`Layout`):
 
 * the input: the models take ``pixel_values`` of shape (N, T, C, H, W), so ``inputs``
-  permutes the project's (N, C, T, H, W) clip (:func:`pixel_values`); the output's
-  ``.logits`` are the scores;
+  permutes the project's (N, C, T, H, W) clip (:class:`PixelValues`, which also refuses a
+  clip of another size than the config's); the output's ``.logits`` are the scores;
 * the token grid: VideoMAE and ViViT embed tubelets with a ``Conv3d`` whose output is
   flattened in (t, h, w) order, (T/tubelet, H/patch, W/patch); ViViT puts a class token
   first, VideoMAE has none. TimeSformer embeds each frame with 16x16 patches and, for its
@@ -68,7 +68,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..errors import ModelLoadError, first_line
+from ..errors import InputError, ModelLoadError, first_line
 from ..tokens import TokenGrid
 from .registry import ModelAdapter, Preset
 
@@ -202,6 +202,29 @@ def import_transformers(model: str) -> Any:
 def pixel_values(clip: torch.Tensor) -> torch.Tensor:
     """The (N, T, C, H, W) ``pixel_values`` of an (N, C, T, H, W) clip (every adapter's ``inputs``)."""
     return clip.permute(0, 2, 1, 3, 4)
+
+
+@dataclass(frozen=True)
+class PixelValues:
+    """Every adapter's ``inputs``: the clip as ``pixel_values``, at the one size the model takes.
+
+    The clip must be ``frames`` x ``size``: VideoMAE's and ViViT's position embeddings
+    refuse any other, and TimeSformer's blocks regroup the tokens by the config's
+    ``num_frames``, so another frame count would run on a scrambled layout.
+    """
+
+    frames: int
+    size: tuple[int, int]
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        t, h, w = clip.shape[2:]
+        if (t, h, w) != (self.frames, *self.size):
+            raise InputError(
+                f"expected clips of {self.frames}x{self.size[0]}x{self.size[1]} (the model's "
+                f"num_frames x image_size), but got {t}x{h}x{w}; use the preset's frames "
+                "(drop --frames, or --windows of that length) and size"
+            )
+        return pixel_values(clip)
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -428,7 +451,7 @@ def adapter_for(
         num_classes=lay.classes,
         extra=extra,
         reshape=TokenGrid(lay.stride, lay.prefix, lay.order),
-        inputs=pixel_values,
+        inputs=PixelValues(lay.frames, lay.size),
         pooled_head=pooled_head if lay.pooled else None,
         default_method=method,
         cam_exact=False,
