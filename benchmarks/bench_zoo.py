@@ -195,7 +195,9 @@ def main() -> None:
     took = time.perf_counter() - start
     now = datetime.datetime.now(datetime.timezone.utc)
     if args.update and args.out.is_file():
-        text = update_rows(args.out.read_text(encoding="utf-8"), rows, _note(args, took, load_before, now))
+        text = update_rows(
+            args.out.read_text(encoding="utf-8"), rows, _note(args, took, load_before, now)
+        )
         args.out.write_text(text, encoding="utf-8")
         print(f"\nupdated {len(rows)} row(s) of {args.out} ({took:.0f} s)")
         return
@@ -252,7 +254,9 @@ def update_rows(text: str, rows: list[Row], note: str) -> str:
     table = {line.split("|")[1].strip(): line for line in lines[header + 2 : end]}
     table.update({row.name: row.markdown() for row in rows})
     body = [table[name] for name in sorted(table)]
-    before = lines[:header]
+    # An earlier note on the same rows describes numbers that are now replaced.
+    prefix = note.split(" re-measured ")[0]
+    before = [line for line in lines[:header] if line.split(" re-measured ")[0] != prefix]
     while before and not before[-1].strip():
         before.pop()
     return "\n".join([*before, note, "", *lines[header : header + 2], *body, *lines[end:]]) + "\n"

@@ -118,13 +118,17 @@ def test_preset_follows_the_installed_processor(family: str) -> None:
     those of the family's video processor (folded onto the [0, 1] pixel scale)."""
     adapter = get_adapter(PRESET_OF[family])
     config = getattr(TF, hf.FAMILIES[family].config_class)()
-    processor = getattr(TF, hf.FAMILIES[family].architecture.replace("ForVideoClassification", "VideoProcessor"))
+    processor = getattr(
+        TF, hf.FAMILIES[family].architecture.replace("ForVideoClassification", "VideoProcessor")
+    )
     p = adapter.preset
     assert p.frames == config.num_frames and p.size == (config.image_size, config.image_size)
     assert p.resize_to == processor.size["shortest_edge"] and processor.crop_size["height"] == 224
     scale = 255 * processor.rescale_factor
     offset = 1.0 if family == "vivit" else 0.0  # ViViT's processor: x * rescale_factor - 1
-    np.testing.assert_allclose(p.mean, [(offset + m) / scale for m in processor.image_mean], atol=1e-6)
+    np.testing.assert_allclose(
+        p.mean, [(offset + m) / scale for m in processor.image_mean], atol=1e-6
+    )
     np.testing.assert_allclose(p.std, [s / scale for s in processor.image_std], atol=1e-6)
     # The layer is read from the config class's own defaults, as for a saved folder.
     assert adapter.layer == hf.layout(config.to_dict() | {"architectures": None}, "x").layer
@@ -178,7 +182,9 @@ def test_registered_name_takes_the_folder_as_weights(folders: dict[str, Path], f
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("method", list(METHODS))
-def test_every_method_runs_or_is_refused(folders: dict[str, Path], family: str, method: str) -> None:
+def test_every_method_runs_or_is_refused(
+    folders: dict[str, Path], family: str, method: str
+) -> None:
     loaded = load_model(f"hf:{folders[family]}")
     if method == "cam" and family != "videomae":
         with pytest.raises(ModelLoadError, match="CAM does not apply to .*use method 'gradcam'"):
@@ -349,7 +355,7 @@ def test_preprocessing_from_the_processor_file(tmp_path: Path, folders: dict[str
 
 def test_placeholder_labels_are_no_names(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    config = getattr(TF, "VivitConfig")(**TINY, tubelet_size=[2, 8, 8], num_labels=3)
+    config = TF.VivitConfig(**TINY, tubelet_size=[2, 8, 8], num_labels=3)
     TF.VivitForVideoClassification(config).save_pretrained(str(tmp_path / "v"))
     loaded = load_model(f"hf:{tmp_path / 'v'}")
     assert loaded.categories is None and loaded.adapter.num_classes == 3  # type: ignore[union-attr]
@@ -375,7 +381,9 @@ def test_bad_folders_are_one_line_errors(tmp_path: Path, folders: dict[str, Path
     bert = tmp_path / "bert"
     bert.mkdir()
     (bert / "config.json").write_text(json.dumps({"architectures": ["BertForMaskedLM"]}))
-    with pytest.raises(ModelLoadError, match=r"expected a config of VideoMAE.*'BertForMaskedLM'") as e:
+    with pytest.raises(
+        ModelLoadError, match=r"expected a config of VideoMAE.*'BertForMaskedLM'"
+    ) as e:
         load_model(f"hf:{bert}")
     _one_line(e)
     (bert / "config.json").write_text("{not json")
@@ -421,17 +429,25 @@ def test_missing_transformers_is_one_line(
         "error: --model videomae-base needs transformers, which is not installed; install it "
         "with pip install 'saliency-tubes[transformers]'"
     )
-    code, _, stderr = _run("explain", str(video), "--out", str(tmp_path / "o"), "--model", "videomae-base")
+    code, _, stderr = _run(
+        "explain", str(video), "--out", str(tmp_path / "o"), "--model", "videomae-base"
+    )
     assert code == 2 and stderr.strip() == expected
-    code, _, stderr = _run("explain", str(video), "--out", str(tmp_path / "o"), "--model", f"hf:{folders['vivit']}")
-    assert code == 2 and stderr.strip().startswith(f"error: --model hf:{folders['vivit']} needs transformers")
+    code, _, stderr = _run(
+        "explain", str(video), "--out", str(tmp_path / "o"), "--model", f"hf:{folders['vivit']}"
+    )
+    assert code == 2 and stderr.strip().startswith(
+        f"error: --model hf:{folders['vivit']} needs transformers"
+    )
 
 
 # ---------------------------------------------------------------- command line
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_cli_explains_a_folder(video: Path, tmp_path: Path, folders: dict[str, Path], family: str) -> None:
+def test_cli_explains_a_folder(
+    video: Path, tmp_path: Path, folders: dict[str, Path], family: str
+) -> None:
     out = tmp_path / "out"
     code, stdout, stderr = _run(
         "explain", str(video), "--out", str(out), "--model", f"hf:{folders[family]}",
@@ -448,7 +464,9 @@ def test_cli_explains_a_folder(video: Path, tmp_path: Path, folders: dict[str, P
     assert all(c["name"] in stdout for c in manifest["classes"])
 
 
-def test_cli_registered_name_with_weights_dir(video: Path, tmp_path: Path, folders: dict[str, Path]) -> None:
+def test_cli_registered_name_with_weights_dir(
+    video: Path, tmp_path: Path, folders: dict[str, Path]
+) -> None:
     out = tmp_path / "out"
     code, _, stderr = _run(
         "explain", str(video), "--out", str(out), "--model", "timesformer-base",
@@ -465,7 +483,11 @@ def test_cli_random_weights_warning_on_a_narrow_preset(
 ) -> None:
     """A preset without weights says so (stderr, manifest): a narrow twin of videomae-base
     (the same adapter code on a tiny config), so that the forward is cheap."""
-    config = {**TINY, **PER_FAMILY["videomae"], "architectures": [hf.FAMILIES["videomae"].architecture]}
+    config = {
+        **TINY,
+        **PER_FAMILY["videomae"],
+        "architectures": [hf.FAMILIES["videomae"].architecture],
+    }
     twin = hf.adapter_for(
         "videomae-tiny-twin",
         config | {"num_labels": 3},
@@ -488,7 +510,46 @@ def test_cli_random_weights_warning_on_a_narrow_preset(
 def test_api_call_on_a_folder(folders: dict[str, Path], video: Path, tmp_path: Path) -> None:
     loaded = st.load_model(f"hf:{folders['vivit']}")
     result = st.explain_video(
-        video, tmp_path / "api", loaded, st.ExplainOptions(method="auto", formats=("npy",), progress=False)
+        video,
+        tmp_path / "api",
+        loaded,
+        st.ExplainOptions(method="auto", formats=("npy",), progress=False),
     )
     assert result.tubes[0].name in LABELS.values()
     assert np.load(tmp_path / "api" / "tube.npy").shape == (1, 8, 32, 32)
+
+
+def test_import_listing_and_help_do_not_import_transformers() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, saliency_tubes.zoo\nfrom saliency_tubes.cli.app import main\n"
+        "from saliency_tubes.commands import model_lines\nmodel_lines()\n"
+        "for c in ([], ['explain'], ['models']):\n"
+        "    try:\n        main([*c, '--help'])\n    except SystemExit:\n        pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'transformers', 'torchvision'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
+
+
+def test_without_the_extra_the_presets_are_listed_with_the_install_hint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(hf, "available", lambda: False)
+    listed = {a.name: a.description for a in hf.adapters()}
+    assert set(listed) == set(PRESET_OF.values())
+    assert all(d.endswith(f"[needs the transformers extra: {hf.INSTALL}]") for d in listed.values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+@pytest.mark.parametrize("family", FAMILIES)
+def test_tubes_on_cuda_equal_tubes_on_cpu(folders: dict[str, Path], family: str) -> None:
+    cpu = load_model(f"hf:{folders[family]}")
+    cuda = load_model(f"hf:{folders[family]}", device="cuda")
+    method = cpu.adapter.default_method  # type: ignore[union-attr]
+    a = cpu.explainer(method)(_clip(), classes="top2")
+    b = cuda.explainer(method)(_clip(), classes="top2").to("cpu")
+    assert torch.equal(a.classes, b.classes)
+    torch.testing.assert_close(a.maps, b.maps, atol=1e-3, rtol=1e-3)

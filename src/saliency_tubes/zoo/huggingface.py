@@ -60,7 +60,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -160,8 +160,16 @@ ARCHITECTURES = {f.architecture: f for f in FAMILIES.values()}
 # Kinetics-400 fine-tuned releases), random weights; --weights DIR for trained ones.
 PRESETS = (
     ("videomae-base", "videomae", "VideoMAE-B (Tong et al. 2022), 16x224x224, mean-pooled head"),
-    ("timesformer-base", "timesformer", "TimeSformer-B (Bertasius et al. 2021), divided space-time, 8x224x224"),
-    ("vivit-b", "vivit", "ViViT-B 16x2 (Arnab et al. 2021), joint space-time attention, 32x224x224"),
+    (
+        "timesformer-base",
+        "timesformer",
+        "TimeSformer-B (Bertasius et al. 2021), divided space-time, 8x224x224",
+    ),
+    (
+        "vivit-b",
+        "vivit",
+        "ViViT-B 16x2 (Arnab et al. 2021), joint space-time attention, 32x224x224",
+    ),
 )
 PRESET_CLASSES = 400
 
@@ -373,7 +381,11 @@ def preset(family: Family, size: tuple[int, int], frames: int, processor: dict[s
     # The processor's short side for its crop, scaled to the crop the model takes (a
     # processor's 224 crop of a short side 256 is ViViT's 8/7 ratio at any image_size).
     crop_spec = get("crop_size") or {}
-    crop = min(crop_spec.get("height", CROP), crop_spec.get("width", CROP)) if isinstance(crop_spec, dict) else CROP
+    crop = (
+        min(crop_spec.get("height", CROP), crop_spec.get("width", CROP))
+        if isinstance(crop_spec, dict)
+        else CROP
+    )
     resize_to = None if short is None else max(min(size), round(int(short) * min(size) / int(crop)))
     return Preset(
         frames=frames,
@@ -400,7 +412,9 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
             "save the model again with save_pretrained"
         ) from None
     if not isinstance(data, dict):
-        raise ModelLoadError(f"expected {what} as a JSON object in {path}, but got a {type(data).__name__}")
+        raise ModelLoadError(
+            f"expected {what} as a JSON object in {path}, but got a {type(data).__name__}"
+        )
     return data
 
 
@@ -469,8 +483,10 @@ def _folder_adapter(folder: Path, *, family: str | None, name: str) -> ModelAdap
     folder = Path(folder)
     config_path = folder / "config.json"
     if not folder.is_dir() or not config_path.is_file():
-        got = "no such folder" if not folder.exists() else (
-            "not a folder" if not folder.is_dir() else "a folder without config.json"
+        got = (
+            "no such folder"
+            if not folder.exists()
+            else ("not a folder" if not folder.is_dir() else "a folder without config.json")
         )
         raise ModelLoadError(
             f"expected a Hugging Face model folder with a config.json (written by save_pretrained) "
@@ -530,7 +546,10 @@ def load_folder(
         for what, keys in (
             ("missing keys", info.get("missing_keys")),
             ("unexpected keys", info.get("unexpected_keys")),
-            ("shape mismatches", [k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys") or []]),
+            (
+                "shape mismatches",
+                [k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys") or []],
+            ),
         )
         if keys
     ]
