@@ -83,3 +83,35 @@ def test_leaving_a_prefetch_early_closes_the_source_and_its_thread() -> None:
     assert [next(items) for _ in range(5)] == [0, 1, 2, 3, 4]
     items.close()
     assert closed.is_set() and threading.active_count() == before
+
+
+def test_an_encode_interrupted_mid_video_stops_its_decoding_thread_at_once(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C while drawing: the decoding thread is stopped before the exception leaves
+    encode(), even while the traceback (which holds the frame iterator) is still alive."""
+    from saliency_tubes.commands.drawing import Product, encode
+    from saliency_tubes.commands.options import ExplainOptions
+    from saliency_tubes.commands.outputs import OutputFolder
+    from saliency_tubes.video import probe
+
+    video = tmp_path / "in.mp4"
+    with VideoWriter(video, 10) as writer:
+        for _ in range(40):
+            writer.write(_frames(1)[0])
+    info = probe(video)
+
+    def draw(frame) -> dict[str, np.ndarray]:
+        if frame.index == 3:
+            raise KeyboardInterrupt
+        return {"x": frame.image}
+
+    (tmp_path / "out").mkdir()
+    outputs = OutputFolder(tmp_path / "out")
+    options = ExplainOptions(progress=False)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        encode(video, info, outputs, [Product({"x": "x"}, draw)], ["mp4"], options)
+    assert caught.traceback  # still referenced here
+    assert not [t for t in threading.enumerate() if t.name == "decode" and t.is_alive()]
+    assert not [t for t in threading.enumerate() if t.name.startswith("encode ")]
+    outputs.cleanup()

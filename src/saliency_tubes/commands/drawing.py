@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +98,9 @@ def encode(
         bar = stack.enter_context(
             progress(info.num_frames, "render+encode", options.progress, unit="frame")
         )
-        for frame in prefetch(iter_frames(video, info=info)):
+        # Closed by the stack on any way out, so the decoding thread stops at once.
+        frames = stack.enter_context(closing(prefetch(iter_frames(video, info=info))))
+        for frame in frames:
             for p, product in enumerate(products):
                 for key, image in product.draw(frame).items():
                     for writer in writers[(p, key)]:

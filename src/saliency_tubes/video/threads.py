@@ -11,6 +11,7 @@ writer's temporary file is removed, as :meth:`VideoWriter.abort` does).
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from collections.abc import Iterator
 from types import TracebackType
@@ -78,7 +79,8 @@ def prefetch(frames: Iterator[Any], depth: int = 4) -> Iterator[Any]:
             yield item
     finally:
         stop.set()
-        thread.join()
+        if not sys.is_finalizing():  # at exit the (daemon) thread may never run again
+            thread.join()
 
 
 class BackgroundWriter:
