@@ -127,7 +127,11 @@ def test_occlusion_every_class_batches_memory_bound_and_progress() -> None:
         torch.testing.assert_close(every.raw[i], single.raw[0], rtol=1e-4, atol=1e-5)
     seen: list[tuple[int, int]] = []
     batched = st.Occlusion(
-        model, window=(2, 8, 8), stride=(2, 4, 4), batch_size=4, progress=lambda d, t: seen.append((d, t))
+        model,
+        window=(2, 8, 8),
+        stride=(2, 4, 4),
+        batch_size=4,
+        progress=lambda d, t: seen.append((d, t)),
     )(clip, classes="all")
     tiny = st.Occlusion(model, window=(2, 8, 8), stride=(2, 4, 4), max_bytes=1)(clip, classes="all")
     torch.testing.assert_close(batched.raw, every.raw, rtol=1e-4, atol=1e-5)
@@ -287,7 +291,10 @@ def test_the_model_comes_back_unchanged_when_progress_raises() -> None:
     for method in (st.Occlusion, st.IntegratedGradients):
         model = SmallResNet3D(num_classes=4).train()
         model.layer1.requires_grad_(False)
-        before = [m.training for m in model.modules()], [p.requires_grad for p in model.parameters()]
+        before = (
+            [m.training for m in model.modules()],
+            [p.requires_grad for p in model.parameters()],
+        )
 
         def stop(done: int, total: int) -> None:
             raise KeyboardInterrupt

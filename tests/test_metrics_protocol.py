@@ -128,7 +128,9 @@ def test_an_input_space_method_has_one_row_without_a_mode() -> None:
     from saliency_tubes.metrics.benchmark import BenchmarkConfig
     from saliency_tubes.metrics.protocol import row_groups, row_label
 
-    groups = row_groups(["cam", "occlusion", "integrated-gradients"], ["cubic", "linear"], ["uniform"])
+    groups = row_groups(
+        ["cam", "occlusion", "integrated-gradients"], ["cubic", "linear"], ["uniform"]
+    )
     assert groups == [
         ("cam", ["cam/cubic", "cam/linear"]),
         ("occlusion", ["occlusion/cubic"]),

@@ -79,7 +79,10 @@ def test_top_k_over_windows_picks_the_classes_from_plain_forwards_first(
     """One plain forward per window, then integrated gradients of the video's top-2 only."""
     _cheap(monkeypatch, tiny)
     options = ExplainOptions(
-        windows=(16, 4), classes="top2", method="integrated-gradients", formats=("npy",),
+        windows=(16, 4),
+        classes="top2",
+        method="integrated-gradients",
+        formats=("npy",),
         progress=False,
     )
     with counted(tiny.model) as calls:
@@ -90,8 +93,10 @@ def test_top_k_over_windows_picks_the_classes_from_plain_forwards_first(
     assert sum(calls) == 3 + 3 * (1 + 2 * 4)
     # The same classes as CAM's every-class pass picks: the top-2 mean probabilities.
     cam = explain_video(
-        clip_path, tmp_path / "cam", tiny, ExplainOptions(windows=(16, 4), classes="top2",
-        formats=("npy",), progress=False)
+        clip_path,
+        tmp_path / "cam",
+        tiny,
+        ExplainOptions(windows=(16, 4), classes="top2", formats=("npy",), progress=False),
     )
     assert [t.index for t in result.tubes] == [t.index for t in cam.tubes]
     assert [t.score for t in result.tubes] == pytest.approx([t.score for t in cam.tubes], abs=1e-6)
@@ -107,9 +112,7 @@ def test_the_plan_is_what_the_explainer_sees(clip_path: Path, tiny) -> None:
 def test_batch_runs_an_input_space_method(tmp_path: Path) -> None:
     dataset = write_demo_dataset(tmp_path / "dataset", videos=2)
     out = tmp_path / "batch"
-    explain = ExplainOptions(
-        method="occlusion", formats=("npy",), progress=False
-    )
+    explain = ExplainOptions(method="occlusion", formats=("npy",), progress=False)
     settings = BatchSettings(ModelOptions(), explain, out / "videos")
     result = batch_videos(dataset, out, settings, BatchOptions(progress=False))
     assert (result.ran, result.failed) == (2, 0)
@@ -158,8 +161,17 @@ def test_the_cli_refuses_layer_and_says_when_captum_is_missing(
     clip_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "out"
-    code, err = _cli("explain", str(clip_path), "--out", str(out), "--method", "occlusion",
-                     "--layer", "features", "--quiet")
+    code, err = _cli(
+        "explain",
+        str(clip_path),
+        "--out",
+        str(out),
+        "--method",
+        "occlusion",
+        "--layer",
+        "features",
+        "--quiet",
+    )
     assert code == 2 and err.strip() == (
         "error: expected no --layer with --method occlusion (it attributes the clip's own "
         "pixels: there is no target layer nor head), but got --layer features; drop --layer"
@@ -168,7 +180,9 @@ def test_the_cli_refuses_layer_and_says_when_captum_is_missing(
     monkeypatch.setitem(sys.modules, "captum", None)
     monkeypatch.setitem(sys.modules, "captum.attr", None)
     for method in ("occlusion", "integrated-gradients"):
-        code, err = _cli("explain", str(clip_path), "--out", str(out), "--method", method, "--quiet")
+        code, err = _cli(
+            "explain", str(clip_path), "--out", str(out), "--method", method, "--quiet"
+        )
         assert code == 2 and err.strip() == (
             f"error: --method {method} needs captum, which is not installed; install it with "
             "pip install 'saliency-tubes[captum]'"
@@ -177,8 +191,9 @@ def test_the_cli_refuses_layer_and_says_when_captum_is_missing(
 
 
 def test_the_progress_bar_follows_each_clip_s_forwards() -> None:
-    from saliency_tubes.commands.explaining import _bar_callback
     from tqdm import tqdm
+
+    from saliency_tubes.commands.explaining import _bar_callback
 
     bar = tqdm(total=0, disable=False, file=open(os.devnull, "w"))  # noqa: SIM115
     tell = _bar_callback(bar)
@@ -200,8 +215,11 @@ def test_compare_classes_contrasts_input_space_tubes(
 
     _cheap(monkeypatch, tiny)
     options = CompareOptions(
-        method="integrated-gradients", classes=["shrink", "grow"], contrast=("shrink", "grow"),
-        formats=("npy", "mp4"), progress=False,
+        method="integrated-gradients",
+        classes=["shrink", "grow"],
+        contrast=("shrink", "grow"),
+        formats=("npy", "mp4"),
+        progress=False,
     )
     result = compare_classes(clip_path, tmp_path / "out", tiny, options)
     names = {p.name for ps in result.files.values() for p in ps}

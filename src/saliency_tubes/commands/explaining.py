@@ -417,9 +417,7 @@ def _bar_callback(bar: Any) -> Any:
     return tell
 
 
-def _scores_first(
-    video: Path, info: VideoInfo, runs: Sequence[_Progress], show: bool
-) -> None:
+def _scores_first(video: Path, info: VideoInfo, runs: Sequence[_Progress], show: bool) -> None:
     """The first pass of the runs that pick their classes from plain forwards."""
     first = [run for run in runs if run.scores_first]
     if not first:

@@ -310,7 +310,9 @@ def benchmark_forwards(config: BenchmarkConfig, layers: int) -> Forwards:
             explained = (
                 0
                 if kind.startswith("baseline/")
-                else size * (1 + layers) * explanation_forwards(kind, torch.nn.Identity(), clip_size)
+                else size
+                * (1 + layers)
+                * explanation_forwards(kind, torch.nn.Identity(), clip_size)
             )
             curves = len(keys) * size * per_curve_pair
             parts.append(
@@ -443,7 +445,14 @@ def run_benchmark(
         for kind, keys in row_groups(config.methods, config.interpolations, config.baselines):
             tell.part(*next(labelled))
             maps, corr = _tubes_and_sanity(
-                kind, config.interpolations[: len(keys)], loaded, batch, targets, layers, protocol, tell
+                kind,
+                config.interpolations[: len(keys)],
+                loaded,
+                batch,
+                targets,
+                layers,
+                protocol,
+                tell,
             )
             for k, row in enumerate(keys):
                 sanity[row][:, idx] = corr[:, :, k].numpy()
