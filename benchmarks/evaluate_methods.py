@@ -14,7 +14,7 @@ Outputs: ``benchmarks/RESULTS_methods.md`` and the text between the ``methods-re
 markers of README.md (the Methods section's table of measured numbers).
 
 Usage (from the repository root):
-    .venv/bin/python benchmarks/evaluate_methods.py               # 40 clips, ~15 min here
+    .venv/bin/python benchmarks/evaluate_methods.py               # 40 clips, ~30 min here
     .venv/bin/python benchmarks/evaluate_methods.py --clips 8 --no-write
 """
 

@@ -115,6 +115,11 @@ def test_token_grid_reshape_gives_the_conv_volume() -> None:
     assert tubes.maps.shape == (2, 2, 4, 8, 6)
 
 
+def test_a_token_order_not_known_is_one_error() -> None:
+    with pytest.raises(st.InputError, match="expected a token order 'thw' or 'hwt', but got 'wht'"):
+        TokenGrid(stride=(1, 2, 2), order="wht")  # type: ignore[arg-type]
+
+
 def test_gradcam_on_tokens_equals_normalised_cam() -> None:
     model = TokenNet()
     clip = torch.randn(1, 3, 4, 8, 6)

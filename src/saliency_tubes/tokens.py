@@ -44,6 +44,13 @@ class TokenGrid:
     prefix: int = 1
     order: Literal["thw", "hwt"] = "thw"
 
+    def __post_init__(self) -> None:
+        if self.order not in ("thw", "hwt"):
+            raise InputError(
+                f"expected a token order 'thw' or 'hwt', but got {self.order!r}; pick the "
+                "model's layout"
+            )
+
     def grid(self, clip_size: tuple[int, int, int]) -> tuple[int, int, int]:
         """The (T', H', W') token grid for a clip of size (T, H, W)."""
         t, h, w = (max(1, n // s) for n, s in zip(clip_size, self.stride, strict=True))

@@ -167,7 +167,7 @@ def test_a_worker_stuck_loading_is_stopped_and_the_others_go_on(
 ) -> None:
     monkeypatch.syspath_prepend(str(ROOT / "tests"))
     monkeypatch.setenv("SALIENCY_TUBES_TEST_MARKER", str(tmp_path / "marker"))
-    monkeypatch.setattr(pool, "START_LIMIT", 20.0)
+    monkeypatch.setattr(pool, "START_LIMIT", 120.0)  # the batch needs no limit to pass
     out = tmp_path / "batch"
     settings = _settings(
         out, ExplainOptions(formats=("npy",), progress=False),
@@ -332,3 +332,23 @@ def test_what_a_killed_run_left_is_cleaned_and_earlier_files_put_back(tmp_path: 
     recover_staging(folder)
     assert sorted(p.name for p in folder.iterdir()) == ["heat.mp4", "manifest.json"]
     assert (folder / "heat.mp4").read_text() == "earlier"
+
+
+def test_a_weights_folder_rewritten_in_place_changes_the_fingerprint(tmp_path: Path) -> None:
+    """save_pretrained overwrites model.safetensors inside the same folder: the folder's
+    own size and time do not change, its files' do, and so must the fingerprint."""
+    from saliency_tubes.commands.dataset import Item, fingerprint, model_files
+
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"a" * 10)
+    item = Item(path=tmp_path / "v.mp4", video_id="v")
+    files = model_files(f"hf:{folder}", None)
+    assert files == [folder / "config.json", weights]
+    assert model_files("r3d_18", folder) == files  # --weights DIR
+    assert model_files("r3d_18", tmp_path / "w.pth") == [tmp_path / "w.pth"]
+    before = fingerprint({}, item, files)
+    weights.write_bytes(b"b" * 11)
+    assert fingerprint({}, item, model_files(f"hf:{folder}", None)) != before

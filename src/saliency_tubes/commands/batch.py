@@ -29,7 +29,7 @@ from .batch_index import (
     write_summary,
 )
 from .batch_video import BatchSettings
-from .dataset import fingerprint, in_shard, read_inputs
+from .dataset import fingerprint, in_shard, model_files, read_inputs
 from .index_page import index_page
 from .outputs import Say, progress
 from .pool import Task, run_local
@@ -141,7 +141,7 @@ def batch_videos(
     if not items:
         raise InputError(f"expected a video in shard {options.shard}, but it holds none")
     described = settings.describe()
-    extra = [Path(str(settings.model.weights))] if settings.model.weights else []
+    extra = model_files(settings.model.name, settings.model.weights)
     prints = {
         it.video_id: fingerprint(described, it, [*extra, *([it.gt] if it.gt else [])])
         for it in items

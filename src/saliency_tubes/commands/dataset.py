@@ -30,6 +30,7 @@ __all__ = [
     "VIDEO_SUFFIXES",
     "Item",
     "fingerprint",
+    "model_files",
     "in_shard",
     "parse_shard",
     "read_inputs",
@@ -242,6 +243,22 @@ def in_shard(vid: str, shard: tuple[int, int] | None) -> bool:
         return True
     i, n = shard
     return int(hashlib.sha1(vid.encode("utf-8")).hexdigest(), 16) % n == i - 1
+
+
+def model_files(name: str, weights: str | Path | None) -> list[Path]:
+    """The files a model's results depend on, for :func:`fingerprint`: its weights file,
+    or every file of a weights folder (``--weights DIR``, ``--model hf:DIR``: a
+    ``save_pretrained`` folder whose files are rewritten in place), in name order."""
+    roots = [Path(str(weights)).expanduser()] if weights else []
+    if str(name).startswith("hf:"):
+        roots.append(Path(str(name)[3:]).expanduser())
+    files: list[Path] = []
+    for root in roots:
+        if root.is_dir():
+            files += sorted(f for f in root.rglob("*") if f.is_file())
+        else:
+            files.append(root)
+    return files
 
 
 def fingerprint(settings: dict[str, Any], item: Item, files: Sequence[Path] = ()) -> str:

@@ -14,9 +14,11 @@
 3. The result, one :class:`Explained` per model: classes, names, scores (the mean over the
    windows) and the :class:`~saliency_tubes.commands.track.TubeTrack` of its tubes.
 
-Memory does not grow with the video's length: a clip holds only one window's frames at the
-model's resolution, and each window keeps only its raw tubes (a few kilobytes on a layer's
-grid; the clip's size, K x T x h x w floats, for the input-space methods).
+Memory: a clip holds only one window's frames at the model's resolution, and each window
+keeps its raw tubes: a few kilobytes on a layer's grid, so the layer methods' memory does
+not grow with the video's length; for the input-space methods a whole clip per class
+(K x T x h x w floats: 0.8 MB per class and window at 16 x 112 x 112), which does grow with
+the number of windows (1000 windows of top-3: 2.4 GB).
 
 The methods that run the model many times per clip (Score-CAM, occlusion, integrated
 gradients) say their forwards per clip up front, where they are known before running, and

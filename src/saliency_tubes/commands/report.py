@@ -164,14 +164,16 @@ def json_for_script(data: dict[str, Any]) -> str:
 
 
 def _video_src(
-    video: Path, info: VideoInfo, outputs: OutputFolder, embed: bool
+    video: Path, info: VideoInfo, outputs: OutputFolder, embed: bool, options: ExplainOptions
 ) -> tuple[str, str | None]:
     """The page's video: a relative path to the source (or to an H.264 copy the browser can
     play), or a data URI with ``embed``; and the copy's name, if one was written."""
     copy = None
     path = video
     if video.is_dir() or video.suffix.lower() not in PLAYABLE:
-        writer, copy = outputs.video("source.mp4", info.rate)
+        writer, copy = outputs.video(
+            "source.mp4", info.rate, crf=options.crf, preset=options.preset
+        )
         with writer:
             writer.write_frames(frame.image for frame in iter_frames(video, info=info))
         path = outputs.staging / copy  # until the run's files move into place
@@ -198,7 +200,7 @@ def write_report(
     contrast: tuple[str, TubeTrack, Summary] | None = None,
 ) -> list[str]:
     """Write ``report.html`` (and ``source.mp4`` when needed); their relative names."""
-    src, copy = _video_src(video, info, outputs, embed)
+    src, copy = _video_src(video, info, outputs, embed, options)
     data = report_data(info, e, summaries, options, manifest, src, contrast)
     values = {
         "VIDEO": html.escape(src, quote=True),

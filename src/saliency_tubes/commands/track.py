@@ -255,11 +255,13 @@ class Summariser:
         """Add tube ``k`` of track ``j`` on source frame ``index`` (ignored when already
         added; a frame after a gap marks the summaries incomplete)."""
         expected = self._next[j][k]
-        if index < expected:
-            return
+        if index < expected or index >= self.info.num_frames:
+            return  # seen already, or a frame past the announced ones (not in the summary)
         if index > expected:
             self._skipped = True
             return
+        if isinstance(saliency, torch.Tensor):  # drawn on a device: one copy for both
+            saliency = saliency.detach().cpu().numpy()
         curve, stats = self._rows[j][k]
         curve.add(saliency)
         stats.add(saliency)
