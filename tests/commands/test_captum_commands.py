@@ -5,6 +5,7 @@ classes from plain forwards first, batch and evaluate run them, the command line
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -225,3 +226,16 @@ def test_compare_classes_contrasts_input_space_tubes(
     names = {p.name for ps in result.files.values() for p in ps}
     assert any(n.startswith("contrast_") for n in names), names
     assert result.manifest["method"] == "integrated-gradients"
+
+
+def test_the_cost_said_up_front_counts_every_class_of_all(clip_path: Path, tiny) -> None:
+    """--classes all on integrated gradients costs 1 + C x n_steps forwards (C = 8 classes
+    of tiny-actions), not the 1 + n_steps of one class; unnamed classes say no number."""
+    from saliency_tubes.commands import explaining
+
+    info = probe(clip_path)
+    explainer = tiny.explainer("integrated-gradients")
+    todo = plan(info, tiny, ExplainOptions(method="integrated-gradients", classes="all"))
+    assert explaining._cost(explainer, todo) == f", {1 + 8 * 50} forwards per clip"
+    unnamed = dataclasses.replace(todo, loaded=dataclasses.replace(tiny, categories=None))
+    assert explaining._cost(explainer, unnamed) == ""

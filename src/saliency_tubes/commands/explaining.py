@@ -363,9 +363,13 @@ class _Progress:
         )
 
 
-def _class_count(p: Plan) -> int:
-    """How many classes each window of ``p`` explains (before the names are looked up)."""
+def _class_count(p: Plan) -> int | None:
+    """How many classes each window of ``p`` explains (before the names are looked up;
+    None for "all" of a model whose classes are not named)."""
     spec = p.classes
+    if isinstance(spec, str) and spec.strip().lower() == "all":
+        names = p.loaded.categories
+        return len(names) if names else None
     if isinstance(spec, str) and _is_topk(spec):
         count = int(spec.strip()[3:])
     elif isinstance(spec, (list, tuple)):
@@ -377,7 +381,10 @@ def _class_count(p: Plan) -> int:
 
 def _cost(explainer: Explainer, p: Plan) -> str:
     """The forwards one clip costs, said before the long part (where it is known)."""
-    count = explainer.forwards(p.clip_size, _class_count(p))
+    classes = _class_count(p)
+    if classes is None:
+        return ""
+    count = explainer.forwards(p.clip_size, classes)
     if count is None:  # Score-CAM
         return ", 1 + one forward per channel of its layer per clip"
     return f", {count} forwards per clip" if count > 1 else ""
@@ -452,7 +459,9 @@ def explain(
     runs = [_start(p, say) for p in plans]
     _scores_first(video, info, runs, show)
     bar = progress(sum(len(p.windows) for p in plans), "model", show)
-    inner = progress(0, "forwards", show)
+    # A second bar only for the methods that run the model many times per clip.
+    many = any(hasattr(run.explainer, "progress") for run in runs)
+    inner = progress(0, "forwards", show and many)
     if not inner.disable:
         for run in runs:
             if hasattr(run.explainer, "progress"):  # Score-CAM, occlusion, integrated gradients

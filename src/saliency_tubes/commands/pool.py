@@ -183,9 +183,16 @@ def run_local(
                         )
                     if not w.ready and now - w.started > START_LIMIT:
                         retire(wid)  # hangs while loading: go on with the others, if any
-                        if not any(other.ready for other in pool.values()):
+                        if any(other.ready for other in pool.values()):
+                            warnings.warn(
+                                f"a batch worker was still loading the model after "
+                                f"{START_LIMIT:g} s and was stopped; the batch goes on with "
+                                f"{len(pool)} worker(s)",
+                                stacklevel=1,
+                            )
+                        else:
                             raise InputError(
-                                f"expected batch workers to load the model within "
+                                "expected batch workers to load the model within "
                                 f"{START_LIMIT:g} s, but none had; check that the model (its "
                                 "factory, its weights file) loads with saliency-tubes explain "
                                 "on one video"
