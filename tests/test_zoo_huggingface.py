@@ -149,6 +149,15 @@ def test_presets_build_offline_with_random_weights() -> None:
 # ---------------------------------------------------------------- folders
 
 
+def test_a_folder_under_home_is_found_with_a_tilde(
+    folders: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = folders["videomae"]
+    monkeypatch.setenv("HOME", str(folder.parent))
+    loaded = load_model(f"hf:~/{folder.name}")
+    assert loaded.categories == tuple(LABELS.values())
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_folder_is_explained_end_to_end(folders: dict[str, Path], family: str) -> None:
     loaded = load_model(f"hf:{folders[family]}")

@@ -150,7 +150,8 @@ def get_adapter(name: str) -> ModelAdapter:
     if name.startswith(HF_PREFIX) and name not in _REGISTRY:
         from .huggingface import folder_adapter
 
-        return folder_adapter(Path(name[len(HF_PREFIX) :]), name=name)
+        # a shell leaves "~" after "hf:" as it is
+        return folder_adapter(Path(name[len(HF_PREFIX) :]).expanduser(), name=name)
     if name not in _REGISTRY:
         import difflib
 
