@@ -33,6 +33,7 @@ from .base import (
     Inputs,
     LayersSpec,
     Tubes,
+    check_batching,
     logits_of,
 )
 
@@ -172,21 +173,7 @@ class InputAttribution(Explainer):
         )
         if sign not in SIGNS:
             raise InputError(f"expected sign one of {', '.join(SIGNS)}, but got {sign!r}")
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise InputError(
-                f"expected batch_size to be a positive int or None, but got {batch_size!r}"
-            )
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-            raise InputError(
-                f"expected max_bytes to be a positive int, but got {max_bytes!r}; give a number "
-                "of bytes such as 512 * 2**20"
-            )
-        if progress is not None and not callable(progress):
-            raise TypeError(
-                f"expected progress to be callable or None, but got {type(progress).__name__}"
-            )
+        check_batching(batch_size, max_bytes, progress)
         self.sign = sign
         self.batch_size = batch_size
         self.max_bytes = max_bytes

@@ -263,6 +263,26 @@ def _class_index(item: Any, num_classes: int, categories: Sequence[str] | None) 
     )
 
 
+def check_batching(batch_size: Any, max_bytes: Any, progress: Any) -> None:
+    """Validate the batching options of the methods that run the model on many perturbed
+    clips (Score-CAM, occlusion, integrated gradients): one line per mistake."""
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise InputError(
+            f"expected batch_size to be a positive int or None, but got {batch_size!r}"
+        )
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise InputError(
+            f"expected max_bytes to be a positive int, but got {max_bytes!r}; give a number "
+            "of bytes such as 512 * 2**20"
+        )
+    if progress is not None and not callable(progress):
+        raise TypeError(
+            f"expected progress to be callable or None, but got {type(progress).__name__}"
+        )
+
+
 def check_clip(clip: Any) -> torch.Tensor:
     """Validate a clip: a finite floating (N, C, T, H, W) tensor."""
     if not isinstance(clip, torch.Tensor):

@@ -22,7 +22,14 @@ from ..errors import InputError
 from ..hooks import LayerSpec
 from ..normalise import minmax
 from ..resources import ACTIVATION_FACTOR
-from .base import Explainer, ExplainerOptions, ForwardPass, LayersSpec, logits_of
+from .base import (
+    Explainer,
+    ExplainerOptions,
+    ForwardPass,
+    LayersSpec,
+    check_batching,
+    logits_of,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -94,21 +101,7 @@ class ScoreCAM(Explainer):
     ) -> None:
         options.setdefault("relu", True)
         super().__init__(model, layer, classifier, **options)
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise InputError(
-                f"expected batch_size to be a positive int or None, but got {batch_size!r}"
-            )
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-            raise InputError(
-                f"expected max_bytes to be a positive int, but got {max_bytes!r}; give a number "
-                "of bytes such as 512 * 2**20"
-            )
-        if progress is not None and not callable(progress):
-            raise TypeError(
-                f"expected progress to be callable or None, but got {type(progress).__name__}"
-            )
+        check_batching(batch_size, max_bytes, progress)
         self.batch_size = batch_size
         self.max_bytes = max_bytes
         self.subtract_baseline = bool(subtract_baseline)
