@@ -67,6 +67,18 @@ Progress = Callable[[int, int], None]
 Triple = tuple[int, int, int]
 
 
+def _baseline(value: Any) -> float:
+    """A baseline value, checked: a finite number in the normalised clip's units."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(
+            f"expected baseline as a number, but got {value!r}; give a value of the "
+            "normalised clip (0: the data set's mean colour)"
+        )
+    if not math.isfinite(float(value)):
+        raise InputError(f"expected a finite baseline, but got {value!r}; give e.g. 0")
+    return float(value)
+
+
 def _missing_captum(method: str) -> InputError:
     return InputError(
         f"--method {method} needs captum, which is not installed; install it with "
@@ -289,11 +301,7 @@ class Occlusion(InputAttribution):
         super().__init__(model, layer, classifier, sign=sign, **options)
         self.window = _triple(window, "window")
         self.stride = _triple(stride, "stride")
-        if isinstance(baseline, bool) or not isinstance(baseline, (int, float)):
-            raise InputError(f"expected baseline as a number, but got {baseline!r}")
-        if not math.isfinite(float(baseline)):
-            raise InputError(f"expected a finite baseline, but got {baseline!r}")
-        self.baseline = float(baseline)
+        self.baseline = _baseline(baseline)
 
     def forwards(self, size: Triple, classes: int) -> int:
         """``2 + W`` for W windows (see the class docstring), whatever ``classes``."""
@@ -404,13 +412,9 @@ class IntegratedGradients(InputAttribution):
             raise InputError(
                 f"expected n_steps to be an int >= {least} for {integration}, but got {n_steps!r}"
             )
-        if isinstance(baseline, bool) or not isinstance(baseline, (int, float)):
-            raise InputError(f"expected baseline as a number, but got {baseline!r}")
-        if not math.isfinite(float(baseline)):
-            raise InputError(f"expected a finite baseline, but got {baseline!r}")
         self.n_steps = n_steps
         self.integration = integration
-        self.baseline = float(baseline)
+        self.baseline = _baseline(baseline)
 
     def forwards(self, size: Triple, classes: int) -> int:
         """``1 + classes * n_steps`` (each of the path's forwards has its backward)."""
