@@ -16,7 +16,6 @@ from typing import Any
 from ..errors import InputError
 from ..numbers import probability
 from ..video import VideoInfo
-from ..vocabulary import VIDEO_FORMATS
 from ..zoo import LoadedModel
 from . import explaining, manifest
 from .drawing import (
@@ -27,12 +26,13 @@ from .drawing import (
     plot,
     saliency_of,
     slug,
+    summaries_first,
 )
 from .options import CompareOptions, check_distinct
 from .outputs import Run, Say, produce
 from .report import write_report
 from .result import CommandResult
-from .track import Summariser, Summary, summarise
+from .track import Summary
 
 __all__ = ["compare_classes", "compare_models"]
 
@@ -91,12 +91,7 @@ def compare_classes(
                     f"{contrast[1]!r} are both class {e.classes[ka]}; name a second class"
                 )
             tracks.append(e.track.difference(ka, kb))
-        formats = [f for f in options.formats if f in VIDEO_FORMATS]
-        drawing = bool(formats) and not options.timeline  # see explain_video
-        summaries: list[list[Any]] = [[None] * t.count for t in tracks]
-        if not drawing:
-            with run.stage("summarise"):
-                summaries = summarise(info, tracks)
+        formats, summariser, summaries = summaries_first(run, info, tracks, options)
         files: dict[str, list[str]] = {}
         npy = None
         pair = f"{slug(e.names[ka])}_vs_{slug(e.names[kb])}" if contrast is not None else ""
@@ -110,8 +105,7 @@ def compare_classes(
                     )
             if formats:
                 run.say(f"rendering {info.num_frames} frames of {len(e.classes)} class panels")
-                summariser = Summariser(info, tracks)
-                look = summariser.look if drawing else saliency_of
+                look = summariser.look if summariser is not None else saliency_of
                 panels = [
                     (e.track, k, caption_of(loaded, f"{n}  p={probability(s)}"), summary)
                     for k, (n, s, summary) in enumerate(
@@ -126,7 +120,7 @@ def compare_classes(
                         contrast_product(f"contrast_{pair}", names, tracks[1], options, why, look)
                     )
                 files.update(encode(run.video, info, outputs, products, formats, options))
-                if drawing:
+                if summariser is not None:
                     summaries = summariser.build()
             done.append((e, summaries[0]))
             if "plot" in options.formats:
@@ -230,12 +224,7 @@ def compare_models(
                 f"{sorted(counts)}; pass topK or one class list valid for all"
             )
         tracks = [e.track for e in explained]
-        formats = [f for f in options.formats if f in VIDEO_FORMATS]
-        drawing = bool(formats) and not options.timeline  # see explain_video
-        summaries: list[list[Any]] = [[None] * t.count for t in tracks]
-        if not drawing:
-            with run.stage("summarise"):
-                summaries = summarise(info, tracks)
+        formats, summariser, summaries = summaries_first(run, info, tracks, options)
         files: dict[str, list[str]] = {}
         npys: list[str | None] = [None] * len(explained)
         classes = range(len(explained[0].classes))
@@ -248,8 +237,7 @@ def compare_models(
                 files["npy"] = [n for n in npys if n]
             if formats:
                 run.say(f"rendering {info.num_frames} frames of {len(explained)} model panels")
-                summariser = Summariser(info, tracks)
-                look = summariser.look if drawing else saliency_of
+                look = summariser.look if summariser is not None else saliency_of
                 panels = [
                     (
                         e.track,
@@ -265,7 +253,7 @@ def compare_models(
                 grid = replace(options, cols=options.cols or len(explained))
                 products = [grid_product("compare_models", panels, grid, look)]
                 files.update(encode(run.video, info, outputs, products, formats, options))
-                if drawing:
+                if summariser is not None:
                     summaries = summariser.build()
             done.extend(zip(explained, summaries, strict=True))
             if "plot" in options.formats:

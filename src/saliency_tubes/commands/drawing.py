@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,11 +28,12 @@ from ..numbers import probability
 from ..render.device import DEVICE_BACKGROUNDS, focus_tensor, heat_tensor
 from ..temporal import TemporalCurve
 from ..video import BackgroundWriter, Frame, VideoInfo, iter_frames, prefetch
+from ..vocabulary import VIDEO_FORMATS
 from ..zoo import LoadedModel
 from .explaining import Explained
 from .options import CompareOptions, ExplainOptions
-from .outputs import OutputFolder, progress
-from .track import Summary, TubeTrack
+from .outputs import OutputFolder, Run, progress
+from .track import Summariser, Summary, TubeTrack, summarise
 
 __all__ = [
     "GAP",
@@ -47,6 +49,7 @@ __all__ = [
     "plot",
     "saliency_of",
     "slug",
+    "summaries_first",
 ]
 
 #: Pixels between the panels of a comparison grid.
@@ -107,6 +110,24 @@ def encode(
                         writer.write(image)
             bar.update(1)
     return files
+
+
+def summaries_first(
+    run: Run, info: VideoInfo, tracks: Sequence[TubeTrack], options: ExplainOptions
+) -> tuple[list[str], Summariser | None, list[list[Any]]]:
+    """The video formats to draw, and where the tubes' curves and statistics come from.
+
+    Drawn videos give them as they are drawn (each frame's tube mapped onto its pixels
+    once): a :class:`~saliency_tubes.commands.track.Summariser` for the drawing's ``look``,
+    and placeholders until its ``build()``. ``--timeline`` needs them before the first
+    frame and without videos nothing is drawn: then they are computed here, in a pass of
+    their own (the "summarise" stage), and the Summariser is None.
+    """
+    formats = [f for f in options.formats if f in VIDEO_FORMATS]
+    if formats and not options.timeline:
+        return formats, Summariser(info, tracks), [[None] * t.count for t in tracks]
+    with run.stage("summarise"):
+        return formats, None, list(summarise(info, tracks))
 
 
 def saliency_of(track: TubeTrack, k: int, frame: Frame) -> np.ndarray | torch.Tensor:

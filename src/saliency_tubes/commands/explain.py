@@ -8,15 +8,13 @@ from typing import Any
 
 from ..numbers import probability
 from ..video import VideoInfo
-from ..vocabulary import VIDEO_FORMATS
 from ..zoo import LoadedModel
 from . import explaining, manifest
-from .drawing import encode, explain_product, plot, saliency_of, slug
+from .drawing import encode, explain_product, plot, saliency_of, slug, summaries_first
 from .options import ExplainOptions
 from .outputs import Run, produce
 from .report import write_report
 from .result import CommandResult
-from .track import Summariser, summarise
 
 __all__ = ["explain_video"]
 
@@ -69,14 +67,7 @@ def explain_video(
         explained.append(e)
         if on_explained is not None:
             on_explained(e)
-        formats = [f for f in options.formats if f in VIDEO_FORMATS]
-        # Drawn videos give the numbers as they are drawn (each frame's tube mapped once);
-        # the timeline bar needs them before the drawing, and without videos nothing draws.
-        drawing = bool(formats) and not options.timeline
-        tubes: list[Any] = [None] * len(e.classes)  # Summary each, once known
-        if not drawing:
-            with run.stage("summarise"):
-                (tubes,) = summarise(info, [e.track])
+        formats, summariser, (tubes,) = summaries_first(run, info, [e.track], options)
         files: dict[str, list[str]] = {}
         npy = None
         with run.stage("write"):
@@ -88,13 +79,12 @@ def explain_video(
                     f"rendering {info.num_frames} frames ({', '.join(options.layouts)}) "
                     f"to {', '.join(formats)}"
                 )
-                summariser = Summariser(info, [e.track])
-                look = summariser.look if drawing else saliency_of
+                look = summariser.look if summariser is not None else saliency_of
                 products = [
                     explain_product(e, k, tubes[k], options, look) for k in range(len(e.classes))
                 ]
                 files.update(encode(run.video, info, outputs, products, formats, options))
-                if drawing:
+                if summariser is not None:
                     (tubes,) = summariser.build()
             summaries.append(tubes)
             if "plot" in options.formats:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -30,7 +30,7 @@ class _Stop(Exception):
     """Raised on the producer's thread when the consumer stopped early."""
 
 
-def prefetch(frames: Iterator[Any], depth: int = 4) -> Iterator[Any]:
+def prefetch(frames: Iterator[Any], depth: int = 4) -> Generator[Any, None, None]:
     """Iterate ``frames`` (e.g. :func:`~saliency_tubes.video.iter_frames`) on a thread of
     its own, up to ``depth`` items ahead of the caller.
 
