@@ -94,9 +94,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             clip_s, _ = _median_time(partial(upsample, raw_t, size), args.repeats)
             err = float(np.abs(ours.numpy().astype(np.float64) - ref).max()) / float(np.ptp(raw))
-            rows.append(
-                (shape, size, scipy_s, scipy_repeats, threads, ours_s, cold, clip_s, err)
-            )
+            rows.append((shape, size, scipy_s, scipy_repeats, threads, ours_s, cold, clip_s, err))
             del ours
         del ref
 

@@ -28,9 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from _machine import describe  # benchmarks/_machine.py (scripts run from this folder)
+from evaluate_tubes import update_readme  # the same marker replacement
 
 from saliency_tubes import METHODS
 from saliency_tubes.commands import benchmark
@@ -77,15 +77,6 @@ def costs(methods: list[str]) -> dict[str, tuple[int, float]]:
     return out
 
 
-def update_readme(path: Path, block: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        sys.exit(f"{path}: markers {BEGIN} ... {END} not found; add them to the Methods section")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}", encoding="utf-8")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", type=int, default=40, help="held-out clips (default 40)")
@@ -107,10 +98,7 @@ def main() -> None:
     cost_lines = [
         "| `--method` | class | clip forwards per explanation | seconds per clip (median of 5) |",
         "|---|---|---:|---:|",
-        *(
-            f"| `{m}` | `st.{names[m]}` | {cost[m][0]} | {cost[m][1]:.3f} |"
-            for m in methods
-        ),
+        *(f"| `{m}` | `st.{names[m]}` | {cost[m][0]} | {cost[m][1]:.3f} |" for m in methods),
     ]
     total = time.perf_counter() - started
     n = int(result.labels.size)
@@ -134,7 +122,7 @@ def main() -> None:
     (ROOT / "benchmarks" / "RESULTS_methods.md").write_text(
         f"# Every method on the evaluation benchmark\n\n{command}\n\n{block}\n", encoding="utf-8"
     )
-    update_readme(ROOT / "README.md", block)
+    update_readme(ROOT / "README.md", block, BEGIN, END)
     print(f"wrote benchmarks/RESULTS_methods.md, README.md ({total / 60:.1f} min)")
 
 

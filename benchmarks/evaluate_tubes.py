@@ -225,13 +225,14 @@ def machine() -> str:
     )
 
 
-def update_readme(path: Path, block: str) -> None:
+def update_readme(path: Path, block: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the text between the ``begin`` and ``end`` markers of ``path`` by ``block``."""
     text = path.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        sys.exit(f"{path}: markers {BEGIN} ... {END} not found; add them to the Evaluation section")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}", encoding="utf-8")
+    if begin not in text or end not in text:
+        sys.exit(f"{path}: markers {begin} ... {end} not found; add them where the results go")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{block}\n{end}{tail}", encoding="utf-8")
 
 
 def main() -> None:
