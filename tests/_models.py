@@ -143,3 +143,25 @@ def hooks_left(model: nn.Module) -> int:
         ):
             total += len(getattr(m, attr, {}) or {})
     return total
+
+
+def passes(explainer: nn.Module | object, clip: torch.Tensor, classes: object) -> tuple[int, int]:
+    """(clips forwarded, backwards through ``model.fc``) of one call of ``explainer`` on
+    ``clip``: counted by a forward pre-hook on its model and a tensor hook on the head."""
+    model = explainer.model  # type: ignore[attr-defined]
+    counts = {"forward": 0, "backward": 0}
+
+    def on_forward(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        counts["forward"] += args[0].shape[0]
+
+    def on_head(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+        if out.requires_grad:
+            out.register_hook(lambda g: counts.__setitem__("backward", counts["backward"] + 1))
+
+    handles = [model.register_forward_pre_hook(on_forward), model.fc.register_forward_hook(on_head)]
+    try:
+        explainer(clip, classes=classes)  # type: ignore[operator]
+    finally:
+        for h in handles:
+            h.remove()
+    return counts["forward"], counts["backward"]

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import saliency_tubes as st
-from _models import SmallResNet3D, hooks_left
+from _models import SmallResNet3D, hooks_left, passes
 
 pytest.importorskip("captum", reason="the captum methods need the extra saliency-tubes[captum]")
 
@@ -210,35 +210,14 @@ def test_integrated_gradients_batches_memory_bound_and_progress() -> None:
 # --------------------------------------------------------------------------- costs
 
 
-def _counted(explainer: st.Explainer, clip: torch.Tensor, classes: object) -> tuple[int, int]:
-    """(clips forwarded, backwards through the head) of one call."""
-    model = explainer.model
-    counts = {"forward": 0, "backward": 0}
-
-    def on_forward(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        counts["forward"] += args[0].shape[0]
-
-    def on_head(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
-        if out.requires_grad:
-            out.register_hook(lambda g: counts.__setitem__("backward", counts["backward"] + 1))
-
-    handles = [model.register_forward_pre_hook(on_forward), model.fc.register_forward_hook(on_head)]
-    try:
-        explainer(clip, classes=classes)
-    finally:
-        for h in handles:
-            h.remove()
-    return counts["forward"], counts["backward"]
-
-
 def test_what_each_costs_is_what_forwards_says() -> None:
     clip = torch.randn(1, 3, 4, 16, 16, generator=torch.Generator().manual_seed(9))
     occlusion = st.Occlusion(SmallResNet3D())
     for classes, k in (([0, 3], 2), ("all", 5)):
-        assert _counted(occlusion, clip, classes) == (2 + 4 * 7 * 7, 0)  # whatever the classes
+        assert passes(occlusion, clip, classes) == (2 + 4 * 7 * 7, 0)  # whatever the classes
         assert occlusion.forwards((4, 16, 16), k) == 2 + 196
     ig = st.IntegratedGradients(SmallResNet3D(), n_steps=10, batch_size=5)
-    assert _counted(ig, clip, [0, 3]) == (1 + 2 * 10, 2 * 2)  # a backward per batch of 5 steps
+    assert passes(ig, clip, [0, 3]) == (1 + 2 * 10, 2 * 2)  # a backward per batch of 5 steps
     assert ig.forwards((4, 16, 16), 2) == 21
 
 

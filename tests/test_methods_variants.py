@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import saliency_tubes as st
-from _models import SmallResNet3D, hooks_left
+from _models import SmallResNet3D, hooks_left, passes
 
 VARIANTS = [st.LayerCAM, st.XGradCAM, st.HiResCAM, st.ScoreCAM, st.EigenCAM]
 GRADIENT_VARIANTS = [st.LayerCAM, st.XGradCAM, st.HiResCAM]
@@ -372,24 +372,9 @@ def test_tokens_and_pathways(method: type[st.Explainer]) -> None:
 
 def count_passes(method: type[st.Explainer], classes: object, **options: object) -> tuple[int, int]:
     """(clips forwarded, backward passes through the head) of one call on SmallResNet3D."""
-    model = SmallResNet3D()
     clip = torch.randn(1, 3, 4, 16, 16, generator=torch.Generator().manual_seed(9))
-    counts = {"forward": 0, "backward": 0}
-
-    def on_forward(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        counts["forward"] += args[0].shape[0]
-
-    def on_head(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
-        if out.requires_grad:
-            out.register_hook(lambda g: counts.__setitem__("backward", counts["backward"] + 1))
-
-    handles = [model.register_forward_pre_hook(on_forward), model.fc.register_forward_hook(on_head)]
-    try:
-        method(model, layer="layer2", classifier="fc", **options)(clip, classes=classes)
-    finally:
-        for h in handles:
-            h.remove()
-    return counts["forward"], counts["backward"]
+    explainer = method(SmallResNet3D(), layer="layer2", classifier="fc", **options)
+    return passes(explainer, clip, classes)
 
 
 def test_what_each_method_costs_in_forwards_and_backwards() -> None:
