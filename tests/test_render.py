@@ -109,6 +109,37 @@ def test_focus_marks_unseen(frame: np.ndarray) -> None:
     assert np.abs(out[:5, :, 0].astype(int) - np.rint(w * HATCH_GREY)).max() <= 1
 
 
+def test_unseen_marks_follow_each_mask_not_the_last_one(frame: np.ndarray) -> None:
+    """The mark of a mask is computed once and reused (a video's border repeats on every
+    frame): masks of the same shape and size but another layout, alternating, each get
+    their own stripes, equal to the formula computed here with boolean indexing."""
+    from saliency_tubes.render import hatch_weights
+
+    w = hatch_weights(H, W)
+    masks = []
+    for cols in (slice(0, 10), slice(30, 40), slice(0, 10)):  # same pixel count, 2 layouts
+        m = np.zeros((H, W), bool)
+        m[:, cols] = True
+        masks.append(m)
+    masks.append(np.random.default_rng(3).random((H, W)) < 0.4)  # scattered pixels
+    for m in masks * 2:
+        sal = np.full((H, W), 0.25, np.float32)
+        sal[m] = np.nan
+        grey = frame[m].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        want = grey * np.float32(0.5) * (np.float32(1) - w[m]) + np.float32(HATCH_GREY) * w[m]
+        out = heat(frame, sal)
+        assert np.abs(out[m].astype(int) - np.rint(want)[:, None]).max() <= 1
+        assert np.array_equal(out[~m], heat(frame, np.full((H, W), 0.25))[~m])
+        black = focus(frame, sal)
+        assert np.array_equal(
+            black[m][:, 0], np.rint(np.float32(HATCH_GREY) * w[m]).astype(np.uint8)
+        )
+        dark = focus(frame, sal, background="dark")
+        base = frame[m].astype(np.float32) * np.float32(0.25)
+        want3 = base * np.float32(0.5) * (1 - w[m])[:, None] + (HATCH_GREY * w[m])[:, None]
+        assert np.abs(dark[m].astype(int) - np.rint(want3)).max() <= 1
+
+
 def test_gaussian_blur_properties() -> None:
     flat = np.full((20, 30, 3), 77, np.uint8)
     assert np.allclose(gaussian_blur(flat, 3.0), 77, atol=1e-3)

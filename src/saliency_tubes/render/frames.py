@@ -117,19 +117,53 @@ def hatch_weights(h: int, w: int) -> np.ndarray:
     return weights
 
 
-def _marked(base: np.ndarray, unseen: np.ndarray) -> np.ndarray:
-    """The values :func:`mark_unseen` gives the unseen pixels, ``(n, ...)`` float32, from
-    ``base`` at those pixels only (``(n,)`` grey levels or ``(n, 3)`` colours)."""
-    w = hatch_weights(*unseen.shape)[unseen]
-    if base.ndim == 2:
-        w = w[:, None]
-    dimmed = base.astype(np.float32) * np.float32(UNSEEN_DIM)
-    return dimmed * (np.float32(1.0) - w) + np.float32(HATCH_GREY) * w
+class _Mark:
+    """Where one unseen mask lies and what its stripes add, computed once per mask: the
+    flat indices of its pixels and, at those, ``1 - w`` and ``HATCH_GREY * w`` of
+    :func:`hatch_weights` (the cropped-away border is the same on every frame)."""
+
+    __slots__ = ("add", "index", "keep")
+
+    def __init__(self, unseen: np.ndarray) -> None:
+        self.index = np.flatnonzero(unseen)
+        w = hatch_weights(*unseen.shape).ravel()[self.index]
+        self.keep = np.float32(1.0) - w
+        self.add = np.float32(HATCH_GREY) * w
+
+    def values(self, base: np.ndarray | None) -> np.ndarray:
+        """The values :func:`mark_unseen` gives the unseen pixels, ``(n, 1)`` or ``(n, 3)``
+        float32, from ``base`` at those pixels only (``(n,)`` grey levels or ``(n, 3)``
+        colours; None: a black base)."""
+        if base is None:
+            return self.add[:, None]
+        keep, add = (
+            (self.keep, self.add) if base.ndim == 1 else (self.keep[:, None], self.add[:, None])
+        )
+        out = base.astype(np.float32) * np.float32(UNSEEN_DIM) * keep + add
+        return out[:, None] if base.ndim == 1 else out
+
+    def at(self, image: np.ndarray) -> np.ndarray:
+        """``image``'s pixels on the mask, ``(n, ...)`` (a flat gather, no boolean scan)."""
+        return image.reshape(-1, *image.shape[2:])[self.index]
+
+    def put(self, out: np.ndarray, values: np.ndarray) -> None:
+        """Write ``values`` into ``out``'s pixels on the mask, in place."""
+        out.reshape(-1, *out.shape[2:])[self.index] = values
 
 
-def _luma_at(f: np.ndarray, unseen: np.ndarray) -> np.ndarray:
-    """:func:`luma` of the ``unseen`` pixels of ``f`` only, ``(n,)`` float32."""
-    return _weighted_luma(f[unseen].astype(np.float32))
+def _mark_of(unseen: np.ndarray) -> _Mark | None:
+    """The :class:`_Mark` of an unseen mask (None when nothing is unseen), cached by the
+    mask's bits: a video's cropped-away border repeats on every frame."""
+    if not unseen.any():
+        return None
+    return _cached_mark(unseen.shape, np.packbits(unseen).tobytes())
+
+
+@lru_cache(maxsize=8)
+def _cached_mark(shape: tuple[int, ...], bits: bytes) -> _Mark:
+    count = int(np.prod(shape))
+    unseen = np.unpackbits(np.frombuffer(bits, np.uint8), count=count).reshape(shape)
+    return _Mark(unseen.astype(bool))
 
 
 def mark_unseen(base: np.ndarray, unseen: np.ndarray) -> np.ndarray:
@@ -146,8 +180,9 @@ def mark_unseen(base: np.ndarray, unseen: np.ndarray) -> np.ndarray:
         ``(H, W, 3)`` float32.
     """
     out = np.asarray(base, dtype=np.float32).copy()
-    if unseen.any():
-        out[unseen] = _marked(out[unseen], unseen)
+    mark = _mark_of(np.asarray(unseen, dtype=bool))
+    if mark is not None:
+        mark.put(out, mark.values(mark.at(out)))
     return out
 
 
@@ -237,9 +272,9 @@ def heat(
     frame_part, colour_part = _heat_tables(colormap, alpha)
     out = np.take(frame_part, f)  # (1 - alpha) F, float32
     out += np.take(colour_part, _levels(sal), axis=0)  # + alpha C[level]
-    unseen = np.isnan(sal)
-    if unseen.any():
-        out[unseen] = _marked(_luma_at(f, unseen), unseen)[:, None]
+    mark = _mark_of(np.isnan(sal))
+    if mark is not None:
+        mark.put(out, mark.values(_weighted_luma(mark.at(f).astype(np.float32))))
     return _to_uint8(out)
 
 
@@ -358,15 +393,15 @@ def focus(
     s = np.clip(np.nan_to_num(sal, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     a = (fl + (1.0 - fl) * s)[..., None]
     out = f * a.astype(np.float32, copy=False)
-    unseen = np.isnan(sal)
+    mark = _mark_of(np.isnan(sal))
     if background == "black":  # B = 0: nothing to add
-        if unseen.any():
-            out[unseen] = _marked(np.zeros((int(unseen.sum()), 3), np.float32), unseen)
+        if mark is not None:
+            mark.put(out, mark.values(None))
         return _to_uint8(out)
     bg = _background(f, background, blur_sigma)
     out += bg * (1.0 - a)
-    if unseen.any():
-        out[unseen] = _marked(bg[unseen], unseen)
+    if mark is not None:
+        mark.put(out, mark.values(mark.at(bg)))
     return _to_uint8(out)
 
 
