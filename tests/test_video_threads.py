@@ -115,3 +115,47 @@ def test_an_encode_interrupted_mid_video_stops_its_decoding_thread_at_once(
     assert not [t for t in threading.enumerate() if t.name == "decode" and t.is_alive()]
     assert not [t for t in threading.enumerate() if t.name.startswith("encode ")]
     outputs.cleanup()
+
+
+def test_panels_drawn_on_the_second_painter_are_the_ones_drawn_in_turn() -> None:
+    """During an encode every other panel of a frame is drawn on a second thread: the
+    pixels are the same as drawn one after the other, for every layout and a grid."""
+    from saliency_tubes.commands import drawing
+    from saliency_tubes.commands.options import CompareOptions, ExplainOptions
+
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    tubes = [rng.random((40, 56)).astype(np.float32) for _ in range(3)]
+    tubes[0][:, :9] = np.nan  # a cropped-away border
+    options = ExplainOptions(progress=False, background="dark")
+    alone = drawing._layouts(image, tubes[0], "a", options)
+    grid = CompareOptions(progress=False, style="focus")
+    jobs = [(t, "focus") for t in tubes]
+    in_turn = drawing._panels(image, jobs, grid)
+    with drawing._second_painter():
+        together = drawing._layouts(image, tubes[0], "a", options)
+        painted = drawing._panels(image, jobs, grid)
+        assert [t.name for t in threading.enumerate() if t.name.startswith("draw")]
+    assert together.keys() == alone.keys() == {"heat", "focus", "side_by_side"}
+    for key in alone:
+        assert np.array_equal(together[key], alone[key]), key
+    assert len(painted) == 3 and all(
+        np.array_equal(a, b) for a, b in zip(painted, in_turn, strict=True)
+    )
+    assert not any(np.array_equal(painted[0], p) for p in painted[1:])  # each its own tube
+
+
+def test_an_error_of_the_second_painter_is_raised_in_the_caller_and_leaves_no_thread() -> None:
+    from saliency_tubes.commands import drawing
+    from saliency_tubes.commands.options import ExplainOptions
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    bad = np.zeros((4, 4), np.float32)  # not the frame's size: refused while drawing
+    with pytest.raises(InputError, match="expected saliency of shape"):
+        with drawing._second_painter():
+            drawing._panels(
+                image,
+                [(np.zeros((8, 8), np.float32), "heat"), (bad, "focus")],
+                ExplainOptions(progress=False),
+            )
+    assert not [t for t in threading.enumerate() if t.name.startswith("draw") and t.is_alive()]
