@@ -86,10 +86,26 @@ class Task:
 _KEEP = torch.arange(len(COLOURS))
 TASKS = {
     "motion": Task(
-        CLASSES, make_dataset, True, PRESET, (HFLIP, VFLIP, TREVERSE), WEIGHTS_PATH, 2400, 512, 12
+        classes=CLASSES,
+        dataset=make_dataset,
+        motion=True,
+        preset=PRESET,
+        flips=(HFLIP, VFLIP, TREVERSE),
+        out=WEIGHTS_PATH,
+        train_size=2400,
+        val_size=512,
+        epochs=12,
     ),
     "colour": Task(
-        COLOURS, make_colour_dataset, False, COLOUR_PRESET, (_KEEP,) * 3, COLOUR_WEIGHTS, 1200, 384, 8
+        classes=COLOURS,
+        dataset=make_colour_dataset,
+        motion=False,
+        preset=COLOUR_PRESET,
+        flips=(_KEEP, _KEEP, _KEEP),
+        out=COLOUR_WEIGHTS,
+        train_size=1200,
+        val_size=384,
+        epochs=8,
     ),
 }
 
