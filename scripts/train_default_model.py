@@ -8,6 +8,12 @@ randomly flipped horizontally / vertically and reversed in time, with the label 
 accordingly (e.g. a horizontal flip turns ``left`` into ``right`` and ``clockwise`` into
 ``counterclockwise``), so every clip is seen in 8 consistent variants.
 
+``--task colour`` trains the tests' colour model instead: ``TinyActionNet(motion=False)``
+(no frame differences) on the colour clips of ``saliency_tubes.synthetic_colours``
+(``make_colour_dataset``, same data seeds, 16 x 64 x 64), written to
+``tests/data/tiny_colours.safetensors``; flips and time reversal keep a colour, so the
+labels stay as they are.
+
 Writes the safetensors weights (``--out``) and a JSON record next to them (same name,
 ``.json``) with the seed, sizes, epochs, validation accuracy, training time, date and
 torch version.
@@ -15,6 +21,7 @@ torch version.
 Usage::
 
     .venv/bin/python scripts/train_default_model.py --seed 0
+    .venv/bin/python scripts/train_default_model.py --task colour --threads 1
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +42,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from saliency_tubes.synthetic import CLASSES, make_dataset
-from saliency_tubes.zoo.tiny import PRESET, WEIGHTS_PATH, TinyActionNet
+from saliency_tubes.synthetic_colours import COLOURS, make_colour_dataset
+from saliency_tubes.zoo.tiny import COLOUR_PRESET, PRESET, WEIGHTS_PATH, TinyActionNet
 
 TRAIN_DATA_OFFSET = 1000
 VAL_DATA_OFFSET = 2000
@@ -53,6 +63,51 @@ VFLIP = _label_map([("up", "down"), ("clockwise", "counterclockwise")])
 TREVERSE = _label_map(
     [("left", "right"), ("up", "down"), ("clockwise", "counterclockwise"), ("grow", "shrink")]
 )
+COLOUR_WEIGHTS = Path(__file__).resolve().parents[1] / "tests" / "data" / "tiny_colours.safetensors"
+
+
+@dataclass(frozen=True)
+class Task:
+    """What one task trains: its classes, data, network, preset, label maps and defaults."""
+
+    classes: tuple[str, ...]
+    dataset: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
+    motion: bool
+    """Whether the network starts with the frame differences."""
+    preset: dict
+    flips: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    """The label maps of a horizontal flip, a vertical flip and a time reversal."""
+    out: Path
+    train_size: int
+    val_size: int
+    epochs: int
+
+
+_KEEP = torch.arange(len(COLOURS))
+TASKS = {
+    "motion": Task(
+        classes=CLASSES,
+        dataset=make_dataset,
+        motion=True,
+        preset=PRESET,
+        flips=(HFLIP, VFLIP, TREVERSE),
+        out=WEIGHTS_PATH,
+        train_size=2400,
+        val_size=512,
+        epochs=12,
+    ),
+    "colour": Task(
+        classes=COLOURS,
+        dataset=make_colour_dataset,
+        motion=False,
+        preset=COLOUR_PRESET,
+        flips=(_KEEP, _KEEP, _KEEP),
+        out=COLOUR_WEIGHTS,
+        train_size=1200,
+        val_size=384,
+        epochs=8,
+    ),
+}
 
 
 def to_input(videos: np.ndarray) -> torch.Tensor:
@@ -64,7 +119,10 @@ def to_input(videos: np.ndarray) -> torch.Tensor:
 
 
 def augment(
-    x: torch.Tensor, y: torch.Tensor, gen: torch.Generator
+    x: torch.Tensor,
+    y: torch.Tensor,
+    gen: torch.Generator,
+    flips: tuple[torch.Tensor, torch.Tensor, torch.Tensor] = (HFLIP, VFLIP, TREVERSE),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random label-consistent flips and time reversal, per clip.
 
@@ -72,12 +130,13 @@ def augment(
         x: ``(N, 3, T, H, W)`` batch.
         y: ``(N,)`` labels.
         gen: Random generator.
+        flips: The label maps of a horizontal flip, a vertical flip and a time reversal.
 
     Returns:
         The augmented batch and labels.
     """
     x, y = x.clone(), y.clone()
-    for dim, perm in ((4, HFLIP), (3, VFLIP), (2, TREVERSE)):
+    for dim, perm in zip((4, 3, 2), flips):
         sel = torch.rand(x.shape[0], generator=gen) < 0.5
         if sel.any():
             x[sel] = x[sel].flip(dim)
@@ -101,31 +160,43 @@ def evaluate(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1] if __doc__ else None)
+    p.add_argument(
+        "--task",
+        choices=sorted(TASKS),
+        default="motion",
+        help="motion: the embedded tiny-actions model; colour: the tests' colour model",
+    )
     p.add_argument("--seed", type=int, default=0, help="training seed (data seeds derive from it)")
-    p.add_argument("--train-size", type=int, default=2400, help="number of training clips")
-    p.add_argument("--val-size", type=int, default=512, help="number of validation clips")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--train-size", type=int, help="training clips (motion 2400, colour 1200)")
+    p.add_argument("--val-size", type=int, help="validation clips (motion 512, colour 384)")
+    p.add_argument("--epochs", type=int, help="epochs (motion 12, colour 8)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    p.add_argument("--out", type=Path, default=WEIGHTS_PATH, help="output .safetensors path")
-    return p.parse_args(argv)
+    p.add_argument("--out", type=Path, help="output .safetensors path (default: the task's)")
+    args = p.parse_args(argv)
+    task = TASKS[args.task]
+    for name in ("train_size", "val_size", "epochs", "out"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(task, name))
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Train, evaluate and write the weights and the JSON record."""
     args = parse_args(argv)
+    task = TASKS[args.task]
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
-    frames, size = int(PRESET["frames"]), tuple(PRESET["size"])
+    frames, size = int(task.preset["frames"]), tuple(task.preset["size"])
     start = time.time()
 
-    train_x, _, train_y = make_dataset(
+    train_x, _, train_y = task.dataset(
         args.train_size, seed=TRAIN_DATA_OFFSET + args.seed, frames=frames, size=size
     )
-    val_x, _, val_y = make_dataset(
+    val_x, _, val_y = task.dataset(
         args.val_size, seed=VAL_DATA_OFFSET + args.seed, frames=frames, size=size
     )
     print(
@@ -133,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    model = TinyActionNet(num_classes=len(CLASSES))
+    model = TinyActionNet(num_classes=len(task.classes), motion=task.motion)
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = len(train_x) // args.batch_size
@@ -150,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         for step in range(steps_per_epoch):
             idx = order[step * args.batch_size : (step + 1) * args.batch_size]
-            x, y = augment(to_input(train_x[idx.numpy()]), train_labels[idx], gen)
+            x, y = augment(to_input(train_x[idx.numpy()]), train_labels[idx], gen, task.flips)
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=0.05)
             opt.zero_grad(set_to_none=True)
@@ -170,9 +241,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(args.out), metadata={"format": "pt", "model": "TinyActionNet"})
+    architecture = "TinyActionNet" if task.motion else "TinyActionNet(motion=False)"
+    save_file(state, str(args.out), metadata={"format": "pt", "model": architecture})
     record = {
-        "model": "TinyActionNet",
+        "model": architecture,
+        "task": args.task,
         "weights": args.out.name,
         "seed": args.seed,
         "train_data_seed": TRAIN_DATA_OFFSET + args.seed,
@@ -186,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "frames": frames,
         "size": list(size),
-        "categories": list(CLASSES),
+        "categories": list(task.classes),
         "parameters": n_params,
         "val_accuracy": round(val_acc, 4),
         "training_time_s": round(elapsed, 1),

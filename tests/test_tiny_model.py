@@ -166,3 +166,48 @@ def test_builder_options() -> None:
     torch.testing.assert_close(head5.layer2[0].weight, shipped.layer2[0].weight)
     with pytest.raises(InputError, match=r"expected num_classes"):
         tiny_action_net(num_classes=0)
+
+
+# --------------------------------------------------------------------------- the colour model
+
+
+def test_the_motion_layer_is_optional() -> None:
+    """``motion=False``: the same parameters and keys, but the frames themselves are read
+    (a static clip is not zeroed by frame differences)."""
+    plain = TinyActionNet(motion=False)
+    assert isinstance(plain.motion, nn.Identity)
+    assert set(plain.state_dict()) == set(TinyActionNet().state_dict())
+    x = torch.ones(1, 3, 4, 32, 32)
+    torch.testing.assert_close(TinyActionNet().motion(x), torch.zeros_like(x))
+    torch.testing.assert_close(plain.motion(x), x)
+    built = tiny.tiny_colour_net()
+    assert isinstance(built.motion, nn.Identity) and not built.training
+    assert built.fc.out_features == len(tiny.COLOUR_PRESET["categories"])
+    with pytest.raises(InputError, match=r"expected num_classes"):
+        tiny.tiny_colour_net(num_classes=0)
+
+
+def test_colour_model_record_and_accuracy_on_fresh_clips() -> None:
+    """Loaded through load_model (factory + weights file); its record says how it was
+    trained, and fresh clips (a seed the training never used) are classified as well as
+    the recorded validation accuracy says."""
+    from _colour_model import COLOUR_WEIGHTS, colour_record, load_colour_model
+
+    from saliency_tubes.synthetic_colours import COLOURS, make_colour_dataset
+
+    record = colour_record()
+    preset = tiny.COLOUR_PRESET
+    assert record["task"] == "colour" and record["model"] == "TinyActionNet(motion=False)"
+    assert record["categories"] == list(COLOURS) == list(preset["categories"])
+    assert (record["frames"], tuple(record["size"])) == (preset["frames"], preset["size"])
+    assert record["val_accuracy"] >= 0.95 and record["seed"] == 0
+    assert COLOUR_WEIGHTS.stat().st_size < 1024 * 1024
+    loaded = load_colour_model()
+    assert loaded.weights_source == "file" and loaded.categories == COLOURS
+    videos, _, labels = make_colour_dataset(
+        FRESH_N, seed=FRESH_SEED, frames=preset["frames"], size=preset["size"]
+    )
+    with torch.no_grad():
+        pred = loaded.model(_to_input(videos)).argmax(1)
+    accuracy = float((pred.numpy() == labels).mean())
+    assert accuracy >= 0.95, accuracy

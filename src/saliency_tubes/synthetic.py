@@ -21,6 +21,11 @@ Rendering is vectorised with numpy (signed-distance shapes, anti-aliased edges);
 16x112x112 clip renders in a few milliseconds. The same ``seed`` always gives the same
 clip.
 
+The renderer's parts (:func:`textured_background`, :func:`motion_track`,
+:func:`distractor_track`, :func:`paint`, :func:`finish`, :func:`start_clip`,
+:func:`render_dataset`) are public for the other synthetic task,
+:mod:`saliency_tubes.synthetic_colours` (the class is the colour of the one coloured object).
+
 Example:
     >>> from saliency_tubes.synthetic import make_clip
     >>> clip = make_clip(seed=0)
@@ -74,17 +79,20 @@ class SyntheticClip:
     Attributes:
         video: ``(T, H, W, 3)`` ``uint8`` RGB frames.
         mask: ``(T, H, W)`` ``bool``, the pixels covered by the target object per frame.
-        label: Index into :data:`CLASSES`.
+        label: Index into :attr:`classes`.
+        classes: The class names of the task that made the clip: :data:`CLASSES` (motion)
+            or :data:`saliency_tubes.synthetic_colours.COLOURS` (colour).
     """
 
     video: np.ndarray
     mask: np.ndarray
     label: int
+    classes: tuple[str, ...] = CLASSES
 
     @property
     def name(self) -> str:
         """The class name of :attr:`label`, e.g. ``"clockwise"``."""
-        return CLASSES[self.label]
+        return self.classes[self.label]
 
 
 # --------------------------------------------------------------------------- validation
@@ -114,15 +122,15 @@ def _check_size(size: Any) -> tuple[int, int]:
     return height, width
 
 
-def _check_label(label: Any) -> int:
+def _check_label(label: Any, classes: tuple[str, ...]) -> int:
     if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
         raise InputError(
-            f"expected label to be None or an int in [0, {len(CLASSES) - 1}], but got {label!r}"
+            f"expected label to be None or an int in [0, {len(classes) - 1}], but got {label!r}"
         )
-    if not 0 <= int(label) < len(CLASSES):
+    if not 0 <= int(label) < len(classes):
         raise InputError(
-            f"expected label to be None or an int in [0, {len(CLASSES) - 1}] "
-            f"(one of {', '.join(CLASSES)}), but got {int(label)}"
+            f"expected label to be None or an int in [0, {len(classes) - 1}] "
+            f"(one of {', '.join(classes)}), but got {int(label)}"
         )
     return int(label)
 
@@ -151,7 +159,7 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int) -> FloatArr
     return minmax(torch.from_numpy(out)).numpy()
 
 
-def _background(rng: np.random.Generator, height: int, width: int) -> FloatArray:
+def textured_background(rng: np.random.Generator, height: int, width: int) -> FloatArray:
     """A static ``(H, W, 3)`` float32 background in 0..255 with a random texture."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     kind = int(rng.integers(4))
@@ -238,7 +246,7 @@ _SDF: dict[str, Callable[[FloatArray, FloatArray, FloatArray], FloatArray]] = {
 
 
 @dataclass(frozen=True, eq=False)
-class _Track:
+class Track:
     """Per-frame centre ``(cx, cy)`` and size ``r`` of one object, each shape ``(T,)``."""
 
     cx: np.ndarray
@@ -246,8 +254,8 @@ class _Track:
     r: np.ndarray
 
 
-def _coverage(
-    shape: str, angle: float, track: _Track, height: int, width: int
+def coverage(
+    shape: str, angle: float, track: Track, height: int, width: int
 ) -> tuple[FloatArray, tuple[slice, slice]]:
     """Anti-aliased coverage (T, h, w) in [0, 1] of an object within its bounding box."""
     reach = float(np.max(track.r)) * 1.05 + 2.0
@@ -268,9 +276,9 @@ def _coverage(
     return np.clip(0.5 - sdf, 0.0, 1.0), box
 
 
-def _target_track(
+def motion_track(
     cls: str, rng: np.random.Generator, frames: int, height: int, width: int
-) -> _Track:
+) -> Track:
     """Sample the target's trajectory for class ``cls``; it stays inside the frame."""
     side = float(min(height, width))
     t = np.linspace(0.0, 1.0, frames)
@@ -315,12 +323,12 @@ def _target_track(
         cx, cy = x0 + dx * t, y0 + dy * t
     cx = cx + rng.normal(0.0, jitter, frames)
     cy = cy + rng.normal(0.0, jitter, frames)
-    return _Track(cx=cx, cy=cy, r=radius)
+    return Track(cx=cx, cy=cy, r=radius)
 
 
-def _distractor_track(
+def distractor_track(
     moving: bool, rng: np.random.Generator, frames: int, height: int, width: int
-) -> _Track:
+) -> Track:
     """A static distractor, or one that shakes around a fixed point (no net motion)."""
     side = float(min(height, width))
     r = max(_MIN_RADIUS_PX, float(rng.uniform(0.05, 0.11)) * side)
@@ -341,7 +349,7 @@ def _distractor_track(
             cx = cx + wobble * np.cos(axis) + rng.normal(0.0, 0.004 * side, frames)
             cy = cy + wobble * np.sin(axis) + rng.normal(0.0, 0.004 * side, frames)
         radius = radius * (1.0 + np.clip(rng.normal(0.0, 0.06, frames), -0.15, 0.15))
-    return _Track(cx=cx, cy=cy, r=radius)
+    return Track(cx=cx, cy=cy, r=radius)
 
 
 def make_clip(
@@ -367,25 +375,20 @@ def make_clip(
     Raises:
         InputError: If an argument has the wrong type or is out of range.
     """
-    seed = _check_int(seed, "seed", 0)
-    frames = _check_int(frames, "frames", _MIN_FRAMES)
-    height, width = _check_size(size)
-    rng = np.random.default_rng(seed)
-    drawn = int(rng.integers(len(CLASSES)))
-    label = drawn if label is None else _check_label(label)
+    label, frames, height, width, rng = start_clip(label, seed, frames, size, CLASSES)
     cls = CLASSES[label]
 
-    background = _background(rng, height, width)
+    background = textured_background(rng, height, width)
     bg_colours = [background.reshape(-1, 3).min(0), background.reshape(-1, 3).max(0)]
     bg_colours.append(background.reshape(-1, 3).mean(0))
     video = np.broadcast_to(background, (frames, height, width, 3)).copy()
 
     n_static = int(rng.integers(1, 4))
     n_moving = int(rng.integers(1, 4))
-    objects: list[tuple[str, float, np.ndarray, _Track]] = []
+    objects: list[tuple[str, float, np.ndarray, Track]] = []
     for moving in [False] * n_static + [True] * n_moving:
         shape = SHAPES[int(rng.integers(len(SHAPES)))]
-        track = _distractor_track(moving, rng, frames, height, width)
+        track = distractor_track(moving, rng, frames, height, width)
         objects.append(
             (shape, float(rng.uniform(0, 2 * np.pi)), _pick_colour(rng, bg_colours), track)
         )
@@ -394,25 +397,60 @@ def make_clip(
     target_shape = SHAPES[int(rng.integers(len(SHAPES)))]
     target_angle = float(rng.uniform(0, 2 * np.pi))
     target_colour = _pick_colour(rng, bg_colours)
-    target_track = _target_track(cls, rng, frames, height, width)
+    target_track = motion_track(cls, rng, frames, height, width)
 
     for i in order:
-        shape, angle, colour, track = objects[int(i)]
-        alpha, box = _coverage(shape, angle, track, height, width)
-        region = video[:, box[0], box[1]]
-        region += alpha[..., None] * (colour - region)
+        paint(video, *objects[int(i)])
+    mask = paint(video, target_shape, target_angle, target_colour, target_track)
+    return SyntheticClip(video=finish(video, rng), mask=mask, label=label)
 
-    alpha, box = _coverage(target_shape, target_angle, target_track, height, width)
+
+def start_clip(
+    label: int | None, seed: int, frames: int, size: tuple[int, int], classes: tuple[str, ...]
+) -> tuple[int, int, int, int, np.random.Generator]:
+    """Check a clip maker's arguments and start its random generator.
+
+    The label is drawn first (always, so forcing the drawn label gives the same clip),
+    then replaced by ``label`` when that is given.
+
+    Returns:
+        ``(label, frames, height, width, rng)``.
+
+    Raises:
+        InputError: If an argument has the wrong type or is out of range (one line).
+    """
+    seed = _check_int(seed, "seed", 0)
+    frames = _check_int(frames, "frames", _MIN_FRAMES)
+    height, width = _check_size(size)
+    rng = np.random.default_rng(seed)
+    drawn = int(rng.integers(len(classes)))
+    label = drawn if label is None else _check_label(label, classes)
+    return label, frames, height, width, rng
+
+
+def paint(
+    video: FloatArray, shape: str, angle: float, colour: np.ndarray, track: Track
+) -> np.ndarray:
+    """Draw one object over the float ``(T, H, W, 3)`` ``video`` in place (anti-aliased).
+
+    Returns:
+        ``(T, H, W)`` bool: the pixels the object covers (coverage >= 0.5).
+    """
+    frames, height, width = video.shape[:3]
+    alpha, box = coverage(shape, angle, track, height, width)
     region = video[:, box[0], box[1]]
-    region += alpha[..., None] * (target_colour - region)
+    region += alpha[..., None] * (colour - region)
     mask = np.zeros((frames, height, width), dtype=bool)
     mask[:, box[0], box[1]] = alpha >= 0.5
+    return mask
 
+
+def finish(video: FloatArray, rng: np.random.Generator) -> np.ndarray:
+    """Add a random amount of pixel noise (sigma 0-4, none below 0.5) and round to uint8."""
     noise = float(rng.uniform(0.0, 4.0))
     if noise > 0.5:
         video += rng.standard_normal(video.shape, dtype=np.float32) * np.float32(noise)
-    out = np.clip(video + 0.5, 0, 255).astype(np.uint8)
-    return SyntheticClip(video=out, mask=mask, label=label)
+    return np.clip(video + 0.5, 0, 255).astype(np.uint8)
 
 
 def make_dataset(
@@ -441,20 +479,33 @@ def make_dataset(
     Raises:
         InputError: If an argument has the wrong type or is out of range.
     """
+    return render_dataset(make_clip, len(CLASSES), n, seed=seed, frames=frames, size=size)
+
+
+def render_dataset(
+    make: Callable[..., SyntheticClip],
+    n_classes: int,
+    n: int,
+    *,
+    seed: int,
+    frames: int,
+    size: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`make_dataset` for any clip maker ``make(label, seed=, frames=, size=)`` of
+    ``n_classes`` classes (the motion clips here, the colour clips of
+    :mod:`saliency_tubes.synthetic_colours`)."""
     n = _check_int(n, "n", 1)
     seed = _check_int(seed, "seed", 0)
     frames = _check_int(frames, "frames", _MIN_FRAMES)
     height, width = _check_size(size)
     seq = np.random.SeedSequence(seed)
     rng = np.random.default_rng(seq)
-    labels = rng.permutation(np.arange(n, dtype=np.int64) % len(CLASSES))
+    labels = rng.permutation(np.arange(n, dtype=np.int64) % n_classes)
     clip_seeds = seq.spawn(1)[0].generate_state(n, dtype=np.uint64)
     videos = np.empty((n, frames, height, width, 3), dtype=np.uint8)
     masks = np.empty((n, frames, height, width), dtype=bool)
     for i in range(n):
-        clip = make_clip(
-            int(labels[i]), seed=int(clip_seeds[i]), frames=frames, size=(height, width)
-        )
+        clip = make(int(labels[i]), seed=int(clip_seeds[i]), frames=frames, size=(height, width))
         videos[i] = clip.video
         masks[i] = clip.mask
     return videos, masks, labels

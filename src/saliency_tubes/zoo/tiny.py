@@ -23,6 +23,12 @@ Architecture (output sizes for the preset input)::
     fc        Linear(48, 8)                                                   <- classifier
 
 Saliency Tubes use ``features`` (the last convolutional block) and ``fc``.
+
+``TinyActionNet(motion=False)`` drops the frame-difference layer (the network then sees the
+frames themselves): :func:`tiny_colour_net` builds it for the colour clips of
+:mod:`saliency_tubes.synthetic_colours` (:data:`COLOUR_PRESET`; the weights, trained by
+``scripts/train_default_model.py --task colour``, are the tests' planted-evidence model,
+``tests/data/tiny_colours.safetensors``, and do not ship in the package).
 """
 
 from __future__ import annotations
@@ -35,9 +41,18 @@ from torch import nn
 
 from saliency_tubes.errors import InputError, ModelLoadError
 from saliency_tubes.synthetic import CLASSES
+from saliency_tubes.synthetic_colours import COLOURS
 from saliency_tubes.zoo.initialise import init_weights
 
-__all__ = ["PRESET", "WEIGHTS_PATH", "ResidualBlock3d", "TinyActionNet", "tiny_action_net"]
+__all__ = [
+    "COLOUR_PRESET",
+    "PRESET",
+    "WEIGHTS_PATH",
+    "ResidualBlock3d",
+    "TinyActionNet",
+    "tiny_action_net",
+    "tiny_colour_net",
+]
 
 WEIGHTS_PATH: Path = Path(__file__).resolve().parent / "weights" / "tiny_actions.safetensors"
 """Location of the shipped weights."""
@@ -62,6 +77,14 @@ layer); ``val_accuracy`` measured on the held-out synthetic validation set after
 training; ``seed`` the training seed (see ``scripts/train_default_model.py`` and
 ``weights/tiny_actions.json``).
 """
+
+COLOUR_PRESET: dict[str, Any] = {
+    **{k: PRESET[k] for k in ("frames", "mean", "std", "layer", "classifier")},
+    "size": (64, 64),
+    "categories": COLOURS,
+}
+"""How to feed and explain :func:`tiny_colour_net` (the keys of :data:`PRESET` that apply;
+its validation accuracy and seed are in the weights' JSON record)."""
 
 
 class ConvBNReLU3d(nn.Sequential):
@@ -143,7 +166,8 @@ class TinyActionNet(nn.Module):
     """A small 3D CNN for the synthetic motion classes.
 
     Attributes:
-        motion: Fixed frame-difference front end (:class:`TemporalDifference`).
+        motion: Fixed frame-difference front end (:class:`TemporalDifference`), or
+            ``nn.Identity`` when built with ``motion=False``.
         stem: Spatial 1x5x5 convolution, stride 2 in space.
         layer1: 3x3x3 convolution, stride 2 in space.
         layer2: 3x3x3 convolution, stride 2 in time and space.
@@ -158,6 +182,7 @@ class TinyActionNet(nn.Module):
         num_classes: int = len(CLASSES),
         widths: tuple[int, int, int] = (16, 24, 48),
         dropout: float = 0.2,
+        motion: bool = True,
     ) -> None:
         """Build the network with freshly initialised weights.
 
@@ -165,10 +190,12 @@ class TinyActionNet(nn.Module):
             num_classes: Number of output logits.
             widths: Channels of ``stem``, ``layer1`` and ``layer2``/``features``.
             dropout: Dropout probability before ``fc``.
+            motion: Start with the fixed frame differences; ``False`` reads the frames
+                themselves (same parameters, same state-dict keys).
         """
         super().__init__()
         c1, c2, c3 = widths
-        self.motion = TemporalDifference()
+        self.motion: nn.Module = TemporalDifference() if motion else nn.Identity()
         self.stem = ConvBNReLU3d(3, c1, (1, 5, 5), (1, 2, 2))
         self.layer1 = ConvBNReLU3d(c1, c2, (3, 3, 3), (1, 2, 2))
         self.layer2 = ConvBNReLU3d(c2, c3, (3, 3, 3), (2, 2, 2))
@@ -234,6 +261,22 @@ def tiny_action_net(*, pretrained: bool = True, num_classes: int | None = None) 
                 "reinstall saliency-tubes or retrain with scripts/train_default_model.py"
             )
     return model.eval()
+
+
+def tiny_colour_net(num_classes: int = len(COLOURS)) -> TinyActionNet:
+    """:class:`TinyActionNet` without its motion layer, freshly initialised, in eval mode: the
+    architecture of the colour-task model (load its weights with
+    ``load_model("saliency_tubes.zoo.tiny:tiny_colour_net", weights=PATH)``).
+
+    Args:
+        num_classes: Number of outputs (the colours of :data:`COLOUR_PRESET`).
+
+    Raises:
+        InputError: If ``num_classes`` is not a positive int.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise InputError(f"expected num_classes to be an int >= 1, but got {num_classes!r}")
+    return TinyActionNet(num_classes=num_classes, motion=False).eval()
 
 
 def _load_weights(path: Path) -> dict[str, torch.Tensor]:

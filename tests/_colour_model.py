@@ -1,0 +1,46 @@
+"""The tests' colour model: ``TinyActionNet(motion=False)`` trained by
+``scripts/train_default_model.py --task colour`` on the colour clips of
+:mod:`saliency_tubes.synthetic_colours` (its record: ``data/tiny_colours.json``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import saliency_tubes as st
+from saliency_tubes.synthetic_colours import COLOURS
+from saliency_tubes.video import Preprocess
+from saliency_tubes.zoo import Preset
+from saliency_tubes.zoo.tiny import COLOUR_PRESET
+
+COLOUR_WEIGHTS = Path(__file__).resolve().parent / "data" / "tiny_colours.safetensors"
+FACTORY = "saliency_tubes.zoo.tiny:tiny_colour_net"
+
+
+def colour_record() -> dict[str, Any]:
+    """The training record written next to the weights."""
+    return json.loads(COLOUR_WEIGHTS.with_suffix(".json").read_text())
+
+
+def load_colour_model() -> st.LoadedModel:
+    """The colour model through the normal loading path (a factory and a weights file)."""
+    return st.load_model(
+        FACTORY,
+        weights=COLOUR_WEIGHTS,
+        layer=COLOUR_PRESET["layer"],
+        classifier=COLOUR_PRESET["classifier"],
+        categories=COLOURS,
+    )
+
+
+def colour_preprocess() -> Preprocess:
+    """Frames (T, H, W, 3) uint8 at the preset's size -> the model's normalised clip."""
+    preset = Preset(
+        frames=COLOUR_PRESET["frames"],
+        size=COLOUR_PRESET["size"],
+        resize="full",
+        mean=COLOUR_PRESET["mean"],
+        std=COLOUR_PRESET["std"],
+    )
+    return preset.preprocess()
