@@ -14,9 +14,8 @@ overlapping the drawing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, closing, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +101,6 @@ def encode(
         bar = stack.enter_context(
             progress(info.num_frames, "render+encode", options.progress, unit="frame")
         )
-        stack.enter_context(_second_painter())
         # Closed by the stack on any way out, so the decoding thread stops at once.
         frames = stack.enter_context(closing(prefetch(iter_frames(video, info=info))))
         for frame in frames:
@@ -112,35 +110,6 @@ def encode(
                         writer.write(image)
             bar.update(1)
     return files
-
-
-@contextmanager
-def _second_painter() -> Iterator[None]:
-    """A thread that draws a frame's second panel while the caller draws its first, for
-    the length of one encode (numpy lets go of the GIL in its loops, so the two panels
-    share the cores with the decoder and the encoders instead of waiting for each other)."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw") as pool:
-        _local.painter = pool
-        try:
-            yield
-        finally:
-            _local.painter = None
-
-
-def _panels(
-    image: np.ndarray,
-    jobs: Sequence[tuple[np.ndarray | torch.Tensor, str]],
-    options: ExplainOptions,
-) -> list[np.ndarray]:
-    """The panels ``(saliency, style)`` of one frame, in order: every other one on the
-    encode's second painter where there is one and the tubes are on the CPU (a device
-    draws asynchronously anyway); the same pixels either way."""
-    painter = getattr(_local, "painter", None)
-    if painter is None or len(jobs) < 2 or not all(isinstance(s, np.ndarray) for s, _ in jobs):
-        return [panel(image, sal, style, "", options) for sal, style in jobs]
-    theirs = [painter.submit(panel, image, sal, style, "", options) for sal, style in jobs[1::2]]
-    mine = [panel(image, sal, style, "", options) for sal, style in jobs[0::2]]
-    return [mine[i // 2] if i % 2 == 0 else theirs[i // 2].result() for i in range(len(jobs))]
 
 
 def summaries_first(
@@ -248,7 +217,8 @@ def _layouts(
     """What ``explain`` draws of one class on one frame, by layout: the heat and focus
     videos are the source picture with the tube and nothing else; the side-by-side one has
     the captions in strips above its three panels, a small gap between them."""
-    heat, focus = _panels(image, [(saliency, "heat"), (saliency, "focus")], options)
+    heat = panel(image, saliency, "heat", label, options)
+    focus = panel(image, saliency, "focus", label, options)
     drawn: dict[str, np.ndarray] = {}
     if "heat" in options.layouts:
         drawn["heat"] = heat
@@ -318,13 +288,12 @@ def grid_product(
     scale = _timeline_of([s for _, _, _, s in panels], options)
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:
-        tubes = [(look(track, k, frame), options.style) for track, k, _, _ in panels]
-        images = _panels(frame.image, tubes, options)
-        if options.timeline:
-            images = [
-                image if summary is None else _timeline(image, summary.curve, frame, scale)
-                for image, (_, _, _, summary) in zip(images, panels, strict=True)
-            ]
+        images = []
+        for track, k, label, summary in panels:
+            image = panel(frame.image, look(track, k, frame), options.style, label, options)
+            if options.timeline and summary is not None:
+                image = _timeline(image, summary.curve, frame, scale)
+            images.append(image)
         images = labelled(images, [label for _, _, label, _ in panels], options.caption)
         return {"grid": render.grid(images, cols, gap=GAP)}
 
