@@ -16,7 +16,7 @@ from _models import (
     hand_clip,
     hooks_left,
 )
-from saliency_tubes.hooks import find_layer_and_head, trace_calls
+from saliency_tubes.hooks import counted_forwards, find_layer_and_head, trace_calls
 
 METHODS = [st.SaliencyTubes, st.GradCAM, st.GradCAMPlusPlus]
 
@@ -179,3 +179,25 @@ def test_bad_options() -> None:
         st.SaliencyTubes(HandNet(), top_features=0)
     with pytest.raises(TypeError, match="expected a torch.nn.Module"):
         st.SaliencyTubes("resnet")  # type: ignore[arg-type]
+
+
+def test_counted_forwards_counts_clips_and_leaves_no_hook() -> None:
+    """A batch of B counts B (a list of pathways by its first tensor); the hook is gone
+    afterwards, also when the block raises."""
+
+    class Pathways(torch.nn.Module):
+        def forward(self, x):
+            return x[0].flatten(1) if isinstance(x, list) else x.flatten(1)
+
+    model = Pathways()
+    with counted_forwards(model) as counted:
+        model(torch.zeros(3, 2))
+        model([torch.zeros(5, 2), torch.zeros(5, 4)])
+        model(torch.zeros(1, 2))
+    assert counted == [9] and not model._forward_pre_hooks
+    model(torch.zeros(4, 2))  # after the block: not counted
+    assert counted == [9]
+    with pytest.raises(RuntimeError, match="boom"), counted_forwards(model):
+        model(torch.zeros(2, 2))
+        raise RuntimeError("boom")
+    assert not model._forward_pre_hooks

@@ -532,9 +532,9 @@ def planted_colour():
     """The colour model, the twelve clips, their true and complementary classes, and the
     target dilated by 8 px (one cell of the 8 x 8 grid of the layer on a 64 x 64 frame; 15 %
     of the frame), by 4 px (half a cell; 7 %) and not at all (1.5 %)."""
-    from _colour_model import colour_preprocess, load_colour_model
     from scipy.ndimage import binary_dilation
 
+    from _colour_model import colour_preprocess, load_colour_model
     from saliency_tubes.synthetic_colours import COLOURS, make_colour_clip
 
     loaded = load_colour_model()

@@ -192,7 +192,6 @@ def test_colour_model_record_and_accuracy_on_fresh_clips() -> None:
     trained, and fresh clips (a seed the training never used) are classified as well as
     the recorded validation accuracy says."""
     from _colour_model import COLOUR_WEIGHTS, colour_record, load_colour_model
-
     from saliency_tubes.synthetic_colours import COLOURS, make_colour_dataset
 
     record = colour_record()

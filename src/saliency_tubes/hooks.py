@@ -123,6 +123,30 @@ def preserved_state(model: nn.Module, *, eval_mode: bool) -> Iterator[None]:
                     p.requires_grad_(requires_grad)
 
 
+@contextmanager
+def counted_forwards(model: nn.Module) -> Iterator[list[int]]:
+    """Count the clips ``model`` forwards while the block runs: ``[n]``, the batch size of
+    each call of the model itself summed (a list of pathways counts its first tensor's).
+
+    The model's lock (:func:`model_lock`) is held for the block, so another thread's
+    calls are neither counted nor disturbed; the hook is removed on every way out.
+    """
+    counted = [0]
+
+    def count(_module: nn.Module, args: tuple[Any, ...]) -> None:
+        first = args[0] if args else None
+        if isinstance(first, (list, tuple)):
+            first = _first_tensor(first)
+        counted[0] += int(first.shape[0]) if isinstance(first, torch.Tensor) and first.dim() else 1
+
+    with model_lock(model):
+        handle = model.register_forward_pre_hook(count)
+        try:
+            yield counted
+        finally:
+            handle.remove()
+
+
 def _first_tensor(output: Any) -> torch.Tensor | None:
     if isinstance(output, torch.Tensor):
         return output

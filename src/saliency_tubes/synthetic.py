@@ -276,9 +276,7 @@ def coverage(
     return np.clip(0.5 - sdf, 0.0, 1.0), box
 
 
-def motion_track(
-    cls: str, rng: np.random.Generator, frames: int, height: int, width: int
-) -> Track:
+def motion_track(cls: str, rng: np.random.Generator, frames: int, height: int, width: int) -> Track:
     """Sample the target's trajectory for class ``cls``; it stays inside the frame."""
     side = float(min(height, width))
     t = np.linspace(0.0, 1.0, frames)

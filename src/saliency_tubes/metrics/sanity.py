@@ -297,7 +297,8 @@ def explanation_forwards(
 ) -> int:
     """Clip forwards one explanation by ``method`` costs per clip of ``size`` (T, H, W):
     :meth:`~saliency_tubes.Explainer.forwards` of its explainer built with ``options``
-    (1 where it is known only while running: Score-CAM's channels are counted as one)."""
+    (1 where it is known only while running: Score-CAM's channels are counted as one here;
+    ``evaluate VIDEO`` counts them on the model as its first explanation runs)."""
     from ..methods import METHODS
 
     if method not in METHODS:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 
 from ..errors import InputError
-from ..hooks import preserved_state
+from ..hooks import counted_forwards, preserved_state
 from ..methods.base import ClassSpec, logits_of, select_classes
 from ..zoo.registry import LoadedModel
 from .baselines import baseline_fn
@@ -38,7 +38,6 @@ from .sanity import (
     SaliencyFn,
     cascade_layers,
     explainer_fn,
-    explanation_forwards,
     sanity_check,
     sanity_steps,
 )
@@ -143,14 +142,17 @@ def _tube_of(maps: torch.Tensor) -> torch.Tensor:
 
 
 def _counted(fn: SaliencyFn, progress: Progress, per_clip: int) -> SaliencyFn:
-    """``fn`` telling ``progress`` of the clips it forwards (an explainer: ``per_clip`` per
-    clip, :func:`~saliency_tubes.metrics.sanity.explanation_forwards`; a baseline none)."""
+    """``fn`` telling ``progress`` of the clips it forwards, counted on the model (an
+    explainer's; ``per_clip`` 0: a baseline, which runs none). Score-CAM's count on a
+    randomised model may differ from the first explanation's, which the plan used, by
+    the channels that stop or start varying."""
     if not per_clip:
         return fn
 
     def counted(model: torch.nn.Module, clip: torch.Tensor) -> torch.Tensor:
-        maps = fn(model, clip)
-        progress.advance(int(clip.shape[0]) * per_clip)
+        with counted_forwards(model) as clips:
+            maps = fn(model, clip)
+        progress.advance(clips[0])
         return maps
 
     return counted
@@ -176,8 +178,8 @@ def score_rows(
 ) -> ClipScores:
     """Score every method (one interpolation mode) and baseline on one clip.
 
-    Runs, in this order: one explanation per method (a clip forward each; occlusion and
-    integrated gradients their many, :func:`~saliency_tubes.metrics.sanity.explanation_forwards`), the trace of
+    Runs, in this order: one explanation per method (a clip forward each; occlusion,
+    integrated gradients and Score-CAM their many, counted on the model), the trace of
     the sanity layers (one), then, once ``progress.plan`` has been told how many follow,
     each row's sanity check (one forward per cascade step explained after the first, for
     a method; none for a baseline, which ignores the model) and its deletion and
@@ -205,15 +207,20 @@ def score_rows(
     model = loaded.model
     base = substrate if substrate is not None else make_substrate(clip, protocol.substrate)
     groups = row_groups(methods, [interpolation], baselines)
-    size = (clip.shape[2], clip.shape[3], clip.shape[4])
-    # Forwards of one explanation per method (occlusion and integrated gradients run many).
-    per = {row: explanation_forwards(kind, model, size) for kind, (row,) in groups[: len(methods)]}
+    # Forwards of one explanation per method (occlusion and integrated gradients run many),
+    # counted on the model as it runs: Score-CAM's (one per channel that varies) are known
+    # only then.
+    per: dict[str, int] = {}
     made: dict[str, tuple[SaliencyFn, torch.Tensor]] = {}
     for kind, (row,) in groups:
         fn = _saliency(kind, loaded, target, interpolation, protocol)
-        made[row] = (fn, fn(model, clip))
-        if not row.startswith("baseline/"):
-            tell.advance(per[row])
+        if row.startswith("baseline/"):
+            made[row] = (fn, fn(model, clip))
+            continue
+        with counted_forwards(model) as counted:
+            made[row] = (fn, fn(model, clip))
+        per[row] = counted[0]
+        tell.advance(per[row])
     layers = cascade_layers(model, clip, protocol.granularity)  # type: ignore[arg-type]
     tell.advance(1)
     steps = cascade_steps(len(layers), cascade)
