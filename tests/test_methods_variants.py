@@ -603,7 +603,7 @@ def test_planted_colour_of_the_input_space_methods(planted_colour, name: str) ->
     """Unlike the motion check (0.85, 0.77), both reach the bar here: the evidence is the
     target's own pixels. Integrated gradients (16 steps) even peaks on the target itself in
     every frame (192 of 192, undilated); occlusion (default windows 4 x 16 x 16, stride
-    2 x 8 x 8: 343 per clip, 4140 forwards, about 25 s on one thread) on its best cell."""
+    2 x 8 x 8: 343 per clip, 4140 forwards, 13 s in the suite on 2 cores) on its best cell."""
     options = {"n_steps": 16} if name == "integrated-gradients" else {}
     tubes = _colour_check(planted_colour, name, **options)
     assert tubes.layer == "input" and tubes.maps.shape == (12, 2, 16, 64, 64)

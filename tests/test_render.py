@@ -140,6 +140,41 @@ def test_unseen_marks_follow_each_mask_not_the_last_one(frame: np.ndarray) -> No
         assert np.abs(dark[m].astype(int) - np.rint(want3)).max() <= 1
 
 
+def test_unseen_marks_whatever_the_memory_layout(frame: np.ndarray) -> None:
+    """Transposed (non-contiguous) frames and maps are marked as their contiguous copies
+    are; a grey base keeps its 2-D shape; a mask of another size is refused."""
+    from saliency_tubes.render import hatch_weights, mark_unseen
+    from saliency_tubes.render.unseen import UnseenMark
+
+    sal = np.full((H, W), 0.5, np.float32)
+    sal[:, :7] = np.nan
+    f_t, s_t = frame.transpose(1, 0, 2), sal.T  # views, not C-contiguous
+    assert not f_t.flags.c_contiguous and not s_t.flags.c_contiguous
+    for bg in ("black", "dark", "blur", "gray"):
+        want = focus(np.ascontiguousarray(f_t), np.ascontiguousarray(s_t), background=bg)  # type: ignore[arg-type]
+        assert np.array_equal(focus(f_t, s_t, background=bg), want), bg  # type: ignore[arg-type]
+    assert np.array_equal(
+        heat(f_t, s_t), heat(np.ascontiguousarray(f_t), np.ascontiguousarray(s_t))
+    )
+    assert (focus(f_t, s_t)[:7] > 0).any()  # the stripes are there, not the floor's black
+    grey = frame[..., 0]
+    marked = mark_unseen(grey, np.isnan(sal))
+    w = hatch_weights(H, W)[:, :7]
+    want_grey = grey[:, :7].astype(np.float32) * np.float32(0.5) * (1 - w) + HATCH_GREY * w
+    assert marked.shape == (H, W) and np.allclose(marked[:, :7], want_grey, atol=1e-4)
+    assert np.array_equal(marked[:, 7:], grey[:, 7:].astype(np.float32))
+    with pytest.raises(InputError, match="mask of unseen pixels"):
+        mark_unseen(frame, np.zeros((H + 1, W), bool))
+    # Writing through a non-contiguous array: the same pixels as through a contiguous one.
+    mark = UnseenMark(np.isnan(sal))
+    a = np.zeros((H, W, 3), np.float32)
+    b = np.asfortranarray(np.zeros((H, W, 3), np.float32))
+    values = mark.values(mark.at(frame))
+    mark.put(a, values)
+    mark.put(b, values)
+    assert not b.flags.c_contiguous and np.array_equal(a, b) and a[:, :7].any()
+
+
 def test_gaussian_blur_properties() -> None:
     flat = np.full((20, 30, 3), 77, np.uint8)
     assert np.allclose(gaussian_blur(flat, 3.0), 77, atol=1e-3)

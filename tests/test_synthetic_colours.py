@@ -107,7 +107,7 @@ def test_distractors_are_there_and_some_move() -> None:
         still = ~(_rim(clip.mask[:1]) | _rim(clip.mask[-1:]))[0]
         change = np.abs(clip.video[0].astype(int) - clip.video[-1]).max(axis=-1)[still]
         moved += int((change > 40).sum() > 20)
-    assert 0 < moved <= len(SEEDS)
+    assert moved >= len(SEEDS) // 2, moved  # measured: in all 8 something grey moves
     assert MAX_BACKGROUND_CHROMA < SATURATED
 
 

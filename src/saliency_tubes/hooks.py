@@ -129,7 +129,9 @@ def counted_forwards(model: nn.Module) -> Iterator[list[int]]:
     each call of the model itself summed (a list of pathways counts its first tensor's).
 
     The model's lock (:func:`model_lock`) is held for the block, so another thread's
-    calls are neither counted nor disturbed; the hook is removed on every way out.
+    explanations (they take the same lock) wait and are not counted; a direct
+    ``model(x)`` from another thread meanwhile would be. A forward that calls the model
+    itself again counts each call. The hook is removed on every way out.
     """
     counted = [0]
 

@@ -62,9 +62,10 @@ DEFINITIONS = {
     "run order (selecting the class scores the clip and its substrate; one explanation per "
     "method; one trace of the sanity layers; per method the sanity steps after the trained "
     "one; per tube and unit its deletion and insertion curves, n - 1 perturbed clips each "
-    "since both ends are scored once per clip), and run: those counted on the model as they "
-    "ran (the same but for Score-CAM's sanity steps, planned at its first explanation's count "
-    "of varying channels, which a randomised layer may change by a few)",
+    "since both ends are scored once per clip), and run: those run (the explanations and sanity "
+    "steps counted on the model as they ran, the curves as batched); the same as total but for "
+    "Score-CAM's sanity steps, planned at its first explanation's count of varying channels, "
+    "which a randomised layer may change by a few",
     "sanity_steps": "the cascade steps of every tube's sanity list: 0 is the trained model, "
     "step i has the top i of sanity_layers randomised (cumulatively, top first)",
     "seconds_per_forward_estimate": "seconds per clip forward that the time estimate used: "

@@ -2,6 +2,7 @@
 
 * :mod:`.frames`: heat and focus tubes over one frame, unseen regions, captions, grids,
   colour maps and bars (the paper's *heat tubes* and *focus tubes*);
+* :mod:`.unseen`: the mark of pixels the model never saw (outside its crop);
 * :mod:`.contrast`: contrastive tubes in a diverging colour map, and their legend;
 * :mod:`.timeline`: the temporal importance bar under a frame, and the curves' plot;
 * :mod:`.pyramid`: the class feature pyramid figure and its animated grid;
@@ -16,11 +17,7 @@ from .contrast import DIVERGING, contrast_frame, contrast_legend
 from .frames import (
     BACKGROUNDS,
     DEFAULT_FLOOR,
-    HATCH_GREY,
-    HATCH_PERIOD,
-    HATCH_WEIGHT,
     STRIP_GREY,
-    UNSEEN_DIM,
     Background,
     caption,
     colorbar,
@@ -30,11 +27,9 @@ from .frames import (
     gaussian_blur,
     grid,
     grid_columns,
-    hatch_weights,
     heat,
     label_strip,
     luma,
-    mark_unseen,
     png_bytes,
     side_by_side,
 )
@@ -47,6 +42,14 @@ from .pyramid import (
     representative_frame,
 )
 from .timeline import curves_png, timeline_bar
+from .unseen import (
+    HATCH_GREY,
+    HATCH_PERIOD,
+    HATCH_WEIGHT,
+    UNSEEN_DIM,
+    hatch_weights,
+    mark_unseen,
+)
 
 __all__ = [
     "DEFAULT_FLOOR",

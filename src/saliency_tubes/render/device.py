@@ -16,7 +16,8 @@ import torch
 
 from saliency_tubes.errors import InputError
 
-from .frames import HATCH_GREY, UNSEEN_DIM, colormap, hatch_weights
+from .frames import colormap
+from .unseen import HATCH_GREY, UNSEEN_DIM, hatch_weights
 
 __all__ = ["DEVICE_BACKGROUNDS", "focus_tensor", "heat_tensor"]
 

@@ -10,10 +10,10 @@ Inputs are never modified; every function returns a new uint8 array.
   background elsewhere.
 * :func:`caption`, :func:`side_by_side`, :func:`grid`, :func:`colorbar`: annotation and layout.
 
-**Unseen pixels** (NaN saliency) are marked the same way by :func:`heat` and :func:`focus`:
-the base image (the greyscale frame for heat, the background for focus) at half brightness,
-crossed by 1-pixel light-grey (160) diagonal hatch lines every 8 pixels, so a cropped-away
-border reads as "no data" rather than as "not salient".
+**Unseen pixels** (NaN saliency) are marked the same way by :func:`heat` and :func:`focus`
+(:mod:`.unseen`): the base image (the greyscale frame for heat, the background for focus)
+at half brightness under soft light-grey diagonal stripes, so a cropped-away border reads
+as "no data" rather than as "not salient".
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from PIL import Image, ImageDraw, ImageFont
 from saliency_tubes.errors import InputError
 from saliency_tubes.vocabulary import BACKGROUNDS
 
+from .unseen import mark_of
+
 __all__ = [
     "caption",
     "colorbar",
@@ -37,11 +39,9 @@ __all__ = [
     "gaussian_blur",
     "grid",
     "grid_columns",
-    "hatch_weights",
     "heat",
     "label_strip",
     "luma",
-    "mark_unseen",
     "png_bytes",
     "side_by_side",
 ]
@@ -49,12 +49,6 @@ __all__ = [
 #: Authors' focus-tube minimum opacity (Saliency Tubes, Stergiou et al. 2019).
 DEFAULT_FLOOR = 20 / 255
 
-#: The mark of unseen pixels: soft diagonal stripes (period in pixels, their grey level,
-#: their largest weight) over the base dimmed by UNSEEN_DIM.
-HATCH_PERIOD = 12
-HATCH_GREY = 160
-HATCH_WEIGHT = 0.3
-UNSEEN_DIM = 0.5
 
 Background = Literal["black", "dark", "blur", "gray"]
 
@@ -104,86 +98,6 @@ def luma(frame: np.ndarray) -> np.ndarray:
 def _weighted_luma(px: np.ndarray) -> np.ndarray:
     """BT.601 luma of float32 RGB values ``(..., 3)``: the one formula of :func:`luma`."""
     return px[..., 0] * 0.299 + px[..., 1] * 0.587 + px[..., 2] * 0.114
-
-
-@lru_cache(maxsize=16)
-def hatch_weights(h: int, w: int) -> np.ndarray:
-    """The stripes' weight at each pixel, ``(H, W)`` float32 (cached, read-only):
-    ``HATCH_WEIGHT * (1 + cos(2 pi (y + x) / HATCH_PERIOD)) / 2``, smooth (no aliased
-    1-pixel lines) and calm (at most 30 % of the mark)."""
-    phase = (np.arange(h)[:, None] + np.arange(w)[None, :]) * (2.0 * np.pi / HATCH_PERIOD)
-    weights = (HATCH_WEIGHT * 0.5 * (1.0 + np.cos(phase))).astype(np.float32)
-    weights.setflags(write=False)
-    return weights
-
-
-class _Mark:
-    """Where one unseen mask lies and what its stripes add, computed once per mask: the
-    flat indices of its pixels and, at those, ``1 - w`` and ``HATCH_GREY * w`` of
-    :func:`hatch_weights` (the cropped-away border is the same on every frame)."""
-
-    __slots__ = ("add", "index", "keep")
-
-    def __init__(self, unseen: np.ndarray) -> None:
-        self.index = np.flatnonzero(unseen)
-        w = hatch_weights(*unseen.shape).ravel()[self.index]
-        self.keep = np.float32(1.0) - w
-        self.add = np.float32(HATCH_GREY) * w
-
-    def values(self, base: np.ndarray | None) -> np.ndarray:
-        """The values :func:`mark_unseen` gives the unseen pixels, ``(n, 1)`` or ``(n, 3)``
-        float32, from ``base`` at those pixels only (``(n,)`` grey levels or ``(n, 3)``
-        colours; None: a black base)."""
-        if base is None:
-            return self.add[:, None]
-        keep, add = (
-            (self.keep, self.add) if base.ndim == 1 else (self.keep[:, None], self.add[:, None])
-        )
-        out = base.astype(np.float32) * np.float32(UNSEEN_DIM) * keep + add
-        return out[:, None] if base.ndim == 1 else out
-
-    def at(self, image: np.ndarray) -> np.ndarray:
-        """``image``'s pixels on the mask, ``(n, ...)`` (a flat gather, no boolean scan)."""
-        return image.reshape(-1, *image.shape[2:])[self.index]
-
-    def put(self, out: np.ndarray, values: np.ndarray) -> None:
-        """Write ``values`` into ``out``'s pixels on the mask, in place."""
-        out.reshape(-1, *out.shape[2:])[self.index] = values
-
-
-def _mark_of(unseen: np.ndarray) -> _Mark | None:
-    """The :class:`_Mark` of an unseen mask (None when nothing is unseen), cached by the
-    mask's bits: a video's cropped-away border repeats on every frame."""
-    if not unseen.any():
-        return None
-    return _cached_mark(unseen.shape, np.packbits(unseen).tobytes())
-
-
-@lru_cache(maxsize=8)
-def _cached_mark(shape: tuple[int, ...], bits: bytes) -> _Mark:
-    count = int(np.prod(shape))
-    unseen = np.unpackbits(np.frombuffer(bits, np.uint8), count=count).reshape(shape)
-    return _Mark(unseen.astype(bool))
-
-
-def mark_unseen(base: np.ndarray, unseen: np.ndarray) -> np.ndarray:
-    """Mark unseen pixels: half-brightness ``base`` under soft light-grey diagonal stripes.
-
-    ``out = base`` where seen; where unseen, ``out = (1 - w) * 0.5 * base + w * 160`` with
-    the stripes' weight ``w`` of :func:`hatch_weights` (0 to 0.3, period 12 pixels).
-
-    Args:
-        base: ``(H, W, 3)`` float or uint8 image to show under the mark.
-        unseen: ``(H, W)`` boolean mask of unseen pixels.
-
-    Returns:
-        ``(H, W, 3)`` float32.
-    """
-    out = np.asarray(base, dtype=np.float32).copy()
-    mark = _mark_of(np.asarray(unseen, dtype=bool))
-    if mark is not None:
-        mark.put(out, mark.values(mark.at(out)))
-    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -252,7 +166,7 @@ def heat(
 
     with ``F`` the frame, ``C`` the colour map (:func:`colormap`), ``s`` the saliency clipped
     to ``[0, 1]`` and ``alpha = opacity`` (0.5 as in the paper). Unseen pixels (NaN) show the
-    greyscale frame, marked as described in :func:`mark_unseen`.
+    greyscale frame, marked as described in :func:`~saliency_tubes.render.unseen.mark_unseen`.
 
     Args:
         frame: ``(H, W, 3)`` uint8 RGB.
@@ -272,9 +186,9 @@ def heat(
     frame_part, colour_part = _heat_tables(colormap, alpha)
     out = np.take(frame_part, f)  # (1 - alpha) F, float32
     out += np.take(colour_part, _levels(sal), axis=0)  # + alpha C[level]
-    mark = _mark_of(np.isnan(sal))
+    mark = mark_of(np.isnan(sal))
     if mark is not None:
-        mark.put(out, mark.values(_weighted_luma(mark.at(f).astype(np.float32))))
+        mark.put(out, mark.values(_weighted_luma(mark.at(f).astype(np.float32)))[:, None])
     return _to_uint8(out)
 
 
@@ -367,7 +281,7 @@ def focus(
 
     So ``s = 1`` returns the frame exactly and ``s = 0`` over black gives
     ``round(floor * F)``. Unseen pixels (NaN) show the background, marked as in
-    :func:`mark_unseen`.
+    :func:`~saliency_tubes.render.unseen.mark_unseen`.
 
     Args:
         frame: ``(H, W, 3)`` uint8 RGB.
@@ -392,8 +306,8 @@ def focus(
         )
     s = np.clip(np.nan_to_num(sal, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     a = (fl + (1.0 - fl) * s)[..., None]
-    out = f * a.astype(np.float32, copy=False)
-    mark = _mark_of(np.isnan(sal))
+    out = np.multiply(f, a.astype(np.float32, copy=False), order="C")  # whatever f's layout
+    mark = mark_of(np.isnan(sal))
     if background == "black":  # B = 0: nothing to add
         if mark is not None:
             mark.put(out, mark.values(None))
