@@ -241,7 +241,16 @@ def _report(args: argparse.Namespace, rows: list, seconds: float) -> None:
         "",
         "Ratios are medians of the per-round ratios (each round's runs are adjacent).",
         "",
+        "Every run, in seconds (round by round; the ratios above come from these):",
+        "",
+        "| case | kind | " + " | ".join(f"round {r + 1}" for r in range(args.rounds)) + " |",
+        "|---|---|" + "---:|" * args.rounds,
     ]
+    for name, times in rows:
+        for kind, runs in times.items():
+            cells = " | ".join(f"{wall:.2f}" for wall, _ in runs)
+            lines.append(f"| {name} | {kind} | {cells} |")
+    lines.append("")
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
 
