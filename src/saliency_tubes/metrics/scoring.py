@@ -34,13 +34,7 @@ from .protocol import (
     tube_forwards,
     unit_ranking,
 )
-from .sanity import (
-    SaliencyFn,
-    cascade_layers,
-    explainer_fn,
-    sanity_check,
-    sanity_steps,
-)
+from .sanity import SaliencyFn, cascade_layers, explainer_fn, sanity_check, sanity_steps
 
 __all__ = ["CASCADES", "ClipScores", "Selection", "cascade_steps", "score_rows", "select_target"]
 
@@ -141,12 +135,12 @@ def _tube_of(maps: torch.Tensor) -> torch.Tensor:
     return maps[0, 0] if maps.dim() == 5 else maps[0]
 
 
-def _counted(fn: SaliencyFn, progress: Progress, per_clip: int) -> SaliencyFn:
+def _counted(fn: SaliencyFn, progress: Progress, counts: bool) -> SaliencyFn:
     """``fn`` telling ``progress`` of the clips it forwards, counted on the model (an
-    explainer's; ``per_clip`` 0: a baseline, which runs none). Score-CAM's count on a
+    explainer's; ``counts`` False: a baseline, which runs none). Score-CAM's count on a
     randomised model may differ from the first explanation's, which the plan used, by
     the channels that stop or start varying."""
-    if not per_clip:
+    if not counts:
         return fn
 
     def counted(model: torch.nn.Module, clip: torch.Tensor) -> torch.Tensor:
@@ -246,7 +240,7 @@ def score_rows(
         check = sanity_check(
             model,
             clip,
-            _counted(fn, tell, per.get(row, 0)),
+            _counted(fn, tell, not row.startswith("baseline/")),
             layers=layers,
             seed=protocol.sanity_seed,
             steps=steps,
