@@ -5,6 +5,7 @@ from .base import Explainer, ExplainerOptions, ForwardPass, Tubes, normalize_tub
 from .cam import CAM, SaliencyTubes
 from .eigencam import EigenCAM
 from .gradient import GradCAM, GradCAMPlusPlus
+from .perturbation import RISE, KernelShap, Lime
 from .scorecam import ScoreCAM
 from .variants import HiResCAM, LayerCAM, XGradCAM
 
@@ -19,6 +20,9 @@ METHODS: dict[str, type[Explainer]] = {
     "eigencam": EigenCAM,
     "occlusion": Occlusion,
     "integrated-gradients": IntegratedGradients,
+    "rise": RISE,
+    "lime": Lime,
+    "kernelshap": KernelShap,
 }
 
 __all__ = [
@@ -33,8 +37,11 @@ __all__ = [
     "HiResCAM",
     "InputAttribution",
     "IntegratedGradients",
+    "KernelShap",
     "LayerCAM",
+    "Lime",
     "Occlusion",
+    "RISE",
     "SaliencyTubes",
     "ScoreCAM",
     "Tubes",
