@@ -206,6 +206,41 @@ def test_lime_and_kernel_shap_are_captum_s_call_on_the_supervoxels(
     torch.testing.assert_close(positive.raw, tubes.raw.clamp_min(0))
 
 
+def test_lime_with_a_ridge_surrogate_is_captum_s_call_with_it() -> None:
+    attr = pytest.importorskip("captum.attr")
+    pytest.importorskip("sklearn")
+    from captum._utils.models.linear_model import SkLearnRidge
+
+    x = blocks_of(seed=5)
+    model = ColourNet()
+    explainer = st.Lime(
+        model,
+        surrogate="ridge",
+        segments="grid",
+        cells=(2, 2, 2),
+        samples=40,
+        sign="signed",
+        seed=3,
+    )
+    tubes = explainer(x, classes=[1])
+    torch.manual_seed(3)
+    lime = attr.Lime(
+        lambda z: torch.softmax(model(z), 1), interpretable_model=SkLearnRidge(alpha=1.0)
+    )
+    with torch.no_grad():
+        expected = lime.attribute(
+            x,
+            baselines=torch.zeros_like(x),
+            target=1,
+            feature_mask=explainer.feature_mask(x[0])[None, None],
+            n_samples=40,
+        )[0, 0]
+    torch.testing.assert_close(tubes.raw[0, 0], expected, atol=1e-5, rtol=1e-4)
+    assert (tubes.raw != 0).all()  # ridge: every supervoxel has a coefficient
+    with pytest.raises(st.InputError, match="^expected surrogate one of lasso, ridge"):
+        st.Lime(model, surrogate="svm")
+
+
 def test_kernel_shap_coefficients_add_up_to_the_score_change() -> None:
     """Kernel SHAP's efficiency: the supervoxels' values sum to f(X) - f(substrate)."""
     pytest.importorskip("captum.attr")

@@ -119,7 +119,7 @@ def _is_topk(spec: ClassSpec) -> bool:
 def _method(loaded: LoadedModel, method: str) -> str:
     if method != "auto":
         return method
-    return loaded.adapter.default_method if loaded.adapter is not None else "cam"
+    return loaded.default_method
 
 
 def plan(

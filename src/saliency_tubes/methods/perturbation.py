@@ -44,6 +44,12 @@ SCORES: tuple[str, ...] = ("probability", "logit")
 
 SUBSTRATE_NAMES: tuple[str, ...] = ("zeros", "mean", "blur")
 
+SURROGATES: tuple[str, ...] = ("lasso", "ridge")
+"""LIME's linear surrogate: captum's default, a Lasso with alpha 0.01 (it keeps only the
+supervoxels that move the probability by more than about alpha: on tiny-actions' clip of
+'shrink' it keeps no positive one, an all-zero tube), or a ridge regression with alpha 1,
+the lime package's own default (every supervoxel gets a coefficient)."""
+
 MAX_ENUMERATED = 16
 """``masks="all"`` enumerates 2 ** cells grids: at most 2 ** 16."""
 
@@ -339,7 +345,7 @@ class _Surrogate(Perturbation):
         del size
         return 1 + classes * self.samples
 
-    def _captum_class(self, attr: Any) -> Any:
+    def _captum_method(self, attr: Any, forward: Any) -> Any:
         raise NotImplementedError
 
     def _raw_maps(self, forward: ForwardPass) -> list[torch.Tensor]:
@@ -352,8 +358,8 @@ class _Surrogate(Perturbation):
         else:
             per_eval = self.max_bytes // max(1, self._per_clip_bytes(clip, clip[0].numel() * 4))
         per_eval = max(1, min(per_eval, self.samples))
-        surrogate = self._captum_class(attr)(
-            self._counting(self._probabilities, n * k * self.samples)
+        surrogate = self._captum_method(
+            attr, self._counting(self._probabilities, n * k * self.samples)
         )
         devices = [clip.device] if clip.device.type == "cuda" else []
         maps = torch.zeros(n, k, *clip.shape[2:], device=clip.device)
@@ -384,12 +390,15 @@ class Lime(_Surrogate):
     SLIC on the clip as one 3-D volume, ``n_segments`` and ``compactness``; or a regular
     grid of ``cells``, ``segments="grid"``). captum draws ``samples`` random on/off
     patterns of the features (each on with probability 1/2), scores each clip with the
-    off features replaced by the substrate, and fits its default surrogate (a Lasso,
-    :math:`\alpha = 0.01`, samples weighted by an exponential kernel on their cosine
-    distance to the whole clip) to the class's softmax probability; each supervoxel's
-    coefficient painted on its voxels, after ``sign`` (its positive part by default), is
-    the raw tube. The result equals captum's own call on the same feature mask after
-    ``torch.manual_seed(seed)``.
+    off features replaced by the substrate, and fits a linear surrogate to the class's
+    softmax probability (samples weighted by captum's default kernel, an exponential of
+    their cosine distance to the whole clip, width 1): captum's default, a Lasso with
+    :math:`\alpha = 0.01` (``surrogate="lasso"``), or the lime package's default, a ridge
+    regression with :math:`\alpha = 1` (``surrogate="ridge"``; see :data:`SURROGATES`).
+    Each supervoxel's coefficient painted on its voxels, after ``sign`` (its positive part
+    by default), is the raw tube. The result equals captum's own call (``Lime(f)``, or
+    ``Lime(f, interpretable_model=SkLearnRidge(alpha=1.0))``) on the same feature mask
+    after ``torch.manual_seed(seed)``.
 
     Cost: ``1 + classes * samples`` forwards per clip (captum fits one surrogate per
     class), in batches of ``batch_size`` samples or as many as fit in ``max_bytes``; plus
@@ -402,6 +411,7 @@ class Lime(_Surrogate):
         n_segments, compactness: SLIC's options (scikit-image's meaning).
         cells: the grid's (t, h, w) for ``segments="grid"`` (default :data:`DEFAULT_CELLS`).
         samples: captum's ``n_samples``.
+        surrogate: ``"lasso"`` (default, captum's) or ``"ridge"`` (see :data:`SURROGATES`).
         sign: ``"positive"`` (default), ``"absolute"`` or ``"signed"`` coefficients.
         seed, substrate, classes, batch_size, max_bytes, progress, categories, eval_mode,
         inputs: see :class:`RISE`.
@@ -409,8 +419,28 @@ class Lime(_Surrogate):
 
     method = "lime"
 
-    def _captum_class(self, attr: Any) -> Any:
-        return attr.Lime
+    def __init__(
+        self,
+        model: Any,
+        layer: Any = None,
+        classifier: Any = None,
+        *,
+        surrogate: str = "lasso",
+        **options: Any,
+    ) -> None:
+        super().__init__(model, layer, classifier, **options)
+        if surrogate not in SURROGATES:
+            raise InputError(
+                f"expected surrogate one of {', '.join(SURROGATES)}, but got {surrogate!r}"
+            )
+        self.surrogate = surrogate
+
+    def _captum_method(self, attr: Any, forward: Any) -> Any:
+        from captum._utils.models.linear_model import SkLearnLasso, SkLearnRidge
+
+        if self.surrogate == "ridge":
+            return attr.Lime(forward, interpretable_model=SkLearnRidge(alpha=1.0))
+        return attr.Lime(forward, interpretable_model=SkLearnLasso(alpha=0.01))  # captum's
 
 
 class KernelShap(_Surrogate):
@@ -421,10 +451,11 @@ class KernelShap(_Surrogate):
     kernel (the all-on and all-off patterns first, with a very large weight) and fits a
     plain linear regression: the coefficients approximate each supervoxel's Shapley value
     for the class's probability, with the substrate as the absent value; they add up to
-    about :math:`f_c(X) - f_c(B)`. Same options and cost as :class:`Lime`.
+    about :math:`f_c(X) - f_c(B)`. Same options (but ``surrogate``) and cost as
+    :class:`Lime`.
     """
 
     method = "kernelshap"
 
-    def _captum_class(self, attr: Any) -> Any:
-        return attr.KernelShap
+    def _captum_method(self, attr: Any, forward: Any) -> Any:
+        return attr.KernelShap(forward)
