@@ -85,6 +85,37 @@ def test_the_cost_said_up_front_is_the_cost_run(
     assert state(tiny.model) == before
 
 
+def test_evaluate_scores_rise_with_the_confidence_change(tmp_path: Path, tiny, cheap) -> None:
+    """evaluate VIDEO on RISE: every forward planned is run (counted on the model), and the
+    report has the average drop and the increase in confidence (Chattopadhay et al. 2018)."""
+    from saliency_tubes.commands import EvaluateOptions, evaluate_video
+    from saliency_tubes.metrics.benchmark import Protocol
+    from saliency_tubes.synthetic import make_clip
+    from saliency_tubes.video import VideoWriter
+
+    clip = make_clip(seed=1001, frames=16, size=(96, 96))
+    video = tmp_path / "clip.mp4"
+    with VideoWriter(video, fps=12, crf=0) as writer:
+        writer.write_frames(clip.video)
+    np.save(tmp_path / "mask.npy", clip.mask)
+    options = EvaluateOptions(
+        methods=("rise",),
+        baselines=(),
+        units=("voxel",),
+        protocol=Protocol(steps=2, resamples=100),
+        progress=False,
+    )
+    with counted(tiny.model) as calls:
+        result = evaluate_video(video, tmp_path / "mask.npy", tmp_path / "out", tiny, options)
+    forwards = result.manifest["evaluation"]["forwards"]
+    assert forwards["parts"]["explain"] == 1 + 12
+    assert forwards["parts"]["RISE: confidence"] == 1
+    assert sum(calls) == forwards["total"] == forwards["run"]
+    row = result.manifest["tubes"]["rise/cubic"]
+    assert 0.0 <= row["average_drop"] <= 1.0 and row["increase"] in (0.0, 1.0)
+    print(sorted(result.manifest), sorted(p.name for p in (tmp_path / "out").iterdir()))
+
+
 def test_what_a_plain_callable_cannot_do_is_one_line(clip_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, err = _cli(

@@ -27,6 +27,7 @@ from .protocol import (
     Progress,
     Protocol,
     Ranking,
+    confidence_forwards,
     json_number,
     row_groups,
     row_label,
@@ -230,6 +231,7 @@ def score_rows(
                 tube, unit, protocol, ends_known=bool(ends), ranking=rankings[row][unit]
             )
             parts.append((f"{row_label(row)}: {unit}", clips))
+        parts.append((f"{row_label(row)}: confidence", confidence_forwards(bool(ends))))
     plan = Forwards(tuple(parts), done=sum(per.values()) + 1)
     tell.plan(plan)
     tubes: dict[str, dict[str, Any]] = {}
