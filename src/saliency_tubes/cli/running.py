@@ -198,6 +198,13 @@ def report_batch(result: Any) -> None:
         f"{result.skipped} done before){accuracy}"
     )
     echo(f"wrote {result.index} and {result.out / 'summary.md'}")
+    if result.kept:
+        first = result.kept[0]
+        echo(
+            f"{len(result.kept)} videos could not be redone, their earlier results stand in "
+            f"{result.index} (first: {first['path']}: {first['error']}); fix that and run the "
+            "same command again"
+        )
     if result.failed:
         for f in s["failures"][:5]:
             echo(f"failed: {f['path']}: {f['error']}")
@@ -205,4 +212,5 @@ def report_batch(result: Any) -> None:
             f"{result.failed} of {s['videos']} videos failed: their rows in {result.index} have "
             "status 'error' and the message; fix them and run the same command again"
         )
+    if result.failed or result.kept:
         sys.exit(1)
