@@ -70,6 +70,7 @@ from torch import nn
 
 from ..errors import InputError, ModelLoadError, first_line
 from ..tokens import TokenGrid
+from .hf_sizes import check_sizes
 from .registry import ModelAdapter, Preset
 
 EXTRA = "transformers"
@@ -283,6 +284,7 @@ def layout(config: dict[str, Any], where: str) -> Layout:
     """
     family = _family(config, where)
     get = {**family.defaults, **config}.get
+    check_sizes(get, where, family.key)  # an untrusted config: bounded before anything
     frames = int(get("num_frames"))
     size = _pair(get("image_size"))
     blocks = int(get("num_hidden_layers"))
