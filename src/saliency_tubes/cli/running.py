@@ -72,8 +72,12 @@ def guarded(run: Callable[[], Any]) -> Any:
     try:
         return run()
     except SaliencyTubesError as exc:
+        if was_interrupted():  # Ctrl-C that a library turned into its own error (a blocked
+            interrupted()  # open of a FIFO, a decoder): an interrupt, exit 130
         fail(printable(first_line(exc)))
     except OSError as exc:  # outside the output folder: reading a file, say
+        if was_interrupted():
+            interrupted()
         where = f" ({exc.filename})" if exc.filename else ""
         fail(
             f"expected to read and write files{where}, but got {exc.strerror or exc}; "
@@ -197,6 +201,15 @@ def report_batch(result: Any) -> None:
         f"{s['videos']} videos: {s['ok']} ok, {s['failed']} failed ({result.ran} explained now, "
         f"{result.skipped} done before){accuracy}"
     )
+    unknown = s.get("unknown_labels") or {}
+    if unknown.get("videos"):
+        echo(
+            f"note: {unknown['videos']} of {s['ok']} videos have labels the model does not "
+            f"know ({', '.join(map(repr, unknown['labels']))}): left out of the accuracy; label them with "
+            "the model's class names or indices"
+        )
+    for note in result.notes:
+        echo(f"note: {note}")
     echo(f"wrote {result.index} and {result.out / 'summary.md'}")
     if result.kept:
         first = result.kept[0]

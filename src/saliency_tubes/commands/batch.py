@@ -11,6 +11,7 @@ exactly what ``explain`` writes. :func:`merge_batches` joins shards' indexes int
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -88,6 +89,8 @@ class BatchResult:
         rows: one row per input video (the index's rows).
         summary: the summary (also written as JSON and Markdown).
         ran: videos explained by this run; skipped: videos a previous run had finished.
+        notes: what was left out of the input, one line each (rows without a path, videos
+            listed again).
         kept: this run's error rows of videos whose earlier ok row (same fingerprint, its
             outputs still there) stands in the index instead (a ``--force`` re-run that
             failed, on a full disk say).
@@ -100,6 +103,7 @@ class BatchResult:
     ran: int
     skipped: int
     kept: tuple[dict[str, Any], ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def failed(self) -> int:
@@ -146,7 +150,11 @@ def batch_videos(
     settings.model.check()
     settings.explain.check()
     out = Path(out_dir)
-    items = [it for it in read_inputs(source, out) if in_shard(it.video_id, options.shard)]
+    notes: list[str] = []
+    # A folder input leaves out the batch's own outputs (--out may hold INPUT: only its
+    # videos/ folder is left out, not INPUT).
+    found = read_inputs(source, settings.videos, notes)
+    items = [it for it in found if in_shard(it.video_id, options.shard)]
     if options.limit is not None:
         items = items[: options.limit]
     if not items:
@@ -155,7 +163,8 @@ def batch_videos(
     out.mkdir(parents=True, exist_ok=True)
     try:
         with folder_lock(out):
-            return _batch(items, out, settings, options, on_stage or (lambda _msg: None))
+            result = _batch(items, out, settings, options, on_stage or (lambda _msg: None))
+            return dataclasses.replace(result, notes=tuple(notes))
     finally:
         _unmake_if_empty(created)
 

@@ -9,6 +9,7 @@ The row's columns are :data:`COLUMNS`.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,15 +85,18 @@ class BatchSettings:
 
 
 def label_index(label: str | None, loaded: LoadedModel) -> int | None:
-    """A label (a class name, any case, or an index) as the model's class index; None when
-    unlabelled or unknown to the model."""
+    """A label (a class name, any case, or an index: ASCII digits) as the model's class
+    index; None when unlabelled or unknown to the model (a name it lacks, an index past
+    its classes, ``--5``, ``²``): such a video counts as not labelled (the summary lists
+    these labels)."""
     if label is None:
         return None
     text = str(label).strip()
     names = [n.lower() for n in (loaded.categories or [])]
     if text.lower() in names:
         return names.index(text.lower())
-    if text.lstrip("-").isdigit():
+    count = len(names) if names else 2**62  # unnamed classes: any index an int64 holds
+    if re.fullmatch(r"[0-9]+", text) and int(text) < count:
         return int(text)
     return None
 

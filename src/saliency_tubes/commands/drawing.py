@@ -57,10 +57,16 @@ GAP = 4
 
 
 def slug(text: str) -> str:
-    """``text`` as a safe piece of a file name (runs of other characters become ``-``)."""
+    """``text`` as a safe piece of a file name (runs of other characters become ``-``); a
+    long one is cut to 80 characters plus a hash of the whole (file systems refuse names
+    over 255 bytes; the manifest keeps the full name)."""
+    import hashlib
     import re
 
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "class"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "class"
+    if len(safe) <= 80:
+        return safe
+    return f"{safe[:80]}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
 
 
 @dataclass

@@ -20,7 +20,8 @@ import queue
 import signal
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +83,7 @@ def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int, parent: i
     the batch's process does, however that ends (:func:`_die_with`).
     """
     _die_with(parent)
-    seen = []
+    seen: list[int] = []
 
     def once(signum: int, frame: Any) -> None:  # a second Ctrl-C must not cut the clean-up
         if not seen:
@@ -93,6 +94,8 @@ def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int, parent: i
     # The notes the command line hides by default (torchvision's CPU operator workaround).
     warnings.filterwarnings("ignore", message=r"torchvision's compiled operators")
     try:
+        if hasattr(signal, "pthread_sigmask"):  # blocked while this process started; a
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # Ctrl-C then: here
         try:
             worker = VideoWorker(settings)
         except Exception as exc:  # reported to the parent, which stops the batch
@@ -112,6 +115,22 @@ def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int, parent: i
             results.put(("row", wid, index, row))
     except KeyboardInterrupt:
         return
+
+
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread for the block: a worker started meanwhile inherits the
+    mask (through exec), so a Ctrl-C while it imports torch and unpickles its task does not
+    print a traceback per worker; :func:`_work` unblocks it once its own handler is in place.
+    Here the signal waits and comes after the block, nothing is lost."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _gpus(device: str) -> list[str]:
@@ -166,7 +185,8 @@ def run_local(
         proc = ctx.Process(
             target=_work, args=(mine, q, results, next_id, os.getpid()), daemon=True
         )
-        proc.start()
+        with _sigint_blocked():  # the new interpreter's imports: no Ctrl-C tracebacks
+            proc.start()
         pool[next_id] = _Worker(proc, q, device=mine.model.device)
         next_id += 1
 
@@ -253,6 +273,8 @@ def run_local(
                     device = w.device
                     retire(wid)
                     recover_staging(settings.videos / item.video_id)  # killed mid-video
+                    with suppress(OSError):  # its folder, when it holds nothing else
+                        (settings.videos / item.video_id).rmdir()
                     remaining -= 1
                     on_row(error_row(item, message, fingerprint, now - began))
                     if pending:
