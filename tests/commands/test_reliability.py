@@ -399,3 +399,189 @@ def test_kill_9_of_explain_leaves_nothing_for_the_next_run(clip: Path, tmp_path:
     names = sorted(p.name for p in out.iterdir())
     assert names == ["earlier.txt", "manifest.json", "tube.npy"], names
     assert (out / "earlier.txt").read_text() == "kept"
+
+
+# 8. Tracebacks that became one line -------------------------------------------------------
+
+
+def _table(folder: Path, dataset: Path, rows: list[dict[str, str]]) -> Path:
+    """A labels.csv in ``folder`` listing clips of ``dataset`` (``path`` relative to it)."""
+    import csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    table = folder / "labels.csv"
+    with table.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["path", "label"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "path": row["path"] and str(dataset.parent / row["path"])})
+    return table
+
+
+def _clips(dataset: Path) -> list[str]:
+    return sorted(p.name for p in dataset.parent.glob("*.mp4"))
+
+
+def test_labels_that_are_not_classes_are_said_and_rerun(dataset: Path, tmp_path: Path) -> None:
+    """Labels 99999999999999999999 (an OverflowError on every re-run), ``--5`` and ``²``
+    ("unexpected ValueError" after the outputs were written) and ``shrimp`` (silently left
+    out of the accuracy): each video is explained, counted as not labelled, and the CLI
+    says how many and which; a re-run skips them all."""
+    a, b = _clips(dataset)
+    table = _table(tmp_path / "in", dataset, [
+        {"path": a, "label": "99999999999999999999"}, {"path": b, "label": "--5"},
+    ])  # fmt: skip
+    out = tmp_path / "batch"
+    cmd = ("batch", str(table), "--out", str(out), "--format", "npy", "--quiet")
+    proc = _run(*cmd)
+    assert proc.returncode == 0, proc.stderr
+    assert "note: 2 of 2 videos have labels the model does not know ('--5', " in proc.stdout
+    assert "'99999999999999999999'): left out of the accuracy" in proc.stdout
+    rows = pq.read_table(out / "index.parquet").to_pylist()
+    assert [(r["status"], r["label_index"], r["correct"]) for r in rows] == [("ok", None, None)] * 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["unknown_labels"] == {"videos": 2, "labels": ["--5", "99999999999999999999"]}
+    assert summary["labelled"] == 0 and summary["accuracy"] is None
+    again = _run(*cmd)
+    assert again.returncode == 0 and "0 explained now, 2 done before" in again.stdout
+    from saliency_tubes.commands.batch_video import label_index
+    from saliency_tubes.zoo import load_model
+
+    tiny = load_model("tiny-actions")
+    assert [label_index(t, tiny) for t in ("²", "-1", "7", "8", " Shrink ", "shrimp")] == [
+        None, None, 7, None, tiny.categories.index("shrink"), None,
+    ]  # fmt: skip
+
+
+def test_a_nul_byte_in_a_listed_path_is_one_line(tmp_path: Path) -> None:
+    listing = tmp_path / "list.txt"
+    listing.write_text("a\0b.mp4\n")
+    proc = _run("batch", str(listing), "--out", str(tmp_path / "out"), "--quiet")
+    assert "expected video paths without NUL bytes, but got 'a\\x00b.mp4'" in _one_error_line(proc)
+    assert not (tmp_path / "out").exists()
+
+
+def test_merging_a_corrupt_index_or_one_without_video_id_is_one_line(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "index.parquet").write_bytes(b"PAR1 not really")
+    other = tmp_path / "other"
+    other.mkdir()
+    pq.write_table(pa.table({"path": ["a.mp4"], "status": ["ok"]}), other / "index.parquet")
+    for src, says in (
+        (corrupt, "could not be read"),
+        (other, "with a video_id in every row, but its columns are ['path', 'status']"),
+    ):
+        proc = _run("batch", "--merge", str(src), "--out", str(tmp_path / "merged"))
+        line = _one_error_line(proc)
+        assert f"expected a batch index at {src / 'index.parquet'}" in line and says in line
+        assert not (tmp_path / "merged").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_ctrl_c_while_the_workers_start_is_one_line(dataset: Path, tmp_path: Path) -> None:
+    """Ctrl-C (to the whole process group, as a terminal sends it) while two workers import
+    torch printed 40-100 lines of their tracebacks. Sent as soon as both exist."""
+    out = tmp_path / "batch"
+    proc = subprocess.Popen(
+        _cli("batch", str(dataset), "--out", str(out), "--format", "npy", "--workers", "2",
+             "--quiet"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait("two workers", lambda: len(_children(proc.pid, "spawn_main")) == 2)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=BOUND)
+    assert (proc.returncode, err.strip().splitlines()) == (130, ["interrupted"]), err
+    assert "leaked" not in err
+
+
+# 9. Unclear or silent cases, now said -----------------------------------------------------
+
+
+def test_csv_newlines_missing_paths_and_repeats_are_read_and_said(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """A quoted newline in a .csv path was misread; rows without a path and a video listed
+    twice (also as ``./a.mp4`` beside ``a.mp4``) were dropped or done twice without a word."""
+    from saliency_tubes.commands.dataset import read_inputs
+
+    a, _ = _clips(dataset)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    odd = folder / "two\nlines.mp4"
+    shutil.copy(dataset.parent / a, odd)
+    shutil.copy(dataset.parent / a, folder / "a.mp4")
+    (folder / "labels.csv").write_text(
+        'path,label\n"two\nlines.mp4",shrink\n,grow\na.mp4,shrink\n./a.mp4,shrink\n,\n',
+        encoding="utf-8",
+    )
+    notes: list[str] = []
+    items = read_inputs(folder / "labels.csv", notes=notes)
+    assert [i.path for i in items] == [odd.resolve(), (folder / "a.mp4").resolve()]
+    assert notes == [
+        "2 row(s) of labels.csv have no path (rows 2, 5): left out",
+        "1 video(s) listed again ('./a.mp4'): explained once, the first row",
+    ]
+    proc = _run("batch", str(folder / "labels.csv"), "--out", str(tmp_path / "out"),
+                "--format", "npy", "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "2 videos: 2 ok" in proc.stdout
+    for note in notes:
+        assert f"note: {note}" in proc.stdout
+
+
+def test_an_out_folder_holding_the_input_still_finds_the_videos(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """``--out`` containing INPUT said no video was found (everything under --out was left
+    out); now only --out's own videos/ is."""
+    out = tmp_path / "work"
+    shutil.copytree(dataset.parent, out / "data")
+    result = batch_videos(out / "data", out, _settings(out), BatchOptions(progress=False))
+    assert (result.ran, result.failed) == (2, 0)
+    again = batch_videos(out / "data", out, _settings(out), BatchOptions(progress=False))
+    assert (again.ran, again.skipped, len(again.rows)) == (0, 2, 2)  # not its own outputs
+
+
+def test_a_timed_out_video_leaves_no_empty_folder(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "batch"
+    settings = _settings(out, name="_batch_models:hanging")
+    import sys as _sys
+
+    _sys.path.insert(0, str(TESTS))  # the factory, for the workers too
+    try:
+        result = batch_videos(dataset, out, settings, BatchOptions(limit=1, timeout=3.0,
+                                                                   progress=False))
+    finally:
+        _sys.path.remove(str(TESTS))
+    assert "timed out after 3 s" in result.rows[0]["error"]
+    assert not (out / "videos" / result.rows[0]["video_id"]).exists()
+
+
+def test_a_weights_folder_for_a_checkpoint_says_so(clip: Path, tmp_path: Path) -> None:
+    proc = _run("explain", str(clip), "--out", str(tmp_path / "out"), "--weights",
+                str(tmp_path), "--quiet")  # fmt: skip
+    line = _one_error_line(proc)
+    assert f"expected a checkpoint file (.pth/.pt/.safetensors) at {tmp_path}, but it is a folder" in line
+
+
+def test_a_3000_character_class_name_is_a_short_file_name(clip: Path, tmp_path: Path) -> None:
+    """It failed with "File name too long; check its permissions"."""
+    long = "a-very-long-class-" * 170  # 3060 characters
+    names = tmp_path / "names.txt"
+    from saliency_tubes.zoo import load_model
+
+    others = list(load_model("tiny-actions").categories or [])
+    names.write_text("\n".join([long, *others[1:]]) + "\n")
+    out = tmp_path / "out"
+    proc = _run("explain", str(clip), "--out", str(out), "--categories", str(names),
+                "--classes", "0", "--format", "mp4,plot", "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["classes"][0]["name"] == long
+    assert max(len(p.name) for p in out.iterdir()) < 120

@@ -23,11 +23,13 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, first_line
 from .batch_video import BatchSettings, VideoWorker, error_row
 from .dataset import Item
+from .lock import LOCK_NAME
 from .outputs import recover_staging
 
 __all__ = ["START_LIMIT", "Task", "run_local"]
@@ -153,6 +155,16 @@ class _Worker:
     started: float = dataclasses.field(default_factory=time.monotonic)
 
 
+def _clean(folder: Path) -> None:
+    """What a worker killed mid-video left in its video's folder: the staging folder (the
+    earlier results put back), its lock (stale: the worker is gone), and the folder itself
+    when it holds nothing else."""
+    recover_staging(folder)
+    with suppress(OSError):
+        (folder / LOCK_NAME).unlink(missing_ok=True)
+        folder.rmdir()
+
+
 def run_local(
     settings: BatchSettings,
     tasks: Sequence[Task],
@@ -272,9 +284,7 @@ def run_local(
                 if message is not None:
                     device = w.device
                     retire(wid)
-                    recover_staging(settings.videos / item.video_id)  # killed mid-video
-                    with suppress(OSError):  # its folder, when it holds nothing else
-                        (settings.videos / item.video_id).rmdir()
+                    _clean(settings.videos / item.video_id)
                     remaining -= 1
                     on_row(error_row(item, message, fingerprint, now - began))
                     if pending:
