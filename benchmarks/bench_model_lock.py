@@ -87,7 +87,9 @@ def main() -> None:
         finally:
             hooks.model_lock = per_lock
     one = statistics.median(times["one"])
-    print(describe(), f"torch {torch.__version__}, torch threads 1,", f"load {os.getloadavg()[0]:.2f}")
+    print(
+        describe(), f"torch {torch.__version__}, torch threads 1,", f"load {os.getloadavg()[0]:.2f}"
+    )
     print(f"python {platform.python_version()}; {args.rounds} rounds, {args.clips} clips a thread")
     print("| run | median s | ratio to its one | every round s |")
     print("|---|---:|---:|---|")

@@ -16,8 +16,8 @@ import difflib
 import itertools
 import threading
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,6 +192,34 @@ def preserved_state(model: nn.Module, *, eval_mode: bool) -> Iterator[None]:
                     p.requires_grad_(requires_grad)
 
 
+@dataclass(frozen=True)
+class Hook:
+    """A forward hook to register on ``module`` (a forward pre-hook when ``before``)."""
+
+    module: nn.Module
+    function: Callable[..., Any]
+    before: bool = False
+
+
+@contextmanager
+def hooked(model: nn.Module, hooks: Iterable[Hook]) -> Iterator[None]:
+    """Register ``hooks`` for the block, holding ``model``'s lock; every hook registered is
+    removed on every way out (also when registering a later one, or the block, raises).
+
+    The one place hooks are put on a user's model: :func:`counted_forwards`,
+    :func:`capture_activation`, :func:`trace_calls` and the channel tracing of
+    :mod:`saliency_tubes.channels` go through it.
+    """
+    with model_lock(model), ExitStack() as stack:
+        for hook in hooks:
+            module = hook.module
+            register = (
+                module.register_forward_pre_hook if hook.before else module.register_forward_hook
+            )
+            stack.callback(register(hook.function).remove)
+        yield
+
+
 @contextmanager
 def counted_forwards(model: nn.Module) -> Iterator[list[int]]:
     """Count the clips ``model`` forwards while the block runs: ``[n]``, the batch size of
@@ -210,12 +238,8 @@ def counted_forwards(model: nn.Module) -> Iterator[list[int]]:
             first = _first_tensor(first)
         counted[0] += int(first.shape[0]) if isinstance(first, torch.Tensor) and first.dim() else 1
 
-    with model_lock(model):
-        handle = model.register_forward_pre_hook(count)
-        try:
-            yield counted
-        finally:
-            handle.remove()
+    with hooked(model, [Hook(model, count, before=True)]):
+        yield counted
 
 
 def _first_tensor(output: Any) -> torch.Tensor | None:
@@ -266,12 +290,8 @@ def capture_activation(module: nn.Module, *, with_grad: bool) -> Iterator[Captur
             return replaced
         return type(output)([replaced, *output[1:]])
 
-    with model_lock(module):
-        handle = module.register_forward_hook(hook)
-        try:
-            yield record
-        finally:
-            handle.remove()
+    with hooked(module, [Hook(module, hook)]):
+        yield record
 
 
 @dataclass(frozen=True)
@@ -290,7 +310,6 @@ def trace_calls(model: nn.Module, inputs: Any) -> list[ModuleCall]:
     The model's lock is held for the call (:func:`model_lock`).
     """
     calls: list[ModuleCall] = []
-    handles = []
 
     def make_hook(name: str) -> Any:
         def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
@@ -300,16 +319,9 @@ def trace_calls(model: nn.Module, inputs: Any) -> list[ModuleCall]:
 
         return hook
 
-    with model_lock(model):
-        try:
-            for name, module in model.named_modules():
-                if name:
-                    handles.append(module.register_forward_hook(make_hook(name)))
-            with torch.no_grad():
-                model(inputs)
-        finally:
-            for handle in handles:
-                handle.remove()
+    hooks = [Hook(module, make_hook(name)) for name, module in model.named_modules() if name]
+    with hooked(model, hooks), torch.no_grad():
+        model(inputs)
     return calls
 
 
