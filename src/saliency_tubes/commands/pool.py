@@ -48,7 +48,7 @@ def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int) -> None:
     Ctrl-C reaches the workers too (one process group): the video under way cleans up its
     output folder, as ``explain`` does, and the worker exits quietly.
     """
-    seen = []
+    seen: list[int] = []
 
     def once(signum: int, frame: Any) -> None:  # a second Ctrl-C must not cut the clean-up
         if not seen:

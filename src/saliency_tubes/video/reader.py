@@ -371,6 +371,7 @@ ACCURATE_YUV = (
 
 def _to_rgb(frame: av.VideoFrame, accurate: bool, rotation: int = 0) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB pixels of a decoded frame, turned upright by ``rotation``."""
+    rgb: np.ndarray
     if accurate:
         rgb = frame.reformat(format="rgb24", interpolation=ACCURATE_RGB).to_ndarray()
     else:
