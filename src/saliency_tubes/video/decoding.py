@@ -49,7 +49,6 @@ SEEK_MIN_SKIP = 12
 def to_rgb(frame: av.VideoFrame, accurate: bool, rotation: int = 0) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB pixels of a decoded frame, turned upright by ``rotation``."""
     rgb: np.ndarray
-    rgb: np.ndarray
     if accurate:
         rgb = frame.reformat(format="rgb24", interpolation=ACCURATE_RGB).to_ndarray()
     else:
