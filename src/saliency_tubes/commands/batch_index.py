@@ -23,6 +23,7 @@ import numpy as np
 
 from ..video import atomic_write_bytes, atomic_write_json
 from .batch_video import COLUMNS
+from .model_line import caveats, model_line
 
 __all__ = [
     "Journal",
@@ -180,6 +181,7 @@ def summarise_rows(
             "labels": sorted({str(r["label"]) for r in unknown})[:top],
         },
         "random_weights": any(bool(r.get("random_weights")) for r in ok),
+        "model": _model_of(ok, settings),
         "confusions": [
             {"label": a, "pred": b, "videos": n} for (a, b), n in confusions.most_common(top)
         ],
@@ -201,15 +203,41 @@ def summarise_rows(
     }
 
 
+def _model_of(ok: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
+    """What explained the batch (:func:`~saliency_tubes.commands.model_line.model_facts`'s
+    keys), from its explained rows; rows of an older journal give only what the settings
+    say (no weights source nor caveat)."""
+    model = settings.get("model") or {}
+    weights = str(model["weights"]) if model.get("weights") else None
+    for r in ok:
+        if r.get("model"):
+            return {
+                "name": r["model"],
+                "weights": weights,
+                "weights_source": r.get("weights_source"),
+                "random_weights": any(bool(x.get("random_weights")) for x in ok),
+                "caveat": r.get("caveat"),
+                "method": r.get("method"),
+            }
+    return {
+        "name": model.get("name"),
+        "weights": weights,
+        "weights_source": None,
+        "random_weights": any(bool(x.get("random_weights")) for x in ok),
+        "caveat": None,
+        "method": (settings.get("explain") or {}).get("method"),
+    }
+
+
 def _num(value: Any, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
     """The summary as a short Markdown page."""
-    lines = ["# Batch summary", ""]
-    if summary["random_weights"]:
-        lines += ["**The model had random weights (untrained): the tubes explain nothing.**", ""]
+    lines = ["# Batch summary", "", model_line(summary.get("model") or {}), ""]
+    for note in caveats(summary.get("model") or {"random_weights": summary["random_weights"]}):
+        lines += [f"**{note[0].upper()}{note[1:]}.**", ""]
     lines.append(
         f"{summary['videos']} videos: {summary['ok']} ok, {summary['failed']} failed. "
         + (

@@ -55,6 +55,10 @@ COLUMNS: dict[str, str] = {
     "seconds": "wall seconds of its explain",
     "output": "its output folder, relative to the batch folder",
     "random_weights": "the model had random (untrained) weights",
+    "model": "the model's name",
+    "method": "the explanation method",
+    "weights_source": "where its weights came from (shipped, file, download, random, factory)",
+    "caveat": "what its outputs do not mean (the embedded model: 8 synthetic classes only)",
     "fingerprint": "hash of everything the row depends on (options, model, weights, video)",
 }
 
@@ -256,6 +260,10 @@ class VideoWorker:
             seconds=round(time.perf_counter() - started, 3),
             output=f"videos/{item.video_id}",
             random_weights=bool(self.loaded.random_weights),
+            model=self.loaded.name,
+            method=explained[0].method,
+            weights_source=self.loaded.weights_source,
+            caveat=self.loaded.caveat,
             fingerprint=fingerprint,
             **local,
         )
