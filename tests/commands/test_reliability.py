@@ -255,6 +255,21 @@ def test_a_model_that_cannot_load_writes_nothing(
     assert not (tmp_path / "new").exists()
 
 
+def test_a_model_that_cannot_load_on_ray_writes_nothing(
+    dataset: Path, finished: Path, tmp_path: Path
+) -> None:
+    """The same with ``--engine ray`` (its own local Ray, started and stopped)."""
+    pytest.importorskip("ray.data", reason="the ray extra is not installed")
+    out = _copy(finished, tmp_path)
+    before = _files(out)
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    settings = _settings(out, weights=str(bad))
+    with pytest.raises(InputError, match=r"could not be loaded .* \(on the Ray actors\)"):
+        batch_videos(dataset, out, settings, BatchOptions(engine="ray", progress=False))
+    assert _files(out) == before
+
+
 # 4. One run at a time in an output folder ----------------------------------------------
 
 HOLD = """
