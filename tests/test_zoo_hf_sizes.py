@@ -88,3 +88,35 @@ def test_the_cli_says_one_line_at_once(tmp_path: Path) -> None:
         assert not (tmp_path / "out").exists()
     with pytest.raises(ModelLoadError, match="num_frames 100000"):
         load_model(f"hf:{tmp_path / 'hf100000'}")
+
+
+def test_weights_that_do_not_fit_are_one_line_without_the_load_report(tmp_path: Path) -> None:
+    """transformers printed its load report (20-55 lines) before the error line."""
+    pytest.importorskip("transformers", reason="the transformers extra is not installed")
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from _clips import write_demo_clip
+
+    tf = hf.import_transformers("test")
+    config = tf.VivitConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        image_size=32, num_frames=8, tubelet_size=[2, 8, 8], id2label={0: "a", 1: "b"},
+        label2id={"a": 0, "b": 1},
+    )  # fmt: skip
+    folder = tmp_path / "vivit"
+    tf.VivitForVideoClassification(config).save_pretrained(str(folder))
+    state = load_file(str(folder / "model.safetensors"))
+    state.pop("classifier.weight")
+    state["extra.weight"] = torch.zeros(2)
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "saliency_tubes.cli", "explain", str(write_demo_clip(tmp_path)),
+         "--out", str(tmp_path / "out"), "--model", f"hf:{folder}"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+        f"error: the weights in {folder} do not fit its config.json: missing keys "
+        "['classifier.weight']; unexpected keys ['extra.weight']; save the model again with "
+        "save_pretrained"
+    ], proc.stderr

@@ -576,14 +576,18 @@ def load_folder(
 
 @contextmanager
 def quiet_progress(transformers: Any) -> Iterator[None]:
-    """transformers' progress bars off for the block (the library prints nothing), then
-    as they were."""
+    """transformers' progress bars and log lines off for the block (its load report of
+    missing or unexpected keys: what is wrong is said in one line after it), then as they
+    were."""
     logging = transformers.utils.logging
     was = logging.is_progress_bar_enabled()
+    level = logging.get_verbosity()
     logging.disable_progress_bar()
+    logging.set_verbosity(logging.CRITICAL)
     try:
         yield
     finally:
+        logging.set_verbosity(level)
         if was:
             logging.enable_progress_bar()
 
