@@ -600,3 +600,20 @@ def test_a_3000_character_class_name_is_a_short_file_name(clip: Path, tmp_path: 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["classes"][0]["name"] == long
     assert max(len(p.name) for p in out.iterdir()) < 120
+
+
+def test_a_huge_upsample_and_odd_clips_are_one_clear_line() -> None:
+    """``st.upsample`` to a huge size raised a raw RuntimeError of the allocator; float64
+    and 2-channel clips got a hint about the clip's size."""
+    import torch
+
+    import saliency_tubes as st
+    from saliency_tubes.zoo import load_model
+
+    with pytest.raises(InputError, match=r"upsampling 1 map\(s\) to 100000x100000x100000 needs"):
+        st.upsample(torch.rand(1, 1, 2, 3, 3), size=(100000, 100000, 100000))
+    explainer = load_model("tiny-actions").explainer("cam")
+    with pytest.raises(InputError, match=r"expected a torch.float32 clip .* but got torch.float64"):
+        explainer(torch.rand(1, 3, 16, 96, 96, dtype=torch.float64))
+    with pytest.raises(InputError, match=r"a clip of 2 channels .* give \(N, 3, T, H, W\) RGB"):
+        explainer(torch.rand(1, 2, 16, 96, 96))
