@@ -11,6 +11,9 @@ Example:
     >>> result = st.explain_video("clip.mp4", "out", st.load_model("tiny-actions"))  # doctest: +SKIP
     >>> result.tubes[0].name, result.files["mp4"]    # doctest: +SKIP
 
+Your own torchvision import fails next to a CPU-only torch with ``operator torchvision::nms
+does not exist``? Call :func:`import_torchvision` first (see its docstring).
+
 Every name below is imported from its module when first used, so ``import saliency_tubes``
 (and the command line's start, its ``--help`` and a Ctrl-C while starting) costs nothing
 until torch is needed.
@@ -33,12 +36,12 @@ _EXPORTS: dict[str, str] = {
         "SaliencyTubesError VideoError",
         ".methods": "CAM METHODS EigenCAM Explainer GradCAM GradCAMPlusPlus HiResCAM "
         "IntegratedGradients LayerCAM Occlusion SaliencyTubes ScoreCAM Tubes XGradCAM "
-        "normalize_tubes select_classes",
+        "normalize_tubes select_classes AttentionRelevancy AttentionRollout",
         ".metrics.concentration": "TubeStats tube_stats",
         ".pyramid": "ClassFeaturePyramid PyramidEdge PyramidNode class_feature_pyramid",
         ".temporal": "TemporalCurve key_frames temporal_curve",
         ".upsample": "upsample",  # the module, which is also callable as its function
-        ".zoo": "LoadedModel load_model",
+        ".zoo": "LoadedModel import_torchvision load_model",
         ".commands": "CommandResult CompareOptions EvaluateOptions ExplainOptions ModelOptions "
         "PyramidOptions TubeResult benchmark compare_classes compare_models evaluate_video "
         "explain_video model_lines pyramid_video run_demo write_benchmark",
@@ -77,6 +80,8 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .errors import VideoError as VideoError
     from .methods import CAM as CAM
     from .methods import METHODS as METHODS
+    from .methods import AttentionRelevancy as AttentionRelevancy
+    from .methods import AttentionRollout as AttentionRollout
     from .methods import EigenCAM as EigenCAM
     from .methods import Explainer as Explainer
     from .methods import GradCAM as GradCAM
@@ -101,4 +106,5 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .temporal import key_frames as key_frames
     from .temporal import temporal_curve as temporal_curve
     from .zoo import LoadedModel as LoadedModel
+    from .zoo import import_torchvision as import_torchvision
     from .zoo import load_model as load_model

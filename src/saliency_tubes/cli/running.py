@@ -58,7 +58,17 @@ def loaded(spec: Any) -> Any:
             "network; pass --weights PATH (or a named release) for a trained one",
             err=True,
         )
+    if model.caveat:
+        click.echo(caveat_line(model.name, model.caveat), err=True)
     return model
+
+
+def caveat_line(name: str, caveat: str) -> str:
+    """The stderr line of a model with a caveat (the embedded one), whatever ``--quiet``."""
+    return (
+        f"warning: {printable(name)} {printable(caveat)}: on any other video its classes and "
+        "tubes mean nothing; pass --model (e.g. r3d_18 --weights kinetics400) for a real one"
+    )
 
 
 def stages(quiet: bool) -> Callable[[str], None] | None:
@@ -210,6 +220,9 @@ def report_batch(result: Any) -> None:
             "pass --weights PATH (or a named release) for a trained one",
             err=True,
         )
+    model = s.get("model") or {}
+    if model.get("caveat"):
+        click.echo(caveat_line(str(model.get("name")), str(model["caveat"])), err=True)
     accuracy = (
         ""
         if s["accuracy"] is None
