@@ -125,7 +125,6 @@ def _localisation(e: Explained, gt: Path, info: Any) -> dict[str, float]:
     over the windows with ground truth in them), as ``evaluate`` scores a clip (the same
     pointing tolerances)."""
     from ..metrics.groundtruth import load_ground_truth
-    from ..metrics.localisation import localisation
     from ..metrics.protocol import Protocol
 
     protocol = Protocol()
@@ -136,14 +135,7 @@ def _localisation(e: Explained, gt: Path, info: Any) -> dict[str, float]:
     for w, win in enumerate(e.windows):
         mask = truth.on_clip(win.indices, prep)
         if bool(mask.any()):
-            scores.append(
-                localisation(
-                    e.track.normalised(w)[0],
-                    mask,
-                    tolerance_frames=protocol.tolerance_frames,
-                    tolerance_px=protocol.tolerance_px,
-                )
-            )
+            scores.append(protocol.localisation(e.track.normalised(w)[0], mask))
     if not scores:
         return {}
     return {key: float(np.mean([s[key] for s in scores])) for key in ("pointing", "mass", "iou")}
