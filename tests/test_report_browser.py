@@ -138,12 +138,13 @@ def test_the_report_plays_and_every_control_works(browser, report: Path) -> None
     )
     time.sleep(0.3)
     assert _overlay(browser) != faded  # another class, another tube
-    # A click at 3/4 of the curve seeks to that frame.
+    # A click at 3/4 of the curve's time axis (44 px in from the left, 10 px from the
+    # right) seeks to that frame.
     n = len(data["video"]["timestamps"])
     browser.execute_script(
         "const v = document.querySelector('[data-role=video]'); v.pause();"
         "const c = document.querySelector('[data-role=curve]'); const r = c.getBoundingClientRect();"
-        "const at = {clientX: r.left + 0.75 * r.width, clientY: r.top + r.height / 2, bubbles: true};"
+        "const at = {clientX: r.left + 44 + 0.75 * (r.width - 54), clientY: r.top + r.height / 2, bubbles: true};"
         "c.dispatchEvent(new MouseEvent('mousedown', at));"
         "window.dispatchEvent(new MouseEvent('mouseup', at));"
     )
@@ -167,6 +168,25 @@ def test_the_report_plays_and_every_control_works(browser, report: Path) -> None
         "return performance.getEntriesByType('resource').map(e => e.name)"
     )
     assert all(u.startswith(("file:", "data:", "blob:")) for u in loaded), loaded
+
+
+def test_the_header_names_the_model_and_the_side_panel_has_sections(browser, report: Path) -> None:
+    _open(browser, report)
+    model = browser.execute_script("return document.querySelector('[data-role=model]').textContent")
+    assert model == (
+        "model tiny-actions, trained weights shipped with the package, method cam; caveat: "
+        "tiny-actions knows only 8 synthetic motion classes: its classes and tubes mean nothing "
+        "on other videos"
+    )
+    sections = browser.execute_script(
+        "return [...document.querySelectorAll('[data-role=meta] h2')].map(h => h.textContent)"
+    )
+    assert sections == ["model", "method", "video", "options"]
+    encoder = browser.execute_script(
+        "const dts = [...document.querySelectorAll('[data-role=meta] dt')];"
+        "return dts.find(d => d.textContent === 'encoder').nextElementSibling.textContent"
+    )
+    assert encoder == "libx264 superfast crf 18"
 
 
 def test_class_names_stay_text(browser, report: Path) -> None:

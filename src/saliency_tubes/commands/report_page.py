@@ -23,8 +23,11 @@ main { display: flex; gap: 16px; padding: 12px 16px; align-items: flex-start; fl
 #stage canvas { position: absolute; left: 0; top: 0; width: 100%; height: 100%; pointer-events: none; }
 .controls { display: flex; gap: 12px; align-items: center; flex-wrap: wrap; margin: 8px 0; }
 .controls label { display: inline-flex; gap: 6px; align-items: center; }
-#curve { width: 100%; height: 90px; cursor: pointer; display: block; border: 1px solid #8884; }
+#curve { width: 100%; height: 150px; cursor: pointer; display: block; border: 1px solid #8884; }
+section { flex: 0 0 auto; }
 aside { flex: 1 1 280px; max-width: 420px; }
+aside h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); margin: 12px 0 4px; }
+aside h2:first-child { margin-top: 0; }
 aside dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 10px; margin: 0; }
 aside dt { color: var(--muted); }
 aside dd { margin: 0; overflow-wrap: anywhere; }
@@ -48,11 +51,15 @@ _SCRIPT = r"""
   document.getElementById("title").textContent = data.title;
   document.getElementById("model").textContent = data.model;
   if (data.warning) { const w = document.getElementById("warning"); w.textContent = "; caveat: " + data.warning; }
-  const panel = document.getElementById("facts");
-  for (const [key, value] of data.facts) {
-    panel.appendChild(el("dt", key));
-    panel.appendChild(el("dd", typeof value === "string" ? value : JSON.stringify(value)));
+  const panel = $("meta");
+  for (const section of data.facts) {
+    panel.appendChild(el("h2", section.section));
+    const dl = el("dl");
+    dl.dataset.section = section.section;
+    for (const [key, value] of section.facts) { dl.appendChild(el("dt", key)); dl.appendChild(el("dd", value)); }
+    panel.appendChild(dl);
   }
+  if (data.scale) document.getElementById("scale").textContent = data.scale + " (the curve stays on the video's scale)";
   data.classes.forEach((c, k) => {
     const o = el("option", c.label);
     o.value = String(k);
@@ -60,7 +67,9 @@ _SCRIPT = r"""
   });
   overlay.width = W; overlay.height = H;
   // As large as fits: the controls and the curve stay on screen under the video.
-  video.style.width = Math.max(240, Math.min(innerWidth * 0.68, 900, innerHeight * 0.62 * W / H)) + "px";
+  const shown = Math.max(240, Math.min(innerWidth * 0.68, 900, innerHeight * 0.62 * W / H));
+  video.style.width = shown + "px";
+  video.closest("section").style.width = Math.max(shown, Math.min(innerWidth * 0.68, 900)) + "px";
   const ctx = overlay.getContext("2d", { willReadFrequently: true });
   const small = document.createElement("canvas");
   small.width = grid[1]; small.height = grid[0];
@@ -130,25 +139,50 @@ _SCRIPT = r"""
     drawCurve();
   }
 
+  // The curve's plot area inside the canvas: room for the saliency axis on the left and
+  // the time axis (seconds) under it.
+  const AXIS = { left: 44, right: 10, top: 8, bottom: 30 };
   function drawCurve() {
-    const c = data.classes[current], cv = curve.getContext("2d");
-    const w = curve.width = curve.clientWidth * devicePixelRatio, h = curve.height = curve.clientHeight * devicePixelRatio;
+    const c = data.classes[current], cv = curve.getContext("2d"), d = devicePixelRatio;
+    const w = curve.width = curve.clientWidth * d, h = curve.height = curve.clientHeight * d;
     cv.clearRect(0, 0, w, h);
     let lo = 0, hi = 1e-9;  // a loop, not Math.min(...values): long videos have many frames
     for (const v of c.curve_mean) lo = Math.min(lo, v);
     for (const v of c.curve_max) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     hi = Math.max(hi, lo + 1e-9);
-    const x = (i) => (n > 1 ? i / (n - 1) : 0.5) * (w - 2) + 1, y = (v) => h - 3 - ((v - lo) / (hi - lo)) * (h - 6);
-    if (lo < 0) { cv.strokeStyle = "#8886"; cv.beginPath(); cv.moveTo(0, y(0)); cv.lineTo(w, y(0)); cv.stroke(); }
+    const L = AXIS.left * d, R = w - AXIS.right * d, T = AXIS.top * d, B = h - AXIS.bottom * d;
+    const x = (i) => L + (n > 1 ? i / (n - 1) : 0.5) * (R - L), y = (v) => B - ((v - lo) / (hi - lo)) * (B - T);
+    const ink = getComputedStyle(document.body).color;
+    cv.font = 11 * d + "px system-ui, sans-serif"; cv.fillStyle = ink; cv.strokeStyle = "#8888"; cv.lineWidth = d;
+    cv.beginPath(); cv.moveTo(L, T); cv.lineTo(L, B); cv.lineTo(R, B); cv.stroke();
+    cv.textAlign = "right"; cv.textBaseline = "middle";
+    for (const v of [lo, (lo + hi) / 2, hi]) { cv.fillText(v.toFixed(2), L - 4 * d, y(v)); }
+    cv.save(); cv.translate(10 * d, (T + B) / 2); cv.rotate(-Math.PI / 2); cv.textAlign = "center";
+    cv.fillText("saliency", 0, 0); cv.restore();
+    // Time ticks at round seconds: a step of 1, 2 or 5 times a power of ten, about 6 of them.
+    const span = Math.max(ts[n - 1] - t0, 1e-6), raw = span / 6, p10 = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 5, 10].map((m) => m * p10).find((s) => s >= raw);
+    const xt = (t) => L + (n > 1 ? t / span : 0.5) * (R - L), digits = step < 1 ? String(step).split(".")[1].length : 0;
+    cv.textAlign = "center"; cv.textBaseline = "top";
+    for (let t = 0; t <= span + 1e-9; t += step) {
+      cv.beginPath(); cv.moveTo(xt(t), B); cv.lineTo(xt(t), B + 3 * d); cv.stroke();
+      cv.fillText(t.toFixed(digits), Math.min(xt(t), R - 8 * d), B + 4 * d);
+    }
+    cv.textAlign = "center"; cv.fillText("time (s)", (L + R) / 2, B + 15 * d);
+    if (lo < 0) { cv.strokeStyle = "#8886"; cv.beginPath(); cv.moveTo(L, y(0)); cv.lineTo(R, y(0)); cv.stroke(); }
     for (const [values, colour] of [[c.curve_max, "#999"], [c.curve_mean, "#d33"]]) {
       cv.strokeStyle = colour; cv.lineWidth = 1.5 * devicePixelRatio; cv.beginPath();
       values.forEach((v, i) => (i ? cv.lineTo(x(i), y(v)) : cv.moveTo(x(i), y(v))));
       cv.stroke();
     }
-    cv.fillStyle = "#36c";
-    for (const k of c.key_frames) { cv.beginPath(); cv.arc(x(k), y(c.curve_mean[k]), 3 * devicePixelRatio, 0, 7); cv.fill(); }
-    cv.strokeStyle = "#2a2"; cv.lineWidth = 2 * devicePixelRatio;
-    cv.beginPath(); cv.moveTo(x(frame), 0); cv.lineTo(x(frame), h); cv.stroke();
+    cv.fillStyle = "#36c"; cv.textAlign = "center"; cv.textBaseline = "bottom";
+    for (const k of c.key_frames) {
+      cv.beginPath(); cv.arc(x(k), y(c.curve_mean[k]), 3 * d, 0, 7); cv.fill();
+      const at = Math.min(Math.max(x(k), L + 18 * d), R - 18 * d);
+      cv.fillText((ts[k] - t0).toFixed(2) + " s", at, Math.max(T + 10 * d, y(c.curve_mean[k]) - 4 * d));
+    }
+    cv.strokeStyle = "#2a2"; cv.lineWidth = 2 * d;
+    cv.beginPath(); cv.moveTo(x(frame), T); cv.lineTo(x(frame), B); cv.stroke();
   }
 
   function show(f) { frame = Math.max(0, Math.min(n - 1, f)); draw(); }
@@ -168,7 +202,10 @@ _SCRIPT = r"""
   style.addEventListener("change", draw);
   select.addEventListener("change", () => choose(Number(select.value)));
   let dragging = false;
-  const fromMouse = (ev) => { const r = curve.getBoundingClientRect(); seek(Math.round(((ev.clientX - r.left) / r.width) * (n - 1))); };
+  const fromMouse = (ev) => {
+    const r = curve.getBoundingClientRect(), inner = r.width - AXIS.left - AXIS.right;
+    seek(Math.round(((ev.clientX - r.left - AXIS.left) / inner) * (n - 1)));
+  };
   curve.addEventListener("mousedown", (ev) => { dragging = true; video.pause(); fromMouse(ev); });
   window.addEventListener("mousemove", (ev) => { if (dragging) fromMouse(ev); });
   window.addEventListener("mouseup", () => { dragging = false; });
@@ -209,10 +246,11 @@ PAGE = (
     <span id="frame" class="hint"></span>
   </div>
   <canvas data-role="curve" id="curve" title="temporal importance: click or drag to seek"></canvas>
-  <div class="hint">red: mean saliency per frame; grey: its maximum; blue dots: key frames.
+  <div class="hint" id="scale"></div>
+  <div class="hint">red: mean saliency per frame (0 to 1, the tube's own scale); grey: its maximum; blue dots: key frames, with their times.
   Click or drag on the curve to seek; arrow keys step one frame; space plays and pauses.</div>
 </section>
-<aside><dl id="facts"></dl></aside>
+<aside data-role="meta"></aside>
 </main>
 <script type="application/json" id="report-data">__DATA__</script>
 <script>"""
