@@ -11,6 +11,9 @@ Example:
     >>> result = st.explain_video("clip.mp4", "out", st.load_model("tiny-actions"))  # doctest: +SKIP
     >>> result.tubes[0].name, result.files["mp4"]    # doctest: +SKIP
 
+Your own torchvision import fails next to a CPU-only torch with ``operator torchvision::nms
+does not exist``? Call :func:`import_torchvision` first (see its docstring).
+
 Every name below is imported from its module when first used, so ``import saliency_tubes``
 (and the command line's start, its ``--help`` and a Ctrl-C while starting) costs nothing
 until torch is needed.
@@ -44,13 +47,14 @@ _EXPORTS: dict[str, str] = {
         "Occlusion SaliencyTubes ScoreCAM Tubes XGradCAM normalize_tubes select_classes".split(),
         "methods",
     ),
+    **dict.fromkeys(("AttentionRelevancy", "AttentionRollout"), "methods"),
     **dict.fromkeys(("TubeStats", "tube_stats"), "metrics.concentration"),
     **dict.fromkeys(
         ("ClassFeaturePyramid", "PyramidEdge", "PyramidNode", "class_feature_pyramid"), "pyramid"
     ),
     **dict.fromkeys(("TemporalCurve", "key_frames", "temporal_curve"), "temporal"),
     "upsample": "upsample",
-    **dict.fromkeys(("LoadedModel", "load_model"), "zoo"),
+    **dict.fromkeys(("LoadedModel", "import_torchvision", "load_model"), "zoo"),
     **dict.fromkeys(
         (
             "CommandResult",
@@ -76,6 +80,8 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "CAM",
+    "AttentionRelevancy",
+    "AttentionRollout",
     "ClassFeaturePyramid",
     "ClassSelectionError",
     "CommandResult",
@@ -117,6 +123,7 @@ __all__ = [
     "contrastive_tube",
     "evaluate_video",
     "explain_video",
+    "import_torchvision",
     "key_frames",
     "load_model",
     "model_lines",
@@ -201,6 +208,8 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .methods import (
         CAM,
         METHODS,
+        AttentionRelevancy,
+        AttentionRollout,
         EigenCAM,
         Explainer,
         GradCAM,
@@ -220,4 +229,4 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .pyramid import ClassFeaturePyramid, PyramidEdge, PyramidNode, class_feature_pyramid
     from .temporal import TemporalCurve, key_frames, temporal_curve
     from .upsample import upsample
-    from .zoo import LoadedModel, load_model
+    from .zoo import LoadedModel, import_torchvision, load_model

@@ -189,6 +189,28 @@ def report_classes(result: Any) -> None:
     wrote(result)
 
 
+def report_contrast(result: Any) -> None:
+    """compare-classes with --contrast: what the contrast's colours mean, and its scale."""
+    c = result.manifest["contrast"]
+    if c:
+        echo(
+            f"contrast {c['a']['name']} vs {c['b']['name']}: red where the model sees "
+            f"{c['a']['name']} more, blue where {c['b']['name']}; full colour at the largest "
+            f"raw difference ({c['scale']:.4g})"
+        )
+
+
+def report_models(result: Any) -> None:
+    """compare-models: per model, its class, the tube's mass above 0.5 and its spread."""
+    for row in result.manifest["summary"]:
+        echo(
+            f"{row['model']}: {row['class']} p={probability(row['score'], 3)}  "
+            f"above 0.5: {100 * row['fraction_above']:.1f}% of voxels  "
+            f"spread {row['spread']:.3f} (y {row['spread_y']:.3f}, x {row['spread_x']:.3f})"
+        )
+    wrote(result)
+
+
 def report_batch(result: Any) -> None:
     """The last lines of a batch; exit code 1 when a video failed."""
     s = result.summary

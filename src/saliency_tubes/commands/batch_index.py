@@ -68,17 +68,21 @@ class Journal:
     """Append-only record of finished videos (one JSON line each, synced)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fh: IO[str] = path.open("a", encoding="utf-8")
+        self._fh: IO[str] | None = None  # opened at the first row: a run that ran nothing
+        # writes nothing
 
     def add(self, row: dict[str, Any]) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("a", encoding="utf-8")
         self._fh.write(json.dumps(row, default=_plain) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
 
 
 def _plain(value: Any) -> Any:
@@ -90,7 +94,9 @@ def _plain(value: Any) -> Any:
 
 
 def read_journal(path: Path) -> dict[str, dict[str, Any]]:
-    """The last row of each video in the journal at ``path`` (a cut last line is skipped)."""
+    """The last row of each video in the journal at ``path`` (a cut last line is skipped);
+    an error row does not replace an ok row of the same fingerprint (a re-run that failed,
+    a full disk, say, while the earlier outputs stayed)."""
     rows: dict[str, dict[str, Any]] = {}
     if not path.is_file():
         return rows
@@ -100,6 +106,10 @@ def read_journal(path: Path) -> dict[str, dict[str, Any]]:
         except json.JSONDecodeError:  # a line cut by a crash: that video runs again
             continue
         if isinstance(row, dict) and "video_id" in row:
+            was = rows.get(row["video_id"])
+            if was is not None and was.get("status") == "ok" and row.get("status") != "ok":
+                if was.get("fingerprint") == row.get("fingerprint"):
+                    continue
             rows[row["video_id"]] = row
     return rows
 

@@ -107,8 +107,8 @@ def encode(
         for frame in frames:
             for p, product in enumerate(products):
                 for key, image in product.draw(frame).items():
-                    for writer in writers[(p, key)]:
-                        writer.write(image)
+                    for sink in writers[(p, key)]:
+                        sink.write(image)
             bar.update(1)
     return files
 

@@ -118,13 +118,13 @@ def pyramid_video(
             written = list(built.nodes.values()) if options.all_tubes else drawn
             say(f"{len(built.nodes)} nodes; writing {len(written)} tube(s), the figure and JSON")
             tubes = built.tubes([n.id for n in written])
-            frames = render.display_frames(clip, preprocess)
+            pictures = render.display_frames(clip, preprocess)
             t = render.representative_frame(tubes[ROOT])
             note = "(random weights, untrained)" if loaded.random_weights else ""
             if loaded.caveat:
                 note = f"{note} ({loaded.caveat})".strip()
             figure = render.draw_pyramid(
-                built, frames, per_level=options.per_level, frame_index=t, tubes=tubes, note=note
+                built, pictures, per_level=options.per_level, frame_index=t, tubes=tubes, note=note
             )
             files: dict[str, list[str]] = {
                 "json": [outputs.write_json("pyramid.json", built.to_dict())],
@@ -141,7 +141,7 @@ def pyramid_video(
             if options.gif:
                 writer, name = outputs.video("pyramid.gif", fps=8)
                 with writer:
-                    for image in render.heat_grid_frames(built, frames, rows, tubes):
+                    for image in render.heat_grid_frames(built, pictures, rows, tubes):
                         writer.write(image)
                 files["gif"] = [name]
         ids = [[n.id for n in row] for row in rows]

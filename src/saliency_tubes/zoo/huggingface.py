@@ -282,7 +282,11 @@ def layout(config: dict[str, Any], where: str) -> Layout:
             ``attention_type`` is ``space_only`` (its frames are batched apart).
     """
     family = _family(config, where)
-    get = {**family.defaults, **config}.get
+    merged: dict[str, Any] = {**family.defaults, **config}
+
+    def get(key: str) -> Any:
+        return merged.get(key)
+
     frames = int(get("num_frames"))
     size = _pair(get("image_size"))
     blocks = int(get("num_hidden_layers"))
@@ -428,7 +432,8 @@ def _processor(folder: Path) -> dict[str, Any]:
 def pooled_head(model: nn.Module) -> Any:
     """VideoMAE's mean-pooled head on (N, C) token means: ``classifier(fc_norm(p))`` (CAM
     differentiates it at the clip's mean: its local linear map, see the module notes)."""
-    norm, classifier = model.fc_norm, model.classifier
+    norm: Any = model.fc_norm
+    classifier: Any = model.classifier
 
     def head(pooled: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = classifier(norm(pooled))
