@@ -333,20 +333,20 @@ def test_a_batch_index_sorts_filters_and_links_each_report(browser, tmp_path: Pa
         lambda: browser.execute_script("return document.body.dataset.ready") == "1",
         "the index is ready",
     )
-    count = "return document.querySelectorAll('tbody tr').length"
+    count = "return document.querySelectorAll('[data-role=rows] tr:not(.spacer)').length"
     assert browser.execute_script(count) == 3
     browser.find_element("css selector", "th[data-column=score]").click()
     scores = browser.execute_script(
-        "return [...document.querySelectorAll('tbody tr')].map(r => parseFloat(r.children[4].textContent))"
+        "return [...document.querySelectorAll('[data-role=rows] tr:not(.spacer)')]"
+        ".map(r => parseFloat(r.children[4].textContent))"
     )
     assert scores == sorted(scores)
-    _shot(browser, "index.png")
     browser.execute_script(
         "const w = document.querySelector('[data-role=wrong]'); w.checked = true;"
         "w.dispatchEvent(new Event('input'));"
     )
     assert browser.execute_script(count) == 1
-    link = browser.execute_script("return document.querySelector('tbody a').href")
+    link = browser.execute_script("return document.querySelector('[data-role=rows] a').href")
     assert link.endswith("/report.html")
     browser.get(link)
     deadline = time.monotonic() + 30
