@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -202,3 +203,21 @@ def test_evaluates_table_names_units_steps_substrate_and_sanity_step() -> None:
     assert protocol_lines(
         {"steps": 2, "substrate": "zeros", "tolerance_frames": 0, "tolerance_px": 3.5}, ["tube"]
     )[0].endswith("2 steps, zeros substrate, units tube (the tube's own voxels)")
+
+
+def test_fill_escapes_what_is_not_trusted_in_one_pass() -> None:
+    from saliency_tubes.commands.pages import Trusted, fill, template
+
+    page = "<title>{{TITLE}}</title><script>{{DATA}}</script>"
+    hostile = '<img src=x onerror="1"> {{DATA}}'
+    out = fill(page, {"TITLE": hostile, "DATA": Trusted('{"a":1}')})
+    assert out == (
+        '<title>&lt;img src=x onerror=&quot;1&quot;&gt; {{DATA}}</title><script>{"a":1}</script>'
+    )  # the title's own {{DATA}} is not filled again
+    with pytest.raises(KeyError, match="slots"):
+        fill(page, {"TITLE": "x"})
+    with pytest.raises(KeyError, match="slots"):
+        fill(page, {"TITLE": "x", "DATA": Trusted(""), "MORE": "y"})
+    index = template("index.html")
+    assert set(re.findall(r"\{\{([A-Z_]+)\}\}", index)) == {"TITLE", "STYLE", "SCRIPT", "DATA"}
+    assert 'data-role="export-csv"' in index and 'data-role="rows"' in index

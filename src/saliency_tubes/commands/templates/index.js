@@ -2,7 +2,9 @@
   "use strict";
   // The batch's rows come as columns (strings as a dictionary and codes): decoded once here.
   // Every user-given string reaches the page through textContent, never as HTML.
+  const phases = { script: performance.now() };  // when each step ended (ms after navigation)
   const data = JSON.parse(document.getElementById("index-data").textContent);
+  phases.parsed = performance.now();
   const $ = (role) => document.querySelector('[data-role="' + role + '"]');
   const el = (tag, text, cls) => {
     const e = document.createElement(tag);
@@ -33,6 +35,7 @@
     r._class = r.label !== null && r.label !== undefined ? String(r.label) : r.pred_name;
     rows[i] = r;
   }
+  phases.decoded = performance.now();
   const isNum = (v) => typeof v === "number" && Number.isFinite(v);
   const fmt = (v, digits) => (isNum(v) ? (Number.isInteger(v) && !digits ? String(v) : v.toFixed(digits === undefined ? 3 : digits)) : "");
   const mean = (values) => { let s = 0, k = 0; for (const v of values) if (isNum(v)) { s += v; k++; } return k ? s / k : null; };
@@ -166,6 +169,7 @@
     };
   });
 
+  phases.overview = performance.now();
   // -- the table's columns -------------------------------------------------------------------
   const COLUMNS = [
     { key: "thumb", title: "key frame", width: 196, on: true, sort: null },
@@ -369,6 +373,8 @@
 
   layout();
   apply();
+  phases.drawn = performance.now();
+  document.body.dataset.phases = JSON.stringify(Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, Math.round(v)])));
   document.body.dataset.readyAt = String(performance.now());
   document.body.dataset.ready = "1";
 })();
