@@ -1,6 +1,6 @@
 """``report.html``: one self-contained, offline page to look at an explanation.
 
-The page (:data:`~saliency_tubes.commands.report_page.PAGE`) plays the source video and
+The page (:func:`~saliency_tubes.commands.report_page.report_page`) plays the source video and
 draws the tube over it on a canvas in sync with playback: each class's tube is stored at
 every source frame on a coarse grid over the region the model saw (at most
 :data:`GRID` cells on the long side, uint8, deflate-compressed, base64) and resized by the
@@ -14,10 +14,8 @@ source), or embedded with ``embed=True``.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import os
-import re
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +33,7 @@ from .model_line import caveats, model_words
 from .options import ExplainOptions
 from .outputs import OutputFolder
 from .report_facts import report_facts
-from .report_page import PAGE
+from .report_page import report_page
 from .track import Summary, TubeTrack
 
 __all__ = ["GRID", "MAX_MAPS", "PLAYABLE", "json_for_script", "report_data", "write_report"]
@@ -198,12 +196,7 @@ def write_report(
     """Write ``report.html`` (and ``source.mp4`` when needed); their relative names."""
     src, copy = _video_src(video, info, outputs, embed, options)
     data = report_data(info, e, summaries, options, manifest, src, contrast)
-    values = {
-        "VIDEO": html.escape(src, quote=True),
-        "OPACITY": f"{options.opacity:g}",
-        "DATA": json_for_script(data),
-    }
     # One pass: a value (a file name, say) holding a placeholder is never filled again.
-    page = re.sub(r"__(VIDEO|OPACITY|DATA)__", lambda m: values[m.group(1)], PAGE)
+    page = report_page(src, options.opacity, json_for_script(data))
     written = [outputs.write_bytes("report.html", page.encode("utf-8"))]
     return written + ([copy] if copy else [])
