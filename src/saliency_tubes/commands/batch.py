@@ -266,9 +266,9 @@ def write_index_page(
     links: dict[str, dict[str, str]] = {}
     for row in rows:
         entry = {}
-        thumb = out / "thumbs" / f"{row['video_id']}.png"
-        if thumb.is_file():
-            entry["thumb"] = quote(f"thumbs/{row['video_id']}.png")
+        for key, suffix in (("thumb", ".png"), ("keys", ".keys.png")):
+            if (out / "thumbs" / f"{row['video_id']}{suffix}").is_file():
+                entry[key] = quote(f"thumbs/{row['video_id']}{suffix}")
         output = row.get("output")
         if output and (out / output / "report.html").is_file():
             entry["report"] = quote(f"{output}/report.html")

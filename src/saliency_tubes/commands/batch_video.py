@@ -23,6 +23,7 @@ from .dataset import Item
 from .explaining import Explained
 from .options import ExplainOptions, ModelOptions
 from .outputs import recover_staging
+from .thumbs import write_thumbnails
 
 __all__ = ["COLUMNS", "BatchSettings", "VideoWorker", "error_row", "label_index"]
 
@@ -163,7 +164,9 @@ def check_against(loaded: LoadedModel, options: ExplainOptions) -> None:
         return  # the class count is known only from a forward: checked per video
     spec = options.classes
     try:
-        select_classes(list(spec) if isinstance(spec, tuple) else spec, torch.zeros(1, len(names)), names)
+        select_classes(
+            list(spec) if isinstance(spec, tuple) else spec, torch.zeros(1, len(names)), names
+        )
     except SaliencyTubesError as exc:
         raise InputError(
             f"expected --classes among the {len(names)} classes of {loaded.name}, but got: "
@@ -215,12 +218,8 @@ class VideoWorker:
             if item.gt is not None:
                 local = _localisation(explained[0], item.gt, info)
             if "html" in options.formats:
-                _thumbnail(
-                    explained[0],
-                    result.tubes[0].curve,
-                    info,
-                    options,
-                    self.thumbs / f"{item.video_id}.png",
+                write_thumbnails(
+                    explained[0], result.tubes[0].curve, info, options, self.thumbs, item.video_id
                 )
         except (SaliencyTubesError, OSError, ValueError, RuntimeError) as exc:
             return error_row(item, first_line(exc), fingerprint, time.perf_counter() - started)
@@ -260,29 +259,6 @@ class VideoWorker:
             **local,
         )
         return row
-
-
-def _thumbnail(e: Explained, curve: Any, info: Any, options: ExplainOptions, path: Path) -> None:
-    """The top-1 tube's heat frame at its most prominent key frame (108 px high), as PNG."""
-    from PIL import Image
-
-    from .. import render
-    from ..video import atomic_write_bytes, read_frames
-
-    if len(curve.key_frames):
-        f = int(curve.key_frames[int(np.argmax(curve.prominence))])
-    else:
-        f = int(np.nanargmax(curve.mean)) if np.isfinite(curve.mean).any() else 0
-    image = read_frames(info.path, [f], info=info)[0]
-    heat = render.heat(
-        image, e.track.frame(0, float(info.timestamps[f])), options.colormap, options.opacity
-    )
-    h, w = heat.shape[:2]
-    small = Image.fromarray(heat).resize(
-        (max(1, round(w * 108 / h)), 108), Image.Resampling.LANCZOS
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, render.png_bytes(np.asarray(small)))
 
 
 def _resampled(values: np.ndarray, points: int = 20) -> list[float]:
