@@ -47,6 +47,7 @@ _EXPORTS: dict[str, str] = {
         "Occlusion SaliencyTubes ScoreCAM Tubes XGradCAM normalize_tubes select_classes".split(),
         "methods",
     ),
+    **dict.fromkeys(("AttentionRelevancy", "AttentionRollout"), "methods"),
     **dict.fromkeys(("TubeStats", "tube_stats"), "metrics.concentration"),
     **dict.fromkeys(
         ("ClassFeaturePyramid", "PyramidEdge", "PyramidNode", "class_feature_pyramid"), "pyramid"
@@ -79,6 +80,8 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "CAM",
+    "AttentionRelevancy",
+    "AttentionRollout",
     "ClassFeaturePyramid",
     "ClassSelectionError",
     "CommandResult",
@@ -205,6 +208,8 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .methods import (
         CAM,
         METHODS,
+        AttentionRelevancy,
+        AttentionRollout,
         EigenCAM,
         Explainer,
         GradCAM,

@@ -23,25 +23,35 @@ from .running import (
     loaded,
     quiet_notes,
     report_classes,
+    report_contrast,
+    report_models,
     stages,
     wrote,
 )
 
 
 def _on_video(
-    command: Callable[..., Any], video: Path, params: dict[str, Any], options: Any
+    command: Callable[..., Any],
+    video: Path,
+    params: dict[str, Any],
+    options: Any,
+    specs: list[Any] | None = None,
 ) -> Any:
     """Check the model flags, probe VIDEO (a bad video is reported before any model is
-    built), load the model and run ``command`` on it."""
+    built), load the model and run ``command`` on it; with ``specs`` (model options, one per
+    model: compare-models), load each and run ``command`` on the list."""
     from ..commands import probe
 
-    model = parse.model_options(params)
-    model.check()
+    several = specs is not None
+    specs = specs if several else [parse.model_options(params)]
+    for spec in specs:
+        spec.check()
     info = probe(video, min_frames=2)
+    models = [loaded(spec) for spec in specs]
     return command(
         video,
         params["out_dir"],
-        loaded(model),
+        models if several else models[0],
         options,
         info=info,
         on_stage=stages(params["quiet"]),
@@ -212,6 +222,32 @@ def _compare_options(params: dict[str, Any], **extra: Any) -> Any:
     return options
 
 
+def _model_specs(params: dict[str, Any], model_names: str) -> list[Any]:
+    """compare-models' ``--models`` with the per-model ``--weights``, ``--num-classes`` and
+    ``--categories``: one model options object per name (distinct names)."""
+    from ..commands.options import check_distinct
+
+    names = [s.strip() for s in model_names.split(",") if s.strip()]
+    if not names or len(set(names)) != len(names):
+        check_distinct(names)
+    paths = parse.per_model(params["weights"], names, "--weights", "PATH")
+    counts = {
+        k: parse.positive(v, "--num-classes")
+        for k, v in parse.per_model(params["num_classes"], names, "--num-classes", "N").items()
+    }
+    labels = parse.per_model(params["categories"], names, "--categories", "PATH")
+    return [
+        parse.model_options(
+            params,
+            name=name,
+            weights=Path(paths[name]) if name in paths else None,
+            num_classes=counts.get(name),
+            categories=Path(labels[name]) if name in labels else None,
+        )
+        for name in names
+    ]
+
+
 @main.command("compare-classes", context_settings=flags.CONTEXT)
 @click.argument("video", type=click.Path(path_type=Path))
 @flags.options(flags.MODEL, flags.WEIGHTS, flags.CATEGORIES, flags.NUM_CLASSES)
@@ -241,16 +277,9 @@ def compare_classes_command(video: Path, **params: Any) -> None:
         return _on_video(compare_classes, video, params, options)
 
     result = guarded(run)
-    if result is None:
-        return
-    if result.manifest["contrast"]:
-        c = result.manifest["contrast"]
-        echo(
-            f"contrast {c['a']['name']} vs {c['b']['name']}: red where the model sees "
-            f"{c['a']['name']} more, blue where {c['b']['name']}; full colour at the largest "
-            f"raw difference ({c['scale']:.4g})"
-        )
-    report_classes(result)
+    if result is not None:
+        report_contrast(result)
+        report_classes(result)
 
 
 @main.command("compare-models", context_settings=flags.CONTEXT)
@@ -278,47 +307,14 @@ def compare_models_command(video: Path, model_names: str, **params: Any) -> None
     """
 
     def run() -> Any:
-        from ..commands import compare_models, probe
-        from ..commands.options import check_distinct
+        from ..commands import compare_models
 
         options = _compare_options(params)
-        names = [s.strip() for s in model_names.split(",") if s.strip()]
-        if not names or len(set(names)) != len(names):
-            check_distinct(names)
-        paths = parse.per_model(params["weights"], names, "--weights", "PATH")
-        counts = {
-            k: parse.positive(v, "--num-classes")
-            for k, v in parse.per_model(params["num_classes"], names, "--num-classes", "N").items()
-        }
-        labels = parse.per_model(params["categories"], names, "--categories", "PATH")
-        specs = [
-            parse.model_options(
-                params,
-                name=name,
-                weights=Path(paths[name]) if name in paths else None,
-                num_classes=counts.get(name),
-                categories=Path(labels[name]) if name in labels else None,
-            )
-            for name in names
-        ]
-        for spec in specs:
-            spec.check()
-        info = probe(video, min_frames=2)  # a bad video is reported before any model is built
-        models = [loaded(spec) for spec in specs]
-        return compare_models(
-            video, params["out_dir"], models, options, info=info, on_stage=stages(params["quiet"])
-        )
+        return _on_video(compare_models, video, params, options, _model_specs(params, model_names))
 
     result = guarded(run)
-    if result is None:
-        return
-    for row in result.manifest["summary"]:
-        echo(
-            f"{row['model']}: {row['class']} p={probability(row['score'], 3)}  "
-            f"above 0.5: {100 * row['fraction_above']:.1f}% of voxels  "
-            f"spread {row['spread']:.3f} (y {row['spread_y']:.3f}, x {row['spread_x']:.3f})"
-        )
-    wrote(result)
+    if result is not None:
+        report_models(result)
 
 
 @main.command("pyramid", context_settings=flags.CONTEXT)

@@ -129,7 +129,11 @@ TIMELINE = click.option(
     "--timeline", is_flag=True, help="Draw the temporal importance bar under each frame."
 )
 NO_CAPTION = click.option(
-    "--no-caption", is_flag=True, help="Do not draw class, model and probability."
+    "--no-caption",
+    is_flag=True,
+    help="Draw no text on the videos: neither the class, probability and caveat strips "
+    "above side-by-side and compare panels nor the model label in the corner of heat and "
+    "focus videos.",
 )
 FRAMES = click.option(
     "--frames", type=int, default=None, help="Clip length T (default: the model preset's)."

@@ -58,7 +58,17 @@ def loaded(spec: Any) -> Any:
             "network; pass --weights PATH (or a named release) for a trained one",
             err=True,
         )
+    if model.caveat:
+        click.echo(caveat_line(model.name, model.caveat), err=True)
     return model
+
+
+def caveat_line(name: str, caveat: str) -> str:
+    """The stderr line of a model with a caveat (the embedded one), whatever ``--quiet``."""
+    return (
+        f"warning: {printable(name)} {printable(caveat)}: on any other video its classes and "
+        "tubes mean nothing; pass --model (e.g. r3d_18 --weights kinetics400) for a real one"
+    )
 
 
 def stages(quiet: bool) -> Callable[[str], None] | None:
@@ -179,6 +189,28 @@ def report_classes(result: Any) -> None:
     wrote(result)
 
 
+def report_contrast(result: Any) -> None:
+    """compare-classes with --contrast: what the contrast's colours mean, and its scale."""
+    c = result.manifest["contrast"]
+    if c:
+        echo(
+            f"contrast {c['a']['name']} vs {c['b']['name']}: red where the model sees "
+            f"{c['a']['name']} more, blue where {c['b']['name']}; full colour at the largest "
+            f"raw difference ({c['scale']:.4g})"
+        )
+
+
+def report_models(result: Any) -> None:
+    """compare-models: per model, its class, the tube's mass above 0.5 and its spread."""
+    for row in result.manifest["summary"]:
+        echo(
+            f"{row['model']}: {row['class']} p={probability(row['score'], 3)}  "
+            f"above 0.5: {100 * row['fraction_above']:.1f}% of voxels  "
+            f"spread {row['spread']:.3f} (y {row['spread_y']:.3f}, x {row['spread_x']:.3f})"
+        )
+    wrote(result)
+
+
 def report_batch(result: Any) -> None:
     """The last lines of a batch; exit code 1 when a video failed."""
     s = result.summary
@@ -188,6 +220,9 @@ def report_batch(result: Any) -> None:
             "pass --weights PATH (or a named release) for a trained one",
             err=True,
         )
+    model = s.get("model") or {}
+    if model.get("caveat"):
+        click.echo(caveat_line(str(model.get("name")), str(model["caveat"])), err=True)
     accuracy = (
         ""
         if s["accuracy"] is None

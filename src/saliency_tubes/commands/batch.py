@@ -11,6 +11,7 @@ exactly what ``explain`` writes. :func:`merge_batches` joins shards' indexes int
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ from .batch_index import (
     write_summary,
 )
 from .batch_video import BatchSettings
-from .dataset import fingerprint, in_shard, model_files, read_inputs
+from .dataset import Item, fingerprint, in_shard, model_files, read_inputs
 from .index_page import index_page
+from .lock import folder_lock
 from .outputs import Say, progress
 from .pool import Task, run_local
 
@@ -130,22 +132,46 @@ def batch_videos(
 ) -> BatchResult:
     """Explain every video of ``source`` into ``out_dir`` (see the module's description).
 
+    The run holds ``out_dir``'s lock (:func:`~saliency_tubes.commands.lock.folder_lock`)
+    throughout. A run that fails as a whole before any video finished (a model that cannot
+    be loaded, options the model refuses) writes nothing: the folder stays as it was (and
+    is removed again when this run created it).
+
     Raises:
         InputError: a bad input or option, or a model that cannot be loaded (before any
-            video runs). A video's own failure is an ``error`` row, not an exception.
+            video runs), or another run holding ``out_dir``. A video's own failure is an
+            ``error`` row, not an exception.
         KeyboardInterrupt: after the index and summary of what finished were written.
     """
     options = options or BatchOptions()
     options.check()
     settings.model.check()
     settings.explain.check()
-    say = on_stage or (lambda _msg: None)
     out = Path(out_dir)
     items = [it for it in read_inputs(source, out) if in_shard(it.video_id, options.shard)]
     if options.limit is not None:
         items = items[: options.limit]
     if not items:
         raise InputError(f"expected a video in shard {options.shard}, but it holds none")
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with folder_lock(out):
+            return _batch(items, out, settings, options, on_stage or (lambda _msg: None))
+    finally:
+        _unmake_if_empty(created)
+
+
+def _unmake_if_empty(created: list[Path]) -> None:
+    """Remove the folders this run created that hold nothing (a run that wrote nothing)."""
+    for folder in created:  # innermost first
+        if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _batch(
+    items: list[Item], out: Path, settings: BatchSettings, options: BatchOptions, say: Say
+) -> BatchResult:
     described = settings.describe()
     extra = model_files(settings.model.name, settings.model.weights)
     prints = {
@@ -164,39 +190,64 @@ def batch_videos(
         else:
             todo.append((it, prints[it.video_id]))
     skipped = len(items) - len(todo)
-    say(
-        f"{len(items)} videos: {skipped} done before, {len(todo)} to explain "
-        + (
-            f"on {options.workers} local worker process(es)"
-            if options.engine == "local"
-            else "on Ray actors"
-        )
-    )
+    local = options.engine == "local"
+    where = f"on {options.workers} local worker process(es)" if local else "on Ray actors"
+    say(f"{len(items)} videos: {skipped} done before, {len(todo)} to explain {where}")
     started = time.perf_counter()
     journal = Journal(journal_path)
     bar = progress(len(todo), "videos", options.progress and bool(todo), unit="video")
+    came: list[str] = []
 
     def finished(row: dict[str, Any]) -> None:
         journal.add(row)
         rows[row["video_id"]] = row
+        came.append(row["video_id"])
         bar.update(1)
 
     try:
         _run(settings, todo, options, finished)
+    except BaseException:
+        # Ctrl-C, or a failure of the whole run: what finished is kept; when nothing did (a
+        # model that cannot load), the records stay exactly as they were.
+        if came:
+            _records(out, items, rows, described, started, settings, suffix)
+        raise
     finally:
         bar.close()
         journal.close()
-        # Everything the journal holds (also a row recorded just as Ctrl-C came), this run's
-        # last: for the videos it has not (re)done yet - interrupted, or --force - their
-        # earlier rows stay; an index never loses what a run had recorded.
-        latest = {**read_journal(journal_path), **rows}
-        ordered = [latest[it.video_id] for it in items if it.video_id in latest]
-        index = write_index(out / f"index{suffix}.parquet", ordered)
-        summary = summarise_rows(ordered, described, time.perf_counter() - started)
-        write_summary(out, summary, f"summary{suffix}")
-        if "html" in settings.explain.formats:
-            write_index_page(out, ordered, summary, f"index{suffix}.html")
+    ordered, summary = _records(out, items, rows, described, started, settings, suffix)
+    index = out / f"index{suffix}.parquet"
     return BatchResult(out, index, ordered, summary, len(todo), skipped)
+
+
+def _records(
+    out: Path,
+    items: list[Item],
+    rows: dict[str, dict[str, Any]],
+    described: dict[str, Any],
+    started: float,
+    settings: BatchSettings,
+    suffix: str,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Write the index, the summary (and the index page) of a run's rows.
+
+    Everything the journal holds (also a row recorded just as Ctrl-C came), this run's
+    rows last: the videos this run has not (re)done yet - interrupted, or ``--force`` -
+    keep their earlier rows; an index never loses what a run had recorded, and an error
+    row never replaces an ok row of the same fingerprint whose outputs are still there
+    (a ``--force`` re-run that hit a full disk).
+    """
+    latest = read_journal(out / ".batch" / f"journal{suffix}.jsonl")
+    for vid, row in rows.items():
+        if not (row.get("status") != "ok" and _done(latest.get(vid), row["fingerprint"], out)):
+            latest[vid] = row
+    ordered = [latest[it.video_id] for it in items if it.video_id in latest]
+    write_index(out / f"index{suffix}.parquet", ordered)
+    summary = summarise_rows(ordered, described, time.perf_counter() - started)
+    write_summary(out, summary, f"summary{suffix}")
+    if "html" in settings.explain.formats:
+        write_index_page(out, ordered, summary, f"index{suffix}.html")
+    return ordered, summary
 
 
 def write_index_page(

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SaliencyTubesError, first_line
+from ..errors import InputError, SaliencyTubesError, first_line
 from ..zoo import LoadedModel
 from .dataset import Item
 from .explaining import Explained
@@ -54,6 +54,10 @@ COLUMNS: dict[str, str] = {
     "seconds": "wall seconds of its explain",
     "output": "its output folder, relative to the batch folder",
     "random_weights": "the model had random (untrained) weights",
+    "model": "the model's name",
+    "method": "the explanation method",
+    "weights_source": "where its weights came from (shipped, file, download, random, factory)",
+    "caveat": "what its outputs do not mean (the embedded model: 8 synthetic classes only)",
     "fingerprint": "hash of everything the row depends on (options, model, weights, video)",
 }
 
@@ -141,6 +145,36 @@ def _localisation(e: Explained, gt: Path, info: Any) -> dict[str, float]:
     return {key: float(np.mean([s[key] for s in scores])) for key in ("pointing", "mass", "iou")}
 
 
+def check_against(loaded: LoadedModel, options: ExplainOptions) -> None:
+    """Check the options a model may refuse before any video runs: the method (it must
+    apply to the model) and the classes (names and indices among the model's categories,
+    top-K at most their count), as one :class:`~saliency_tubes.InputError`."""
+    import torch
+
+    from ..methods.base import select_classes
+    from .explaining import method_of
+
+    method = method_of(loaded, options.method)
+    try:
+        loaded.explainer(method, interpolation=options.interpolation, align=options.align)
+    except SaliencyTubesError as exc:
+        raise InputError(
+            f"expected --method {options.method} to apply to {loaded.name}, but got: "
+            f"{first_line(exc)}; nothing was written"
+        ) from exc
+    names = loaded.categories
+    if not names or callable(options.classes):
+        return  # the class count is known only from a forward: checked per video
+    spec = options.classes
+    try:
+        select_classes(list(spec) if isinstance(spec, tuple) else spec, torch.zeros(1, len(names)), names)
+    except SaliencyTubesError as exc:
+        raise InputError(
+            f"expected --classes among the {len(names)} classes of {loaded.name}, but got: "
+            f"{first_line(exc)}; nothing was written"
+        ) from exc
+
+
 class VideoWorker:
     """Explains the videos of a batch one at a time with one loaded model."""
 
@@ -150,7 +184,15 @@ class VideoWorker:
 
             torch.set_num_threads(settings.threads)
         self.settings = settings
-        self.loaded = loaded if loaded is not None else settings.model.load()
+        if loaded is None:
+            try:
+                loaded = settings.model.load()
+            except Exception as exc:
+                raise InputError(
+                    f"the model could not be loaded in a batch worker: {first_line(exc)}"
+                ) from exc
+        self.loaded = loaded
+        check_against(loaded, settings.explain)
         self.thumbs = settings.videos.parent / "thumbs"
 
     def run(self, item: Item, fingerprint: str) -> dict[str, Any]:
@@ -214,6 +256,10 @@ class VideoWorker:
             seconds=round(time.perf_counter() - started, 3),
             output=f"videos/{item.video_id}",
             random_weights=bool(self.loaded.random_weights),
+            model=self.loaded.name,
+            method=explained[0].method,
+            weights_source=self.loaded.weights_source,
+            caveat=self.loaded.caveat,
             fingerprint=fingerprint,
             **local,
         )

@@ -31,6 +31,7 @@ from ..video import BackgroundWriter, Frame, VideoInfo, iter_frames, prefetch
 from ..vocabulary import VIDEO_FORMATS
 from ..zoo import LoadedModel
 from .explaining import Explained
+from .model_line import corner_text, model_facts
 from .options import CompareOptions, ExplainOptions
 from .outputs import OutputFolder, Run, progress
 from .track import Summariser, Summary, TubeTrack, summarise
@@ -212,18 +213,23 @@ def caption_of(loaded: LoadedModel, label: str) -> str:
 
 
 def _layouts(
-    image: np.ndarray, saliency: np.ndarray | torch.Tensor, label: str, options: ExplainOptions
+    image: np.ndarray,
+    saliency: np.ndarray | torch.Tensor,
+    label: str,
+    options: ExplainOptions,
+    corner: str = "",
 ) -> dict[str, np.ndarray]:
     """What ``explain`` draws of one class on one frame, by layout: the heat and focus
-    videos are the source picture with the tube and nothing else; the side-by-side one has
-    the captions in strips above its three panels, a small gap between them."""
+    videos are the source picture with the tube and, unless ``--no-caption``, a small
+    ``corner`` label (model and caveats); the side-by-side one has the captions in strips
+    above its three panels, a small gap between them."""
     heat = panel(image, saliency, "heat", label, options)
     focus = panel(image, saliency, "focus", label, options)
     drawn: dict[str, np.ndarray] = {}
     if "heat" in options.layouts:
-        drawn["heat"] = heat
+        drawn["heat"] = render.corner_label(heat, corner) if options.caption else heat
     if "focus" in options.layouts:
-        drawn["focus"] = focus
+        drawn["focus"] = render.corner_label(focus, corner) if options.caption else focus
     if "side_by_side" in options.layouts:
         panels = labelled(
             [image, heat, focus], ["original", f"heat: {label}", f"focus: {label}"], options.caption
@@ -264,11 +270,12 @@ def explain_product(
     is needed only for the timeline."""
     name, score = e.names[k], e.scores[k]
     label = caption_of(e.loaded, f"{name}  p={probability(score)}")
+    corner = corner_text(model_facts(e.loaded, e.method))
     stems = {layout: f"{layout}_{k + 1}_{slug(name)}" for layout in options.layouts}
     scale = _timeline_of([summary], options)
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:
-        drawn = _layouts(frame.image, look(e.track, k, frame), label, options)
+        drawn = _layouts(frame.image, look(e.track, k, frame), label, options, corner)
         if options.timeline and summary is not None:
             drawn = {key: _timeline(img, summary.curve, frame, scale) for key, img in drawn.items()}
         return drawn

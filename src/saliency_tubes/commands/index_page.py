@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .model_line import caveats, model_words
 from .report import json_for_script
 
 __all__ = ["COLUMNS_SHOWN", "index_page"]
@@ -54,7 +55,7 @@ img { display: block; height: 54px; }
 </style>
 </head>
 <body>
-<header><h1 id="title">Batch</h1><div id="summary"></div><div id="warning" class="warn"></div></header>
+<header><h1 id="title">Batch</h1><div data-role="model"><span id="model"></span><span id="warning" class="warn"></span></div><div id="summary"></div></header>
 <div class="bar">
   <label><input type="checkbox" data-role="wrong"> wrong only</label>
   <label>class <select data-role="filter-class"><option value="">all</option></select></label>
@@ -70,7 +71,8 @@ img { display: block; height: 54px; }
   const columns = data.columns, rows = data.rows;
   const el = (tag, text) => { const e = document.createElement(tag); if (text !== undefined && text !== null) e.textContent = String(text); return e; };
   document.getElementById("summary").textContent = data.summary;
-  document.getElementById("warning").textContent = data.warning;
+  document.getElementById("model").textContent = data.model;
+  if (data.warning) document.getElementById("warning").textContent = "; caveat: " + data.warning;
   const head = document.querySelector("thead tr"), body = document.querySelector("tbody");
   const wrong = document.querySelector('[data-role="wrong"]'), cls = document.querySelector('[data-role="filter-class"]');
   const search = document.querySelector('[data-role="search"]'), count = document.getElementById("count");
@@ -151,8 +153,9 @@ def index_page(
         "columns": [list(c) for c in COLUMNS_SHOWN],
         "rows": shown,
         "summary": text,
-        "warning": "random weights (untrained): the tubes explain an untrained network"
-        if summary.get("random_weights")
-        else "",
+        "model": model_words(summary.get("model") or {}),
+        "warning": "; ".join(
+            caveats(summary.get("model") or {"random_weights": summary.get("random_weights")})
+        ),
     }
     return _PAGE.replace("__DATA__", json_for_script(data))

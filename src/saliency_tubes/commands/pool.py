@@ -42,12 +42,46 @@ _POLL = 0.1
 START_LIMIT = 600.0
 
 
-def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int) -> None:
+def _die_with(parent: int) -> None:
+    """End this process when ``parent`` does (a kill -9 of the batch must not leave workers
+    blocked for good, holding memory or a GPU): on Linux the kernel's parent-death signal
+    (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), elsewhere a thread that watches the parent id."""
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+        if armed:
+            if os.getppid() != parent:  # the parent died before the signal was armed
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+#: ``prctl``'s option for the parent-death signal (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
+
+
+def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int, parent: int) -> None:
     """A worker process: load the model, then explain the videos it is given.
 
     Ctrl-C reaches the workers too (one process group): the video under way cleans up its
-    output folder, as ``explain`` does, and the worker exits quietly.
+    output folder, as ``explain`` does, and the worker exits quietly. The worker ends when
+    the batch's process does, however that ends (:func:`_die_with`).
     """
+    _die_with(parent)
     seen: list[int] = []
 
     def once(signum: int, frame: Any) -> None:  # a second Ctrl-C must not cut the clean-up
@@ -129,7 +163,9 @@ def run_local(
             mine = dataclasses.replace(
                 settings, model=dataclasses.replace(settings.model, device=device)
             )
-        proc = ctx.Process(target=_work, args=(mine, q, results, next_id), daemon=True)
+        proc = ctx.Process(
+            target=_work, args=(mine, q, results, next_id, os.getpid()), daemon=True
+        )
         proc.start()
         pool[next_id] = _Worker(proc, q, device=mine.model.device)
         next_id += 1
@@ -157,7 +193,7 @@ def run_local(
             except queue.Empty:
                 kind = None
             if kind == "fatal":
-                raise InputError(f"the model could not be loaded in a batch worker: {payload}")
+                raise InputError(payload)  # the model or the options: the whole batch
             if kind == "ready" and wid in pool:
                 pool[wid].ready = True
             elif kind == "row" and wid in pool and pool[wid].task is not None:

@@ -31,6 +31,7 @@ from .. import render
 from ..numbers import probability
 from ..video import VideoInfo, iter_frames
 from .explaining import Explained
+from .model_line import caveats, model_words
 from .options import ExplainOptions
 from .outputs import OutputFolder
 from .report_page import PAGE
@@ -116,14 +117,11 @@ def report_data(
     if contrast is not None:
         label, track, summary = contrast
         classes.append(_entry(label, track, 0, summary, info, grid, step))
-    warning = []
-    if e.loaded.random_weights:
-        warning.append("random weights (untrained): these tubes explain an untrained network")
-    if e.loaded.caveat:
-        warning.append(e.loaded.caveat)
+    facts = manifest.get("model") or {}
     return {
         "title": f"{Path(str(info.path)).name}: {e.loaded.name} ({e.method})",
-        "warning": "; ".join(warning),
+        "warning": "; ".join(caveats(facts)),
+        "model": model_words(facts),
         "video": {
             "src": video_src,
             "fps": float(info.fps),

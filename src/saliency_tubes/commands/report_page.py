@@ -46,7 +46,8 @@ _SCRIPT = r"""
 
   document.title = data.title;
   document.getElementById("title").textContent = data.title;
-  if (data.warning) { const w = document.getElementById("warning"); w.textContent = data.warning; }
+  document.getElementById("model").textContent = data.model;
+  if (data.warning) { const w = document.getElementById("warning"); w.textContent = "; caveat: " + data.warning; }
   const panel = document.getElementById("facts");
   for (const [key, value] of data.facts) {
     panel.appendChild(el("dt", key));
@@ -194,7 +195,7 @@ PAGE = (
     + """</style>
 </head>
 <body>
-<header><h1 id="title"></h1><div id="warning" class="warn"></div></header>
+<header><h1 id="title"></h1><div data-role="model"><span id="model"></span><span id="warning" class="warn"></span></div></header>
 <main>
 <section>
   <div id="stage">

@@ -29,7 +29,7 @@ from ..metrics.concentration import StatsBuilder, TubeStats
 from ..normalise import by_magnitude, minmax
 from ..temporal import CurveBuilder, TemporalCurve
 from ..upsample import upsample
-from ..video import Frame, Geometry, SourceSampler, TimedTube, VideoInfo, blend, covering
+from ..video import Frame, Geometry, TimedTube, TubeMapper, VideoInfo
 
 __all__ = ["Summariser", "Summary", "TubeTrack", "Window", "summarise"]
 
@@ -97,7 +97,7 @@ class TubeTrack:
         self._cache: OrderedDict[int, tuple[np.ndarray, list[TimedTube]]] = OrderedDict()
         self._cached = 0  # bytes in _cache
         self._kept: dict[int, torch.Tensor] = {}  # upsampled raw windows of the scale pass
-        self._sampler = SourceSampler(geometry, (clip_size[1], clip_size[2]))
+        self._mappers: dict[int, TubeMapper] = {}  # per class, made when first asked
         if signed or len(windows) > 1:  # one window is normalised on its own (normalize_tubes)
             lows, highs, kept = [], [], 0
             for w, win in enumerate(windows):
@@ -113,8 +113,7 @@ class TubeTrack:
             else:
                 self.low = torch.stack(lows).amin(0)  # (K,)
                 self.high = torch.stack(highs).amax(0)
-        self._starts = np.array([float(w.times.min()) for w in windows])
-        self._ends = np.array([float(w.times.max()) for w in windows])
+        self._spans = [(float(w.times.min()), float(w.times.max())) for w in windows]
 
     @property
     def count(self) -> int:
@@ -179,20 +178,30 @@ class TubeTrack:
         shape = (len(self.windows), *one)
         return shape, (self.normalised(w)[k][None] for w in range(len(self.windows)))
 
+    def mapper(self, k: int) -> TubeMapper:
+        """Tube ``k`` of every window stitched onto the source frames (triangular blending),
+        its windows taken from the track's bounded cache as they are needed."""
+        if k not in self._mappers:
+            self._mappers[k] = TubeMapper.on_demand(
+                self._spans,
+                lambda w: self._window(w)[1][k],
+                self.geometry,
+                (self.size[1], self.size[2]),
+            )
+        return self._mappers[k]
+
     def grid(self, k: int, t: float) -> np.ndarray:
         """Tube ``k`` at time ``t`` on the clip's grid: the covering windows blended."""
-        active = covering(self._starts, self._ends, t)
-        timed = [self._window(int(w))[1][k] for w in active]
-        return blend(timed, t, "triangular")
+        return self.mapper(k).grid_map(t)
 
     def frame(self, k: int, t: float) -> np.ndarray:
         """Tube ``k`` on the source frame shown at time ``t`` (NaN where unseen)."""
-        return self._sampler.frame(self.grid(k, t))
+        return self.mapper(k).frame(t)
 
     def frame_tensor(self, k: int, t: float) -> torch.Tensor:
         """:meth:`frame` on the track's device: blended on the CPU at the clip's size, then
         resized onto the source pixels there."""
-        return self._sampler.frame_tensor(torch.from_numpy(self.grid(k, t)).to(self.device))
+        return self.mapper(k).frame_tensor(t, self.device)
 
     def on(self, k: int, frame: Frame) -> np.ndarray | torch.Tensor:
         """Tube ``k`` on ``frame`` for drawing: :meth:`frame` (numpy) on the CPU,

@@ -321,7 +321,8 @@ class Explainer:
     before the model's training flags are saved until after they are restored, hooks and
     forward included; calls from several threads on one model (through one explainer or
     several) take turns and each gets the tubes it would get alone. Calls on different
-    models run in parallel.
+    models run in parallel (models that share a module, such as a wrapper and the model
+    it wraps, share one lock and take turns).
 
     Gradient mode: the gradient methods (and CAM with ``pooled_head``) record what they
     need also when called under ``torch.no_grad()`` or ``torch.inference_mode()`` (the

@@ -14,6 +14,7 @@ Nothing here reads or writes files; the commands (:mod:`saliency_tubes.commands`
 from __future__ import annotations
 
 from .contrast import DIVERGING, contrast_frame, contrast_legend
+from .corner import corner_label
 from .frames import (
     BACKGROUNDS,
     DEFAULT_FLOOR,
@@ -52,6 +53,7 @@ from .unseen import (
 )
 
 __all__ = [
+    "corner_label",
     "DEFAULT_FLOOR",
     "DIVERGING",
     "HATCH_GREY",

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,23 @@ def _json_categories(path: Path, text: str) -> tuple[str, ...]:
                 "give every name as a string"
             )
     return tuple(items)
+
+
+@contextmanager
+def downloading(what: str) -> Iterator[None]:
+    """Turn any failure of the download in the block into one :class:`ModelLoadError` line.
+
+    ``what`` names the weights (``"the x3d_xs Kinetics-400"``): "downloading {what}
+    weights failed (reason); pass a local checkpoint path instead (--weights PATH)". The
+    one wrapper of the adapters that download (torchvision, pytorchvideo).
+    """
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - every download failure becomes one clear line
+        raise ModelLoadError(
+            f"downloading {what} weights failed ({first_line(exc)}); pass a local checkpoint "
+            "path instead (--weights PATH)"
+        ) from None
 
 
 def looks_like_path(text: str, suffixes: Sequence[str]) -> bool:
