@@ -109,6 +109,12 @@ class BatchResult:
     def failed(self) -> int:
         return sum(1 for r in self.rows if r.get("status") != "ok")
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the summary (counts, accuracy, per-class means, failures)."""
+        from .display import batch_html
+
+        return batch_html(self)
+
 
 def _suffix(shard: tuple[int, int] | None) -> str:
     return "" if shard is None else f".shard-{shard[0]}-of-{shard[1]}"

@@ -138,6 +138,12 @@ class Tubes:
             for row in self.classes.tolist()
         ]
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: a few frames of each explained class's tube (nothing recomputed)."""
+        from ..display import tubes_html
+
+        return tubes_html(self)
+
     def to(self, device: torch.device | str) -> Tubes:
         """A copy with every tensor moved to ``device``."""
         return Tubes(
