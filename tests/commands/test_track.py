@@ -131,3 +131,19 @@ def test_block_builders_equal_frame_by_frame_ones() -> None:
     np.testing.assert_allclose(ca.mean, cb.mean, rtol=1e-12)
     np.testing.assert_array_equal(ca.max, cb.max)
     assert ca.mean[4] == cb.mean[4] == 0.0 and cb.max[5] == pytest.approx(0.2)
+
+
+def test_timed_tube_at_many_times_is_the_linear_interpolation_by_hand() -> None:
+    from saliency_tubes.video import TimedTube
+
+    rng = np.random.default_rng(0)
+    maps = rng.random((5, 4, 6)).astype(np.float32)
+    times = np.array([0.0, 0.1, 0.25, 0.4, 0.5])
+    tube = TimedTube(maps, times)
+    ts = np.linspace(-0.1, 0.6, 57)
+    many = tube.at_times(ts)
+    for t, got in zip(ts, many, strict=True):
+        i = min(max(int(np.searchsorted(times, t, side="right")) - 1, 0), 3)
+        a = min(max((t - times[i]) / (times[i + 1] - times[i]), 0.0), 1.0)
+        np.testing.assert_array_equal(got, (1.0 - a) * maps[i] + a * maps[i + 1])
+        np.testing.assert_array_equal(np.asarray(tube.at(float(t)), np.float64), got)

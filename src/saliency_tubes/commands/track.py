@@ -194,6 +194,13 @@ class TubeTrack:
         timed = [self._window(int(w))[1][k] for w in active]
         return blend(timed, t, "triangular")
 
+    def grids(self, k: int, times: np.ndarray) -> np.ndarray:
+        """:meth:`grid` at many times: ``(n, h, w)``; one window's at once."""
+        if len(self.windows) == 1:
+            tube = self._window(0)[1][k]
+            return tube.at_times(np.asarray(times, dtype=np.float64)).astype(np.float32)
+        return np.stack([self.grid(k, float(t)) for t in times])
+
     def frame(self, k: int, t: float) -> np.ndarray:
         """Tube ``k`` on the source frame shown at time ``t`` (NaN where unseen)."""
         return self._sampler.frame(self.grid(k, t))
@@ -269,8 +276,7 @@ def summarise_on_grid(info: VideoInfo, tracks: Sequence[TubeTrack]) -> list[list
         for k in range(track.count):
             curve, stats = CurveBuilder(), StatsBuilder()
             for start in range(0, len(times), _GRID_BLOCK):
-                block = times[start : start + _GRID_BLOCK]
-                maps = np.stack([track.grid(k, float(t)) for t in block])
+                maps = track.grids(k, times[start : start + _GRID_BLOCK])
                 curve.add_frames(maps)
                 stats.add_frames(maps)
             row.append(Summary(curve.build(times), stats.build(), ON_GRID))

@@ -109,9 +109,14 @@ class StatsBuilder:
         if s.ndim != 3:
             raise InputError(f"expected (n, H, W) saliency maps, but got shape {s.shape}")
         seen = ~np.isnan(s)
-        self._seen += int(seen.sum())
-        self._above += int((s[seen] > self.threshold).sum())
-        w = np.where(seen, np.clip(s - self.threshold, 0.0, None), 0.0)
+        w = np.maximum(s - self.threshold, 0.0)  # NaN where unseen
+        if seen.all():  # maps on a clip's grid: every cell seen
+            self._seen += s.size
+            self._above += int(np.count_nonzero(w))
+        else:
+            self._seen += int(seen.sum())
+            self._above += int((s[seen] > self.threshold).sum())
+            w[~seen] = 0.0
         wy, wx = w.sum(axis=2), w.sum(axis=1)  # marginals: weights per row and per column
         mass = wy.sum(axis=1)
         keep = mass > 0
