@@ -31,9 +31,10 @@ from ..video import BackgroundWriter, Frame, VideoInfo, iter_frames, prefetch
 from ..vocabulary import VIDEO_FORMATS
 from ..zoo import LoadedModel
 from .explaining import Explained
+from .model_line import corner_text, model_facts
 from .options import CompareOptions, ExplainOptions
 from .outputs import OutputFolder, Run, progress
-from .track import Summariser, Summary, TubeTrack, summarise
+from .track import Summariser, Summary, TubeTrack, summarise, summarise_on_grid
 
 __all__ = [
     "GAP",
@@ -57,10 +58,16 @@ GAP = 4
 
 
 def slug(text: str) -> str:
-    """``text`` as a safe piece of a file name (runs of other characters become ``-``)."""
+    """``text`` as a safe piece of a file name (runs of other characters become ``-``); a
+    long one is cut to 80 characters plus a hash of the whole (file systems refuse names
+    over 255 bytes; the manifest keeps the full name)."""
+    import hashlib
     import re
 
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "class"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "class"
+    if len(safe) <= 80:
+        return safe
+    return f"{safe[:80]}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
 
 
 @dataclass
@@ -106,8 +113,8 @@ def encode(
         for frame in frames:
             for p, product in enumerate(products):
                 for key, image in product.draw(frame).items():
-                    for writer in writers[(p, key)]:
-                        writer.write(image)
+                    for sink in writers[(p, key)]:
+                        sink.write(image)
             bar.update(1)
     return files
 
@@ -120,13 +127,17 @@ def summaries_first(
     Drawn videos give them as they are drawn (each frame's tube mapped onto its pixels
     once): a :class:`~saliency_tubes.commands.track.Summariser` for the drawing's ``look``,
     and placeholders until its ``build()``. ``--timeline`` needs them before the first
-    frame and without videos nothing is drawn: then they are computed here, in a pass of
-    their own (the "summarise" stage), and the Summariser is None.
+    frame: then they are computed here, in a pass of their own (the "summarise" stage),
+    and the Summariser is None. Without videos nothing needs the tubes on the source
+    pixels: they are summarised on the clip's grid (:func:`summarise_on_grid`, a cost
+    that does not grow with the source's size).
     """
     formats = [f for f in options.formats if f in VIDEO_FORMATS]
     if formats and not options.timeline:
         return formats, Summariser(info, tracks), [[None] * t.count for t in tracks]
     with run.stage("summarise"):
+        if not formats:
+            return formats, None, list(summarise_on_grid(info, tracks))
         return formats, None, list(summarise(info, tracks))
 
 
@@ -162,7 +173,10 @@ def panel(
 ) -> np.ndarray:
     """A heat or focus tube frame at the source size, nothing drawn over the picture (see
     :func:`labelled` for its caption); drawn on the saliency's device when it is a tensor
-    (the ``blur`` background always with numpy). ``label`` is unused (kept for callers)."""
+    (the ``blur`` background always with numpy); with ``--normalise frame`` the tube
+    stretched to the frame's own range first. ``label`` is unused (kept for callers)."""
+    if options.normalise == "frame":
+        saliency = render.stretch(saliency)
     if isinstance(saliency, torch.Tensor):
         if style == "heat" or options.background in DEVICE_BACKGROUNDS:
             frame = _on_device(image, saliency.device)
@@ -211,19 +225,29 @@ def caption_of(loaded: LoadedModel, label: str) -> str:
     return "\n".join(lines)
 
 
+def _scale_note(options: ExplainOptions) -> str:
+    """The caption line of ``--normalise frame`` (nothing for the video's scale)."""
+    return "\nper-frame scale" if options.normalise == "frame" else ""
+
+
 def _layouts(
-    image: np.ndarray, saliency: np.ndarray | torch.Tensor, label: str, options: ExplainOptions
+    image: np.ndarray,
+    saliency: np.ndarray | torch.Tensor,
+    label: str,
+    options: ExplainOptions,
+    corner: str = "",
 ) -> dict[str, np.ndarray]:
     """What ``explain`` draws of one class on one frame, by layout: the heat and focus
-    videos are the source picture with the tube and nothing else; the side-by-side one has
-    the captions in strips above its three panels, a small gap between them."""
+    videos are the source picture with the tube and, unless ``--no-caption``, a small
+    ``corner`` label (model and caveats); the side-by-side one has the captions in strips
+    above its three panels, a small gap between them."""
     heat = panel(image, saliency, "heat", label, options)
     focus = panel(image, saliency, "focus", label, options)
     drawn: dict[str, np.ndarray] = {}
     if "heat" in options.layouts:
-        drawn["heat"] = heat
+        drawn["heat"] = render.corner_label(heat, corner) if options.caption else heat
     if "focus" in options.layouts:
-        drawn["focus"] = focus
+        drawn["focus"] = render.corner_label(focus, corner) if options.caption else focus
     if "side_by_side" in options.layouts:
         panels = labelled(
             [image, heat, focus], ["original", f"heat: {label}", f"focus: {label}"], options.caption
@@ -263,12 +287,13 @@ def explain_product(
     """Class ``k``'s heat, focus and side-by-side videos (``LAYOUT_K_NAME``); ``summary``
     is needed only for the timeline."""
     name, score = e.names[k], e.scores[k]
-    label = caption_of(e.loaded, f"{name}  p={probability(score)}")
+    label = caption_of(e.loaded, f"{name}  p={probability(score)}") + _scale_note(options)
+    corner = corner_text(model_facts(e.loaded, e.method)) + _scale_note(options)
     stems = {layout: f"{layout}_{k + 1}_{slug(name)}" for layout in options.layouts}
     scale = _timeline_of([summary], options)
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:
-        drawn = _layouts(frame.image, look(e.track, k, frame), label, options)
+        drawn = _layouts(frame.image, look(e.track, k, frame), label, options, corner)
         if options.timeline and summary is not None:
             drawn = {key: _timeline(img, summary.curve, frame, scale) for key, img in drawn.items()}
         return drawn
@@ -294,7 +319,8 @@ def grid_product(
             if options.timeline and summary is not None:
                 image = _timeline(image, summary.curve, frame, scale)
             images.append(image)
-        images = labelled(images, [label for _, _, label, _ in panels], options.caption)
+        labels = [label + _scale_note(options) for _, _, label, _ in panels]
+        images = labelled(images, labels, options.caption)
         return {"grid": render.grid(images, cols, gap=GAP)}
 
     return Product({"grid": stem}, draw)

@@ -29,9 +29,18 @@ from ..metrics.concentration import StatsBuilder, TubeStats
 from ..normalise import by_magnitude, minmax
 from ..temporal import CurveBuilder, TemporalCurve
 from ..upsample import upsample
-from ..video import Frame, Geometry, SourceSampler, TimedTube, VideoInfo, blend, covering
+from ..video import Frame, Geometry, TimedTube, TubeMapper, VideoInfo
 
-__all__ = ["Summariser", "Summary", "TubeTrack", "Window", "summarise"]
+__all__ = [
+    "ON_GRID",
+    "ON_SOURCE",
+    "Summariser",
+    "Summary",
+    "TubeTrack",
+    "Window",
+    "summarise",
+    "summarise_on_grid",
+]
 
 #: Bytes of upsampled windows kept at once (normalised ones, and raw ones from the pass
 #: that finds the video-wide scale): beyond it windows are upsampled again when needed.
@@ -97,7 +106,7 @@ class TubeTrack:
         self._cache: OrderedDict[int, tuple[np.ndarray, list[TimedTube]]] = OrderedDict()
         self._cached = 0  # bytes in _cache
         self._kept: dict[int, torch.Tensor] = {}  # upsampled raw windows of the scale pass
-        self._sampler = SourceSampler(geometry, (clip_size[1], clip_size[2]))
+        self._mappers: dict[int, TubeMapper] = {}  # per class, made when first asked
         if signed or len(windows) > 1:  # one window is normalised on its own (normalize_tubes)
             lows, highs, kept = [], [], 0
             for w, win in enumerate(windows):
@@ -113,8 +122,7 @@ class TubeTrack:
             else:
                 self.low = torch.stack(lows).amin(0)  # (K,)
                 self.high = torch.stack(highs).amax(0)
-        self._starts = np.array([float(w.times.min()) for w in windows])
-        self._ends = np.array([float(w.times.max()) for w in windows])
+        self._spans = [(float(w.times.min()), float(w.times.max())) for w in windows]
 
     @property
     def count(self) -> int:
@@ -179,20 +187,37 @@ class TubeTrack:
         shape = (len(self.windows), *one)
         return shape, (self.normalised(w)[k][None] for w in range(len(self.windows)))
 
+    def mapper(self, k: int) -> TubeMapper:
+        """Tube ``k`` of every window stitched onto the source frames (triangular blending),
+        its windows taken from the track's bounded cache as they are needed."""
+        if k not in self._mappers:
+            self._mappers[k] = TubeMapper.on_demand(
+                self._spans,
+                lambda w: self._window(w)[1][k],
+                self.geometry,
+                (self.size[1], self.size[2]),
+            )
+        return self._mappers[k]
+
     def grid(self, k: int, t: float) -> np.ndarray:
         """Tube ``k`` at time ``t`` on the clip's grid: the covering windows blended."""
-        active = covering(self._starts, self._ends, t)
-        timed = [self._window(int(w))[1][k] for w in active]
-        return blend(timed, t, "triangular")
+        return self.mapper(k).grid_map(t)
+
+    def grids(self, k: int, times: np.ndarray) -> np.ndarray:
+        """:meth:`grid` at many times: ``(n, h, w)``; one window's at once."""
+        if len(self.windows) == 1:
+            tube = self._window(0)[1][k]
+            return tube.at_times(np.asarray(times, dtype=np.float64)).astype(np.float32)
+        return np.stack([self.grid(k, float(t)) for t in times])
 
     def frame(self, k: int, t: float) -> np.ndarray:
         """Tube ``k`` on the source frame shown at time ``t`` (NaN where unseen)."""
-        return self._sampler.frame(self.grid(k, t))
+        return self.mapper(k).frame(t)
 
     def frame_tensor(self, k: int, t: float) -> torch.Tensor:
         """:meth:`frame` on the track's device: blended on the CPU at the clip's size, then
         resized onto the source pixels there."""
-        return self._sampler.frame_tensor(torch.from_numpy(self.grid(k, t)).to(self.device))
+        return self.mapper(k).frame_tensor(t, self.device)
 
     def on(self, k: int, frame: Frame) -> np.ndarray | torch.Tensor:
         """Tube ``k`` on ``frame`` for drawing: :meth:`frame` (numpy) on the CPU,
@@ -212,12 +237,19 @@ class TubeTrack:
         )
 
 
+#: Where a :class:`Summary` maps each source frame's tube: onto the source pixels
+#: (:func:`summarise`, :class:`Summariser`) or on the clip's grid (:func:`summarise_on_grid`).
+ON_SOURCE, ON_GRID = "source frames", "clip grid"
+
+
 @dataclass(frozen=True)
 class Summary:
-    """A tube reduced over every source frame: its temporal curve and its statistics."""
+    """A tube reduced over every source frame: its temporal curve and its statistics,
+    measured on each frame's pixels (:data:`ON_SOURCE`) or on the clip's grid (:data:`ON_GRID`)."""
 
     curve: TemporalCurve
     stats: TubeStats
+    measured_on: str = ON_SOURCE
 
 
 def summarise(info: VideoInfo, tracks: Sequence[TubeTrack]) -> list[list[Summary]]:
@@ -228,6 +260,37 @@ def summarise(info: VideoInfo, tracks: Sequence[TubeTrack]) -> list[list[Summary
             for k in range(track.count):
                 summariser.add(j, k, index, track.frame(k, float(t)))
     return summariser.built()
+
+
+#: Source frames summarised at once on the clip grid (one block of maps in memory:
+#: 256 x 112 x 112 floats is 13 MB).
+_GRID_BLOCK = 256
+
+
+def summarise_on_grid(info: VideoInfo, tracks: Sequence[TubeTrack]) -> list[list[Summary]]:
+    """:func:`summarise` with each source frame's tube on the clip's grid.
+
+    For every source frame, the tube at its time is the covering windows blended on the
+    clip's ``(h, w)`` grid (:meth:`TubeTrack.grid`, the step before the resize onto the
+    source pixels), so a frame costs ``h x w`` cells whatever the source's size, and
+    blocks of frames are reduced at once. The curve keeps one value per source frame; the
+    statistics are over the clip's cells (no unseen ones) and their ``spread`` is in
+    fractions of the clip's frame. What the commands use when no output video needs the
+    per-frame maps on the source pixels.
+    """
+    times = info.timestamps
+    out: list[list[Summary]] = []
+    for track in tracks:
+        row = []
+        for k in range(track.count):
+            curve, stats = CurveBuilder(), StatsBuilder()
+            for start in range(0, len(times), _GRID_BLOCK):
+                maps = track.grids(k, times[start : start + _GRID_BLOCK])
+                curve.add_frames(maps)
+                stats.add_frames(maps)
+            row.append(Summary(curve.build(times), stats.build(), ON_GRID))
+        out.append(row)
+    return out
 
 
 class Summariser:

@@ -1,5 +1,6 @@
 """Explanation methods: each decides only how the raw tube is computed."""
 
+from .attention import AttentionRelevancy, AttentionRollout
 from .attribution import InputAttribution, IntegratedGradients, Occlusion
 from .base import Explainer, ExplainerOptions, ForwardPass, Tubes, normalize_tubes, select_classes
 from .cam import CAM, SaliencyTubes
@@ -20,6 +21,8 @@ METHODS: dict[str, type[Explainer]] = {
     "eigencam": EigenCAM,
     "occlusion": Occlusion,
     "integrated-gradients": IntegratedGradients,
+    "rollout": AttentionRollout,
+    "relevancy": AttentionRelevancy,
     "rise": RISE,
     "lime": Lime,
     "kernelshap": KernelShap,
@@ -27,6 +30,8 @@ METHODS: dict[str, type[Explainer]] = {
 
 __all__ = [
     "CAM",
+    "AttentionRelevancy",
+    "AttentionRollout",
     "METHODS",
     "EigenCAM",
     "Explainer",
