@@ -243,8 +243,9 @@ def test_the_benchmark_does_the_forwards_it_announces(
     )
     layers = len(result.layers)
     # 3 predictions + 1 trace; per clip: its substrate, CAM (1 + layers explanations, two
-    # modes from each) and 3 rows x 2 curves x (3 + 1 - 2) perturbed clips
-    assert tally.clips == 3 + 1 + 3 * (1 + (1 + layers) + 3 * 2 * 2)
+    # modes from each), 3 rows x 2 curves x (3 + 1 - 2) perturbed clips and 3 rows x 1
+    # explanation-map clip (the average drop / increase in confidence)
+    assert tally.clips == 3 + 1 + 3 * (1 + (1 + layers) + 3 * 2 * 2 + 3)
     assert any(ln.startswith("clips 3-3 of 3: CAM") for ln in lines)
 
 
