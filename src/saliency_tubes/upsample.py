@@ -44,9 +44,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
+import types
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -384,3 +386,15 @@ def upsample(
     if x.data_ptr() == raw.data_ptr() or x.dtype != raw.dtype:
         x = x.to(raw.dtype, copy=True)
     return x.reshape(*lead, *out_size)
+
+
+class _CallableModule(types.ModuleType):
+    """This module is also its function: ``saliency_tubes.upsample`` (the package's
+    attribute is this module once it is imported) is called as :func:`upsample`, and its
+    other names (``saliency_tubes.upsample.MODES``) stay reachable."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return upsample(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -65,7 +65,7 @@ def _same_up_to_floats(got: object, want: object, where: str = "manifest") -> No
             _same_up_to_floats(got[key], want[key], f"{where}.{key}")
     elif isinstance(want, list):
         assert isinstance(got, list) and len(got) == len(want), where
-        for i, (a, b) in enumerate(zip(got, want)):
+        for i, (a, b) in enumerate(zip(got, want, strict=True)):
             _same_up_to_floats(a, b, f"{where}[{i}]")
     elif isinstance(want, float) and not isinstance(got, bool):
         assert got == pytest.approx(want, rel=FLOAT_TOLERANCE, abs=FLOAT_TOLERANCE), where

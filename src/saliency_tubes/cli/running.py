@@ -58,9 +58,13 @@ def loaded(spec: Any) -> Any:
             "network; pass --weights PATH (or a named release) for a trained one",
             err=True,
         )
-    if model.caveat:
-        click.echo(caveat_line(model.name, model.caveat), err=True)
+    if model.caveat:  # said once the command has run: a failure stays one error line
+        _PENDING.append(caveat_line(model.name, model.caveat))
     return model
+
+
+#: Warnings to say when the command succeeds (see :func:`guarded`).
+_PENDING: list[str] = []
 
 
 def caveat_line(name: str, caveat: str) -> str:
@@ -76,11 +80,16 @@ def stages(quiet: bool) -> Callable[[str], None] | None:
 
 
 def guarded(run: Callable[[], Any]) -> Any:
-    """``run()``; a user error ends with one ``error:`` line and exit code 2."""
+    """``run()``; a user error ends with one ``error:`` line and exit code 2; after a
+    success, the warnings :func:`loaded` kept (the embedded model's caveat)."""
     from ..commands import SaliencyTubesError, first_line
 
+    _PENDING.clear()
     try:
-        return run()
+        result = run()
+        for line in dict.fromkeys(_PENDING):  # each model's once
+            click.echo(line, err=True)
+        return result
     except SaliencyTubesError as exc:
         if was_interrupted():  # Ctrl-C that a library turned into its own error (a blocked
             interrupted()  # open of a FIFO, a decoder): an interrupt, exit 130

@@ -109,6 +109,12 @@ class BatchResult:
     def failed(self) -> int:
         return sum(1 for r in self.rows if r.get("status") != "ok")
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the summary (counts, accuracy, per-class means, failures)."""
+        from .display import batch_html
+
+        return batch_html(self)
+
 
 def _suffix(shard: tuple[int, int] | None) -> str:
     return "" if shard is None else f".shard-{shard[0]}-of-{shard[1]}"
@@ -266,9 +272,9 @@ def write_index_page(
     links: dict[str, dict[str, str]] = {}
     for row in rows:
         entry = {}
-        thumb = out / "thumbs" / f"{row['video_id']}.png"
-        if thumb.is_file():
-            entry["thumb"] = quote(f"thumbs/{row['video_id']}.png")
+        for key, suffix in (("thumb", ".png"), ("keys", ".keys.png")):
+            if (out / "thumbs" / f"{row['video_id']}{suffix}").is_file():
+                entry[key] = quote(f"thumbs/{row['video_id']}{suffix}")
         output = row.get("output")
         if output and (out / output / "report.html").is_file():
             entry["report"] = quote(f"{output}/report.html")

@@ -23,6 +23,7 @@ from .dataset import Item
 from .explaining import Explained
 from .options import ExplainOptions, ModelOptions
 from .outputs import recover_staging
+from .thumbs import write_thumbnails
 
 __all__ = ["COLUMNS", "BatchSettings", "VideoWorker", "error_row", "label_index"]
 
@@ -125,7 +126,6 @@ def _localisation(e: Explained, gt: Path, info: Any) -> dict[str, float]:
     over the windows with ground truth in them), as ``evaluate`` scores a clip (the same
     pointing tolerances)."""
     from ..metrics.groundtruth import load_ground_truth
-    from ..metrics.localisation import localisation
     from ..metrics.protocol import Protocol
 
     protocol = Protocol()
@@ -136,14 +136,7 @@ def _localisation(e: Explained, gt: Path, info: Any) -> dict[str, float]:
     for w, win in enumerate(e.windows):
         mask = truth.on_clip(win.indices, prep)
         if bool(mask.any()):
-            scores.append(
-                localisation(
-                    e.track.normalised(w)[0],
-                    mask,
-                    tolerance_frames=protocol.tolerance_frames,
-                    tolerance_px=protocol.tolerance_px,
-                )
-            )
+            scores.append(protocol.localisation(e.track.normalised(w)[0], mask))
     if not scores:
         return {}
     return {key: float(np.mean([s[key] for s in scores])) for key in ("pointing", "mass", "iou")}
@@ -225,12 +218,8 @@ class VideoWorker:
             if item.gt is not None:
                 local = _localisation(explained[0], item.gt, info)
             if "html" in options.formats:
-                _thumbnail(
-                    explained[0],
-                    result.tubes[0].curve,
-                    info,
-                    options,
-                    self.thumbs / f"{item.video_id}.png",
+                write_thumbnails(
+                    explained[0], result.tubes[0].curve, info, options, self.thumbs, item.video_id
                 )
         except (SaliencyTubesError, OSError, ValueError, RuntimeError) as exc:
             return error_row(item, first_line(exc), fingerprint, time.perf_counter() - started)
@@ -270,29 +259,6 @@ class VideoWorker:
             **local,
         )
         return row
-
-
-def _thumbnail(e: Explained, curve: Any, info: Any, options: ExplainOptions, path: Path) -> None:
-    """The top-1 tube's heat frame at its most prominent key frame (108 px high), as PNG."""
-    from PIL import Image
-
-    from .. import render
-    from ..video import atomic_write_bytes, read_frames
-
-    if len(curve.key_frames):
-        f = int(curve.key_frames[int(np.argmax(curve.prominence))])
-    else:
-        f = int(np.nanargmax(curve.mean)) if np.isfinite(curve.mean).any() else 0
-    image = read_frames(info.path, [f], info=info)[0]
-    heat = render.heat(
-        image, e.track.frame(0, float(info.timestamps[f])), options.colormap, options.opacity
-    )
-    h, w = heat.shape[:2]
-    small = Image.fromarray(heat).resize(
-        (max(1, round(w * 108 / h)), 108), Image.Resampling.LANCZOS
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, render.png_bytes(np.asarray(small)))
 
 
 def _resampled(values: np.ndarray, points: int = 20) -> list[float]:

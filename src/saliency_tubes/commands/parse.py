@@ -153,6 +153,7 @@ def render_settings(params: Mapping[str, Any]) -> dict[str, Any]:
         "background": params["background"],
         "formats": names(params["formats"]),
         "caption": not params["no_caption"],
+        "normalise": params.get("normalise") or "video",
         "timeline": params["timeline"],
         "progress": not params["quiet"],
         "embed": bool(params.get("embed", False)),
