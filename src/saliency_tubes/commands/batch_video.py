@@ -159,7 +159,9 @@ def check_against(loaded: LoadedModel, options: ExplainOptions) -> None:
         return  # the class count is known only from a forward: checked per video
     spec = options.classes
     try:
-        select_classes(list(spec) if isinstance(spec, tuple) else spec, torch.zeros(1, len(names)), names)
+        select_classes(
+            list(spec) if isinstance(spec, tuple) else spec, torch.zeros(1, len(names)), names
+        )
     except SaliencyTubesError as exc:
         raise InputError(
             f"expected --classes among the {len(names)} classes of {loaded.name}, but got: "

@@ -163,9 +163,7 @@ def run_local(
             mine = dataclasses.replace(
                 settings, model=dataclasses.replace(settings.model, device=device)
             )
-        proc = ctx.Process(
-            target=_work, args=(mine, q, results, next_id, os.getpid()), daemon=True
-        )
+        proc = ctx.Process(target=_work, args=(mine, q, results, next_id, os.getpid()), daemon=True)
         proc.start()
         pool[next_id] = _Worker(proc, q, device=mine.model.device)
         next_id += 1
