@@ -135,6 +135,20 @@ class CurveBuilder:
         self._mean.append(mean)
         self._max.append(peak)
 
+    def add_frames(self, saliency: np.ndarray) -> None:
+        """Add the next frames' ``(n, H, W)`` maps at once (NaN where unseen): each frame's
+        mean and max over its seen pixels, as :func:`frame_saliency`."""
+        s = np.asarray(saliency, dtype=np.float32)
+        if s.ndim != 3:
+            raise InputError(f"expected (n, H, W) saliency maps, but got shape {s.shape}")
+        seen = ~np.isnan(s)
+        count = seen.sum(axis=(1, 2))
+        total = np.where(seen, s, 0.0).astype(np.float64).sum(axis=(1, 2))
+        peak = np.where(seen, s, -np.inf).max(axis=(1, 2), initial=-np.inf)
+        empty = count == 0
+        self._mean.extend(np.where(empty, 0.0, total / np.maximum(count, 1)).tolist())
+        self._max.extend(np.where(empty, 0.0, peak).astype(np.float64).tolist())
+
     def build(
         self,
         times: Sequence[float] | np.ndarray | None = None,

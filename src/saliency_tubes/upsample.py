@@ -54,6 +54,7 @@ import numpy as np
 import torch
 
 from saliency_tubes.errors import InputError
+from saliency_tubes.resources import check_fits
 from saliency_tubes.vocabulary import ALIGNS, MODES
 
 __all__ = ["ALIGNS", "MODES", "check_mode", "upsample"]
@@ -343,6 +344,13 @@ def upsample(
     raw, out_size = _check_inputs(raw, size, mode, align, clip)
     order = MODES[mode]
     lead = tuple(raw.shape[:-3])
+    need = 2 * math.prod(lead) * math.prod(out_size) * max(raw.element_size(), 4)
+    if need > 2**26:  # the result and one intermediate; small ones are not worth a look
+        check_fits(
+            need,
+            f"upsampling {math.prod(lead)} map(s) to {'x'.join(map(str, out_size))}",
+            "ask for a smaller size",
+        )
     in_size = (int(raw.shape[-3]), int(raw.shape[-2]), int(raw.shape[-1]))
     if in_size == tuple(out_size):
         # Nothing to resample (an input-space method's map is at the clip's size already):

@@ -138,6 +138,12 @@ class Tubes:
             for row in self.classes.tolist()
         ]
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: a few frames of each explained class's tube (nothing recomputed)."""
+        from ..display import tubes_html
+
+        return tubes_html(self)
+
     def to(self, device: torch.device | str) -> Tubes:
         """A copy with every tensor moved to ``device``."""
         return Tubes(
@@ -597,6 +603,17 @@ class Explainer:
     def _forward_error(self, clip: torch.Tensor, exc: RuntimeError) -> InputError:
         t, h, w = clip.shape[2:]
         reason = first_line(exc)
+        weights = next(iter(self.model.parameters()), None)
+        if weights is not None and weights.is_floating_point() and clip.dtype != weights.dtype:
+            return InputError(
+                f"expected a {weights.dtype} clip (the dtype of {type(self.model).__name__}'s "
+                f"weights), but got {clip.dtype}; convert it with clip.to({weights.dtype})"
+            )
+        if "channels" in reason:
+            return InputError(
+                f"{type(self.model).__name__} could not run on a clip of {clip.shape[1]} "
+                f"channels ({reason}); give (N, 3, T, H, W) RGB clips, as its preset prepares"
+            )
         return InputError(
             f"{type(self.model).__name__} could not run on a clip of {t} frames of {h}x{w} "
             f"({reason}); models with fixed pools or position embeddings need the clip size "
