@@ -190,6 +190,7 @@ _COMPARE = flags.options(
     flags.FORMAT,
     flags.CRF,
     flags.X264_PRESET,
+    flags.MAX_SIDE,
     flags.TIMELINE,
     flags.NO_CAPTION,
     flags.ALLOW_PICKLE,

@@ -181,6 +181,15 @@ X264_PRESET = click.option(
     help="ultrafast ... veryslow: libx264's speed preset for the mp4 outputs (medium: files "
     "about a quarter smaller, 2.5x slower to write).",
 )
+MAX_SIDE = click.option(
+    "--max-side",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Scale the rendered videos so their longest side is at most N pixels (the "
+    "side-by-side and grid layouts included; the tube is mapped at that size). Default: "
+    "panels at the source's size.",
+)
 EXPLAIN = options(
     MODEL,
     WEIGHTS,
@@ -205,6 +214,7 @@ EXPLAIN = options(
     X264_PRESET,
     EMBED,
     LAYOUTS,
+    MAX_SIDE,
     NO_CAPTION,
     TIMELINE,
     DEVICE,

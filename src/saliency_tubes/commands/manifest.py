@@ -177,6 +177,7 @@ def options_entry(options: ExplainOptions, loaded: LoadedModel) -> dict[str, Any
         "formats": list(options.formats),
         "timeline": options.timeline,
         "encoder": {"codec": "libx264", "crf": options.crf, "preset": options.preset},
+        "max_side": options.max_side,
         "device": _device(loaded),
     }
 

@@ -168,6 +168,9 @@ class ExplainOptions:
         preset: their libx264 speed preset (default "superfast": see
             :class:`~saliency_tubes.video.VideoWriter`); "medium" writes files about a
             quarter smaller, 2.5x slower.
+        max_side: the rendered outputs' longest side at most this many pixels (panels,
+            captions and gaps of the side-by-side and grid layouts included; the tube is
+            mapped at the smaller size); None: panels at the source's size.
 
     The device is the model's (:attr:`ModelOptions.device`).
     """
@@ -190,6 +193,7 @@ class ExplainOptions:
     embed: bool = False
     crf: int = 18
     preset: str = "superfast"
+    max_side: int | None = None
 
     def check(self) -> None:
         """Validate the options (one-line errors)."""
@@ -207,6 +211,14 @@ class ExplainOptions:
             raise InputError(
                 f"expected crf an integer from 0 to 51 (18: visually lossless, 23: smaller "
                 f"files), but got {self.crf!r}"
+            )
+        if self.max_side is not None and (
+            isinstance(self.max_side, bool)
+            or not isinstance(self.max_side, int)
+            or self.max_side < 16
+        ):
+            raise InputError(
+                f"expected --max-side a number of pixels >= 16 (e.g. 1280), but got {self.max_side!r}"
             )
         if self.frames is not None and self.frames < 2:
             raise InputError(f"expected at least 2 frames per clip, but got {self.frames}")
