@@ -99,3 +99,35 @@ def test_compare_classes_grid_within_max_side(clip_path: Path, tmp_path: Path, t
 def test_max_side_is_checked() -> None:
     with pytest.raises(InputError, match="--max-side"):
         ExplainOptions(max_side=8).check()
+
+
+def test_explain_a_segment_with_windows(clip_path: Path, tmp_path: Path, tiny) -> None:
+    """24 frames at 12 fps; --start 0.5 --end 1.5 holds frames 6..17 (12 frames): the videos
+    have 12 frames, the windows lie inside it, the manifest records the segment."""
+    info = probe(clip_path)
+    options = ExplainOptions(
+        formats=("mp4", "npy"),
+        layouts=("heat",),
+        windows=(8, 4),
+        start=0.5,
+        end=1.5,
+        progress=False,
+    )
+    result = explain_video(clip_path, tmp_path / "seg", tiny, options)
+    (heat,) = result.files["mp4"]
+    assert _video_facts(heat) == (96, 128, 12)
+    manifest = json.loads((tmp_path / "seg" / "manifest.json").read_text())
+    assert manifest["source"]["num_frames"] == info.num_frames == 24
+    assert manifest["source"]["segment"] == {
+        "first_frame": 6,
+        "num_frames": 12,
+        "first_time": pytest.approx(info.timestamps[6]),
+        "last_time": pytest.approx(info.timestamps[17]),
+        "duration": pytest.approx(1.0),
+    }
+    assert (manifest["options"]["start"], manifest["options"]["end"]) == (0.5, 1.5)
+    clips = manifest["clips"]
+    assert [c["frame_indices"][0] for c in clips] == [0, 4]  # 8-frame windows, stride 4
+    assert all(0.5 <= t < 1.5 for c in clips for t in c["timestamps"])
+    assert len(manifest["tubes"][0]["temporal"]["mean"]) == 12
+    assert np.load(tmp_path / "seg" / "tube.npy").shape[0] == 2

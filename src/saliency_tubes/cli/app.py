@@ -191,6 +191,8 @@ _COMPARE = flags.options(
     flags.CRF,
     flags.X264_PRESET,
     flags.MAX_SIDE,
+    flags.START,
+    flags.END,
     flags.TIMELINE,
     flags.NO_CAPTION,
     flags.ALLOW_PICKLE,

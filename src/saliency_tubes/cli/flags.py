@@ -190,6 +190,21 @@ MAX_SIDE = click.option(
     "side-by-side and grid layouts included; the tube is mapped at that size). Default: "
     "panels at the source's size.",
 )
+START = click.option(
+    "--start",
+    type=float,
+    default=None,
+    metavar="S",
+    help="Explain only the frames shown from S seconds on (the file's times); the outputs "
+    "cover the segment and --windows lie inside it.",
+)
+END = click.option(
+    "--end",
+    type=float,
+    default=None,
+    metavar="S",
+    help="... up to (not including) S seconds.",
+)
 EXPLAIN = options(
     MODEL,
     WEIGHTS,
@@ -215,6 +230,8 @@ EXPLAIN = options(
     EMBED,
     LAYOUTS,
     MAX_SIDE,
+    START,
+    END,
     NO_CAPTION,
     TIMELINE,
     DEVICE,

@@ -73,6 +73,7 @@ def compare_classes(
     """
     options = options or CompareOptions()
     options.check()
+    info = explaining.source_info(video, info, options)
     contrast = options.contrast
     done: list[tuple[explaining.Explained, list[Summary]]] = []
 
@@ -203,6 +204,7 @@ def compare_models(
     """
     options = options or CompareOptions(method="auto")
     options.check()
+    info = explaining.source_info(video, info, options)
     if "html" in options.formats:
         raise InputError(
             "expected --format without html for compare-models (report.html shows one model: "

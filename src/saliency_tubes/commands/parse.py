@@ -158,4 +158,6 @@ def render_settings(params: Mapping[str, Any]) -> dict[str, Any]:
         "crf": params["crf"],
         "preset": params["x264_preset"],
         "max_side": params.get("max_side"),
+        "start": params.get("start"),
+        "end": params.get("end"),
     }

@@ -19,7 +19,7 @@ frames returned are always those of a sequential decode.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterator, Sequence
 from contextlib import closing
 from fractions import Fraction
 from pathlib import Path
@@ -77,7 +77,7 @@ def to_rgb(
     if accurate:
         rgb = frame.reformat(format="rgb24", interpolation=ACCURATE_RGB, **scale).to_ndarray()
     else:
-        rgb = frame.to_ndarray(format="rgb24", **scale)
+        rgb = frame.reformat(format="rgb24", **scale).to_ndarray()
     if rotation:
         rgb = np.ascontiguousarray(np.rot90(rgb, k=rotation // 90))
     return rgb
@@ -141,7 +141,7 @@ def _by_time(
     info: VideoInfo,
     start: int | None,
     wanted: Collection[int],
-) -> Iterator[tuple[int, av.VideoFrame]]:
+) -> Generator[tuple[int, av.VideoFrame], None, None]:
     """``(index, frame)`` from keyframe ``start`` on (None: from the beginning, frame 0),
     indexed by their times.
 
@@ -293,6 +293,16 @@ def iter_frames(
         VideoError: As :func:`probe`, or when decoding fails part way.
     """
     info = info if info is not None else probe(path, folder_fps=folder_fps)
+    if info.whole is not None:  # a segment: the file's frames first + i
+        first = info.first
+        inner = (
+            range(first, first + info.num_frames)
+            if wanted is None
+            else {int(i) + first for i in wanted}
+        )
+        for f in iter_frames(path, info=info.whole, accurate=accurate, wanted=inner, size=size):
+            yield Frame(f.index - first, f.timestamp, f.image)
+        return
     p = Path(path)
     if p.is_dir():
         hw = info.size
@@ -300,7 +310,7 @@ def iter_frames(
             if wanted is None or i in wanted:
                 image = load_image(file, hw)
                 if size is not None and tuple(size) != hw:
-                    picture = Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR)
+                    picture = Image.fromarray(image).resize((size[1], size[0]), Image.Resampling.BILINEAR)
                     image = np.asarray(picture)
                 yield Frame(i, float(info.timestamps[i]), image)
         return
@@ -363,7 +373,7 @@ def read_frames(
     if p.is_dir():
         files = folder_images(p)
         for i in wanted:
-            found[i] = load_image(files[i], info.size)
+            found[i] = load_image(files[info.first + i], info.size)
     else:
         for frame in iter_frames(p, info=info, accurate=accurate, wanted=wanted):
             found[frame.index] = frame.image
