@@ -77,6 +77,19 @@ def _open(driver, page: Path) -> None:
     raise AssertionError(f"{page} did not load its video and tubes within 30 s")
 
 
+def _until(check, what: str, seconds: float = 30.0):
+    """Poll ``check()`` until it is truthy (a page redraws on its own time, slower on a busy
+    machine); its last value, or an AssertionError naming ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert value, f"{what}: not within {seconds:g} s"
+    return value
+
+
 def _overlay(driver) -> int:
     """A hash of the overlay canvas's pixels."""
     return driver.execute_script(
@@ -136,37 +149,59 @@ def test_the_report_plays_and_every_control_works(browser, report: Path) -> None
         "const s = document.querySelector('[data-role=class]'); s.value = '1';"
         "s.dispatchEvent(new Event('change'));"
     )
-    time.sleep(0.3)
-    assert _overlay(browser) != faded  # another class, another tube
-    # A click at 3/4 of the curve seeks to that frame.
+    _until(lambda: _overlay(browser) != faded, "another class draws another tube")
+    # A click at 3/4 of the curve's time axis (44 px in from the left, 10 px from the
+    # right) seeks to that frame.
     n = len(data["video"]["timestamps"])
     browser.execute_script(
         "const v = document.querySelector('[data-role=video]'); v.pause();"
         "const c = document.querySelector('[data-role=curve]'); const r = c.getBoundingClientRect();"
-        "const at = {clientX: r.left + 0.75 * r.width, clientY: r.top + r.height / 2, bubbles: true};"
+        "const at = {clientX: r.left + 44 + 0.75 * (r.width - 54), clientY: r.top + r.height / 2, bubbles: true};"
         "c.dispatchEvent(new MouseEvent('mousedown', at));"
         "window.dispatchEvent(new MouseEvent('mouseup', at));"
     )
-    time.sleep(0.5)
     frame = round(0.75 * (n - 1))
+    label = "return document.getElementById('frame').textContent"
+    _until(
+        lambda: browser.execute_script(label).startswith(f"frame {frame} / {n - 1}"),
+        f"a click at 3/4 of the curve shows frame {frame}",
+    )
     ts = data["video"]["timestamps"]
     now = browser.execute_script("return document.querySelector('[data-role=video]').currentTime")
     assert abs(now - (ts[frame] - ts[0])) < 0.5 / data["video"]["fps"]
-    label = browser.execute_script("return document.getElementById('frame').textContent")
-    assert label.startswith(f"frame {frame} / {n - 1}")
     # The arrow keys step one frame.
     browser.execute_script(
         "window.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight'}))"
     )
-    time.sleep(0.3)
-    label = browser.execute_script("return document.getElementById('frame').textContent")
-    assert label.startswith(f"frame {frame + 1} / ")
+    _until(
+        lambda: browser.execute_script(label).startswith(f"frame {frame + 1} / "),
+        "the right arrow steps one frame",
+    )
     assert _errors(browser) == []
     # Nothing but the page itself and its video was loaded, all from the disk.
     loaded = browser.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name)"
     )
     assert all(u.startswith(("file:", "data:", "blob:")) for u in loaded), loaded
+
+
+def test_the_header_names_the_model_and_the_side_panel_has_sections(browser, report: Path) -> None:
+    _open(browser, report)
+    model = browser.execute_script("return document.querySelector('[data-role=model]').textContent")
+    assert model == (
+        "model tiny-actions, trained weights shipped with the package, method cam; caveat: "
+        "tiny-actions knows only 8 synthetic motion classes: its classes and tubes mean nothing "
+        "on other videos"
+    )
+    sections = browser.execute_script(
+        "return [...document.querySelectorAll('[data-role=meta] h2')].map(h => h.textContent)"
+    )
+    assert sections == ["model", "method", "video", "options"]
+    encoder = browser.execute_script(
+        "const dts = [...document.querySelectorAll('[data-role=meta] dt')];"
+        "return dts.find(d => d.textContent === 'encoder').nextElementSibling.textContent"
+    )
+    assert encoder == "libx264 superfast crf 18"
 
 
 def test_class_names_stay_text(browser, report: Path) -> None:
@@ -235,7 +270,13 @@ def test_a_ten_second_report_with_three_classes_is_under_2_mb(browser, tmp_path:
     browser.execute_script(
         "const v = document.querySelector('[data-role=video]'); v.pause(); v.currentTime = 4.0;"
     )
-    time.sleep(2.0)  # the seek settles (no spinner in the screenshot)
+    _until(  # the seek settles (no spinner in the screenshot)
+        lambda: browser.execute_script(
+            "const v = document.querySelector('[data-role=video]');"
+            "return !v.seeking && v.readyState >= 2 && Math.abs(v.currentTime - 4.0) < 0.5"
+        ),
+        "the video seeks to 4 s",
+    )
     _shot(browser, "report.png")
     assert _errors(browser) == []
 
@@ -259,8 +300,7 @@ def test_compare_classes_shows_the_contrast_after_the_classes(browser, tmp_path:
         "const s = document.querySelector('[data-role=class]');"
         f"s.value = '{len(labels) - 1}'; s.dispatchEvent(new Event('change'));"
     )
-    time.sleep(0.3)
-    assert _overlay(browser) != before
+    _until(lambda: _overlay(browser) != before, "the contrast draws its own tube")
     assert _errors(browser) == []
 
 
@@ -289,22 +329,24 @@ def test_a_batch_index_sorts_filters_and_links_each_report(browser, tmp_path: Pa
     batch_videos(table, out, settings, BatchOptions(workers=2, progress=False))
     _open_index = out / "index.html"
     browser.get(_open_index.resolve().as_uri())
-    time.sleep(0.5)
-    assert browser.execute_script("return document.body.dataset.ready") == "1"
-    count = "return document.querySelectorAll('tbody tr').length"
+    _until(
+        lambda: browser.execute_script("return document.body.dataset.ready") == "1",
+        "the index is ready",
+    )
+    count = "return document.querySelectorAll('[data-role=rows] tr:not(.spacer)').length"
     assert browser.execute_script(count) == 3
     browser.find_element("css selector", "th[data-column=score]").click()
     scores = browser.execute_script(
-        "return [...document.querySelectorAll('tbody tr')].map(r => parseFloat(r.children[4].textContent))"
+        "return [...document.querySelectorAll('[data-role=rows] tr:not(.spacer)')]"
+        ".map(r => parseFloat(r.children[4].textContent))"
     )
     assert scores == sorted(scores)
-    _shot(browser, "index.png")
     browser.execute_script(
         "const w = document.querySelector('[data-role=wrong]'); w.checked = true;"
         "w.dispatchEvent(new Event('input'));"
     )
     assert browser.execute_script(count) == 1
-    link = browser.execute_script("return document.querySelector('tbody a').href")
+    link = browser.execute_script("return document.querySelector('[data-role=rows] a').href")
     assert link.endswith("/report.html")
     browser.get(link)
     deadline = time.monotonic() + 30

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "ALIGNS",
+    "ATTENTION_METHODS",
     "BACKGROUNDS",
     "FORMATS",
     "INPUT_METHODS",
@@ -34,12 +35,17 @@ METHOD_NAMES: tuple[str, ...] = (
     "eigencam",
     "occlusion",
     "integrated-gradients",
+    "rollout",
+    "relevancy",
 )
 
 """The explainers by name: the paper's Saliency Tubes (CAM), Grad-CAM, Grad-CAM++, LayerCAM,
 XGradCAM, HiResCAM, Score-CAM (one forward per channel), EigenCAM (class-agnostic), and the
 input-space attributions through captum: occlusion (one forward per window) and integrated
 gradients (a forward and a backward per path step and class)."""
+ATTENTION_METHODS: tuple[str, ...] = ("rollout", "relevancy")
+"""The methods that follow a video transformer's attention through every block: attention
+rollout (class-agnostic) and gradient-weighted attention relevancy."""
 INPUT_METHODS: tuple[str, ...] = ("occlusion", "integrated-gradients")
 """The methods that attribute the clip's voxels (no target layer, no upsampling; captum)."""
 METHOD_CHOICES: tuple[str, ...] = (*METHOD_NAMES, "auto")
@@ -53,6 +59,8 @@ ALIGNS: tuple[str, ...] = ("corners", "centers")
 BACKGROUNDS: tuple[str, ...] = ("black", "dark", "blur", "gray")
 """What focus tubes show where the model did not look."""
 LAYOUTS: tuple[str, ...] = ("heat", "focus", "side_by_side")
+#: What the pictures' colours span (``--normalise``): the whole video's range, or each frame's.
+NORMALISATIONS: tuple[str, ...] = ("video", "frame")
 """What ``explain`` draws per class: the heat tube, the focus tube, and both beside the frame."""
 FORMATS: tuple[str, ...] = ("mp4", "gif", "png", "npy", "plot", "html")
 """Output formats: videos (mp4, gif, png frame folders), the tube (npy), the curves (plot),

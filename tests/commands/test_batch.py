@@ -50,6 +50,38 @@ def _stable(manifest: dict) -> dict:
     return {k: v for k, v in manifest.items() if k not in ("seconds",)}
 
 
+# A batch worker runs torch on its share of the cores (one thread here), a direct explain on
+# all of them: a convolution summed in another order differs in the last bits of float32
+# (3.6e-7 measured on an Intel Xeon, 0 on others). Tubes are in [0, 1] and scores are
+# probabilities, so 1e-5 is far below anything a reader or a test of meaning could see.
+FLOAT_TOLERANCE = 1e-5
+
+
+def _same_up_to_floats(got: object, want: object, where: str = "manifest") -> None:
+    """``got == want`` with every float compared to :data:`FLOAT_TOLERANCE`."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), where
+        for key in want:
+            _same_up_to_floats(got[key], want[key], f"{where}.{key}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), where
+        for i, (a, b) in enumerate(zip(got, want, strict=True)):
+            _same_up_to_floats(a, b, f"{where}[{i}]")
+    elif isinstance(want, float) and not isinstance(got, bool):
+        assert got == pytest.approx(want, rel=FLOAT_TOLERANCE, abs=FLOAT_TOLERANCE), where
+    else:
+        assert got == want, where
+
+
+def test_the_float_comparison_fails_on_a_real_difference() -> None:
+    _same_up_to_floats({"a": [1.0, {"b": 0.5}]}, {"a": [1.0, {"b": 0.5 + 1e-7}]})
+    for wrong in ({"a": [1.0, {"b": 0.51}]}, {"a": [1.0, {"c": 0.5}]}, {"a": [1.0]}):
+        with pytest.raises(AssertionError):
+            _same_up_to_floats(wrong, {"a": [1.0, {"b": 0.5}]})
+    with pytest.raises(AssertionError):
+        _same_up_to_floats({"a": "x"}, {"a": "y"})
+
+
 def test_every_video_gets_what_explain_writes_and_a_row(dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "batch"
     result = batch_videos(dataset, out, _settings(out), BatchOptions(workers=2, progress=False))
@@ -64,8 +96,11 @@ def test_every_video_gets_what_explain_writes_and_a_row(dataset: Path, tmp_path:
         alone = explain_video(row["path"], tmp_path / "alone" / row["video_id"], tiny, OPTIONS)
         folder = out / row["output"]
         written = json.loads((folder / "manifest.json").read_text())
-        assert _stable(written) == _stable(json.loads(json.dumps(alone.manifest)))
-        np.testing.assert_array_equal(np.load(folder / "tube.npy"), np.load(alone.files["npy"][0]))
+        _same_up_to_floats(_stable(written), _stable(json.loads(json.dumps(alone.manifest))))
+        np.testing.assert_allclose(
+            np.load(folder / "tube.npy"), np.load(alone.files["npy"][0]), rtol=0,
+            atol=FLOAT_TOLERANCE,
+        )  # fmt: skip
         # The row is the manifest's numbers.
         top = written["classes"][0]
         assert row["status"] == "ok" and row["error"] is None
@@ -183,12 +218,17 @@ def test_a_hung_video_times_out_and_a_crashed_worker_is_replaced(
     dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(ROOT / "tests"))  # the factories, for the workers too
-    for factory, message in (("hanging", "timed out after 2 s"), ("crashing", "exit code 3")):
+    # The crash needs no --timeout (a loaded machine may take seconds to decode a video before
+    # the forward that crashes: a timeout there would win the race); the hang gets one.
+    for factory, timeout, message in (
+        ("hanging", 2.0, "timed out after 2 s"),
+        ("crashing", None, "exit code 3"),
+    ):
         out = tmp_path / factory
         settings = _settings(
             out, ExplainOptions(formats=("npy",), progress=False), name=f"_batch_models:{factory}"
         )
-        options = BatchOptions(limit=2, timeout=2.0, progress=False)
+        options = BatchOptions(limit=2, timeout=timeout, progress=False)
         result = batch_videos(dataset, out, settings, options)
         assert [r["status"] for r in result.rows] == ["error", "error"]
         assert all(message in r["error"] for r in result.rows), result.rows[0]["error"]
@@ -219,7 +259,7 @@ def test_ctrl_c_keeps_what_finished_and_a_rerun_does_each_video_once(
     while time.monotonic() < deadline and len(read_journal(journal)) < 1:
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
     done = pq.read_table(out / "index.parquet").to_pylist()
     assert 1 <= len(done) < 4 and all(r["status"] == "ok" for r in done)
@@ -300,8 +340,13 @@ def test_an_interrupted_forced_rerun_keeps_the_earlier_rows(
         batch_videos(dataset, out, _settings(out), BatchOptions(force=True, progress=False))
     rows = pq.read_table(out / "index.parquet").to_pylist()
     assert [r["video_id"] for r in rows] == [r["video_id"] for r in first.rows]
-    assert rows[0]["error"] == "a new failure"  # what this run did
-    assert [r["status"] for r in rows[1:]] == ["ok"] * 3  # what it had not redone yet
+    # The redone video failed with the same fingerprint while its earlier outputs stayed:
+    # its ok row stands (issue 28: an error row never replaces a good row of the same
+    # fingerprint); the journal records the failure all the same.
+    assert rows == [{**r, "seconds": rows[k]["seconds"]} for k, r in enumerate(first.rows)]
+    journal = (out / ".batch" / "journal.jsonl").read_text().splitlines()
+    assert json.loads(journal[-1])["error"] == "a new failure"
+    assert [r["status"] for r in rows] == ["ok"] * 4  # the others: not redone yet
 
 
 def test_a_folder_input_leaves_out_the_batch_and_tables_may_start_with_a_bom(

@@ -129,7 +129,20 @@ TIMELINE = click.option(
     "--timeline", is_flag=True, help="Draw the temporal importance bar under each frame."
 )
 NO_CAPTION = click.option(
-    "--no-caption", is_flag=True, help="Do not draw class, model and probability."
+    "--no-caption",
+    is_flag=True,
+    help="Draw no text on the videos: neither the class, probability and caveat strips "
+    "above side-by-side and compare panels nor the model label in the corner of heat and "
+    "focus videos.",
+)
+NORMALISE = click.option(
+    "--normalise",
+    type=click.Choice(["video", "frame"]),
+    default="video",
+    show_default=True,
+    help="What the drawn colours span: video (one scale for the whole video, so moments "
+    "compare) or frame (each frame stretched to its own peak, so quiet stretches show "
+    "where they look). Curves and statistics stay on the video's scale.",
 )
 FRAMES = click.option(
     "--frames", type=int, default=None, help="Clip length T (default: the model preset's)."
@@ -233,6 +246,7 @@ EXPLAIN = options(
     START,
     END,
     NO_CAPTION,
+    NORMALISE,
     TIMELINE,
     DEVICE,
 )

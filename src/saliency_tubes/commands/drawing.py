@@ -31,6 +31,7 @@ from ..video import BackgroundWriter, Frame, VideoInfo, iter_frames, prefetch
 from ..vocabulary import VIDEO_FORMATS
 from ..zoo import LoadedModel
 from .explaining import Explained
+from .model_line import corner_text, model_facts
 from .options import CompareOptions, ExplainOptions
 from .outputs import OutputFolder, Run, progress
 from .sizing import fit, sized
@@ -58,10 +59,16 @@ GAP = 4
 
 
 def slug(text: str) -> str:
-    """``text`` as a safe piece of a file name (runs of other characters become ``-``)."""
+    """``text`` as a safe piece of a file name (runs of other characters become ``-``); a
+    long one is cut to 80 characters plus a hash of the whole (file systems refuse names
+    over 255 bytes; the manifest keeps the full name)."""
+    import hashlib
     import re
 
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "class"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "class"
+    if len(safe) <= 80:
+        return safe
+    return f"{safe[:80]}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
 
 
 @dataclass
@@ -115,8 +122,8 @@ def encode(
         for frame in frames:
             for p, product in enumerate(products):
                 for key, image in product.draw(frame).items():
-                    for writer in writers[(p, key)]:
-                        writer.write(image)
+                    for sink in writers[(p, key)]:
+                        sink.write(image)
             bar.update(1)
     return files
 
@@ -175,7 +182,10 @@ def panel(
 ) -> np.ndarray:
     """A heat or focus tube frame at the source size, nothing drawn over the picture (see
     :func:`labelled` for its caption); drawn on the saliency's device when it is a tensor
-    (the ``blur`` background always with numpy). ``label`` is unused (kept for callers)."""
+    (the ``blur`` background always with numpy); with ``--normalise frame`` the tube
+    stretched to the frame's own range first. ``label`` is unused (kept for callers)."""
+    if options.normalise == "frame":
+        saliency = render.stretch(saliency)
     if isinstance(saliency, torch.Tensor):
         if style == "heat" or options.background in DEVICE_BACKGROUNDS:
             frame = _on_device(image, saliency.device)
@@ -224,6 +234,11 @@ def caption_of(loaded: LoadedModel, label: str) -> str:
     return "\n".join(lines)
 
 
+def _scale_note(options: ExplainOptions) -> str:
+    """The caption line of ``--normalise frame`` (nothing for the video's scale)."""
+    return "\nper-frame scale" if options.normalise == "frame" else ""
+
+
 def _drawn(
     frame: Frame,
     hw: tuple[int, int],
@@ -244,16 +259,19 @@ def _layouts(
     label: str,
     options: ExplainOptions,
     sizes: tuple[tuple[int, int], tuple[int, int]],
+    corner: str = "",
 ) -> dict[str, np.ndarray]:
     """What ``explain`` draws of one class on one frame, by layout: the heat and focus
-    videos are the source picture with the tube and nothing else (at ``sizes[0]``); the
-    side-by-side one has the captions in strips above its three panels (at ``sizes[1]``),
-    a small gap between them."""
+    videos are the source picture with the tube and, unless ``--no-caption``, a small
+    ``corner`` label (model and caveats), at ``sizes[0]``; the side-by-side one has the
+    captions in strips above its three panels (at ``sizes[1]``), a small gap between them."""
     drawn: dict[str, np.ndarray] = {}
     single = [layout for layout in ("heat", "focus") if layout in options.layouts]
     if single:
         image, heat, focus = _drawn(frame, sizes[0], saliency_at, label, options)
-        drawn.update({key: img for key, img in (("heat", heat), ("focus", focus)) if key in single})
+        for key, img in (("heat", heat), ("focus", focus)):
+            if key in single:
+                drawn[key] = render.corner_label(img, corner) if options.caption else img
     if "side_by_side" in options.layouts:
         if not single or sizes[1] != sizes[0]:
             image, heat, focus = _drawn(frame, sizes[1], saliency_at, label, options)
@@ -319,13 +337,14 @@ def explain_product(
     """Class ``k``'s heat, focus and side-by-side videos (``LAYOUT_K_NAME``); ``summary``
     is needed only for the timeline."""
     name, score = e.names[k], e.scores[k]
-    label = caption_of(e.loaded, f"{name}  p={probability(score)}")
+    label = caption_of(e.loaded, f"{name}  p={probability(score)}") + _scale_note(options)
+    corner = corner_text(model_facts(e.loaded, e.method)) + _scale_note(options)
     stems = {layout: f"{layout}_{k + 1}_{slug(name)}" for layout in options.layouts}
     scale = _timeline_of([summary], options)
     sizes = _explain_sizes(e.track.geometry.src_hw, label, options)
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:
-        drawn = _layouts(frame, lambda at: look(e.track, k, at), label, options, sizes)
+        drawn = _layouts(frame, lambda at: look(e.track, k, at), label, options, sizes, corner)
         if options.timeline and summary is not None:
             drawn = {key: _timeline(img, summary.curve, frame, scale) for key, img in drawn.items()}
         return drawn
@@ -344,7 +363,7 @@ def grid_product(
     are needed only for the timeline)."""
     cols = options.cols if options.cols is not None else render.grid_columns(len(panels))
     scale = _timeline_of([s for _, _, _, s in panels], options)
-    labels = [label for _, _, label, _ in panels]
+    labels = [label + _scale_note(options) for _, _, label, _ in panels]
 
     def compose(hw: tuple[int, int]) -> tuple[int, int]:
         blank = np.zeros((*_with_timeline(hw, options), 3), np.uint8)

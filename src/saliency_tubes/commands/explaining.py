@@ -134,7 +134,8 @@ def _is_topk(spec: ClassSpec) -> bool:
     return isinstance(spec, str) and re.fullmatch(r"top\d+", spec.strip().lower()) is not None
 
 
-def _method(loaded: LoadedModel, method: str) -> str:
+def method_of(loaded: LoadedModel, method: str) -> str:
+    """The method ``--method`` names for ``loaded`` (``auto``: the adapter's choice)."""
     if method != "auto":
         return method
     return loaded.adapter.default_method if loaded.adapter is not None else "cam"
@@ -163,7 +164,7 @@ def plan(
     )
     return Plan(
         loaded=loaded,
-        method=_method(loaded, options.method),
+        method=method_of(loaded, options.method),
         windows=[Window(indices=ix, times=info.timestamps[ix]) for ix in index_sets],
         preprocess=loaded.preset.preprocess(),
         classes=options.classes,

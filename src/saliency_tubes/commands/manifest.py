@@ -187,6 +187,7 @@ def options_entry(options: ExplainOptions, loaded: LoadedModel) -> dict[str, Any
         "opacity": options.opacity,
         "floor": options.floor,
         "background": options.background,
+        "normalise": options.normalise,
         "formats": list(options.formats),
         "timeline": options.timeline,
         "encoder": {"codec": "libx264", "crf": options.crf, "preset": options.preset},

@@ -20,13 +20,16 @@ import queue
 import signal
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, first_line
 from .batch_video import BatchSettings, VideoWorker, error_row
 from .dataset import Item
+from .lock import LOCK_NAME
 from .outputs import recover_staging
 
 __all__ = ["START_LIMIT", "Task", "run_local"]
@@ -42,13 +45,47 @@ _POLL = 0.1
 START_LIMIT = 600.0
 
 
-def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int) -> None:
+def _die_with(parent: int) -> None:
+    """End this process when ``parent`` does (a kill -9 of the batch must not leave workers
+    blocked for good, holding memory or a GPU): on Linux the kernel's parent-death signal
+    (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), elsewhere a thread that watches the parent id."""
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+        if armed:
+            if os.getppid() != parent:  # the parent died before the signal was armed
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+#: ``prctl``'s option for the parent-death signal (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
+
+
+def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int, parent: int) -> None:
     """A worker process: load the model, then explain the videos it is given.
 
     Ctrl-C reaches the workers too (one process group): the video under way cleans up its
-    output folder, as ``explain`` does, and the worker exits quietly.
+    output folder, as ``explain`` does, and the worker exits quietly. The worker ends when
+    the batch's process does, however that ends (:func:`_die_with`).
     """
-    seen = []
+    _die_with(parent)
+    seen: list[int] = []
 
     def once(signum: int, frame: Any) -> None:  # a second Ctrl-C must not cut the clean-up
         if not seen:
@@ -59,6 +96,8 @@ def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int) -> None:
     # The notes the command line hides by default (torchvision's CPU operator workaround).
     warnings.filterwarnings("ignore", message=r"torchvision's compiled operators")
     try:
+        if hasattr(signal, "pthread_sigmask"):  # blocked while this process started; a
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # Ctrl-C then: here
         try:
             worker = VideoWorker(settings)
         except Exception as exc:  # reported to the parent, which stops the batch
@@ -80,6 +119,22 @@ def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int) -> None:
         return
 
 
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread for the block: a worker started meanwhile inherits the
+    mask (through exec), so a Ctrl-C while it imports torch and unpickles its task does not
+    print a traceback per worker; :func:`_work` unblocks it once its own handler is in place.
+    Here the signal waits and comes after the block, nothing is lost."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def _gpus(device: str) -> list[str]:
     """``cuda:0 ... cuda:K-1`` for ``--device cuda`` (no index) with K GPUs, else none: the
     workers then share the one device they were given."""
@@ -98,6 +153,16 @@ class _Worker:
     task: tuple[int, float] | None = None  # (task index, start time)
     ready: bool = False
     started: float = dataclasses.field(default_factory=time.monotonic)
+
+
+def _clean(folder: Path) -> None:
+    """What a worker killed mid-video left in its video's folder: the staging folder (the
+    earlier results put back), its lock (stale: the worker is gone), and the folder itself
+    when it holds nothing else."""
+    recover_staging(folder)
+    with suppress(OSError):
+        (folder / LOCK_NAME).unlink(missing_ok=True)
+        folder.rmdir()
 
 
 def run_local(
@@ -129,8 +194,9 @@ def run_local(
             mine = dataclasses.replace(
                 settings, model=dataclasses.replace(settings.model, device=device)
             )
-        proc = ctx.Process(target=_work, args=(mine, q, results, next_id), daemon=True)
-        proc.start()
+        proc = ctx.Process(target=_work, args=(mine, q, results, next_id, os.getpid()), daemon=True)
+        with _sigint_blocked():  # the new interpreter's imports: no Ctrl-C tracebacks
+            proc.start()
         pool[next_id] = _Worker(proc, q, device=mine.model.device)
         next_id += 1
 
@@ -157,7 +223,7 @@ def run_local(
             except queue.Empty:
                 kind = None
             if kind == "fatal":
-                raise InputError(f"the model could not be loaded in a batch worker: {payload}")
+                raise InputError(payload)  # the model or the options: the whole batch
             if kind == "ready" and wid in pool:
                 pool[wid].ready = True
             elif kind == "row" and wid in pool and pool[wid].task is not None:
@@ -216,7 +282,7 @@ def run_local(
                 if message is not None:
                     device = w.device
                     retire(wid)
-                    recover_staging(settings.videos / item.video_id)  # killed mid-video
+                    _clean(settings.videos / item.video_id)
                     remaining -= 1
                     on_row(error_row(item, message, fingerprint, now - began))
                     if pending:

@@ -72,6 +72,13 @@ class CommandResult:
         """How many output files were written, the manifest (or report) not counted."""
         return sum(len(v) for kind, v in self.files.items() if kind != "report")
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the classes and their numbers, and the side-by-side video (or the
+        figure) already written, embedded when small (nothing recomputed)."""
+        from .display import result_html
+
+        return result_html(self)
+
     @classmethod
     def of(
         cls,

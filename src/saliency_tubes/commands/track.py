@@ -29,7 +29,7 @@ from ..metrics.concentration import StatsBuilder, TubeStats
 from ..normalise import by_magnitude, minmax
 from ..temporal import CurveBuilder, TemporalCurve
 from ..upsample import upsample
-from ..video import Frame, Geometry, SourceSampler, TimedTube, VideoInfo, blend, covering
+from ..video import Frame, Geometry, SourceSampler, TimedTube, TubeMapper, VideoInfo
 
 __all__ = [
     "ON_GRID",
@@ -106,7 +106,7 @@ class TubeTrack:
         self._cache: OrderedDict[int, tuple[np.ndarray, list[TimedTube]]] = OrderedDict()
         self._cached = 0  # bytes in _cache
         self._kept: dict[int, torch.Tensor] = {}  # upsampled raw windows of the scale pass
-        self._sampler = SourceSampler(geometry, (clip_size[1], clip_size[2]))
+        self._mappers: dict[int, TubeMapper] = {}  # per class, made when first asked
         self._samplers: dict[tuple[int, int], SourceSampler] = {}  # at other frame sizes
         if signed or len(windows) > 1:  # one window is normalised on its own (normalize_tubes)
             lows, highs, kept = [], [], 0
@@ -123,8 +123,7 @@ class TubeTrack:
             else:
                 self.low = torch.stack(lows).amin(0)  # (K,)
                 self.high = torch.stack(highs).amax(0)
-        self._starts = np.array([float(w.times.min()) for w in windows])
-        self._ends = np.array([float(w.times.max()) for w in windows])
+        self._spans = [(float(w.times.min()), float(w.times.max())) for w in windows]
 
     @property
     def count(self) -> int:
@@ -189,11 +188,21 @@ class TubeTrack:
         shape = (len(self.windows), *one)
         return shape, (self.normalised(w)[k][None] for w in range(len(self.windows)))
 
+    def mapper(self, k: int) -> TubeMapper:
+        """Tube ``k`` of every window stitched onto the source frames (triangular blending),
+        its windows taken from the track's bounded cache as they are needed."""
+        if k not in self._mappers:
+            self._mappers[k] = TubeMapper.on_demand(
+                self._spans,
+                lambda w: self._window(w)[1][k],
+                self.geometry,
+                (self.size[1], self.size[2]),
+            )
+        return self._mappers[k]
+
     def grid(self, k: int, t: float) -> np.ndarray:
         """Tube ``k`` at time ``t`` on the clip's grid: the covering windows blended."""
-        active = covering(self._starts, self._ends, t)
-        timed = [self._window(int(w))[1][k] for w in active]
-        return blend(timed, t, "triangular")
+        return self.mapper(k).grid_map(t)
 
     def grids(self, k: int, times: np.ndarray) -> np.ndarray:
         """:meth:`grid` at many times: ``(n, h, w)`` float32; one window's at once, its
@@ -203,24 +212,29 @@ class TubeTrack:
             return tube.at_times(np.asarray(times, dtype=np.float64), np.float32)
         return np.stack([self.grid(k, float(t)) for t in times])
 
-    def _sampler_at(self, hw: tuple[int, int] | None) -> SourceSampler:
-        """The resize onto the source frame, or onto the source resized to ``hw``."""
-        if hw is None or tuple(hw) == self._sampler.src_hw:
-            return self._sampler
+    def _sampler_at(self, hw: tuple[int, int]) -> SourceSampler:
+        """The resize onto the source frame resized to ``hw``."""
         key = (int(hw[0]), int(hw[1]))
         if key not in self._samplers:
             grid = (self.size[1], self.size[2])
             self._samplers[key] = SourceSampler(self.geometry.resized(key), grid)
         return self._samplers[key]
 
+    def _at_source(self, hw: tuple[int, int] | None) -> bool:
+        return hw is None or tuple(hw) == tuple(self.geometry.src_hw)
+
     def frame(self, k: int, t: float, hw: tuple[int, int] | None = None) -> np.ndarray:
         """Tube ``k`` on the source frame shown at time ``t`` (NaN where unseen); with
         ``hw``, mapped straight onto the source frame resized to ``hw``."""
+        if self._at_source(hw):
+            return self.mapper(k).frame(t)
         return self._sampler_at(hw).frame(self.grid(k, t))
 
     def frame_tensor(self, k: int, t: float, hw: tuple[int, int] | None = None) -> torch.Tensor:
         """:meth:`frame` on the track's device: blended on the CPU at the clip's size, then
         resized onto the source pixels there."""
+        if self._at_source(hw):
+            return self.mapper(k).frame_tensor(t, self.device)
         grid = torch.from_numpy(self.grid(k, t)).to(self.device)
         return self._sampler_at(hw).frame_tensor(grid)
 

@@ -1,5 +1,6 @@
 """Explanation methods: each decides only how the raw tube is computed."""
 
+from .attention import AttentionRelevancy, AttentionRollout
 from .attribution import InputAttribution, IntegratedGradients, Occlusion
 from .base import Explainer, ExplainerOptions, ForwardPass, Tubes, normalize_tubes, select_classes
 from .cam import CAM, SaliencyTubes
@@ -19,10 +20,14 @@ METHODS: dict[str, type[Explainer]] = {
     "eigencam": EigenCAM,
     "occlusion": Occlusion,
     "integrated-gradients": IntegratedGradients,
+    "rollout": AttentionRollout,
+    "relevancy": AttentionRelevancy,
 }
 
 __all__ = [
     "CAM",
+    "AttentionRelevancy",
+    "AttentionRollout",
     "METHODS",
     "EigenCAM",
     "Explainer",

@@ -310,7 +310,9 @@ def iter_frames(
             if wanted is None or i in wanted:
                 image = load_image(file, hw)
                 if size is not None and tuple(size) != hw:
-                    picture = Image.fromarray(image).resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                    picture = Image.fromarray(image).resize(
+                        (size[1], size[0]), Image.Resampling.BILINEAR
+                    )
                     image = np.asarray(picture)
                 yield Frame(i, float(info.timestamps[i]), image)
         return

@@ -106,7 +106,7 @@ class VideoWriter:
         if kind is not None:
             if kind not in set(_WRITER_FORMATS.values()):
                 raise InputError(f"expected kind one of mp4, mov, mkv, gif, png, but got {kind!r}")
-            self.format = kind
+            self.format: str = kind
         elif suffix in _WRITER_FORMATS:
             self.format = _WRITER_FORMATS[suffix]
         else:

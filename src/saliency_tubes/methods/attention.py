@@ -1,0 +1,294 @@
+"""Attention rollout and gradient-weighted attention relevancy over space-time tokens.
+
+Abnar and Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020 (rollout);
+Chefer, Gur and Wolf, "Generic Attention-model Explainability for Interpreting Bi-Modal and
+Encoder-Decoder Transformers", ICCV 2021 (relevancy). Both follow the attention through
+every block, from the tokens the head reads back to the embeddings' space-time tokens; the
+attention maps are recorded during the call's one forward by
+:mod:`saliency_tubes.methods.attention_sites`, which also says how a divided (TimeSformer)
+attention becomes an operator on the full token set.
+
+Both methods only need the row of the relevance operator that the head reads (the class
+token's, or the mean row of a mean-pooled head), so they carry that row r from the last
+block to the first: with the per-attention operators M_1 ... M_B in forward order,
+
+* rollout: ``r ← r · Ã_b`` for b = B ... 1, with ``Ã = (0.5·A + 0.5·I)`` rows renormalised
+  and A the heads' mean (or max, or min) attention: r·Ã_B···Ã_1 is the row of Abnar's
+  product ``Ã_B···Ã_1``;
+* relevancy: ``r ← r + r · Ā_b`` for b = B ... 1, with ``Ā = mean_heads((∇A ⊙ A)⁺)``, ∇A
+  the gradient of the class score: r·(I + Ā_B)···(I + Ā_1) is the row of Chefer's R after
+  ``R ← R + Ā·R`` from ``R = I``.
+
+The row costs one (L,) x (L, L) product per attention instead of an (L, L) x (L, L) one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..hooks import LayerSpec
+from ..vocabulary import ATTENTION_METHODS, METHOD_NAMES
+from .attention_sites import (
+    AttentionLayout,
+    AttentionRecorder,
+    Site,
+    find_layout,
+    fuse_heads,
+    place,
+    readout_row,
+)
+from .base import ClassSpec, Explainer, ExplainerOptions, ForwardPass, LayersSpec, Tubes
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+HEAD_FUSIONS = ("mean", "max", "min")
+"""How rollout fuses the heads of one attention map."""
+
+
+def no_attention_error(model: nn.Module, method: str) -> InputError:
+    """The one line that refuses a model whose attention the methods cannot follow."""
+    others = ", ".join(m for m in METHOD_NAMES if m not in ATTENTION_METHODS)
+    return InputError(
+        f"expected a video transformer for --method {method} (VideoMAE, TimeSformer or ViViT "
+        f"from transformers), but {type(model).__name__} has no attention these methods can "
+        f"follow; use one of the methods that apply: {others}"
+    )
+
+
+class AttentionExplainer(Explainer):
+    """What rollout and relevancy share: the attention maps of the call's forward.
+
+    Args:
+        model: a supported video transformer (see :func:`~saliency_tubes.methods.attention_sites.find_layout`).
+        layer, classifier: accepted and ignored: relevance is carried to the embeddings'
+            tokens (reported as the layer) and the head is not needed.
+        **options: :class:`~saliency_tubes.Explainer`'s keywords; ``reshape`` defaults to
+            the model's embedding token grid.
+    """
+
+    needs_head = False
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: LayersSpec = None,
+        classifier: LayerSpec = None,
+        **options: Unpack[ExplainerOptions],
+    ) -> None:
+        del layer, classifier
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"expected a torch.nn.Module, but got {type(model).__name__}")
+        found = find_layout(model)
+        if found is None:
+            raise no_attention_error(model, self.method)
+        self.attention: AttentionLayout = found
+        if options.get("reshape") is None:
+            options["reshape"] = found.grid
+        super().__init__(model, found.tokens, None, **options)
+        self._records: list[Any] | None = None
+
+    def __call__(
+        self, clip: torch.Tensor, classes: ClassSpec = "top1", *, upsample: bool = True
+    ) -> Tubes:
+        self._records = []
+        try:
+            return super().__call__(clip, classes, upsample=upsample)
+        finally:
+            self._records = None
+
+    def _forward(self, clip: torch.Tensor) -> Any:
+        records = self._records
+        if records is None:  # logits(): no attention needed
+            return super()._forward(clip)
+        n = clip.shape[0]
+
+        def keep(site: Site, probs: torch.Tensor) -> None:
+            records.append(self._keep(site, probs, n))
+
+        with AttentionRecorder(keep).watching(self.attention.sites):
+            return super()._forward(clip)
+
+    def _keep(self, site: Site, probs: torch.Tensor, n: int) -> Any:
+        """What is kept of one attention call during the forward."""
+        raise NotImplementedError
+
+    def _relevance(self, forward: ForwardPass) -> torch.Tensor:
+        """(N, K, L) relevance of every token (the class token too) for each class."""
+        raise NotImplementedError
+
+    def _raw_maps(self, forward: ForwardPass) -> list[torch.Tensor]:
+        if not self._records:
+            raise InputError(
+                f"expected the attention of {type(self.model).__name__} to be called during the "
+                "forward pass, but none was; pass the model itself, not a part of it"
+            )
+        relevance = self._relevance(forward)  # (N, K, L)
+        n, k, length = relevance.shape
+        tokens = relevance.reshape(n * k, length, 1)
+        grid = forward.volume(tokens)  # (N K, 1, T', H', W')
+        return [grid.reshape(n, k, *grid.shape[2:])]
+
+    def _start(self, n: int, size: int, like: torch.Tensor) -> torch.Tensor:
+        return readout_row(self.attention, n, size, like)
+
+
+class AttentionRollout(AttentionExplainer):
+    r"""Attention rollout (Abnar and Zuidema 2020): **class-agnostic**.
+
+    Per attention, the heads are fused (``head_fusion``: their mean by default, or max, or
+    min), the identity is added for the residual (``0.5·A + 0.5·I``, rows renormalised) and
+    the maps are multiplied from the first block to the last; the row of the token the head
+    reads (the class token; the mean over tokens for VideoMAE's mean-pooled head) gives a
+    relevance per space-time token. It never looks at a class: every class of a sample gets
+    the same tube (:attr:`Tubes.class_agnostic`). One forward, no backward.
+
+    Args:
+        model: a VideoMAE, TimeSformer or ViViT video classifier of ``transformers``.
+        head_fusion: "mean", "max" or "min" over the heads of each attention.
+        **options: :class:`~saliency_tubes.Explainer`'s keywords.
+    """
+
+    method = "rollout"
+    class_agnostic = True
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: LayersSpec = None,
+        classifier: LayerSpec = None,
+        *,
+        head_fusion: str = "mean",
+        **options: Unpack[ExplainerOptions],
+    ) -> None:
+        if head_fusion not in HEAD_FUSIONS:
+            raise InputError(
+                f"expected head_fusion one of {', '.join(HEAD_FUSIONS)}, but got {head_fusion!r}"
+            )
+        self.head_fusion = head_fusion
+        super().__init__(model, layer, classifier, **options)
+
+    def _keep(self, site: Site, probs: torch.Tensor, n: int) -> torch.Tensor:
+        fused = fuse_heads(_real(probs.detach()), self.head_fusion)
+        op = place(fused, site.kind, n, cls_rows="mean", fill_identity=True)
+        eye = torch.eye(op.shape[-1], dtype=op.dtype, device=op.device)
+        mixed = 0.5 * op + 0.5 * eye
+        return mixed / mixed.sum(dim=-1, keepdim=True)
+
+    def _relevance(self, forward: ForwardPass) -> torch.Tensor:
+        ops: list[torch.Tensor] = self._records or []
+        n, size = ops[-1].shape[0], ops[-1].shape[-1]
+        row = self._start(n, size, ops[-1])
+        for op in reversed(ops):
+            row = (row[:, None, :] @ op)[:, 0]
+        return row[:, None].expand(-1, forward.classes.shape[1], -1)
+
+
+class AttentionRelevancy(AttentionExplainer):
+    r"""Gradient-weighted attention relevancy (Chefer, Gur and Wolf, ICCV 2021): class-specific.
+
+    Per attention, ``Ā = mean_heads((∇A ⊙ A)⁺)`` with ∇A the gradient of the class's score
+    (its logit) with respect to the attention probabilities; from ``R = I``, ``R ← R + Ā·R``
+    block after block; the row of the token the head reads gives each space-time token's
+    relevance. TimeSformer's divided attention enters as two operators per block (temporal
+    then spatial) on the full token set. One forward, and one backward per explained class
+    (to the embeddings: no parameter gradient); one attention's Ā is held at a time.
+
+    The recommended method for the transformers of the zoo.
+
+    Args:
+        model: a VideoMAE, TimeSformer or ViViT video classifier of ``transformers``.
+        **options: :class:`~saliency_tubes.Explainer`'s keywords.
+    """
+
+    method = "relevancy"
+    needs_gradients = True
+
+    def _keep(self, site: Site, probs: torch.Tensor, n: int) -> tuple[Site, torch.Tensor]:
+        return site, probs
+
+    def _relevance(self, forward: ForwardPass) -> torch.Tensor:
+        records: list[tuple[Site, torch.Tensor]] = self._records or []
+        if forward.logits.grad_fn is None or not all(p.requires_grad for _, p in records):
+            raise InputError(
+                "the class scores do not depend on the attention through autograd; "
+                "explain the whole model (its forward from the clip to the scores)"
+            )
+        n = forward.logits.shape[0]
+        classes = forward.classes
+        rows = []
+        with torch.enable_grad():
+            for k in range(classes.shape[1]):
+                score = forward.logits.gather(1, classes[:, k : k + 1]).sum()
+                rows.append(
+                    self._one_class(score, records, n, forward, last=k == classes.shape[1] - 1)
+                )
+        return torch.stack(rows, dim=1)
+
+    def _one_class(
+        self,
+        score: torch.Tensor,
+        records: list[tuple[Site, torch.Tensor]],
+        n: int,
+        forward: ForwardPass,
+        *,
+        last: bool,
+    ) -> torch.Tensor:
+        """The readout row after one backward; each Ā is folded in as its gradient arrives
+        (last attention first) and dropped."""
+        size = _tokens(records[-1][0], records[-1][1], n)
+        state: dict[str, Any] = {
+            "row": self._start(n, size, _real(records[-1][1].detach())),
+            "next": len(records) - 1,
+        }
+        pending: dict[int, torch.Tensor] = {}
+
+        def fold() -> None:
+            while state["next"] in pending:
+                op = pending.pop(state["next"])
+                row = state["row"]
+                state["row"] = row + (row[:, None, :] @ op)[:, 0]
+                state["next"] -= 1
+
+        def make_hook(i: int, site: Site, probs: torch.Tensor) -> Any:
+            def hook(grad: torch.Tensor) -> None:
+                weighted = (_real(grad.detach()) * _real(probs.detach())).clamp_min(0)
+                pending[i] = place(
+                    weighted.mean(dim=1), site.kind, n, cls_rows="sum", fill_identity=False
+                )
+                fold()
+
+            return hook
+
+        handles = [p.register_hook(make_hook(i, s, p)) for i, (s, p) in enumerate(records)]
+        try:
+            torch.autograd.grad(
+                score, forward.activations, retain_graph=not last, allow_unused=True
+            )
+        finally:
+            for handle in handles:
+                handle.remove()
+        while state["next"] >= 0:  # an attention the score does not reach adds nothing
+            if state["next"] not in pending:
+                state["next"] -= 1
+            fold()
+        return state["row"]
+
+
+def _tokens(site: Site, probs: torch.Tensor, n: int) -> int:
+    """L, the number of tokens of the full set, from one attention call."""
+    b, _, lq, _ = probs.shape
+    if site.kind == "joint":
+        return lq
+    if site.kind == "temporal":
+        return 1 + (b // n) * lq
+    return 1 + (b // n) * (lq - 1)
+
+
+def _real(tensor: torch.Tensor) -> torch.Tensor:
+    """Half-precision maps in float32 (the products need it); float32/64 as they are."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
