@@ -67,9 +67,7 @@ def main() -> None:
                 write = result.timings["write"]
                 walls[name].append(write)
                 cpus[name].append(cpu)  # the whole command: the write stage is most of it
-                files[name] = [
-                    (p.name, _size(p), p.stat().st_size) for p in result.files["mp4"]
-                ]
+                files[name] = [(p.name, _size(p), p.stat().st_size) for p in result.files["mp4"]]
                 print(f"round {r} {name}: write {write:.1f} s, command CPU {cpu:.1f} s")
     med = statistics.median
     base, small = (med(walls[n]) for n in CONFIGS)
