@@ -131,3 +131,28 @@ def test_explain_a_segment_with_windows(clip_path: Path, tmp_path: Path, tiny) -
     assert all(0.5 <= t < 1.5 for c in clips for t in c["timestamps"])
     assert len(manifest["tubes"][0]["temporal"]["mean"]) == 12
     assert np.load(tmp_path / "seg" / "tube.npy").shape[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--max-side", "8"], "expected --max-side a number of pixels >= 16"),
+        (["--start", "2", "--end", "1"], "expected --end after --start"),
+        (["--start", "60"], "expected --start/--end to hold frames"),
+    ],
+)
+def test_cli_refuses_bad_sizes_and_segments(
+    clip_path: Path, tmp_path: Path, flags: list[str], said: str
+) -> None:
+    from click.testing import CliRunner
+
+    from saliency_tubes.cli import main
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["explain", str(clip_path), "--out", str(out), "--quiet", *flags]
+    )
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and said in lines[0]
+    assert not out.exists()  # nothing written
