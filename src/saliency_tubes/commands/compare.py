@@ -74,6 +74,7 @@ def compare_classes(
     """
     options = options or CompareOptions()
     options.check()
+    info = explaining.source_info(video, info, options)
     done: list[tuple[explaining.Explained, list[Summary]]] = []
 
     work = partial(_classes_work, loaded=loaded, options=options, done=done)
@@ -119,6 +120,7 @@ def compare_models(
     """
     options = options or CompareOptions(method="auto")
     options.check()
+    info = explaining.source_info(video, info, options)
     if "html" in options.formats:
         raise InputError(
             "expected --format without html for compare-models (report.html shows one model: "
