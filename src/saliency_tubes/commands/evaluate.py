@@ -292,6 +292,12 @@ def evaluate_video(
     """
     options = options or EvaluateOptions()
     options.check()
+    if loaded.plain_callable:
+        raise InputError(
+            f"expected an nn.Module for evaluate (its sanity check randomises the model's "
+            f"layers), but {loaded.name} is a plain callable; explain it with explain, batch "
+            "or compare, or give the factory's network itself"
+        )
     info = probe(video, min_frames=2) if info is None else check_min_frames(info, 2)
     truth = load_ground_truth(ground_truth, info.num_frames, info.size)
     preset = loaded.preset
