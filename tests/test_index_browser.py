@@ -120,8 +120,11 @@ def test_the_index_names_the_model_and_its_hooks_are_there(browser, batch: Path)
         Image.open(batch / preview[1]),
     )
     assert thumb.height == THUMB_HEIGHT == 120 and strip.height == KEY_HEIGHT
-    keys = min(6, len(rows[0]["key_times"]))  # frames of 128 x 96: 213 px wide at 160 px high
-    assert strip.width == keys * round(128 * KEY_HEIGHT / 96) + (keys - 1) * KEY_GAP
+    from saliency_tubes.video import probe
+
+    h, w = probe(rows[0]["path"]).size
+    keys = min(6, len(rows[0]["key_times"]))
+    assert strip.width == keys * round(w * KEY_HEIGHT / h) + (keys - 1) * KEY_GAP
     _until(
         lambda: browser.execute_script(
             "return document.querySelector('[data-role=preview] img').complete"
