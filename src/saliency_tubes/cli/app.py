@@ -43,7 +43,7 @@ def _on_video(
     from ..commands import probe
 
     several = specs is not None
-    specs = specs if several else [parse.model_options(params)]
+    specs = specs if specs is not None else [parse.model_options(params)]
     for spec in specs:
         spec.check()
     info = probe(video, min_frames=2)

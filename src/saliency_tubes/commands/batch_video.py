@@ -9,6 +9,7 @@ The row's columns are :data:`COLUMNS`.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,15 +90,18 @@ class BatchSettings:
 
 
 def label_index(label: str | None, loaded: LoadedModel) -> int | None:
-    """A label (a class name, any case, or an index) as the model's class index; None when
-    unlabelled or unknown to the model."""
+    """A label (a class name, any case, or an index: ASCII digits) as the model's class
+    index; None when unlabelled or unknown to the model (a name it lacks, an index past
+    its classes, ``--5``, ``²``): such a video counts as not labelled (the summary lists
+    these labels)."""
     if label is None:
         return None
     text = str(label).strip()
     names = [n.lower() for n in (loaded.categories or [])]
     if text.lower() in names:
         return names.index(text.lower())
-    if text.lstrip("-").isdigit():
+    count = len(names) if names else 2**62  # unnamed classes: any index an int64 holds
+    if re.fullmatch(r"[0-9]+", text) and int(text) < count:
         return int(text)
     return None
 
@@ -122,7 +126,6 @@ def _localisation(e: Explained, gt: Path, info: Any) -> dict[str, float]:
     over the windows with ground truth in them), as ``evaluate`` scores a clip (the same
     pointing tolerances)."""
     from ..metrics.groundtruth import load_ground_truth
-    from ..metrics.localisation import localisation
     from ..metrics.protocol import Protocol
 
     protocol = Protocol()
@@ -133,14 +136,7 @@ def _localisation(e: Explained, gt: Path, info: Any) -> dict[str, float]:
     for w, win in enumerate(e.windows):
         mask = truth.on_clip(win.indices, prep)
         if bool(mask.any()):
-            scores.append(
-                localisation(
-                    e.track.normalised(w)[0],
-                    mask,
-                    tolerance_frames=protocol.tolerance_frames,
-                    tolerance_px=protocol.tolerance_px,
-                )
-            )
+            scores.append(protocol.localisation(e.track.normalised(w)[0], mask))
     if not scores:
         return {}
     return {key: float(np.mean([s[key] for s in scores])) for key in ("pointing", "mass", "iou")}

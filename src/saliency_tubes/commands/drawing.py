@@ -34,7 +34,7 @@ from .explaining import Explained
 from .model_line import corner_text, model_facts
 from .options import CompareOptions, ExplainOptions
 from .outputs import OutputFolder, Run, progress
-from .track import Summariser, Summary, TubeTrack, summarise
+from .track import Summariser, Summary, TubeTrack, summarise, summarise_on_grid
 
 __all__ = [
     "GAP",
@@ -58,10 +58,16 @@ GAP = 4
 
 
 def slug(text: str) -> str:
-    """``text`` as a safe piece of a file name (runs of other characters become ``-``)."""
+    """``text`` as a safe piece of a file name (runs of other characters become ``-``); a
+    long one is cut to 80 characters plus a hash of the whole (file systems refuse names
+    over 255 bytes; the manifest keeps the full name)."""
+    import hashlib
     import re
 
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "class"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "class"
+    if len(safe) <= 80:
+        return safe
+    return f"{safe[:80]}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
 
 
 @dataclass
@@ -121,13 +127,17 @@ def summaries_first(
     Drawn videos give them as they are drawn (each frame's tube mapped onto its pixels
     once): a :class:`~saliency_tubes.commands.track.Summariser` for the drawing's ``look``,
     and placeholders until its ``build()``. ``--timeline`` needs them before the first
-    frame and without videos nothing is drawn: then they are computed here, in a pass of
-    their own (the "summarise" stage), and the Summariser is None.
+    frame: then they are computed here, in a pass of their own (the "summarise" stage),
+    and the Summariser is None. Without videos nothing needs the tubes on the source
+    pixels: they are summarised on the clip's grid (:func:`summarise_on_grid`, a cost
+    that does not grow with the source's size).
     """
     formats = [f for f in options.formats if f in VIDEO_FORMATS]
     if formats and not options.timeline:
         return formats, Summariser(info, tracks), [[None] * t.count for t in tracks]
     with run.stage("summarise"):
+        if not formats:
+            return formats, None, list(summarise_on_grid(info, tracks))
         return formats, None, list(summarise(info, tracks))
 
 

@@ -203,7 +203,7 @@ def write_npy_parts(path: Path, shape: tuple[int, ...], parts: Iterable[np.ndarr
             block = np.ascontiguousarray(part, dtype=np.float32)
             if block.shape[1:] != tuple(shape[1:]) or rows + len(block) > shape[0]:
                 raise ValueError(f"expected parts of an array of shape {shape}, got {block.shape}")
-            fh.write(memoryview(block).cast("B"))
+            fh.write(block.data.cast("B"))
             rows += len(block)
         if rows != shape[0]:
             raise ValueError(f"expected {shape[0]} rows for an array of shape {shape}, got {rows}")

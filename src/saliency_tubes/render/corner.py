@@ -8,6 +8,7 @@ picture's pixels as the text needs. The ink is laid out once per text and frame 
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -43,8 +44,8 @@ def _ink(text: str, h: int, w: int, size: int) -> np.ndarray:
         lines.append(cut if cut == line else cut + "...")
     body = "\n".join(lines)
     left, top, right, bottom = measure.multiline_textbbox((0, 0), body, font=face, spacing=1)
-    bw = min(w, right - left + 2 * pad)
-    bh = min(max(h // 2, 1), bottom - top + 2 * pad)
+    bw = min(w, math.ceil(right - left) + 2 * pad)
+    bh = min(max(h // 2, 1), math.ceil(bottom - top) + 2 * pad)
     mask = Image.new("L", (bw, bh), 0)
     ImageDraw.Draw(mask).multiline_text(
         (pad - left, pad - top), body, font=face, fill=255, spacing=1
