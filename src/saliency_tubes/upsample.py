@@ -44,14 +44,17 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
+import types
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from saliency_tubes.errors import InputError
+from saliency_tubes.resources import check_fits
 from saliency_tubes.vocabulary import ALIGNS, MODES
 
 __all__ = ["ALIGNS", "MODES", "check_mode", "upsample"]
@@ -341,6 +344,13 @@ def upsample(
     raw, out_size = _check_inputs(raw, size, mode, align, clip)
     order = MODES[mode]
     lead = tuple(raw.shape[:-3])
+    need = 2 * math.prod(lead) * math.prod(out_size) * max(raw.element_size(), 4)
+    if need > 2**26:  # the result and one intermediate; small ones are not worth a look
+        check_fits(
+            need,
+            f"upsampling {math.prod(lead)} map(s) to {'x'.join(map(str, out_size))}",
+            "ask for a smaller size",
+        )
     in_size = (int(raw.shape[-3]), int(raw.shape[-2]), int(raw.shape[-1]))
     if in_size == tuple(out_size):
         # Nothing to resample (an input-space method's map is at the clip's size already):
@@ -376,3 +386,15 @@ def upsample(
     if x.data_ptr() == raw.data_ptr() or x.dtype != raw.dtype:
         x = x.to(raw.dtype, copy=True)
     return x.reshape(*lead, *out_size)
+
+
+class _CallableModule(types.ModuleType):
+    """This module is also its function: ``saliency_tubes.upsample`` (the package's
+    attribute is this module once it is imported) is called as :func:`upsample`, and its
+    other names (``saliency_tubes.upsample.MODES``) stay reachable."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return upsample(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -59,6 +59,8 @@ ALIGNS: tuple[str, ...] = ("corners", "centers")
 BACKGROUNDS: tuple[str, ...] = ("black", "dark", "blur", "gray")
 """What focus tubes show where the model did not look."""
 LAYOUTS: tuple[str, ...] = ("heat", "focus", "side_by_side")
+#: What the pictures' colours span (``--normalise``): the whole video's range, or each frame's.
+NORMALISATIONS: tuple[str, ...] = ("video", "frame")
 """What ``explain`` draws per class: the heat tube, the focus tube, and both beside the frame."""
 FORMATS: tuple[str, ...] = ("mp4", "gif", "png", "npy", "plot", "html")
 """Output formats: videos (mp4, gif, png frame folders), the tube (npy), the curves (plot),

@@ -202,6 +202,7 @@ _COMPARE = flags.options(
     flags.X264_PRESET,
     flags.TIMELINE,
     flags.NO_CAPTION,
+    flags.NORMALISE,
     flags.ALLOW_PICKLE,
     flags.DEVICE,
     flags.QUIET,
@@ -483,13 +484,10 @@ def evaluate_command(video: Path | None, **params: Any) -> None:
         return
     report = result.manifest
     c = report["class"]
+    from ..commands.evaluate_table import video_table
+
     echo(f"class {c['index']} {c['name']}: p={probability(c['score'], 3)}")
-    for row, t in report["tubes"].items():
-        echo(
-            f"{row:20s} pointing {t['pointing']:.2f}  mass {t['mass']:.3f}  iou {t['iou']:.3f}  "
-            f"deletion {t['deletion']:.3f}  insertion {t['insertion']:.3f}  "
-            f"sanity {t['sanity'][-1] if t['sanity'][-1] is not None else float('nan'):.2f}"
-        )
+    echo(video_table(report))
     echo(f"wrote report.json and plots to {result.out_dir} in {result.seconds:.1f} s")
 
 
@@ -527,6 +525,12 @@ def _benchmark(params: dict[str, Any]) -> None:
     parse.model_options(params).check()  # the device
     result = benchmark(config, show=not params["quiet"], on_stage=stages(params["quiet"]))
     files = write_benchmark(result, params["out_dir"])
+    from dataclasses import asdict
+
+    from ..commands.evaluate_table import protocol_lines
+
+    protocol = asdict(config.protocol)
+    echo("\n".join(protocol_lines(protocol, ["voxel"], result.layers, [1, len(result.layers)])))
     echo(result.table())
     echo(
         f"model accuracy on the {config.clips} clips: {result.accuracy:.3f}; wrote "

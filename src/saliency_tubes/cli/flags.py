@@ -135,6 +135,15 @@ NO_CAPTION = click.option(
     "above side-by-side and compare panels nor the model label in the corner of heat and "
     "focus videos.",
 )
+NORMALISE = click.option(
+    "--normalise",
+    type=click.Choice(["video", "frame"]),
+    default="video",
+    show_default=True,
+    help="What the drawn colours span: video (one scale for the whole video, so moments "
+    "compare) or frame (each frame stretched to its own peak, so quiet stretches show "
+    "where they look). Curves and statistics stay on the video's scale.",
+)
 FRAMES = click.option(
     "--frames", type=int, default=None, help="Clip length T (default: the model preset's)."
 )
@@ -210,6 +219,7 @@ EXPLAIN = options(
     EMBED,
     LAYOUTS,
     NO_CAPTION,
+    NORMALISE,
     TIMELINE,
     DEVICE,
 )

@@ -58,9 +58,13 @@ def loaded(spec: Any) -> Any:
             "network; pass --weights PATH (or a named release) for a trained one",
             err=True,
         )
-    if model.caveat:
-        click.echo(caveat_line(model.name, model.caveat), err=True)
+    if model.caveat:  # said once the command has run: a failure stays one error line
+        _PENDING.append(caveat_line(model.name, model.caveat))
     return model
+
+
+#: Warnings to say when the command succeeds (see :func:`guarded`).
+_PENDING: list[str] = []
 
 
 def caveat_line(name: str, caveat: str) -> str:
@@ -76,14 +80,23 @@ def stages(quiet: bool) -> Callable[[str], None] | None:
 
 
 def guarded(run: Callable[[], Any]) -> Any:
-    """``run()``; a user error ends with one ``error:`` line and exit code 2."""
+    """``run()``; a user error ends with one ``error:`` line and exit code 2; after a
+    success, the warnings :func:`loaded` kept (the embedded model's caveat)."""
     from ..commands import SaliencyTubesError, first_line
 
+    _PENDING.clear()
     try:
-        return run()
+        result = run()
+        for line in dict.fromkeys(_PENDING):  # each model's once
+            click.echo(line, err=True)
+        return result
     except SaliencyTubesError as exc:
+        if was_interrupted():  # Ctrl-C that a library turned into its own error (a blocked
+            interrupted()  # open of a FIFO, a decoder): an interrupt, exit 130
         fail(printable(first_line(exc)))
     except OSError as exc:  # outside the output folder: reading a file, say
+        if was_interrupted():
+            interrupted()
         where = f" ({exc.filename})" if exc.filename else ""
         fail(
             f"expected to read and write files{where}, but got {exc.strerror or exc}; "
@@ -232,7 +245,23 @@ def report_batch(result: Any) -> None:
         f"{s['videos']} videos: {s['ok']} ok, {s['failed']} failed ({result.ran} explained now, "
         f"{result.skipped} done before){accuracy}"
     )
+    unknown = s.get("unknown_labels") or {}
+    if unknown.get("videos"):
+        echo(
+            f"note: {unknown['videos']} of {s['ok']} videos have labels the model does not "
+            f"know ({', '.join(map(repr, unknown['labels']))}): left out of the accuracy; label them with "
+            "the model's class names or indices"
+        )
+    for note in result.notes:
+        echo(f"note: {note}")
     echo(f"wrote {result.index} and {result.out / 'summary.md'}")
+    if result.kept:
+        first = result.kept[0]
+        echo(
+            f"{len(result.kept)} videos could not be redone, their earlier results stand in "
+            f"{result.index} (first: {first['path']}: {first['error']}); fix that and run the "
+            "same command again"
+        )
     if result.failed:
         for f in s["failures"][:5]:
             echo(f"failed: {f['path']}: {f['error']}")
@@ -240,4 +269,5 @@ def report_batch(result: Any) -> None:
             f"{result.failed} of {s['videos']} videos failed: their rows in {result.index} have "
             "status 'error' and the message; fix them and run the same command again"
         )
+    if result.failed or result.kept:
         sys.exit(1)

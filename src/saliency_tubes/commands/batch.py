@@ -11,6 +11,7 @@ exactly what ``explain`` writes. :func:`merge_batches` joins shards' indexes int
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..video import atomic_write_bytes
 from .batch_index import (
     Journal,
@@ -88,6 +89,11 @@ class BatchResult:
         rows: one row per input video (the index's rows).
         summary: the summary (also written as JSON and Markdown).
         ran: videos explained by this run; skipped: videos a previous run had finished.
+        notes: what was left out of the input, one line each (rows without a path, videos
+            listed again).
+        kept: this run's error rows of videos whose earlier ok row (same fingerprint, its
+            outputs still there) stands in the index instead (a ``--force`` re-run that
+            failed, on a full disk say).
     """
 
     out: Path
@@ -96,6 +102,8 @@ class BatchResult:
     summary: dict[str, Any]
     ran: int
     skipped: int
+    kept: tuple[dict[str, Any], ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def failed(self) -> int:
@@ -148,7 +156,11 @@ def batch_videos(
     settings.model.check()
     settings.explain.check()
     out = Path(out_dir)
-    items = [it for it in read_inputs(source, out) if in_shard(it.video_id, options.shard)]
+    notes: list[str] = []
+    # A folder input leaves out the batch's own outputs (--out may hold INPUT: only its
+    # videos/ folder is left out, not INPUT).
+    found = read_inputs(source, settings.videos, notes)
+    items = [it for it in found if in_shard(it.video_id, options.shard)]
     if options.limit is not None:
         items = items[: options.limit]
     if not items:
@@ -157,7 +169,8 @@ def batch_videos(
     out.mkdir(parents=True, exist_ok=True)
     try:
         with folder_lock(out):
-            return _batch(items, out, settings, options, on_stage or (lambda _msg: None))
+            result = _batch(items, out, settings, options, on_stage or (lambda _msg: None))
+            return dataclasses.replace(result, notes=tuple(notes))
     finally:
         _unmake_if_empty(created)
 
@@ -217,7 +230,9 @@ def _batch(
         journal.close()
     ordered, summary = _records(out, items, rows, described, started, settings, suffix)
     index = out / f"index{suffix}.parquet"
-    return BatchResult(out, index, ordered, summary, len(todo), skipped)
+    standing = {r["video_id"]: r for r in ordered}
+    kept = tuple(rows[v] for v in came if standing.get(v) is not rows[v])
+    return BatchResult(out, index, ordered, summary, len(todo), skipped, kept)
 
 
 def _records(
@@ -257,9 +272,9 @@ def write_index_page(
     links: dict[str, dict[str, str]] = {}
     for row in rows:
         entry = {}
-        thumb = out / "thumbs" / f"{row['video_id']}.png"
-        if thumb.is_file():
-            entry["thumb"] = quote(f"thumbs/{row['video_id']}.png")
+        for key, suffix in (("thumb", ".png"), ("keys", ".keys.png")):
+            if (out / "thumbs" / f"{row['video_id']}{suffix}").is_file():
+                entry[key] = quote(f"thumbs/{row['video_id']}{suffix}")
         output = row.get("output")
         if output and (out / output / "report.html").is_file():
             entry["report"] = quote(f"{output}/report.html")
@@ -284,7 +299,12 @@ def _run(
 def merge_batches(sources: Sequence[str | Path], out_dir: str | Path) -> BatchResult:
     """One index and summary in ``out_dir`` from the indexes of batch folders (``index.parquet``
     and the shards' ``index.shard-I-of-N.parquet``); each row's ``output`` is made relative
-    to ``out_dir`` (nothing is copied). A video in several sources: the last one's row."""
+    to ``out_dir`` (nothing is copied). A video in several sources: the last one's row.
+
+    Raises:
+        InputError: no index in ``sources``, an index that is not one (corrupt, or without
+            a ``video_id`` column), or another run holding ``out_dir``.
+    """
     out = Path(out_dir)
     rows: dict[str, dict[str, Any]] = {}
     found = 0
@@ -294,7 +314,7 @@ def merge_batches(sources: Sequence[str | Path], out_dir: str | Path) -> BatchRe
             files = sorted(src.glob("index.shard-*.parquet"))
         for f in files:
             found += 1
-            for row in read_index(f):
+            for row in _index_rows(f):
                 if row.get("output"):
                     target = (src / row["output"]).resolve()
                     row["output"] = _relpath(target, out.resolve())
@@ -306,13 +326,31 @@ def merge_batches(sources: Sequence[str | Path], out_dir: str | Path) -> BatchRe
         )
     ordered = sorted(rows.values(), key=lambda r: r["video_id"])
     out.mkdir(parents=True, exist_ok=True)
-    index = write_index(out / "index.parquet", ordered)
-    settings = _settings_of(sources)
-    summary = summarise_rows(ordered, settings, 0.0)
-    write_summary(out, summary)
-    if any(next(Path(src).glob("index*.html"), None) for src in sources):  # shards had pages
-        write_index_page(out, ordered, summary)
+    with folder_lock(out):
+        index = write_index(out / "index.parquet", ordered)
+        settings = _settings_of(sources)
+        summary = summarise_rows(ordered, settings, 0.0)
+        write_summary(out, summary)
+        if any(next(Path(src).glob("index*.html"), None) for src in sources):  # shards' pages
+            write_index_page(out, ordered, summary)
     return BatchResult(out, index, ordered, summary, 0, len(ordered))
+
+
+def _index_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a batch's index file, or one error saying what is wrong with it."""
+    try:
+        rows = read_index(path)
+    except Exception as exc:  # pyarrow's own errors (ArrowInvalid, OSError) for a bad file
+        raise InputError(
+            f"expected a batch index at {path}, but it could not be read ({first_line(exc)}); "
+            "run that batch again to rewrite it, or leave its folder out of --merge"
+        ) from None
+    if rows and not all(isinstance(r.get("video_id"), str) for r in rows):
+        raise InputError(
+            f"expected a batch index at {path} with a video_id in every row, but its columns "
+            f"are {sorted(rows[0])}; pass the index.parquet a batch wrote"
+        )
+    return rows
 
 
 def _relpath(target: Path, base: Path) -> str:

@@ -169,12 +169,17 @@ def summarise_rows(
         entry["curve"] = np.mean(np.asarray(curves), axis=0).round(4).tolist() if curves else None
         per_class[name] = entry
     frames = sum(int(r.get("frames") or 0) for r in ok)
+    unknown = [r for r in ok if r.get("label") is not None and r.get("label_index") is None]
     return {
         "videos": len(rows),
         "ok": len(ok),
         "failed": len(failed),
         "accuracy": _mean(r["correct"] for r in labelled),
         "labelled": len(labelled),
+        "unknown_labels": {  # labels the model does not know: left out of the accuracy
+            "videos": len(unknown),
+            "labels": sorted({str(r["label"]) for r in unknown})[:top],
+        },
         "random_weights": any(bool(r.get("random_weights")) for r in ok),
         "model": _model_of(ok, settings),
         "confusions": [
@@ -241,6 +246,13 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             else "No labels."
         )
     )
+    unknown = summary.get("unknown_labels") or {}
+    if unknown.get("videos"):
+        lines += [
+            "",
+            f"{unknown['videos']} videos have labels the model does not know, left out of the "
+            f"accuracy: {', '.join(f'`{label}`' for label in unknown['labels'])}.",
+        ]
     if summary["confusions"]:
         lines += ["", "## Most confused", "", "| label | predicted | videos |", "|---|---|---:|"]
         lines += [f"| {c['label']} | {c['pred']} | {c['videos']} |" for c in summary["confusions"]]

@@ -34,7 +34,7 @@ from .explaining import Explained
 from .model_line import corner_text, model_facts
 from .options import CompareOptions, ExplainOptions
 from .outputs import OutputFolder, Run, progress
-from .track import Summariser, Summary, TubeTrack, summarise
+from .track import Summariser, Summary, TubeTrack, summarise, summarise_on_grid
 
 __all__ = [
     "GAP",
@@ -58,10 +58,16 @@ GAP = 4
 
 
 def slug(text: str) -> str:
-    """``text`` as a safe piece of a file name (runs of other characters become ``-``)."""
+    """``text`` as a safe piece of a file name (runs of other characters become ``-``); a
+    long one is cut to 80 characters plus a hash of the whole (file systems refuse names
+    over 255 bytes; the manifest keeps the full name)."""
+    import hashlib
     import re
 
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "class"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "class"
+    if len(safe) <= 80:
+        return safe
+    return f"{safe[:80]}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
 
 
 @dataclass
@@ -121,13 +127,17 @@ def summaries_first(
     Drawn videos give them as they are drawn (each frame's tube mapped onto its pixels
     once): a :class:`~saliency_tubes.commands.track.Summariser` for the drawing's ``look``,
     and placeholders until its ``build()``. ``--timeline`` needs them before the first
-    frame and without videos nothing is drawn: then they are computed here, in a pass of
-    their own (the "summarise" stage), and the Summariser is None.
+    frame: then they are computed here, in a pass of their own (the "summarise" stage),
+    and the Summariser is None. Without videos nothing needs the tubes on the source
+    pixels: they are summarised on the clip's grid (:func:`summarise_on_grid`, a cost
+    that does not grow with the source's size).
     """
     formats = [f for f in options.formats if f in VIDEO_FORMATS]
     if formats and not options.timeline:
         return formats, Summariser(info, tracks), [[None] * t.count for t in tracks]
     with run.stage("summarise"):
+        if not formats:
+            return formats, None, list(summarise_on_grid(info, tracks))
         return formats, None, list(summarise(info, tracks))
 
 
@@ -163,7 +173,10 @@ def panel(
 ) -> np.ndarray:
     """A heat or focus tube frame at the source size, nothing drawn over the picture (see
     :func:`labelled` for its caption); drawn on the saliency's device when it is a tensor
-    (the ``blur`` background always with numpy). ``label`` is unused (kept for callers)."""
+    (the ``blur`` background always with numpy); with ``--normalise frame`` the tube
+    stretched to the frame's own range first. ``label`` is unused (kept for callers)."""
+    if options.normalise == "frame":
+        saliency = render.stretch(saliency)
     if isinstance(saliency, torch.Tensor):
         if style == "heat" or options.background in DEVICE_BACKGROUNDS:
             frame = _on_device(image, saliency.device)
@@ -210,6 +223,11 @@ def caption_of(loaded: LoadedModel, label: str) -> str:
     if loaded.caveat:
         lines.append(loaded.caveat)
     return "\n".join(lines)
+
+
+def _scale_note(options: ExplainOptions) -> str:
+    """The caption line of ``--normalise frame`` (nothing for the video's scale)."""
+    return "\nper-frame scale" if options.normalise == "frame" else ""
 
 
 def _layouts(
@@ -269,8 +287,8 @@ def explain_product(
     """Class ``k``'s heat, focus and side-by-side videos (``LAYOUT_K_NAME``); ``summary``
     is needed only for the timeline."""
     name, score = e.names[k], e.scores[k]
-    label = caption_of(e.loaded, f"{name}  p={probability(score)}")
-    corner = corner_text(model_facts(e.loaded, e.method))
+    label = caption_of(e.loaded, f"{name}  p={probability(score)}") + _scale_note(options)
+    corner = corner_text(model_facts(e.loaded, e.method)) + _scale_note(options)
     stems = {layout: f"{layout}_{k + 1}_{slug(name)}" for layout in options.layouts}
     scale = _timeline_of([summary], options)
 
@@ -301,7 +319,8 @@ def grid_product(
             if options.timeline and summary is not None:
                 image = _timeline(image, summary.curve, frame, scale)
             images.append(image)
-        images = labelled(images, [label for _, _, label, _ in panels], options.caption)
+        labels = [label + _scale_note(options) for _, _, label, _ in panels]
+        images = labelled(images, labels, options.caption)
         return {"grid": render.grid(images, cols, gap=GAP)}
 
     return Product({"grid": stem}, draw)

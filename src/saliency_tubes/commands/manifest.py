@@ -45,6 +45,9 @@ __all__ = [
 DEFINITIONS = {
     "temporal": temporal.DEFINITION,
     "stats": STATS_DEFINITION,
+    "measured_on": "each source frame's tube is measured on the source pixels ('source "
+    "frames': what the videos draw) or, when no video is drawn, on the clip's grid ('clip "
+    "grid': the covering windows blended before the resize; spread in fractions of the clip)",
     "mp4_size": "H.264 in yuv420p (what browsers play) needs an even height and width: an odd "
     "one gets its last row or column repeated once in .mp4 outputs; .gif and PNG frames keep "
     "the exact size",
@@ -155,6 +158,7 @@ def tubes_entries(
             "npy": {"file": npy, "index": k} if npy else None,
             "stats": summary.stats.to_dict(),
             "temporal": summary.curve.to_dict(),
+            "measured_on": summary.measured_on,
         }
         for k, (cls, summary) in enumerate(zip(classes_entry(e), summaries, strict=True))
     ]
@@ -170,6 +174,7 @@ def options_entry(options: ExplainOptions, loaded: LoadedModel) -> dict[str, Any
         "opacity": options.opacity,
         "floor": options.floor,
         "background": options.background,
+        "normalise": options.normalise,
         "formats": list(options.formats),
         "timeline": options.timeline,
         "encoder": {"codec": "libx264", "crf": options.crf, "preset": options.preset},

@@ -158,7 +158,12 @@ class ExplainOptions:
             (the temporal importance curves as PNG) and "html" (``report.html``, the
             interactive page; ``explain`` and ``compare-classes``).
         layouts: any of "heat", "focus", "side_by_side".
-        caption: draw class name and probability on each frame.
+        caption: draw the class, probability and caveats in strips above side-by-side
+            and comparison panels, and the model in a corner of heat and focus videos.
+        normalise: "video" (each tube on one scale over the whole video: moments compare)
+            or "frame" (each drawn frame stretched to its own range: every frame's peak
+            shows, quiet stretches look as strong as busy ones); the numbers (curves,
+            statistics, ``tube.npy``) are on the video's scale either way.
         timeline: draw the tube's temporal importance bar (with a cursor at the shown
             frame) under every output frame.
         progress: show progress bars (stderr).
@@ -185,6 +190,7 @@ class ExplainOptions:
     formats: tuple[str, ...] = ("mp4", "plot")
     layouts: tuple[str, ...] = names.LAYOUTS
     caption: bool = True
+    normalise: str = "video"
     timeline: bool = False
     progress: bool = True
     embed: bool = False
@@ -202,6 +208,7 @@ class ExplainOptions:
         check_choice("interpolation", self.interpolation, names.INTERPOLATIONS)
         check_choice("align", self.align, names.ALIGNS)
         check_choice("background", self.background, names.BACKGROUNDS)
+        check_choice("normalise", self.normalise, names.NORMALISATIONS)
         check_choice("x264 preset", self.preset, names.X264_PRESETS)
         if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
             raise InputError(

@@ -20,13 +20,16 @@ import queue
 import signal
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, first_line
 from .batch_video import BatchSettings, VideoWorker, error_row
 from .dataset import Item
+from .lock import LOCK_NAME
 from .outputs import recover_staging
 
 __all__ = ["START_LIMIT", "Task", "run_local"]
@@ -93,6 +96,8 @@ def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int, parent: i
     # The notes the command line hides by default (torchvision's CPU operator workaround).
     warnings.filterwarnings("ignore", message=r"torchvision's compiled operators")
     try:
+        if hasattr(signal, "pthread_sigmask"):  # blocked while this process started; a
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # Ctrl-C then: here
         try:
             worker = VideoWorker(settings)
         except Exception as exc:  # reported to the parent, which stops the batch
@@ -114,6 +119,22 @@ def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int, parent: i
         return
 
 
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread for the block: a worker started meanwhile inherits the
+    mask (through exec), so a Ctrl-C while it imports torch and unpickles its task does not
+    print a traceback per worker; :func:`_work` unblocks it once its own handler is in place.
+    Here the signal waits and comes after the block, nothing is lost."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def _gpus(device: str) -> list[str]:
     """``cuda:0 ... cuda:K-1`` for ``--device cuda`` (no index) with K GPUs, else none: the
     workers then share the one device they were given."""
@@ -132,6 +153,16 @@ class _Worker:
     task: tuple[int, float] | None = None  # (task index, start time)
     ready: bool = False
     started: float = dataclasses.field(default_factory=time.monotonic)
+
+
+def _clean(folder: Path) -> None:
+    """What a worker killed mid-video left in its video's folder: the staging folder (the
+    earlier results put back), its lock (stale: the worker is gone), and the folder itself
+    when it holds nothing else."""
+    recover_staging(folder)
+    with suppress(OSError):
+        (folder / LOCK_NAME).unlink(missing_ok=True)
+        folder.rmdir()
 
 
 def run_local(
@@ -166,7 +197,8 @@ def run_local(
         proc = ctx.Process(
             target=_work, args=(mine, q, results, next_id, os.getpid()), daemon=True
         )
-        proc.start()
+        with _sigint_blocked():  # the new interpreter's imports: no Ctrl-C tracebacks
+            proc.start()
         pool[next_id] = _Worker(proc, q, device=mine.model.device)
         next_id += 1
 
@@ -252,7 +284,7 @@ def run_local(
                 if message is not None:
                     device = w.device
                     retire(wid)
-                    recover_staging(settings.videos / item.video_id)  # killed mid-video
+                    _clean(settings.videos / item.video_id)
                     remaining -= 1
                     on_row(error_row(item, message, fingerprint, now - began))
                     if pending:

@@ -31,7 +31,16 @@ from ..temporal import CurveBuilder, TemporalCurve
 from ..upsample import upsample
 from ..video import Frame, Geometry, TimedTube, TubeMapper, VideoInfo
 
-__all__ = ["Summariser", "Summary", "TubeTrack", "Window", "summarise"]
+__all__ = [
+    "ON_GRID",
+    "ON_SOURCE",
+    "Summariser",
+    "Summary",
+    "TubeTrack",
+    "Window",
+    "summarise",
+    "summarise_on_grid",
+]
 
 #: Bytes of upsampled windows kept at once (normalised ones, and raw ones from the pass
 #: that finds the video-wide scale): beyond it windows are upsampled again when needed.
@@ -194,6 +203,13 @@ class TubeTrack:
         """Tube ``k`` at time ``t`` on the clip's grid: the covering windows blended."""
         return self.mapper(k).grid_map(t)
 
+    def grids(self, k: int, times: np.ndarray) -> np.ndarray:
+        """:meth:`grid` at many times: ``(n, h, w)``; one window's at once."""
+        if len(self.windows) == 1:
+            tube = self._window(0)[1][k]
+            return tube.at_times(np.asarray(times, dtype=np.float64)).astype(np.float32)
+        return np.stack([self.grid(k, float(t)) for t in times])
+
     def frame(self, k: int, t: float) -> np.ndarray:
         """Tube ``k`` on the source frame shown at time ``t`` (NaN where unseen)."""
         return self.mapper(k).frame(t)
@@ -221,12 +237,19 @@ class TubeTrack:
         )
 
 
+#: Where a :class:`Summary` maps each source frame's tube: onto the source pixels
+#: (:func:`summarise`, :class:`Summariser`) or on the clip's grid (:func:`summarise_on_grid`).
+ON_SOURCE, ON_GRID = "source frames", "clip grid"
+
+
 @dataclass(frozen=True)
 class Summary:
-    """A tube reduced over every source frame: its temporal curve and its statistics."""
+    """A tube reduced over every source frame: its temporal curve and its statistics,
+    measured on each frame's pixels (:data:`ON_SOURCE`) or on the clip's grid (:data:`ON_GRID`)."""
 
     curve: TemporalCurve
     stats: TubeStats
+    measured_on: str = ON_SOURCE
 
 
 def summarise(info: VideoInfo, tracks: Sequence[TubeTrack]) -> list[list[Summary]]:
@@ -237,6 +260,37 @@ def summarise(info: VideoInfo, tracks: Sequence[TubeTrack]) -> list[list[Summary
             for k in range(track.count):
                 summariser.add(j, k, index, track.frame(k, float(t)))
     return summariser.built()
+
+
+#: Source frames summarised at once on the clip grid (one block of maps in memory:
+#: 256 x 112 x 112 floats is 13 MB).
+_GRID_BLOCK = 256
+
+
+def summarise_on_grid(info: VideoInfo, tracks: Sequence[TubeTrack]) -> list[list[Summary]]:
+    """:func:`summarise` with each source frame's tube on the clip's grid.
+
+    For every source frame, the tube at its time is the covering windows blended on the
+    clip's ``(h, w)`` grid (:meth:`TubeTrack.grid`, the step before the resize onto the
+    source pixels), so a frame costs ``h x w`` cells whatever the source's size, and
+    blocks of frames are reduced at once. The curve keeps one value per source frame; the
+    statistics are over the clip's cells (no unseen ones) and their ``spread`` is in
+    fractions of the clip's frame. What the commands use when no output video needs the
+    per-frame maps on the source pixels.
+    """
+    times = info.timestamps
+    out: list[list[Summary]] = []
+    for track in tracks:
+        row = []
+        for k in range(track.count):
+            curve, stats = CurveBuilder(), StatsBuilder()
+            for start in range(0, len(times), _GRID_BLOCK):
+                maps = track.grids(k, times[start : start + _GRID_BLOCK])
+                curve.add_frames(maps)
+                stats.add_frames(maps)
+            row.append(Summary(curve.build(times), stats.build(), ON_GRID))
+        out.append(row)
+    return out
 
 
 class Summariser:

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import ClassSelectionError, InputError, first_line
 from ..hooks import (
+    Capture,
     LayerSpec,
     capture_activation,
     find_layer_and_head,
@@ -314,6 +315,46 @@ def check_clip(clip: Any) -> torch.Tensor:
     return clip
 
 
+def _activations(layers: list[tuple[str, nn.Module]], records: list[Capture]) -> list[torch.Tensor]:
+    """The captured activation of every layer (one-line error for a layer never called)."""
+    captured = []
+    for (name, _), record in zip(layers, records, strict=True):
+        if record.activation is None:
+            raise InputError(
+                f"layer {name!r} was not called during the forward pass; "
+                "pass a layer that the model uses"
+            )
+        captured.append(record.activation)
+    return captured
+
+
+def _check_outputs(
+    layers: list[tuple[str, nn.Module]],
+    captured: list[torch.Tensor],
+    volume: Callable[[torch.Tensor], torch.Tensor],
+    logits: torch.Tensor,
+) -> None:
+    """Refuse activations that are not finite 5-D volumes, and non-finite scores."""
+    for (name, _), act in zip(layers, captured, strict=True):
+        vol = volume(act.detach())
+        if vol.dim() != 5:
+            raise InputError(
+                f"expected layer {name!r} to output 5-D (N, C, T', H', W') activations, but "
+                f"got shape {tuple(vol.shape)}; pick a convolutional layer, or pass "
+                "reshape= (saliency_tubes.tokens.TokenGrid for transformer tokens)"
+            )
+        if not torch.isfinite(vol).all():
+            raise InputError(
+                f"the model produced NaN or inf activations at layer {name!r} for this "
+                "clip; check the input normalisation and the weights"
+            )
+    if not torch.isfinite(logits).all():
+        raise InputError(
+            "the model produced NaN or inf scores for this clip; "
+            "check the input normalisation and the weights"
+        )
+
+
 class Explainer:
     """Base class: computes saliency tubes for a video classifier.
 
@@ -465,53 +506,17 @@ class Explainer:
                     output = self._forward(clip)
             logits = logits_of(output, clip.shape[0])
             self._check_categories(logits.shape[1])
-            captured = []
-            for (name, _), record in zip(layers, records, strict=True):
-                if record.activation is None:
-                    raise InputError(
-                        f"layer {name!r} was not called during the forward pass; "
-                        "pass a layer that the model uses"
-                    )
-                captured.append(record.activation)
+            captured = _activations(layers, records)
 
             def volume(x: torch.Tensor) -> torch.Tensor:
                 return self.reshape(x, size) if self.reshape is not None else x
 
-            for (name, _), act in zip(layers, captured, strict=True):
-                vol = volume(act.detach())
-                if vol.dim() != 5:
-                    raise InputError(
-                        f"expected layer {name!r} to output 5-D (N, C, T', H', W') activations, but "
-                        f"got shape {tuple(vol.shape)}; pick a convolutional layer, or pass "
-                        "reshape= (saliency_tubes.tokens.TokenGrid for transformer tokens)"
-                    )
-                if not torch.isfinite(vol).all():
-                    raise InputError(
-                        f"the model produced NaN or inf activations at layer {name!r} for this "
-                        "clip; check the input normalisation and the weights"
-                    )
-            if not torch.isfinite(logits).all():
-                raise InputError(
-                    "the model produced NaN or inf scores for this clip; "
-                    "check the input normalisation and the weights"
-                )
+            _check_outputs(layers, captured, volume, logits)
             index = select_classes(classes, logits.detach(), self.categories)
             raws = self._raw_maps(ForwardPass(captured, volume, logits, index, head, clip))
         raws = [r.detach().float() for r in raws]
         names = [name for name, _ in layers]
-        pathways: dict[str, torch.Tensor] = {}
-        pathways_raw: dict[str, torch.Tensor] = {}
-        if len(raws) == 1:
-            raw = raws[0]
-        else:
-            # Fuse before the ReLU: a layer's negative evidence can cancel another's.
-            t, h, w = (max(r.shape[2 + d] for r in raws) for d in range(3))
-            scaled = [self._upsample(r * self._fusion_scale(r), (t, h, w)) for r in raws]
-            raw = torch.stack(scaled).sum(0)
-            for name, r in zip(names, raws, strict=True):
-                r = r.clamp_min(0) if self.relu else r
-                pathways_raw[name] = r
-                pathways[name] = normalize_tubes(self._upsample(r, size) if upsample else r)
+        raw, pathways, pathways_raw = self._fused(raws, names, size if upsample else None)
         if self.relu:
             raw = raw.clamp_min(0)
         maps = normalize_tubes(self._upsample(raw, size) if upsample else raw)
@@ -530,6 +535,25 @@ class Explainer:
             pathways_raw=pathways_raw,
             class_agnostic=self.class_agnostic,
         )
+
+    def _fused(
+        self, raws: list[torch.Tensor], names: list[str], size: tuple[int, int, int] | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """One layer's raw map as it is; several layers' fused (before the ReLU: a layer's
+        negative evidence can cancel another's) with each pathway's raw and normalised
+        map (upsampled to ``size`` unless None). Returns ``(raw, pathways, pathways_raw)``."""
+        pathways: dict[str, torch.Tensor] = {}
+        pathways_raw: dict[str, torch.Tensor] = {}
+        if len(raws) == 1:
+            return raws[0], pathways, pathways_raw
+        t, h, w = (max(r.shape[2 + d] for r in raws) for d in range(3))
+        scaled = [self._upsample(r * self._fusion_scale(r), (t, h, w)) for r in raws]
+        raw = torch.stack(scaled).sum(0)
+        for name, r in zip(names, raws, strict=True):
+            r = r.clamp_min(0) if self.relu else r
+            pathways_raw[name] = r
+            pathways[name] = normalize_tubes(self._upsample(r, size) if size is not None else r)
+        return raw, pathways, pathways_raw
 
     def logits(self, clip: torch.Tensor) -> torch.Tensor:
         """The model's (N, num_classes) scores for ``clip``: one forward, no gradients, the
@@ -579,6 +603,17 @@ class Explainer:
     def _forward_error(self, clip: torch.Tensor, exc: RuntimeError) -> InputError:
         t, h, w = clip.shape[2:]
         reason = first_line(exc)
+        weights = next(iter(self.model.parameters()), None)
+        if weights is not None and weights.is_floating_point() and clip.dtype != weights.dtype:
+            return InputError(
+                f"expected a {weights.dtype} clip (the dtype of {type(self.model).__name__}'s "
+                f"weights), but got {clip.dtype}; convert it with clip.to({weights.dtype})"
+            )
+        if "channels" in reason:
+            return InputError(
+                f"{type(self.model).__name__} could not run on a clip of {clip.shape[1]} "
+                f"channels ({reason}); give (N, 3, T, H, W) RGB clips, as its preset prepares"
+            )
         return InputError(
             f"{type(self.model).__name__} could not run on a clip of {t} frames of {h}x{w} "
             f"({reason}); models with fixed pools or position embeddings need the clip size "

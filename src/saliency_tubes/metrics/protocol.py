@@ -98,6 +98,17 @@ class Protocol:
         if self.align not in ("corners", "centers"):
             raise InputError(f"expected align corners or centers, but got {self.align!r}")
 
+    def localisation(self, tube: Any, mask: Any) -> dict[str, float]:
+        """The localisation scores of ``tube`` against ``mask`` on the clip grid, with this
+        protocol's pointing tolerances: what ``evaluate`` and the batch's ground-truth
+        columns report (see :func:`~saliency_tubes.metrics.localisation`)."""
+        return localisation(
+            tube,
+            mask,
+            tolerance_frames=self.tolerance_frames,
+            tolerance_px=self.tolerance_px,
+        )
+
     def grid(self, size: Sequence[int]) -> tuple[int, int, int]:
         """The cell grid on a clip of ``size = (T, H, W)``."""
         t, h, w = (max(1, int(n) // c) for n, c in zip(size, self.cell, strict=True))
@@ -243,12 +254,7 @@ def score_tube(
         ``(scores, curves)``: scores by name, and per curve name its ``fractions`` and ``scores``.
     """
     tell = progress or Progress()
-    scores = localisation(
-        tube,
-        mask,
-        tolerance_frames=protocol.tolerance_frames,
-        tolerance_px=protocol.tolerance_px,
-    )
+    scores = protocol.localisation(tube, mask)
     base = substrate if substrate is not None else make_substrate(clip, protocol.substrate)
     grid = protocol.grid(tube.shape)
     curves: dict[str, dict[str, torch.Tensor]] = {}

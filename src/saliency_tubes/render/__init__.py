@@ -42,6 +42,7 @@ from .pyramid import (
     heat_grid_frames,
     representative_frame,
 )
+from .stretch import FRAME_NOTE, stretch
 from .timeline import curves_png, timeline_bar
 from .unseen import (
     HATCH_GREY,
@@ -53,6 +54,8 @@ from .unseen import (
 )
 
 __all__ = [
+    "FRAME_NOTE",
+    "stretch",
     "corner_label",
     "DEFAULT_FLOOR",
     "DIVERGING",

@@ -117,9 +117,17 @@ class TimedTube:
             return self.maps[0]
         if t >= times[-1]:
             return self.maps[-1]
-        i = int(np.searchsorted(times, t, side="right")) - 1
-        a = (t - times[i]) / (times[i + 1] - times[i])
-        return (1.0 - a) * self.maps[i] + a * self.maps[i + 1]
+        return self.at_times(np.array([t], dtype=np.float64))[0]
+
+    def at_times(self, ts: np.ndarray) -> np.ndarray:
+        """:meth:`at` for many times at once: ``(n, gh, gw)`` float64 (the arithmetic of
+        :meth:`at` inside the clip: float64 weights on the float32 maps)."""
+        times, maps = self.times, self.maps
+        if times.size == 1:
+            return np.repeat(maps[:1], len(ts), axis=0).astype(np.float64)
+        i = np.clip(np.searchsorted(times, ts, side="right") - 1, 0, times.size - 2)
+        a = np.clip((ts - times[i]) / (times[i + 1] - times[i]), 0.0, 1.0)[:, None, None]
+        return (1.0 - a) * maps[i] + a * maps[i + 1]
 
     def weight(self, t: float, kind: str) -> float:
         """Blending weight at ``t`` (inside the clip): ``"uniform"`` 1, else triangular."""

@@ -31,6 +31,13 @@ def read_state_dict(path: str | Path, *, allow_pickle: bool = False) -> dict[str
     """
     path = Path(path)
     if not path.is_file():
+        got = "a folder" if path.is_dir() else ("not a regular file" if path.exists() else "")
+        if got:
+            raise ModelLoadError(
+                f"expected a checkpoint file (.pth/.pt/.safetensors) at {path}, but it is {got}; "
+                "pass the file (a save_pretrained folder goes with --model hf:DIR or a "
+                "registered transformers name)"
+            )
         raise ModelLoadError(
             f"checkpoint not found: {path}; expected a path to a .pth/.pt/.safetensors file"
         )

@@ -70,6 +70,7 @@ from torch import nn
 
 from ..errors import InputError, ModelLoadError, first_line
 from ..tokens import TokenGrid
+from .hf_sizes import check_sizes
 from .registry import ModelAdapter, Preset
 
 EXTRA = "transformers"
@@ -287,6 +288,7 @@ def layout(config: dict[str, Any], where: str) -> Layout:
     def get(key: str) -> Any:
         return merged.get(key)
 
+    check_sizes(get, where, family.key)  # an untrusted config: bounded before anything
     frames = int(get("num_frames"))
     size = _pair(get("image_size"))
     blocks = int(get("num_hidden_layers"))
@@ -574,14 +576,18 @@ def load_folder(
 
 @contextmanager
 def quiet_progress(transformers: Any) -> Iterator[None]:
-    """transformers' progress bars off for the block (the library prints nothing), then
-    as they were."""
+    """transformers' progress bars and log lines off for the block (its load report of
+    missing or unexpected keys: what is wrong is said in one line after it), then as they
+    were."""
     logging = transformers.utils.logging
     was = logging.is_progress_bar_enabled()
+    level = logging.get_verbosity()
     logging.disable_progress_bar()
+    logging.set_verbosity(logging.CRITICAL)
     try:
         yield
     finally:
+        logging.set_verbosity(level)
         if was:
             logging.enable_progress_bar()
 

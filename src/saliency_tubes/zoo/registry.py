@@ -261,6 +261,46 @@ class LoadedModel:
         return METHODS[method](self.model, **kwargs)
 
 
+@dataclass
+class _Built:
+    """What :func:`load_model` built: the model, its adapter (None for a factory), its
+    preset, where its weights came from, the weights name a builder downloaded, and the
+    weights file still to load (None once a folder's builder has loaded them)."""
+
+    model: nn.Module
+    adapter: ModelAdapter | None
+    preset: Preset
+    source: str
+    named: str | None
+    weights: str | Path | None
+
+
+def _build(name: str, weights: str | Path | None, num_classes: int | None) -> _Built:
+    """Build the model of :func:`load_model` from a factory or a registered adapter."""
+    if ":" in name and name not in _REGISTRY and not name.startswith(HF_PREFIX):
+        model = _from_factory(name, num_classes)
+        source = "factory" if weights is None else "file"
+        return _Built(model, None, Preset(), source, None, weights)
+    adapter = get_adapter(name)
+    if adapter.from_folder is not None and weights is not None and Path(weights).is_dir():
+        adapter = adapter.from_folder(Path(weights))
+        weights = None  # the folder's builder loads them
+    kwargs: dict[str, Any] = {"num_classes": num_classes} if num_classes is not None else {}
+    named = _weights_name(adapter, weights)
+    if named is not None:
+        kwargs["weights"] = named
+    shipped = weights is None and adapter.default_weights is not None
+    model = adapter.builder(pretrained=shipped, **kwargs)
+    folder = adapter.extra.get("folder")
+    if named is not None:
+        source = "download"
+    elif weights is not None or folder is not None:
+        source = "file"
+    else:
+        source = "shipped" if shipped else "random"
+    return _Built(model, adapter, adapter.preset, source, named, weights)
+
+
 def load_model(
     name: str,
     *,
@@ -304,31 +344,9 @@ def load_model(
             of the model's classifier.
     """
     names = _categories(categories)
-    named = None
-    if ":" in name and name not in _REGISTRY and not name.startswith(HF_PREFIX):
-        model = _from_factory(name, num_classes)
-        adapter = None
-        preset = Preset()
-        source = "factory" if weights is None else "file"
-    else:
-        adapter = get_adapter(name)
-        if adapter.from_folder is not None and weights is not None and Path(weights).is_dir():
-            adapter = adapter.from_folder(Path(weights))
-            weights = None  # the folder's builder loads them
-        kwargs: dict[str, Any] = {"num_classes": num_classes} if num_classes is not None else {}
-        named = _weights_name(adapter, weights)
-        if named is not None:
-            kwargs["weights"] = named
-        shipped = weights is None and adapter.default_weights is not None
-        model = adapter.builder(pretrained=shipped, **kwargs)
-        preset = adapter.preset
-        folder = adapter.extra.get("folder")
-        if named is not None:
-            source = "download"
-        elif weights is not None or folder is not None:
-            source = "file"
-        else:
-            source = "shipped" if shipped else "random"
+    built = _build(name, weights, num_classes)
+    model, adapter, preset, source = built.model, built.adapter, built.preset, built.source
+    named, weights = built.named, built.weights
     if mean is not None or std is not None:
         preset = replace(preset, mean=mean or preset.mean, std=std or preset.std)
         preset.preprocess()  # checks the values: three finite numbers, std > 0
