@@ -18,8 +18,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import posixpath
 import json
+import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass

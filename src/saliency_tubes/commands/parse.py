@@ -10,7 +10,6 @@ Each function turns one string into the value an option object takes, or raises 
 from __future__ import annotations
 
 import re
-
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 

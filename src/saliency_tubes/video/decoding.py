@@ -19,7 +19,7 @@ frames returned are always those of a sequential decode.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterator, Sequence
 from contextlib import closing
 from fractions import Fraction
 from pathlib import Path
@@ -128,7 +128,7 @@ def _by_time(
     info: VideoInfo,
     start: int | None,
     wanted: Collection[int],
-) -> Iterator[tuple[int, av.VideoFrame]]:
+) -> Generator[tuple[int, av.VideoFrame], None, None]:
     """``(index, frame)`` from keyframe ``start`` on (None: from the beginning, frame 0),
     indexed by their times.
 
