@@ -115,7 +115,10 @@ def test_an_explain_result_shows_its_classes_and_its_video(
     clip_path: Path, tiny: st.LoadedModel, tmp_path: Path
 ) -> None:
     result = st.explain_video(
-        clip_path, tmp_path / "out", tiny, st.ExplainOptions(classes="top2", formats=("mp4",))
+        clip_path,
+        tmp_path / "out",
+        tiny,
+        st.ExplainOptions(classes="top2", formats=("mp4", "html")),
     )
     html = result._repr_html_()
     rows = re.findall(r"<tr><td>([^<]*)</td><td[^>]*>(\d+)</td><td[^>]*>([^<]*)</td>", html)
@@ -125,6 +128,10 @@ def test_an_explain_result_shows_its_classes_and_its_video(
     assert not rest and kind == "video/mp4"
     assert data == (result.out_dir / f"side_by_side_1_{result.tubes[0].name}.mp4").read_bytes()
     assert "knows only 8 synthetic motion classes" in html  # the model's caveat
+    (href,) = re.findall(
+        r'Report \(opens in the browser\): <a href="([^"]+)">report.html</a>', html
+    )
+    assert Path(href).resolve() == (result.out_dir / "report.html").resolve()
 
 
 def test_random_weights_are_said(tmp_path: Path) -> None:
