@@ -570,8 +570,9 @@ def test_a_timed_out_video_leaves_no_empty_folder(dataset: Path, tmp_path: Path)
 
     _sys.path.insert(0, str(TESTS))  # the factory, for the workers too
     try:
-        result = batch_videos(dataset, out, settings, BatchOptions(limit=1, timeout=3.0,
-                                                                   progress=False))
+        result = batch_videos(
+            dataset, out, settings, BatchOptions(limit=1, timeout=3.0, progress=False)
+        )
     finally:
         _sys.path.remove(str(TESTS))
     assert "timed out after 3 s" in result.rows[0]["error"]
@@ -582,7 +583,10 @@ def test_a_weights_folder_for_a_checkpoint_says_so(clip: Path, tmp_path: Path) -
     proc = _run("explain", str(clip), "--out", str(tmp_path / "out"), "--weights",
                 str(tmp_path), "--quiet")  # fmt: skip
     line = _one_error_line(proc)
-    assert f"expected a checkpoint file (.pth/.pt/.safetensors) at {tmp_path}, but it is a folder" in line
+    assert (
+        f"expected a checkpoint file (.pth/.pt/.safetensors) at {tmp_path}, but it is a folder"
+        in line
+    )
 
 
 def test_a_3000_character_class_name_is_a_short_file_name(clip: Path, tmp_path: Path) -> None:

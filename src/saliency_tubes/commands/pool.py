@@ -194,9 +194,7 @@ def run_local(
             mine = dataclasses.replace(
                 settings, model=dataclasses.replace(settings.model, device=device)
             )
-        proc = ctx.Process(
-            target=_work, args=(mine, q, results, next_id, os.getpid()), daemon=True
-        )
+        proc = ctx.Process(target=_work, args=(mine, q, results, next_id, os.getpid()), daemon=True)
         with _sigint_blocked():  # the new interpreter's imports: no Ctrl-C tracebacks
             proc.start()
         pool[next_id] = _Worker(proc, q, device=mine.model.device)
