@@ -21,3 +21,19 @@ def test_journal_row_after_a_cut_line_is_kept(tmp_path: Path) -> None:
     rows = read_journal(path)
     assert sorted(rows) == ["a", "c"]
     assert rows["c"]["fingerprint"] == "g"
+
+
+def test_a_nested_run_on_the_same_folder_keeps_the_outer_runs_files(tmp_path: Path) -> None:
+    # The folder lock is re-entrant in a thread (a command inside a command); the inner
+    # run's clean-up of killed runs' staging folders must not take the outer, live one's.
+    from saliency_tubes.commands.outputs import output_folder
+
+    with output_folder(tmp_path) as outer:
+        outer.write_bytes("outer.txt", b"outer")
+        with output_folder(tmp_path) as inner:
+            inner.write_bytes("inner.txt", b"inner")
+        outer.write_json("manifest.json", {"ok": True})
+    assert (tmp_path / "inner.txt").read_bytes() == b"inner"
+    assert (tmp_path / "outer.txt").read_bytes() == b"outer"
+    assert (tmp_path / "manifest.json").is_file()
+    assert not list(tmp_path.glob(".saliency-tubes-run-*"))

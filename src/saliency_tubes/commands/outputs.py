@@ -285,8 +285,8 @@ def output_folder(out_dir: str | Path) -> Iterator[OutputFolder]:
     created = _prepare(out)
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(folder_lock(out))
-            recover_staging(out)  # what a killed run left (no live run owns it: the lock)
+            if stack.enter_context(folder_lock(out)):  # not a run inside a run of ours
+                recover_staging(out)  # what a killed run left (no live run owns it: the lock)
             outputs = OutputFolder(out)
         except BaseException as exc:
             _unmake(created)
