@@ -37,3 +37,26 @@ def test_a_nested_run_on_the_same_folder_keeps_the_outer_runs_files(tmp_path: Pa
     assert (tmp_path / "outer.txt").read_bytes() == b"outer"
     assert (tmp_path / "manifest.json").is_file()
     assert not list(tmp_path.glob(".saliency-tubes-run-*"))
+
+
+def test_the_pool_takes_every_waiting_row_before_checking_timeouts() -> None:
+    # Two workers finish at once: both rows are read before the timeouts are checked, or
+    # the second worker's video, done in time, is killed and recorded as timed out.
+    import queue
+    import time
+
+    from saliency_tubes.commands import pool
+
+    state = object.__new__(pool._Pool)
+    state.results = queue.Queue()
+    now = time.monotonic()
+    state.pool = {w: pool._Worker(None, None, task=(w, now), ready=True) for w in (0, 1)}
+    state.remaining = 2
+    got: list[dict[str, str]] = []
+    state.on_row = got.append
+    for w in (0, 1):
+        state.results.put(("row", w, w, {"video_id": f"v{w}"}))
+    state.receive()
+    assert got == [{"video_id": "v0"}, {"video_id": "v1"}]
+    assert state.remaining == 0
+    assert all(w.task is None for w in state.pool.values())

@@ -257,11 +257,24 @@ class _Pool:
                 w.tasks.put((index, item, fingerprint))
 
     def receive(self) -> None:
-        """Take one message of the workers, if one comes within :data:`_POLL` seconds."""
+        """Take the workers' messages: every one waiting, after waiting up to :data:`_POLL`
+        seconds for the first. All of them before the timeouts are checked: a row that came
+        in time must not wait behind another and then be taken for a timeout (its video
+        killed, an error row recorded for outputs that were written)."""
         try:
-            kind, wid, _index, payload = self.results.get(timeout=_POLL)
+            message = self.results.get(timeout=_POLL)
         except queue.Empty:
             return
+        while True:
+            self.take(message)
+            try:
+                message = self.results.get_nowait()
+            except queue.Empty:
+                return
+
+    def take(self, message: tuple[str, int, Any, Any]) -> None:
+        """Act on one message of a worker."""
+        kind, wid, _index, payload = message
         if kind == "fatal":
             raise InputError(payload)  # the model or the options: the whole batch
         if kind == "ready" and wid in self.pool:
