@@ -60,3 +60,46 @@ def test_the_pool_takes_every_waiting_row_before_checking_timeouts() -> None:
     assert got == [{"video_id": "v0"}, {"video_id": "v1"}]
     assert state.remaining == 0
     assert all(w.task is None for w in state.pool.values())
+
+
+def test_recovery_after_a_killed_commit_puts_a_frame_folder_back_whole(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # A run killed while its commit replaces a frame folder (a claimed folder): the next
+    # run's recovery must put the earlier folder back as it was, not the earlier frames
+    # over the new ones (a folder of 3 frames: 2 old and 1 new).
+    import os
+
+    from saliency_tubes.commands.outputs import OutputFolder, recover_staging
+
+    earlier = tmp_path / "frames"
+    earlier.mkdir()
+    for i in range(2):
+        (earlier / f"{i}.png").write_bytes(b"old")
+    (tmp_path / "manifest.json").write_text("old")
+    run = OutputFolder(tmp_path)
+    frames = run.folder("frames")
+    for i in range(3):
+        (frames / f"{i}.png").write_bytes(b"new")
+    run.write_json("manifest.json", {"new": True})
+    real = os.replace
+    calls = []
+
+    def killed(src, dst):  # the manifest's move is where the process dies
+        calls.append(dst)
+        if Path(dst) == tmp_path / "manifest.json" and ".replaced" not in str(src):
+            raise KeyboardInterrupt  # no finally of the run runs after a kill:
+        return real(src, dst)
+
+    monkeypatch.setattr(OutputFolder, "_rollback", lambda *_args: None)  # ... nor this
+    monkeypatch.setattr(os, "replace", killed)
+    try:
+        run.commit(last="manifest.json")
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(os, "replace", real)
+    recover_staging(tmp_path)
+    assert sorted(p.name for p in earlier.iterdir()) == ["0.png", "1.png"]
+    assert {p.read_bytes() for p in earlier.iterdir()} == {b"old"}
+    assert (tmp_path / "manifest.json").read_text() == "old"
+    assert not list(tmp_path.glob(".saliency-tubes-run-*"))
