@@ -369,7 +369,7 @@ class _Surrogate(Perturbation):
                 for j in range(k):
                     # The same samples for every class and clip: reseeded before each fit.
                     with torch.random.fork_rng(devices=devices):
-                        torch.manual_seed(self.seed)
+                        _seed_generators(self.seed, clip.device)
                         coefficients = surrogate.attribute(
                             clip[i : i + 1],
                             baselines=base[i : i + 1],
@@ -380,6 +380,16 @@ class _Surrogate(Perturbation):
                         )
                     maps[i, j] = self._signed(coefficients[0, :1].float())
         return [maps]
+
+
+def _seed_generators(seed: int, device: torch.device) -> None:
+    """Seed the CPU generator, and ``device``'s when a GPU: exactly those that
+    ``fork_rng(devices=...)`` restores (``torch.manual_seed`` would seed every GPU's, and
+    leave the user's CUDA generators changed after an explanation on the CPU)."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
 
 
 class Lime(_Surrogate):
