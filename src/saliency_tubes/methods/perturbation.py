@@ -81,7 +81,8 @@ def rise_grids(
     Returns:
         ``(grids, weights, shifts)``: (M, t, h, w) float32 0/1 grids; (M,) float64 weights
         (1 each for random grids; the probability :math:`p^k (1-p)^{n-k}` of each grid
-        for ``"all"``); (M, 3) int64 shifts in [0, cell) per axis (None for ``"all"``).
+        for ``"all"``); (M, 3) float32 shifts in [0, 1), fractions of a cell per axis (None
+        for ``"all"``).
     """
     n = math.prod(cells)
     if masks == "all":
