@@ -156,3 +156,26 @@ def test_cli_refuses_bad_sizes_and_segments(
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and said in lines[0]
     assert not out.exists()  # nothing written
+
+
+def test_the_report_of_a_segment_plays_the_segment(clip_path: Path, tmp_path: Path, tiny) -> None:
+    """The page maps the player's time 0 to the segment's first frame (its first
+    timestamp), so it must play the segment's frames from time 0 (a copy), not the whole
+    file from its first frame: that put frame 0's picture under frame 6's tube."""
+    import re
+
+    options = ExplainOptions(formats=("html",), start=0.5, end=1.5, progress=False)
+    explain_video(clip_path, tmp_path / "seg", tiny, options)
+    page = (tmp_path / "seg" / "report.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="report-data">(.*?)</script>', page, re.S).group(1))
+    src = re.search(r'<video[^>]* src="([^"]*)"', page)
+    assert src is not None and src.group(1) == "source.mp4"
+    copy = probe(tmp_path / "seg" / "source.mp4")
+    assert copy.num_frames == len(data["video"]["timestamps"]) == 12
+    assert data["video"]["timestamps"][0] == pytest.approx(0.5)
+    with av.open(str(tmp_path / "seg" / "source.mp4")) as container:
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(float)
+    with av.open(str(clip_path)) as container:
+        frames = [f.to_ndarray(format="rgb24").astype(float) for f in container.decode(video=0)]
+    errors = [np.abs(first - f).mean() for f in frames]
+    assert int(np.argmin(errors)) == 6  # the copy starts at the segment's first frame
