@@ -68,7 +68,9 @@ def _wait(what: str, ready: Callable[[], bool], bound: float = BOUND) -> None:
 
 
 def _one_error_line(proc: subprocess.CompletedProcess[str], code: int = 2) -> str:
-    lines = proc.stderr.strip().splitlines()
+    """The one ``error:`` line of a failed command (``warning:`` lines aside: the embedded
+    model says what it knows)."""
+    lines = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith("warning: ")]
     assert proc.returncode == code and len(lines) == 1, (proc.returncode, proc.stderr)
     assert lines[0].startswith("error: "), proc.stderr
     return lines[0]

@@ -138,7 +138,7 @@ def method_of(loaded: LoadedModel, method: str) -> str:
     """The method ``--method`` names for ``loaded`` (``auto``: the adapter's choice)."""
     if method != "auto":
         return method
-    return loaded.adapter.default_method if loaded.adapter is not None else "cam"
+    return loaded.default_method
 
 
 def plan(
