@@ -77,7 +77,7 @@ def test_write_benchmark(result: bench.BenchmarkResult, tmp_path: Path) -> None:
 
 def test_config_errors() -> None:
     with pytest.raises(InputError, match="methods"):
-        BenchmarkConfig(methods=("lime",)).check()
+        BenchmarkConfig(methods=("loco",)).check()
     with pytest.raises(InputError, match="substrate"):
         BenchmarkConfig(protocol=Protocol(substrate="noise")).check()
     assert Protocol().grid((16, 96, 96)) == (16, 24, 24)

@@ -36,7 +36,8 @@ _EXPORTS: dict[str, str] = {
         "SaliencyTubesError VideoError",
         ".methods": "CAM METHODS EigenCAM Explainer GradCAM GradCAMPlusPlus HiResCAM "
         "IntegratedGradients LayerCAM Occlusion SaliencyTubes ScoreCAM Tubes XGradCAM "
-        "normalize_tubes select_classes AttentionRelevancy AttentionRollout",
+        "normalize_tubes select_classes AttentionRelevancy AttentionRollout "
+        "RISE Lime KernelShap",
         ".metrics.concentration": "TubeStats tube_stats",
         ".pyramid": "ClassFeaturePyramid PyramidEdge PyramidNode class_feature_pyramid",
         ".temporal": "TemporalCurve key_frames temporal_curve",
@@ -80,6 +81,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .errors import VideoError as VideoError
     from .methods import CAM as CAM
     from .methods import METHODS as METHODS
+    from .methods import RISE as RISE
     from .methods import AttentionRelevancy as AttentionRelevancy
     from .methods import AttentionRollout as AttentionRollout
     from .methods import EigenCAM as EigenCAM
@@ -88,7 +90,9 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .methods import GradCAMPlusPlus as GradCAMPlusPlus
     from .methods import HiResCAM as HiResCAM
     from .methods import IntegratedGradients as IntegratedGradients
+    from .methods import KernelShap as KernelShap
     from .methods import LayerCAM as LayerCAM
+    from .methods import Lime as Lime
     from .methods import Occlusion as Occlusion
     from .methods import SaliencyTubes as SaliencyTubes
     from .methods import ScoreCAM as ScoreCAM

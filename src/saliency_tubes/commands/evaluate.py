@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +292,12 @@ def evaluate_video(
     """
     options = options or EvaluateOptions()
     options.check()
+    if loaded.plain_callable:
+        raise InputError(
+            f"expected an nn.Module for evaluate (its sanity check randomises the model's "
+            f"layers), but {loaded.name} is a plain callable; explain it with explain, batch "
+            "or compare, or give the factory's network itself"
+        )
     info = probe(video, min_frames=2) if info is None else check_min_frames(info, 2)
     truth = load_ground_truth(ground_truth, info.num_frames, info.size)
     preset = loaded.preset
@@ -303,9 +310,10 @@ def evaluate_video(
             f"({indices.tolist()}), but it covers none; annotate those frames or more of them"
         )
 
-    def work(run: Run) -> dict[str, Any]:
-        return _evaluate_work(run, loaded, options, truth, mask, (indices, prep))
-
+    sampling = (indices, prep)
+    work = partial(
+        _evaluate_work, loaded=loaded, options=options, truth=truth, mask=mask, sampling=sampling
+    )
     record, run = produce(
         video, out_dir, work, info=info, on_stage=on_stage, manifest_name="report.json"
     )

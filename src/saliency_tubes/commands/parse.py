@@ -159,4 +159,7 @@ def render_settings(params: Mapping[str, Any]) -> dict[str, Any]:
         "embed": bool(params.get("embed", False)),
         "crf": params["crf"],
         "preset": params["x264_preset"],
+        "max_side": params.get("max_side"),
+        "start": params.get("start"),
+        "end": params.get("end"),
     }

@@ -153,7 +153,10 @@ def _finite(value: Any) -> Any:
 
 def json_for_script(data: dict[str, Any]) -> str:
     """JSON that cannot end its ``<script>`` element nor open a comment or tag."""
-    text = json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:  # most data hold no NaN: one pass, without copying it
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 

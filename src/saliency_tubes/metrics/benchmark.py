@@ -38,6 +38,7 @@ from .protocol import (
     Forwards,
     Progress,
     Protocol,
+    confidence_forwards,
     json_number,
     row_groups,
     row_label,
@@ -76,6 +77,8 @@ METRICS: dict[str, str] = {
     "temporal_hit": "temporal hit ↑",
     "deletion": "deletion AUC ↓",
     "insertion": "insertion AUC ↑",
+    "average_drop": "average drop ↓",
+    "increase": "increase in confidence ↑",
     "sanity_top": "sanity ρ, top block random ↓",
     "sanity_all": "sanity ρ, all random ↓",
 }
@@ -314,7 +317,7 @@ def benchmark_forwards(config: BenchmarkConfig, layers: int) -> Forwards:
                 * (1 + layers)
                 * explanation_forwards(kind, torch.nn.Identity(), clip_size)
             )
-            curves = len(keys) * size * per_curve_pair
+            curves = len(keys) * size * (per_curve_pair + confidence_forwards(True))
             parts.append(
                 (_chunk_label(start, size, n, row_label(keys[0]).split(",")[0]), explained + curves)
             )

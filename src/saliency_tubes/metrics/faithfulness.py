@@ -63,6 +63,7 @@ __all__ = [
     "curve_forwards",
     "deletion",
     "gaussian_blur",
+    "grid_cells",
     "insertion",
     "make_substrate",
     "perturbation_curve",
@@ -209,7 +210,7 @@ def make_substrate(
     )
 
 
-def _grid_cells(size: tuple[int, int, int], grid: tuple[int, int, int]) -> torch.Tensor:
+def grid_cells(size: tuple[int, int, int], grid: tuple[int, int, int]) -> torch.Tensor:
     """``(T, H, W)`` int64 index of the grid cell holding each voxel (``floor(i g / n)``)."""
     axes = [
         torch.div(torch.arange(n) * g, n, rounding_mode="floor")
@@ -264,7 +265,7 @@ def _units(
             raise InputError(
                 f"expected grid (t, h, w) with 1 <= each <= the tube's {size}, but got {grid!r}"
             )
-        membership = _grid_cells(size, g)  # type: ignore[arg-type]
+        membership = grid_cells(size, g)  # type: ignore[arg-type]
         count = g[0] * g[1] * g[2]
         return membership, rank_order(_unit_means(s, membership, count), seed)
     if unit == "frame":

@@ -27,6 +27,7 @@ from .protocol import (
     Progress,
     Protocol,
     Ranking,
+    confidence_forwards,
     json_number,
     row_groups,
     row_label,
@@ -231,6 +232,7 @@ def _plan(
                 tube, unit, protocol, ends_known=bool(ends), ranking=rankings[row][unit]
             )
             parts.append((f"{row_label(row)}: {unit}", clips))
+        parts.append((f"{row_label(row)}: confidence", confidence_forwards(bool(ends))))
     return Forwards(tuple(parts), done=sum(per.values()) + 1), rankings
 
 
