@@ -379,3 +379,61 @@ def test_head_fusion_is_checked_and_used() -> None:
     mean = st.AttentionRollout(model, inputs=pixel_values)(c).raw
     high = st.AttentionRollout(model, inputs=pixel_values, head_fusion="max")(c).raw
     assert float((mean - high).abs().max()) > 1e-4
+
+
+# ------------------------------------------- the shipped transformer's own layout (SDPA)
+
+
+def tiny_vit(seed: int = 0) -> Any:
+    from saliency_tubes.zoo.tiny_vit import TinyVideoViT
+
+    torch.manual_seed(seed)
+    model = TinyVideoViT(num_classes=4, dim=24, depth=2, heads=HEADS, hidden=32)
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.35)
+    return model.double().eval()
+
+
+def forward_tiny_vit(model: Any, sample: torch.Tensor, record: list[Any]) -> torch.Tensor:
+    x = model.tokens(sample[None])[0]
+    for block in model.blocks:
+        ctx, a = attend(block.norm1(x), *qkv_split(block.attn.qkv))
+        record.append(("joint", [a]))
+        x = x + block.attn.proj(ctx)
+        x = x + block.mlp(block.norm2(x))
+    return model.fc(model.fc_norm(x.mean(0)))
+
+
+def test_the_shipped_transformer_s_own_layout_matches_the_reference() -> None:
+    """TinyVideoViT declares its attention and computes it with SDPA: both methods equal the
+    hand-written recurrences on its (8, 8, 8) grid, mean row (VideoMAE-style head)."""
+    model = tiny_vit()
+    c = torch.randn(1, 3, 16, 64, 64, generator=torch.Generator().manual_seed(5)).double()
+    with torch.no_grad():
+        record: list[Any] = []
+        torch.testing.assert_close(
+            forward_tiny_vit(model, c[0], record), model(c)[0], rtol=0, atol=1e-9
+        )
+    length = record[0][1][0].shape[-1]
+    eye = torch.eye(length, dtype=torch.float64)
+    rollout = eye
+    for what, groups in record:
+        a = 0.5 * operator(what, groups, length, mean_heads, cls_mean=True) + 0.5 * eye
+        rollout = (a / a.sum(1, keepdim=True)) @ rollout
+    logits, record = forward_tiny_vit(model, c[0], []), []
+    logits = forward_tiny_vit(model, c[0], record)
+    grads = torch.autograd.grad(logits[2], [g[0] for _, g in record])
+    relevancy = eye
+    for (what, groups), grad in zip(record, grads, strict=True):
+        relevancy = (
+            relevancy
+            + operator(what, [(grad * groups[0]).clamp(min=0)], length, mean_heads, cls_mean=False)
+            @ relevancy
+        )
+    got_rollout = st.AttentionRollout(model)(c).raw[0, 0]
+    got_relevancy = st.AttentionRelevancy(model)(c, classes=[2]).raw[0, 0]
+    _close(got_rollout, on_grid(rollout.mean(0), "videomae", (8, 8, 8)))
+    _close(got_relevancy, on_grid(relevancy.mean(0).detach(), "videomae", (8, 8, 8)))

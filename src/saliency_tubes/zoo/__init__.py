@@ -7,7 +7,7 @@ from functools import partial
 
 from torch import nn
 
-from . import huggingface, pytorchvideo_models, tiny, torchvision_models
+from . import huggingface, pytorchvideo_models, tiny, tiny_vit, torchvision_models
 from .checkpoints import load_weights, read_categories, read_state_dict
 from .densenet3d import DenseNet3D, densenet3d
 from .registry import (
@@ -42,6 +42,54 @@ register(
         description="small 3D CNN trained here on the synthetic motion data set (ships with the package)",
         default_weights="tiny_actions.safetensors (shipped)",
         caveat="knows only 8 synthetic motion classes",
+    )
+)
+
+# The two colour models (synthetic_colours' 6 hues), shipped: the colour CNN and a
+# VideoMAE-style transformer, both at the colour clips' 16 x 64 x 64.
+_COLOUR_PRESET = Preset(
+    frames=int(tiny.COLOUR_PRESET["frames"]),
+    size=tuple(tiny.COLOUR_PRESET["size"]),  # type: ignore[arg-type]
+    resize="full",
+    mean=tuple(tiny.COLOUR_PRESET["mean"]),  # type: ignore[arg-type]
+    std=tuple(tiny.COLOUR_PRESET["std"]),  # type: ignore[arg-type]
+)
+_COLOUR_CAVEAT = (
+    "knows only the 6 synthetic colour classes (red, yellow, green, cyan, blue, magenta)"
+)
+register(
+    ModelAdapter(
+        name="tiny-colours",
+        builder=tiny_vit.tiny_colours,
+        layer=str(tiny.COLOUR_PRESET["layer"]),
+        classifier=str(tiny.COLOUR_PRESET["classifier"]),
+        preset=_COLOUR_PRESET,
+        categories=tuple(tiny.COLOUR_PRESET["categories"]),
+        num_classes=len(tiny.COLOUR_PRESET["categories"]),
+        description="small 3D CNN trained here on the synthetic colour clips (ships with the package)",
+        default_weights="tiny_colours.safetensors (shipped)",
+        caveat=_COLOUR_CAVEAT,
+    )
+)
+register(
+    ModelAdapter(
+        name="tiny-colours-vit",
+        builder=tiny_vit.tiny_colours_vit,
+        layer="blocks.2",
+        classifier="fc",
+        preset=_COLOUR_PRESET,
+        categories=tuple(tiny.COLOUR_PRESET["categories"]),
+        num_classes=len(tiny.COLOUR_PRESET["categories"]),
+        description=(
+            "small VideoMAE-style video transformer (tubelet 2x8x8, 3 blocks, mean-pooled head) "
+            "trained here on the synthetic colour clips (ships with the package)"
+        ),
+        default_weights="tiny_colours_vit.safetensors (shipped)",
+        caveat=_COLOUR_CAVEAT,
+        reshape=tiny_vit.embed_grid(),
+        default_method="relevancy",
+        cam_exact=False,
+        extra={"grid": (8, 8, 8)},
     )
 )
 

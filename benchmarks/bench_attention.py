@@ -1,0 +1,146 @@
+"""Attention rollout and relevancy: seconds ÷ a plain forward, and peak memory.
+
+For each model (the shipped ``tiny-colours-vit`` at 16x64x64, and ``videomae-base`` at its
+preset 16x224x224, 1568 tokens, random weights: the cost does not depend on the weights),
+one clip, one class: a plain forward (``Explainer.logits``, no autograd), ``rollout`` (one
+forward with the attention recorded), ``relevancy`` (one forward and one backward to the
+embeddings) and ``gradcam`` (the project's default for transformers before), side by side:
+the four alternate their order round by round so they see the same machine load. Reports
+the median seconds, each ÷ the forward, and the load average.
+
+Peak memory: each method once more in a fresh process (``ru_maxrss`` of that process minus
+that of the same process after loading the model and one forward), so that one method's
+peak does not hide another's.
+
+    python benchmarks/bench_attention.py [--rounds 3] [--models tiny-colours-vit,videomae-base]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from _machine import describe  # benchmarks/_machine.py (scripts run from this folder)
+
+import saliency_tubes as st
+
+HERE = Path(__file__).resolve().parent
+METHODS = ("forward", "rollout", "relevancy", "gradcam")
+
+_PEAK = r"""
+import resource, sys, torch, warnings
+warnings.simplefilter("ignore")
+import saliency_tubes as st
+name, method = sys.argv[1], sys.argv[2]
+torch.set_num_threads(2)
+loaded = st.load_model(name)
+p = loaded.preset
+clip = torch.randn(1, 3, p.frames, *p.size, generator=torch.Generator().manual_seed(0))
+explainer = loaded.explainer("gradcam")
+explainer.logits(clip)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if method == "forward":
+    explainer.logits(clip)
+else:
+    loaded.explainer(method)(clip, classes="top1")
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((peak - base) / 1024)
+"""
+
+
+def _clip(loaded: st.LoadedModel) -> torch.Tensor:
+    p = loaded.preset
+    return torch.randn(1, 3, p.frames, *p.size, generator=torch.Generator().manual_seed(0))
+
+
+def _time(loaded: st.LoadedModel, method: str, clip: torch.Tensor) -> float:
+    explainer = loaded.explainer("gradcam" if method == "forward" else method)
+    began = time.perf_counter()
+    if method == "forward":
+        explainer.logits(clip)
+    else:
+        explainer(clip, classes="top1")
+    return time.perf_counter() - began
+
+
+def _peak_mb(name: str, method: str) -> float:
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK, name, method], capture_output=True, text=True, check=True
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def bench(name: str, rounds: int) -> dict:
+    torch.set_num_threads(2)
+    loaded = st.load_model(name)
+    clip = _clip(loaded)
+    for method in METHODS:  # warm-up: the first call finds layers and allocates
+        _time(loaded, method, clip)
+    seconds: dict[str, list[float]] = {m: [] for m in METHODS}
+    loads = []
+    for r in range(rounds):
+        loads.append(os.getloadavg()[0])
+        order = METHODS[r % len(METHODS) :] + METHODS[: r % len(METHODS)]
+        for method in order:
+            seconds[method].append(_time(loaded, method, clip))
+    median = {m: statistics.median(s) for m, s in seconds.items()}
+    peaks = {m: _peak_mb(name, m) for m in METHODS}
+    return {
+        "model": name,
+        "clip": [loaded.preset.frames, *loaded.preset.size],
+        "seconds": seconds,
+        "median_s": median,
+        "ratio_to_forward": {m: median[m] / median["forward"] for m in METHODS},
+        "peak_extra_mb": peaks,
+        "load": loads,
+    }
+
+
+def write(results: list[dict], path: Path) -> None:
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Attention rollout and relevancy: cost ÷ a plain forward",
+        "",
+        f"Measured {when} by `benchmarks/bench_attention.py`. {describe()} 2 torch threads.",
+        "One clip, one class; medians over the rounds (the methods alternate their order",
+        "round by round). Peak: extra resident memory of a fresh process for one call, over",
+        "the same process after loading the model and one forward (MB).",
+        "",
+        "| model | clip | method | median s | ÷ forward | peak extra MB | every run (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for res in results:
+        clip = "x".join(map(str, res["clip"]))
+        for m in METHODS:
+            runs = ", ".join(f"{s:.3f}" for s in res["seconds"][m])
+            lines.append(
+                f"| {res['model']} | {clip} | {m} | {res['median_s'][m]:.3f} | "
+                f"{res['ratio_to_forward'][m]:.2f} | {res['peak_extra_mb'][m]:.0f} | {runs} |"
+            )
+    loads = "; ".join(f"{r['model']}: {', '.join(f'{x:.1f}' for x in r['load'])}" for r in results)
+    lines += ["", f"Load average (1 min) before each round: {loads}.", ""]
+    path.write_text("\n".join(lines))
+    (path.with_suffix(".json")).write_text(json.dumps(results, indent=2) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--models", default="tiny-colours-vit,videomae-base")
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS_attention.md")
+    args = parser.parse_args()
+    results = [bench(name, args.rounds) for name in args.models.split(",")]
+    write(results, args.out)
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()
