@@ -1,8 +1,7 @@
 """Attention rollout and relevancy: seconds ÷ a plain forward, and peak memory.
 
-For each model (the shipped ``tiny-colours-vit`` at 16x64x64, and ``videomae-base`` at its
-preset 16x224x224, 1568 tokens, random weights: the cost does not depend on the weights),
-one clip, one class: a plain forward (``Explainer.logits``, no autograd), ``rollout`` (one
+For each model (by default ``videomae-base`` at its preset 16x224x224, 1568 tokens, random
+weights: the cost does not depend on the weights), one clip, one class: a plain forward (``Explainer.logits``, no autograd), ``rollout`` (one
 forward with the attention recorded), ``relevancy`` (one forward and one backward to the
 embeddings) and ``gradcam`` (the project's default for transformers before), side by side:
 the four alternate their order round by round so they see the same machine load. Reports
@@ -12,7 +11,7 @@ Peak memory: each method once more in a fresh process (``ru_maxrss`` of that pro
 that of the same process after loading the model and one forward), so that one method's
 peak does not hide another's.
 
-    python benchmarks/bench_attention.py [--rounds 3] [--models tiny-colours-vit,videomae-base]
+    python benchmarks/bench_attention.py [--rounds 3] [--models videomae-base,hf:DIR]
 """
 
 from __future__ import annotations
@@ -134,7 +133,7 @@ def write(results: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--models", default="tiny-colours-vit,videomae-base")
+    parser.add_argument("--models", default="videomae-base")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS_attention.md")
     args = parser.parse_args()
     results = [bench(name, args.rounds) for name in args.models.split(",")]

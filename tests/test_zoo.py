@@ -174,11 +174,7 @@ def test_load_model_with_weights_and_factory(tmp_path: Path) -> None:
 
 # The Hara-layout families and the embedded model, every registered depth: the torchvision
 # and pytorchvideo adapters have their own modules (test_zoo_torchvision/_pytorchvideo).
-_OWN = [
-    n
-    for n in st.zoo.available_models()
-    if n.startswith(("resnet3d-", "densenet3d-", "tiny")) and n != "tiny-colours-vit"
-]  # the shipped transformer: no CAM, fixed clip size (tests/test_attention_planted.py)
+_OWN = [n for n in st.zoo.available_models() if n.startswith(("resnet3d-", "densenet3d-", "tiny"))]
 
 
 @pytest.mark.parametrize("name", _OWN)

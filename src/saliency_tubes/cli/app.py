@@ -127,8 +127,7 @@ def explain(video: Path, out_dir: Path, **params: Any) -> None:
     "model",
     default="tiny-actions",
     show_default=True,
-    help="A shipped model: tiny-actions (motion CNN), tiny-colours (colour CNN) or "
-    "tiny-colours-vit (colour video transformer, explained with relevancy).",
+    help="A shipped model: tiny-actions (motion CNN) or tiny-colours (colour CNN).",
 )
 @flags.options(flags.QUIET)
 def demo(

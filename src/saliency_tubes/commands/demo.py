@@ -26,7 +26,6 @@ DEMO_FPS = 16
 DEMO_MODELS: dict[str, str] = {
     DEFAULT_MODEL: "motion",
     "tiny-colours": "colour",
-    "tiny-colours-vit": "colour",
 }
 """The shipped models the demo can show, and the synthetic task each knows."""
 
@@ -50,9 +49,8 @@ def run_demo(
     :func:`~saliency_tubes.commands.explain_video` for the top classes; returns its result
     (the manifest records the seed and the true class under ``demo``). The options are
     checked first; if the run fails, the folder is left as it was (an earlier demo's
-    inputs are put back). ``model`` is one of :data:`DEMO_MODELS`: the colour models get a
-    synthetic colour clip (``tiny-colours-vit``, the transformer, is explained with
-    ``method="auto"``: relevancy).
+    inputs are put back). ``model`` is one of :data:`DEMO_MODELS`: the colour CNN gets a
+    synthetic colour clip.
     """
     if model not in DEMO_MODELS:
         raise InputError(

@@ -1,21 +1,25 @@
-"""The two small colour models that ship with the package: a video transformer and a CNN.
+"""The small colour models: a CNN that ships with the package and a video transformer.
 
-Both classify the synthetic colour clips of :mod:`saliency_tubes.synthetic_colours` (the
-class is the hue of the one coloured object among grey distractors), so a tube can be
-checked against the object's pixels. They know only those 6 colour classes.
+Both are built for the synthetic colour clips of :mod:`saliency_tubes.synthetic_colours`
+(the class is the hue of the one coloured object among grey distractors), so a tube can be
+checked against the object's pixels; they know only those 6 colour classes.
 
-* ``tiny-colours-vit``: :class:`TinyVideoViT`, a VideoMAE-style transformer written in plain
+* :class:`TinyVideoViT`, a VideoMAE-style transformer written in plain
   torch (no ``transformers`` needed): tubelets of 2 x 8 x 8 embedded by a ``Conv3d`` on
   16 x 64 x 64 clips (a 8 x 8 x 8 token grid, tokens in (t, h, w) order), learned position
   embeddings, pre-norm blocks of joint space-time attention (PyTorch's
   ``scaled_dot_product_attention``) and MLP, and a mean-pooled head (token mean, LayerNorm,
   linear) as VideoMAE's. It declares its attention (:meth:`TinyVideoViT.attention_layout`)
-  for ``rollout`` and ``relevancy``; Grad-CAM reads the last block's tokens.
+  for ``rollout`` and ``relevancy``. **Not trained, not registered**: three seeded CPU runs of
+  ``scripts/train_default_model.py --task colour-vit`` (batch 16 / lr 3e-3, batch 8 / 1e-3,
+  batch 8 / 2e-3 with a GELU and a linear map after the patch embedding) stayed at chance (train accuracy
+  0.15-0.20) after one to two epochs of 600 clips on this shared machine; the tests use
+  it with fixed random weights (exactness through its SDPA attention).
 * ``tiny-colours``: the colour CNN (``TinyActionNet(motion=False)``, :mod:`.tiny`).
 
-Weights: ``weights/tiny_colours_vit.safetensors`` and ``weights/tiny_colours.safetensors``,
-each with its training record (``.json``), written by
-``scripts/train_default_model.py --task colour-vit`` / ``--task colour``.
+Weights: ``weights/tiny_colours.safetensors`` with its training record (``.json``), written
+by ``scripts/train_default_model.py --task colour``; ``--task colour-vit`` would write
+``weights/tiny_colours_vit.safetensors`` for :func:`tiny_colours_vit`.
 """
 
 from __future__ import annotations
@@ -41,15 +45,12 @@ CLIP = (16, 64, 64)
 
 class Embedding(nn.Module):
     """Tubelets -> tokens: a ``Conv3d`` with stride = kernel (2, 8, 8), flattened in
-    (t, h, w) order, then GELU and a linear map (a non-linear patch embedding: the plain
-    linear one did not leave chance level in the few CPU minutes of training), plus learned
-    position embeddings."""
+    (t, h, w) order, plus learned position embeddings (VideoMAE's linear tubelet embedding)."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
         grid = [c // s for c, s in zip(CLIP, TUBELET, strict=True)]
         self.proj = nn.Conv3d(3, dim, kernel_size=TUBELET, stride=TUBELET)
-        self.mix = nn.Sequential(nn.GELU(), nn.Linear(dim, dim))
         self.position = nn.Parameter(torch.randn(1, grid[0] * grid[1] * grid[2], dim) * 0.02)
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
@@ -59,7 +60,7 @@ class Embedding(nn.Module):
                 f"embeddings), but got {'x'.join(map(str, clip.shape[2:]))}; use the preset's "
                 "frames and size"
             )
-        return self.mix(self.proj(clip).flatten(2).transpose(1, 2)) + self.position
+        return self.proj(clip).flatten(2).transpose(1, 2) + self.position
 
 
 class Attention(nn.Module):
