@@ -437,3 +437,17 @@ def test_the_shipped_transformer_s_own_layout_matches_the_reference() -> None:
     got_relevancy = st.AttentionRelevancy(model)(c, classes=[2]).raw[0, 0]
     _close(got_rollout, on_grid(rollout.mean(0), "videomae", (8, 8, 8)))
     _close(got_relevancy, on_grid(relevancy.mean(0).detach(), "videomae", (8, 8, 8)))
+
+
+def test_what_each_costs_in_forwards_and_backwards() -> None:
+    """Rollout: one forward, no backward, whatever the classes; relevancy: one forward and
+    one backward per class (counted on the model and on its head's output)."""
+    from _models import passes
+
+    model = tiny_vit()
+    c = torch.randn(1, 3, 16, 64, 64, generator=torch.Generator().manual_seed(5)).double()
+    assert passes(st.AttentionRollout(model), c, [0, 3]) == (1, 0)
+    assert passes(st.AttentionRollout(model), c, "all") == (1, 0)
+    assert passes(st.AttentionRelevancy(model), c, [0, 3]) == (1, 2)
+    assert passes(st.AttentionRelevancy(model), c, "all") == (1, 4)
+    assert st.AttentionRelevancy(model).forwards((16, 64, 64), 4) == 1
