@@ -451,3 +451,17 @@ def test_what_each_costs_in_forwards_and_backwards() -> None:
     assert passes(st.AttentionRelevancy(model), c, [0, 3]) == (1, 2)
     assert passes(st.AttentionRelevancy(model), c, "all") == (1, 4)
     assert st.AttentionRelevancy(model).forwards((16, 64, 64), 4) == 1
+
+
+def test_two_threads_on_one_explainer_each_get_their_own_tubes() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = tiny("vivit")
+    explainer = st.AttentionRelevancy(model, inputs=pixel_values)
+    clips = [clip(1, seed=s) for s in (11, 12, 13, 14)]
+    alone = [explainer(c, classes=[1]).raw for c in clips]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda c: explainer(c, classes=[1]).raw, clips))
+    for a, b in zip(alone, together, strict=True):
+        torch.testing.assert_close(a, b)
+    assert hooks_left(model) == 0
