@@ -7,9 +7,8 @@ embeddings) and ``gradcam`` (the project's default for transformers before), sid
 the four alternate their order round by round so they see the same machine load. Reports
 the median seconds, each ÷ the forward, and the load average.
 
-Peak memory: each method once more in a fresh process (``ru_maxrss`` of that process minus
-that of the same process after loading the model and one forward), so that one method's
-peak does not hide another's.
+Peak memory is not measured here (a first try, ``ru_maxrss`` of a fresh process after a
+warm-up forward, read 0 extra MB for every method: the warm-up's own peak hid the rest).
 
     python benchmarks/bench_attention.py [--rounds 3] [--models videomae-base,hf:DIR]
 """
@@ -21,8 +20,6 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,26 +30,6 @@ import saliency_tubes as st
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("forward", "rollout", "relevancy", "gradcam")
-
-_PEAK = r"""
-import resource, sys, torch, warnings
-warnings.simplefilter("ignore")
-import saliency_tubes as st
-name, method = sys.argv[1], sys.argv[2]
-torch.set_num_threads(2)
-loaded = st.load_model(name)
-p = loaded.preset
-clip = torch.randn(1, 3, p.frames, *p.size, generator=torch.Generator().manual_seed(0))
-explainer = loaded.explainer("gradcam")
-explainer.logits(clip)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-if method == "forward":
-    explainer.logits(clip)
-else:
-    loaded.explainer(method)(clip, classes="top1")
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((peak - base) / 1024)
-"""
 
 
 def _clip(loaded: st.LoadedModel) -> torch.Tensor:
@@ -70,13 +47,6 @@ def _time(loaded: st.LoadedModel, method: str, clip: torch.Tensor) -> float:
     return time.perf_counter() - began
 
 
-def _peak_mb(name: str, method: str) -> float:
-    done = subprocess.run(
-        [sys.executable, "-c", _PEAK, name, method], capture_output=True, text=True, check=True
-    )
-    return float(done.stdout.strip().splitlines()[-1])
-
-
 def bench(name: str, rounds: int) -> dict:
     torch.set_num_threads(2)
     loaded = st.load_model(name)
@@ -91,14 +61,12 @@ def bench(name: str, rounds: int) -> dict:
         for method in order:
             seconds[method].append(_time(loaded, method, clip))
     median = {m: statistics.median(s) for m, s in seconds.items()}
-    peaks = {m: _peak_mb(name, m) for m in METHODS}
     return {
         "model": name,
         "clip": [loaded.preset.frames, *loaded.preset.size],
         "seconds": seconds,
         "median_s": median,
         "ratio_to_forward": {m: median[m] / median["forward"] for m in METHODS},
-        "peak_extra_mb": peaks,
         "load": loads,
     }
 
@@ -110,11 +78,10 @@ def write(results: list[dict], path: Path) -> None:
         "",
         f"Measured {when} by `benchmarks/bench_attention.py`. {describe()} 2 torch threads.",
         "One clip, one class; medians over the rounds (the methods alternate their order",
-        "round by round). Peak: extra resident memory of a fresh process for one call, over",
-        "the same process after loading the model and one forward (MB).",
+        "round by round). Peak memory: not measured.",
         "",
-        "| model | clip | method | median s | ÷ forward | peak extra MB | every run (s) |",
-        "|---|---|---|---|---|---|---|",
+        "| model | clip | method | median s | ÷ forward | every run (s) |",
+        "|---|---|---|---|---|---|",
     ]
     for res in results:
         clip = "x".join(map(str, res["clip"]))
@@ -122,7 +89,7 @@ def write(results: list[dict], path: Path) -> None:
             runs = ", ".join(f"{s:.3f}" for s in res["seconds"][m])
             lines.append(
                 f"| {res['model']} | {clip} | {m} | {res['median_s'][m]:.3f} | "
-                f"{res['ratio_to_forward'][m]:.2f} | {res['peak_extra_mb'][m]:.0f} | {runs} |"
+                f"{res['ratio_to_forward'][m]:.2f} | {runs} |"
             )
     loads = "; ".join(f"{r['model']}: {', '.join(f'{x:.1f}' for x in r['load'])}" for r in results)
     lines += ["", f"Load average (1 min) before each round: {loads}.", ""]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 from _machine import describe  # benchmarks/_machine.py (scripts run from this folder)
-from evaluate_tubes import update_readme  # the same marker replacement
+from evaluate_tubes import update_pages  # the same marker replacement
 
 from saliency_tubes import METHODS
 from saliency_tubes.commands import benchmark
@@ -122,8 +122,8 @@ def main() -> None:
     (ROOT / "benchmarks" / "RESULTS_methods.md").write_text(
         f"# Every method on the evaluation benchmark\n\n{command}\n\n{block}\n", encoding="utf-8"
     )
-    update_readme(ROOT / "README.md", block, BEGIN, END)
-    print(f"wrote benchmarks/RESULTS_methods.md, README.md ({total / 60:.1f} min)")
+    pages = update_pages(block, BEGIN, END)
+    print(f"wrote benchmarks/RESULTS_methods.md, {', '.join(pages)} ({total / 60:.1f} min)")
 
 
 if __name__ == "__main__":

@@ -235,6 +235,19 @@ def update_readme(path: Path, block: str, begin: str = BEGIN, end: str = END) ->
     path.write_text(f"{head}{begin}\n{block}\n{end}{tail}", encoding="utf-8")
 
 
+def update_pages(block: str, begin: str = BEGIN, end: str = END) -> list[str]:
+    """Replace the marked block in every page that holds the markers: README.md and the
+    documentation's pages (docs/*.md; the same numbers appear in both until the README is
+    cut to its short form). Returns the pages written; none holding them is an error."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    marked = [p for p in pages if p.is_file() and begin in (t := p.read_text("utf-8")) and end in t]
+    if not marked:
+        sys.exit(f"no page holds the markers {begin} ... {end}; add them where the results go")
+    for page in marked:
+        update_readme(page, block, begin, end)
+    return [str(p.relative_to(ROOT)) for p in marked]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", type=int, default=40, help="held-out clips (default 40)")
@@ -291,10 +304,10 @@ def main() -> None:
         "[`evaluation/`](evaluation/) plots, [`../docs/evaluation.png`](../docs/evaluation.png).\n"
     )
     (ROOT / "benchmarks" / "RESULTS_evaluation.md").write_text(results, encoding="utf-8")
-    update_readme(ROOT / "README.md", f"{summary}\n\n{table}\n\n{versus}")
+    pages = update_pages(f"{summary}\n\n{table}\n\n{versus}")
     print(
-        f"wrote {args.out}, docs/evaluation.png, benchmarks/RESULTS_evaluation.md, README.md "
-        f"({total / 60:.1f} min)"
+        f"wrote {args.out}, docs/evaluation.png, benchmarks/RESULTS_evaluation.md, "
+        f"{', '.join(pages)} ({total / 60:.1f} min)"
     )
 
 

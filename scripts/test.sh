@@ -2,6 +2,6 @@
 # One command: install everything into .venv and run the test suite.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bash "$root/scripts/setup_env.sh" test,torchvision,pytorchvideo,ray,captum,transformers
+bash "$root/scripts/setup_env.sh" test,dev,docs,torchvision,pytorchvideo,ray,captum,blackbox,transformers
 cd "$root"
 exec "$root/.venv/bin/python" -m pytest "$@"

@@ -154,7 +154,7 @@ def augment(
         The augmented batch and labels.
     """
     x, y = x.clone(), y.clone()
-    for dim, perm in zip((4, 3, 2), flips):
+    for dim, perm in zip((4, 3, 2), flips, strict=True):
         sel = torch.rand(x.shape[0], generator=gen) < 0.5
         if sel.any():
             x[sel] = x[sel].flip(dim)

@@ -23,6 +23,20 @@ class HandNet(nn.Module):
         return self.fc(self.pool(self.conv(x)).flatten(1))
 
 
+class LinearNet(nn.Module):
+    """A linear model of the clip, y = <W_c, X> + b: integrated gradients are (X - X') * W_c
+    exactly, and RISE's expectation with logit scores has a closed form."""
+
+    def __init__(self, shape: tuple[int, ...], classes: int = 3) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(4)
+        self.weight = nn.Parameter(torch.randn(classes, *shape, generator=g))
+        self.bias = nn.Parameter(torch.randn(classes, generator=g))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("nctwh,kctwh->nk", x, self.weight) + self.bias
+
+
 def hand_clip() -> torch.Tensor:
     """(1, 2, 2, 2, 2): channel 0 holds 0..7, channel 1 holds 3 everywhere."""
     x0 = torch.arange(8, dtype=torch.float32).reshape(2, 2, 2)

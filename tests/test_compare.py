@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 import saliency_tubes as st
-from _clips import mapped, real_clip, write_demo_clip
+from _clips import mapped, real_clip
 from _models import HandNet, SmallResNet3D, hand_clip
 from saliency_tubes import render
 from saliency_tubes.cli import main
@@ -127,11 +127,6 @@ def test_tube_stats_by_hand() -> None:
 
 
 # -- the commands on the demo clip -----------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def demo_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_demo_clip(tmp_path_factory.mktemp("demo"))
 
 
 def _run(*args: str) -> tuple[int, str, str]:
@@ -389,10 +384,11 @@ def test_compare_models_numbers_on_a_long_real_clip(tmp_path: Path) -> None:
     # Hara's 3D-ResNets leave one time step of 16 frames at layer4: the tube is the same
     # in every frame, so its curve is flat and has no key frame
     assert len(set(resnet["mean"])) == 1 and resnet["key_frames"] == []
-    # the full-frame model sees every pixel, the centre crop of resnet3d-18 (256x340 ->
-    # 256x256 before resizing) sees 256 of 340 columns
+    # nothing is drawn: each source frame's tube is measured on the clip's grid (96x96 for
+    # tiny-actions, 112x112 for resnet3d-18), not on the 256x340 source pixels
     rows = manifest["summary"]
-    assert [r["voxels"] for r in rows] == [280 * 256 * 340, 280 * 256 * 256]
+    assert [r["voxels"] for r in rows] == [280 * 96 * 96, 280 * 112 * 112]
+    assert {t["measured_on"] for t in manifest["tubes"]} == {"clip grid"}
     for row in rows:
         assert 0.0 <= row["fraction_above"] <= 1.0 and 0.0 <= row["spread"] <= 0.71
         assert f"above 0.5: {100 * row['fraction_above']:.1f}% of voxels" in stdout

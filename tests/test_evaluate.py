@@ -77,7 +77,7 @@ def test_write_benchmark(result: bench.BenchmarkResult, tmp_path: Path) -> None:
 
 def test_config_errors() -> None:
     with pytest.raises(InputError, match="methods"):
-        BenchmarkConfig(methods=("lime",)).check()
+        BenchmarkConfig(methods=("loco",)).check()
     with pytest.raises(InputError, match="substrate"):
         BenchmarkConfig(protocol=Protocol(substrate="noise")).check()
     assert Protocol().grid((16, 96, 96)) == (16, 24, 24)
@@ -135,6 +135,10 @@ def test_evaluate_video_with_mask_and_boxes(video: tuple[Path, Path, Path], tmp_
         "sanity.png",
     ]
     assert "cam/cubic" in stdout
+    # The table says its units, steps, substrate and sanity steps (issue 27 item 4).
+    assert "steps, blur substrate, units voxel (cells of 1 frame x 4 x 4 px), tube" in stdout
+    assert "step 1: top 1 (fc) random; step 5: all 5 layers random" in stdout
+    assert "deletion tube ↓" in stdout and "sanity ρ step 5 ↓" in stdout
     code, _, stderr = _run(
         str(path), "--gt", str(boxes), "--out", str(tmp_path / "b"), "--units", "voxel", *FAST_ARGS
     )

@@ -201,3 +201,30 @@ def test_counted_forwards_counts_clips_and_leaves_no_hook() -> None:
         model(torch.zeros(2, 2))
         raise RuntimeError("boom")
     assert not model._forward_pre_hooks
+
+
+def test_hooked_registers_pre_and_post_hooks_and_removes_them_on_every_way_out() -> None:
+    from saliency_tubes.hooks import Hook, hooked
+
+    model = HandNet()
+    order: list[str] = []
+    hooks = [
+        Hook(model.conv, lambda _m, _a: order.append("before conv"), before=True),
+        Hook(model.conv, lambda _m, _a, _o: order.append("after conv")),
+        Hook(model.fc, lambda _m, _a, _o: order.append("after fc")),
+    ]
+    with hooked(model, hooks):
+        assert hooks_left(model) == 3
+        model(hand_clip())
+    assert order == ["before conv", "after conv", "after fc"]
+    assert hooks_left(model) == 0
+    with pytest.raises(RuntimeError, match="in the block"), hooked(model, hooks):
+        raise RuntimeError("in the block")
+    assert hooks_left(model) == 0
+
+    class NotAModule:  # registering the second hook raises: the first is removed too
+        pass
+
+    with pytest.raises(AttributeError), hooked(model, [hooks[0], Hook(NotAModule(), print)]):  # type: ignore[arg-type]
+        pass
+    assert hooks_left(model) == 0

@@ -187,3 +187,26 @@ def test_the_vocabulary_is_the_implementations() -> None:
     assert tuple(METHODS) == vocabulary.METHOD_NAMES
     assert upsample.MODES is vocabulary.MODES and upsample.ALIGNS is vocabulary.ALIGNS
     assert render.BACKGROUNDS is vocabulary.BACKGROUNDS
+
+
+@pytest.mark.parametrize("package", ["saliency_tubes", "saliency_tubes.commands"])
+def test_the_typed_imports_are_the_lazy_exports(package: str) -> None:
+    """A package's ``if TYPE_CHECKING:`` imports (what type checkers read) name exactly the
+    names of its one export table, from the same modules (saliency_tubes.lazy)."""
+    import ast
+    import importlib
+
+    module = importlib.import_module(package)
+    tree = ast.parse(Path(str(module.__file__)).read_text(encoding="utf-8"))
+    typed: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom)
+                for alias in imp.names:
+                    assert alias.asname == alias.name  # an explicit re-export
+                    source = "." * imp.level + (imp.module or "")
+                    typed[alias.name] = source if imp.module else source + alias.name
+    assert typed == module._EXPORTS
+    own = ["__version__"] if package == "saliency_tubes" else []
+    assert module.__all__ == sorted([*module._EXPORTS, *own])

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import saliency_tubes as st
-from _models import SmallResNet3D, hooks_left, passes
+from _models import LinearNet, SmallResNet3D, hooks_left, passes
 
 pytest.importorskip("captum", reason="the captum methods need the extra saliency-tubes[captum]")
 
@@ -42,19 +42,6 @@ class SquareNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x).pow(2).mean(dim=(2, 3, 4)))
-
-
-class LinearNet(nn.Module):
-    """A linear model of the clip: y = <W_c, X> + b, where IG = (X - X') * W_c exactly."""
-
-    def __init__(self, shape: tuple[int, ...], classes: int = 3) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(4)
-        self.weight = nn.Parameter(torch.randn(classes, *shape, generator=g))
-        self.bias = nn.Parameter(torch.randn(classes, generator=g))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("nctwh,kctwh->nk", x, self.weight) + self.bias
 
 
 def square_clip(n: int = 1, seed: int = 0, size: tuple[int, int, int] = (4, 8, 8)) -> torch.Tensor:

@@ -146,3 +146,21 @@ def test_an_input_space_method_has_one_row_without_a_mode() -> None:
     ]
     config = BenchmarkConfig(methods=("gradcam", "occlusion"), interpolations=("cubic", "nearest"))
     assert config.rows()[:3] == ["gradcam/cubic", "gradcam/nearest", "occlusion/cubic"]
+
+
+def test_protocol_localisation_scores_with_its_pointing_tolerances() -> None:
+    """The one localisation scoring of evaluate and of the batch's ground-truth columns."""
+    from saliency_tubes.metrics import localisation
+    from saliency_tubes.metrics.protocol import Protocol
+
+    tube = torch.zeros(4, 16, 16)
+    tube[2, 3, 9] = 1.0  # the peak: 1 frame and 5 px from the box (rows 8..11)
+    mask = torch.zeros(4, 16, 16, dtype=torch.bool)
+    mask[1, 8:12, 8:12] = True
+    assert localisation(tube, mask)["pointing"] == 0.0
+    strict = Protocol(tolerance_frames=0, tolerance_px=0.0).localisation(tube, mask)
+    assert strict == localisation(tube, mask)
+    scores = Protocol().localisation(tube, mask)  # 1 frame, 6 px
+    assert scores["pointing"] == 1.0
+    assert scores == localisation(tube, mask, tolerance_frames=1, tolerance_px=6.0)
+    assert scores["mass"] == 0.0

@@ -15,6 +15,7 @@ from _clips import CLIPS, real_clip
 from saliency_tubes.errors import InputError, VideoError
 from saliency_tubes.video import (
     Preprocess,
+    TimedTube,
     TubeMapper,
     VideoWriter,
     atomic_save_npy,
@@ -189,6 +190,31 @@ def test_stitch_windows_blends_overlaps() -> None:
     assert mapper.time_range == (0.0, 2.3)
     uniform = stitch_windows(tubes, [w / fps for w in windows], geo, weights="uniform")
     assert float(uniform.frame(0.5)[0, 0]) == pytest.approx(0.15)
+
+
+def test_an_on_demand_mapper_maps_as_stitch_windows_and_makes_only_the_windows_it_needs() -> None:
+    geo = Preprocess(size=(8, 8), resize="full").geometry((12, 20))
+    fps = 10.0
+    windows = sliding_windows(24, 8, 4)
+    gen = np.random.default_rng(5)
+    tubes = [gen.random((8, 4, 4), dtype=np.float32) for _ in windows]
+    times = [w / fps for w in windows]
+    whole = stitch_windows(tubes, times, geo)
+    made: list[int] = []
+
+    def window(i: int) -> TimedTube:
+        made.append(i)
+        return TimedTube(tubes[i], times[i])
+
+    spans = [(float(t.min()), float(t.max())) for t in times]
+    lazy = TubeMapper.on_demand(spans, window, geo, (4, 4))
+    assert made == []
+    assert np.array_equal(lazy.frame(0.2), whole.frame(0.2), equal_nan=True)
+    assert made == [0]  # frame 2: window 0 alone
+    for i in range(24):
+        assert np.array_equal(lazy.frame(i / fps), whole.frame(i / fps), equal_nan=True)
+    assert np.array_equal(lazy.frame_tensor(0.55).numpy(), whole.frame(0.55), equal_nan=True)
+    assert np.isnan(lazy.frame(0.5)).sum() == 0 and lazy.time_range == whole.time_range
 
 
 # ------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -38,6 +38,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .errors import InputError
+from .hooks import Hook, hooked
 
 Source = tuple[int, int, int]
 """``(depth, call, kernel)``: convolutions on the longest path from the input to this
@@ -338,15 +339,14 @@ def trace_channels(
 
         return hook
 
-    with ExitStack() as stack:
-        for module in model.modules():
-            if isinstance(module, nn.Conv3d):
-                stack.callback(module.register_forward_pre_hook(pre_hook).remove)
-                stack.callback(module.register_forward_hook(post_hook).remove)
-        for name, module in (watch or {}).items():
-            stack.callback(module.register_forward_hook(watch_hook(name)).remove)
-        stack.enter_context(torch.no_grad())
-        stack.enter_context(tracker)
+    hooks = [
+        Hook(module, function, before=function is pre_hook)
+        for module in model.modules()
+        if isinstance(module, nn.Conv3d)
+        for function in (pre_hook, post_hook)
+    ]
+    hooks += [Hook(module, watch_hook(name)) for name, module in (watch or {}).items()]
+    with hooked(model, hooks), torch.no_grad(), tracker:
         output = model(clip)
     return Trace(convs=convs, output=output, watched=watched, lost=tracker.lost)
 
@@ -378,12 +378,9 @@ def conv_outputs(
 
         return hook
 
-    with ExitStack() as stack:
-        for name, kernels in wanted.items():
-            handle = modules[name].register_forward_hook(make_hook(name, kernels))
-            stack.callback(handle.remove)
-        with torch.no_grad():
-            model(clip)
+    hooks = [Hook(modules[name], make_hook(name, kernels)) for name, kernels in wanted.items()]
+    with hooked(model, hooks), torch.no_grad():
+        model(clip)
     missing = [name for name in wanted if name not in out]
     if missing:
         raise InputError(

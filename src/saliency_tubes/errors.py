@@ -7,7 +7,7 @@ working. Messages are one line: what was expected, what was got, and what to do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 
 def first_line(exc: BaseException) -> str:
@@ -41,7 +41,7 @@ class ModelLoadError(SaliencyTubesError, ValueError):
 
 
 def check_choices(
-    what: str, values: Sequence[str], known: Sequence[str], *, allow_empty: bool = False
+    what: str, values: Sequence[str], known: Collection[str], *, allow_empty: bool = False
 ) -> None:
     """Raise one :class:`InputError` line unless every one of ``values`` is in ``known``.
 

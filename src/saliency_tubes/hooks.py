@@ -6,16 +6,19 @@ training flag and every parameter's ``requires_grad`` even when the forward rais
 
 Hooks and training flags are shared by every thread that uses a model, so each hooked
 call holds the model's lock (:func:`model_lock`): two threads explaining with the same
-model take turns, and each gets the tubes it would get alone.
+model take turns, and each gets the tubes it would get alone; two threads explaining two
+models that share no module run at the same time.
 """
 
 from __future__ import annotations
 
 import difflib
+import itertools
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -25,22 +28,88 @@ from .errors import LayerNotFoundError
 
 LayerSpec = str | nn.Module | None
 
-_LOCK = threading.RLock()
+#: The lock of every module seen so far (a module's lock never changes once given).
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, _Lock] = weakref.WeakKeyDictionary()
+#: Guards ``_LOCKS`` for the few microseconds a look-up takes (never held across a call).
+_REGISTRY = threading.Lock()
+_NUMBER = itertools.count()
 
 
-def model_lock(model: nn.Module) -> threading.RLock:
-    """The re-entrant lock that serialises the hooked calls on ``model``.
+@dataclass(frozen=True, eq=False)
+class _Lock:
+    """One re-entrant lock with its creation number (the order locks are taken in)."""
 
-    One lock for every model of the process: models may share submodules (a wrapper
-    around a network, two heads on one backbone), so a lock per model could neither keep
-    their training flags and hooks apart nor be taken in one order by every thread.
+    number: int
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+@dataclass(frozen=True)
+class ModelLock:
+    """The lock of one model: the re-entrant locks of its modules, taken in one global order.
+
+    Usually one lock. Several only when a model joins modules that were locked apart
+    before (a wrapper around two models that were explained on their own): it then takes
+    all of theirs, always in the order the locks were made, so no two threads can each
+    hold one and wait for the other's.
+    """
+
+    locks: tuple[_Lock, ...]
+
+    def __enter__(self) -> ModelLock:
+        for entry in self.locks:
+            entry.lock.acquire()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for entry in reversed(self.locks):
+            entry.lock.release()
+
+    def held_elsewhere(self) -> bool:
+        """Whether another thread holds any of these locks now (for tests and diagnostics)."""
+        taken: list[threading.RLock] = []
+        try:
+            for entry in self.locks:
+                if not entry.lock.acquire(blocking=False):
+                    return True
+                taken.append(entry.lock)
+            return False
+        finally:
+            for lock in reversed(taken):
+                lock.release()
+
+
+def model_lock(model: nn.Module) -> ModelLock:
+    """The re-entrant lock that serialises the hooked calls on ``model`` (a context manager).
+
+    A lock per model, kept in a ``WeakKeyDictionary`` (it goes with the model). The rule
+    that decides which models share one: **models that share a module share its lock.** A
+    module's lock is given the first time a model containing it is locked, and then never
+    changes; every module of ``model`` without a lock gets the lock of the first module of
+    ``model`` that has one (a fresh lock if none has). So a wrapper and the model it wraps
+    (the wrapper contains every module of the inner model), or two heads on one backbone,
+    share one lock whichever is locked first, while two separate models never wait for
+    each other. A wrapper around models locked apart before takes all of their locks.
+
     :func:`preserved_state`, :func:`capture_activation` and :func:`trace_calls` hold it for
     their whole duration, so the hooks and training flags of one call are never seen by
-    another thread's call (a thread may nest them: the lock is re-entrant). Threads then
-    explain one at a time; torch still uses every core inside each call.
+    another thread's call (a thread may nest them: the locks are re-entrant, and a
+    submodule's locks are among its model's).
     """
-    del model  # the same lock for all (see above)
-    return _LOCK
+    with _REGISTRY:
+        modules = list(model.modules())
+        found: dict[int, _Lock] = {}
+        for module in modules:
+            entry = _LOCKS.get(module)
+            if entry is not None:
+                found.setdefault(entry.number, entry)
+        if not found:
+            fresh = _Lock(next(_NUMBER))
+            found[fresh.number] = fresh
+        first = found[min(found)]
+        for module in modules:
+            if module not in _LOCKS:
+                _LOCKS[module] = first
+        return ModelLock(tuple(found[number] for number in sorted(found)))
 
 
 def model_device(model: nn.Module) -> torch.device | None:
@@ -123,6 +192,34 @@ def preserved_state(model: nn.Module, *, eval_mode: bool) -> Iterator[None]:
                     p.requires_grad_(requires_grad)
 
 
+@dataclass(frozen=True)
+class Hook:
+    """A forward hook to register on ``module`` (a forward pre-hook when ``before``)."""
+
+    module: nn.Module
+    function: Callable[..., Any]
+    before: bool = False
+
+
+@contextmanager
+def hooked(model: nn.Module, hooks: Iterable[Hook]) -> Iterator[None]:
+    """Register ``hooks`` for the block, holding ``model``'s lock; every hook registered is
+    removed on every way out (also when registering a later one, or the block, raises).
+
+    The one place hooks are put on a user's model: :func:`counted_forwards`,
+    :func:`capture_activation`, :func:`trace_calls` and the channel tracing of
+    :mod:`saliency_tubes.channels` go through it.
+    """
+    with model_lock(model), ExitStack() as stack:
+        for hook in hooks:
+            module = hook.module
+            register = (
+                module.register_forward_pre_hook if hook.before else module.register_forward_hook
+            )
+            stack.callback(register(hook.function).remove)
+        yield
+
+
 @contextmanager
 def counted_forwards(model: nn.Module) -> Iterator[list[int]]:
     """Count the clips ``model`` forwards while the block runs: ``[n]``, the batch size of
@@ -141,12 +238,8 @@ def counted_forwards(model: nn.Module) -> Iterator[list[int]]:
             first = _first_tensor(first)
         counted[0] += int(first.shape[0]) if isinstance(first, torch.Tensor) and first.dim() else 1
 
-    with model_lock(model):
-        handle = model.register_forward_pre_hook(count)
-        try:
-            yield counted
-        finally:
-            handle.remove()
+    with hooked(model, [Hook(model, count, before=True)]):
+        yield counted
 
 
 def _first_tensor(output: Any) -> torch.Tensor | None:
@@ -197,12 +290,8 @@ def capture_activation(module: nn.Module, *, with_grad: bool) -> Iterator[Captur
             return replaced
         return type(output)([replaced, *output[1:]])
 
-    with model_lock(module):
-        handle = module.register_forward_hook(hook)
-        try:
-            yield record
-        finally:
-            handle.remove()
+    with hooked(module, [Hook(module, hook)]):
+        yield record
 
 
 @dataclass(frozen=True)
@@ -221,7 +310,6 @@ def trace_calls(model: nn.Module, inputs: Any) -> list[ModuleCall]:
     The model's lock is held for the call (:func:`model_lock`).
     """
     calls: list[ModuleCall] = []
-    handles = []
 
     def make_hook(name: str) -> Any:
         def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
@@ -231,16 +319,9 @@ def trace_calls(model: nn.Module, inputs: Any) -> list[ModuleCall]:
 
         return hook
 
-    with model_lock(model):
-        try:
-            for name, module in model.named_modules():
-                if name:
-                    handles.append(module.register_forward_hook(make_hook(name)))
-            with torch.no_grad():
-                model(inputs)
-        finally:
-            for handle in handles:
-                handle.remove()
+    hooks = [Hook(module, make_hook(name)) for name, module in model.named_modules() if name]
+    with hooked(model, hooks), torch.no_grad():
+        model(inputs)
     return calls
 
 

@@ -135,6 +135,25 @@ class CurveBuilder:
         self._mean.append(mean)
         self._max.append(peak)
 
+    def add_frames(self, saliency: np.ndarray) -> None:
+        """Add the next frames' ``(n, H, W)`` maps at once (NaN where unseen): each frame's
+        mean and max over its seen pixels, as :func:`frame_saliency`."""
+        s = np.asarray(saliency, dtype=np.float32)
+        if s.ndim != 3:
+            raise InputError(f"expected (n, H, W) saliency maps, but got shape {s.shape}")
+        seen = ~np.isnan(s)
+        if seen.all():  # maps on a clip's grid: every cell seen
+            count = np.full(len(s), s[0].size)
+            total = s.sum(axis=(1, 2), dtype=np.float64)
+            peak = s.max(axis=(1, 2), initial=-np.inf)
+        else:
+            count = seen.sum(axis=(1, 2))
+            total = np.where(seen, s, 0.0).sum(axis=(1, 2), dtype=np.float64)
+            peak = np.where(seen, s, -np.inf).max(axis=(1, 2), initial=-np.inf)
+        empty = count == 0
+        self._mean.extend(np.where(empty, 0.0, total / np.maximum(count, 1)).tolist())
+        self._max.extend(np.where(empty, 0.0, peak).astype(np.float64).tolist())
+
     def build(
         self,
         times: Sequence[float] | np.ndarray | None = None,
@@ -208,6 +227,52 @@ def _curve(
     )
 
 
+def _check_peak_options(
+    v: np.ndarray, min_prominence: float, min_absolute: float, max_peaks: int | None
+) -> None:
+    """:func:`key_frames`'s argument checks (one-line errors)."""
+    if v.ndim != 1 or not np.isfinite(v).all():
+        raise InputError(
+            f"expected a finite 1-D curve, but got shape {v.shape}; pass one value per frame"
+        )
+    if not 0.0 <= float(min_prominence) <= 1.0:
+        raise InputError(
+            f"expected min_prominence in [0, 1], but got {min_prominence!r}; pass a "
+            "fraction of the curve's range"
+        )
+    if not float(min_absolute) >= 0.0:
+        raise InputError(f"expected min_absolute >= 0, but got {min_absolute!r}")
+    if max_peaks is not None and max_peaks < 1:
+        raise InputError(f"expected max_peaks >= 1 or None, but got {max_peaks!r}")
+
+
+def _prominent_peaks(v: np.ndarray) -> list[tuple[int, float]]:
+    """Every peak of a non-flat curve ``v`` with its prominence (steps 1-3 of
+    :func:`key_frames`), in index order."""
+    # Plateaus: one sample per run of equal values.
+    starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+    ends = np.r_[starts[1:] - 1, v.size - 1]
+    runs = v[starts]
+    n = runs.size
+    found: list[tuple[int, float]] = []
+    low = float(v.min())
+    for i in range(n):
+        h = runs[i]
+        if (i > 0 and runs[i - 1] >= h) or (i < n - 1 and runs[i + 1] >= h):
+            continue
+        cols = []
+        for step in (-1, 1):
+            j, lowest = i + step, h
+            while 0 <= j < n and runs[j] <= h:
+                lowest = min(lowest, runs[j])
+                j += step
+            if 0 <= j < n:  # reached higher ground on this side
+                cols.append(lowest)
+        base = max(cols) if cols else low
+        found.append(((int(starts[i]) + int(ends[i])) // 2, float(h - base)))
+    return found
+
+
 def key_frames(
     values: Sequence[float] | np.ndarray,
     *,
@@ -241,43 +306,12 @@ def key_frames(
         InputError: ``values`` is not a finite 1-D curve, or a bad threshold.
     """
     v = np.asarray(values, dtype=np.float64)
-    if v.ndim != 1 or not np.isfinite(v).all():
-        raise InputError(
-            f"expected a finite 1-D curve, but got shape {v.shape}; pass one value per frame"
-        )
-    if not 0.0 <= float(min_prominence) <= 1.0:
-        raise InputError(
-            f"expected min_prominence in [0, 1], but got {min_prominence!r}; pass a "
-            "fraction of the curve's range"
-        )
-    if not float(min_absolute) >= 0.0:
-        raise InputError(f"expected min_absolute >= 0, but got {min_absolute!r}")
-    if max_peaks is not None and max_peaks < 1:
-        raise InputError(f"expected max_peaks >= 1 or None, but got {max_peaks!r}")
+    _check_peak_options(v, min_prominence, min_absolute, max_peaks)
     empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     if v.size < 2 or v.max() == v.min():
         return empty
-    # Plateaus: one sample per run of equal values.
-    starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
-    ends = np.r_[starts[1:] - 1, v.size - 1]
-    runs = v[starts]
-    n = runs.size
-    found: list[tuple[int, float]] = []
+    found = _prominent_peaks(v)
     low = float(v.min())
-    for i in range(n):
-        h = runs[i]
-        if (i > 0 and runs[i - 1] >= h) or (i < n - 1 and runs[i + 1] >= h):
-            continue
-        cols = []
-        for step in (-1, 1):
-            j, lowest = i + step, h
-            while 0 <= j < n and runs[j] <= h:
-                lowest = min(lowest, runs[j])
-                j += step
-            if 0 <= j < n:  # reached higher ground on this side
-                cols.append(lowest)
-        base = max(cols) if cols else low
-        found.append(((int(starts[i]) + int(ends[i])) // 2, float(h - base)))
     limit = max(float(min_prominence) * (float(v.max()) - low), float(min_absolute))
     kept = [(i, p) for i, p in found if p >= limit - 1e-12]
     if max_peaks is not None and len(kept) > max_peaks:

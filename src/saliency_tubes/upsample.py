@@ -44,14 +44,17 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
+import types
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from saliency_tubes.errors import InputError
+from saliency_tubes.resources import check_fits
 from saliency_tubes.vocabulary import ALIGNS, MODES
 
 __all__ = ["ALIGNS", "MODES", "check_mode", "upsample"]
@@ -297,6 +300,26 @@ def _check_inputs(
     return raw, (t, h, w)
 
 
+def _clipped(x: torch.Tensor, flat: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+    """``x`` (``(B, T, H, W)``) clipped to each map's own range, the min and max of its row
+    of ``flat`` (``(B, T'H'W')``); in place unless ``x`` records gradients or is ``raw``'s
+    storage."""
+    lo = flat.amin(dim=1).view(-1, 1, 1, 1)
+    hi = flat.amax(dim=1).view(-1, 1, 1, 1)
+    if x.requires_grad:
+        return torch.clamp(x, min=lo, max=hi)
+    if x.data_ptr() == raw.data_ptr():
+        x = x.clone()
+    if math.prod(x.shape[1:]) >= _SCALAR_CLAMP_MIN:
+        # A scalar clamp per map is ~5x faster than broadcasting tensor bounds.
+        bounds = zip(lo.flatten().tolist(), hi.flatten().tolist(), strict=True)
+        for xb, (lo_b, hi_b) in zip(x, bounds, strict=True):
+            xb.clamp_(lo_b, hi_b)
+    else:
+        x.clamp_(lo, hi)
+    return x
+
+
 def upsample(
     raw: torch.Tensor,
     size: tuple[int, int, int],
@@ -341,6 +364,13 @@ def upsample(
     raw, out_size = _check_inputs(raw, size, mode, align, clip)
     order = MODES[mode]
     lead = tuple(raw.shape[:-3])
+    need = 2 * math.prod(lead) * math.prod(out_size) * max(raw.element_size(), 4)
+    if need > 2**26:  # the result and one intermediate; small ones are not worth a look
+        check_fits(
+            need,
+            f"upsampling {math.prod(lead)} map(s) to {'x'.join(map(str, out_size))}",
+            "ask for a smaller size",
+        )
     in_size = (int(raw.shape[-3]), int(raw.shape[-2]), int(raw.shape[-1]))
     if in_size == tuple(out_size):
         # Nothing to resample (an input-space method's map is at the clip's size already):
@@ -358,21 +388,19 @@ def upsample(
         x = _apply(x, m, axis)
     if clip and order >= 2 and x.shape[0] > 0:
         # Orders 0 and 1 are convex combinations of samples: nothing to clip.
-        flat = raw.reshape(math.prod(lead), math.prod(in_size)).to(cdtype)
-        lo = flat.amin(dim=1).view(-1, 1, 1, 1)
-        hi = flat.amax(dim=1).view(-1, 1, 1, 1)
-        if x.requires_grad:
-            x = torch.clamp(x, min=lo, max=hi)
-        else:
-            if x.data_ptr() == raw.data_ptr():
-                x = x.clone()
-            if math.prod(out_size) >= _SCALAR_CLAMP_MIN:
-                # A scalar clamp per map is ~5x faster than broadcasting tensor bounds.
-                bounds = zip(lo.flatten().tolist(), hi.flatten().tolist(), strict=True)
-                for xb, (lo_b, hi_b) in zip(x, bounds, strict=True):
-                    xb.clamp_(lo_b, hi_b)
-            else:
-                x.clamp_(lo, hi)
+        x = _clipped(x, raw.reshape(math.prod(lead), math.prod(in_size)).to(cdtype), raw)
     if x.data_ptr() == raw.data_ptr() or x.dtype != raw.dtype:
         x = x.to(raw.dtype, copy=True)
     return x.reshape(*lead, *out_size)
+
+
+class _CallableModule(types.ModuleType):
+    """This module is also its function: ``saliency_tubes.upsample`` (the package's
+    attribute is this module once it is imported) is called as :func:`upsample`, and its
+    other names (``saliency_tubes.upsample.MODES``) stay reachable."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return upsample(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

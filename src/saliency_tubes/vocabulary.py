@@ -12,6 +12,7 @@ __all__ = [
     "ALIGNS",
     "ATTENTION_METHODS",
     "BACKGROUNDS",
+    "BLACKBOX_METHODS",
     "FORMATS",
     "INPUT_METHODS",
     "INTERPOLATIONS",
@@ -37,17 +38,31 @@ METHOD_NAMES: tuple[str, ...] = (
     "integrated-gradients",
     "rollout",
     "relevancy",
+    "rise",
+    "lime",
+    "kernelshap",
 )
 
 """The explainers by name: the paper's Saliency Tubes (CAM), Grad-CAM, Grad-CAM++, LayerCAM,
 XGradCAM, HiResCAM, Score-CAM (one forward per channel), EigenCAM (class-agnostic), and the
 input-space attributions through captum: occlusion (one forward per window) and integrated
-gradients (a forward and a backward per path step and class)."""
+gradients (a forward and a backward per path step and class); the attention methods of
+video transformers; and the black-box methods that only run the model: RISE (one forward per
+random mask), LIME and Kernel SHAP (captum's, one forward per sample and class, over
+space-time supervoxels)."""
 ATTENTION_METHODS: tuple[str, ...] = ("rollout", "relevancy")
 """The methods that follow a video transformer's attention through every block: attention
 rollout (class-agnostic) and gradient-weighted attention relevancy."""
-INPUT_METHODS: tuple[str, ...] = ("occlusion", "integrated-gradients")
-"""The methods that attribute the clip's voxels (no target layer, no upsampling; captum)."""
+INPUT_METHODS: tuple[str, ...] = (
+    "occlusion",
+    "integrated-gradients",
+    "rise",
+    "lime",
+    "kernelshap",
+)
+"""The methods that attribute the clip's voxels (no target layer, no upsampling)."""
+BLACKBOX_METHODS: tuple[str, ...] = ("rise", "lime", "kernelshap")
+"""The methods that only run the model (RISE, LIME, Kernel SHAP): any callable will do."""
 METHOD_CHOICES: tuple[str, ...] = (*METHOD_NAMES, "auto")
 """Explainers by name, or ``auto``: the model adapter's default method."""
 MODES: dict[str, int] = {"nearest": 0, "linear": 1, "quadratic": 2, "cubic": 3}
@@ -59,6 +74,8 @@ ALIGNS: tuple[str, ...] = ("corners", "centers")
 BACKGROUNDS: tuple[str, ...] = ("black", "dark", "blur", "gray")
 """What focus tubes show where the model did not look."""
 LAYOUTS: tuple[str, ...] = ("heat", "focus", "side_by_side")
+#: What the pictures' colours span (``--normalise``): the whole video's range, or each frame's.
+NORMALISATIONS: tuple[str, ...] = ("video", "frame")
 """What ``explain`` draws per class: the heat tube, the focus tube, and both beside the frame."""
 FORMATS: tuple[str, ...] = ("mp4", "gif", "png", "npy", "plot", "html")
 """Output formats: videos (mp4, gif, png frame folders), the tube (npy), the curves (plot),

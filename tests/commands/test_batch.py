@@ -65,7 +65,7 @@ def _same_up_to_floats(got: object, want: object, where: str = "manifest") -> No
             _same_up_to_floats(got[key], want[key], f"{where}.{key}")
     elif isinstance(want, list):
         assert isinstance(got, list) and len(got) == len(want), where
-        for i, (a, b) in enumerate(zip(got, want)):
+        for i, (a, b) in enumerate(zip(got, want, strict=True)):
             _same_up_to_floats(a, b, f"{where}[{i}]")
     elif isinstance(want, float) and not isinstance(got, bool):
         assert got == pytest.approx(want, rel=FLOAT_TOLERANCE, abs=FLOAT_TOLERANCE), where
@@ -340,8 +340,13 @@ def test_an_interrupted_forced_rerun_keeps_the_earlier_rows(
         batch_videos(dataset, out, _settings(out), BatchOptions(force=True, progress=False))
     rows = pq.read_table(out / "index.parquet").to_pylist()
     assert [r["video_id"] for r in rows] == [r["video_id"] for r in first.rows]
-    assert rows[0]["error"] == "a new failure"  # what this run did
-    assert [r["status"] for r in rows[1:]] == ["ok"] * 3  # what it had not redone yet
+    # The redone video failed with the same fingerprint while its earlier outputs stayed:
+    # its ok row stands (issue 28: an error row never replaces a good row of the same
+    # fingerprint); the journal records the failure all the same.
+    assert rows == [{**r, "seconds": rows[k]["seconds"]} for k, r in enumerate(first.rows)]
+    journal = (out / ".batch" / "journal.jsonl").read_text().splitlines()
+    assert json.loads(journal[-1])["error"] == "a new failure"
+    assert [r["status"] for r in rows] == ["ok"] * 4  # the others: not redone yet
 
 
 def test_a_folder_input_leaves_out_the_batch_and_tables_may_start_with_a_bom(

@@ -82,3 +82,70 @@ def test_a_summariser_missing_frames_summarises_every_frame_itself(clip_path, ti
         for a, b in zip(s.build()[0], full[0], strict=True):
             assert a.stats == b.stats
             np.testing.assert_array_equal(a.curve.mean, b.curve.mean)
+
+
+def test_summaries_on_the_grid_equal_those_on_source_pixels_of_the_grid_size() -> None:
+    """A clip that covers its source at the same size maps each cell onto one pixel: the
+    grid summary (blocks of frames at once) equals the per-frame summary on the pixels
+    up to its float32 time weights."""
+    from saliency_tubes.commands.track import ON_GRID, ON_SOURCE, summarise, summarise_on_grid
+    from saliency_tubes.video import VideoInfo
+
+    torch.manual_seed(3)
+    raw = torch.rand(2, 4, 6, 8)
+    geometry = Preprocess(size=(6, 8), resize="full").geometry((6, 8))
+    track = TubeTrack([_window([0, 100, 200, 299], raw)], (4, 6, 8), "linear", "corners", geometry)
+    times = np.arange(300) / 10.0  # 300 frames: two blocks of the grid summary
+    info = VideoInfo("v.mp4", 8, 6, 300, 10.0, 30.0, times, "h264", 10)  # type: ignore[arg-type]
+    (grid,), (source,) = summarise_on_grid(info, [track]), summarise(info, [track])
+    for g, s in zip(grid, source, strict=True):
+        assert (g.measured_on, s.measured_on) == (ON_GRID, ON_SOURCE)
+        # the grid summary weighs the time steps in float32: within 1e-6
+        np.testing.assert_allclose(g.curve.mean, s.curve.mean, atol=1e-6)
+        np.testing.assert_allclose(g.curve.max, s.curve.max, atol=1e-6)
+        np.testing.assert_array_equal(g.curve.key_frames, s.curve.key_frames)
+        assert g.stats.voxels == s.stats.voxels == 300 * 6 * 8
+        assert g.stats.fraction_above == pytest.approx(s.stats.fraction_above, abs=2 / 14400)
+        assert g.stats.spread == pytest.approx(s.stats.spread, rel=1e-5)
+
+
+def test_block_builders_equal_frame_by_frame_ones() -> None:
+    from saliency_tubes.metrics.concentration import StatsBuilder
+    from saliency_tubes.temporal import CurveBuilder
+
+    rng = np.random.default_rng(0)
+    maps = rng.random((7, 5, 9)).astype(np.float32)
+    maps[2, :, :4] = np.nan  # unseen pixels
+    maps[4] = np.nan  # a frame with none seen
+    maps[5] = 0.2  # a frame with nothing above the threshold
+    one, block = StatsBuilder(), StatsBuilder()
+    curve_one, curve_block = CurveBuilder(), CurveBuilder()
+    for m in maps:
+        one.add(m)
+        curve_one.add(m)
+    block.add_frames(maps)
+    curve_block.add_frames(maps)
+    a, b = one.build(), block.build()
+    assert (a.voxels, a.fraction_above) == (b.voxels, b.fraction_above)
+    assert a.voxels == 7 * 45 - 5 * 4 - 45
+    assert a.spread == pytest.approx(b.spread, rel=1e-12)
+    ca, cb = curve_one.build(), curve_block.build()
+    np.testing.assert_allclose(ca.mean, cb.mean, rtol=1e-12)
+    np.testing.assert_array_equal(ca.max, cb.max)
+    assert ca.mean[4] == cb.mean[4] == 0.0 and cb.max[5] == pytest.approx(0.2)
+
+
+def test_timed_tube_at_many_times_is_the_linear_interpolation_by_hand() -> None:
+    from saliency_tubes.video import TimedTube
+
+    rng = np.random.default_rng(0)
+    maps = rng.random((5, 4, 6)).astype(np.float32)
+    times = np.array([0.0, 0.1, 0.25, 0.4, 0.5])
+    tube = TimedTube(maps, times)
+    ts = np.linspace(-0.1, 0.6, 57)
+    many = tube.at_times(ts)
+    for t, got in zip(ts, many, strict=True):
+        i = min(max(int(np.searchsorted(times, t, side="right")) - 1, 0), 3)
+        a = min(max((t - times[i]) / (times[i + 1] - times[i]), 0.0), 1.0)
+        np.testing.assert_array_equal(got, (1.0 - a) * maps[i] + a * maps[i + 1])
+        np.testing.assert_array_equal(np.asarray(tube.at(float(t)), np.float64), got)

@@ -23,25 +23,35 @@ from .running import (
     loaded,
     quiet_notes,
     report_classes,
+    report_contrast,
+    report_models,
     stages,
     wrote,
 )
 
 
 def _on_video(
-    command: Callable[..., Any], video: Path, params: dict[str, Any], options: Any
+    command: Callable[..., Any],
+    video: Path,
+    params: dict[str, Any],
+    options: Any,
+    specs: list[Any] | None = None,
 ) -> Any:
     """Check the model flags, probe VIDEO (a bad video is reported before any model is
-    built), load the model and run ``command`` on it."""
+    built), load the model and run ``command`` on it; with ``specs`` (model options, one per
+    model: compare-models), load each and run ``command`` on the list."""
     from ..commands import probe
 
-    model = parse.model_options(params)
-    model.check()
+    several = specs is not None
+    specs = specs if specs is not None else [parse.model_options(params)]
+    for spec in specs:
+        spec.check()
     info = probe(video, min_frames=2)
+    models = [loaded(spec) for spec in specs]
     return command(
         video,
         params["out_dir"],
-        loaded(model),
+        models if several else models[0],
         options,
         info=info,
         on_stage=stages(params["quiet"]),
@@ -206,8 +216,12 @@ _COMPARE = flags.options(
     flags.FORMAT,
     flags.CRF,
     flags.X264_PRESET,
+    flags.MAX_SIDE,
+    flags.START,
+    flags.END,
     flags.TIMELINE,
     flags.NO_CAPTION,
+    flags.NORMALISE,
     flags.ALLOW_PICKLE,
     flags.DEVICE,
     flags.QUIET,
@@ -226,6 +240,32 @@ def _compare_options(params: dict[str, Any], **extra: Any) -> Any:
     )
     options.check()
     return options
+
+
+def _model_specs(params: dict[str, Any], model_names: str) -> list[Any]:
+    """compare-models' ``--models`` with the per-model ``--weights``, ``--num-classes`` and
+    ``--categories``: one model options object per name (distinct names)."""
+    from ..commands.options import check_distinct
+
+    names = [s.strip() for s in model_names.split(",") if s.strip()]
+    if not names or len(set(names)) != len(names):
+        check_distinct(names)
+    paths = parse.per_model(params["weights"], names, "--weights", "PATH")
+    counts = {
+        k: parse.positive(v, "--num-classes")
+        for k, v in parse.per_model(params["num_classes"], names, "--num-classes", "N").items()
+    }
+    labels = parse.per_model(params["categories"], names, "--categories", "PATH")
+    return [
+        parse.model_options(
+            params,
+            name=name,
+            weights=Path(paths[name]) if name in paths else None,
+            num_classes=counts.get(name),
+            categories=Path(labels[name]) if name in labels else None,
+        )
+        for name in names
+    ]
 
 
 @main.command("compare-classes", context_settings=flags.CONTEXT)
@@ -257,16 +297,9 @@ def compare_classes_command(video: Path, **params: Any) -> None:
         return _on_video(compare_classes, video, params, options)
 
     result = guarded(run)
-    if result is None:
-        return
-    if result.manifest["contrast"]:
-        c = result.manifest["contrast"]
-        echo(
-            f"contrast {c['a']['name']} vs {c['b']['name']}: red where the model sees "
-            f"{c['a']['name']} more, blue where {c['b']['name']}; full colour at the largest "
-            f"raw difference ({c['scale']:.4g})"
-        )
-    report_classes(result)
+    if result is not None:
+        report_contrast(result)
+        report_classes(result)
 
 
 @main.command("compare-models", context_settings=flags.CONTEXT)
@@ -294,47 +327,14 @@ def compare_models_command(video: Path, model_names: str, **params: Any) -> None
     """
 
     def run() -> Any:
-        from ..commands import compare_models, probe
-        from ..commands.options import check_distinct
+        from ..commands import compare_models
 
         options = _compare_options(params)
-        names = [s.strip() for s in model_names.split(",") if s.strip()]
-        if not names or len(set(names)) != len(names):
-            check_distinct(names)
-        paths = parse.per_model(params["weights"], names, "--weights", "PATH")
-        counts = {
-            k: parse.positive(v, "--num-classes")
-            for k, v in parse.per_model(params["num_classes"], names, "--num-classes", "N").items()
-        }
-        labels = parse.per_model(params["categories"], names, "--categories", "PATH")
-        specs = [
-            parse.model_options(
-                params,
-                name=name,
-                weights=Path(paths[name]) if name in paths else None,
-                num_classes=counts.get(name),
-                categories=Path(labels[name]) if name in labels else None,
-            )
-            for name in names
-        ]
-        for spec in specs:
-            spec.check()
-        info = probe(video, min_frames=2)  # a bad video is reported before any model is built
-        models = [loaded(spec) for spec in specs]
-        return compare_models(
-            video, params["out_dir"], models, options, info=info, on_stage=stages(params["quiet"])
-        )
+        return _on_video(compare_models, video, params, options, _model_specs(params, model_names))
 
     result = guarded(run)
-    if result is None:
-        return
-    for row in result.manifest["summary"]:
-        echo(
-            f"{row['model']}: {row['class']} p={probability(row['score'], 3)}  "
-            f"above 0.5: {100 * row['fraction_above']:.1f}% of voxels  "
-            f"spread {row['spread']:.3f} (y {row['spread_y']:.3f}, x {row['spread_x']:.3f})"
-        )
-    wrote(result)
+    if result is not None:
+        report_models(result)
 
 
 @main.command("pyramid", context_settings=flags.CONTEXT)
@@ -503,13 +503,10 @@ def evaluate_command(video: Path | None, **params: Any) -> None:
         return
     report = result.manifest
     c = report["class"]
+    from ..commands.evaluate_table import video_table
+
     echo(f"class {c['index']} {c['name']}: p={probability(c['score'], 3)}")
-    for row, t in report["tubes"].items():
-        echo(
-            f"{row:20s} pointing {t['pointing']:.2f}  mass {t['mass']:.3f}  iou {t['iou']:.3f}  "
-            f"deletion {t['deletion']:.3f}  insertion {t['insertion']:.3f}  "
-            f"sanity {t['sanity'][-1] if t['sanity'][-1] is not None else float('nan'):.2f}"
-        )
+    echo(video_table(report))
     echo(f"wrote report.json and plots to {result.out_dir} in {result.seconds:.1f} s")
 
 
@@ -547,6 +544,12 @@ def _benchmark(params: dict[str, Any]) -> None:
     parse.model_options(params).check()  # the device
     result = benchmark(config, show=not params["quiet"], on_stage=stages(params["quiet"]))
     files = write_benchmark(result, params["out_dir"])
+    from dataclasses import asdict
+
+    from ..commands.evaluate_table import protocol_lines
+
+    protocol = asdict(config.protocol)
+    echo("\n".join(protocol_lines(protocol, ["voxel"], result.layers, [1, len(result.layers)])))
     echo(result.table())
     echo(
         f"model accuracy on the {config.clips} clips: {result.accuracy:.3f}; wrote "

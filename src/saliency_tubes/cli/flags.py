@@ -129,7 +129,20 @@ TIMELINE = click.option(
     "--timeline", is_flag=True, help="Draw the temporal importance bar under each frame."
 )
 NO_CAPTION = click.option(
-    "--no-caption", is_flag=True, help="Do not draw class, model and probability."
+    "--no-caption",
+    is_flag=True,
+    help="Draw no text on the videos: neither the class, probability and caveat strips "
+    "above side-by-side and compare panels nor the model label in the corner of heat and "
+    "focus videos.",
+)
+NORMALISE = click.option(
+    "--normalise",
+    type=click.Choice(["video", "frame"]),
+    default="video",
+    show_default=True,
+    help="What the drawn colours span: video (one scale for the whole video, so moments "
+    "compare) or frame (each frame stretched to its own peak, so quiet stretches show "
+    "where they look). Curves and statistics stay on the video's scale.",
 )
 FRAMES = click.option(
     "--frames", type=int, default=None, help="Clip length T (default: the model preset's)."
@@ -181,6 +194,30 @@ X264_PRESET = click.option(
     help="ultrafast ... veryslow: libx264's speed preset for the mp4 outputs (medium: files "
     "about a quarter smaller, 2.5x slower to write).",
 )
+MAX_SIDE = click.option(
+    "--max-side",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Scale the rendered videos so their longest side is at most N pixels (the "
+    "side-by-side and grid layouts included; the tube is mapped at that size). Default: "
+    "panels at the source's size.",
+)
+START = click.option(
+    "--start",
+    type=float,
+    default=None,
+    metavar="S",
+    help="Explain only the frames shown from S seconds on (the file's times); the outputs "
+    "cover the segment and --windows lie inside it.",
+)
+END = click.option(
+    "--end",
+    type=float,
+    default=None,
+    metavar="S",
+    help="... up to (not including) S seconds.",
+)
 EXPLAIN = options(
     MODEL,
     WEIGHTS,
@@ -205,7 +242,11 @@ EXPLAIN = options(
     X264_PRESET,
     EMBED,
     LAYOUTS,
+    MAX_SIDE,
+    START,
+    END,
     NO_CAPTION,
+    NORMALISE,
     TIMELINE,
     DEVICE,
 )

@@ -58,7 +58,21 @@ def loaded(spec: Any) -> Any:
             "network; pass --weights PATH (or a named release) for a trained one",
             err=True,
         )
+    if model.caveat:  # said once the command has run: a failure stays one error line
+        _PENDING.append(caveat_line(model.name, model.caveat))
     return model
+
+
+#: Warnings to say when the command succeeds (see :func:`guarded`).
+_PENDING: list[str] = []
+
+
+def caveat_line(name: str, caveat: str) -> str:
+    """The stderr line of a model with a caveat (the embedded one), whatever ``--quiet``."""
+    return (
+        f"warning: {printable(name)} {printable(caveat)}: on any other video its classes and "
+        "tubes mean nothing; pass --model (e.g. r3d_18 --weights kinetics400) for a real one"
+    )
 
 
 def stages(quiet: bool) -> Callable[[str], None] | None:
@@ -66,14 +80,23 @@ def stages(quiet: bool) -> Callable[[str], None] | None:
 
 
 def guarded(run: Callable[[], Any]) -> Any:
-    """``run()``; a user error ends with one ``error:`` line and exit code 2."""
+    """``run()``; a user error ends with one ``error:`` line and exit code 2; after a
+    success, the warnings :func:`loaded` kept (the embedded model's caveat)."""
     from ..commands import SaliencyTubesError, first_line
 
+    _PENDING.clear()
     try:
-        return run()
+        result = run()
+        for line in dict.fromkeys(_PENDING):  # each model's once
+            click.echo(line, err=True)
+        return result
     except SaliencyTubesError as exc:
+        if was_interrupted():  # Ctrl-C that a library turned into its own error (a blocked
+            interrupted()  # open of a FIFO, a decoder): an interrupt, exit 130
         fail(printable(first_line(exc)))
     except OSError as exc:  # outside the output folder: reading a file, say
+        if was_interrupted():
+            interrupted()
         where = f" ({exc.filename})" if exc.filename else ""
         fail(
             f"expected to read and write files{where}, but got {exc.strerror or exc}; "
@@ -179,6 +202,28 @@ def report_classes(result: Any) -> None:
     wrote(result)
 
 
+def report_contrast(result: Any) -> None:
+    """compare-classes with --contrast: what the contrast's colours mean, and its scale."""
+    c = result.manifest["contrast"]
+    if c:
+        echo(
+            f"contrast {c['a']['name']} vs {c['b']['name']}: red where the model sees "
+            f"{c['a']['name']} more, blue where {c['b']['name']}; full colour at the largest "
+            f"raw difference ({c['scale']:.4g})"
+        )
+
+
+def report_models(result: Any) -> None:
+    """compare-models: per model, its class, the tube's mass above 0.5 and its spread."""
+    for row in result.manifest["summary"]:
+        echo(
+            f"{row['model']}: {row['class']} p={probability(row['score'], 3)}  "
+            f"above 0.5: {100 * row['fraction_above']:.1f}% of voxels  "
+            f"spread {row['spread']:.3f} (y {row['spread_y']:.3f}, x {row['spread_x']:.3f})"
+        )
+    wrote(result)
+
+
 def report_batch(result: Any) -> None:
     """The last lines of a batch; exit code 1 when a video failed."""
     s = result.summary
@@ -188,6 +233,9 @@ def report_batch(result: Any) -> None:
             "pass --weights PATH (or a named release) for a trained one",
             err=True,
         )
+    model = s.get("model") or {}
+    if model.get("caveat"):
+        click.echo(caveat_line(str(model.get("name")), str(model["caveat"])), err=True)
     accuracy = (
         ""
         if s["accuracy"] is None
@@ -197,7 +245,23 @@ def report_batch(result: Any) -> None:
         f"{s['videos']} videos: {s['ok']} ok, {s['failed']} failed ({result.ran} explained now, "
         f"{result.skipped} done before){accuracy}"
     )
+    unknown = s.get("unknown_labels") or {}
+    if unknown.get("videos"):
+        echo(
+            f"note: {unknown['videos']} of {s['ok']} videos have labels the model does not "
+            f"know ({', '.join(map(repr, unknown['labels']))}): left out of the accuracy; label them with "
+            "the model's class names or indices"
+        )
+    for note in result.notes:
+        echo(f"note: {note}")
     echo(f"wrote {result.index} and {result.out / 'summary.md'}")
+    if result.kept:
+        first = result.kept[0]
+        echo(
+            f"{len(result.kept)} videos could not be redone, their earlier results stand in "
+            f"{result.index} (first: {first['path']}: {first['error']}); fix that and run the "
+            "same command again"
+        )
     if result.failed:
         for f in s["failures"][:5]:
             echo(f"failed: {f['path']}: {f['error']}")
@@ -205,4 +269,5 @@ def report_batch(result: Any) -> None:
             f"{result.failed} of {s['videos']} videos failed: their rows in {result.index} have "
             "status 'error' and the message; fix them and run the same command again"
         )
+    if result.failed or result.kept:
         sys.exit(1)

@@ -35,8 +35,9 @@ vocabulary are available without importing torch (the command line's ``--help``)
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import exports
 
 #: Public name -> the module (relative to this package) that defines it.
 _EXPORTS: dict[str, str] = {
@@ -86,109 +87,57 @@ _EXPORTS: dict[str, str] = {
     "pyramid_video": ".pyramid",
     "CommandResult": ".result",
     "TubeResult": ".result",
+    "parse": ".parse",
 }
 
-__all__ = [
-    "ALIGNS",
-    "BACKGROUNDS",
-    "BatchOptions",
-    "BatchResult",
-    "BatchSettings",
-    "BenchmarkConfig",
-    "BenchmarkResult",
-    "CommandResult",
-    "CompareOptions",
-    "DEMO_SEED",
-    "DeviceError",
-    "EvaluateOptions",
-    "ExplainOptions",
-    "FORMATS",
-    "INTERPOLATIONS",
-    "InputError",
-    "LAYOUTS",
-    "LoadedModel",
-    "METHOD_CHOICES",
-    "METHOD_NAMES",
-    "ModelOptions",
-    "Protocol",
-    "PyramidOptions",
-    "STYLES",
-    "SaliencyTubesError",
-    "TubeResult",
-    "VIDEO_FORMATS",
-    "batch_videos",
-    "benchmark",
-    "check_device",
-    "compare_classes",
-    "compare_models",
-    "evaluate_video",
-    "explain_video",
-    "first_line",
-    "load_model",
-    "merge_batches",
-    "model_lines",
-    "parse",
-    "parse_shard",
-    "probability",
-    "probe",
-    "pyramid_video",
-    "read_inputs",
-    "run_demo",
-    "write_benchmark",
-    "write_demo_dataset",
-]
-
-
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module on first use (PEP 562)."""
-    if name == "parse":
-        return importlib.import_module(".parse", __name__)
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'saliency_tubes.commands' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:
-    from ..errors import InputError, SaliencyTubesError, first_line
-    from ..metrics.benchmark import BenchmarkConfig, BenchmarkResult, Protocol
-    from ..numbers import probability
-    from ..video import probe
-    from ..vocabulary import (
-        ALIGNS,
-        BACKGROUNDS,
-        FORMATS,
-        INTERPOLATIONS,
-        LAYOUTS,
-        METHOD_CHOICES,
-        METHOD_NAMES,
-        STYLES,
-        VIDEO_FORMATS,
-    )
-    from ..zoo import LoadedModel, load_model
-    from . import parse
-    from .batch import BatchOptions, BatchResult, batch_videos, merge_batches
-    from .batch_video import BatchSettings
-    from .compare import compare_classes, compare_models
-    from .dataset import parse_shard, read_inputs
-    from .demo import DEMO_SEED, run_demo, write_demo_dataset
-    from .evaluate import benchmark, evaluate_video, write_benchmark
-    from .explain import explain_video
-    from .models import model_lines
-    from .options import (
-        CompareOptions,
-        DeviceError,
-        EvaluateOptions,
-        ExplainOptions,
-        ModelOptions,
-        PyramidOptions,
-        check_device,
-    )
-    from .pyramid import pyramid_video
-    from .result import CommandResult, TubeResult
+    from ..errors import InputError as InputError
+    from ..errors import SaliencyTubesError as SaliencyTubesError
+    from ..errors import first_line as first_line
+    from ..metrics.benchmark import BenchmarkConfig as BenchmarkConfig
+    from ..metrics.benchmark import BenchmarkResult as BenchmarkResult
+    from ..metrics.benchmark import Protocol as Protocol
+    from ..numbers import probability as probability
+    from ..video import probe as probe
+    from ..vocabulary import ALIGNS as ALIGNS
+    from ..vocabulary import BACKGROUNDS as BACKGROUNDS
+    from ..vocabulary import FORMATS as FORMATS
+    from ..vocabulary import INTERPOLATIONS as INTERPOLATIONS
+    from ..vocabulary import LAYOUTS as LAYOUTS
+    from ..vocabulary import METHOD_CHOICES as METHOD_CHOICES
+    from ..vocabulary import METHOD_NAMES as METHOD_NAMES
+    from ..vocabulary import STYLES as STYLES
+    from ..vocabulary import VIDEO_FORMATS as VIDEO_FORMATS
+    from ..zoo import LoadedModel as LoadedModel
+    from ..zoo import load_model as load_model
+    from . import parse as parse
+    from .batch import BatchOptions as BatchOptions
+    from .batch import BatchResult as BatchResult
+    from .batch import batch_videos as batch_videos
+    from .batch import merge_batches as merge_batches
+    from .batch_video import BatchSettings as BatchSettings
+    from .compare import compare_classes as compare_classes
+    from .compare import compare_models as compare_models
+    from .dataset import parse_shard as parse_shard
+    from .dataset import read_inputs as read_inputs
+    from .demo import DEMO_SEED as DEMO_SEED
+    from .demo import run_demo as run_demo
+    from .demo import write_demo_dataset as write_demo_dataset
+    from .evaluate import benchmark as benchmark
+    from .evaluate import evaluate_video as evaluate_video
+    from .evaluate import write_benchmark as write_benchmark
+    from .explain import explain_video as explain_video
+    from .models import model_lines as model_lines
+    from .options import CompareOptions as CompareOptions
+    from .options import DeviceError as DeviceError
+    from .options import EvaluateOptions as EvaluateOptions
+    from .options import ExplainOptions as ExplainOptions
+    from .options import ModelOptions as ModelOptions
+    from .options import PyramidOptions as PyramidOptions
+    from .options import check_device as check_device
+    from .pyramid import pyramid_video as pyramid_video
+    from .result import CommandResult as CommandResult
+    from .result import TubeResult as TubeResult

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..video import atomic_write_bytes, atomic_write_json
 from .batch_video import COLUMNS
+from .model_line import caveats, model_line
 
 __all__ = [
     "Journal",
@@ -67,17 +68,21 @@ class Journal:
     """Append-only record of finished videos (one JSON line each, synced)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fh: IO[str] = path.open("a", encoding="utf-8")
+        self._fh: IO[str] | None = None  # opened at the first row: a run that ran nothing
+        # writes nothing
 
     def add(self, row: dict[str, Any]) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("a", encoding="utf-8")
         self._fh.write(json.dumps(row, default=_plain) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
 
 
 def _plain(value: Any) -> Any:
@@ -89,7 +94,9 @@ def _plain(value: Any) -> Any:
 
 
 def read_journal(path: Path) -> dict[str, dict[str, Any]]:
-    """The last row of each video in the journal at ``path`` (a cut last line is skipped)."""
+    """The last row of each video in the journal at ``path`` (a cut last line is skipped);
+    an error row does not replace an ok row of the same fingerprint (a re-run that failed,
+    a full disk, say, while the earlier outputs stayed)."""
     rows: dict[str, dict[str, Any]] = {}
     if not path.is_file():
         return rows
@@ -99,6 +106,10 @@ def read_journal(path: Path) -> dict[str, dict[str, Any]]:
         except json.JSONDecodeError:  # a line cut by a crash: that video runs again
             continue
         if isinstance(row, dict) and "video_id" in row:
+            was = rows.get(row["video_id"])
+            if was is not None and was.get("status") == "ok" and row.get("status") != "ok":
+                if was.get("fingerprint") == row.get("fingerprint"):
+                    continue
             rows[row["video_id"]] = row
     return rows
 
@@ -158,13 +169,19 @@ def summarise_rows(
         entry["curve"] = np.mean(np.asarray(curves), axis=0).round(4).tolist() if curves else None
         per_class[name] = entry
     frames = sum(int(r.get("frames") or 0) for r in ok)
+    unknown = [r for r in ok if r.get("label") is not None and r.get("label_index") is None]
     return {
         "videos": len(rows),
         "ok": len(ok),
         "failed": len(failed),
         "accuracy": _mean(r["correct"] for r in labelled),
         "labelled": len(labelled),
+        "unknown_labels": {  # labels the model does not know: left out of the accuracy
+            "videos": len(unknown),
+            "labels": sorted({str(r["label"]) for r in unknown})[:top],
+        },
         "random_weights": any(bool(r.get("random_weights")) for r in ok),
+        "model": _model_of(ok, settings),
         "confusions": [
             {"label": a, "pred": b, "videos": n} for (a, b), n in confusions.most_common(top)
         ],
@@ -186,15 +203,41 @@ def summarise_rows(
     }
 
 
+def _model_of(ok: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
+    """What explained the batch (:func:`~saliency_tubes.commands.model_line.model_facts`'s
+    keys), from its explained rows; rows of an older journal give only what the settings
+    say (no weights source nor caveat)."""
+    model = settings.get("model") or {}
+    weights = str(model["weights"]) if model.get("weights") else None
+    for r in ok:
+        if r.get("model"):
+            return {
+                "name": r["model"],
+                "weights": weights,
+                "weights_source": r.get("weights_source"),
+                "random_weights": any(bool(x.get("random_weights")) for x in ok),
+                "caveat": r.get("caveat"),
+                "method": r.get("method"),
+            }
+    return {
+        "name": model.get("name"),
+        "weights": weights,
+        "weights_source": None,
+        "random_weights": any(bool(x.get("random_weights")) for x in ok),
+        "caveat": None,
+        "method": (settings.get("explain") or {}).get("method"),
+    }
+
+
 def _num(value: Any, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
     """The summary as a short Markdown page."""
-    lines = ["# Batch summary", ""]
-    if summary["random_weights"]:
-        lines += ["**The model had random weights (untrained): the tubes explain nothing.**", ""]
+    lines = ["# Batch summary", "", model_line(summary.get("model") or {}), ""]
+    for note in caveats(summary.get("model") or {"random_weights": summary["random_weights"]}):
+        lines += [f"**{note[0].upper()}{note[1:]}.**", ""]
     lines.append(
         f"{summary['videos']} videos: {summary['ok']} ok, {summary['failed']} failed. "
         + (
@@ -203,6 +246,13 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             else "No labels."
         )
     )
+    unknown = summary.get("unknown_labels") or {}
+    if unknown.get("videos"):
+        lines += [
+            "",
+            f"{unknown['videos']} videos have labels the model does not know, left out of the "
+            f"accuracy: {', '.join(f'`{label}`' for label in unknown['labels'])}.",
+        ]
     if summary["confusions"]:
         lines += ["", "## Most confused", "", "| label | predicted | videos |", "|---|---|---:|"]
         lines += [f"| {c['label']} | {c['pred']} | {c['videos']} |" for c in summary["confusions"]]

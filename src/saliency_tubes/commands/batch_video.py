@@ -9,6 +9,7 @@ The row's columns are :data:`COLUMNS`.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SaliencyTubesError, first_line
+from ..errors import InputError, SaliencyTubesError, first_line
 from ..zoo import LoadedModel
 from .dataset import Item
 from .explaining import Explained
 from .options import ExplainOptions, ModelOptions
 from .outputs import recover_staging
+from .thumbs import write_thumbnails
 
 __all__ = ["COLUMNS", "BatchSettings", "VideoWorker", "error_row", "label_index"]
 
@@ -54,6 +56,10 @@ COLUMNS: dict[str, str] = {
     "seconds": "wall seconds of its explain",
     "output": "its output folder, relative to the batch folder",
     "random_weights": "the model had random (untrained) weights",
+    "model": "the model's name",
+    "method": "the explanation method",
+    "weights_source": "where its weights came from (shipped, file, download, random, factory)",
+    "caveat": "what its outputs do not mean (the embedded model: 8 synthetic classes only)",
     "fingerprint": "hash of everything the row depends on (options, model, weights, video)",
 }
 
@@ -84,15 +90,18 @@ class BatchSettings:
 
 
 def label_index(label: str | None, loaded: LoadedModel) -> int | None:
-    """A label (a class name, any case, or an index) as the model's class index; None when
-    unlabelled or unknown to the model."""
+    """A label (a class name, any case, or an index: ASCII digits) as the model's class
+    index; None when unlabelled or unknown to the model (a name it lacks, an index past
+    its classes, ``--5``, ``²``): such a video counts as not labelled (the summary lists
+    these labels)."""
     if label is None:
         return None
     text = str(label).strip()
     names = [n.lower() for n in (loaded.categories or [])]
     if text.lower() in names:
         return names.index(text.lower())
-    if text.lstrip("-").isdigit():
+    count = len(names) if names else 2**62  # unnamed classes: any index an int64 holds
+    if re.fullmatch(r"[0-9]+", text) and int(text) < count:
         return int(text)
     return None
 
@@ -117,7 +126,6 @@ def _localisation(e: Explained, gt: Path, info: Any) -> dict[str, float]:
     over the windows with ground truth in them), as ``evaluate`` scores a clip (the same
     pointing tolerances)."""
     from ..metrics.groundtruth import load_ground_truth
-    from ..metrics.localisation import localisation
     from ..metrics.protocol import Protocol
 
     protocol = Protocol()
@@ -128,17 +136,42 @@ def _localisation(e: Explained, gt: Path, info: Any) -> dict[str, float]:
     for w, win in enumerate(e.windows):
         mask = truth.on_clip(win.indices, prep)
         if bool(mask.any()):
-            scores.append(
-                localisation(
-                    e.track.normalised(w)[0],
-                    mask,
-                    tolerance_frames=protocol.tolerance_frames,
-                    tolerance_px=protocol.tolerance_px,
-                )
-            )
+            scores.append(protocol.localisation(e.track.normalised(w)[0], mask))
     if not scores:
         return {}
     return {key: float(np.mean([s[key] for s in scores])) for key in ("pointing", "mass", "iou")}
+
+
+def check_against(loaded: LoadedModel, options: ExplainOptions) -> None:
+    """Check the options a model may refuse before any video runs: the method (it must
+    apply to the model) and the classes (names and indices among the model's categories,
+    top-K at most their count), as one :class:`~saliency_tubes.InputError`."""
+    import torch
+
+    from ..methods.base import select_classes
+    from .explaining import method_of
+
+    method = method_of(loaded, options.method)
+    try:
+        loaded.explainer(method, interpolation=options.interpolation, align=options.align)
+    except SaliencyTubesError as exc:
+        raise InputError(
+            f"expected --method {options.method} to apply to {loaded.name}, but got: "
+            f"{first_line(exc)}; nothing was written"
+        ) from exc
+    names = loaded.categories
+    if not names or callable(options.classes):
+        return  # the class count is known only from a forward: checked per video
+    spec = options.classes
+    try:
+        select_classes(
+            list(spec) if isinstance(spec, tuple) else spec, torch.zeros(1, len(names)), names
+        )
+    except SaliencyTubesError as exc:
+        raise InputError(
+            f"expected --classes among the {len(names)} classes of {loaded.name}, but got: "
+            f"{first_line(exc)}; nothing was written"
+        ) from exc
 
 
 class VideoWorker:
@@ -150,7 +183,15 @@ class VideoWorker:
 
             torch.set_num_threads(settings.threads)
         self.settings = settings
-        self.loaded = loaded if loaded is not None else settings.model.load()
+        if loaded is None:
+            try:
+                loaded = settings.model.load()
+            except Exception as exc:
+                raise InputError(
+                    f"the model could not be loaded in a batch worker: {first_line(exc)}"
+                ) from exc
+        self.loaded = loaded
+        check_against(loaded, settings.explain)
         self.thumbs = settings.videos.parent / "thumbs"
 
     def run(self, item: Item, fingerprint: str) -> dict[str, Any]:
@@ -177,12 +218,8 @@ class VideoWorker:
             if item.gt is not None:
                 local = _localisation(explained[0], item.gt, info)
             if "html" in options.formats:
-                _thumbnail(
-                    explained[0],
-                    result.tubes[0].curve,
-                    info,
-                    options,
-                    self.thumbs / f"{item.video_id}.png",
+                write_thumbnails(
+                    explained[0], result.tubes[0].curve, info, options, self.thumbs, item.video_id
                 )
         except (SaliencyTubesError, OSError, ValueError, RuntimeError) as exc:
             return error_row(item, first_line(exc), fingerprint, time.perf_counter() - started)
@@ -214,33 +251,14 @@ class VideoWorker:
             seconds=round(time.perf_counter() - started, 3),
             output=f"videos/{item.video_id}",
             random_weights=bool(self.loaded.random_weights),
+            model=self.loaded.name,
+            method=explained[0].method,
+            weights_source=self.loaded.weights_source,
+            caveat=self.loaded.caveat,
             fingerprint=fingerprint,
             **local,
         )
         return row
-
-
-def _thumbnail(e: Explained, curve: Any, info: Any, options: ExplainOptions, path: Path) -> None:
-    """The top-1 tube's heat frame at its most prominent key frame (108 px high), as PNG."""
-    from PIL import Image
-
-    from .. import render
-    from ..video import atomic_write_bytes, read_frames
-
-    if len(curve.key_frames):
-        f = int(curve.key_frames[int(np.argmax(curve.prominence))])
-    else:
-        f = int(np.nanargmax(curve.mean)) if np.isfinite(curve.mean).any() else 0
-    image = read_frames(info.path, [f], info=info)[0]
-    heat = render.heat(
-        image, e.track.frame(0, float(info.timestamps[f])), options.colormap, options.opacity
-    )
-    h, w = heat.shape[:2]
-    small = Image.fromarray(heat).resize(
-        (max(1, round(w * 108 / h)), 108), Image.Resampling.LANCZOS
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, render.png_bytes(np.asarray(small)))
 
 
 def _resampled(values: np.ndarray, points: int = 20) -> list[float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from .options import CompareOptions, check_distinct
 from .outputs import Run, Say, produce
 from .report import write_report
 from .result import CommandResult
-from .track import Summary
+from .track import Summary, TubeTrack
 
 __all__ = ["compare_classes", "compare_models"]
 
@@ -73,94 +74,10 @@ def compare_classes(
     """
     options = options or CompareOptions()
     options.check()
-    contrast = options.contrast
+    info = explaining.source_info(video, info, options)
     done: list[tuple[explaining.Explained, list[Summary]]] = []
 
-    def work(run: Run) -> dict[str, Any]:
-        info, outputs = run.info, run.outputs
-        with run.stage("explain"):
-            todo = explaining.plan(info, loaded, options, extra=contrast or ())
-            (e,) = explaining.explain(run.video, info, [todo], options.progress, run.say)
-        tracks = [e.track]
-        ka = kb = -1
-        if contrast is not None:
-            ka, kb = e.position(contrast[0]), e.position(contrast[1])
-            if ka == kb:
-                raise InputError(
-                    f"expected a contrast of two different classes, but {contrast[0]!r} and "
-                    f"{contrast[1]!r} are both class {e.classes[ka]}; name a second class"
-                )
-            tracks.append(e.track.difference(ka, kb))
-        formats, summariser, summaries = summaries_first(run, info, tracks, options)
-        files: dict[str, list[str]] = {}
-        npy = None
-        pair = f"{slug(e.names[ka])}_vs_{slug(e.names[kb])}" if contrast is not None else ""
-        with run.stage("write"):
-            if "npy" in options.formats:
-                npy = outputs.save_npy_stream("tube.npy", *e.track.blocks())
-                files["npy"] = [npy]
-                if contrast is not None:
-                    files["npy"].append(
-                        outputs.save_npy_stream(f"contrast_{pair}.npy", *tracks[1].blocks(0))
-                    )
-            if formats:
-                run.say(f"rendering {info.num_frames} frames of {len(e.classes)} class panels")
-                look = summariser.look if summariser is not None else saliency_of
-                panels = [
-                    (e.track, k, caption_of(loaded, f"{n}  p={probability(s)}"), summary)
-                    for k, (n, s, summary) in enumerate(
-                        zip(e.names, e.scores, summaries[0], strict=True)
-                    )
-                ]
-                products = [grid_product("compare_classes", panels, options, look)]
-                if contrast is not None:
-                    names = (e.names[ka], e.names[kb])
-                    why = caption_of(loaded, f"why {names[0]} and not {names[1]}")
-                    products.append(
-                        contrast_product(f"contrast_{pair}", names, tracks[1], options, why, look)
-                    )
-                files.update(encode(run.video, info, outputs, products, formats, options))
-                if summariser is not None:
-                    summaries = summariser.build()
-            done.append((e, summaries[0]))
-            if "plot" in options.formats:
-                curves = [(n, s.curve) for n, s in zip(e.names, summaries[0], strict=True)]
-                title = f"{loaded.name}: temporal importance per class"
-                files["plot"] = [plot(outputs, "temporal.png", curves, title, e.sampled())]
-                if contrast is not None:
-                    label = f"{e.names[ka]} vs {e.names[kb]}"
-                    files["plot"].append(
-                        plot(
-                            outputs,
-                            f"temporal_contrast_{pair}.png",
-                            [(label, summaries[1][0].curve)],
-                            f"{loaded.name}: contrast {label} (+: {e.names[ka]}, -: {e.names[kb]})",
-                            e.sampled(),
-                        )
-                    )
-        grid = {"style": options.style, "cols": options.cols}
-        record = manifest.one_model(
-            "compare-classes", info, e, options, summaries[0], npy, grid, files
-        )
-        record["contrast"] = None
-        if contrast is not None:
-            record["contrast"] = manifest.contrast(
-                e, ka, kb, float(tracks[1].bound[0]), summaries[1][0]
-            )
-        if "html" in options.formats:
-            with run.stage("write"):
-                shown = None
-                if contrast is not None:
-                    label = (
-                        f"{e.names[ka]} vs {e.names[kb]} (red: {e.names[ka]}, blue: {e.names[kb]})"
-                    )
-                    shown = (label, tracks[1], summaries[1][0])
-                files["html"] = write_report(
-                    outputs, run.video, info, e, summaries[0], options, record,
-                    embed=options.embed, contrast=shown,
-                )  # fmt: skip
-        return record
-
+    work = partial(_classes_work, loaded=loaded, options=options, done=done)
     record, run = produce(video, out_dir, work, info=info, on_stage=on_stage)
     return CommandResult.of("compare-classes", record, run, done)
 
@@ -203,6 +120,7 @@ def compare_models(
     """
     options = options or CompareOptions(method="auto")
     options.check()
+    info = explaining.source_info(video, info, options)
     if "html" in options.formats:
         raise InputError(
             "expected --format without html for compare-models (report.html shows one model: "
@@ -211,63 +129,205 @@ def compare_models(
     check_distinct([m.name for m in models])
     done: list[tuple[explaining.Explained, list[Summary]]] = []
 
-    def work(run: Run) -> dict[str, Any]:
-        info, outputs = run.info, run.outputs
-        per_model = replace(options, frames=None, contrast=None)
-        with run.stage("explain"):
-            plans = [explaining.plan(info, m, per_model) for m in models]
-            explained = explaining.explain(run.video, info, plans, options.progress, run.say)
-        counts = {len(e.classes) for e in explained}
-        if len(counts) != 1:
-            raise InputError(
-                f"expected the same number of classes for every model, but got "
-                f"{sorted(counts)}; pass topK or one class list valid for all"
-            )
-        tracks = [e.track for e in explained]
-        formats, summariser, summaries = summaries_first(run, info, tracks, options)
-        files: dict[str, list[str]] = {}
-        npys: list[str | None] = [None] * len(explained)
-        classes = range(len(explained[0].classes))
-        with run.stage("write"):
-            if "npy" in options.formats:
-                npys = [
-                    outputs.save_npy_stream(f"tube_{slug(e.loaded.name)}.npy", *e.track.blocks())
-                    for e in explained
-                ]
-                files["npy"] = [n for n in npys if n]
-            if formats:
-                run.say(f"rendering {info.num_frames} frames of {len(explained)} model panels")
-                look = summariser.look if summariser is not None else saliency_of
-                panels = [
-                    (
-                        e.track,
-                        k,
-                        caption_of(
-                            e.loaded, f"{e.loaded.name}: {e.names[k]}  p={probability(e.scores[k])}"
-                        ),
-                        summaries[i][k],
-                    )
-                    for k in classes
-                    for i, e in enumerate(explained)
-                ]
-                grid = replace(options, cols=options.cols or len(explained))
-                products = [grid_product("compare_models", panels, grid, look)]
-                files.update(encode(run.video, info, outputs, products, formats, options))
-                if summariser is not None:
-                    summaries = summariser.build()
-            done.extend(zip(explained, summaries, strict=True))
-            if "plot" in options.formats:
-                curves = [
-                    (f"{e.loaded.name}: {e.names[k]}", summaries[i][k].curve)
-                    for k in classes
-                    for i, e in enumerate(explained)
-                ]
-                title = "temporal importance per model"
-                files["plot"] = [
-                    plot(outputs, "temporal.png", curves, title, explained[0].sampled())
-                ]
-        more = {"style": options.style, "cols": options.cols}
-        return manifest.compare_models(info, explained, options, more, summaries, npys, files)
-
+    work = partial(_models_work, models=models, options=options, done=done)
     record, run = produce(video, out_dir, work, info=info, on_stage=on_stage)
     return CommandResult.of("compare-models", record, run, done)
+
+
+def _contrast_tracks(
+    e: explaining.Explained, contrast: tuple[int | str, int | str] | None
+) -> tuple[int, int, list[TubeTrack]]:
+    """``(ka, kb, tracks)``: the contrast's two class positions (-1 without one) and the
+    tracks to summarise, the classes' and, with a contrast, its signed difference."""
+    if contrast is None:
+        return -1, -1, [e.track]
+    ka, kb = e.position(contrast[0]), e.position(contrast[1])
+    if ka == kb:
+        raise InputError(
+            f"expected a contrast of two different classes, but {contrast[0]!r} and "
+            f"{contrast[1]!r} are both class {e.classes[ka]}; name a second class"
+        )
+    return ka, kb, [e.track, e.track.difference(ka, kb)]
+
+
+def _pair(e: explaining.Explained, ka: int, kb: int) -> str:
+    """The file-name part of a contrast: ``A_vs_B``."""
+    return f"{slug(e.names[ka])}_vs_{slug(e.names[kb])}"
+
+
+def _class_products(
+    e: explaining.Explained,
+    loaded: LoadedModel,
+    options: CompareOptions,
+    look: Any,
+    summaries: list[list[Summary]],
+    tracks: list[TubeTrack],
+    ka: int,
+    kb: int,
+) -> list[Any]:
+    """compare-classes' videos: the grid of class panels and, with a contrast, its video."""
+    panels = [
+        (e.track, k, caption_of(loaded, f"{n}  p={probability(s)}"), summary)
+        for k, (n, s, summary) in enumerate(zip(e.names, e.scores, summaries[0], strict=True))
+    ]
+    products = [grid_product("compare_classes", panels, options, look)]
+    if len(tracks) > 1:
+        names = (e.names[ka], e.names[kb])
+        why = caption_of(loaded, f"why {names[0]} and not {names[1]}")
+        products.append(
+            contrast_product(f"contrast_{_pair(e, ka, kb)}", names, tracks[1], options, why, look)
+        )
+    return products
+
+
+def _class_plots(
+    outputs: Any,
+    name: str,
+    e: explaining.Explained,
+    summaries: list[list[Summary]],
+    ka: int,
+    kb: int,
+) -> list[str]:
+    """compare-classes' temporal plots: every class's curve and, with a contrast, its own."""
+    curves = [(n, s.curve) for n, s in zip(e.names, summaries[0], strict=True)]
+    title = f"{name}: temporal importance per class"
+    files = [plot(outputs, "temporal.png", curves, title, e.sampled())]
+    if len(summaries) > 1:
+        label = f"{e.names[ka]} vs {e.names[kb]}"
+        files.append(
+            plot(
+                outputs,
+                f"temporal_contrast_{_pair(e, ka, kb)}.png",
+                [(label, summaries[1][0].curve)],
+                f"{name}: contrast {label} (+: {e.names[ka]}, -: {e.names[kb]})",
+                e.sampled(),
+            )
+        )
+    return files
+
+
+def _same_class_count(explained: Sequence[explaining.Explained]) -> None:
+    counts = {len(e.classes) for e in explained}
+    if len(counts) != 1:
+        raise InputError(
+            f"expected the same number of classes for every model, but got "
+            f"{sorted(counts)}; pass topK or one class list valid for all"
+        )
+
+
+def _model_panels(
+    explained: Sequence[explaining.Explained], summaries: list[list[Summary]]
+) -> list[Any]:
+    """compare-models' panels: rows are classes, columns models."""
+    return [
+        (
+            e.track,
+            k,
+            caption_of(e.loaded, f"{e.loaded.name}: {e.names[k]}  p={probability(e.scores[k])}"),
+            summaries[i][k],
+        )
+        for k in range(len(explained[0].classes))
+        for i, e in enumerate(explained)
+    ]
+
+
+def _classes_work(
+    run: Run,
+    loaded: LoadedModel,
+    options: CompareOptions,
+    done: list[tuple[explaining.Explained, list[Summary]]],
+) -> dict[str, Any]:
+    """compare-classes' work in its output folder (see :func:`compare_classes`)."""
+    contrast = options.contrast
+    info, outputs = run.info, run.outputs
+    with run.stage("explain"):
+        todo = explaining.plan(info, loaded, options, extra=contrast or ())
+        (e,) = explaining.explain(run.video, info, [todo], options.progress, run.say)
+    ka, kb, tracks = _contrast_tracks(e, contrast)
+    formats, summariser, summaries = summaries_first(run, info, tracks, options)
+    files: dict[str, list[str]] = {}
+    npy = None
+    pair = _pair(e, ka, kb) if contrast is not None else ""
+    with run.stage("write"):
+        if "npy" in options.formats:
+            npy = outputs.save_npy_stream("tube.npy", *e.track.blocks())
+            files["npy"] = [npy]
+            if contrast is not None:
+                files["npy"].append(
+                    outputs.save_npy_stream(f"contrast_{pair}.npy", *tracks[1].blocks(0))
+                )
+        if formats:
+            run.say(f"rendering {info.num_frames} frames of {len(e.classes)} class panels")
+            look = summariser.look if summariser is not None else saliency_of
+            products = _class_products(e, loaded, options, look, summaries, tracks, ka, kb)
+            files.update(encode(run.video, info, outputs, products, formats, options))
+            if summariser is not None:
+                summaries = summariser.build()
+        done.append((e, summaries[0]))
+        if "plot" in options.formats:
+            files["plot"] = _class_plots(outputs, loaded.name, e, summaries, ka, kb)
+    grid = {"style": options.style, "cols": options.cols}
+    record = manifest.one_model("compare-classes", info, e, options, summaries[0], npy, grid, files)
+    record["contrast"] = None
+    if contrast is not None:
+        record["contrast"] = manifest.contrast(
+            e, ka, kb, float(tracks[1].bound[0]), summaries[1][0]
+        )
+    if "html" in options.formats:
+        with run.stage("write"):
+            shown = None
+            if len(tracks) > 1:
+                label = f"{e.names[ka]} vs {e.names[kb]} (red: {e.names[ka]}, blue: {e.names[kb]})"
+                shown = (label, tracks[1], summaries[1][0])
+            files["html"] = write_report(
+                outputs, run.video, info, e, summaries[0], options, record,
+                embed=options.embed, contrast=shown,
+            )  # fmt: skip
+    return record
+
+
+def _models_work(
+    run: Run,
+    models: Sequence[LoadedModel],
+    options: CompareOptions,
+    done: list[tuple[explaining.Explained, list[Summary]]],
+) -> dict[str, Any]:
+    """compare-models' work in its output folder (see :func:`compare_models`)."""
+    info, outputs = run.info, run.outputs
+    per_model = replace(options, frames=None, contrast=None)
+    with run.stage("explain"):
+        plans = [explaining.plan(info, m, per_model) for m in models]
+        explained = explaining.explain(run.video, info, plans, options.progress, run.say)
+    _same_class_count(explained)
+    tracks = [e.track for e in explained]
+    formats, summariser, summaries = summaries_first(run, info, tracks, options)
+    files: dict[str, list[str]] = {}
+    npys: list[str | None] = [None] * len(explained)
+    classes = range(len(explained[0].classes))
+    with run.stage("write"):
+        if "npy" in options.formats:
+            npys = [
+                outputs.save_npy_stream(f"tube_{slug(e.loaded.name)}.npy", *e.track.blocks())
+                for e in explained
+            ]
+            files["npy"] = [n for n in npys if n]
+        if formats:
+            run.say(f"rendering {info.num_frames} frames of {len(explained)} model panels")
+            look = summariser.look if summariser is not None else saliency_of
+            panels = _model_panels(explained, summaries)
+            grid = replace(options, cols=options.cols or len(explained))
+            products = [grid_product("compare_models", panels, grid, look)]
+            files.update(encode(run.video, info, outputs, products, formats, options))
+            if summariser is not None:
+                summaries = summariser.build()
+        done.extend(zip(explained, summaries, strict=True))
+        if "plot" in options.formats:
+            curves = [
+                (f"{e.loaded.name}: {e.names[k]}", summaries[i][k].curve)
+                for k in classes
+                for i, e in enumerate(explained)
+            ]
+            title = "temporal importance per model"
+            files["plot"] = [plot(outputs, "temporal.png", curves, title, explained[0].sampled())]
+    more = {"style": options.style, "cols": options.cols}
+    return manifest.compare_models(info, explained, options, more, summaries, npys, files)

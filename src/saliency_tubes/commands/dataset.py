@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
+import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,8 +95,8 @@ def _cell(value: Any) -> str | None:
 
 def _rows(table: Path) -> list[dict[str, Any]]:
     suffix = table.suffix.lower()
-    if suffix == ".csv":
-        return list(csv.DictReader(_text(table).splitlines()))
+    if suffix == ".csv":  # quoted cells may hold newlines: the csv module splits the lines
+        return list(csv.DictReader(io.StringIO(_text(table), newline="")))
     if suffix == ".jsonl":
         rows = []
         for n, line in enumerate(_text(table).splitlines(), 1):
@@ -136,7 +138,7 @@ def _text(path: Path) -> str:
         ) from None
 
 
-def _from_table(table: Path) -> list[tuple[Path, str, str | None, Path | None]]:
+def _from_table(table: Path, notes: list[str]) -> list[tuple[Path, str, str | None, Path | None]]:
     rows = _rows(table)
     if rows and "path" not in rows[0]:
         raise InputError(
@@ -144,9 +146,11 @@ def _from_table(table: Path) -> list[tuple[Path, str, str | None, Path | None]]:
             "name the video column 'path' (optional: 'label', 'gt')"
         )
     out = []
-    for row in rows:
+    empty = []
+    for n, row in enumerate(rows, 1):
         path = _cell(row.get("path"))
         if path is None:
+            empty.append(n)
             continue
         gt = _cell(row.get("gt"))
         out.append(
@@ -157,17 +161,28 @@ def _from_table(table: Path) -> list[tuple[Path, str, str | None, Path | None]]:
                 _resolve(gt, table.parent) if gt else None,
             )
         )
+    if empty:
+        shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+        notes.append(f"{len(empty)} row(s) of {table.name} have no path (rows {shown}): left out")
     return out
 
 
 def _resolve(text: str, base: Path) -> Path:
+    if "\0" in text:
+        raise InputError(
+            f"expected video paths without NUL bytes, but got {text!r}; fix that entry"
+        )
     p = Path(text).expanduser()
     return (p if p.is_absolute() else base / p).resolve()
 
 
-def read_inputs(source: str | Path, exclude: str | Path | None = None) -> list[Item]:
+def read_inputs(
+    source: str | Path, exclude: str | Path | None = None, notes: list[str] | None = None
+) -> list[Item]:
     """The videos of ``source`` (see the module's description), in a stable order; a folder
-    search leaves out everything under ``exclude`` (the batch's own output folder).
+    search leaves out everything under ``exclude`` (the batch's own outputs). What is left
+    out of a list or table (rows without a path, a video listed again, also as
+    ``./a.mp4`` beside ``a.mp4``) is said in ``notes``, one line each.
 
     Raises:
         InputError: ``source`` is missing, of another kind, has no video, or a table lacks
@@ -180,6 +195,7 @@ def read_inputs(source: str | Path, exclude: str | Path | None = None) -> list[I
             f"expected INPUT to be a folder of videos, a .txt list or a "
             f"{'/'.join(_TABLES)} table, but {root} does not exist; check the path"
         )
+    said: list[str] = [] if notes is None else notes
     entries: list[tuple[Path, str, str | None, Path | None]]
     if root.is_dir():
         base = root.resolve()
@@ -198,7 +214,7 @@ def read_inputs(source: str | Path, exclude: str | Path | None = None) -> list[I
         names = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
         entries = [(_resolve(n, root.resolve().parent), n, None, None) for n in names]
     elif root.suffix.lower() in _TABLES:
-        entries = _from_table(root.resolve())
+        entries = _from_table(root.resolve(), said)
     else:
         raise InputError(
             f"expected INPUT to be a folder, a .txt list or a {'/'.join(_TABLES)} table, "
@@ -209,13 +225,18 @@ def read_inputs(source: str | Path, exclude: str | Path | None = None) -> list[I
             f"expected at least one video in {root}, but found none "
             f"(video files: {', '.join(VIDEO_SUFFIXES)}); check INPUT"
         )
-    items, seen = [], set()
+    items, seen, again = [], set(), []
     for path, rel, label, gt in entries:
-        vid = video_id(rel)
-        if vid in seen:  # the same video listed twice: once
+        if path in seen:  # the same video listed twice (by any spelling): once
+            again.append(rel)
             continue
-        seen.add(vid)
-        items.append(Item(path=path, video_id=vid, label=label, gt=gt))
+        seen.add(path)
+        items.append(
+            Item(path=path, video_id=video_id(posixpath.normpath(rel)), label=label, gt=gt)
+        )
+    if again:
+        shown = ", ".join(map(repr, again[:5])) + (", ..." if len(again) > 5 else "")
+        said.append(f"{len(again)} video(s) listed again ({shown}): explained once, the first row")
     return items
 
 

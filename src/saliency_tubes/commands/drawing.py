@@ -31,9 +31,11 @@ from ..video import BackgroundWriter, Frame, VideoInfo, iter_frames, prefetch
 from ..vocabulary import VIDEO_FORMATS
 from ..zoo import LoadedModel
 from .explaining import Explained
+from .model_line import corner_text, model_facts
 from .options import CompareOptions, ExplainOptions
 from .outputs import OutputFolder, Run, progress
-from .track import Summariser, Summary, TubeTrack, summarise
+from .sizing import fit, sized
+from .track import Summariser, Summary, TubeTrack, summarise, summarise_on_grid
 
 __all__ = [
     "GAP",
@@ -57,18 +59,30 @@ GAP = 4
 
 
 def slug(text: str) -> str:
-    """``text`` as a safe piece of a file name (runs of other characters become ``-``)."""
+    """``text`` as a safe piece of a file name (runs of other characters become ``-``); a
+    long one is cut to 80 characters plus a hash of the whole (file systems refuse names
+    over 255 bytes; the manifest keeps the full name)."""
+    import hashlib
     import re
 
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "class"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "class"
+    if len(safe) <= 80:
+        return safe
+    return f"{safe[:80]}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
 
 
 @dataclass
 class Product:
-    """Output videos drawn together from each source frame: ``draw(frame) -> {key: image}``."""
+    """Output videos drawn together from each source frame: ``draw(frame) -> {key: image}``.
+
+    ``size`` is the largest picture size it draws from (the source's, or smaller with
+    ``--max-side``): the frames are decoded at the largest size any product needs and
+    each product resizes them further where it draws smaller (:func:`~.sizing.sized`).
+    """
 
     stems: dict[str, str]  # key -> file stem
     draw: Callable[[Frame], dict[str, np.ndarray]]
+    size: tuple[int, int] | None = None
 
 
 def encode(
@@ -102,12 +116,14 @@ def encode(
             progress(info.num_frames, "render+encode", options.progress, unit="frame")
         )
         # Closed by the stack on any way out, so the decoding thread stops at once.
-        frames = stack.enter_context(closing(prefetch(iter_frames(video, info=info))))
+        sizes = [p.size for p in products if p.size is not None]
+        size = max(sizes, key=lambda hw: hw[0] * hw[1]) if sizes else None
+        frames = stack.enter_context(closing(prefetch(iter_frames(video, info=info, size=size))))
         for frame in frames:
             for p, product in enumerate(products):
                 for key, image in product.draw(frame).items():
-                    for writer in writers[(p, key)]:
-                        writer.write(image)
+                    for sink in writers[(p, key)]:
+                        sink.write(image)
             bar.update(1)
     return files
 
@@ -120,13 +136,17 @@ def summaries_first(
     Drawn videos give them as they are drawn (each frame's tube mapped onto its pixels
     once): a :class:`~saliency_tubes.commands.track.Summariser` for the drawing's ``look``,
     and placeholders until its ``build()``. ``--timeline`` needs them before the first
-    frame and without videos nothing is drawn: then they are computed here, in a pass of
-    their own (the "summarise" stage), and the Summariser is None.
+    frame: then they are computed here, in a pass of their own (the "summarise" stage),
+    and the Summariser is None. Without videos nothing needs the tubes on the source
+    pixels: they are summarised on the clip's grid (:func:`summarise_on_grid`, a cost
+    that does not grow with the source's size).
     """
     formats = [f for f in options.formats if f in VIDEO_FORMATS]
     if formats and not options.timeline:
         return formats, Summariser(info, tracks), [[None] * t.count for t in tracks]
     with run.stage("summarise"):
+        if not formats:
+            return formats, None, list(summarise_on_grid(info, tracks))
         return formats, None, list(summarise(info, tracks))
 
 
@@ -162,7 +182,10 @@ def panel(
 ) -> np.ndarray:
     """A heat or focus tube frame at the source size, nothing drawn over the picture (see
     :func:`labelled` for its caption); drawn on the saliency's device when it is a tensor
-    (the ``blur`` background always with numpy). ``label`` is unused (kept for callers)."""
+    (the ``blur`` background always with numpy); with ``--normalise frame`` the tube
+    stretched to the frame's own range first. ``label`` is unused (kept for callers)."""
+    if options.normalise == "frame":
+        saliency = render.stretch(saliency)
     if isinstance(saliency, torch.Tensor):
         if style == "heat" or options.background in DEVICE_BACKGROUNDS:
             frame = _on_device(image, saliency.device)
@@ -211,25 +234,76 @@ def caption_of(loaded: LoadedModel, label: str) -> str:
     return "\n".join(lines)
 
 
+def _scale_note(options: ExplainOptions) -> str:
+    """The caption line of ``--normalise frame`` (nothing for the video's scale)."""
+    return "\nper-frame scale" if options.normalise == "frame" else ""
+
+
+def _drawn(
+    frame: Frame,
+    hw: tuple[int, int],
+    saliency_at: Callable[[Frame], Any],
+    label: str,
+    options: ExplainOptions,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The picture, its heat and its focus panel at size ``hw``."""
+    at = sized(frame, hw)
+    saliency = saliency_at(at)
+    heat = panel(at.image, saliency, "heat", label, options)
+    return at.image, heat, panel(at.image, saliency, "focus", label, options)
+
+
 def _layouts(
-    image: np.ndarray, saliency: np.ndarray | torch.Tensor, label: str, options: ExplainOptions
+    frame: Frame,
+    saliency_at: Callable[[Frame], Any],
+    label: str,
+    options: ExplainOptions,
+    sizes: tuple[tuple[int, int], tuple[int, int]],
+    corner: str = "",
 ) -> dict[str, np.ndarray]:
     """What ``explain`` draws of one class on one frame, by layout: the heat and focus
-    videos are the source picture with the tube and nothing else; the side-by-side one has
-    the captions in strips above its three panels, a small gap between them."""
-    heat = panel(image, saliency, "heat", label, options)
-    focus = panel(image, saliency, "focus", label, options)
+    videos are the source picture with the tube and, unless ``--no-caption``, a small
+    ``corner`` label (model and caveats), at ``sizes[0]``; the side-by-side one has the
+    captions in strips above its three panels (at ``sizes[1]``), a small gap between them."""
     drawn: dict[str, np.ndarray] = {}
-    if "heat" in options.layouts:
-        drawn["heat"] = heat
-    if "focus" in options.layouts:
-        drawn["focus"] = focus
+    single = [layout for layout in ("heat", "focus") if layout in options.layouts]
+    if single:
+        image, heat, focus = _drawn(frame, sizes[0], saliency_at, label, options)
+        for key, img in (("heat", heat), ("focus", focus)):
+            if key in single:
+                drawn[key] = render.corner_label(img, corner) if options.caption else img
     if "side_by_side" in options.layouts:
+        if not single or sizes[1] != sizes[0]:
+            image, heat, focus = _drawn(frame, sizes[1], saliency_at, label, options)
         panels = labelled(
             [image, heat, focus], ["original", f"heat: {label}", f"focus: {label}"], options.caption
         )
         drawn["side_by_side"] = render.side_by_side(panels, gap=GAP)
     return drawn
+
+
+def _timeline_high(height: int) -> int:
+    """Rows of the timeline bar under an image ``height`` rows high."""
+    return int(np.clip(height // 10, 12, 40))
+
+
+def _with_timeline(hw: tuple[int, int], options: ExplainOptions) -> tuple[int, int]:
+    return (hw[0] + _timeline_high(hw[0]), hw[1]) if options.timeline else hw
+
+
+def _explain_sizes(
+    src_hw: tuple[int, int], label: str, options: ExplainOptions
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Panel sizes of the heat/focus videos and of the side-by-side one (``--max-side``)."""
+
+    def three(hw: tuple[int, int]) -> tuple[int, int]:
+        blank = np.zeros((*hw, 3), np.uint8)
+        labels = ["original", f"heat: {label}", f"focus: {label}"]
+        out = render.side_by_side(labelled([blank] * 3, labels, options.caption), gap=GAP)
+        return _with_timeline(out.shape[:2], options)
+
+    one = fit(src_hw, options.max_side, lambda hw: _with_timeline(hw, options))
+    return one, fit(src_hw, options.max_side, three)
 
 
 def _under(image: np.ndarray, strip: np.ndarray) -> np.ndarray:
@@ -238,7 +312,7 @@ def _under(image: np.ndarray, strip: np.ndarray) -> np.ndarray:
 
 def _timeline(image: np.ndarray, curve: TemporalCurve, frame: Frame, scale: float) -> np.ndarray:
     """``image`` with the curve's timeline bar (cursor at ``frame``) underneath."""
-    height = int(np.clip(image.shape[0] // 10, 12, 40))
+    height = _timeline_high(image.shape[0])
     current = min(frame.index, len(curve) - 1)
     strip = render.timeline_bar(curve, image.shape[1], height, current, scale=scale)
     return _under(image, strip)
@@ -263,17 +337,20 @@ def explain_product(
     """Class ``k``'s heat, focus and side-by-side videos (``LAYOUT_K_NAME``); ``summary``
     is needed only for the timeline."""
     name, score = e.names[k], e.scores[k]
-    label = caption_of(e.loaded, f"{name}  p={probability(score)}")
+    label = caption_of(e.loaded, f"{name}  p={probability(score)}") + _scale_note(options)
+    corner = corner_text(model_facts(e.loaded, e.method)) + _scale_note(options)
     stems = {layout: f"{layout}_{k + 1}_{slug(name)}" for layout in options.layouts}
     scale = _timeline_of([summary], options)
+    sizes = _explain_sizes(e.track.geometry.src_hw, label, options)
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:
-        drawn = _layouts(frame.image, look(e.track, k, frame), label, options)
+        drawn = _layouts(frame, lambda at: look(e.track, k, at), label, options, sizes, corner)
         if options.timeline and summary is not None:
             drawn = {key: _timeline(img, summary.curve, frame, scale) for key, img in drawn.items()}
         return drawn
 
-    return Product(stems, draw)
+    single = any(layout in options.layouts for layout in ("heat", "focus"))
+    return Product(stems, draw, sizes[0] if single else sizes[1])
 
 
 def grid_product(
@@ -286,18 +363,27 @@ def grid_product(
     are needed only for the timeline)."""
     cols = options.cols if options.cols is not None else render.grid_columns(len(panels))
     scale = _timeline_of([s for _, _, _, s in panels], options)
+    labels = [label + _scale_note(options) for _, _, label, _ in panels]
+
+    def compose(hw: tuple[int, int]) -> tuple[int, int]:
+        blank = np.zeros((*_with_timeline(hw, options), 3), np.uint8)
+        out = render.grid(labelled([blank] * len(panels), labels, options.caption), cols, gap=GAP)
+        return out.shape[0], out.shape[1]
+
+    size = fit(panels[0][0].geometry.src_hw, options.max_side, compose)
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:
         images = []
+        frame = sized(frame, size)
         for track, k, label, summary in panels:
             image = panel(frame.image, look(track, k, frame), options.style, label, options)
             if options.timeline and summary is not None:
                 image = _timeline(image, summary.curve, frame, scale)
             images.append(image)
-        images = labelled(images, [label for _, _, label, _ in panels], options.caption)
+        images = labelled(images, labels, options.caption)
         return {"grid": render.grid(images, cols, gap=GAP)}
 
-    return Product({"grid": stem}, draw)
+    return Product({"grid": stem}, draw, size)
 
 
 def contrast_product(
@@ -310,7 +396,15 @@ def contrast_product(
 ) -> Product:
     """The contrastive tube over the frame, captioned ``label``, with its colour bar under it."""
 
+    def compose(hw: tuple[int, int]) -> tuple[int, int]:
+        (image,) = labelled([np.zeros((*hw, 3), np.uint8)], [label], options.caption)
+        out = _under(image, render.contrast_legend(image.shape[1], names))
+        return out.shape[0], out.shape[1]
+
+    size = fit(track.geometry.src_hw, options.max_side, compose)
+
     def draw(frame: Frame) -> dict[str, np.ndarray]:
+        frame = sized(frame, size)
         saliency = look(track, 0, frame)
         if isinstance(saliency, torch.Tensor):
             saliency = saliency.cpu().numpy()
@@ -318,7 +412,7 @@ def contrast_product(
         (image,) = labelled([image], [label], options.caption)
         return {"contrast": _under(image, render.contrast_legend(image.shape[1], names))}
 
-    return Product({"contrast": stem}, draw)
+    return Product({"contrast": stem}, draw, size)
 
 
 def plot(

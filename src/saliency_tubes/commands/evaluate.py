@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -291,7 +292,12 @@ def evaluate_video(
     """
     options = options or EvaluateOptions()
     options.check()
-    protocol = options.protocol
+    if loaded.plain_callable:
+        raise InputError(
+            f"expected an nn.Module for evaluate (its sanity check randomises the model's "
+            f"layers), but {loaded.name} is a plain callable; explain it with explain, batch "
+            "or compare, or give the factory's network itself"
+        )
     info = probe(video, min_frames=2) if info is None else check_min_frames(info, 2)
     truth = load_ground_truth(ground_truth, info.num_frames, info.size)
     preset = loaded.preset
@@ -304,76 +310,97 @@ def evaluate_video(
             f"({indices.tolist()}), but it covers none; annotate those frames or more of them"
         )
 
-    def work(run: Run) -> dict[str, Any]:
-        run.say(f"reading {preset.frames} frames of {info.path}")
-        meter = Meter(run.say, options.progress, first=("select the class", 2))
-        try:
-            with run.stage("explain"):
-                model = loaded.model
-                device = model_device(model) or torch.device("cpu")
-                clip = prep(read_frames(run.video, indices, info=info))[None].to(device)
-                base = make_substrate(clip, protocol.substrate)
-                meter.start()
-                chosen = select_target(loaded, clip, base, options.classes)
-                meter.advance(2)
-                target = chosen.target
-                name = loaded.categories[target] if loaded.categories else str(target)
-            n_rows = len(options.methods) + len(options.baselines)
-            run.say(
-                f"scoring {n_rows} tubes of class {name!r} (p={probability(chosen.probability, 3)})"
-            )
-            with run.stage("score"):
-                scores = score_rows(
-                    loaded,
-                    clip,
-                    mask,
-                    target,
-                    methods=options.methods,
-                    interpolation=options.interpolation,
-                    baselines=options.baselines,
-                    units=options.units,
-                    protocol=protocol,
-                    cascade=options.cascade,  # type: ignore[arg-type]
-                    substrate=base,
-                    ends=chosen.ends,
-                    batch_size=options.batch_size,
-                    max_bytes=_max_bytes(clip),
-                    progress=meter,
-                )
-        finally:
-            meter.close()
-        with run.stage("write"):
-            files = _video_plots(run.outputs, scores, f"{loaded.name}: {name}")
-        record = manifest.evaluate(
-            info,
-            loaded,
-            truth,
-            mask,
-            (target, name, chosen.probability),
-            indices,
-            clip.shape[2:],
-            protocol,
-            options.interpolation,
-            scores,
-            files,
-        )
-        forwards = meter.forwards or scores.forwards
-        record["evaluation"] = {
-            "methods": list(options.methods),
-            "baselines": list(options.baselines),
-            "units": list(options.units),
-            "cascade": options.cascade,
-            "sanity_steps": scores.steps,
-            "forwards": {**forwards.as_dict(), "run": meter.done},
-            "seconds_per_forward_estimate": json_number(meter.per_forward),
-            "definitions": DEFINITIONS,
-        }
-        return record
-
+    sampling = (indices, prep)
+    work = partial(
+        _evaluate_work, loaded=loaded, options=options, truth=truth, mask=mask, sampling=sampling
+    )
     record, run = produce(
         video, out_dir, work, info=info, on_stage=on_stage, manifest_name="report.json"
     )
     return CommandResult.of("evaluate", record, run)
+
+
+def _evaluate_work(
+    run: Run,
+    loaded: LoadedModel,
+    options: EvaluateOptions,
+    truth: Any,
+    mask: torch.Tensor,
+    sampling: tuple[np.ndarray, Any],
+) -> dict[str, Any]:
+    """evaluate's work in its output folder (see :func:`evaluate_video`): ``sampling`` is
+    the clip's frame indices and preprocessing."""
+    info, protocol, preset = run.info, options.protocol, loaded.preset
+    indices, prep = sampling
+    run.say(f"reading {preset.frames} frames of {info.path}")
+    meter = Meter(run.say, options.progress, first=("select the class", 2))
+    try:
+        with run.stage("explain"):
+            model = loaded.model
+            device = model_device(model) or torch.device("cpu")
+            clip = prep(read_frames(run.video, indices, info=info))[None].to(device)
+            base = make_substrate(clip, protocol.substrate)
+            meter.start()
+            chosen = select_target(loaded, clip, base, options.classes)
+            meter.advance(2)
+            target = chosen.target
+            name = loaded.categories[target] if loaded.categories else str(target)
+        n_rows = len(options.methods) + len(options.baselines)
+        run.say(
+            f"scoring {n_rows} tubes of class {name!r} (p={probability(chosen.probability, 3)})"
+        )
+        with run.stage("score"):
+            scores = score_rows(
+                loaded,
+                clip,
+                mask,
+                target,
+                methods=options.methods,
+                interpolation=options.interpolation,
+                baselines=options.baselines,
+                units=options.units,
+                protocol=protocol,
+                cascade=options.cascade,  # type: ignore[arg-type]
+                substrate=base,
+                ends=chosen.ends,
+                batch_size=options.batch_size,
+                max_bytes=_max_bytes(clip),
+                progress=meter,
+            )
+    finally:
+        meter.close()
+    with run.stage("write"):
+        files = _video_plots(run.outputs, scores, f"{loaded.name}: {name}")
+    record = manifest.evaluate(
+        info,
+        loaded,
+        truth,
+        mask,
+        (target, name, chosen.probability),
+        indices,
+        clip.shape[2:],
+        protocol,
+        options.interpolation,
+        scores,
+        files,
+    )
+    record["evaluation"] = _evaluation(options, scores, meter)
+    return record
+
+
+def _evaluation(options: EvaluateOptions, scores: Any, meter: Meter) -> dict[str, Any]:
+    """The report's ``evaluation`` entry: what was scored, the forwards, the definitions."""
+    forwards = meter.forwards or scores.forwards
+    return {
+        "methods": list(options.methods),
+        "baselines": list(options.baselines),
+        "units": list(options.units),
+        "cascade": options.cascade,
+        "sanity_steps": scores.steps,
+        "forwards": {**forwards.as_dict(), "run": meter.done},
+        "seconds_per_forward_estimate": json_number(meter.per_forward),
+        "definitions": DEFINITIONS,
+    }
 
 
 def _step_label(step: int, shown: list[int], layers: list[str]) -> str:

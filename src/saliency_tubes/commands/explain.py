@@ -56,6 +56,7 @@ def explain_video(
     """
     options = options or ExplainOptions()
     options.check()
+    info = explaining.source_info(video, info, options)
     summaries: list[Any] = []
     explained: list[explaining.Explained] = []
 
@@ -80,36 +81,44 @@ def explain_video(
                     f"to {', '.join(formats)}"
                 )
                 look = summariser.look if summariser is not None else saliency_of
-                products = [
-                    explain_product(e, k, tubes[k], options, look) for k in range(len(e.classes))
-                ]
+                products = [explain_product(e, k, t, options, look) for k, t in enumerate(tubes)]
                 files.update(encode(run.video, info, outputs, products, formats, options))
                 if summariser is not None:
                     (tubes,) = summariser.build()
             summaries.append(tubes)
             if "plot" in options.formats:
-                files["plot"] = [
-                    plot(
-                        outputs,
-                        f"temporal_{k + 1}_{slug(name)}.png",
-                        [(name, summary.curve)],
-                        f"{loaded.name}: {name} (p={probability(score)}), temporal importance",
-                        e.sampled(),
-                    )
-                    for k, (name, score, summary) in enumerate(
-                        zip(e.names, e.scores, tubes, strict=True)
-                    )
-                ]
+                files["plot"] = _plots(outputs, loaded.name, e, tubes)
         layouts = {"layouts": list(options.layouts)}
         record = manifest.one_model("explain", info, e, options, tubes, npy, layouts, files)
         if "html" in options.formats:
             with run.stage("write"):
-                files["html"] = write_report(
-                    outputs, run.video, info, e, tubes, options, record, embed=options.embed
-                )
+                files["html"] = _report(run, e, tubes, options, record)
         return record
 
     record, run = produce(
         video, out_dir, work, info=info, manifest_extra=manifest_extra, on_stage=on_stage
     )
     return CommandResult.of("explain", record, run, list(zip(explained, summaries, strict=True)))
+
+
+def _plots(outputs: Any, model: str, e: explaining.Explained, tubes: list[Any]) -> list[str]:
+    """One temporal-importance plot per class: ``temporal_K_NAME.png``."""
+    return [
+        plot(
+            outputs,
+            f"temporal_{k + 1}_{slug(name)}.png",
+            [(name, summary.curve)],
+            f"{model}: {name} (p={probability(score)}), temporal importance",
+            e.sampled(),
+        )
+        for k, (name, score, summary) in enumerate(zip(e.names, e.scores, tubes, strict=True))
+    ]
+
+
+def _report(
+    run: Run, e: explaining.Explained, tubes: list[Any], options: ExplainOptions, record: Any
+) -> list[str]:
+    """``report.html`` of the explanation (see :func:`~.report.write_report`)."""
+    return write_report(
+        run.outputs, run.video, run.info, e, tubes, options, record, embed=options.embed
+    )

@@ -42,13 +42,21 @@ from ..hooks import model_device
 from ..methods import Explainer, select_classes
 from ..methods.base import ClassSpec
 from ..resources import check_clip
-from ..video import Preprocess, VideoInfo, iter_frames, sample_uniform, sliding_windows
+from ..video import (
+    Preprocess,
+    VideoInfo,
+    iter_frames,
+    probe,
+    sample_uniform,
+    segment,
+    sliding_windows,
+)
 from ..zoo import LoadedModel
 from .options import ExplainOptions
 from .outputs import Say, progress
 from .track import TubeTrack, Window
 
-__all__ = ["Explained", "Plan", "decode_windows", "explain", "plan"]
+__all__ = ["Explained", "Plan", "decode_windows", "explain", "plan", "source_info"]
 
 
 @dataclass
@@ -112,14 +120,25 @@ class Explained:
         return sorted({int(i) for win in self.windows for i in win.indices})
 
 
+def source_info(
+    video: str | Path, info: VideoInfo | None, options: ExplainOptions
+) -> VideoInfo | None:
+    """``info``, or the segment ``options.start`` to ``options.end`` of the video."""
+    if options.start is None and options.end is None:
+        return info
+    whole = info if info is not None else probe(video, min_frames=2)
+    return segment(whole, options.start, options.end)
+
+
 def _is_topk(spec: ClassSpec) -> bool:
     return isinstance(spec, str) and re.fullmatch(r"top\d+", spec.strip().lower()) is not None
 
 
-def _method(loaded: LoadedModel, method: str) -> str:
+def method_of(loaded: LoadedModel, method: str) -> str:
+    """The method ``--method`` names for ``loaded`` (``auto``: the adapter's choice)."""
     if method != "auto":
         return method
-    return loaded.adapter.default_method if loaded.adapter is not None else "cam"
+    return loaded.default_method
 
 
 def plan(
@@ -145,7 +164,7 @@ def plan(
     )
     return Plan(
         loaded=loaded,
-        method=_method(loaded, options.method),
+        method=method_of(loaded, options.method),
         windows=[Window(indices=ix, times=info.timestamps[ix]) for ix in index_sets],
         preprocess=loaded.preset.preprocess(),
         classes=options.classes,

@@ -45,6 +45,9 @@ __all__ = [
 DEFINITIONS = {
     "temporal": temporal.DEFINITION,
     "stats": STATS_DEFINITION,
+    "measured_on": "each source frame's tube is measured on the source pixels ('source "
+    "frames': what the videos draw) or, when no video is drawn, on the clip's grid ('clip "
+    "grid': the covering windows blended before the resize; spread in fractions of the clip)",
     "mp4_size": "H.264 in yuv420p (what browsers play) needs an even height and width: an odd "
     "one gets its last row or column repeated once in .mp4 outputs; .gif and PNG frames keep "
     "the exact size",
@@ -67,7 +70,20 @@ def versions() -> dict[str, str]:
 
 def video_facts(info: VideoInfo) -> dict[str, Any]:
     """The source video: path, upright size, frame count, frame rate, duration, codec, and
-    the rotation its display matrix asked for (the frames were turned upright by it)."""
+    the rotation its display matrix asked for (the frames were turned upright by it); for
+    a segment (``--start``/``--end``) the whole file's facts and ``segment``: its first
+    frame in the file, its frame count, the times of its first and last frames and the
+    times asked for. Frame indices elsewhere in the manifest count from its first frame."""
+    if info.whole is not None:
+        facts = video_facts(info.whole)
+        facts["segment"] = {
+            "first_frame": info.first,
+            "num_frames": info.num_frames,
+            "first_time": float(info.timestamps[0]),
+            "last_time": float(info.timestamps[-1]),
+            "duration": info.duration,
+        }
+        return facts
     return {
         "path": str(info.path),
         "width": info.width,
@@ -155,6 +171,7 @@ def tubes_entries(
             "npy": {"file": npy, "index": k} if npy else None,
             "stats": summary.stats.to_dict(),
             "temporal": summary.curve.to_dict(),
+            "measured_on": summary.measured_on,
         }
         for k, (cls, summary) in enumerate(zip(classes_entry(e), summaries, strict=True))
     ]
@@ -170,9 +187,13 @@ def options_entry(options: ExplainOptions, loaded: LoadedModel) -> dict[str, Any
         "opacity": options.opacity,
         "floor": options.floor,
         "background": options.background,
+        "normalise": options.normalise,
         "formats": list(options.formats),
         "timeline": options.timeline,
         "encoder": {"codec": "libx264", "crf": options.crf, "preset": options.preset},
+        "max_side": options.max_side,
+        "start": options.start,
+        "end": options.end,
         "device": _device(loaded),
     }
 

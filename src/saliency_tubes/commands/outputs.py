@@ -39,6 +39,7 @@ from ..video import (
     check_min_frames,
     probe,
 )
+from .lock import folder_lock
 
 __all__ = ["OutputFolder", "Run", "Say", "output_folder", "produce", "progress", "recover_staging"]
 
@@ -99,19 +100,13 @@ class OutputFolder:
     ) -> str:
         """Write a float32 ``.npy`` of ``shape`` from ``parts`` along its first axis.
 
-        The array is filled through a memory map, one part at a time (a window's tubes,
-        say), so it is never whole in memory.
+        The parts are written one at a time (a window's tubes, say), so the array is never
+        whole in memory; a full disk is an ``OSError`` (ENOSPC), as with any write.
         """
         path = self.claim(name)
         partial = path.with_name(f".{path.name}.partial")
         try:
-            array = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape)
-            start = 0
-            for part in parts:
-                array[start : start + len(part)] = part
-                start += len(part)
-            array.flush()
-            del array
+            write_npy_parts(partial, shape, parts)
             os.replace(partial, path)
         finally:
             partial.unlink(missing_ok=True)
@@ -196,6 +191,26 @@ class OutputFolder:
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
+def write_npy_parts(path: Path, shape: tuple[int, ...], parts: Iterable[np.ndarray]) -> None:
+    """Write a float32 C-order ``.npy`` of ``shape`` at ``path`` from ``parts`` (along the
+    first axis) with plain writes: no memory map, whose full disk would be a SIGBUS."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+              "fortran_order": False, "shape": tuple(int(n) for n in shape)}  # fmt: skip
+    rows = 0
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_2_0(fh, header)
+        for part in parts:
+            block = np.ascontiguousarray(part, dtype=np.float32)
+            if block.shape[1:] != tuple(shape[1:]) or rows + len(block) > shape[0]:
+                raise ValueError(f"expected parts of an array of shape {shape}, got {block.shape}")
+            fh.write(block.data.cast("B"))
+            rows += len(block)
+        if rows != shape[0]:
+            raise ValueError(f"expected {shape[0]} rows for an array of shape {shape}, got {rows}")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def recover_staging(folder: Path) -> None:
     """Clean up after a run that was killed (no ``finally`` ran) with ``folder`` as its
     ``--out``: each hidden staging folder is removed, after the earlier files a commit under
@@ -261,15 +276,29 @@ def output_folder(out_dir: str | Path) -> Iterator[OutputFolder]:
     claimed (the manifest) last. If the block raises (errors and interrupts alike), the
     writers are aborted and the staging folder removed, and ``out_dir`` too when this call
     created it: files already there stay as they were. A failed write (``OSError``: a full
-    disk, a permission) becomes one :class:`~saliency_tubes.InputError` line.
+    disk, a permission) becomes one :class:`~saliency_tubes.InputError` line. Meanwhile the
+    run holds ``out_dir``'s lock (:func:`~saliency_tubes.commands.lock.folder_lock`: a second
+    run on it fails at once with one line), and first cleans up the staging folders that a
+    killed run left there (:func:`recover_staging`).
     """
     out = Path(out_dir)
     created = _prepare(out)
-    try:
-        outputs = OutputFolder(out)
-    except OSError as exc:
-        _unmake(created)
-        raise _write_error(out, exc) from None
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(folder_lock(out))
+            recover_staging(out)  # what a killed run left (no live run owns it: the lock)
+            outputs = OutputFolder(out)
+        except BaseException as exc:
+            _unmake(created)
+            if isinstance(exc, OSError):
+                raise _write_error(out, exc) from None
+            raise
+        yield stack.enter_context(_staged(outputs, out, created))
+
+
+@contextmanager
+def _staged(outputs: OutputFolder, out: Path, created: list[Path]) -> Iterator[OutputFolder]:
+    """Yield ``outputs``; commit them when the block ends, clean up when it raises."""
     try:
         yield outputs
         outputs.commit(last=outputs.names[-1] if outputs.names else None)

@@ -9,6 +9,7 @@ Each function turns one string into the value an option object takes, or raises 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,7 @@ def class_spec(text: str) -> Any:
     items = [s.strip() for s in text.split(",") if s.strip()]
     if not items:
         raise InputError("expected top3, an index, a name, or a comma-separated list")
-    return [int(s) if s.lstrip("-").isdigit() else s for s in items]
+    return [int(s) if re.fullmatch(r"-?[0-9]+", s) else s for s in items]
 
 
 def windows(text: str | None) -> tuple[int, int] | None:
@@ -152,9 +153,13 @@ def render_settings(params: Mapping[str, Any]) -> dict[str, Any]:
         "background": params["background"],
         "formats": names(params["formats"]),
         "caption": not params["no_caption"],
+        "normalise": params.get("normalise") or "video",
         "timeline": params["timeline"],
         "progress": not params["quiet"],
         "embed": bool(params.get("embed", False)),
         "crf": params["crf"],
         "preset": params["x264_preset"],
+        "max_side": params.get("max_side"),
+        "start": params.get("start"),
+        "end": params.get("end"),
     }

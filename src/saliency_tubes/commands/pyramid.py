@@ -9,6 +9,7 @@ and ``manifest.json``; on any error every file written is removed again.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,68 +85,78 @@ def pyramid_video(
     options = options or PyramidOptions()
     options.check()
 
-    def work(run: Run) -> dict[str, Any]:
-        info, outputs, say = run.info, run.outputs, run.say
-        with run.stage("explain"):
-            frames = options.frames or loaded.preset.frames
-            size = loaded.preset.size
-            check_clip(
-                frames,
-                size,
-                "a pyramid of",
-                f"use fewer --frames (the preset's is {loaded.preset.frames})",
-            )
-            indices = sample_uniform(info.num_frames, frames)
-            say(f"reading {len(indices)} of the video's {info.num_frames} frames (one clip)")
-            preprocess = loaded.preset.preprocess()
-            clip = preprocess(read_frames(run.video, indices, info=info))[None]
-            say(f"back-stepping from the class with threshold {options.threshold:g}")
-            built = class_feature_pyramid(
-                loaded.model,
-                clip.to(model_device(loaded.model) or "cpu"),
-                options.target,
-                depth=options.depth,
-                threshold=options.threshold,
-                top_n=options.top_n,
-                layers=list(options.layers) if options.layers else None,
-                layer=_pooled_layer(loaded),
-                classifier=loaded.classifier,
-                categories=loaded.categories,
-            )
-        with run.stage("write"):
-            rows = render.drawn_nodes(built, options.per_level)
-            drawn = [n for row in rows for n in row]
-            written = list(built.nodes.values()) if options.all_tubes else drawn
-            say(f"{len(built.nodes)} nodes; writing {len(written)} tube(s), the figure and JSON")
-            tubes = built.tubes([n.id for n in written])
-            frames = render.display_frames(clip, preprocess)
-            t = render.representative_frame(tubes[ROOT])
-            note = "(random weights, untrained)" if loaded.random_weights else ""
-            if loaded.caveat:
-                note = f"{note} ({loaded.caveat})".strip()
-            figure = render.draw_pyramid(
-                built, frames, per_level=options.per_level, frame_index=t, tubes=tubes, note=note
-            )
-            files: dict[str, list[str]] = {
-                "json": [outputs.write_json("pyramid.json", built.to_dict())],
-                "png": [outputs.write_bytes("pyramid.png", render.png_bytes(figure))],
-            }
-            outputs.folder("tubes")
-            tube_files = {
-                node.id: outputs.save_npy(
-                    _tube_name(node), tubes[node.id].cpu().numpy().astype(np.float32)
-                )
-                for node in written
-            }
-            files["npy"] = list(tube_files.values())
-            if options.gif:
-                writer, name = outputs.video("pyramid.gif", fps=8)
-                with writer:
-                    for image in render.heat_grid_frames(built, frames, rows, tubes):
-                        writer.write(image)
-                files["gif"] = [name]
-        ids = [[n.id for n in row] for row in rows]
-        return manifest.pyramid(info, loaded, built, options, indices, t, ids, tube_files, files)
-
+    work = partial(_pyramid_work, loaded=loaded, options=options)
     record, run = produce(video, out_dir, work, info=info, on_stage=on_stage)
     return CommandResult.of("pyramid", record, run)
+
+
+def _built(run: Run, loaded: LoadedModel, options: PyramidOptions) -> tuple[Any, Any, Any, Any]:
+    """Read one clip and back-step from the class: ``(pyramid, clip, preprocess, indices)``."""
+    info, say = run.info, run.say
+    frames = options.frames or loaded.preset.frames
+    size = loaded.preset.size
+    check_clip(
+        frames,
+        size,
+        "a pyramid of",
+        f"use fewer --frames (the preset's is {loaded.preset.frames})",
+    )
+    indices = sample_uniform(info.num_frames, frames)
+    say(f"reading {len(indices)} of the video's {info.num_frames} frames (one clip)")
+    preprocess = loaded.preset.preprocess()
+    clip = preprocess(read_frames(run.video, indices, info=info))[None]
+    say(f"back-stepping from the class with threshold {options.threshold:g}")
+    built = class_feature_pyramid(
+        loaded.model,
+        clip.to(model_device(loaded.model) or "cpu"),
+        options.target,
+        depth=options.depth,
+        threshold=options.threshold,
+        top_n=options.top_n,
+        layers=list(options.layers) if options.layers else None,
+        layer=_pooled_layer(loaded),
+        classifier=loaded.classifier,
+        categories=loaded.categories,
+    )
+    return built, clip, preprocess, indices
+
+
+def _pyramid_work(run: Run, loaded: LoadedModel, options: PyramidOptions) -> dict[str, Any]:
+    """pyramid's work in its output folder (see :func:`pyramid_video`)."""
+    info, outputs, say = run.info, run.outputs, run.say
+    with run.stage("explain"):
+        built, clip, preprocess, indices = _built(run, loaded, options)
+    with run.stage("write"):
+        rows = render.drawn_nodes(built, options.per_level)
+        drawn = [n for row in rows for n in row]
+        written = list(built.nodes.values()) if options.all_tubes else drawn
+        say(f"{len(built.nodes)} nodes; writing {len(written)} tube(s), the figure and JSON")
+        tubes = built.tubes([n.id for n in written])
+        pictures = render.display_frames(clip, preprocess)
+        t = render.representative_frame(tubes[ROOT])
+        note = "(random weights, untrained)" if loaded.random_weights else ""
+        if loaded.caveat:
+            note = f"{note} ({loaded.caveat})".strip()
+        figure = render.draw_pyramid(
+            built, pictures, per_level=options.per_level, frame_index=t, tubes=tubes, note=note
+        )
+        files: dict[str, list[str]] = {
+            "json": [outputs.write_json("pyramid.json", built.to_dict())],
+            "png": [outputs.write_bytes("pyramid.png", render.png_bytes(figure))],
+        }
+        outputs.folder("tubes")
+        tube_files = {
+            node.id: outputs.save_npy(
+                _tube_name(node), tubes[node.id].cpu().numpy().astype(np.float32)
+            )
+            for node in written
+        }
+        files["npy"] = list(tube_files.values())
+        if options.gif:
+            writer, name = outputs.video("pyramid.gif", fps=8)
+            with writer:
+                for image in render.heat_grid_frames(built, pictures, rows, tubes):
+                    writer.write(image)
+            files["gif"] = [name]
+    ids = [[n.id for n in row] for row in rows]
+    return manifest.pyramid(info, loaded, built, options, indices, t, ids, tube_files, files)

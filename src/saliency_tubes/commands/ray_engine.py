@@ -243,10 +243,7 @@ def _collect(
             ) from exc
         row = pickle.loads(record["row"])
         if _FATAL in row:
-            raise InputError(
-                f"expected the Ray actors to load the model, but got {row[_FATAL]}; "
-                "load it with saliency-tubes explain on one video first"
-            )
+            raise InputError(f"{row[_FATAL]} (on the Ray actors)")
         came.add(row["video_id"])
         finished(row)
 

@@ -1,6 +1,6 @@
 """``report.html``: one self-contained, offline page to look at an explanation.
 
-The page (:data:`~saliency_tubes.commands.report_page.PAGE`) plays the source video and
+The page (:func:`~saliency_tubes.commands.report_page.report_page`) plays the source video and
 draws the tube over it on a canvas in sync with playback: each class's tube is stored at
 every source frame on a coarse grid over the region the model saw (at most
 :data:`GRID` cells on the long side, uint8, deflate-compressed, base64) and resized by the
@@ -14,10 +14,8 @@ source), or embedded with ``embed=True``.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import os
-import re
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,9 +29,11 @@ from .. import render
 from ..numbers import probability
 from ..video import VideoInfo, iter_frames
 from .explaining import Explained
+from .model_line import caveats, model_words
 from .options import ExplainOptions
 from .outputs import OutputFolder
-from .report_page import PAGE
+from .report_facts import report_facts
+from .report_page import report_page
 from .track import Summary, TubeTrack
 
 __all__ = ["GRID", "MAX_MAPS", "PLAYABLE", "json_for_script", "report_data", "write_report"]
@@ -46,14 +46,19 @@ MAX_MAPS = 3000
 PLAYABLE = (".mp4", ".m4v", ".webm", ".mov")
 
 
-def _maps(track: TubeTrack, k: int, info: VideoInfo, grid: tuple[int, int], step: int) -> str:
+def _maps(
+    track: TubeTrack, k: int, info: VideoInfo, grid: tuple[int, int], step: int, per_frame: bool
+) -> str:
     """Tube ``k`` at every ``step``-th source frame on ``grid``, uint8 (a signed track's
-    ``[-1, 1]`` as ``(s + 1) / 2``), delta-coded in time, deflated, base64."""
+    ``[-1, 1]`` as ``(s + 1) / 2``; with ``per_frame`` an unsigned one stretched to each
+    frame's range), delta-coded in time, deflated, base64."""
     out = np.empty((len(range(0, info.num_frames, step)), *grid), dtype=np.uint8)
     for j, f in enumerate(range(0, info.num_frames, step)):
         m = np.nan_to_num(track.grid(k, float(info.timestamps[f]))).astype(np.float32)
         if track.signed:
             m = (m + 1.0) / 2.0
+        elif per_frame:
+            m = np.asarray(render.stretch(m))
         small = Image.fromarray(m, mode="F").resize((grid[1], grid[0]), Image.Resampling.BILINEAR)
         out[j] = np.rint(np.clip(np.asarray(small), 0.0, 1.0) * 255.0).astype(np.uint8)
     # Each map as its difference from the previous one (mod 256): consecutive frames differ
@@ -62,25 +67,15 @@ def _maps(track: TubeTrack, k: int, info: VideoInfo, grid: tuple[int, int], step
     return base64.b64encode(zlib.compress(deltas.tobytes(), 9)).decode("ascii")
 
 
-def _facts(manifest: dict[str, Any]) -> list[tuple[str, Any]]:
-    model = manifest.get("model", {})
-    source = manifest.get("source", {})
-    facts: list[tuple[str, Any]] = [
-        ("model", model.get("name")),
-        ("weights", model.get("weights")),
-        ("weights source", model.get("weights_source")),
-        ("random weights", "yes (untrained)" if model.get("random_weights") else "no"),
-        ("method", manifest.get("method")),
-        ("layer", model.get("layer")),
-        ("video", source.get("path")),
-    ]
-    facts += [(f"video {k}", v) for k, v in source.items() if k != "path"]
-    facts += [(f"option {k}", v) for k, v in manifest.get("options", {}).items()]
-    return [(k, v) for k, v in facts if v is not None]
-
-
 def _entry(
-    label: str, track: TubeTrack, k: int, summary: Summary, info: VideoInfo, grid: Any, step: int
+    label: str,
+    track: TubeTrack,
+    k: int,
+    summary: Summary,
+    info: VideoInfo,
+    grid: Any,
+    step: int,
+    per_frame: bool = False,
 ) -> dict[str, Any]:
     curve = summary.curve
     return {
@@ -89,7 +84,7 @@ def _entry(
         "curve_mean": np.round(np.nan_to_num(curve.mean), 4).tolist(),
         "curve_max": np.round(np.nan_to_num(curve.max), 4).tolist(),
         "key_frames": curve.key_frames.tolist(),
-        "maps": _maps(track, k, info, grid, step),
+        "maps": _maps(track, k, info, grid, step, per_frame),
     }
 
 
@@ -109,21 +104,19 @@ def report_data(
     scale = GRID / max(h, w)
     grid = (max(1, round(h * scale)), max(1, round(w * scale))) if scale < 1 else (h, w)
     step = max(1, -(-info.num_frames // MAX_MAPS))
+    per_frame = options.normalise == "frame"
     classes = [
-        _entry(f"{name} (p={probability(score)})", e.track, k, summary, info, grid, step)
+        _entry(f"{name} (p={probability(score)})", e.track, k, summary, info, grid, step, per_frame)
         for k, (name, score, summary) in enumerate(zip(e.names, e.scores, summaries, strict=True))
     ]
     if contrast is not None:
         label, track, summary = contrast
         classes.append(_entry(label, track, 0, summary, info, grid, step))
-    warning = []
-    if e.loaded.random_weights:
-        warning.append("random weights (untrained): these tubes explain an untrained network")
-    if e.loaded.caveat:
-        warning.append(e.loaded.caveat)
+    facts = manifest.get("model") or {}
     return {
         "title": f"{Path(str(info.path)).name}: {e.loaded.name} ({e.method})",
-        "warning": "; ".join(warning),
+        "warning": "; ".join(caveats(facts)),
+        "model": model_words(facts),
         "video": {
             "src": video_src,
             "fps": float(info.fps),
@@ -142,7 +135,8 @@ def report_data(
         "diverging": render.colormap(render.DIVERGING).reshape(-1).tolist(),
         "floor": float(options.floor),
         "classes": classes,
-        "facts": _facts(manifest),
+        "facts": report_facts(manifest),
+        "scale": render.FRAME_NOTE if per_frame else "",
     }
 
 
@@ -159,7 +153,10 @@ def _finite(value: Any) -> Any:
 
 def json_for_script(data: dict[str, Any]) -> str:
     """JSON that cannot end its ``<script>`` element nor open a comment or tag."""
-    text = json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:  # most data hold no NaN: one pass, without copying it
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
@@ -202,12 +199,7 @@ def write_report(
     """Write ``report.html`` (and ``source.mp4`` when needed); their relative names."""
     src, copy = _video_src(video, info, outputs, embed, options)
     data = report_data(info, e, summaries, options, manifest, src, contrast)
-    values = {
-        "VIDEO": html.escape(src, quote=True),
-        "OPACITY": f"{options.opacity:g}",
-        "DATA": json_for_script(data),
-    }
     # One pass: a value (a file name, say) holding a placeholder is never filled again.
-    page = re.sub(r"__(VIDEO|OPACITY|DATA)__", lambda m: values[m.group(1)], PAGE)
+    page = report_page(src, options.opacity, json_for_script(data))
     written = [outputs.write_bytes("report.html", page.encode("utf-8"))]
     return written + ([copy] if copy else [])

@@ -27,6 +27,8 @@ class TubeResult:
         score: its probability (the mean softmax over the windows).
         stats: how concentrated the tube is on the source frames.
         curve: its temporal importance curve on the source frames (with key frames).
+        measured_on: each frame's tube measured on the source pixels (``"source
+            frames"``) or on the clip's grid (``"clip grid"``, when no video was drawn).
     """
 
     model: str
@@ -35,6 +37,7 @@ class TubeResult:
     score: float
     stats: TubeStats
     curve: TemporalCurve
+    measured_on: str = "source frames"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,13 @@ class CommandResult:
         """How many output files were written, the manifest (or report) not counted."""
         return sum(len(v) for kind, v in self.files.items() if kind != "report")
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the classes and their numbers, and the side-by-side video (or the
+        figure) already written, embedded when small (nothing recomputed)."""
+        from .display import result_html
+
+        return result_html(self)
+
     @classmethod
     def of(
         cls,
@@ -84,7 +94,9 @@ class CommandResult:
             listed = [names] if isinstance(names, str) else list(names)
             files[kind] = [root / name for name in listed]
         tubes = [
-            TubeResult(e.loaded.name, c, n, float(s), summary.stats, summary.curve)
+            TubeResult(
+                e.loaded.name, c, n, float(s), summary.stats, summary.curve, summary.measured_on
+            )
             for e, summaries in explained
             for c, n, s, summary in zip(e.classes, e.names, e.scores, summaries, strict=True)
         ]

@@ -29,9 +29,18 @@ from ..metrics.concentration import StatsBuilder, TubeStats
 from ..normalise import by_magnitude, minmax
 from ..temporal import CurveBuilder, TemporalCurve
 from ..upsample import upsample
-from ..video import Frame, Geometry, SourceSampler, TimedTube, VideoInfo, blend, covering
+from ..video import Frame, Geometry, SourceSampler, TimedTube, TubeMapper, VideoInfo
 
-__all__ = ["Summariser", "Summary", "TubeTrack", "Window", "summarise"]
+__all__ = [
+    "ON_GRID",
+    "ON_SOURCE",
+    "Summariser",
+    "Summary",
+    "TubeTrack",
+    "Window",
+    "summarise",
+    "summarise_on_grid",
+]
 
 #: Bytes of upsampled windows kept at once (normalised ones, and raw ones from the pass
 #: that finds the video-wide scale): beyond it windows are upsampled again when needed.
@@ -97,7 +106,8 @@ class TubeTrack:
         self._cache: OrderedDict[int, tuple[np.ndarray, list[TimedTube]]] = OrderedDict()
         self._cached = 0  # bytes in _cache
         self._kept: dict[int, torch.Tensor] = {}  # upsampled raw windows of the scale pass
-        self._sampler = SourceSampler(geometry, (clip_size[1], clip_size[2]))
+        self._mappers: dict[int, TubeMapper] = {}  # per class, made when first asked
+        self._samplers: dict[tuple[int, int], SourceSampler] = {}  # at other frame sizes
         if signed or len(windows) > 1:  # one window is normalised on its own (normalize_tubes)
             lows, highs, kept = [], [], 0
             for w, win in enumerate(windows):
@@ -113,8 +123,7 @@ class TubeTrack:
             else:
                 self.low = torch.stack(lows).amin(0)  # (K,)
                 self.high = torch.stack(highs).amax(0)
-        self._starts = np.array([float(w.times.min()) for w in windows])
-        self._ends = np.array([float(w.times.max()) for w in windows])
+        self._spans = [(float(w.times.min()), float(w.times.max())) for w in windows]
 
     @property
     def count(self) -> int:
@@ -179,27 +188,63 @@ class TubeTrack:
         shape = (len(self.windows), *one)
         return shape, (self.normalised(w)[k][None] for w in range(len(self.windows)))
 
+    def mapper(self, k: int) -> TubeMapper:
+        """Tube ``k`` of every window stitched onto the source frames (triangular blending),
+        its windows taken from the track's bounded cache as they are needed."""
+        if k not in self._mappers:
+            self._mappers[k] = TubeMapper.on_demand(
+                self._spans,
+                lambda w: self._window(w)[1][k],
+                self.geometry,
+                (self.size[1], self.size[2]),
+            )
+        return self._mappers[k]
+
     def grid(self, k: int, t: float) -> np.ndarray:
         """Tube ``k`` at time ``t`` on the clip's grid: the covering windows blended."""
-        active = covering(self._starts, self._ends, t)
-        timed = [self._window(int(w))[1][k] for w in active]
-        return blend(timed, t, "triangular")
+        return self.mapper(k).grid_map(t)
 
-    def frame(self, k: int, t: float) -> np.ndarray:
-        """Tube ``k`` on the source frame shown at time ``t`` (NaN where unseen)."""
-        return self._sampler.frame(self.grid(k, t))
+    def grids(self, k: int, times: np.ndarray) -> np.ndarray:
+        """:meth:`grid` at many times: ``(n, h, w)`` float32; one window's at once, its
+        time weights in float32 (within 1e-7 of :meth:`grid`)."""
+        if len(self.windows) == 1:
+            tube = self._window(0)[1][k]
+            return tube.at_times(np.asarray(times, dtype=np.float64), np.float32)
+        return np.stack([self.grid(k, float(t)) for t in times])
 
-    def frame_tensor(self, k: int, t: float) -> torch.Tensor:
+    def _sampler_at(self, hw: tuple[int, int]) -> SourceSampler:
+        """The resize onto the source frame resized to ``hw``."""
+        key = (int(hw[0]), int(hw[1]))
+        if key not in self._samplers:
+            grid = (self.size[1], self.size[2])
+            self._samplers[key] = SourceSampler(self.geometry.resized(key), grid)
+        return self._samplers[key]
+
+    def _at_source(self, hw: tuple[int, int] | None) -> bool:
+        return hw is None or tuple(hw) == tuple(self.geometry.src_hw)
+
+    def frame(self, k: int, t: float, hw: tuple[int, int] | None = None) -> np.ndarray:
+        """Tube ``k`` on the source frame shown at time ``t`` (NaN where unseen); with
+        ``hw``, mapped straight onto the source frame resized to ``hw``."""
+        if self._at_source(hw):
+            return self.mapper(k).frame(t)
+        return self._sampler_at(hw).frame(self.grid(k, t))
+
+    def frame_tensor(self, k: int, t: float, hw: tuple[int, int] | None = None) -> torch.Tensor:
         """:meth:`frame` on the track's device: blended on the CPU at the clip's size, then
         resized onto the source pixels there."""
-        return self._sampler.frame_tensor(torch.from_numpy(self.grid(k, t)).to(self.device))
+        if self._at_source(hw):
+            return self.mapper(k).frame_tensor(t, self.device)
+        grid = torch.from_numpy(self.grid(k, t)).to(self.device)
+        return self._sampler_at(hw).frame_tensor(grid)
 
     def on(self, k: int, frame: Frame) -> np.ndarray | torch.Tensor:
-        """Tube ``k`` on ``frame`` for drawing: :meth:`frame` (numpy) on the CPU,
-        :meth:`frame_tensor` on the track's device otherwise (drawn there)."""
+        """Tube ``k`` on ``frame`` at the frame's own size, for drawing: :meth:`frame`
+        (numpy) on the CPU, :meth:`frame_tensor` on the track's device otherwise."""
+        hw = (int(frame.image.shape[0]), int(frame.image.shape[1]))
         if self.device.type == "cpu":
-            return self.frame(k, frame.timestamp)
-        return self.frame_tensor(k, frame.timestamp)
+            return self.frame(k, frame.timestamp, hw)
+        return self.frame_tensor(k, frame.timestamp, hw)
 
     def difference(self, ka: int, kb: int) -> TubeTrack:
         """The signed track of ``raw[ka] - raw[kb]`` (see :func:`~saliency_tubes.contrastive_tube`)."""
@@ -212,12 +257,19 @@ class TubeTrack:
         )
 
 
+#: Where a :class:`Summary` maps each source frame's tube: onto the source pixels
+#: (:func:`summarise`, :class:`Summariser`) or on the clip's grid (:func:`summarise_on_grid`).
+ON_SOURCE, ON_GRID = "source frames", "clip grid"
+
+
 @dataclass(frozen=True)
 class Summary:
-    """A tube reduced over every source frame: its temporal curve and its statistics."""
+    """A tube reduced over every source frame: its temporal curve and its statistics,
+    measured on each frame's pixels (:data:`ON_SOURCE`) or on the clip's grid (:data:`ON_GRID`)."""
 
     curve: TemporalCurve
     stats: TubeStats
+    measured_on: str = ON_SOURCE
 
 
 def summarise(info: VideoInfo, tracks: Sequence[TubeTrack]) -> list[list[Summary]]:
@@ -228,6 +280,37 @@ def summarise(info: VideoInfo, tracks: Sequence[TubeTrack]) -> list[list[Summary
             for k in range(track.count):
                 summariser.add(j, k, index, track.frame(k, float(t)))
     return summariser.built()
+
+
+#: Source frames summarised at once on the clip grid (one block of maps in memory:
+#: 256 x 112 x 112 floats is 13 MB).
+_GRID_BLOCK = 256
+
+
+def summarise_on_grid(info: VideoInfo, tracks: Sequence[TubeTrack]) -> list[list[Summary]]:
+    """:func:`summarise` with each source frame's tube on the clip's grid.
+
+    For every source frame, the tube at its time is the covering windows blended on the
+    clip's ``(h, w)`` grid (:meth:`TubeTrack.grid`, the step before the resize onto the
+    source pixels), so a frame costs ``h x w`` cells whatever the source's size, and
+    blocks of frames are reduced at once. The curve keeps one value per source frame; the
+    statistics are over the clip's cells (no unseen ones) and their ``spread`` is in
+    fractions of the clip's frame. What the commands use when no output video needs the
+    per-frame maps on the source pixels.
+    """
+    times = info.timestamps
+    out: list[list[Summary]] = []
+    for track in tracks:
+        row = []
+        for k in range(track.count):
+            curve, stats = CurveBuilder(), StatsBuilder()
+            for start in range(0, len(times), _GRID_BLOCK):
+                maps = track.grids(k, times[start : start + _GRID_BLOCK])
+                curve.add_frames(maps)
+                stats.add_frames(maps)
+            row.append(Summary(curve.build(times), stats.build(), ON_GRID))
+        out.append(row)
+    return out
 
 
 class Summariser:
@@ -250,6 +333,8 @@ class Summariser:
         self._rows = [[(CurveBuilder(), StatsBuilder()) for _ in range(t.count)] for t in tracks]
         self._next = [[0] * t.count for t in tracks]  # the frame index each tube expects
         self._skipped = False
+        #: the drawn maps' size: the source's, or the outputs' (``--max-side``)
+        self.measured_on = ON_SOURCE
 
     def add(self, j: int, k: int, index: int, saliency: np.ndarray | torch.Tensor) -> None:
         """Add tube ``k`` of track ``j`` on source frame ``index`` (ignored when already
@@ -262,6 +347,9 @@ class Summariser:
             return
         if isinstance(saliency, torch.Tensor):  # drawn on a device: one copy for both
             saliency = saliency.detach().cpu().numpy()
+        hw = (int(saliency.shape[0]), int(saliency.shape[1]))
+        if hw != self.info.size:
+            self.measured_on = f"output frames ({hw[0]}x{hw[1]})"
         curve, stats = self._rows[j][k]
         curve.add(saliency)
         stats.add(saliency)
@@ -288,4 +376,7 @@ class Summariser:
     def built(self) -> list[list[Summary]]:
         """The summaries of the frames added so far."""
         times = self.info.timestamps
-        return [[Summary(c.build(times), s.build()) for c, s in row] for row in self._rows]
+        return [
+            [Summary(c.build(times), s.build(), self.measured_on) for c, s in row]
+            for row in self._rows
+        ]

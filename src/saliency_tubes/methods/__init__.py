@@ -6,6 +6,7 @@ from .base import Explainer, ExplainerOptions, ForwardPass, Tubes, normalize_tub
 from .cam import CAM, SaliencyTubes
 from .eigencam import EigenCAM
 from .gradient import GradCAM, GradCAMPlusPlus
+from .perturbation import RISE, KernelShap, Lime
 from .scorecam import ScoreCAM
 from .variants import HiResCAM, LayerCAM, XGradCAM
 
@@ -22,6 +23,9 @@ METHODS: dict[str, type[Explainer]] = {
     "integrated-gradients": IntegratedGradients,
     "rollout": AttentionRollout,
     "relevancy": AttentionRelevancy,
+    "rise": RISE,
+    "lime": Lime,
+    "kernelshap": KernelShap,
 }
 
 __all__ = [
@@ -38,8 +42,11 @@ __all__ = [
     "HiResCAM",
     "InputAttribution",
     "IntegratedGradients",
+    "KernelShap",
     "LayerCAM",
+    "Lime",
     "Occlusion",
+    "RISE",
     "SaliencyTubes",
     "ScoreCAM",
     "Tubes",

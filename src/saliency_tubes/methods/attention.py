@@ -247,7 +247,7 @@ class AttentionRelevancy(AttentionExplainer):
         """The readout row after one backward; each Ā is folded in as its gradient arrives
         (last attention first) and dropped."""
         size = _tokens(records[-1][0], records[-1][1], n)
-        state = {
+        state: dict[str, Any] = {
             "row": self._start(n, size, _real(records[-1][1].detach())),
             "next": len(records) - 1,
         }

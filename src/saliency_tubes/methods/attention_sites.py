@@ -111,7 +111,8 @@ def find_layout(model: nn.Module) -> AttentionLayout | None:
             readout = "mean" if getattr(model, "fc_norm", None) is not None else "first"
     elif arch == "TimesformerForVideoClassification":
         family, tokens, readout = "timesformer", "timesformer.embeddings", "cls"
-        divided = model.config.attention_type == "divided_space_time"
+        config: Any = model.config
+        divided = config.attention_type == "divided_space_time"
         site_list = []
         for name, m in modules:
             if type(m).__name__ != "TimesformerSelfAttention":
@@ -128,7 +129,8 @@ def find_layout(model: nn.Module) -> AttentionLayout | None:
         return None
     from ..zoo.huggingface import layout as hf_layout
 
-    lay = hf_layout(model.config.to_dict(), f"the {arch}'s config")
+    model_config: Any = model.config
+    lay = hf_layout(model_config.to_dict(), f"the {arch}'s config")
     return AttentionLayout(
         family, tokens, sites, readout, TokenGrid(lay.stride, lay.prefix, lay.order)
     )

@@ -86,7 +86,7 @@ def _missing_captum(method: str) -> InputError:
     )
 
 
-def _captum(method: str) -> Any:
+def captum_attr(method: str) -> Any:
     """``captum.attr``, or one error line saying how to install it."""
     try:
         import captum.attr as attr
@@ -95,7 +95,7 @@ def _captum(method: str) -> Any:
     return attr
 
 
-def _triple(value: Any, name: str) -> Triple | None:
+def positive_triple(value: Any, name: str) -> Triple | None:
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -199,7 +199,7 @@ class InputAttribution(Explainer):
     def check_available(self) -> None:
         """Raise the one-line :class:`~saliency_tubes.InputError` that says how to install
         captum when it is missing (the commands ask before decoding the video)."""
-        _captum(self.method)
+        captum_attr(self.method)
 
     def _resolve(self, clip: torch.Tensor) -> tuple[list[Any], str, nn.Module | None]:
         del clip
@@ -299,8 +299,8 @@ class Occlusion(InputAttribution):
         **options: Any,
     ) -> None:
         super().__init__(model, layer, classifier, sign=sign, **options)
-        self.window = _triple(window, "window")
-        self.stride = _triple(stride, "stride")
+        self.window = positive_triple(window, "window")
+        self.stride = positive_triple(stride, "stride")
         self.baseline = _baseline(baseline)
 
     def forwards(self, size: Triple, classes: int) -> int:
@@ -309,7 +309,7 @@ class Occlusion(InputAttribution):
         return 2 + occlusion_windows(size, self.window, self.stride)[2]
 
     def _raw_maps(self, forward: ForwardPass) -> list[torch.Tensor]:
-        attr = _captum(self.method)
+        attr = captum_attr(self.method)
         clip = forward.clip
         if clip is None:
             raise InputError("expected the clip in the forward pass for occlusion, but got none")
@@ -422,7 +422,7 @@ class IntegratedGradients(InputAttribution):
         return 1 + classes * self.n_steps
 
     def _raw_maps(self, forward: ForwardPass) -> list[torch.Tensor]:
-        attr = _captum(self.method)
+        attr = captum_attr(self.method)
         clip = forward.clip
         if clip is None:
             raise InputError(

@@ -16,7 +16,7 @@ re-exported here. Writing the table, the JSON and the plots is the command's job
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ from .protocol import (
     Forwards,
     Progress,
     Protocol,
+    confidence_forwards,
     json_number,
     row_groups,
     row_label,
@@ -76,6 +77,8 @@ METRICS: dict[str, str] = {
     "temporal_hit": "temporal hit ↑",
     "deletion": "deletion AUC ↓",
     "insertion": "insertion AUC ↑",
+    "average_drop": "average drop ↓",
+    "increase": "increase in confidence ↑",
     "sanity_top": "sanity ρ, top block random ↓",
     "sanity_all": "sanity ρ, all random ↓",
 }
@@ -314,7 +317,7 @@ def benchmark_forwards(config: BenchmarkConfig, layers: int) -> Forwards:
                 * (1 + layers)
                 * explanation_forwards(kind, torch.nn.Identity(), clip_size)
             )
-            curves = len(keys) * size * per_curve_pair
+            curves = len(keys) * size * (per_curve_pair + confidence_forwards(True))
             parts.append(
                 (_chunk_label(start, size, n, row_label(keys[0]).split(",")[0]), explained + curves)
             )
@@ -371,6 +374,129 @@ def _tubes_and_sanity(
     return maps, corr
 
 
+def _predictions(
+    model: torch.nn.Module,
+    clips: torch.Tensor,
+    label_index: torch.Tensor,
+    chunk: int,
+    tell: Progress,
+) -> tuple[np.ndarray, torch.Tensor]:
+    """The predicted class of every clip and the probability of its true class (float64),
+    ``chunk`` clips a forward."""
+    predicted_parts, p_clip_parts = [], []
+    with preserved_state(model, eval_mode=True), torch.no_grad():
+        for i in range(0, len(clips), chunk):
+            part = clips[i : i + chunk]
+            probs = torch.softmax(logits_of(model(part), len(part)).float(), dim=1).cpu()
+            predicted_parts.append(probs.argmax(1).numpy())
+            p_clip_parts.append(probs.gather(1, label_index[i : i + len(part), None])[:, 0])
+            tell.advance(len(part))
+    return np.concatenate(predicted_parts), torch.cat(p_clip_parts).double()
+
+
+def _substrates(
+    model: torch.nn.Module,
+    batch: torch.Tensor,
+    protocol: Protocol,
+    labels: torch.Tensor,
+    tell: Progress,
+    labelled: Iterator[tuple[str, int]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each clip's substrate and the probability of its true class there (float64), in one
+    forward told to ``tell`` as the next part of ``labelled``."""
+    bases = torch.cat(
+        [make_substrate(batch[j : j + 1], protocol.substrate) for j in range(len(batch))]
+    )
+    tell.part(*next(labelled))
+    with preserved_state(model, eval_mode=True), torch.no_grad():
+        logits = logits_of(model(bases), len(batch)).float()
+    p_base = torch.softmax(logits, dim=1).cpu().gather(1, labels[:, None])[:, 0].double()
+    tell.advance(len(batch))
+    return bases, p_base
+
+
+def _keep(
+    per_clip: dict[str, np.ndarray],
+    curves: dict[str, np.ndarray],
+    i: int,
+    scores: dict[str, float],
+    row_curves: dict[str, dict[str, torch.Tensor]],
+) -> None:
+    """Store clip ``i``'s scores and deletion / insertion curves in its row's arrays."""
+    for m in METRICS:
+        per_clip[m][i] = scores[m]
+    for name in ("deletion", "insertion"):
+        curves[name][i] = row_curves[name]["scores"].numpy()
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """A chunk of the benchmark's clips: their indices, clips, true classes, substrates
+    and the true class's probability on each substrate."""
+
+    idx: list[int]
+    batch: torch.Tensor
+    targets: list[int]
+    bases: torch.Tensor
+    p_base: torch.Tensor
+
+
+def _score_group(
+    kind: str,
+    keys: list[str],
+    config: BenchmarkConfig,
+    loaded: LoadedModel,
+    chunk: _Chunk,
+    masks: Any,
+    p_clip: torch.Tensor,
+    layers: list[str],
+    tell: Progress,
+    kept: tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]],
+) -> np.ndarray | None:
+    """Explain a chunk with one method (or baseline) in each of its rows' modes, run the
+    sanity cascade, score every tube, and store it all in ``kept`` (per-clip scores,
+    curves, sanity correlations); returns the curves' fractions (None: no clip)."""
+    model, protocol = loaded.model, config.protocol
+    idx, batch, targets, bases, p_base = (
+        chunk.idx,
+        chunk.batch,
+        chunk.targets,
+        chunk.bases,
+        chunk.p_base,
+    )
+    per_clip, curves, sanity = kept
+    fractions = None
+    maps, corr = _tubes_and_sanity(
+        kind,
+        config.interpolations[: len(keys)],
+        loaded,
+        batch,
+        targets,
+        layers,
+        protocol,
+        tell,
+    )
+    for k, row in enumerate(keys):
+        sanity[row][:, idx] = corr[:, :, k].numpy()
+        for j, i in enumerate(idx):
+            scores, row_curves = score_tube(
+                model,
+                batch[j : j + 1],
+                maps[j, k],
+                torch.from_numpy(masks[i]),
+                targets[j],
+                protocol,
+                substrate=bases[j : j + 1],
+                ends=(float(p_clip[i]), float(p_base[j])),
+                progress=tell,
+            )
+            scores["sanity_top"] = float(corr[1, j, k])
+            scores["sanity_all"] = float(corr[-1, j, k])
+            _keep(per_clip[row], curves[row], i, scores, row_curves)
+            fractions = row_curves["deletion"]["fractions"].numpy()
+    return fractions
+
+
 def run_benchmark(
     config: BenchmarkConfig | None = None,
     *,
@@ -408,16 +534,7 @@ def run_benchmark(
     prep = preset.preprocess()
     clips = torch.stack([prep(v) for v in videos]).to(model_device(model) or torch.device("cpu"))
     label_index = torch.as_tensor(labels, dtype=torch.int64)
-    predicted_parts, p_clip_parts = [], []
-    with preserved_state(model, eval_mode=True), torch.no_grad():
-        for i in range(0, config.clips, config.chunk):
-            part = clips[i : i + config.chunk]
-            probs = torch.softmax(logits_of(model(part), len(part)).float(), dim=1).cpu()
-            predicted_parts.append(probs.argmax(1).numpy())
-            p_clip_parts.append(probs.gather(1, label_index[i : i + len(part), None])[:, 0])
-            tell.advance(len(part))
-    predicted = np.concatenate(predicted_parts)
-    p_clip = torch.cat(p_clip_parts).double()
+    predicted, p_clip = _predictions(model, clips, label_index, config.chunk, tell)
     layers = cascade_layers(model, clips[:1], protocol.granularity)  # type: ignore[arg-type]
     tell.advance(1)
     plan = benchmark_forwards(config, len(layers))
@@ -428,53 +545,21 @@ def run_benchmark(
     curves = {r: {k: np.zeros((n, steps + 1)) for k in ("deletion", "insertion")} for r in rows}
     sanity = {r: np.zeros((len(layers) + 1, n)) for r in rows}
     fractions = np.zeros(steps + 1)
+    kept = (per_clip, curves, sanity)
     say(f"scoring {len(rows)} tubes per clip; sanity cascade: {', '.join(layers)}")
     labelled = iter(plan.parts[2:])
     for start in range(0, n, config.chunk):
         idx = list(range(start, min(n, start + config.chunk)))
         batch = clips[idx]
         targets = [int(labels[i]) for i in idx]
-        bases = torch.cat(
-            [make_substrate(batch[j : j + 1], protocol.substrate) for j in range(len(idx))]
-        )
-        tell.part(*next(labelled))
-        with preserved_state(model, eval_mode=True), torch.no_grad():
-            logits = logits_of(model(bases), len(idx)).float()
-        p_base = torch.softmax(logits, dim=1).cpu().gather(1, label_index[idx, None])[:, 0].double()
-        tell.advance(len(idx))
+        bases, p_base = _substrates(model, batch, protocol, label_index[idx], tell, labelled)
         for kind, keys in row_groups(config.methods, config.interpolations, config.baselines):
             tell.part(*next(labelled))
-            maps, corr = _tubes_and_sanity(
-                kind,
-                config.interpolations[: len(keys)],
-                loaded,
-                batch,
-                targets,
-                layers,
-                protocol,
-                tell,
+            chunk = _Chunk(idx, batch, targets, bases, p_base)
+            last = _score_group(
+                kind, keys, config, loaded, chunk, masks, p_clip, layers, tell, kept
             )
-            for k, row in enumerate(keys):
-                sanity[row][:, idx] = corr[:, :, k].numpy()
-                for j, i in enumerate(idx):
-                    scores, row_curves = score_tube(
-                        model,
-                        batch[j : j + 1],
-                        maps[j, k],
-                        torch.from_numpy(masks[i]),
-                        targets[j],
-                        protocol,
-                        substrate=bases[j : j + 1],
-                        ends=(float(p_clip[i]), float(p_base[j])),
-                        progress=tell,
-                    )
-                    scores["sanity_top"] = float(corr[1, j, k])
-                    scores["sanity_all"] = float(corr[-1, j, k])
-                    for m in METRICS:
-                        per_clip[row][m][i] = scores[m]
-                    for name in ("deletion", "insertion"):
-                        curves[row][name][i] = row_curves[name]["scores"].numpy()
-                    fractions = row_curves["deletion"]["fractions"].numpy()
+            fractions = fractions if last is None else last
     return BenchmarkResult(
         config=config,
         rows=rows,

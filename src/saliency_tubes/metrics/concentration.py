@@ -98,24 +98,41 @@ class StatsBuilder:
         """Add the next frame's ``(H, W)`` map (NaN where unseen)."""
         if isinstance(saliency, torch.Tensor):
             saliency = saliency.detach().cpu().numpy()
-        s = np.asarray(saliency, dtype=np.float64)
+        s = np.asarray(saliency)
         if s.ndim != 2:
             raise InputError(f"expected one (H, W) saliency map, but got shape {s.shape}")
+        self.add_frames(s[None])
+
+    def add_frames(self, saliency: np.ndarray) -> None:
+        """Add the next frames' ``(n, H, W)`` maps at once (NaN where unseen)."""
+        s = np.asarray(saliency)
+        if s.dtype != np.float32:
+            s = s.astype(np.float64)
+        if s.ndim != 3:
+            raise InputError(f"expected (n, H, W) saliency maps, but got shape {s.shape}")
         seen = ~np.isnan(s)
-        self._seen += int(seen.sum())
-        self._above += int((s[seen] > self.threshold).sum())
-        w = np.where(seen, np.clip(s - self.threshold, 0.0, None), 0.0)
-        mass = float(w.sum())
-        if mass <= 0:
+        # exact in float32 too: s - 0.5 is exact for s in [0.25, 1], and clipped below
+        w = np.maximum(s - s.dtype.type(self.threshold), 0)  # NaN where unseen
+        if seen.all():  # maps on a clip's grid: every cell seen
+            self._seen += s.size
+            self._above += int(np.count_nonzero(w))
+        else:
+            self._seen += int(seen.sum())
+            self._above += int((s[seen] > self.threshold).sum())
+            w[~seen] = 0.0
+        # marginals: weights per row and per column, summed in float64
+        wy, wx = w.sum(axis=2, dtype=np.float64), w.sum(axis=1, dtype=np.float64)
+        mass = wy.sum(axis=1)
+        keep = mass > 0
+        if not keep.any():
             return
-        u, v = self._grid(s.shape)
-        wy, wx = w.sum(axis=1), w.sum(axis=0)  # marginals: weights per row and per column
+        u, v = self._grid(s.shape[1:])
+        wy, wx, mass = wy[keep], wx[keep], mass[keep]
         for marginal, coord, attr in ((wy, u, "_var_y"), (wx, v, "_var_x")):
-            centre = float((marginal * coord).sum() / mass)
-            setattr(
-                self, attr, getattr(self, attr) + float((marginal * (coord - centre) ** 2).sum())
-            )
-        self._mass += mass
+            centre = (marginal * coord).sum(axis=1) / mass
+            spread = (marginal * (coord[None] - centre[:, None]) ** 2).sum(axis=1)
+            setattr(self, attr, getattr(self, attr) + float(spread.sum()))
+        self._mass += float(mass.sum())
 
     def _grid(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         h, w = int(shape[0]), int(shape[1])

@@ -63,6 +63,7 @@ __all__ = [
     "curve_forwards",
     "deletion",
     "gaussian_blur",
+    "grid_cells",
     "insertion",
     "make_substrate",
     "perturbation_curve",
@@ -209,7 +210,7 @@ def make_substrate(
     )
 
 
-def _grid_cells(size: tuple[int, int, int], grid: tuple[int, int, int]) -> torch.Tensor:
+def grid_cells(size: tuple[int, int, int], grid: tuple[int, int, int]) -> torch.Tensor:
     """``(T, H, W)`` int64 index of the grid cell holding each voxel (``floor(i g / n)``)."""
     axes = [
         torch.div(torch.arange(n) * g, n, rounding_mode="floor")
@@ -264,7 +265,7 @@ def _units(
             raise InputError(
                 f"expected grid (t, h, w) with 1 <= each <= the tube's {size}, but got {grid!r}"
             )
-        membership = _grid_cells(size, g)  # type: ignore[arg-type]
+        membership = grid_cells(size, g)  # type: ignore[arg-type]
         count = g[0] * g[1] * g[2]
         return membership, rank_order(_unit_means(s, membership, count), seed)
     if unit == "frame":
@@ -304,6 +305,80 @@ def _batch_size(clip: torch.Tensor, batch_size: int | None, max_bytes: int) -> i
         return batch_size
     per_clip = clip.numel() * clip.element_size()
     return max(1, int(max_bytes) // max(1, per_clip))
+
+
+def _curve_inputs(
+    clip: Any, saliency: Any, mode: str, steps: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`perturbation_curve`'s checks: ``(x, s)``, the clip as ``(1, C, T, H, W)``
+    float and the tube on its ``(T, H, W)``."""
+    if mode not in ("deletion", "insertion"):
+        raise InputError(f"expected mode 'deletion' or 'insertion', but got {mode!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise InputError(f"expected steps to be a positive int, but got {steps!r}")
+    if (
+        not isinstance(clip, torch.Tensor)
+        or clip.dim() not in (4, 5)
+        or (clip.dim() == 5 and clip.shape[0] != 1)
+    ):
+        shape = tuple(clip.shape) if isinstance(clip, torch.Tensor) else type(clip).__name__
+        raise InputError(f"expected one clip of shape (1, C, T, H, W), but got {shape}")
+    x = (clip if clip.dim() == 5 else clip.unsqueeze(0)).detach().float()
+    s = as_tube(saliency)
+    if tuple(s.shape) != tuple(x.shape[2:]):
+        raise InputError(
+            f"expected a tube of the clip's (T, H, W) = {tuple(x.shape[2:])}, but got {tuple(s.shape)}"
+        )
+    return x, s
+
+
+def _step_plan(
+    membership: torch.Tensor, order: torch.Tensor, steps: int, tube: torch.Tensor
+) -> tuple[torch.Tensor, list[int], torch.Tensor]:
+    """The curve's ``n + 1`` steps over the ranked units of ``tube``: ``(voxel_rank,
+    counts, fractions)``, each voxel's unit's place in the order ``(T, H, W)``, the units
+    removed at each step, and the fraction of voxels they cover."""
+    if tuple(membership.shape) != tuple(tube.shape):
+        raise InputError(
+            f"expected a ranking of the tube's {tuple(tube.shape)} voxels, but got "
+            f"{tuple(membership.shape)}"
+        )
+    m = order.numel()
+    n = min(steps, m)
+    rank = torch.zeros(int(membership.max()) + 1, dtype=torch.int64)
+    rank[order] = torch.arange(m)
+    voxel_rank = rank[membership]  # (T, H, W): place of each voxel's unit in the order
+    counts = [round(i * m / n) for i in range(n + 1)]
+    sizes = torch.bincount(membership.reshape(-1), minlength=rank.numel())[order].double()
+    covered = torch.cat([torch.zeros(1, dtype=torch.float64), sizes.cumsum(0)])
+    fractions = covered[counts] / float(membership.numel())
+    return voxel_rank, counts, fractions
+
+
+def _known_ends(
+    ends: tuple[float, float] | None, mode: str, n: int
+) -> tuple[torch.Tensor, list[int]]:
+    """The curve's ``n + 1`` values, with its two ends filled when ``ends`` gives them
+    (k = 0 and k = m: the clip itself and the substrate alone), and the steps still to run."""
+    values = torch.zeros(n + 1, dtype=torch.float64)
+    todo = list(range(n + 1))
+    if ends is not None and len(ends) != 2:
+        raise InputError(f"expected ends as (p_clip, p_substrate), but got {ends!r}")
+    if ends is not None:
+        p_clip, p_base = (float(e) for e in ends)
+        values[0], values[n] = (p_clip, p_base) if mode == "deletion" else (p_base, p_clip)
+        todo = todo[1:-1]
+    return values, todo
+
+
+def _probabilities(model: nn.Module, batch: torch.Tensor, target: int) -> torch.Tensor:
+    """The softmax probability of class ``target`` for each clip of ``batch`` (float64, CPU)."""
+    logits = logits_of(model(batch), batch.shape[0]).float()
+    if not 0 <= int(target) < logits.shape[1]:
+        raise ClassSelectionError(
+            f"expected target in [0, {logits.shape[1]}) (the model's classes), but got {target!r}"
+        )
+    return torch.softmax(logits, dim=1)[:, int(target)].double().cpu()
 
 
 def perturbation_curve(
@@ -358,73 +433,29 @@ def perturbation_curve(
     Returns:
         The :class:`Curve`.
     """
-    if mode not in ("deletion", "insertion"):
-        raise InputError(f"expected mode 'deletion' or 'insertion', but got {mode!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise InputError(f"expected steps to be a positive int, but got {steps!r}")
-    if (
-        not isinstance(clip, torch.Tensor)
-        or clip.dim() not in (4, 5)
-        or (clip.dim() == 5 and clip.shape[0] != 1)
-    ):
-        shape = tuple(clip.shape) if isinstance(clip, torch.Tensor) else type(clip).__name__
-        raise InputError(f"expected one clip of shape (1, C, T, H, W), but got {shape}")
-    x = (clip if clip.dim() == 5 else clip.unsqueeze(0)).detach().float()
-    s = as_tube(saliency)
-    if tuple(s.shape) != tuple(x.shape[2:]):
-        raise InputError(
-            f"expected a tube of the clip's (T, H, W) = {tuple(x.shape[2:])}, but got {tuple(s.shape)}"
-        )
+    x, s = _curve_inputs(clip, saliency, mode, steps)
     device = model_device(model) or x.device
     x = x.to(device)
     base = make_substrate(x, substrate, sigma)
     membership, order = ranking if ranking is not None else _units(s, unit, grid, threshold, seed)
-    if tuple(membership.shape) != tuple(s.shape):
-        raise InputError(
-            f"expected a ranking of the tube's {tuple(s.shape)} voxels, but got "
-            f"{tuple(membership.shape)}"
-        )
-    m = order.numel()
-    n = min(steps, m)
-    rank = torch.zeros(int(membership.max()) + 1, dtype=torch.int64)
-    rank[order] = torch.arange(m)
-    voxel_rank = rank[membership].to(device)  # (T, H, W): place of each voxel's unit in the order
-    counts = [round(i * m / n) for i in range(n + 1)]
-    sizes = torch.bincount(membership.reshape(-1), minlength=rank.numel())[order].double()
-    covered = torch.cat([torch.zeros(1, dtype=torch.float64), sizes.cumsum(0)])
-    fractions = covered[counts] / float(membership.numel())
+    voxel_rank, counts, fractions = _step_plan(membership, order, steps, s)
+    voxel_rank = voxel_rank.to(device)
     chunk = _batch_size(x, batch_size, max_bytes)
-    values = torch.zeros(n + 1, dtype=torch.float64)
-    todo = list(range(n + 1))
-    if ends is not None and len(ends) != 2:
-        raise InputError(f"expected ends as (p_clip, p_substrate), but got {ends!r}")
-    if ends is not None:  # k = 0 and k = m: the clip itself and the substrate alone
-        p_clip, p_base = (float(e) for e in ends)
-        values[0], values[n] = (p_clip, p_base) if mode == "deletion" else (p_base, p_clip)
-        todo = todo[1:-1]
+    values, todo = _known_ends(ends, mode, len(counts) - 1)
+    pair = (base, x) if mode == "deletion" else (x, base)  # (where chosen, elsewhere)
     with preserved_state(model, eval_mode=eval_mode), torch.no_grad():
         for start in range(0, len(todo), chunk):
             steps_now = todo[start : start + chunk]
             ks = torch.tensor([counts[i] for i in steps_now], device=device)
             chosen = (voxel_rank.unsqueeze(0) < ks.view(-1, 1, 1, 1)).unsqueeze(1)  # (B,1,T,H,W)
-            if mode == "deletion":
-                batch = torch.where(chosen, base, x)
-            else:
-                batch = torch.where(chosen, x, base)
-            logits = logits_of(model(batch), batch.shape[0]).float()
-            if not 0 <= int(target) < logits.shape[1]:
-                raise ClassSelectionError(
-                    f"expected target in [0, {logits.shape[1]}) (the model's classes), but got {target!r}"
-                )
-            values[steps_now] = torch.softmax(logits, dim=1)[:, int(target)].double().cpu()
-            del batch, chosen
+            values[steps_now] = _probabilities(model, torch.where(chosen, *pair), target)
+            del chosen
             if on_batch is not None:
                 on_batch(len(steps_now))
-    name = substrate if isinstance(substrate, str) else "tensor"
     return Curve(
         mode=mode,
         unit=unit,
-        substrate=name,
+        substrate=substrate if isinstance(substrate, str) else "tensor",
         target=int(target),
         fractions=fractions,
         scores=values,

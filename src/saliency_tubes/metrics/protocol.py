@@ -17,6 +17,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..hooks import preserved_state
+from ..methods.base import logits_of
 from ..vocabulary import INPUT_METHODS
 from .faithfulness import (
     DEFAULT_MAX_BYTES,
@@ -34,6 +36,8 @@ __all__ = [
     "Progress",
     "Protocol",
     "Ranking",
+    "confidence_change",
+    "confidence_forwards",
     "json_number",
     "row_groups",
     "row_label",
@@ -53,6 +57,9 @@ _METHOD_NAMES = {
     "eigencam": "EigenCAM",
     "occlusion": "Occlusion",
     "integrated-gradients": "Integrated gradients",
+    "rise": "RISE",
+    "lime": "LIME",
+    "kernelshap": "Kernel SHAP",
 }
 
 
@@ -97,6 +104,17 @@ class Protocol:
             raise InputError(f"expected granularity block or leaf, but got {self.granularity!r}")
         if self.align not in ("corners", "centers"):
             raise InputError(f"expected align corners or centers, but got {self.align!r}")
+
+    def localisation(self, tube: Any, mask: Any) -> dict[str, float]:
+        """The localisation scores of ``tube`` against ``mask`` on the clip grid, with this
+        protocol's pointing tolerances: what ``evaluate`` and the batch's ground-truth
+        columns report (see :func:`~saliency_tubes.metrics.localisation`)."""
+        return localisation(
+            tube,
+            mask,
+            tolerance_frames=self.tolerance_frames,
+            tolerance_px=self.tolerance_px,
+        )
 
     def grid(self, size: Sequence[int]) -> tuple[int, int, int]:
         """The cell grid on a clip of ``size = (T, H, W)``."""
@@ -199,6 +217,54 @@ def tube_forwards(
     return 2 * curve_forwards(order.numel(), protocol.steps, ends_known)
 
 
+def confidence_forwards(ends_known: bool) -> int:
+    """Clip forwards of :func:`confidence_change`: the explanation-map clip, and the clip
+    itself when its probability is not known."""
+    return 1 if ends_known else 2
+
+
+def confidence_change(
+    model: torch.nn.Module,
+    clip: torch.Tensor,
+    tube: torch.Tensor,
+    target: int,
+    substrate: torch.Tensor,
+    p_clip: float | None = None,
+) -> dict[str, float]:
+    r"""Drop and increase in confidence of one tube (Chattopadhay, Sarkar, Howlader and
+    Balasubramanian, "Grad-CAM++", WACV 2018), in space-time.
+
+    The tube keeps the clip where it is high: the explanation-map clip is
+    :math:`E = X \odot M + B \odot (1 - M)` (:math:`M` the tube in [0, 1], :math:`B` the
+    substrate; the paper multiplies the image by the map, :math:`B = 0`). With :math:`Y`
+    the target's softmax probability on the clip and :math:`O` on :math:`E`:
+
+    * ``average_drop`` :math:`= \max(0, Y - O) / Y` (averaged over clips and times 100:
+      the paper's average drop %, lower is better);
+    * ``increase`` :math:`= [O > Y]` (averaged and times 100: its % increase in
+      confidence, higher is better).
+
+    Args:
+        model: the classifier (unchanged on return).
+        clip: ``(1, C, T, H, W)``.
+        tube: ``(T, H, W)`` in [0, 1].
+        target: the explained class.
+        substrate: ``(1, C, T, H, W)``.
+        p_clip: :math:`Y` when already known (one forward less).
+
+    Returns:
+        ``{"average_drop": ..., "increase": ...}`` for this clip.
+    """
+    m = tube.to(clip.device, clip.dtype)[None, None]
+    shown = substrate + (clip - substrate) * m
+    batch = shown if p_clip is not None else torch.cat([shown, clip])
+    with preserved_state(model, eval_mode=True), torch.no_grad():
+        probs = torch.softmax(logits_of(model(batch), len(batch)).float(), dim=1)[:, target]
+    o = float(probs[0])
+    y = float(p_clip) if p_clip is not None else float(probs[1])
+    return {"average_drop": max(0.0, y - o) / y if y > 0 else 0.0, "increase": float(o > y)}
+
+
 def score_tube(
     model: torch.nn.Module,
     clip: torch.Tensor,
@@ -216,7 +282,7 @@ def score_tube(
     label: str = "",
     rankings: Mapping[str, Ranking] | None = None,
 ) -> tuple[dict[str, float], dict[str, dict[str, torch.Tensor]]]:
-    """Localisation and deletion / insertion of one tube.
+    """Localisation, deletion / insertion and the confidence change of one tube.
 
     Args:
         model: the classifier (unchanged on return).
@@ -243,12 +309,7 @@ def score_tube(
         ``(scores, curves)``: scores by name, and per curve name its ``fractions`` and ``scores``.
     """
     tell = progress or Progress()
-    scores = localisation(
-        tube,
-        mask,
-        tolerance_frames=protocol.tolerance_frames,
-        tolerance_px=protocol.tolerance_px,
-    )
+    scores = protocol.localisation(tube, mask)
     base = substrate if substrate is not None else make_substrate(clip, protocol.substrate)
     grid = protocol.grid(tube.shape)
     curves: dict[str, dict[str, torch.Tensor]] = {}
@@ -277,4 +338,9 @@ def score_tube(
             key = name if u == 0 else f"{name}_{unit}"
             scores[key] = curve.auc
             curves[key] = {"fractions": curve.fractions, "scores": curve.scores}
+    if label:
+        tell.part(f"{label}: confidence", confidence_forwards(bool(ends)))
+    p_clip = ends[0] if ends else None
+    scores.update(confidence_change(model, clip, tube, target, base, p_clip))
+    tell.advance(confidence_forwards(bool(ends)))
     return scores, curves

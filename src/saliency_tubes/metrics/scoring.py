@@ -27,6 +27,7 @@ from .protocol import (
     Progress,
     Protocol,
     Ranking,
+    confidence_forwards,
     json_number,
     row_groups,
     row_label,
@@ -152,6 +153,104 @@ def _counted(fn: SaliencyFn, progress: Progress, counts: bool) -> SaliencyFn:
     return counted
 
 
+def _explained(
+    groups: list[tuple[str, list[str]]],
+    loaded: LoadedModel,
+    clip: torch.Tensor,
+    target: int,
+    interpolation: str,
+    protocol: Protocol,
+    tell: Progress,
+) -> tuple[dict[str, tuple[SaliencyFn, torch.Tensor]], dict[str, int]]:
+    """One tube per row of :func:`score_rows`, with its saliency function, and the clip
+    forwards of each method's explanation (occlusion and integrated gradients run many),
+    counted on the model as it runs: Score-CAM's (one per channel that varies) are known
+    only then."""
+    model = loaded.model
+    per: dict[str, int] = {}
+    made: dict[str, tuple[SaliencyFn, torch.Tensor]] = {}
+    for kind, (row,) in groups:
+        fn = _saliency(kind, loaded, target, interpolation, protocol)
+        if row.startswith("baseline/"):
+            made[row] = (fn, fn(model, clip))
+            continue
+        with counted_forwards(model) as counted:
+            made[row] = (fn, fn(model, clip))
+        per[row] = counted[0]
+        tell.advance(per[row])
+    return made, per
+
+
+def _sanity(
+    model: torch.nn.Module,
+    clip: torch.Tensor,
+    row: str,
+    fn: SaliencyFn,
+    maps: torch.Tensor,
+    layers: Any,
+    steps: Any,
+    seed: int,
+    tell: Progress,
+    per: dict[str, int],
+) -> torch.Tensor:
+    """The row's sanity correlations, one per cascade step (:func:`sanity_check`); a
+    method's explanations are told to ``tell`` as a part (a baseline ignores the model)."""
+    method = not row.startswith("baseline/")
+    if method:
+        tell.part(f"{row_label(row)}: sanity", (len(steps) - 1) * per[row])
+    check = sanity_check(
+        model,
+        clip,
+        _counted(fn, tell, method),
+        layers=layers,
+        seed=seed,
+        steps=steps,
+        reference=maps,
+    )
+    return check.correlations.reshape(len(steps), -1)[:, 0]
+
+
+def _plan(
+    made: dict[str, tuple[SaliencyFn, torch.Tensor]],
+    per: dict[str, int],
+    steps: int,
+    units: Sequence[str],
+    protocol: Protocol,
+    ends: tuple[float, float] | None,
+) -> tuple[Forwards, dict[str, dict[str, Ranking]]]:
+    """The forwards of :func:`score_rows` by part (the explanations and the sanity layers'
+    trace done), and each row's unit rankings (cut once, for the plan and the curves)."""
+    parts: list[tuple[str, int]] = [("explain", sum(per.values())), ("sanity layers", 1)]
+    rankings: dict[str, dict[str, Ranking]] = {}
+    for row, (_, maps) in made.items():
+        tube = _tube_of(maps)
+        rankings[row] = {unit: unit_ranking(tube, unit, protocol) for unit in units}
+        if not row.startswith("baseline/"):
+            parts.append((f"{row_label(row)}: sanity", (steps - 1) * per[row]))
+        for unit in units:
+            clips = tube_forwards(
+                tube, unit, protocol, ends_known=bool(ends), ranking=rankings[row][unit]
+            )
+            parts.append((f"{row_label(row)}: {unit}", clips))
+        parts.append((f"{row_label(row)}: confidence", confidence_forwards(bool(ends))))
+    return Forwards(tuple(parts), done=sum(per.values()) + 1), rankings
+
+
+def _row_entry(
+    scores: dict[str, float], corr: torch.Tensor, curves: dict[str, dict[str, torch.Tensor]]
+) -> dict[str, Any]:
+    """One row of :class:`ClipScores`'s tubes: its scores, sanity correlations and curves,
+    as JSON numbers."""
+    return {
+        **{k: json_number(v) for k, v in scores.items()},
+        "sanity": [json_number(float(c)) for c in corr],
+        "curves": {
+            k: {"fractions": c["fractions"].tolist(), "scores": c["scores"].tolist()}
+            for k, c in curves.items()
+        },
+    }
+
+
 def score_rows(
     loaded: LoadedModel,
     clip: torch.Tensor,
@@ -201,52 +300,16 @@ def score_rows(
     model = loaded.model
     base = substrate if substrate is not None else make_substrate(clip, protocol.substrate)
     groups = row_groups(methods, [interpolation], baselines)
-    # Forwards of one explanation per method (occlusion and integrated gradients run many),
-    # counted on the model as it runs: Score-CAM's (one per channel that varies) are known
-    # only then.
-    per: dict[str, int] = {}
-    made: dict[str, tuple[SaliencyFn, torch.Tensor]] = {}
-    for kind, (row,) in groups:
-        fn = _saliency(kind, loaded, target, interpolation, protocol)
-        if row.startswith("baseline/"):
-            made[row] = (fn, fn(model, clip))
-            continue
-        with counted_forwards(model) as counted:
-            made[row] = (fn, fn(model, clip))
-        per[row] = counted[0]
-        tell.advance(per[row])
+    made, per = _explained(groups, loaded, clip, target, interpolation, protocol, tell)
     layers = cascade_layers(model, clip, protocol.granularity)  # type: ignore[arg-type]
     tell.advance(1)
     steps = cascade_steps(len(layers), cascade)
-    parts: list[tuple[str, int]] = [("explain", sum(per.values())), ("sanity layers", 1)]
-    rankings: dict[str, dict[str, Ranking]] = {}
-    for row, (_, maps) in made.items():
-        tube = _tube_of(maps)
-        rankings[row] = {unit: unit_ranking(tube, unit, protocol) for unit in units}
-        if not row.startswith("baseline/"):
-            parts.append((f"{row_label(row)}: sanity", (len(steps) - 1) * per[row]))
-        for unit in units:
-            clips = tube_forwards(
-                tube, unit, protocol, ends_known=bool(ends), ranking=rankings[row][unit]
-            )
-            parts.append((f"{row_label(row)}: {unit}", clips))
-    plan = Forwards(tuple(parts), done=sum(per.values()) + 1)
+    plan, rankings = _plan(made, per, len(steps), units, protocol, ends)
     tell.plan(plan)
     tubes: dict[str, dict[str, Any]] = {}
     curves: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
     for row, (fn, maps) in made.items():
-        if not row.startswith("baseline/"):
-            tell.part(f"{row_label(row)}: sanity", (len(steps) - 1) * per[row])
-        check = sanity_check(
-            model,
-            clip,
-            _counted(fn, tell, not row.startswith("baseline/")),
-            layers=layers,
-            seed=protocol.sanity_seed,
-            steps=steps,
-            reference=maps,
-        )
-        corr = check.correlations.reshape(len(steps), -1)[:, 0]
+        corr = _sanity(model, clip, row, fn, maps, layers, steps, protocol.sanity_seed, tell, per)
         scores, row_curves = score_tube(
             model,
             clip,
@@ -264,13 +327,6 @@ def score_rows(
             rankings=rankings[row],
         )
         curves[row] = row_curves
-        tubes[row] = {
-            **{k: json_number(v) for k, v in scores.items()},
-            "sanity": [json_number(float(c)) for c in corr],
-            "curves": {
-                k: {"fractions": c["fractions"].tolist(), "scores": c["scores"].tolist()}
-                for k, c in row_curves.items()
-            },
-        }
+        tubes[row] = _row_entry(scores, corr, row_curves)
     rows = [key for _, keys in groups for key in keys]
     return ClipScores(rows, layers, tubes, curves, steps, plan)

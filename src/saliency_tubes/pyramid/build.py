@@ -8,6 +8,7 @@ and keep one raw tube per node (:mod:`.graph`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -152,46 +153,117 @@ def class_feature_pyramid(
     names = tuple(categories) if categories else None
 
     with preserved_state(model, eval_mode=eval_mode):
-        layer_name, layer_module, head_name, head = _feature_layer_and_head(
-            model, clip, layer, classifier
+        steps = _back_step(
+            model, clip, target, names, depth, threshold, top_n, layers, layer, classifier
         )
-        trace = trace_channels(model, clip, {layer_name: layer_module})
-        logits = _finite_logits(trace.output)
-        activation, feature_channels = _feature_activation(trace, layer_name)
-        weight = _classifier_weight(head, activation)
-        c = _one_class(target, logits, names)
-        if layers is not None:
-            producers = named_producers(model, layers, depth, weight.shape[1], trace)
-        else:
-            producers = traced_producers(trace, feature_channels, layer_name, depth, model)
-        features = select(minmax(weight[c].double()), float(threshold), top_n)
-        graph = GraphBuilder()
-        grid = (int(activation.shape[1]), int(activation.shape[2]), int(activation.shape[3]))
-        graph.add(0, head_name, c, grid)
-        stops = backstep(
-            graph, trace.by_name(), features, weight[c], *producers, depth, threshold, top_n
-        )
-        wanted = _kernels_by_layer(graph)
-        responses = conv_outputs(model, clip, wanted) if wanted else {}
+    return _pyramid(steps, clip, names, depth, threshold, top_n, interpolation, align)
 
-    raw = _raw_tubes(graph, weight[c], features, activation, responses, wanted)
+
+@dataclass
+class _Steps:
+    """What the forwards of :func:`class_feature_pyramid` found (the model's state is
+    restored once they are done)."""
+
+    layer_name: str
+    head_name: str
+    logits: torch.Tensor
+    activation: torch.Tensor
+    weight: torch.Tensor
+    class_index: int
+    features: list[int]
+    graph: GraphBuilder
+    stops: list[Any]
+    wanted: dict[str, list[int]]
+    responses: dict[str, torch.Tensor]
+
+
+def _pyramid(
+    steps: _Steps,
+    clip: torch.Tensor,
+    names: tuple[str, ...] | None,
+    depth: int,
+    threshold: float,
+    top_n: int | None,
+    interpolation: str,
+    align: str,
+) -> ClassFeaturePyramid:
+    """The :class:`ClassFeaturePyramid` of what the forwards found: the nodes' raw tubes."""
+    c = steps.class_index
+    raw = _raw_tubes(
+        steps.graph,
+        steps.weight[c],
+        steps.features,
+        steps.activation,
+        steps.responses,
+        steps.wanted,
+    )
     return ClassFeaturePyramid(
         class_index=c,
         class_name=names[c] if names else None,
-        probability=float(torch.softmax(logits, dim=1)[0, c]),
-        logit=float(logits[0, c]),
+        probability=float(torch.softmax(steps.logits, dim=1)[0, c]),
+        logit=float(steps.logits[0, c]),
         depth=depth,
         threshold=float(threshold),
         top_n=top_n,
-        feature_layer=layer_name,
-        classifier=head_name,
-        features=tuple(features),
-        nodes=graph.freeze(),
+        feature_layer=steps.layer_name,
+        classifier=steps.head_name,
+        features=tuple(steps.features),
+        nodes=steps.graph.freeze(),
         raw=raw,
         clip_size=(int(clip.shape[2]), int(clip.shape[3]), int(clip.shape[4])),
         interpolation=interpolation,
         align=align,
-        stops=tuple(stops),
+        stops=tuple(steps.stops),
+    )
+
+
+def _back_step(
+    model: nn.Module,
+    clip: torch.Tensor,
+    target: int | str,
+    names: tuple[str, ...] | None,
+    depth: int,
+    threshold: float,
+    top_n: int | None,
+    layers: Sequence[str | nn.Module] | None,
+    layer: LayerSpec,
+    classifier: LayerSpec,
+) -> _Steps:
+    """The forwards of :func:`class_feature_pyramid`: find the pooled layer and the head,
+    trace channels, back-step from the class, record the selected kernels' responses."""
+    layer_name, layer_module, head_name, head = _feature_layer_and_head(
+        model, clip, layer, classifier
+    )
+    trace = trace_channels(model, clip, {layer_name: layer_module})
+    logits = _finite_logits(trace.output)
+    activation, feature_channels = _feature_activation(trace, layer_name)
+    weight = _classifier_weight(head, activation)
+    c = _one_class(target, logits, names)
+    if layers is not None:
+        producers = named_producers(model, layers, depth, weight.shape[1], trace)
+    else:
+        producers = traced_producers(trace, feature_channels, layer_name, depth, model)
+    features = select(minmax(weight[c].double()), float(threshold), top_n)
+    graph = GraphBuilder()
+    grid = (int(activation.shape[1]), int(activation.shape[2]), int(activation.shape[3]))
+    graph.add(0, head_name, c, grid)
+    stops = backstep(
+        graph, trace.by_name(), features, weight[c], *producers, depth, threshold, top_n
+    )
+    wanted = _kernels_by_layer(graph)
+    responses = conv_outputs(model, clip, wanted) if wanted else {}
+    return _Steps(
+        layer_name,
+        head_name,
+        logits,
+        activation,
+        weight,
+        c,
+        features,
+        graph,
+        stops,
+        wanted,
+        responses,
     )
 
 

@@ -14,6 +14,7 @@ Nothing here reads or writes files; the commands (:mod:`saliency_tubes.commands`
 from __future__ import annotations
 
 from .contrast import DIVERGING, contrast_frame, contrast_legend
+from .corner import corner_label
 from .frames import (
     BACKGROUNDS,
     DEFAULT_FLOOR,
@@ -41,6 +42,7 @@ from .pyramid import (
     heat_grid_frames,
     representative_frame,
 )
+from .stretch import FRAME_NOTE, stretch
 from .timeline import curves_png, timeline_bar
 from .unseen import (
     HATCH_GREY,
@@ -52,6 +54,9 @@ from .unseen import (
 )
 
 __all__ = [
+    "FRAME_NOTE",
+    "stretch",
+    "corner_label",
     "DEFAULT_FLOOR",
     "DIVERGING",
     "HATCH_GREY",

@@ -18,6 +18,7 @@ as "no data" rather than as "not salient".
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Literal
@@ -440,7 +441,7 @@ def _caption_ink(text: str, h: int, w: int, size: int) -> np.ndarray:
     lines = [_fit(measure, line, face, max(w - 2 * margin, 1)) for line in text.split("\n")]
     body = "\n".join(lines)
     left, top, right, bottom = measure.multiline_textbbox((0, 0), body, font=face)
-    band_h = min(h, bottom + 2 * margin)
+    band_h = min(h, math.ceil(bottom) + 2 * margin)
     mask = Image.new("L", (w, band_h), 0)
     ImageDraw.Draw(mask).multiline_text((margin - left, margin), body, font=face, fill=255)
     ink = np.asarray(mask, dtype=np.float32) / 255.0

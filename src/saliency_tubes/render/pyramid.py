@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -159,21 +160,10 @@ def draw_pyramid(
     Returns:
         The figure, ``(H, W, 3)`` uint8 RGB.
     """
-    frames = np.asarray(frames)
+    frames = _checked_frames(pyramid, frames, thumb)
     T, H, W = pyramid.clip_size
-    if frames.shape != (T, H, W, 3) or frames.dtype != np.uint8:
-        raise InputError(
-            f"expected the clip's frames as ({T}, {H}, {W}, 3) uint8, but got {frames.shape} "
-            f"{frames.dtype}; pass the frames the pyramid's clip was made from"
-        )
-    if isinstance(thumb, bool) or not isinstance(thumb, int) or thumb < 16:
-        raise InputError(f"expected thumb to be an int >= 16 (pixels), but got {thumb!r}")
     rows = drawn_nodes(pyramid, per_level)
-    ids = [n.id for row in rows for n in row]
-    maps = dict(tubes or {})
-    missing = [k for k in ids if k not in maps]
-    if missing:
-        maps.update(pyramid.tubes(missing))
+    maps = _node_tubes(pyramid, rows, tubes)
     t = representative_frame(maps[ROOT]) if frame_index is None else int(frame_index)
     if not 0 <= t < T:
         raise InputError(f"expected frame_index in [0, {T}), but got {frame_index}")
@@ -190,14 +180,118 @@ def draw_pyramid(
     canvas = Image.new("RGB", (width, height), _PAPER)
     draw = ImageDraw.Draw(canvas)
 
-    boxes: dict[str, tuple[int, int]] = {}  # node id -> (x of the tile's left, y of its top)
+    boxes = _boxes(rows, cols, col_w, label_w, title_h, row_h)
+    _draw_edges(draw, rows, boxes, tile, text_h)  # under the tiles
+
+    levels = pyramid.levels()
+    for r, row in enumerate(rows):
+        y = title_h + r * row_h
+        layers = sorted({n.layer for n in levels[r]})
+        lines = _row_label(pyramid, r, len(levels[r]), layers, len(row))
+        for dy, line, colour, size in zip(
+            (4, 22, 38), lines, (_INK, _MUTED, _MUTED), (face, small, small), strict=True
+        ):
+            draw.text((margin, y + dy), line, fill=colour, font=size)
+        tiles = [
+            (boxes[n.id], maps[n.id][t].cpu().numpy(), _caption(n, pyramid, len(layers) > 1))
+            for n in row
+        ]
+        _draw_tiles(canvas, draw, frames[t], tiles, tile, colormap, small)
+
+    draw.text((margin, 9), _headline(pyramid, title, note), fill=_INK, font=face)
+    footer = (
+        f"heat maps at clip frame {t + 1}/{T}; s: score of the best edge in; "
+        "edge darkness and width grow with s"
+    )
+    _draw_footer(canvas, draw, footer, colormap, margin, height, small)
+    return np.asarray(canvas, dtype=np.uint8)
+
+
+def _boxes(
+    rows: list[list[PyramidNode]], cols: int, col_w: int, label_w: int, title_h: int, row_h: int
+) -> dict[str, tuple[int, int]]:
+    """Node id -> (x of its tile's left, y of its top): each row centred under the widest."""
+    boxes: dict[str, tuple[int, int]] = {}
     for r, row in enumerate(rows):
         y = title_h + r * row_h
         x0 = label_w + (cols - len(row)) * col_w // 2
         for i, node in enumerate(row):
             boxes[node.id] = (x0 + i * col_w + 8, y)
+    return boxes
 
-    for row in rows:  # edges under the tiles
+
+def _draw_tiles(
+    canvas: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    frame: np.ndarray,
+    tiles: list[tuple[tuple[int, int], np.ndarray, tuple[str, str]]],
+    tile: tuple[int, int],
+    colormap: str,
+    small: Any,
+) -> None:
+    """One row's thumbnails: per node, its place, its heat map on ``frame``, its caption."""
+    for (x, top), heat_map, (first, second) in tiles:
+        image = _thumbnail(frame, heat_map, tile, colormap)
+        canvas.paste(image, (x, top))
+        draw.rectangle([x - 1, top - 1, x + tile[1], top + tile[0]], outline=_INK)
+        draw.text((x, top + tile[0] + 2), first, fill=_INK, font=small)
+        draw.text((x, top + tile[0] + 15), second, fill=_MUTED, font=small)
+
+
+def _checked_frames(pyramid: ClassFeaturePyramid, frames: np.ndarray, thumb: int) -> np.ndarray:
+    """:func:`draw_pyramid`'s checks of the frames (the clip's, uint8) and thumbnail size."""
+    frames = np.asarray(frames)
+    T, H, W = pyramid.clip_size
+    if frames.shape != (T, H, W, 3) or frames.dtype != np.uint8:
+        raise InputError(
+            f"expected the clip's frames as ({T}, {H}, {W}, 3) uint8, but got {frames.shape} "
+            f"{frames.dtype}; pass the frames the pyramid's clip was made from"
+        )
+    if isinstance(thumb, bool) or not isinstance(thumb, int) or thumb < 16:
+        raise InputError(f"expected thumb to be an int >= 16 (pixels), but got {thumb!r}")
+    return frames
+
+
+def _node_tubes(
+    pyramid: ClassFeaturePyramid,
+    rows: list[list[PyramidNode]],
+    tubes: Mapping[str, torch.Tensor] | None,
+) -> dict[str, torch.Tensor]:
+    """The drawn nodes' tubes: those given, the others computed."""
+    maps = dict(tubes or {})
+    missing = [n.id for row in rows for n in row if n.id not in maps]
+    if missing:
+        maps.update(pyramid.tubes(missing))
+    return maps
+
+
+def _draw_footer(
+    canvas: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    footer: str,
+    colormap: str,
+    margin: int,
+    height: int,
+    small: Any,
+) -> None:
+    """The colour bar (0 to 1) and the footer's explanation along the figure's bottom."""
+    bar = colorbar(120, 8, colormap, vertical=False)
+    canvas.paste(Image.fromarray(bar), (margin + 14, height - 18))
+    draw.text((margin, height - 21), "0", fill=_MUTED, font=small)
+    draw.text((margin + 138, height - 21), "1", fill=_MUTED, font=small)
+    draw.text((margin + 152, height - 21), footer, fill=_MUTED, font=small)
+
+
+def _draw_edges(
+    draw: ImageDraw.ImageDraw,
+    rows: list[list[PyramidNode]],
+    boxes: dict[str, tuple[int, int]],
+    tile: tuple[int, int],
+    text_h: int,
+) -> None:
+    """Lines from each drawn node to its drawn children, darker and wider as the edge
+    score grows."""
+    for row in rows:
         for node in row:
             px, py = boxes[node.id]
             for edge in node.children:
@@ -211,52 +305,34 @@ def draw_pyramid(
                     width=1 + int(round(2 * edge.score)),
                 )
 
-    levels = pyramid.levels()
-    for r, row in enumerate(rows):
-        y = title_h + r * row_h
-        total = len(levels[r])
-        layers = sorted({n.layer for n in levels[r]})
-        header = "class" if r == 0 else f"level {r}"
-        detail = (
-            pyramid.classifier
-            if r == 0
-            else (_short(layers[0], 20) if len(layers) == 1 else f"{len(layers)} layers")
-        )
-        count = (
-            ""
-            if r == 0
-            else f"{total} node{'s' if total != 1 else ''}"
-            + (f", {len(row)} drawn" if total > len(row) else "")
-        )
-        draw.text((margin, y + 4), header, fill=_INK, font=face)
-        draw.text((margin, y + 22), detail, fill=_MUTED, font=small)
-        draw.text((margin, y + 38), count, fill=_MUTED, font=small)
-        for node in row:
-            x, top = boxes[node.id]
-            image = _thumbnail(frames[t], maps[node.id][t].cpu().numpy(), tile, colormap)
-            canvas.paste(image, (x, top))
-            draw.rectangle([x - 1, top - 1, x + tile[1], top + tile[0]], outline=_INK)
-            first, second = _caption(node, pyramid, len(layers) > 1)
-            draw.text((x, top + tile[0] + 2), first, fill=_INK, font=small)
-            draw.text((x, top + tile[0] + 15), second, fill=_MUTED, font=small)
 
+def _row_label(
+    pyramid: ClassFeaturePyramid, r: int, total: int, layers: list[str], drawn: int
+) -> tuple[str, str, str]:
+    """The three lines left of row ``r``: its level, its layers, its node count."""
+    header = "class" if r == 0 else f"level {r}"
+    detail = (
+        pyramid.classifier
+        if r == 0
+        else (_short(layers[0], 20) if len(layers) == 1 else f"{len(layers)} layers")
+    )
+    count = (
+        ""
+        if r == 0
+        else f"{total} node{'s' if total != 1 else ''}"
+        + (f", {drawn} drawn" if total > drawn else "")
+    )
+    return header, detail, count
+
+
+def _headline(pyramid: ClassFeaturePyramid, title: str | None, note: str) -> str:
+    """The figure's title: the given one, or class, probability, θ, depth (and top-n)."""
     name = pyramid.class_name or f"class {pyramid.class_index}"
     headline = title or (
         f"Class feature pyramid: {name} (p={probability(pyramid.probability)}), theta={pyramid.threshold:g}, "
         f"depth {pyramid.depth}" + (f", top-{pyramid.top_n}" if pyramid.top_n else "")
     )
-    headline += f" {note}" if note else ""
-    draw.text((margin, 9), headline, fill=_INK, font=face)
-    footer = (
-        f"heat maps at clip frame {t + 1}/{T}; s: score of the best edge in; "
-        "edge darkness and width grow with s"
-    )
-    bar = colorbar(120, 8, colormap, vertical=False)
-    canvas.paste(Image.fromarray(bar), (margin + 14, height - 18))
-    draw.text((margin, height - 21), "0", fill=_MUTED, font=small)
-    draw.text((margin + 138, height - 21), "1", fill=_MUTED, font=small)
-    draw.text((margin + 152, height - 21), footer, fill=_MUTED, font=small)
-    return np.asarray(canvas, dtype=np.uint8)
+    return headline + (f" {note}" if note else "")
 
 
 def heat_grid_frames(

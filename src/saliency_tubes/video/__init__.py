@@ -3,9 +3,11 @@
 The package is the bridge between video files and the clip tensors a video classifier sees,
 and back again:
 
-1. **Reading** (``reader``, PyAV): :func:`probe` gives the facts of a video (:class:`VideoInfo`), with the
-   presentation timestamp of every frame; :func:`iter_frames` streams frames one at a time;
-   :func:`read_frames` decodes only what is needed to return the requested frames. Any
+1. **Reading** (``reader``, ``decoding``, PyAV): :func:`probe` gives the facts of a video
+   (:class:`VideoInfo`), with the presentation timestamp of every frame and its keyframes;
+   :func:`iter_frames` streams frames one at a time; :func:`read_frames` decodes only what
+   is needed to return the requested frames, seeking to the keyframe before a frame when
+   that skips enough decoding (frame-accurate: the frames of a sequential decode). Any
    container FFmpeg reads works, and so does a folder of numbered images.
 2. **Sampling** (``sampling``): :func:`sample_uniform` (the frames of one clip spread over the whole video)
    and :func:`sliding_windows` (clips that together cover every frame).
@@ -26,6 +28,7 @@ Conventions: frames are ``(H, W, 3)`` uint8 RGB numpy arrays, sizes are written
 ``(T, H, W)``, times are seconds (float64) as stored in the file (not shifted to start at 0).
 """
 
+from .decoding import iter_frames, read_frames
 from .mapping import (
     SourceSampler,
     TimedTube,
@@ -43,9 +46,8 @@ from .reader import (
     PathLike,
     VideoInfo,
     check_min_frames,
-    iter_frames,
     probe,
-    read_frames,
+    segment,
 )
 from .sampling import sample_uniform, sliding_windows
 from .threads import BackgroundWriter, prefetch
@@ -78,6 +80,7 @@ __all__ = [
     "read_frames",
     "resample_times",
     "sample_uniform",
+    "segment",
     "sliding_windows",
     "stitch_windows",
 ]

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -117,9 +117,18 @@ class TimedTube:
             return self.maps[0]
         if t >= times[-1]:
             return self.maps[-1]
-        i = int(np.searchsorted(times, t, side="right")) - 1
-        a = (t - times[i]) / (times[i + 1] - times[i])
-        return (1.0 - a) * self.maps[i] + a * self.maps[i + 1]
+        return self.at_times(np.array([t], dtype=np.float64))[0]
+
+    def at_times(self, ts: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+        """:meth:`at` for many times at once: ``(n, gh, gw)``. In float64 the arithmetic
+        of :meth:`at` inside the clip (float64 weights on the float32 maps); float32 is
+        faster (weights rounded to float32: within 1e-7 of it)."""
+        times, maps = self.times, self.maps
+        if times.size == 1:
+            return np.repeat(maps[:1], len(ts), axis=0).astype(dtype)
+        i = np.clip(np.searchsorted(times, ts, side="right") - 1, 0, times.size - 2)
+        a = np.clip((ts - times[i]) / (times[i + 1] - times[i]), 0.0, 1.0)[:, None, None]
+        return (1.0 - a).astype(dtype) * maps[i] + a.astype(dtype) * maps[i + 1]
 
     def weight(self, t: float, kind: str) -> float:
         """Blending weight at ``t`` (inside the clip): ``"uniform"`` 1, else triangular."""
@@ -322,15 +331,49 @@ class TubeMapper:
                 )
             windows.append(TimedTube(m, t))
         assert grid is not None  # internal invariant: at least one window was added
-        order = np.argsort([w.start for w in windows], kind="stable")
-        self._windows = [windows[i] for i in order]
-        self._starts = np.array([w.start for w in self._windows])
-        self._ends = np.array([w.end for w in self._windows])
+        self._spans([(w.start, w.end) for w in windows], windows.__getitem__, geometry, grid)
         self._weights = weights
+
+    def _spans(
+        self,
+        spans: Sequence[tuple[float, float]],
+        window: Callable[[int], TimedTube],
+        geometry: Geometry,
+        grid: tuple[int, int],
+    ) -> None:
+        """Windows by their ``(start, end)`` times, sorted by start (stable), each made by
+        ``window(i)`` (``i`` its place in ``spans``) when a time it covers is mapped."""
+        order = np.argsort([start for start, _ in spans], kind="stable")
+        self._order = [int(i) for i in order]
+        self._window = window
+        self._starts = np.array([float(spans[i][0]) for i in order])
+        self._ends = np.array([float(spans[i][1]) for i in order])
         self.geometry = geometry
-        self.src_hw: tuple[int, int] = (hw[0], hw[1])
+        self.src_hw: tuple[int, int] = (int(geometry.src_hw[0]), int(geometry.src_hw[1]))
         self.grid_hw: tuple[int, int] = grid
         self._sampler = SourceSampler(geometry, grid)
+
+    @classmethod
+    def on_demand(
+        cls,
+        spans: Sequence[tuple[float, float]],
+        window: Callable[[int], TimedTube],
+        geometry: Geometry,
+        grid_hw: tuple[int, int],
+        *,
+        weights: Literal["triangular", "uniform"] = "triangular",
+    ) -> TubeMapper:
+        """A stitched mapper (:func:`stitch_windows`) whose windows are made when needed.
+
+        For videos too long to hold every window's tube: ``window(i)`` returns window
+        ``i``'s :class:`TimedTube` (on the ``grid_hw`` grid, finite, spanning
+        ``spans[i]``, its first and last time) each time a time it covers is mapped; the
+        caller caches them as it likes (the explaining commands keep a bounded cache).
+        """
+        mapper = cls.__new__(cls)
+        mapper._spans(spans, window, geometry, (int(grid_hw[0]), int(grid_hw[1])))
+        mapper._weights = weights
+        return mapper
 
     @property
     def time_range(self) -> tuple[float, float]:
@@ -345,7 +388,7 @@ class TubeMapper:
                 f"expected a finite time in seconds, but got {t}; pass a frame's timestamp"
             )
         active = covering(self._starts, self._ends, t)
-        return blend([self._windows[int(k)] for k in active], t, self._weights)
+        return blend([self._window(self._order[int(k)]) for k in active], t, self._weights)
 
     def frame(self, t: float) -> np.ndarray:
         """The saliency map on the source frame shown at time ``t`` (seconds).
@@ -359,6 +402,11 @@ class TubeMapper:
         return self._sampler.frame(self.grid_map(t))
 
     __call__ = frame
+
+    def frame_tensor(self, t: float, device: torch.device | str = "cpu") -> torch.Tensor:
+        """:meth:`frame` as a float32 tensor on ``device``: blended on the CPU on the tube's
+        grid, then resized onto the source pixels there (the same arithmetic)."""
+        return self._sampler.frame_tensor(torch.from_numpy(self.grid_map(t)).to(device))
 
 
 def stitch_windows(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -47,6 +47,14 @@ class VideoInfo:
             counter-clockwise to be upright, from the file's display matrix (phone videos);
             ``width`` and ``height`` are the upright frame's, and every frame this module
             returns is upright.
+        keyframes: Sorted indices (presentation order) of the frames a decoder can start
+            from after a seek (the packets flagged as keyframes when probing), or None where
+            unknown (frame folders, videos whose packets carry no pts): then every read
+            decodes from the start.
+        first: For a segment (:func:`segment`), the file's index of its frame 0; frame
+            ``i`` of the segment is the file's frame ``first + i``.
+        whole: For a segment, the whole file's facts (the reader decodes through them);
+            None for a whole video.
     """
 
     path: Path
@@ -59,6 +67,9 @@ class VideoInfo:
     codec: str
     rate: Fraction
     rotation: int = 0
+    keyframes: np.ndarray | None = field(default=None, compare=False, repr=False)
+    first: int = 0
+    whole: VideoInfo | None = field(default=None, compare=False, repr=False)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -86,7 +97,7 @@ def _natural_key(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
-def _folder_images(folder: Path) -> list[Path]:
+def folder_images(folder: Path) -> list[Path]:
     """The image files of a frame folder, sorted naturally (hidden files skipped)."""
     files = [
         p
@@ -130,7 +141,7 @@ def _existing_path(path: PathLike) -> Path:
     return p
 
 
-def _read_error(path: Path, exc: BaseException) -> VideoError:
+def read_error(path: Path, exc: BaseException) -> VideoError:
     reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     reason = " ".join(str(reason).split())
     return VideoError(
@@ -138,14 +149,14 @@ def _read_error(path: Path, exc: BaseException) -> VideoError:
     )
 
 
-def _open_input(path: Path) -> av.container.InputContainer:
+def open_input(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), mode="r")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise _read_error(path, exc) from exc
+        raise read_error(path, exc) from exc
 
 
-def _video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
+def video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
     if not container.streams.video:
         kinds: list[str] = sorted({str(s.type) for s in container.streams}) or ["no streams"]
         raise VideoError(
@@ -157,37 +168,43 @@ def _video_stream(container: av.container.InputContainer, path: Path) -> av.Vide
 
 def _timestamps_by_demux(
     container: av.container.InputContainer, stream: av.VideoStream
-) -> np.ndarray | None:
-    """Presentation times (seconds, sorted) read from the packets, without decoding.
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Presentation times (seconds, sorted) read from the packets, without decoding, and
+    the indices of the keyframes among them.
 
     Returns ``None`` when a packet has no pts (raw elementary streams), so the caller falls
     back to decoding. Packets marked for discarding (outside an MP4 edit list) and empty
     flush packets are skipped: they never become frames.
     """
     pts: list[int] = []
+    keys: list[int] = []
     for packet in container.demux(stream):
         if packet.size == 0 or packet.is_discard:
             continue
         if packet.pts is None:
             return None
         pts.append(packet.pts)
+        if packet.is_keyframe:
+            keys.append(packet.pts)
     tb = stream.time_base
     if tb is None:
         return None
-    return np.sort(np.asarray(pts, dtype=np.float64)) * float(tb)
+    ordered = np.sort(np.asarray(pts, dtype=np.int64))
+    keyframes = np.unique(np.searchsorted(ordered, np.asarray(keys, dtype=np.int64)))
+    return ordered.astype(np.float64) * float(tb), keyframes.astype(np.int64)
 
 
 def _timestamps_by_decoding(path: Path, fps: float) -> np.ndarray:
     """Presentation times from decoded frames (frame time, else index / fps), sorted."""
     times: list[float] = []
-    with _open_input(path) as container:
-        stream = _video_stream(container, path)
+    with open_input(path) as container:
+        stream = video_stream(container, path)
         try:
             for i, frame in enumerate(container.decode(stream)):
                 t = frame.time
                 times.append(float(t) if t is not None else i / fps)
         except av.FFmpegError as exc:
-            raise _read_error(path, exc) from exc
+            raise read_error(path, exc) from exc
     return np.sort(np.asarray(times, dtype=np.float64))
 
 
@@ -200,7 +217,7 @@ def _zero_frames(path: Path) -> VideoError:
 
 def _probe_folder(folder: Path, fps: float | Fraction) -> VideoInfo:
     rate = check_fps(fps, "folder_fps")
-    files = _folder_images(folder)
+    files = folder_images(folder)
     if not files:
         raise VideoError(
             f"expected a frame folder with images ({', '.join(IMAGE_SUFFIXES)}), but got none "
@@ -258,20 +275,23 @@ def probe(
         info = _probe_folder(p, folder_fps)
         return check_min_frames(info, min_frames)
 
-    with _open_input(p) as container:
-        stream = _video_stream(container, p)
+    with open_input(p) as container:
+        stream = video_stream(container, p)
         width, height = int(stream.codec_context.width), int(stream.codec_context.height)
         codec = stream.codec_context.name
         avg = stream.average_rate or stream.guessed_rate
         try:
-            timestamps = _timestamps_by_demux(container, stream)
+            demuxed = _timestamps_by_demux(container, stream)
         except av.FFmpegError as exc:
-            raise _read_error(p, exc) from exc
+            raise read_error(p, exc) from exc
     rotation = _rotation(p)
     if rotation in (90, 270):
         width, height = height, width
-    if timestamps is None:
+    keyframes = None
+    if demuxed is None:
         timestamps = _timestamps_by_decoding(p, float(avg) if avg else DEFAULT_FOLDER_FPS)
+    else:
+        timestamps, keyframes = demuxed
     n = int(timestamps.size)
     if n == 0:
         raise _zero_frames(p)
@@ -292,6 +312,7 @@ def probe(
         codec=codec,
         rate=rate,
         rotation=rotation,
+        keyframes=keyframes,
     )
     return check_min_frames(info, min_frames)
 
@@ -300,8 +321,8 @@ def _rotation(path: Path) -> int:
     """The display rotation of the first frame (counter-clockwise degrees, 0/90/180/270)."""
     degrees = 0.0
     try:
-        with _open_input(path) as container:
-            for frame in container.decode(_video_stream(container, path)):
+        with open_input(path) as container:
+            for frame in container.decode(video_stream(container, path)):
                 degrees = float(getattr(frame, "rotation", 0) or 0)
                 break
     except (av.FFmpegError, VideoError):
@@ -334,7 +355,7 @@ def check_min_frames(info: VideoInfo, min_frames: int = 2) -> VideoInfo:
     return info
 
 
-def _load_image(path: Path, expected_hw: tuple[int, int] | None) -> np.ndarray:
+def load_image(path: Path, expected_hw: tuple[int, int] | None) -> np.ndarray:
     try:
         with Image.open(path) as im:
             rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
@@ -369,150 +390,36 @@ ACCURATE_YUV = (
 )
 
 
-def _to_rgb(frame: av.VideoFrame, accurate: bool, rotation: int = 0) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB pixels of a decoded frame, turned upright by ``rotation``."""
-    if accurate:
-        rgb = frame.reformat(format="rgb24", interpolation=ACCURATE_RGB).to_ndarray()
-    else:
-        rgb = frame.to_ndarray(format="rgb24")
-    if rotation:
-        rgb = np.ascontiguousarray(np.rot90(rgb, k=rotation // 90))
-    return rgb
+def segment(info: VideoInfo, start: float | None = None, end: float | None = None) -> VideoInfo:
+    """The frames shown from ``start`` up to ``end`` seconds, as a video of their own.
 
-
-def _extra_timestamp(info: VideoInfo, index: int) -> float:
-    """Time of a decoded frame beyond the probed count (should not happen; extrapolate)."""
-    last = float(info.timestamps[-1])
-    return last + (index - info.num_frames + 1) / info.fps
-
-
-def iter_frames(
-    path: PathLike,
-    *,
-    folder_fps: float | Fraction = DEFAULT_FOLDER_FPS,
-    info: VideoInfo | None = None,
-    accurate: bool = True,
-    wanted: Container[int] | None = None,
-) -> Iterator[Frame]:
-    """Stream the frames of a video one at a time, in presentation order.
-
-    Only one decoded frame is held at a time, so memory does not grow with the video's
-    length. The generator closes the file when exhausted or closed.
-
-    Args:
-        path: A video file or frame folder (see :func:`probe`).
-        folder_fps: Frame rate of a frame folder.
-        info: The result of :func:`probe` for ``path``, to skip probing again.
-        accurate: Convert YUV to RGB with accurate rounding and interpolated chroma (FFmpeg's
-            fast default is about 1 grey level darker on average); ``False`` is several times
-            faster for long renders.
-        wanted: Only these frame indices (the others are decoded, as they must be, but not
-            converted to RGB nor yielded); None: every frame.
-
-    Yields:
-        :class:`Frame` ``(index, timestamp, image)`` with ``timestamp = info.timestamps[index]``.
+    Times are the file's (as in :attr:`VideoInfo.timestamps`); the segment holds the frames
+    with ``start <= t < end`` (None: from the first, to the last). Its frames are numbered
+    from 0 (the file's frame ``first + i``), its timestamps are the file's, and the reader
+    (:func:`~saliency_tubes.video.iter_frames`, :func:`~saliency_tubes.video.read_frames`)
+    decodes only from the keyframe before its first frame where it can seek.
 
     Raises:
-        VideoError: As :func:`probe`, or when decoding fails part way.
+        InputError: ``end <= start``, or no frame is shown in ``[start, end)``.
     """
-    info = info if info is not None else probe(path, folder_fps=folder_fps)
-    p = Path(path)
-    if p.is_dir():
-        hw = info.size
-        for i, file in enumerate(_folder_images(p)):
-            if wanted is None or i in wanted:
-                yield Frame(i, float(info.timestamps[i]), _load_image(file, hw))
-        return
-    with _open_input(p) as container:
-        stream = _video_stream(container, p)
-        stream.thread_type = "AUTO"
-        try:
-            for i, frame in enumerate(container.decode(stream)):
-                if wanted is not None and i not in wanted:
-                    continue
-                t = float(info.timestamps[i]) if i < info.num_frames else _extra_timestamp(info, i)
-                yield Frame(i, t, _to_rgb(frame, accurate, info.rotation))
-        except av.FFmpegError as exc:
-            raise _read_error(p, exc) from exc
-
-
-def read_frames(
-    path: PathLike,
-    indices: Sequence[int] | np.ndarray,
-    *,
-    folder_fps: float | Fraction = DEFAULT_FOLDER_FPS,
-    info: VideoInfo | None = None,
-    accurate: bool = True,
-) -> np.ndarray:
-    """Decode the frames at ``indices`` (in presentation order; repeats allowed).
-
-    The video is decoded sequentially up to the largest index and only the requested frames
-    are converted to RGB and kept; frame folders load only the requested files.
-
-    Args:
-        path: A video file or frame folder.
-        indices: Frame indices in ``[0, num_frames)``, any order, repeats allowed.
-        folder_fps: Frame rate of a frame folder.
-        info: The result of :func:`probe` for ``path``, to skip probing again.
-        accurate: Accurate YUV to RGB conversion (see :func:`iter_frames`).
-
-    Returns:
-        ``(len(indices), H, W, 3)`` uint8 RGB frames, in the order of ``indices``.
-
-    Raises:
-        InputError: An index is not an integer in ``[0, num_frames)``.
-        VideoError: As :func:`probe`, or the video ends before a requested frame.
-    """
-    info = info if info is not None else probe(path, folder_fps=folder_fps)
-    idx = np.asarray(indices)
-    if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+    base = info.whole if info.whole is not None else info
+    if start is not None and end is not None and end <= start:
+        raise InputError(f"expected --end after --start, but got start {start} and end {end}")
+    times = info.timestamps
+    lo = int(np.searchsorted(times, start, side="left")) if start is not None else 0
+    hi = int(np.searchsorted(times, end, side="left")) if end is not None else info.num_frames
+    if hi <= lo:
         raise InputError(
-            f"expected a 1-D sequence of integer frame indices, but got shape {idx.shape} "
-            f"dtype {idx.dtype}; pass e.g. sample_uniform(num_frames, T)"
+            f"expected --start/--end to hold frames, but no frame of '{info.path}' is shown "
+            f"from {start} to {end} s; its frames span {times[0]:.3f} to {times[-1]:.3f} s"
         )
-    idx = idx.astype(np.int64)
-    if idx.size and (idx.min() < 0 or idx.max() >= info.num_frames):
-        bad = int(idx.min()) if idx.min() < 0 else int(idx.max())
-        raise InputError(
-            f"expected frame indices in [0, {info.num_frames}), but got {bad}; "
-            f"'{info.path}' has {info.num_frames} frames"
-        )
-    out = np.empty((idx.size, info.height, info.width, 3), dtype=np.uint8)
-    if idx.size == 0:
-        return out
-    p = Path(path)
-    wanted = {int(i) for i in idx}
-    found: dict[int, np.ndarray] = {}
-    if p.is_dir():
-        files = _folder_images(p)
-        for i in wanted:
-            found[i] = _load_image(files[i], info.size)
-    else:
-        last = max(wanted)
-        with _open_input(p) as container:
-            stream = _video_stream(container, p)
-            stream.thread_type = "AUTO"
-            try:
-                for i, frame in enumerate(container.decode(stream)):
-                    if i in wanted:
-                        found[i] = _to_rgb(frame, accurate, info.rotation)
-                    if i >= last:
-                        break
-            except av.FFmpegError as exc:
-                raise _read_error(p, exc) from exc
-        if len(found) < len(wanted):
-            missing = min(wanted - found.keys())
-            raise VideoError(
-                f"expected frame {missing} in '{p}', but got only {max(found, default=-1) + 1} "
-                "decodable frames; the video is truncated or corrupt, re-encode it"
-            )
-    for k, i in enumerate(idx):
-        frame_i = found[int(i)]
-        if frame_i.shape != out.shape[1:]:
-            raise VideoError(
-                f"expected frames of {info.height}x{info.width} (HxW), but got "
-                f"{frame_i.shape[0]}x{frame_i.shape[1]} at frame {int(i)} of '{p}'; "
-                "videos whose size changes midway are not supported, re-encode it"
-            )
-        out[k] = frame_i
-    return out
+    picked = times[lo:hi]
+    return dataclasses.replace(
+        info,
+        num_frames=hi - lo,
+        timestamps=picked,
+        duration=float(picked[-1] - picked[0] + 1.0 / info.fps),
+        keyframes=None,
+        first=info.first + lo,
+        whole=base,
+    )

@@ -8,6 +8,7 @@ from functools import partial
 from torch import nn
 
 from . import huggingface, pytorchvideo_models, tiny, tiny_vit, torchvision_models
+from ._torchvision import import_torchvision
 from .checkpoints import load_weights, read_categories, read_state_dict
 from .densenet3d import DenseNet3D, densenet3d
 from .registry import (
@@ -138,6 +139,7 @@ __all__ = [
     "available_models",
     "densenet3d",
     "get_adapter",
+    "import_torchvision",
     "load_model",
     "load_weights",
     "read_categories",

@@ -12,8 +12,11 @@ unconditionally, and that fails for an operator that was never defined.
 error does it define the schemas of those two operators through :mod:`torch.library`,
 with kernels that raise a clear error when called, and import torchvision again. The
 video classifiers (``torchvision.models.video``) use none of the compiled ops; detection
-ops (``torchvision.ops.nms``, ``roi_align`` ...) stay unavailable and say so. See
-DEVELOPERS.md.
+ops (``torchvision.ops.nms``, ``roi_align`` ...) stay unavailable and say so.
+
+It is public as ``saliency_tubes.import_torchvision`` (and ``saliency_tubes.zoo``): call it
+before your own ``import torchvision`` (or pytorchvideo, timm, transformers, which import
+torchvision themselves). The documentation's Troubleshooting page and DEVELOPERS.md say more.
 
 Nothing here runs at ``import saliency_tubes``: only when a torchvision-based adapter is
 built (or another optional module, e.g. pytorchvideo's, calls :func:`import_torchvision`
@@ -57,6 +60,15 @@ def import_torchvision() -> ModuleType:
        ``torchvision::nms`` and ``torchvision::qnms`` (kernels that raise when called),
        warn once that the compiled ops are unavailable, and import again.
 
+    Call it once before your own torchvision import; afterwards ``import torchvision``
+    (and ``from torchvision.models.video import r2plus1d_18``) finds the module it left in
+    ``sys.modules``. Where torchvision imports normally, it is a plain import.
+
+    Example:
+        >>> import saliency_tubes as st
+        >>> torchvision = st.import_torchvision()   # doctest: +SKIP
+        >>> from torchvision.models.video import r2plus1d_18   # doctest: +SKIP
+
     Returns:
         The ``torchvision`` module.
 
@@ -75,7 +87,7 @@ def import_torchvision() -> ModuleType:
         if MISSING_OPERATOR not in str(exc):
             raise ModelLoadError(
                 f"importing torchvision failed: {first_line(exc)}; "
-                "install the torchvision build that matches your torch (see DEVELOPERS.md)"
+                "install the torchvision build that matches your torch (see help(saliency_tubes.import_torchvision))"
             ) from None
     _forget_torchvision()
     _define_placeholders()
@@ -83,7 +95,7 @@ def import_torchvision() -> ModuleType:
         "torchvision's compiled operators could not be loaded with this torch build "
         "(pytorch/vision#9085); saliency_tubes defined placeholders for torchvision::nms/qnms "
         "so that torchvision imports. Video classifiers work; detection ops (nms, roi_align, "
-        "...) will not. See DEVELOPERS.md.",
+        "...) will not. See help(saliency_tubes.import_torchvision).",
         RuntimeWarning,
         stacklevel=2,
     )
@@ -94,7 +106,7 @@ def import_torchvision() -> ModuleType:
         raise ModelLoadError(
             "importing torchvision failed even with the missing-operator workaround: "
             f"{first_line(exc)}; install the torchvision build that matches "
-            "your torch (see DEVELOPERS.md)"
+            "your torch (see help(saliency_tubes.import_torchvision))"
         ) from None
 
 

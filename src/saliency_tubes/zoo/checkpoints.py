@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,13 @@ def read_state_dict(path: str | Path, *, allow_pickle: bool = False) -> dict[str
     """
     path = Path(path)
     if not path.is_file():
+        got = "a folder" if path.is_dir() else ("not a regular file" if path.exists() else "")
+        if got:
+            raise ModelLoadError(
+                f"expected a checkpoint file (.pth/.pt/.safetensors) at {path}, but it is {got}; "
+                "pass the file (a save_pretrained folder goes with --model hf:DIR or a "
+                "registered transformers name)"
+            )
         raise ModelLoadError(
             f"checkpoint not found: {path}; expected a path to a .pth/.pt/.safetensors file"
         )
@@ -209,6 +217,23 @@ def _json_categories(path: Path, text: str) -> tuple[str, ...]:
                 "give every name as a string"
             )
     return tuple(items)
+
+
+@contextmanager
+def downloading(what: str) -> Iterator[None]:
+    """Turn any failure of the download in the block into one :class:`ModelLoadError` line.
+
+    ``what`` names the weights (``"the x3d_xs Kinetics-400"``): "downloading {what}
+    weights failed (reason); pass a local checkpoint path instead (--weights PATH)". The
+    one wrapper of the adapters that download (torchvision, pytorchvideo).
+    """
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - every download failure becomes one clear line
+        raise ModelLoadError(
+            f"downloading {what} weights failed ({first_line(exc)}); pass a local checkpoint "
+            "path instead (--weights PATH)"
+        ) from None
 
 
 def looks_like_path(text: str, suffixes: Sequence[str]) -> bool:

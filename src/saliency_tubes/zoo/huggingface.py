@@ -70,6 +70,7 @@ from torch import nn
 
 from ..errors import InputError, ModelLoadError, first_line
 from ..tokens import TokenGrid
+from .hf_sizes import check_sizes
 from .registry import ModelAdapter, Preset
 
 EXTRA = "transformers"
@@ -282,7 +283,12 @@ def layout(config: dict[str, Any], where: str) -> Layout:
             ``attention_type`` is ``space_only`` (its frames are batched apart).
     """
     family = _family(config, where)
-    get = {**family.defaults, **config}.get
+    merged: dict[str, Any] = {**family.defaults, **config}
+
+    def get(key: str) -> Any:
+        return merged.get(key)
+
+    check_sizes(get, where, family.key)  # an untrusted config: bounded before anything
     frames = int(get("num_frames"))
     size = _pair(get("image_size"))
     blocks = int(get("num_hidden_layers"))
@@ -428,7 +434,8 @@ def _processor(folder: Path) -> dict[str, Any]:
 def pooled_head(model: nn.Module) -> Any:
     """VideoMAE's mean-pooled head on (N, C) token means: ``classifier(fc_norm(p))`` (CAM
     differentiates it at the clip's mean: its local linear map, see the module notes)."""
-    norm, classifier = model.fc_norm, model.classifier
+    norm: Any = model.fc_norm
+    classifier: Any = model.classifier
 
     def head(pooled: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = classifier(norm(pooled))
@@ -569,14 +576,18 @@ def load_folder(
 
 @contextmanager
 def quiet_progress(transformers: Any) -> Iterator[None]:
-    """transformers' progress bars off for the block (the library prints nothing), then
-    as they were."""
+    """transformers' progress bars and log lines off for the block (its load report of
+    missing or unexpected keys: what is wrong is said in one line after it), then as they
+    were."""
     logging = transformers.utils.logging
     was = logging.is_progress_bar_enabled()
+    level = logging.get_verbosity()
     logging.disable_progress_bar()
+    logging.set_verbosity(logging.CRITICAL)
     try:
         yield
     finally:
+        logging.set_verbosity(level)
         if was:
             logging.enable_progress_bar()
 

@@ -86,7 +86,7 @@ from ..errors import InputError, ModelLoadError, first_line
 from ..hooks import resolve_module
 from ..tokens import TokenGrid
 from ._torchvision import import_torchvision
-from .checkpoints import build_with_weights, load_weights, looks_like_path
+from .checkpoints import build_with_weights, downloading, load_weights, looks_like_path
 from .registry import ModelAdapter, Preset
 
 EXTRA = "pytorchvideo"
@@ -299,15 +299,9 @@ def _fetch_checkpoint(name: str) -> Path:
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     path = folder / url.rsplit("/", 1)[-1]
     if not path.is_file():
-        try:
+        with downloading(f"the {name} Kinetics-400"):
             folder.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(url, str(path), progress=True)
-        except Exception as exc:  # noqa: BLE001 - every download failure becomes one clear line
-            reason = first_line(exc)
-            raise ModelLoadError(
-                f"downloading the {name} Kinetics-400 weights failed ({reason}); pass a local "
-                "checkpoint path instead (--weights PATH)"
-            ) from None
     return path
 
 

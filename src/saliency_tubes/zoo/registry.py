@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import nn
 
+from ..callables import FunctionModel
 from ..errors import ModelLoadError, first_line
 from ..hooks import head_out_features, is_head
 from ..tokens import Reshape
 from ..video import Preprocess
+from ..vocabulary import INPUT_METHODS
 from .checkpoints import load_weights, read_categories
 
 if TYPE_CHECKING:
@@ -215,6 +217,19 @@ class LoadedModel:
         return self.adapter.caveat if self.adapter is not None else None
 
     @property
+    def plain_callable(self) -> bool:
+        """Whether the model is a plain callable (a factory returned no ``nn.Module``): only
+        the methods that just run it apply (:data:`~saliency_tubes.vocabulary.INPUT_METHODS`)."""
+        return isinstance(self.model, FunctionModel)
+
+    @property
+    def default_method(self) -> str:
+        """The method ``auto`` stands for: the adapter's, RISE for a plain callable, else CAM."""
+        if self.adapter is not None:
+            return self.adapter.default_method
+        return "rise" if self.plain_callable else "cam"
+
+    @property
     def random_weights(self) -> bool:
         """Whether the model has freshly initialised (untrained) weights: a registered
         architecture built without any weights."""
@@ -233,6 +248,11 @@ class LoadedModel:
 
         if method not in METHODS:
             raise ModelLoadError(f"expected method one of {', '.join(METHODS)}, but got {method!r}")
+        if self.plain_callable and method not in INPUT_METHODS:
+            raise ModelLoadError(
+                f"expected --method {' | '.join(INPUT_METHODS)} for {self.name} (a plain "
+                f"callable: no layers to read), but got --method {method}; use --method rise"
+            )
         kwargs: dict[str, Any] = {
             "layer": self.layer,
             "classifier": self.classifier,
@@ -259,6 +279,46 @@ class LoadedModel:
                 kwargs["pooled_head"] = adapter.pooled_head(self.model)
         kwargs.update(options)
         return METHODS[method](self.model, **kwargs)
+
+
+@dataclass
+class _Built:
+    """What :func:`load_model` built: the model, its adapter (None for a factory), its
+    preset, where its weights came from, the weights name a builder downloaded, and the
+    weights file still to load (None once a folder's builder has loaded them)."""
+
+    model: nn.Module
+    adapter: ModelAdapter | None
+    preset: Preset
+    source: str
+    named: str | None
+    weights: str | Path | None
+
+
+def _build(name: str, weights: str | Path | None, num_classes: int | None) -> _Built:
+    """Build the model of :func:`load_model` from a factory or a registered adapter."""
+    if ":" in name and name not in _REGISTRY and not name.startswith(HF_PREFIX):
+        model = _from_factory(name, num_classes)
+        source = "factory" if weights is None else "file"
+        return _Built(model, None, Preset(), source, None, weights)
+    adapter = get_adapter(name)
+    if adapter.from_folder is not None and weights is not None and Path(weights).is_dir():
+        adapter = adapter.from_folder(Path(weights))
+        weights = None  # the folder's builder loads them
+    kwargs: dict[str, Any] = {"num_classes": num_classes} if num_classes is not None else {}
+    named = _weights_name(adapter, weights)
+    if named is not None:
+        kwargs["weights"] = named
+    shipped = weights is None and adapter.default_weights is not None
+    model = adapter.builder(pretrained=shipped, **kwargs)
+    folder = adapter.extra.get("folder")
+    if named is not None:
+        source = "download"
+    elif weights is not None or folder is not None:
+        source = "file"
+    else:
+        source = "shipped" if shipped else "random"
+    return _Built(model, adapter, adapter.preset, source, named, weights)
 
 
 def load_model(
@@ -304,34 +364,17 @@ def load_model(
             of the model's classifier.
     """
     names = _categories(categories)
-    named = None
-    if ":" in name and name not in _REGISTRY and not name.startswith(HF_PREFIX):
-        model = _from_factory(name, num_classes)
-        adapter = None
-        preset = Preset()
-        source = "factory" if weights is None else "file"
-    else:
-        adapter = get_adapter(name)
-        if adapter.from_folder is not None and weights is not None and Path(weights).is_dir():
-            adapter = adapter.from_folder(Path(weights))
-            weights = None  # the folder's builder loads them
-        kwargs: dict[str, Any] = {"num_classes": num_classes} if num_classes is not None else {}
-        named = _weights_name(adapter, weights)
-        if named is not None:
-            kwargs["weights"] = named
-        shipped = weights is None and adapter.default_weights is not None
-        model = adapter.builder(pretrained=shipped, **kwargs)
-        preset = adapter.preset
-        folder = adapter.extra.get("folder")
-        if named is not None:
-            source = "download"
-        elif weights is not None or folder is not None:
-            source = "file"
-        else:
-            source = "shipped" if shipped else "random"
+    built = _build(name, weights, num_classes)
+    model, adapter, preset, source = built.model, built.adapter, built.preset, built.source
+    named, weights = built.named, built.weights
     if mean is not None or std is not None:
         preset = replace(preset, mean=mean or preset.mean, std=std or preset.std)
         preset.preprocess()  # checks the values: three finite numbers, std > 0
+    if weights is not None and isinstance(model, FunctionModel):
+        raise ModelLoadError(
+            f"expected no weights for {name} (a plain callable has no parameters to load), "
+            f"but got {weights}; load them inside the factory"
+        )
     if weights is not None and named is None:
         load_weights(model, weights, allow_pickle=allow_pickle)
     model = model.to(device).eval()
@@ -432,8 +475,11 @@ def _from_factory(spec: str, num_classes: int | None) -> nn.Module:
             f"{type(exc).__name__}: {first_line(exc)}; fix the factory or its arguments"
         ) from None
     if not isinstance(model, nn.Module):
-        raise ModelLoadError(
-            f"expected factory {spec!r} to return an nn.Module, but got {type(model).__name__}; "
-            "return the model (a torch.nn.Module) from the factory"
-        )
+        if not callable(model):
+            raise ModelLoadError(
+                f"expected factory {spec!r} to return an nn.Module or a callable clip -> scores, "
+                f"but got {type(model).__name__}; return the model from the factory"
+            )
+        # Any callable: the black-box methods only run it (saliency_tubes.callables).
+        model = FunctionModel(model, num_classes)
     return model

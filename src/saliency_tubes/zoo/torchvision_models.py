@@ -54,11 +54,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ModelLoadError, first_line
+from ..errors import ModelLoadError
 from ..tokens import Reshape, TokenGrid, channels_last
 from ..video import KINETICS_MEAN, KINETICS_STD
 from ._torchvision import import_torchvision
-from .checkpoints import build_with_weights, looks_like_path
+from .checkpoints import build_with_weights, downloading, looks_like_path
 from .registry import ModelAdapter, Preset
 
 KINETICS400 = "kinetics400"
@@ -262,14 +262,8 @@ def _download_state_dict(weights: Any) -> dict[str, torch.Tensor]:
     torchvision fetches it through ``torch.hub`` into ``$TORCH_HOME/hub/checkpoints`` and
     checks its hash; ``torch.load`` there is weights-only.
     """
-    try:
+    with downloading(f"the {weights!r}"):
         state = weights.get_state_dict(progress=True, check_hash=True)
-    except Exception as exc:  # noqa: BLE001 - every download failure becomes one clear line
-        reason = first_line(exc)
-        raise ModelLoadError(
-            f"downloading the {weights!r} weights failed ({reason}); pass a local checkpoint "
-            "path instead (--weights PATH)"
-        ) from None
     return dict(state)
 
 

@@ -1,0 +1,58 @@
+"""Average drop and increase in confidence (Chattopadhay et al. 2018) of one tube, by hand
+on a model whose score is a known function of the clip; and in evaluate's report."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from saliency_tubes.metrics.protocol import confidence_change, confidence_forwards
+
+
+class LastFrame(torch.nn.Module):
+    """Class 0's logit is 4 x the mean of channel 0 over the last frame; class 1's is 0:
+    p_0 = sigmoid(4 m)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        evidence = 4.0 * x[:, 0, -1].mean(dim=(1, 2))
+        return torch.stack([evidence, torch.zeros_like(evidence)], dim=1)
+
+
+def sigmoid(v: float) -> float:
+    return 1 / (1 + math.exp(-v))
+
+
+def test_the_drop_and_the_increase_by_hand() -> None:
+    model = LastFrame()
+    clip = torch.zeros(1, 2, 3, 4, 4)
+    clip[:, 0] = 1.0
+    zeros = torch.zeros_like(clip)
+    last = torch.zeros(3, 4, 4)
+    last[-1] = 1.0
+    # The tube keeps the evidence: O = Y, no drop, no increase.
+    assert confidence_change(model, clip, last, 0, zeros) == {"average_drop": 0.0, "increase": 0.0}
+    # Half of everything: O = sigmoid(2), drop (Y - O) / Y.
+    half = confidence_change(model, clip, torch.full((3, 4, 4), 0.5), 0, zeros)
+    assert half["average_drop"] == pytest.approx((sigmoid(4) - sigmoid(2)) / sigmoid(4), abs=1e-6)
+    assert half["increase"] == 0.0
+    # A blurred-like substrate of 1 where the tube is 0: O from the blend.
+    ones = torch.ones_like(clip)
+    assert confidence_change(model, clip, 1 - last, 0, ones)["average_drop"] == 0.0
+    # Evidence for and against in the last frame: keeping the part for raises the score.
+    mixed = clip.clone()
+    mixed[0, 0, -1, :, 2:] = -1.0  # mean 0: Y = 1/2
+    keep = torch.zeros(3, 4, 4)
+    keep[-1, :, :2] = 1.0
+    up = confidence_change(model, mixed, keep, 0, zeros)
+    assert up == {"average_drop": 0.0, "increase": 1.0}  # O = sigmoid(2) > 1/2
+    # Y given: the same numbers, one forward instead of two.
+    calls: list[int] = []
+    handle = model.register_forward_pre_hook(lambda _m, a: calls.append(a[0].shape[0]))
+    try:
+        known = confidence_change(model, mixed, keep, 0, zeros, p_clip=0.5)
+    finally:
+        handle.remove()
+    assert known == up and sum(calls) == confidence_forwards(True) == 1
+    assert confidence_forwards(False) == 2
