@@ -447,3 +447,48 @@ def test_lime_on_the_cpu_leaves_every_random_generator_as_it_was(monkeypatch) ->
     assert torch.equal(torch.get_rng_state(), before)
     again = st.Lime(model, segments="grid", samples=20)(x)
     torch.testing.assert_close(first.raw, again.raw, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- planted colour
+# The colour task (tests/_colour_model.py: a trained model, a class decided by one coloured
+# object among grey look-alikes) at each method's defaults, one clip per call, as
+# benchmarks/blackbox_planted.py runs it (its records: benchmarks/RESULTS_blackbox.md).
+# Thousands of forwards per clip: behind `slow`. PLANTED holds the clips measured here and
+# the frames (of 16 each) whose maximum's centre lay within 4 px of the object.
+
+
+PLANTED: dict[str, dict[int, int]] = {
+    "rise": {0: 13, 1: 12},
+    "kernelshap": {0: 16},
+}
+
+
+def _plateau_centres_on(maps: np.ndarray, near: np.ndarray) -> int:
+    hits = 0
+    for t, frame in enumerate(maps):
+        ys, xs = np.nonzero(frame >= frame.max())
+        hits += bool(near[t, int(round(ys.mean())), int(round(xs.mean()))])
+    return hits
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PLANTED))
+def test_planted_colour_at_the_default_settings(name: str) -> None:
+    if name != "rise" and not (_has("captum.attr") and _has("sklearn") and _has("skimage")):
+        pytest.skip("LIME and Kernel SHAP need saliency-tubes[blackbox]")
+    from scipy.ndimage import binary_dilation
+
+    from _colour_model import colour_preprocess, load_colour_model
+    from saliency_tubes.synthetic_colours import make_colour_clip
+
+    loaded = load_colour_model()
+    preprocess = colour_preprocess()
+    explainer = loaded.explainer(name)
+    for seed, measured in PLANTED[name].items():
+        clip = make_colour_clip(seed=seed, frames=16, size=(64, 64))
+        tubes = explainer(preprocess(clip.video)[None], classes=[[clip.label]])
+        assert int(tubes.logits.argmax(1)[0]) == clip.label
+        near = binary_dilation(clip.mask, np.ones((1, 3, 3), dtype=bool), iterations=4)
+        # Within a frame of what was measured (thread counts move the floats a little).
+        got = _plateau_centres_on(tubes.maps[0, 0].numpy(), near)
+        assert got >= measured - 1, (name, seed, got, measured)

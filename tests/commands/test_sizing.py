@@ -179,3 +179,38 @@ def test_the_report_of_a_segment_plays_the_segment(clip_path: Path, tmp_path: Pa
         frames = [f.to_ndarray(format="rgb24").astype(float) for f in container.decode(video=0)]
     errors = [np.abs(first - f).mean() for f in frames]
     assert int(np.argmin(errors)) == 6  # the copy starts at the segment's first frame
+
+
+def test_batch_of_a_segment_scores_the_segments_frames(tmp_path: Path) -> None:
+    """batch --start/--end: the row counts the segment's frames, and the localisation is
+    scored against the ground truth of the segment's frames (the file's first + i): equal
+    to scoring the explained windows against the mask's frames shifted by hand."""
+    import pyarrow.parquet as pq
+
+    from saliency_tubes.commands import BatchOptions, BatchSettings, ModelOptions, batch_videos
+    from saliency_tubes.commands.demo import write_demo_dataset
+    from saliency_tubes.metrics.groundtruth import load_ground_truth
+    from saliency_tubes.metrics.protocol import Protocol
+
+    table = write_demo_dataset(tmp_path / "data", videos=1)
+    options = ExplainOptions(formats=("npy",), start=0.5, end=1.5, progress=False)
+    out = tmp_path / "batch"
+    settings = BatchSettings(ModelOptions(), options, out / "videos")
+    result = batch_videos(table, out, settings, BatchOptions(workers=1, progress=False))
+    assert (result.ran, result.failed) == (1, 0)
+    (row,) = pq.read_table(out / "index.parquet").to_pylist()
+    manifest = json.loads((out / row["output"] / "manifest.json").read_text())
+    part = manifest["source"]["segment"]
+    assert row["frames"] == part["num_frames"] < manifest["source"]["num_frames"]
+    assert part["first_frame"] > 0
+    gt = table.parent / next(p.name for p in table.parent.glob("*_mask.npy"))
+    info = probe(row["path"])
+    truth = load_ground_truth(gt, info.num_frames, info.size)
+    tube = np.load(out / row["output"] / "tube.npy")[0]  # (T, h, w) of the top class
+    indices = np.array(manifest["clips"][0]["frame_indices"]) + part["first_frame"]
+    from saliency_tubes import load_model
+
+    prep = load_model("tiny-actions").preset.preprocess()
+    expected = Protocol().localisation(tube, truth.on_clip(indices, prep))
+    for key in ("pointing", "mass", "iou"):
+        assert row[key] == pytest.approx(expected[key], abs=1e-6)

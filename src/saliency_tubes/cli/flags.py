@@ -166,7 +166,10 @@ METHOD = click.option(
     "occlusion (one forward per window) and integrated-gradients (a forward and backward per "
     "step and class) attribute the clip's pixels through captum (pip install "
     "'saliency-tubes[captum]'; no --layer). "
-    "Default: the model's (see `saliency-tubes models`; gradcam for MViT, cam otherwise).",
+    "rise (one forward per random mask), lime and kernelshap (one per sample and class; pip "
+    "install 'saliency-tubes[blackbox]') only run the model: any model, a plain callable too. "
+    "Default: the model's (see `saliency-tubes models`; gradcam for MViT, rise for a plain "
+    "callable, cam otherwise).",
 )
 LAYOUTS = click.option(
     "--layouts",

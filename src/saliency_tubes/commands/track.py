@@ -226,14 +226,14 @@ class TubeTrack:
     def frame(self, k: int, t: float, hw: tuple[int, int] | None = None) -> np.ndarray:
         """Tube ``k`` on the source frame shown at time ``t`` (NaN where unseen); with
         ``hw``, mapped straight onto the source frame resized to ``hw``."""
-        if self._at_source(hw):
+        if hw is None or self._at_source(hw):
             return self.mapper(k).frame(t)
         return self._sampler_at(hw).frame(self.grid(k, t))
 
     def frame_tensor(self, k: int, t: float, hw: tuple[int, int] | None = None) -> torch.Tensor:
         """:meth:`frame` on the track's device: blended on the CPU at the clip's size, then
         resized onto the source pixels there."""
-        if self._at_source(hw):
+        if hw is None or self._at_source(hw):
             return self.mapper(k).frame_tensor(t, self.device)
         grid = torch.from_numpy(self.grid(k, t)).to(self.device)
         return self._sampler_at(hw).frame_tensor(grid)

@@ -424,8 +424,8 @@ class Lime(_Surrogate):
         samples: captum's ``n_samples``.
         surrogate: ``"lasso"`` (default, captum's) or ``"ridge"`` (see :data:`SURROGATES`).
         sign: ``"positive"`` (default), ``"absolute"`` or ``"signed"`` coefficients.
-        seed, substrate, classes, batch_size, max_bytes, progress, categories, eval_mode,
-        inputs: see :class:`RISE`.
+        seed, substrate, classes, batch_size, max_bytes, progress, categories, eval_mode, inputs: see
+            :class:`RISE`.
     """
 
     method = "lime"
