@@ -103,3 +103,32 @@ def test_recovery_after_a_killed_commit_puts_a_frame_folder_back_whole(
     assert {p.read_bytes() for p in earlier.iterdir()} == {b"old"}
     assert (tmp_path / "manifest.json").read_text() == "old"
     assert not list(tmp_path.glob(".saliency-tubes-run-*"))
+
+
+def test_batch_thumbnails_of_a_segment_show_the_segments_frames(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # batch --start 1 --end 2 --format html: the thumbnails' frames (key frames of the
+    # segment's curve, numbered from the segment's first frame) must be read from the
+    # segment, not from the file's first frames (2 s clips at 16 fps: frames 16..31).
+    from saliency_tubes.commands import BatchSettings, ExplainOptions, ModelOptions, thumbs
+    from saliency_tubes.commands.batch_video import VideoWorker
+    from saliency_tubes.commands.dataset import read_inputs
+    from saliency_tubes.commands.demo import write_demo_dataset
+
+    table = write_demo_dataset(tmp_path / "data", videos=1)
+    options = ExplainOptions(formats=("html",), start=1.0, end=2.0, progress=False)
+    settings = BatchSettings(ModelOptions(), options, tmp_path / "batch" / "videos")
+    seen: list[float] = []
+    real = thumbs.read_frames
+
+    def recording(path, frames, *, info, **kwargs):  # type: ignore[no-untyped-def]
+        seen.extend(float(info.timestamps[f]) for f in frames)
+        return real(path, frames, info=info, **kwargs)
+
+    monkeypatch.setattr(thumbs, "read_frames", recording)
+    (item,) = read_inputs(table, settings.videos, [])
+    row = VideoWorker(settings).run(item, "fingerprint")
+    assert row["status"] == "ok", row.get("error")
+    assert row["frames"] == 16
+    assert seen and all(1.0 <= t < 2.0 for t in seen), seen

@@ -220,8 +220,8 @@ class VideoWorker:
             if item.gt is not None:
                 local = _localisation(explained[0], item.gt, info, part.first)
             if "html" in options.formats:
-                write_thumbnails(
-                    explained[0], result.tubes[0].curve, info, options, self.thumbs, item.video_id
+                write_thumbnails(  # the curve counts the segment's frames (--start/--end)
+                    explained[0], result.tubes[0].curve, part, options, self.thumbs, item.video_id
                 )
         except (SaliencyTubesError, OSError, ValueError, RuntimeError) as exc:
             return error_row(item, first_line(exc), fingerprint, time.perf_counter() - started)
