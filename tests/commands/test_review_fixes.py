@@ -132,3 +132,42 @@ def test_batch_thumbnails_of_a_segment_show_the_segments_frames(
     assert row["status"] == "ok", row.get("error")
     assert row["frames"] == 16
     assert seen and all(1.0 <= t < 2.0 for t in seen), seen
+
+
+def test_a_batch_video_whose_folder_is_in_use_leaves_that_runs_files(tmp_path: Path) -> None:
+    # Another run writing the same video folder (a Ray task retried while its first actor
+    # still runs): this worker must fail with an error row, not first delete that run's
+    # live staging folder (the clean-up of killed runs belongs after the lock is taken).
+    import threading
+
+    from saliency_tubes.commands import BatchSettings, ExplainOptions, ModelOptions
+    from saliency_tubes.commands.batch_video import VideoWorker
+    from saliency_tubes.commands.dataset import read_inputs
+    from saliency_tubes.commands.demo import write_demo_dataset
+    from saliency_tubes.commands.lock import folder_lock
+
+    table = write_demo_dataset(tmp_path / "data", videos=1)
+    options = ExplainOptions(formats=("npy",), progress=False)
+    settings = BatchSettings(ModelOptions(), options, tmp_path / "batch" / "videos")
+    (item,) = read_inputs(table, settings.videos, [])
+    folder = settings.videos / item.video_id
+    live = folder / ".saliency-tubes-run-live"
+    live.mkdir(parents=True)
+    (live / "tube.npy").write_bytes(b"being written")
+    held, done = threading.Event(), threading.Event()
+
+    def other_run() -> None:
+        with folder_lock(folder):
+            held.set()
+            done.wait(60)
+
+    thread = threading.Thread(target=other_run)
+    thread.start()
+    try:
+        assert held.wait(60)
+        row = VideoWorker(settings).run(item, "fingerprint")
+    finally:
+        done.set()
+        thread.join(60)
+    assert row["status"] == "error" and "in use" in row["error"], row
+    assert (live / "tube.npy").read_bytes() == b"being written"

@@ -21,6 +21,7 @@ from ..errors import InputError, SaliencyTubesError, first_line
 from ..zoo import LoadedModel
 from .dataset import Item
 from .explaining import Explained, source_info
+from .lock import folder_lock
 from .options import ExplainOptions, ModelOptions
 from .outputs import recover_staging
 from .thumbs import write_thumbnails
@@ -202,10 +203,12 @@ class VideoWorker:
 
         started = time.perf_counter()
         out = self.settings.videos / item.video_id
-        recover_staging(out)  # what a killed worker left
         explained: list[Explained] = []
         local: dict[str, float] = {}
         try:
+            if out.is_dir():  # what a killed worker left, once no live run holds the folder
+                with folder_lock(out):
+                    recover_staging(out)
             info = probe(item.path, min_frames=2)
             options = dataclasses.replace(self.settings.explain, progress=False)
             part = source_info(item.path, info, options) or info  # --start/--end
