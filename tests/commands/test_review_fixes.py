@@ -171,3 +171,41 @@ def test_a_batch_video_whose_folder_is_in_use_leaves_that_runs_files(tmp_path: P
         thread.join(60)
     assert row["status"] == "error" and "in use" in row["error"], row
     assert (live / "tube.npy").read_bytes() == b"being written"
+
+
+def test_a_timed_out_worker_that_will_not_die_keeps_its_folder(tmp_path: Path) -> None:
+    # A worker killed for its timeout but still alive after the wait (uninterruptible
+    # I/O) may still write its video's folder: that folder is not cleaned under it (the
+    # next run's recovery, under the folder's lock, does it).
+    import time
+    from types import SimpleNamespace
+
+    from saliency_tubes.commands import pool
+    from saliency_tubes.commands.dataset import Item
+
+    class Undying:
+        pid, exitcode = 0, None
+
+        def is_alive(self) -> bool:
+            return True
+
+        def kill(self) -> None:
+            pass
+
+        def join(self, timeout: float | None = None) -> None:
+            pass
+
+    videos = tmp_path / "videos"
+    live = videos / "v" / ".saliency-tubes-run-live"
+    live.mkdir(parents=True)
+    item = Item(video_id="v", path=tmp_path / "v.mp4", label=None, gt=None)
+    state = object.__new__(pool._Pool)
+    state.settings = SimpleNamespace(videos=videos)
+    state.tasks, state.timeout, state.pending, state.remaining = [(item, "fp")], 1.0, [], 1
+    rows: list[dict] = []
+    state.on_row = rows.append
+    worker = pool._Worker(Undying(), None, task=(0, time.monotonic() - 10), ready=True)
+    state.pool = {0: worker}
+    state.check_busy(0, worker, time.monotonic())
+    assert rows and rows[0]["status"] == "error" and "timed out" in rows[0]["error"]
+    assert live.is_dir()

@@ -334,7 +334,8 @@ class _Pool:
         else:
             return
         self.retire(wid)
-        _clean(self.settings.videos / item.video_id)
+        if not w.process.is_alive():  # still dying: it may still write; the next run's
+            _clean(self.settings.videos / item.video_id)  # locked recovery cleans up
         self.remaining -= 1
         self.on_row(error_row(item, message, fingerprint, now - began))
         if self.pending:
