@@ -25,6 +25,7 @@ by ``scripts/train_default_model.py --task colour``; ``--task colour-vit`` would
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -134,7 +135,10 @@ class TinyVideoViT(nn.Module):
         tokens' module and grid, and the mean readout of the pooled head."""
         from ..methods.attention_sites import AttentionLayout, Site
 
-        sites = tuple(Site(f"blocks.{i}.attn", b.attn, "joint") for i, b in enumerate(self.blocks))
+        sites = tuple(
+            Site(f"blocks.{i}.attn", cast(nn.Module, b.attn), "joint")
+            for i, b in enumerate(self.blocks)
+        )
         return AttentionLayout("tiny-vit", "embed", sites, "mean", TokenGrid(TUBELET, 0, "thw"))
 
 
