@@ -25,7 +25,6 @@ by ``scripts/train_default_model.py --task colour``; ``--task colour-vit`` would
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -135,10 +134,8 @@ class TinyVideoViT(nn.Module):
         tokens' module and grid, and the mean readout of the pooled head."""
         from ..methods.attention_sites import AttentionLayout, Site
 
-        sites = tuple(
-            Site(f"blocks.{i}.attn", cast(nn.Module, b.attn), "joint")
-            for i, b in enumerate(self.blocks)
-        )
+        blocks = [b for b in self.blocks if isinstance(b, Block)]  # a ModuleList yields Modules
+        sites = tuple(Site(f"blocks.{i}.attn", b.attn, "joint") for i, b in enumerate(blocks))
         return AttentionLayout("tiny-vit", "embed", sites, "mean", TokenGrid(TUBELET, 0, "thw"))
 
 
