@@ -32,12 +32,16 @@ echo "== twine check --strict"
 "$py" -m twine check --strict "$work/dist"/*
 
 echo "== what the wheel holds"
-"$py" - "$wheel" "$sdist" <<'PY'
-import sys, tarfile, zipfile
+"$py" - "$wheel" "$sdist" "$root/src" <<'PY'
+import pathlib, sys, tarfile, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
-need = ["saliency_tubes/__init__.py", "saliency_tubes/py.typed",
-        "saliency_tubes/zoo/weights/tiny_actions.safetensors",
-        "saliency_tubes/zoo/weights/tiny_actions.json"]
+src = pathlib.Path(sys.argv[3])
+# every file of the package in the source tree (modules, weights, templates, py.typed)
+need = sorted(
+    p.relative_to(src).as_posix() for p in (src / "saliency_tubes").rglob("*")
+    if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+)
+assert "saliency_tubes/zoo/weights/tiny_actions.safetensors" in need
 missing = [n for n in need if n not in names]
 licence = [n for n in names if n.endswith("LICENSE")]
 assert not missing, f"the wheel lacks {missing}"
@@ -45,7 +49,8 @@ assert licence, "the wheel lacks the LICENSE file"
 assert not [n for n in names if n.startswith(("tests/", "benchmarks/"))], "tests in the wheel"
 sdist = tarfile.open(sys.argv[2]).getnames()
 assert any(n.endswith("/LICENSE") for n in sdist), "the sdist lacks LICENSE"
-print(f"wheel: {len(names)} files, weights and licence {licence[0]} included; sdist: {len(sdist)} entries")
+print(f"wheel: {len(names)} files, every one of the package's {len(need)} source files "
+      f"(weights, templates) and {licence[0]}; sdist: {len(sdist)} entries")
 PY
 
 echo "== fresh environment outside the checkout: $work/venv"

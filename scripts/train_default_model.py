@@ -8,11 +8,13 @@ randomly flipped horizontally / vertically and reversed in time, with the label 
 accordingly (e.g. a horizontal flip turns ``left`` into ``right`` and ``clockwise`` into
 ``counterclockwise``), so every clip is seen in 8 consistent variants.
 
-``--task colour`` trains the tests' colour model instead: ``TinyActionNet(motion=False)``
+``--task colour`` trains the colour CNN instead: ``TinyActionNet(motion=False)``
 (no frame differences) on the colour clips of ``saliency_tubes.synthetic_colours``
 (``make_colour_dataset``, same data seeds, 16 x 64 x 64), written to
-``tests/data/tiny_colours.safetensors``; flips and time reversal keep a colour, so the
-labels stay as they are.
+``src/saliency_tubes/zoo/weights/tiny_colours.safetensors`` (the registered
+``tiny-colours``); flips and time reversal keep a colour, so the labels stay as they are.
+``--task colour-vit`` trains the registered ``tiny-colours-vit``
+(:class:`saliency_tubes.zoo.tiny_vit.TinyVideoViT`) on the same clips, written beside it.
 
 Writes the safetensors weights (``--out``) and a JSON record next to them (same name,
 ``.json``) with the seed, sizes, epochs, validation accuracy, training time, date and
@@ -44,6 +46,7 @@ from safetensors.torch import save_file
 from saliency_tubes.synthetic import CLASSES, make_dataset
 from saliency_tubes.synthetic_colours import COLOURS, make_colour_dataset
 from saliency_tubes.zoo.tiny import COLOUR_PRESET, PRESET, WEIGHTS_PATH, TinyActionNet
+from saliency_tubes.zoo.tiny_vit import CNN_WEIGHTS, VIT_WEIGHTS, TinyVideoViT
 
 TRAIN_DATA_OFFSET = 1000
 VAL_DATA_OFFSET = 2000
@@ -63,7 +66,6 @@ VFLIP = _label_map([("up", "down"), ("clockwise", "counterclockwise")])
 TREVERSE = _label_map(
     [("left", "right"), ("up", "down"), ("clockwise", "counterclockwise"), ("grow", "shrink")]
 )
-COLOUR_WEIGHTS = Path(__file__).resolve().parents[1] / "tests" / "data" / "tiny_colours.safetensors"
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,10 @@ class Task:
 
     classes: tuple[str, ...]
     dataset: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
-    motion: bool
-    """Whether the network starts with the frame differences."""
+    architecture: str
+    """The network, as the record names it."""
+    build: Callable[[int], torch.nn.Module]
+    """Builds the freshly initialised network for a number of classes."""
     preset: dict
     flips: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     """The label maps of a horizontal flip, a vertical flip and a time reversal."""
@@ -88,7 +92,8 @@ TASKS = {
     "motion": Task(
         classes=CLASSES,
         dataset=make_dataset,
-        motion=True,
+        architecture="TinyActionNet",
+        build=lambda n: TinyActionNet(num_classes=n, motion=True),
         preset=PRESET,
         flips=(HFLIP, VFLIP, TREVERSE),
         out=WEIGHTS_PATH,
@@ -99,13 +104,26 @@ TASKS = {
     "colour": Task(
         classes=COLOURS,
         dataset=make_colour_dataset,
-        motion=False,
+        architecture="TinyActionNet(motion=False)",
+        build=lambda n: TinyActionNet(num_classes=n, motion=False),
         preset=COLOUR_PRESET,
         flips=(_KEEP, _KEEP, _KEEP),
-        out=COLOUR_WEIGHTS,
+        out=CNN_WEIGHTS,
         train_size=1200,
         val_size=384,
         epochs=8,
+    ),
+    "colour-vit": Task(
+        classes=COLOURS,
+        dataset=make_colour_dataset,
+        architecture="TinyVideoViT",
+        build=lambda n: TinyVideoViT(num_classes=n),
+        preset=COLOUR_PRESET,
+        flips=(_KEEP, _KEEP, _KEEP),
+        out=VIT_WEIGHTS,
+        train_size=600,
+        val_size=192,
+        epochs=3,
     ),
 }
 
@@ -146,7 +164,7 @@ def augment(
 
 @torch.no_grad()
 def evaluate(
-    model: TinyActionNet, videos: np.ndarray, labels: np.ndarray, batch: int = 32
+    model: torch.nn.Module, videos: np.ndarray, labels: np.ndarray, batch: int = 32
 ) -> float:
     """Top-1 accuracy of ``model`` (in eval mode) on uint8 clips."""
     model.eval()
@@ -164,12 +182,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--task",
         choices=sorted(TASKS),
         default="motion",
-        help="motion: the embedded tiny-actions model; colour: the tests' colour model",
+        help="motion: tiny-actions; colour: tiny-colours (the colour CNN); colour-vit: tiny-colours-vit",
     )
     p.add_argument("--seed", type=int, default=0, help="training seed (data seeds derive from it)")
-    p.add_argument("--train-size", type=int, help="training clips (motion 2400, colour 1200)")
-    p.add_argument("--val-size", type=int, help="validation clips (motion 512, colour 384)")
-    p.add_argument("--epochs", type=int, help="epochs (motion 12, colour 8)")
+    p.add_argument(
+        "--train-size", type=int, help="training clips (motion 2400, colour 1200, colour-vit 600)"
+    )
+    p.add_argument(
+        "--val-size", type=int, help="validation clips (motion 512, colour 384, colour-vit 192)"
+    )
+    p.add_argument("--epochs", type=int, help="epochs (motion 12, colour 8, colour-vit 3)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
     p.add_argument("--weight-decay", type=float, default=5e-4)
@@ -204,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    model = TinyActionNet(num_classes=len(task.classes), motion=task.motion)
+    model = task.build(len(task.classes))
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = len(train_x) // args.batch_size
@@ -241,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    architecture = "TinyActionNet" if task.motion else "TinyActionNet(motion=False)"
+    architecture = task.architecture
     save_file(state, str(args.out), metadata={"format": "pt", "model": architecture})
     record = {
         "model": architecture,

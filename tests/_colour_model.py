@@ -1,11 +1,10 @@
 """The tests' colour model: ``TinyActionNet(motion=False)`` trained by
 ``scripts/train_default_model.py --task colour`` on the colour clips of
-:mod:`saliency_tubes.synthetic_colours` (its record: ``data/tiny_colours.json``)."""
+:mod:`saliency_tubes.synthetic_colours` (its record: ``zoo/weights/tiny_colours.json`` in the package, where it ships as ``tiny-colours``)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import saliency_tubes as st
@@ -13,8 +12,9 @@ from saliency_tubes.synthetic_colours import COLOURS
 from saliency_tubes.video import Preprocess
 from saliency_tubes.zoo import Preset
 from saliency_tubes.zoo.tiny import COLOUR_PRESET
+from saliency_tubes.zoo.tiny_vit import CNN_WEIGHTS
 
-COLOUR_WEIGHTS = Path(__file__).resolve().parent / "data" / "tiny_colours.safetensors"
+COLOUR_WEIGHTS = CNN_WEIGHTS
 FACTORY = "saliency_tubes.zoo.tiny:tiny_colour_net"
 
 

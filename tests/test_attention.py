@@ -379,3 +379,89 @@ def test_head_fusion_is_checked_and_used() -> None:
     mean = st.AttentionRollout(model, inputs=pixel_values)(c).raw
     high = st.AttentionRollout(model, inputs=pixel_values, head_fusion="max")(c).raw
     assert float((mean - high).abs().max()) > 1e-4
+
+
+# ------------------------------------------- the shipped transformer's own layout (SDPA)
+
+
+def tiny_vit(seed: int = 0) -> Any:
+    from saliency_tubes.zoo.tiny_vit import TinyVideoViT
+
+    torch.manual_seed(seed)
+    model = TinyVideoViT(num_classes=4, dim=24, depth=2, heads=HEADS, hidden=32)
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.35)
+    return model.double().eval()
+
+
+def forward_tiny_vit(model: Any, sample: torch.Tensor, record: list[Any]) -> torch.Tensor:
+    x = model.tokens(sample[None])[0]
+    for block in model.blocks:
+        ctx, a = attend(block.norm1(x), *qkv_split(block.attn.qkv))
+        record.append(("joint", [a]))
+        x = x + block.attn.proj(ctx)
+        x = x + block.mlp(block.norm2(x))
+    return model.fc(model.fc_norm(x.mean(0)))
+
+
+def test_the_shipped_transformer_s_own_layout_matches_the_reference() -> None:
+    """TinyVideoViT declares its attention and computes it with SDPA: both methods equal the
+    hand-written recurrences on its (8, 8, 8) grid, mean row (VideoMAE-style head)."""
+    model = tiny_vit()
+    c = torch.randn(1, 3, 16, 64, 64, generator=torch.Generator().manual_seed(5)).double()
+    with torch.no_grad():
+        record: list[Any] = []
+        torch.testing.assert_close(
+            forward_tiny_vit(model, c[0], record), model(c)[0], rtol=0, atol=1e-9
+        )
+    length = record[0][1][0].shape[-1]
+    eye = torch.eye(length, dtype=torch.float64)
+    rollout = eye
+    for what, groups in record:
+        a = 0.5 * operator(what, groups, length, mean_heads, cls_mean=True) + 0.5 * eye
+        rollout = (a / a.sum(1, keepdim=True)) @ rollout
+    logits, record = forward_tiny_vit(model, c[0], []), []
+    logits = forward_tiny_vit(model, c[0], record)
+    grads = torch.autograd.grad(logits[2], [g[0] for _, g in record])
+    relevancy = eye
+    for (what, groups), grad in zip(record, grads, strict=True):
+        relevancy = (
+            relevancy
+            + operator(what, [(grad * groups[0]).clamp(min=0)], length, mean_heads, cls_mean=False)
+            @ relevancy
+        )
+    got_rollout = st.AttentionRollout(model)(c).raw[0, 0]
+    got_relevancy = st.AttentionRelevancy(model)(c, classes=[2]).raw[0, 0]
+    _close(got_rollout, on_grid(rollout.mean(0), "videomae", (8, 8, 8)))
+    _close(got_relevancy, on_grid(relevancy.mean(0).detach(), "videomae", (8, 8, 8)))
+
+
+def test_what_each_costs_in_forwards_and_backwards() -> None:
+    """Rollout: one forward, no backward, whatever the classes; relevancy: one forward and
+    one backward per class (counted on the model and on its head's output)."""
+    from _models import passes
+
+    model = tiny_vit()
+    c = torch.randn(1, 3, 16, 64, 64, generator=torch.Generator().manual_seed(5)).double()
+    assert passes(st.AttentionRollout(model), c, [0, 3]) == (1, 0)
+    assert passes(st.AttentionRollout(model), c, "all") == (1, 0)
+    assert passes(st.AttentionRelevancy(model), c, [0, 3]) == (1, 2)
+    assert passes(st.AttentionRelevancy(model), c, "all") == (1, 4)
+    assert st.AttentionRelevancy(model).forwards((16, 64, 64), 4) == 1
+
+
+def test_two_threads_on_one_explainer_each_get_their_own_tubes() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = tiny("vivit")
+    explainer = st.AttentionRelevancy(model, inputs=pixel_values)
+    clips = [clip(1, seed=s) for s in (11, 12, 13, 14)]
+    alone = [explainer(c, classes=[1]).raw for c in clips]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda c: explainer(c, classes=[1]).raw, clips))
+    for a, b in zip(alone, together, strict=True):
+        torch.testing.assert_close(a, b)
+    assert hooks_left(model) == 0

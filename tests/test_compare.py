@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 import saliency_tubes as st
-from _clips import mapped, real_clip, write_demo_clip
+from _clips import mapped, real_clip
 from _models import HandNet, SmallResNet3D, hand_clip
 from saliency_tubes import render
 from saliency_tubes.cli import main
@@ -127,11 +127,6 @@ def test_tube_stats_by_hand() -> None:
 
 
 # -- the commands on the demo clip -----------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def demo_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_demo_clip(tmp_path_factory.mktemp("demo"))
 
 
 def _run(*args: str) -> tuple[int, str, str]:

@@ -3,8 +3,11 @@ pages the navigation lists exist. (scripts/build_docs.sh builds the site strictl
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
+
+import pytest
 
 import saliency_tubes as st
 
@@ -45,3 +48,30 @@ def test_the_navigation_lists_pages_that_exist() -> None:
     generated = {"changelog.md": ROOT / "CHANGELOG.md", "developers.md": ROOT / "DEVELOPERS.md"}
     for page in pages:
         assert generated.get(page, DOCS / page).is_file(), page
+
+
+def test_sphinx_markup_becomes_markdown_in_the_reference() -> None:
+    pytest.importorskip("griffe", reason="the docs extra (mkdocstrings-python) is not installed")
+    spec = importlib.util.spec_from_file_location(
+        "sphinx_roles", DOCS / "hooks" / "sphinx_roles.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (
+        "For :math:`\\alpha_j` see :class:`~saliency_tubes.methods.Tubes` and\n"
+        ":func:`saliency_tubes.upsample`:\n\n"
+        "    .. math::\n"
+        "        z = w \\, a,\n"
+        "        y = z\n\n"
+        "    then more.\n"
+    )
+    assert module.markdown(text) == (
+        "For `\\alpha_j` see `Tubes` and\n"
+        "`saliency_tubes.upsample`:\n\n"
+        "    ```text\n"
+        "    z = w \\, a,\n"
+        "    y = z\n"
+        "    ```\n\n"
+        "    then more.\n"
+    )

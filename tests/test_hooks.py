@@ -228,3 +228,20 @@ def test_hooked_registers_pre_and_post_hooks_and_removes_them_on_every_way_out()
     with pytest.raises(AttributeError), hooked(model, [hooks[0], Hook(NotAModule(), print)]):  # type: ignore[arg-type]
         pass
     assert hooks_left(model) == 0
+
+
+def test_an_explanation_in_training_mode_leaves_the_batch_norm_statistics() -> None:
+    # eval_mode=False runs the user's model as it is, in training mode here: its forwards
+    # update batch norm's running statistics, which must be put back (explaining never
+    # trains the model), as must everything else.
+    import saliency_tubes as st
+    from _models import SmallResNet3D
+
+    model = SmallResNet3D().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    clip = torch.randn(2, 3, 4, 16, 16, generator=torch.Generator().manual_seed(3))
+    st.GradCAM(model, eval_mode=False)(clip)
+    after = model.state_dict()
+    changed = [k for k, v in before.items() if not torch.equal(v, after[k])]
+    assert changed == []
+    assert model.training

@@ -111,7 +111,20 @@ def test_the_index_names_the_model_and_its_hooks_are_there(browser, batch: Path)
     assert preview[0] is False and preview[1].endswith(".keys.png")
     times = ", ".join(f"{t:.2f} s" for t in rows[0]["key_times"][:6])
     assert preview[2].startswith(f"key frames at {times}")
-    assert (batch / preview[1]).is_file()
+    from PIL import Image
+
+    from saliency_tubes.commands.thumbs import KEY_GAP, KEY_HEIGHT, THUMB_HEIGHT
+
+    thumb, strip = (
+        Image.open(batch / "thumbs" / f"{rows[0]['video_id']}.png"),
+        Image.open(batch / preview[1]),
+    )
+    assert thumb.height == THUMB_HEIGHT == 120 and strip.height == KEY_HEIGHT
+    from saliency_tubes.video import probe
+
+    h, w = probe(rows[0]["path"]).size
+    keys = min(6, len(rows[0]["key_times"]))
+    assert strip.width == keys * round(w * KEY_HEIGHT / h) + (keys - 1) * KEY_GAP
     _until(
         lambda: browser.execute_script(
             "return document.querySelector('[data-role=preview] img').complete"

@@ -430,6 +430,25 @@ def test_without_scikit_image_one_error_line_says_how_to_install(monkeypatch) ->
     st.RISE(ColourNet(), masks=4)(x)  # neither does RISE
 
 
+def test_lime_on_the_cpu_leaves_every_random_generator_as_it_was(monkeypatch) -> None:
+    # The surrogate's samples are seeded inside fork_rng, which restores the CPU generator
+    # (and the clip's GPU's): seeding any other generator would leave it changed.
+    if not (_has("captum.attr") and _has("sklearn")):
+        pytest.skip("LIME needs captum and scikit-learn (the blackbox extra)")
+    seeded: list[int] = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", seeded.append)
+    torch.manual_seed(1234)  # (this test's own call, recorded and then forgotten)
+    seeded.clear()
+    before = torch.get_rng_state()
+    model = LinearNet((3, 4, 6, 6))
+    x = torch.randn(1, 3, 4, 6, 6, generator=torch.Generator().manual_seed(0))
+    first = st.Lime(model, segments="grid", samples=20)(x)
+    assert seeded == []
+    assert torch.equal(torch.get_rng_state(), before)
+    again = st.Lime(model, segments="grid", samples=20)(x)
+    torch.testing.assert_close(first.raw, again.raw, rtol=0, atol=0)
+
+
 # --------------------------------------------------------------------------- planted colour
 # The colour task (tests/_colour_model.py: a trained model, a class decided by one coloured
 # object among grey look-alikes) at each method's defaults, one clip per call, as

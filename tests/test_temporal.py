@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import saliency_tubes as st
-from _clips import mapped, write_demo_clip
+from _clips import mapped
 from saliency_tubes import render, temporal
 from saliency_tubes.cli import main
 from saliency_tubes.errors import InputError
@@ -124,11 +124,6 @@ def test_curves_png_draws_a_png() -> None:
 
 
 # -- the curves the commands write ---------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def demo_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_demo_clip(tmp_path_factory.mktemp("demo"))
 
 
 def test_explain_writes_curves_of_the_mapped_tube_and_a_timeline(

@@ -176,3 +176,36 @@ def test_a_lost_seek_starts_again_from_the_beginning(
     idx = np.array([2, 20, 50])
     np.testing.assert_array_equal(read_frames(path, idx, info=lying), every[idx])
     assert opens.count == 2  # the seeking read and the sequential one
+
+
+def test_a_segment_is_the_files_frames_from_start_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """25 fps, 150 frames: [2.0, 3.5) s is frames 50..87, numbered from 0, read by seeking
+    (keyframes every 20) and equal to the file's frames; the times are the file's."""
+    from saliency_tubes.errors import InputError
+    from saliency_tubes.video import segment
+
+    path = _write(tmp_path / "v.mp4", n=150, gop=20, bframes=2)
+    info = probe(path)
+    every = np.stack([f.image for f in iter_frames(path, info=info)])
+    part = segment(info, 2.0, 3.5)
+    assert (part.first, part.num_frames) == (50, 38)
+    np.testing.assert_array_equal(part.timestamps, info.timestamps[50:88])
+    assert part.duration == pytest.approx(38 / 25)
+    plans: list[list[tuple[int | None, list[int]]]] = []
+    real_plan = decoding.plan_runs
+    monkeypatch.setattr(decoding, "plan_runs", lambda *a: plans.append(real_plan(*a)) or plans[-1])
+    frames = list(iter_frames(path, info=part))
+    assert [f.index for f in frames] == list(range(38))
+    assert [f.timestamp for f in frames] == info.timestamps[50:88].tolist()
+    np.testing.assert_array_equal(np.stack([f.image for f in frames]), every[50:88])
+    assert info.keyframes is not None
+    assert plans[-1][0][0] == max(k for k in info.keyframes if k <= 50) > 0  # seeks there
+    np.testing.assert_array_equal(read_frames(path, [37, 0], info=part), every[[87, 50]])
+    # a segment of a segment counts from the file; open ends; nothing inside is an error
+    inner = segment(part, 3.0, None)
+    assert (inner.first, inner.num_frames, inner.whole) == (75, 13, info)
+    assert segment(info, None, 0.2).num_frames == 5
+    with pytest.raises(InputError, match="no frame"):
+        segment(info, 10.0, 11.0)

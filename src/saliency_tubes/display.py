@@ -27,7 +27,15 @@ import numpy as np
 
 from .numbers import probability
 
-__all__ = ["EMBED_LIMIT", "escape", "media_html", "png_data_uri", "table_html", "tubes_html"]
+__all__ = [
+    "EMBED_LIMIT",
+    "escape",
+    "link_target",
+    "media_html",
+    "png_data_uri",
+    "table_html",
+    "tubes_html",
+]
 
 EMBED_LIMIT = 8 * 1024 * 1024
 """Files up to this many bytes are embedded in the notebook; larger ones are linked."""
@@ -85,7 +93,7 @@ def media_html(path: str | Path, *, width: int = 640, limit: int = EMBED_LIMIT) 
         return f"<p><code>{escape(path)}</code> (not found)</p>"
     if kind is None or size > limit:
         note = f" ({size / 1e6:.1f} MB, not embedded)" if kind is not None else ""
-        return f'<p><a href="{escape(_href(path))}">{escape(path.name)}</a>{escape(note)}</p>'
+        return f'<p><a href="{escape(link_target(path))}">{escape(path.name)}</a>{escape(note)}</p>'
     data = "data:" + kind + ";base64," + base64.b64encode(path.read_bytes()).decode("ascii")
     if kind.startswith("video/"):
         return (
@@ -95,7 +103,7 @@ def media_html(path: str | Path, *, width: int = 640, limit: int = EMBED_LIMIT) 
     return f'<img src="{data}" width="{width}" alt="{escape(path.name)}">'
 
 
-def _href(path: Path) -> str:
+def link_target(path: Path) -> str:
     """A link to ``path`` relative to the working folder (where a notebook usually is)."""
     try:
         return os.path.relpath(path)

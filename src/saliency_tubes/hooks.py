@@ -172,6 +172,8 @@ def preserved_state(model: nn.Module, *, eval_mode: bool) -> Iterator[None]:
         model: the user's network.
         eval_mode: put every module in eval mode for the duration (dropout off,
             batch-norm on running statistics) so that explanations are deterministic.
+            Without it the model's buffers (batch-norm statistics, which a forward in
+            training mode updates) are restored on exit too.
 
     The model's lock (:func:`model_lock`) is held from before the state is saved until
     after it is restored: another thread's call waits, and cannot save the eval mode of
@@ -180,6 +182,9 @@ def preserved_state(model: nn.Module, *, eval_mode: bool) -> Iterator[None]:
     with model_lock(model):
         modes = [(m, m.training) for m in model.modules()]
         flags = [(p, p.requires_grad) for p in model.parameters()]
+        # A forward in training mode updates buffers (batch norm's running statistics):
+        # kept here and put back, so that explaining never trains the model.
+        buffers = [] if eval_mode else [(b, b.detach().clone()) for b in model.buffers()]
         try:
             if eval_mode:
                 model.eval()
@@ -190,6 +195,9 @@ def preserved_state(model: nn.Module, *, eval_mode: bool) -> Iterator[None]:
             for p, requires_grad in flags:
                 if p.requires_grad != requires_grad:
                     p.requires_grad_(requires_grad)
+            with torch.no_grad():
+                for b, kept in buffers:
+                    b.copy_(kept)
 
 
 @dataclass(frozen=True)

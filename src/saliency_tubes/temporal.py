@@ -142,9 +142,14 @@ class CurveBuilder:
         if s.ndim != 3:
             raise InputError(f"expected (n, H, W) saliency maps, but got shape {s.shape}")
         seen = ~np.isnan(s)
-        count = seen.sum(axis=(1, 2))
-        total = np.where(seen, s, 0.0).astype(np.float64).sum(axis=(1, 2))
-        peak = np.where(seen, s, -np.inf).max(axis=(1, 2), initial=-np.inf)
+        if seen.all():  # maps on a clip's grid: every cell seen
+            count = np.full(len(s), s[0].size)
+            total = s.sum(axis=(1, 2), dtype=np.float64)
+            peak = s.max(axis=(1, 2), initial=-np.inf)
+        else:
+            count = seen.sum(axis=(1, 2))
+            total = np.where(seen, s, 0.0).sum(axis=(1, 2), dtype=np.float64)
+            peak = np.where(seen, s, -np.inf).max(axis=(1, 2), initial=-np.inf)
         empty = count == 0
         self._mean.extend(np.where(empty, 0.0, total / np.maximum(count, 1)).tolist())
         self._max.extend(np.where(empty, 0.0, peak).astype(np.float64).tolist())

@@ -300,6 +300,26 @@ def _check_inputs(
     return raw, (t, h, w)
 
 
+def _clipped(x: torch.Tensor, flat: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+    """``x`` (``(B, T, H, W)``) clipped to each map's own range, the min and max of its row
+    of ``flat`` (``(B, T'H'W')``); in place unless ``x`` records gradients or is ``raw``'s
+    storage."""
+    lo = flat.amin(dim=1).view(-1, 1, 1, 1)
+    hi = flat.amax(dim=1).view(-1, 1, 1, 1)
+    if x.requires_grad:
+        return torch.clamp(x, min=lo, max=hi)
+    if x.data_ptr() == raw.data_ptr():
+        x = x.clone()
+    if math.prod(x.shape[1:]) >= _SCALAR_CLAMP_MIN:
+        # A scalar clamp per map is ~5x faster than broadcasting tensor bounds.
+        bounds = zip(lo.flatten().tolist(), hi.flatten().tolist(), strict=True)
+        for xb, (lo_b, hi_b) in zip(x, bounds, strict=True):
+            xb.clamp_(lo_b, hi_b)
+    else:
+        x.clamp_(lo, hi)
+    return x
+
+
 def upsample(
     raw: torch.Tensor,
     size: tuple[int, int, int],
@@ -368,21 +388,7 @@ def upsample(
         x = _apply(x, m, axis)
     if clip and order >= 2 and x.shape[0] > 0:
         # Orders 0 and 1 are convex combinations of samples: nothing to clip.
-        flat = raw.reshape(math.prod(lead), math.prod(in_size)).to(cdtype)
-        lo = flat.amin(dim=1).view(-1, 1, 1, 1)
-        hi = flat.amax(dim=1).view(-1, 1, 1, 1)
-        if x.requires_grad:
-            x = torch.clamp(x, min=lo, max=hi)
-        else:
-            if x.data_ptr() == raw.data_ptr():
-                x = x.clone()
-            if math.prod(out_size) >= _SCALAR_CLAMP_MIN:
-                # A scalar clamp per map is ~5x faster than broadcasting tensor bounds.
-                bounds = zip(lo.flatten().tolist(), hi.flatten().tolist(), strict=True)
-                for xb, (lo_b, hi_b) in zip(x, bounds, strict=True):
-                    xb.clamp_(lo_b, hi_b)
-            else:
-                x.clamp_(lo, hi)
+        x = _clipped(x, raw.reshape(math.prod(lead), math.prod(in_size)).to(cdtype), raw)
     if x.data_ptr() == raw.data_ptr() or x.dtype != raw.dtype:
         x = x.to(raw.dtype, copy=True)
     return x.reshape(*lead, *out_size)

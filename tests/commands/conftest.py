@@ -1,28 +1,15 @@
-"""Shared inputs of the command tests: a generated clip and the embedded model."""
+"""Helpers of the command tests (their fixtures, the demo clip ``clip_path`` and the embedded
+model ``tiny``, are in the root ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
-from _clips import write_demo_clip
 from saliency_tubes.video import Preprocess, probe, read_frames, sample_uniform
-from saliency_tubes.zoo import LoadedModel, load_model
-
-
-@pytest.fixture(scope="package")
-def clip_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A held-out synthetic clip of class 'shrink' (24 frames, 96x128, 12 fps)."""
-    return write_demo_clip(tmp_path_factory.mktemp("clip"))
-
-
-@pytest.fixture()
-def tiny() -> LoadedModel:
-    """The embedded, trained model (fresh for every test: tests check it is left unchanged)."""
-    return load_model("tiny-actions")
+from saliency_tubes.zoo import LoadedModel
 
 
 def model_input(path: Path, loaded: LoadedModel, frames: int | None = None) -> torch.Tensor:

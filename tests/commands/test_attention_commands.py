@@ -116,3 +116,19 @@ def test_a_convolutional_model_is_refused_in_one_line(clip_path: Path, tmp_path:
     assert len(lines) == 1 and lines[0].startswith("error: expected a video transformer")
     assert "gradcam" in lines[0] and "TinyActionNet" in lines[0]
     assert not (tmp_path / "o" / "manifest.json").exists()
+
+
+def test_the_demo_shows_the_colour_model(tmp_path: Path) -> None:
+    from saliency_tubes.commands import run_demo
+    from saliency_tubes.errors import InputError
+    from saliency_tubes.synthetic_colours import COLOURS
+
+    result = run_demo(tmp_path / "demo", model="tiny-colours", formats=("npy",), progress=False)
+    manifest = result.manifest
+    assert manifest["model"]["name"] == "tiny-colours" and manifest["demo"]["true_class"] in COLOURS
+    assert manifest["model"]["weights_source"] == "shipped"
+    assert manifest["model"]["caveat"].startswith("knows only the 6 synthetic colour classes")
+    assert manifest["classes"][0]["name"] == manifest["demo"]["true_class"]  # it is trained
+    with pytest.raises(InputError, match="expected the demo's model to be one of"):
+        run_demo(tmp_path / "other", model="videomae-base", progress=False)
+    assert not (tmp_path / "other").exists()

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -114,7 +115,10 @@ def test_an_explain_result_shows_its_classes_and_its_video(
     clip_path: Path, tiny: st.LoadedModel, tmp_path: Path
 ) -> None:
     result = st.explain_video(
-        clip_path, tmp_path / "out", tiny, st.ExplainOptions(classes="top2", formats=("mp4",))
+        clip_path,
+        tmp_path / "out",
+        tiny,
+        st.ExplainOptions(classes="top2", formats=("mp4", "html")),
     )
     html = result._repr_html_()
     rows = re.findall(r"<tr><td>([^<]*)</td><td[^>]*>(\d+)</td><td[^>]*>([^<]*)</td>", html)
@@ -124,6 +128,10 @@ def test_an_explain_result_shows_its_classes_and_its_video(
     assert not rest and kind == "video/mp4"
     assert data == (result.out_dir / f"side_by_side_1_{result.tubes[0].name}.mp4").read_bytes()
     assert "knows only 8 synthetic motion classes" in html  # the model's caveat
+    (href,) = re.findall(
+        r'Report \(opens in the browser\): <a href="([^"]+)">report.html</a>', html
+    )
+    assert Path(href).resolve() == (result.out_dir / "report.html").resolve()
 
 
 def test_random_weights_are_said(tmp_path: Path) -> None:
@@ -175,3 +183,21 @@ def test_a_batch_result_shows_its_summary(tmp_path: Path) -> None:
     assert cells[9:18] == ["shrink", "1", "1", "0.9", "0.125", "0.2", "1", "0.5", "0.25"]
     assert cells[18:21] == ["grow", "shrink", "1"]
     assert "bad &lt;1&gt;.mp4" in html
+
+
+def test_the_views_run_no_model_and_decode_no_video(
+    clip_path: Path, tiny: st.LoadedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import av
+
+    result = st.explain_video(clip_path, tmp_path / "out", tiny, st.ExplainOptions(classes="top1"))
+    clip = torch.rand(1, 3, 16, 96, 96, generator=torch.Generator().manual_seed(1))
+    tubes = tiny.explainer("cam")(clip, classes="top2")
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a view ran a model or opened a video")
+
+    monkeypatch.setattr(torch.nn.Module, "__call__", refused)
+    monkeypatch.setattr(av, "open", refused)
+    assert "<video" in result._repr_html_()
+    assert tubes._repr_html_().count("<img") == 2 * 6

@@ -34,7 +34,7 @@ from saliency_tubes.commands import (
         (CompareOptions(cols=0), "cols >= 1"),
         (PyramidOptions(per_level=0), "per_level >= 1"),
         (EvaluateOptions(units=("pixel",)), "expected units among voxel, frame, tube"),
-        (EvaluateOptions(methods=("cam", "lime")), "but got lime"),
+        (EvaluateOptions(methods=("cam", "lemon")), "but got lemon"),
         (ModelOptions(device="tpu"), "expected --device cpu, cuda[:N] or mps"),
         (ModelOptions(mean=(0.5, 0.5)), "expected --mean as three numbers"),
     ],

@@ -68,7 +68,9 @@ def _wait(what: str, ready: Callable[[], bool], bound: float = BOUND) -> None:
 
 
 def _one_error_line(proc: subprocess.CompletedProcess[str], code: int = 2) -> str:
-    lines = proc.stderr.strip().splitlines()
+    """The one ``error:`` line of a failed command (``warning:`` lines aside: the embedded
+    model says what it knows)."""
+    lines = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith("warning: ")]
     assert proc.returncode == code and len(lines) == 1, (proc.returncode, proc.stderr)
     assert lines[0].startswith("error: "), proc.stderr
     return lines[0]
@@ -570,8 +572,9 @@ def test_a_timed_out_video_leaves_no_empty_folder(dataset: Path, tmp_path: Path)
 
     _sys.path.insert(0, str(TESTS))  # the factory, for the workers too
     try:
-        result = batch_videos(dataset, out, settings, BatchOptions(limit=1, timeout=3.0,
-                                                                   progress=False))
+        result = batch_videos(
+            dataset, out, settings, BatchOptions(limit=1, timeout=3.0, progress=False)
+        )
     finally:
         _sys.path.remove(str(TESTS))
     assert "timed out after 3 s" in result.rows[0]["error"]
@@ -582,7 +585,10 @@ def test_a_weights_folder_for_a_checkpoint_says_so(clip: Path, tmp_path: Path) -
     proc = _run("explain", str(clip), "--out", str(tmp_path / "out"), "--weights",
                 str(tmp_path), "--quiet")  # fmt: skip
     line = _one_error_line(proc)
-    assert f"expected a checkpoint file (.pth/.pt/.safetensors) at {tmp_path}, but it is a folder" in line
+    assert (
+        f"expected a checkpoint file (.pth/.pt/.safetensors) at {tmp_path}, but it is a folder"
+        in line
+    )
 
 
 def test_a_3000_character_class_name_is_a_short_file_name(clip: Path, tmp_path: Path) -> None:

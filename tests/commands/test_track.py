@@ -86,7 +86,8 @@ def test_a_summariser_missing_frames_summarises_every_frame_itself(clip_path, ti
 
 def test_summaries_on_the_grid_equal_those_on_source_pixels_of_the_grid_size() -> None:
     """A clip that covers its source at the same size maps each cell onto one pixel: the
-    grid summary (blocks of frames at once) equals the per-frame summary on the pixels."""
+    grid summary (blocks of frames at once) equals the per-frame summary on the pixels
+    up to its float32 time weights."""
     from saliency_tubes.commands.track import ON_GRID, ON_SOURCE, summarise, summarise_on_grid
     from saliency_tubes.video import VideoInfo
 
@@ -99,12 +100,13 @@ def test_summaries_on_the_grid_equal_those_on_source_pixels_of_the_grid_size() -
     (grid,), (source,) = summarise_on_grid(info, [track]), summarise(info, [track])
     for g, s in zip(grid, source, strict=True):
         assert (g.measured_on, s.measured_on) == (ON_GRID, ON_SOURCE)
-        np.testing.assert_allclose(g.curve.mean, s.curve.mean, rtol=1e-12)
-        np.testing.assert_array_equal(g.curve.max, s.curve.max)
+        # the grid summary weighs the time steps in float32: within 1e-6
+        np.testing.assert_allclose(g.curve.mean, s.curve.mean, atol=1e-6)
+        np.testing.assert_allclose(g.curve.max, s.curve.max, atol=1e-6)
         np.testing.assert_array_equal(g.curve.key_frames, s.curve.key_frames)
         assert g.stats.voxels == s.stats.voxels == 300 * 6 * 8
-        assert g.stats.fraction_above == s.stats.fraction_above
-        assert g.stats.spread == pytest.approx(s.stats.spread, rel=1e-12)
+        assert g.stats.fraction_above == pytest.approx(s.stats.fraction_above, abs=2 / 14400)
+        assert g.stats.spread == pytest.approx(s.stats.spread, rel=1e-5)
 
 
 def test_block_builders_equal_frame_by_frame_ones() -> None:

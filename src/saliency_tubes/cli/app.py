@@ -129,10 +129,25 @@ def explain(video: Path, out_dir: Path, **params: Any) -> None:
     show_default=True,
     help="Classes to explain: topK, an index or a name.",
 )
-@click.option("--method", default="cam", show_default=True, help=flags.METHODS + ".")
+@click.option(
+    "--method", default="auto", show_default=True, help=flags.METHODS + " (auto: the model's)."
+)
+@click.option(
+    "--model",
+    "model",
+    default="tiny-actions",
+    show_default=True,
+    help="A shipped model: tiny-actions (motion CNN) or tiny-colours (colour CNN).",
+)
 @flags.options(flags.QUIET)
 def demo(
-    out_dir: Path | None, dataset: bool, seed: int | None, classes: str, method: str, quiet: bool
+    out_dir: Path | None,
+    dataset: bool,
+    seed: int | None,
+    classes: str,
+    method: str,
+    model: str,
+    quiet: bool,
 ) -> None:
     """Offline demo: generate a clip, explain it with the embedded model, write the videos.
 
@@ -155,6 +170,7 @@ def demo(
             method=method,
             progress=not quiet,
             on_stage=stages(quiet),
+            model=model,
         )
 
     result = guarded(run)
@@ -200,6 +216,9 @@ _COMPARE = flags.options(
     flags.FORMAT,
     flags.CRF,
     flags.X264_PRESET,
+    flags.MAX_SIDE,
+    flags.START,
+    flags.END,
     flags.TIMELINE,
     flags.NO_CAPTION,
     flags.NORMALISE,

@@ -197,6 +197,30 @@ X264_PRESET = click.option(
     help="ultrafast ... veryslow: libx264's speed preset for the mp4 outputs (medium: files "
     "about a quarter smaller, 2.5x slower to write).",
 )
+MAX_SIDE = click.option(
+    "--max-side",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Scale the rendered videos so their longest side is at most N pixels (the "
+    "side-by-side and grid layouts included; the tube is mapped at that size). Default: "
+    "panels at the source's size.",
+)
+START = click.option(
+    "--start",
+    type=float,
+    default=None,
+    metavar="S",
+    help="Explain only the frames shown from S seconds on (the file's times); the outputs "
+    "cover the segment and --windows lie inside it.",
+)
+END = click.option(
+    "--end",
+    type=float,
+    default=None,
+    metavar="S",
+    help="... up to (not including) S seconds.",
+)
 EXPLAIN = options(
     MODEL,
     WEIGHTS,
@@ -221,6 +245,9 @@ EXPLAIN = options(
     X264_PRESET,
     EMBED,
     LAYOUTS,
+    MAX_SIDE,
+    START,
+    END,
     NO_CAPTION,
     NORMALISE,
     TIMELINE,

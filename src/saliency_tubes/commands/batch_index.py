@@ -76,6 +76,8 @@ class Journal:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self.path.open("a", encoding="utf-8")
+            if self._fh.tell() and not _ends_line(self.path):
+                self._fh.write("\n")  # a line cut by a killed run: end it, keep this row whole
         self._fh.write(json.dumps(row, default=_plain) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
@@ -83,6 +85,13 @@ class Journal:
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
+
+
+def _ends_line(path: Path) -> bool:
+    """Whether the file at ``path`` ends with a newline."""
+    with path.open("rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
 
 
 def _plain(value: Any) -> Any:

@@ -20,7 +20,8 @@ import numpy as np
 from ..errors import InputError, SaliencyTubesError, first_line
 from ..zoo import LoadedModel
 from .dataset import Item
-from .explaining import Explained
+from .explaining import Explained, source_info
+from .lock import folder_lock
 from .options import ExplainOptions, ModelOptions
 from .outputs import recover_staging
 from .thumbs import write_thumbnails
@@ -50,9 +51,9 @@ COLUMNS: dict[str, str] = {
     "evaluate's tolerances (1 frame, 6 pixels)",
     "mass": "share of the tube's mass inside the ground truth",
     "iou": "IoU of the tube's top voxels with the ground truth",
-    "frames": "the video's frame count",
+    "frames": "the video's frame count (the segment's with --start/--end)",
     "fps": "its frame rate",
-    "duration": "its length in seconds",
+    "duration": "its length in seconds (the segment's with --start/--end)",
     "seconds": "wall seconds of its explain",
     "output": "its output folder, relative to the batch folder",
     "random_weights": "the model had random (untrained) weights",
@@ -121,10 +122,11 @@ def error_row(item: Item, message: str, fingerprint: str, seconds: float = 0.0) 
     return row
 
 
-def _localisation(e: Explained, gt: Path, info: Any) -> dict[str, float]:
+def _localisation(e: Explained, gt: Path, info: Any, first: int = 0) -> dict[str, float]:
     """Pointing, mass and IoU of the top-1 tube against ``gt`` on the clip grid (the mean
     over the windows with ground truth in them), as ``evaluate`` scores a clip (the same
-    pointing tolerances)."""
+    pointing tolerances). ``info`` is the whole file's; ``first`` the file's index of the
+    explained segment's frame 0 (``--start``)."""
     from ..metrics.groundtruth import load_ground_truth
     from ..metrics.protocol import Protocol
 
@@ -134,7 +136,7 @@ def _localisation(e: Explained, gt: Path, info: Any) -> dict[str, float]:
     prep = e.loaded.preset.preprocess()
     scores: list[dict[str, float]] = []
     for w, win in enumerate(e.windows):
-        mask = truth.on_clip(win.indices, prep)
+        mask = truth.on_clip(np.asarray(win.indices) + first, prep)
         if bool(mask.any()):
             scores.append(protocol.localisation(e.track.normalised(w)[0], mask))
     if not scores:
@@ -201,12 +203,15 @@ class VideoWorker:
 
         started = time.perf_counter()
         out = self.settings.videos / item.video_id
-        recover_staging(out)  # what a killed worker left
         explained: list[Explained] = []
         local: dict[str, float] = {}
         try:
+            if out.is_dir():  # what a killed worker left, once no live run holds the folder
+                with folder_lock(out):
+                    recover_staging(out)
             info = probe(item.path, min_frames=2)
             options = dataclasses.replace(self.settings.explain, progress=False)
+            part = source_info(item.path, info, options) or info  # --start/--end
             result = explain_video(
                 item.path,
                 out,
@@ -216,10 +221,10 @@ class VideoWorker:
                 on_explained=explained.append,
             )
             if item.gt is not None:
-                local = _localisation(explained[0], item.gt, info)
+                local = _localisation(explained[0], item.gt, info, part.first)
             if "html" in options.formats:
-                write_thumbnails(
-                    explained[0], result.tubes[0].curve, info, options, self.thumbs, item.video_id
+                write_thumbnails(  # the curve counts the segment's frames (--start/--end)
+                    explained[0], result.tubes[0].curve, part, options, self.thumbs, item.video_id
                 )
         except (SaliencyTubesError, OSError, ValueError, RuntimeError) as exc:
             return error_row(item, first_line(exc), fingerprint, time.perf_counter() - started)
@@ -245,9 +250,9 @@ class VideoWorker:
             if top.curve.times is None
             else top.curve.times[top.curve.key_frames].tolist(),
             curve=_resampled(top.curve.mean),
-            frames=info.num_frames,
+            frames=part.num_frames,
             fps=float(info.fps),
-            duration=float(info.duration),
+            duration=float(part.duration),
             seconds=round(time.perf_counter() - started, 3),
             output=f"videos/{item.video_id}",
             random_weights=bool(self.loaded.random_weights),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +74,10 @@ def compare_classes(
     """
     options = options or CompareOptions()
     options.check()
+    info = explaining.source_info(video, info, options)
     done: list[tuple[explaining.Explained, list[Summary]]] = []
 
-    def work(run: Run) -> dict[str, Any]:
-        return _classes_work(run, loaded, options, done)
-
+    work = partial(_classes_work, loaded=loaded, options=options, done=done)
     record, run = produce(video, out_dir, work, info=info, on_stage=on_stage)
     return CommandResult.of("compare-classes", record, run, done)
 
@@ -120,6 +120,7 @@ def compare_models(
     """
     options = options or CompareOptions(method="auto")
     options.check()
+    info = explaining.source_info(video, info, options)
     if "html" in options.formats:
         raise InputError(
             "expected --format without html for compare-models (report.html shows one model: "
@@ -128,9 +129,7 @@ def compare_models(
     check_distinct([m.name for m in models])
     done: list[tuple[explaining.Explained, list[Summary]]] = []
 
-    def work(run: Run) -> dict[str, Any]:
-        return _models_work(run, models, options, done)
-
+    work = partial(_models_work, models=models, options=options, done=done)
     record, run = produce(video, out_dir, work, info=info, on_stage=on_stage)
     return CommandResult.of("compare-models", record, run, done)
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import posixpath
 import json
+import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -138,9 +138,7 @@ def _text(path: Path) -> str:
         ) from None
 
 
-def _from_table(
-    table: Path, notes: list[str]
-) -> list[tuple[Path, str, str | None, Path | None]]:
+def _from_table(table: Path, notes: list[str]) -> list[tuple[Path, str, str | None, Path | None]]:
     rows = _rows(table)
     if rows and "path" not in rows[0]:
         raise InputError(
@@ -233,7 +231,9 @@ def read_inputs(
             again.append(rel)
             continue
         seen.add(path)
-        items.append(Item(path=path, video_id=video_id(posixpath.normpath(rel)), label=label, gt=gt))
+        items.append(
+            Item(path=path, video_id=video_id(posixpath.normpath(rel)), label=label, gt=gt)
+        )
     if again:
         shown = ", ".join(map(repr, again[:5])) + (", ..." if len(again) > 5 else "")
         said.append(f"{len(again)} video(s) listed again ({shown}): explained once, the first row")

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..synthetic import CLASSES, make_clip
+from ..errors import InputError
+from ..synthetic import CLASSES, SyntheticClip, make_clip
+from ..synthetic_colours import make_colour_clip
 from ..video import VideoWriter, atomic_save_npy
 from ..zoo import DEFAULT_MODEL, load_model
 from .explain import explain_video
@@ -21,6 +23,11 @@ DEMO_SEED = 7
 DEMO_FRAMES = 48
 DEMO_SIZE = (224, 224)
 DEMO_FPS = 16
+DEMO_MODELS: dict[str, str] = {
+    DEFAULT_MODEL: "motion",
+    "tiny-colours": "colour",
+}
+"""The shipped models the demo can show, and the synthetic task each knows."""
 
 
 def run_demo(
@@ -33,6 +40,7 @@ def run_demo(
     formats: tuple[str, ...] = ("mp4", "gif", "npy"),
     progress: bool = True,
     on_stage: Callable[[str], None] | None = None,
+    model: str = DEFAULT_MODEL,
 ) -> CommandResult:
     """Generate a synthetic action clip, explain it with the embedded model, write videos.
 
@@ -41,8 +49,14 @@ def run_demo(
     :func:`~saliency_tubes.commands.explain_video` for the top classes; returns its result
     (the manifest records the seed and the true class under ``demo``). The options are
     checked first; if the run fails, the folder is left as it was (an earlier demo's
-    inputs are put back).
+    inputs are put back). ``model`` is one of :data:`DEMO_MODELS`: the colour CNN gets a
+    synthetic colour clip.
     """
+    if model not in DEMO_MODELS:
+        raise InputError(
+            f"expected the demo's model to be one of {', '.join(DEMO_MODELS)} (the shipped "
+            f"models), but got {model!r}; explain other models with `saliency-tubes explain`"
+        )
     options = ExplainOptions(method=method, classes=classes, formats=formats, progress=progress)
     options.check()  # before anything is written
     out = Path(out_dir)
@@ -56,21 +70,21 @@ def run_demo(
             if path.exists():
                 os.replace(path, aside / path.name)
                 kept.append(path)
-        clip = make_clip(label, seed=seed, frames=DEMO_FRAMES, size=DEMO_SIZE)
+        clip = _demo_clip(DEMO_MODELS[model], label, seed)
         with VideoWriter(inputs[0], fps=DEMO_FPS, crf=12) as writer:
             for image in clip.video:
                 writer.write(np.ascontiguousarray(image))
         atomic_save_npy(inputs[1], clip.mask)
         demo = {
             "seed": seed,
-            "true_class": CLASSES[clip.label],
+            "true_class": clip.name,
             "input": "input.mp4",
             "mask": "input_mask.npy",
         }
         result = explain_video(
             inputs[0],
             out,
-            load_model(DEFAULT_MODEL),
+            load_model(model),
             options,
             manifest_extra={"demo": demo},
             on_stage=on_stage,
@@ -88,6 +102,12 @@ def run_demo(
         raise
     shutil.rmtree(aside, ignore_errors=True)
     return result
+
+
+def _demo_clip(task: str, label: int | None, seed: int) -> SyntheticClip:
+    if task == "colour":
+        return make_colour_clip(label, seed=seed, frames=DEMO_FRAMES, size=DEMO_SIZE)
+    return make_clip(label, seed=seed, frames=DEMO_FRAMES, size=DEMO_SIZE)
 
 
 #: Videos of the demo dataset, and the seed of its first one.

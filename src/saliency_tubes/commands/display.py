@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..display import escape, media_html, table_html
+from ..display import escape, link_target, media_html, table_html
 from ..numbers import probability
 
 if TYPE_CHECKING:
@@ -96,6 +96,12 @@ def result_html(result: CommandResult) -> str:
     media = shown_media(result.files)
     if media is not None:
         parts.append(media_html(media))
+    reports = result.files.get("html", [])
+    if reports:  # the player with the tube drawn over the video: its own page, linked
+        links = ", ".join(
+            f'<a href="{escape(link_target(p))}">{escape(p.name)}</a>' for p in reports
+        )
+        parts.append(f"<p>Report (opens in the browser): {links}</p>")
     return "<div>" + "".join(parts) + "</div>"
 
 

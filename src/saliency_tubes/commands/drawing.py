@@ -34,6 +34,7 @@ from .explaining import Explained
 from .model_line import corner_text, model_facts
 from .options import CompareOptions, ExplainOptions
 from .outputs import OutputFolder, Run, progress
+from .sizing import fit, sized
 from .track import Summariser, Summary, TubeTrack, summarise, summarise_on_grid
 
 __all__ = [
@@ -72,10 +73,16 @@ def slug(text: str) -> str:
 
 @dataclass
 class Product:
-    """Output videos drawn together from each source frame: ``draw(frame) -> {key: image}``."""
+    """Output videos drawn together from each source frame: ``draw(frame) -> {key: image}``.
+
+    ``size`` is the largest picture size it draws from (the source's, or smaller with
+    ``--max-side``): the frames are decoded at the largest size any product needs and
+    each product resizes them further where it draws smaller (:func:`~.sizing.sized`).
+    """
 
     stems: dict[str, str]  # key -> file stem
     draw: Callable[[Frame], dict[str, np.ndarray]]
+    size: tuple[int, int] | None = None
 
 
 def encode(
@@ -109,7 +116,9 @@ def encode(
             progress(info.num_frames, "render+encode", options.progress, unit="frame")
         )
         # Closed by the stack on any way out, so the decoding thread stops at once.
-        frames = stack.enter_context(closing(prefetch(iter_frames(video, info=info))))
+        sizes = [p.size for p in products if p.size is not None]
+        size = max(sizes, key=lambda hw: hw[0] * hw[1]) if sizes else None
+        frames = stack.enter_context(closing(prefetch(iter_frames(video, info=info, size=size))))
         for frame in frames:
             for p, product in enumerate(products):
                 for key, image in product.draw(frame).items():
@@ -230,30 +239,71 @@ def _scale_note(options: ExplainOptions) -> str:
     return "\nper-frame scale" if options.normalise == "frame" else ""
 
 
-def _layouts(
-    image: np.ndarray,
-    saliency: np.ndarray | torch.Tensor,
+def _drawn(
+    frame: Frame,
+    hw: tuple[int, int],
+    saliency_at: Callable[[Frame], Any],
     label: str,
     options: ExplainOptions,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The picture, its heat and its focus panel at size ``hw``."""
+    at = sized(frame, hw)
+    saliency = saliency_at(at)
+    heat = panel(at.image, saliency, "heat", label, options)
+    return at.image, heat, panel(at.image, saliency, "focus", label, options)
+
+
+def _layouts(
+    frame: Frame,
+    saliency_at: Callable[[Frame], Any],
+    label: str,
+    options: ExplainOptions,
+    sizes: tuple[tuple[int, int], tuple[int, int]],
     corner: str = "",
 ) -> dict[str, np.ndarray]:
     """What ``explain`` draws of one class on one frame, by layout: the heat and focus
     videos are the source picture with the tube and, unless ``--no-caption``, a small
-    ``corner`` label (model and caveats); the side-by-side one has the captions in strips
-    above its three panels, a small gap between them."""
-    heat = panel(image, saliency, "heat", label, options)
-    focus = panel(image, saliency, "focus", label, options)
+    ``corner`` label (model and caveats), at ``sizes[0]``; the side-by-side one has the
+    captions in strips above its three panels (at ``sizes[1]``), a small gap between them."""
     drawn: dict[str, np.ndarray] = {}
-    if "heat" in options.layouts:
-        drawn["heat"] = render.corner_label(heat, corner) if options.caption else heat
-    if "focus" in options.layouts:
-        drawn["focus"] = render.corner_label(focus, corner) if options.caption else focus
+    single = [layout for layout in ("heat", "focus") if layout in options.layouts]
+    if single:
+        image, heat, focus = _drawn(frame, sizes[0], saliency_at, label, options)
+        for key, img in (("heat", heat), ("focus", focus)):
+            if key in single:
+                drawn[key] = render.corner_label(img, corner) if options.caption else img
     if "side_by_side" in options.layouts:
+        if not single or sizes[1] != sizes[0]:
+            image, heat, focus = _drawn(frame, sizes[1], saliency_at, label, options)
         panels = labelled(
             [image, heat, focus], ["original", f"heat: {label}", f"focus: {label}"], options.caption
         )
         drawn["side_by_side"] = render.side_by_side(panels, gap=GAP)
     return drawn
+
+
+def _timeline_high(height: int) -> int:
+    """Rows of the timeline bar under an image ``height`` rows high."""
+    return int(np.clip(height // 10, 12, 40))
+
+
+def _with_timeline(hw: tuple[int, int], options: ExplainOptions) -> tuple[int, int]:
+    return (hw[0] + _timeline_high(hw[0]), hw[1]) if options.timeline else hw
+
+
+def _explain_sizes(
+    src_hw: tuple[int, int], label: str, options: ExplainOptions
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Panel sizes of the heat/focus videos and of the side-by-side one (``--max-side``)."""
+
+    def three(hw: tuple[int, int]) -> tuple[int, int]:
+        blank = np.zeros((*hw, 3), np.uint8)
+        labels = ["original", f"heat: {label}", f"focus: {label}"]
+        out = render.side_by_side(labelled([blank] * 3, labels, options.caption), gap=GAP)
+        return _with_timeline(out.shape[:2], options)
+
+    one = fit(src_hw, options.max_side, lambda hw: _with_timeline(hw, options))
+    return one, fit(src_hw, options.max_side, three)
 
 
 def _under(image: np.ndarray, strip: np.ndarray) -> np.ndarray:
@@ -262,7 +312,7 @@ def _under(image: np.ndarray, strip: np.ndarray) -> np.ndarray:
 
 def _timeline(image: np.ndarray, curve: TemporalCurve, frame: Frame, scale: float) -> np.ndarray:
     """``image`` with the curve's timeline bar (cursor at ``frame``) underneath."""
-    height = int(np.clip(image.shape[0] // 10, 12, 40))
+    height = _timeline_high(image.shape[0])
     current = min(frame.index, len(curve) - 1)
     strip = render.timeline_bar(curve, image.shape[1], height, current, scale=scale)
     return _under(image, strip)
@@ -291,14 +341,16 @@ def explain_product(
     corner = corner_text(model_facts(e.loaded, e.method)) + _scale_note(options)
     stems = {layout: f"{layout}_{k + 1}_{slug(name)}" for layout in options.layouts}
     scale = _timeline_of([summary], options)
+    sizes = _explain_sizes(e.track.geometry.src_hw, label, options)
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:
-        drawn = _layouts(frame.image, look(e.track, k, frame), label, options, corner)
+        drawn = _layouts(frame, lambda at: look(e.track, k, at), label, options, sizes, corner)
         if options.timeline and summary is not None:
             drawn = {key: _timeline(img, summary.curve, frame, scale) for key, img in drawn.items()}
         return drawn
 
-    return Product(stems, draw)
+    single = any(layout in options.layouts for layout in ("heat", "focus"))
+    return Product(stems, draw, sizes[0] if single else sizes[1])
 
 
 def grid_product(
@@ -311,19 +363,27 @@ def grid_product(
     are needed only for the timeline)."""
     cols = options.cols if options.cols is not None else render.grid_columns(len(panels))
     scale = _timeline_of([s for _, _, _, s in panels], options)
+    labels = [label + _scale_note(options) for _, _, label, _ in panels]
+
+    def compose(hw: tuple[int, int]) -> tuple[int, int]:
+        blank = np.zeros((*_with_timeline(hw, options), 3), np.uint8)
+        out = render.grid(labelled([blank] * len(panels), labels, options.caption), cols, gap=GAP)
+        return out.shape[0], out.shape[1]
+
+    size = fit(panels[0][0].geometry.src_hw, options.max_side, compose)
 
     def draw(frame: Frame) -> dict[str, np.ndarray]:
         images = []
+        frame = sized(frame, size)
         for track, k, label, summary in panels:
             image = panel(frame.image, look(track, k, frame), options.style, label, options)
             if options.timeline and summary is not None:
                 image = _timeline(image, summary.curve, frame, scale)
             images.append(image)
-        labels = [label + _scale_note(options) for _, _, label, _ in panels]
         images = labelled(images, labels, options.caption)
         return {"grid": render.grid(images, cols, gap=GAP)}
 
-    return Product({"grid": stem}, draw)
+    return Product({"grid": stem}, draw, size)
 
 
 def contrast_product(
@@ -336,7 +396,15 @@ def contrast_product(
 ) -> Product:
     """The contrastive tube over the frame, captioned ``label``, with its colour bar under it."""
 
+    def compose(hw: tuple[int, int]) -> tuple[int, int]:
+        (image,) = labelled([np.zeros((*hw, 3), np.uint8)], [label], options.caption)
+        out = _under(image, render.contrast_legend(image.shape[1], names))
+        return out.shape[0], out.shape[1]
+
+    size = fit(track.geometry.src_hw, options.max_side, compose)
+
     def draw(frame: Frame) -> dict[str, np.ndarray]:
+        frame = sized(frame, size)
         saliency = look(track, 0, frame)
         if isinstance(saliency, torch.Tensor):
             saliency = saliency.cpu().numpy()
@@ -344,7 +412,7 @@ def contrast_product(
         (image,) = labelled([image], [label], options.caption)
         return {"contrast": _under(image, render.contrast_legend(image.shape[1], names))}
 
-    return Product({"contrast": stem}, draw)
+    return Product({"contrast": stem}, draw, size)
 
 
 def plot(

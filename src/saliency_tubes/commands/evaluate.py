@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -309,9 +310,10 @@ def evaluate_video(
             f"({indices.tolist()}), but it covers none; annotate those frames or more of them"
         )
 
-    def work(run: Run) -> dict[str, Any]:
-        return _evaluate_work(run, loaded, options, truth, mask, (indices, prep))
-
+    sampling = (indices, prep)
+    work = partial(
+        _evaluate_work, loaded=loaded, options=options, truth=truth, mask=mask, sampling=sampling
+    )
     record, run = produce(
         video, out_dir, work, info=info, on_stage=on_stage, manifest_name="report.json"
     )

@@ -56,6 +56,7 @@ def explain_video(
     """
     options = options or ExplainOptions()
     options.check()
+    info = explaining.source_info(video, info, options)
     summaries: list[Any] = []
     explained: list[explaining.Explained] = []
 

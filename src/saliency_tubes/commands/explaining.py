@@ -42,13 +42,21 @@ from ..hooks import model_device
 from ..methods import Explainer, select_classes
 from ..methods.base import ClassSpec
 from ..resources import check_clip
-from ..video import Preprocess, VideoInfo, iter_frames, sample_uniform, sliding_windows
+from ..video import (
+    Preprocess,
+    VideoInfo,
+    iter_frames,
+    probe,
+    sample_uniform,
+    segment,
+    sliding_windows,
+)
 from ..zoo import LoadedModel
 from .options import ExplainOptions
 from .outputs import Say, progress
 from .track import TubeTrack, Window
 
-__all__ = ["Explained", "Plan", "decode_windows", "explain", "plan"]
+__all__ = ["Explained", "Plan", "decode_windows", "explain", "plan", "source_info"]
 
 
 @dataclass
@@ -110,6 +118,16 @@ class Explained:
     def sampled(self) -> list[int]:
         """Every source frame index a window of the model saw, sorted."""
         return sorted({int(i) for win in self.windows for i in win.indices})
+
+
+def source_info(
+    video: str | Path, info: VideoInfo | None, options: ExplainOptions
+) -> VideoInfo | None:
+    """``info``, or the segment ``options.start`` to ``options.end`` of the video."""
+    if options.start is None and options.end is None:
+        return info
+    whole = info if info is not None else probe(video, min_frames=2)
+    return segment(whole, options.start, options.end)
 
 
 def _is_topk(spec: ClassSpec) -> bool:

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from .batch_video import COLUMNS
 from .model_line import caveats, model_words
 from .pages import Trusted, fill, template
@@ -40,15 +42,38 @@ def _short(value: Any) -> Any:
     return value
 
 
+def _significant(x: np.ndarray) -> np.ndarray:
+    """``x`` rounded to 6 significant digits (as ``f"{v:.6g}"``; zeros and non-finite values
+    stay), at once for a whole column."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        digits = 5 - np.floor(np.log10(np.abs(x)))
+    digits = np.where(np.isfinite(digits), digits, 0)
+    scale = 10.0**digits
+    return np.where(np.isfinite(x) & (x != 0), np.rint(x * scale) / scale, x)
+
+
+def _short_column(values: list[Any]) -> list[Any]:
+    """:func:`_short` of each value, the floats (alone or in lists) rounded at once."""
+    flat = [x for v in values for x in (v if isinstance(v, list) else (v,)) if isinstance(x, float)]
+    if not flat:
+        return values
+    rounded = iter(_significant(np.asarray(flat, dtype=np.float64)).tolist())
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, list):
+            out.append([next(rounded) if isinstance(x, float) else x for x in v])
+        else:
+            out.append(next(rounded) if isinstance(v, float) else v)
+    return out
+
+
 def _fixed(values: list[Any], digits: int = 4) -> bool:
     """Whether every value is a list of floats with at most ``digits`` decimals."""
-    scale = 10**digits
-    return all(
-        isinstance(v, list)
-        and all(isinstance(x, float) and abs(x * scale - round(x * scale)) < 1e-6 for x in v)
-        for v in values
-        if v is not None
-    )
+    flat = [x for v in values if v is not None for x in v]
+    if not all(isinstance(x, float) for x in flat):
+        return False
+    scaled = np.asarray(flat, dtype=np.float64) * 10**digits
+    return bool(np.all(np.abs(scaled - np.rint(scaled)) < 1e-6))
 
 
 def _column(values: list[Any], ids: list[Any]) -> Any:
@@ -88,7 +113,7 @@ def _column(values: list[Any], ids: list[Any]) -> Any:
             "fixed": 4,
             "lists": [None if v is None else [round(x * 1e4) for x in v] for v in values],
         }
-    return [_short(v) for v in values]
+    return _short_column(values)
 
 
 def _summary_line(summary: dict[str, Any]) -> dict[str, Any]:

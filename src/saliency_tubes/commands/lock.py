@@ -80,8 +80,9 @@ def _acquire(folder: Path) -> int | None:
 
 
 @contextmanager
-def folder_lock(folder: str | Path) -> Iterator[None]:
-    """Hold ``folder``'s lock (it must exist) for the block.
+def folder_lock(folder: str | Path) -> Iterator[bool]:
+    """Hold ``folder``'s lock (it must exist) for the block; yields whether this call took
+    it (False: this thread held it already, and a run of its own is under way there).
 
     Raises:
         InputError: another live run holds it (its pid and start time are said).
@@ -94,7 +95,7 @@ def folder_lock(folder: str | Path) -> Iterator[None]:
             _HELD[key] = depth + 1
     if depth:
         try:
-            yield
+            yield False
         finally:
             with _GUARD:
                 _HELD[key] -= 1
@@ -103,7 +104,7 @@ def folder_lock(folder: str | Path) -> Iterator[None]:
     with _GUARD:
         _HELD[key] = 1
     try:
-        yield
+        yield True
     finally:
         with _GUARD:
             _HELD.pop(key, None)

@@ -70,7 +70,20 @@ def versions() -> dict[str, str]:
 
 def video_facts(info: VideoInfo) -> dict[str, Any]:
     """The source video: path, upright size, frame count, frame rate, duration, codec, and
-    the rotation its display matrix asked for (the frames were turned upright by it)."""
+    the rotation its display matrix asked for (the frames were turned upright by it); for
+    a segment (``--start``/``--end``) the whole file's facts and ``segment``: its first
+    frame in the file, its frame count, the times of its first and last frames and the
+    times asked for. Frame indices elsewhere in the manifest count from its first frame."""
+    if info.whole is not None:
+        facts = video_facts(info.whole)
+        facts["segment"] = {
+            "first_frame": info.first,
+            "num_frames": info.num_frames,
+            "first_time": float(info.timestamps[0]),
+            "last_time": float(info.timestamps[-1]),
+            "duration": info.duration,
+        }
+        return facts
     return {
         "path": str(info.path),
         "width": info.width,
@@ -178,6 +191,9 @@ def options_entry(options: ExplainOptions, loaded: LoadedModel) -> dict[str, Any
         "formats": list(options.formats),
         "timeline": options.timeline,
         "encoder": {"codec": "libx264", "crf": options.crf, "preset": options.preset},
+        "max_side": options.max_side,
+        "start": options.start,
+        "end": options.end,
         "device": _device(loaded),
     }
 

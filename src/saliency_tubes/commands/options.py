@@ -173,6 +173,14 @@ class ExplainOptions:
         preset: their libx264 speed preset (default "superfast": see
             :class:`~saliency_tubes.video.VideoWriter`); "medium" writes files about a
             quarter smaller, 2.5x slower.
+        max_side: the rendered outputs' longest side at most this many pixels (panels,
+            captions and gaps of the side-by-side and grid layouts included; the tube is
+            mapped at the smaller size); None: panels at the source's size.
+        start: explain only the frames shown from this time on (seconds, the file's
+            times); None: from the first frame.
+        end: ... up to (not including) this time; None: to the last frame. The outputs
+            cover the segment, ``windows`` lie inside it (see
+            :func:`~saliency_tubes.video.segment`).
 
     The device is the model's (:attr:`ModelOptions.device`).
     """
@@ -196,6 +204,9 @@ class ExplainOptions:
     embed: bool = False
     crf: int = 18
     preset: str = "superfast"
+    max_side: int | None = None
+    start: float | None = None
+    end: float | None = None
 
     def check(self) -> None:
         """Validate the options (one-line errors)."""
@@ -214,6 +225,21 @@ class ExplainOptions:
             raise InputError(
                 f"expected crf an integer from 0 to 51 (18: visually lossless, 23: smaller "
                 f"files), but got {self.crf!r}"
+            )
+        if self.max_side is not None and (
+            isinstance(self.max_side, bool)
+            or not isinstance(self.max_side, int)
+            or self.max_side < 16
+        ):
+            raise InputError(
+                f"expected --max-side a number of pixels >= 16 (e.g. 1280), but got {self.max_side!r}"
+            )
+        for name, value in (("start", self.start), ("end", self.end)):
+            if value is not None and not (isinstance(value, int | float) and value >= 0):
+                raise InputError(f"expected --{name} in seconds >= 0, but got {value!r}")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise InputError(
+                f"expected --end after --start, but got start {self.start} and end {self.end}"
             )
         if self.frames is not None and self.frames < 2:
             raise InputError(f"expected at least 2 frames per clip, but got {self.frames}")

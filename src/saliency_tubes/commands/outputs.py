@@ -148,6 +148,8 @@ class OutputFolder:
                 if target.exists() or target.is_symlink():
                     keep = aside / name
                     keep.parent.mkdir(parents=True, exist_ok=True)
+                    if target.is_dir() and not target.is_symlink():
+                        _note_whole(self.staging, name)  # a recovery puts it back whole
                     os.replace(target, keep)
                     moved.append((keep, target))
                 os.replace(source, target)
@@ -220,6 +222,13 @@ def recover_staging(folder: Path) -> None:
         return
     for staging in folder.glob(".saliency-tubes-run-*"):
         aside = staging / ".replaced"
+        for name in _whole(staging):  # claimed folders: back as they were, not file by file
+            kept, target = aside / name, folder / name
+            if kept.is_dir():
+                with contextlib.suppress(OSError):
+                    if target.exists() or target.is_symlink():
+                        _remove(target)
+                    os.replace(kept, target)
         if aside.is_dir():
             for kept in sorted(p for p in aside.rglob("*") if p.is_file() or p.is_symlink()):
                 target = folder / kept.relative_to(aside)
@@ -229,6 +238,27 @@ def recover_staging(folder: Path) -> None:
             if any(p.is_file() for p in aside.rglob("*")):
                 continue  # something could not be put back: keep it
         shutil.rmtree(staging, ignore_errors=True)
+
+
+#: In a staging folder: the names of the folders its commit moved aside, one a line.
+_WHOLE = ".replaced-folders"
+
+
+def _note_whole(staging: Path, name: str) -> None:
+    """Record (synced) that the earlier ``name``, a folder, is being moved aside."""
+    with open(staging / _WHOLE, "a", encoding="utf-8") as fh:
+        fh.write(name + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _whole(staging: Path) -> list[str]:
+    """The folder names :func:`_note_whole` recorded in ``staging`` (a cut line dropped)."""
+    try:
+        text = (staging / _WHOLE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [n for n in text.split("\n")[:-1] if n]
 
 
 def _remove(path: Path) -> None:
@@ -285,8 +315,8 @@ def output_folder(out_dir: str | Path) -> Iterator[OutputFolder]:
     created = _prepare(out)
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(folder_lock(out))
-            recover_staging(out)  # what a killed run left (no live run owns it: the lock)
+            if stack.enter_context(folder_lock(out)):  # not a run inside a run of ours
+                recover_staging(out)  # what a killed run left (no live run owns it: the lock)
             outputs = OutputFolder(out)
         except BaseException as exc:
             _unmake(created)

@@ -27,7 +27,7 @@ class Trusted(str):
 
 def template(name: str) -> str:
     """The text of ``templates/<name>`` (a file of the package)."""
-    return files("saliency_tubes.commands").joinpath("templates", name).read_text("utf-8")
+    return files("saliency_tubes.commands").joinpath("templates").joinpath(name).read_text("utf-8")
 
 
 def fill(page: str, values: Mapping[str, str]) -> str:

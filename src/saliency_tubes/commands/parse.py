@@ -10,7 +10,6 @@ Each function turns one string into the value an option object takes, or raises 
 from __future__ import annotations
 
 import re
-
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -160,4 +159,7 @@ def render_settings(params: Mapping[str, Any]) -> dict[str, Any]:
         "embed": bool(params.get("embed", False)),
         "crf": params["crf"],
         "preset": params["x264_preset"],
+        "max_side": params.get("max_side"),
+        "start": params.get("start"),
+        "end": params.get("end"),
     }

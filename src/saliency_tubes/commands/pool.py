@@ -175,140 +175,181 @@ def run_local(
     """Explain ``tasks`` on ``workers`` processes; ``on_row`` gets each row as it comes."""
     if not tasks:
         return
-    ctx = mp.get_context("spawn")
-    results = ctx.Queue()
-    gpus = _gpus(settings.model.device)
-    n = max(1, min(len(gpus) or workers, len(tasks)))
-    threads = settings.threads or max(1, (os.cpu_count() or 1) // n)
-    settings = BatchSettings(settings.model, settings.explain, settings.videos, threads)
-    pool: dict[int, _Worker] = {}
-    next_id = 0
+    _Pool(settings, tasks, workers, timeout, on_row).run()
 
-    def start(device: str | None = None) -> None:
+
+class _Pool:
+    """The state of :func:`run_local`: the workers, the videos still to hand out, the rows
+    still to come."""
+
+    def __init__(
+        self,
+        settings: BatchSettings,
+        tasks: Sequence[Task],
+        workers: int,
+        timeout: float | None,
+        on_row: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.ctx = mp.get_context("spawn")
+        self.results = self.ctx.Queue()
+        self.gpus = _gpus(settings.model.device)
+        self.size = max(1, min(len(self.gpus) or workers, len(tasks)))
+        threads = settings.threads or max(1, (os.cpu_count() or 1) // self.size)
+        self.settings = BatchSettings(settings.model, settings.explain, settings.videos, threads)
+        self.tasks, self.timeout, self.on_row = tasks, timeout, on_row
+        self.pool: dict[int, _Worker] = {}
+        self.next_id = 0
+        self.pending = list(range(len(tasks)))
+        self.remaining = len(tasks)
+
+    def start(self, device: str | None = None) -> None:
         """A new worker (on ``device``, the GPU of the one it replaces, when given)."""
-        nonlocal next_id
-        q = ctx.Queue()
-        mine = settings
-        if gpus:  # one worker per GPU
-            device = device or gpus[next_id % len(gpus)]
-            mine = dataclasses.replace(
-                settings, model=dataclasses.replace(settings.model, device=device)
-            )
-        proc = ctx.Process(
-            target=_work, args=(mine, q, results, next_id, os.getpid()), daemon=True
+        q = self.ctx.Queue()
+        mine = self.settings
+        if self.gpus:  # one worker per GPU
+            device = device or self.gpus[self.next_id % len(self.gpus)]
+            mine = dataclasses.replace(mine, model=dataclasses.replace(mine.model, device=device))
+        proc = self.ctx.Process(
+            target=_work, args=(mine, q, self.results, self.next_id, os.getpid()), daemon=True
         )
         with _sigint_blocked():  # the new interpreter's imports: no Ctrl-C tracebacks
             proc.start()
-        pool[next_id] = _Worker(proc, q, device=mine.model.device)
-        next_id += 1
+        self.pool[self.next_id] = _Worker(proc, q, device=mine.model.device)
+        self.next_id += 1
 
-    def retire(wid: int) -> None:
-        w = pool.pop(wid)
+    def retire(self, wid: int) -> None:
+        w = self.pool.pop(wid)
         if w.process.is_alive():
             w.process.kill()
         w.process.join(timeout=5)
 
-    pending = list(range(len(tasks)))
-    remaining = len(tasks)
-    try:
-        for _ in range(n):
-            start()
-        while remaining:
-            for w in list(pool.values()):  # give idle, ready workers a video
-                if w.ready and w.task is None and pending:
-                    index = pending.pop(0)
-                    item, fingerprint = tasks[index]
-                    w.task = (index, time.monotonic())
-                    w.tasks.put((index, item, fingerprint))
+    def run(self) -> None:
+        try:
+            for _ in range(self.size):
+                self.start()
+            while self.remaining:
+                self.hand_out()
+                self.receive()
+                now = time.monotonic()
+                for wid, w in list(self.pool.items()):
+                    if w.task is None:
+                        self.check_idle(wid, w, now)
+                    else:
+                        self.check_busy(wid, w, now)
+        except BaseException:
+            # Interrupted (or the batch failed): the videos under way stop and clean up
+            # their folders (a worker turns SIGINT into a quiet exit), the idle workers exit.
+            for w in self.pool.values():
+                if w.task is not None and w.process.is_alive():
+                    with suppress(OSError):
+                        os.kill(w.process.pid, signal.SIGINT)
+            raise
+        finally:
+            self.close()
+
+    def hand_out(self) -> None:
+        """Give idle, ready workers a video each."""
+        for w in list(self.pool.values()):
+            if w.ready and w.task is None and self.pending:
+                index = self.pending.pop(0)
+                item, fingerprint = self.tasks[index]
+                w.task = (index, time.monotonic())
+                w.tasks.put((index, item, fingerprint))
+
+    def receive(self) -> None:
+        """Take the workers' messages: every one waiting, after waiting up to :data:`_POLL`
+        seconds for the first. All of them before the timeouts are checked: a row that came
+        in time must not wait behind another and then be taken for a timeout (its video
+        killed, an error row recorded for outputs that were written)."""
+        try:
+            message = self.results.get(timeout=_POLL)
+        except queue.Empty:
+            return
+        while True:
+            self.take(message)
             try:
-                kind, wid, index, payload = results.get(timeout=_POLL)
+                message = self.results.get_nowait()
             except queue.Empty:
-                kind = None
-            if kind == "fatal":
-                raise InputError(payload)  # the model or the options: the whole batch
-            if kind == "ready" and wid in pool:
-                pool[wid].ready = True
-            elif kind == "row" and wid in pool and pool[wid].task is not None:
-                pool[wid].task = None
-                remaining -= 1
-                on_row(payload)
-            now = time.monotonic()
-            for wid, w in list(pool.items()):
-                if w.task is None and w.ready and not w.process.is_alive():
-                    device = w.device
-                    retire(wid)  # died between videos: a fresh one for the rest
-                    if pending:
-                        start(device)
-                    continue
-                if w.task is None:
-                    if not w.process.is_alive() and not w.ready:
-                        code = w.process.exitcode
-                        retire(wid)  # died while starting: the batch cannot run
-                        raise InputError(
-                            f"expected batch workers to start, but one exited with code {code} "
-                            "before loading the model; run saliency-tubes explain on one video "
-                            "to see why"
-                        )
-                    if not w.ready and now - w.started > START_LIMIT:
-                        retire(wid)  # hangs while loading: go on with the others, if any
-                        if any(other.ready for other in pool.values()):
-                            warnings.warn(
-                                f"a batch worker was still loading the model after "
-                                f"{START_LIMIT:g} s and was stopped; the batch goes on with "
-                                f"{len(pool)} worker(s)",
-                                stacklevel=1,
-                            )
-                        else:
-                            raise InputError(
-                                "expected batch workers to load the model within "
-                                f"{START_LIMIT:g} s, but none had; check that the model (its "
-                                "factory, its weights file) loads with saliency-tubes explain "
-                                "on one video"
-                            )
-                    continue
-                index, began = w.task
-                item, fingerprint = tasks[index]
-                message = None
-                if timeout is not None and now - began > timeout:
-                    message = (
-                        f"timed out after {timeout:g} s (--timeout); the video may hang the "
-                        "decoder: re-encode it, or raise --timeout"
-                    )
-                elif not w.process.is_alive():
-                    code = w.process.exitcode
-                    message = (
-                        f"the worker process died on this video (exit code {code}); "
-                        "it may be corrupt or too large for the memory: check it alone "
-                        "with saliency-tubes explain"
-                    )
-                if message is not None:
-                    device = w.device
-                    retire(wid)
-                    _clean(settings.videos / item.video_id)
-                    remaining -= 1
-                    on_row(error_row(item, message, fingerprint, now - began))
-                    if pending:
-                        start(device)
-    except BaseException:
-        # Interrupted (or the batch failed): the videos under way stop and clean up their
-        # folders (a worker turns SIGINT into a quiet exit), the idle workers just exit.
-        for w in pool.values():
-            if w.task is not None and w.process.is_alive():
-                try:
-                    os.kill(w.process.pid, signal.SIGINT)
-                except OSError:
-                    pass
-        raise
-    finally:
-        for w in pool.values():
-            try:
+                return
+
+    def take(self, message: tuple[str, int, Any, Any]) -> None:
+        """Act on one message of a worker."""
+        kind, wid, _index, payload = message
+        if kind == "fatal":
+            raise InputError(payload)  # the model or the options: the whole batch
+        if kind == "ready" and wid in self.pool:
+            self.pool[wid].ready = True
+        elif kind == "row" and wid in self.pool and self.pool[wid].task is not None:
+            self.pool[wid].task = None
+            self.remaining -= 1
+            self.on_row(payload)
+
+    def check_idle(self, wid: int, w: _Worker, now: float) -> None:
+        """A worker without a video: died between videos (replaced), died or hangs while
+        starting (the batch cannot run, or goes on without it)."""
+        alive = w.process.is_alive()
+        if w.ready and not alive:
+            self.retire(wid)  # died between videos: a fresh one for the rest
+            if self.pending:
+                self.start(w.device)
+        elif not w.ready and not alive:
+            code = w.process.exitcode
+            self.retire(wid)  # died while starting: the batch cannot run
+            raise InputError(
+                f"expected batch workers to start, but one exited with code {code} "
+                "before loading the model; run saliency-tubes explain on one video "
+                "to see why"
+            )
+        elif not w.ready and now - w.started > START_LIMIT:
+            self.retire(wid)  # hangs while loading: go on with the others, if any
+            if not any(other.ready for other in self.pool.values()):
+                raise InputError(
+                    f"expected batch workers to load the model within {START_LIMIT:g} s, "
+                    "but none had; check that the model (its factory, its weights file) "
+                    "loads with saliency-tubes explain on one video"
+                )
+            warnings.warn(
+                f"a batch worker was still loading the model after {START_LIMIT:g} s and "
+                f"was stopped; the batch goes on with {len(self.pool)} worker(s)",
+                stacklevel=1,
+            )
+
+    def check_busy(self, wid: int, w: _Worker, now: float) -> None:
+        """A worker on a video: past the timeout, or dead, the video is an error row and
+        the worker is replaced."""
+        assert w.task is not None
+        index, began = w.task
+        item, fingerprint = self.tasks[index]
+        if self.timeout is not None and now - began > self.timeout:
+            message = (
+                f"timed out after {self.timeout:g} s (--timeout); the video may hang the "
+                "decoder: re-encode it, or raise --timeout"
+            )
+        elif not w.process.is_alive():
+            message = (
+                f"the worker process died on this video (exit code {w.process.exitcode}); "
+                "it may be corrupt or too large for the memory: check it alone "
+                "with saliency-tubes explain"
+            )
+        else:
+            return
+        self.retire(wid)
+        if not w.process.is_alive():  # still dying: it may still write; the next run's
+            _clean(self.settings.videos / item.video_id)  # locked recovery cleans up
+        self.remaining -= 1
+        self.on_row(error_row(item, message, fingerprint, now - began))
+        if self.pending:
+            self.start(w.device)
+
+    def close(self) -> None:
+        """Tell every worker to stop, wait for them (10 s in all), kill what remains."""
+        for w in self.pool.values():
+            with suppress(OSError, ValueError):
                 w.tasks.put(None)
-            except (OSError, ValueError):
-                pass
         deadline = time.monotonic() + 10
-        for w in pool.values():
+        for w in self.pool.values():
             w.process.join(timeout=max(0.0, deadline - time.monotonic()))
             if w.process.is_alive():
                 w.process.kill()
                 w.process.join(timeout=5)
-        results.close()
+        self.results.close()

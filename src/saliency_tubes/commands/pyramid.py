@@ -9,6 +9,7 @@ and ``manifest.json``; on any error every file written is removed again.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +85,7 @@ def pyramid_video(
     options = options or PyramidOptions()
     options.check()
 
-    def work(run: Run) -> dict[str, Any]:
-        return _pyramid_work(run, loaded, options)
-
+    work = partial(_pyramid_work, loaded=loaded, options=options)
     record, run = produce(video, out_dir, work, info=info, on_stage=on_stage)
     return CommandResult.of("pyramid", record, run)
 

@@ -153,7 +153,10 @@ def _finite(value: Any) -> Any:
 
 def json_for_script(data: dict[str, Any]) -> str:
     """JSON that cannot end its ``<script>`` element nor open a comment or tag."""
-    text = json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:  # most data hold no NaN: one pass, without copying it
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
@@ -161,10 +164,13 @@ def _video_src(
     video: Path, info: VideoInfo, outputs: OutputFolder, embed: bool, options: ExplainOptions
 ) -> tuple[str, str | None]:
     """The page's video: a relative path to the source (or to an H.264 copy the browser can
-    play), or a data URI with ``embed``; and the copy's name, if one was written."""
+    play), or a data URI with ``embed``; and the copy's name, if one was written.
+
+    A segment (``--start``/``--end``) is always a copy of its frames: the page takes the
+    player's time 0 as the first explained frame, which the whole file is not."""
     copy = None
     path = video
-    if video.is_dir() or video.suffix.lower() not in PLAYABLE:
+    if video.is_dir() or info.whole is not None or video.suffix.lower() not in PLAYABLE:
         writer, copy = outputs.video(
             "source.mp4", info.rate, crf=options.crf, preset=options.preset
         )

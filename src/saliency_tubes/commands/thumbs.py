@@ -43,7 +43,7 @@ def _heat(e: Explained, info: Any, options: ExplainOptions, frames: list[int]) -
     for f, image in zip(frames, images, strict=True):
         tube = e.track.frame(0, float(info.timestamps[f]))
         if options.normalise == "frame":
-            tube = render.stretch(tube)
+            tube = np.asarray(render.stretch(tube))
         out.append(render.heat(image, tube, options.colormap, options.opacity))
     return out
 

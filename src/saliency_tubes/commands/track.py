@@ -29,7 +29,7 @@ from ..metrics.concentration import StatsBuilder, TubeStats
 from ..normalise import by_magnitude, minmax
 from ..temporal import CurveBuilder, TemporalCurve
 from ..upsample import upsample
-from ..video import Frame, Geometry, TimedTube, TubeMapper, VideoInfo
+from ..video import Frame, Geometry, SourceSampler, TimedTube, TubeMapper, VideoInfo
 
 __all__ = [
     "ON_GRID",
@@ -107,6 +107,7 @@ class TubeTrack:
         self._cached = 0  # bytes in _cache
         self._kept: dict[int, torch.Tensor] = {}  # upsampled raw windows of the scale pass
         self._mappers: dict[int, TubeMapper] = {}  # per class, made when first asked
+        self._samplers: dict[tuple[int, int], SourceSampler] = {}  # at other frame sizes
         if signed or len(windows) > 1:  # one window is normalised on its own (normalize_tubes)
             lows, highs, kept = [], [], 0
             for w, win in enumerate(windows):
@@ -204,27 +205,46 @@ class TubeTrack:
         return self.mapper(k).grid_map(t)
 
     def grids(self, k: int, times: np.ndarray) -> np.ndarray:
-        """:meth:`grid` at many times: ``(n, h, w)``; one window's at once."""
+        """:meth:`grid` at many times: ``(n, h, w)`` float32; one window's at once, its
+        time weights in float32 (within 1e-7 of :meth:`grid`)."""
         if len(self.windows) == 1:
             tube = self._window(0)[1][k]
-            return tube.at_times(np.asarray(times, dtype=np.float64)).astype(np.float32)
+            return tube.at_times(np.asarray(times, dtype=np.float64), np.float32)
         return np.stack([self.grid(k, float(t)) for t in times])
 
-    def frame(self, k: int, t: float) -> np.ndarray:
-        """Tube ``k`` on the source frame shown at time ``t`` (NaN where unseen)."""
-        return self.mapper(k).frame(t)
+    def _sampler_at(self, hw: tuple[int, int]) -> SourceSampler:
+        """The resize onto the source frame resized to ``hw``."""
+        key = (int(hw[0]), int(hw[1]))
+        if key not in self._samplers:
+            grid = (self.size[1], self.size[2])
+            self._samplers[key] = SourceSampler(self.geometry.resized(key), grid)
+        return self._samplers[key]
 
-    def frame_tensor(self, k: int, t: float) -> torch.Tensor:
+    def _at_source(self, hw: tuple[int, int] | None) -> bool:
+        return hw is None or tuple(hw) == tuple(self.geometry.src_hw)
+
+    def frame(self, k: int, t: float, hw: tuple[int, int] | None = None) -> np.ndarray:
+        """Tube ``k`` on the source frame shown at time ``t`` (NaN where unseen); with
+        ``hw``, mapped straight onto the source frame resized to ``hw``."""
+        if hw is None or self._at_source(hw):
+            return self.mapper(k).frame(t)
+        return self._sampler_at(hw).frame(self.grid(k, t))
+
+    def frame_tensor(self, k: int, t: float, hw: tuple[int, int] | None = None) -> torch.Tensor:
         """:meth:`frame` on the track's device: blended on the CPU at the clip's size, then
         resized onto the source pixels there."""
-        return self.mapper(k).frame_tensor(t, self.device)
+        if hw is None or self._at_source(hw):
+            return self.mapper(k).frame_tensor(t, self.device)
+        grid = torch.from_numpy(self.grid(k, t)).to(self.device)
+        return self._sampler_at(hw).frame_tensor(grid)
 
     def on(self, k: int, frame: Frame) -> np.ndarray | torch.Tensor:
-        """Tube ``k`` on ``frame`` for drawing: :meth:`frame` (numpy) on the CPU,
-        :meth:`frame_tensor` on the track's device otherwise (drawn there)."""
+        """Tube ``k`` on ``frame`` at the frame's own size, for drawing: :meth:`frame`
+        (numpy) on the CPU, :meth:`frame_tensor` on the track's device otherwise."""
+        hw = (int(frame.image.shape[0]), int(frame.image.shape[1]))
         if self.device.type == "cpu":
-            return self.frame(k, frame.timestamp)
-        return self.frame_tensor(k, frame.timestamp)
+            return self.frame(k, frame.timestamp, hw)
+        return self.frame_tensor(k, frame.timestamp, hw)
 
     def difference(self, ka: int, kb: int) -> TubeTrack:
         """The signed track of ``raw[ka] - raw[kb]`` (see :func:`~saliency_tubes.contrastive_tube`)."""
@@ -313,6 +333,8 @@ class Summariser:
         self._rows = [[(CurveBuilder(), StatsBuilder()) for _ in range(t.count)] for t in tracks]
         self._next = [[0] * t.count for t in tracks]  # the frame index each tube expects
         self._skipped = False
+        #: the drawn maps' size: the source's, or the outputs' (``--max-side``)
+        self.measured_on = ON_SOURCE
 
     def add(self, j: int, k: int, index: int, saliency: np.ndarray | torch.Tensor) -> None:
         """Add tube ``k`` of track ``j`` on source frame ``index`` (ignored when already
@@ -325,6 +347,9 @@ class Summariser:
             return
         if isinstance(saliency, torch.Tensor):  # drawn on a device: one copy for both
             saliency = saliency.detach().cpu().numpy()
+        hw = (int(saliency.shape[0]), int(saliency.shape[1]))
+        if hw != self.info.size:
+            self.measured_on = f"output frames ({hw[0]}x{hw[1]})"
         curve, stats = self._rows[j][k]
         curve.add(saliency)
         stats.add(saliency)
@@ -351,4 +376,7 @@ class Summariser:
     def built(self) -> list[list[Summary]]:
         """The summaries of the frames added so far."""
         times = self.info.timestamps
-        return [[Summary(c.build(times), s.build()) for c, s in row] for row in self._rows]
+        return [
+            [Summary(c.build(times), s.build(), self.measured_on) for c, s in row]
+            for row in self._rows
+        ]

@@ -24,6 +24,7 @@ The row costs one (L,) x (L, L) product per attention instead of an (L, L) x (L,
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -90,16 +91,21 @@ class AttentionExplainer(Explainer):
         if options.get("reshape") is None:
             options["reshape"] = found.grid
         super().__init__(model, found.tokens, None, **options)
-        self._records: list[Any] | None = None
+        self._local = threading.local()  # each thread's call keeps its own attention maps
 
     def __call__(
         self, clip: torch.Tensor, classes: ClassSpec = "top1", *, upsample: bool = True
     ) -> Tubes:
-        self._records = []
+        self._local.records = []
         try:
             return super().__call__(clip, classes, upsample=upsample)
         finally:
-            self._records = None
+            self._local.records = None
+
+    @property
+    def _records(self) -> list[Any] | None:
+        """This thread's call's records (None outside a call)."""
+        return getattr(self._local, "records", None)
 
     def _forward(self, clip: torch.Tensor) -> Any:
         records = self._records

@@ -66,7 +66,7 @@ class AttentionLayout:
     """What the attention methods know about a transformer.
 
     Attributes:
-        family: "videomae", "timesformer" or "vivit".
+        family: "videomae", "timesformer", "vivit" (or a model's own name for itself).
         tokens: qualified name of the module whose output is the first block's input
             (the embeddings): relevance is reported on its token grid.
         sites: the attention modules in the order the forward calls them.
@@ -91,7 +91,14 @@ _JOINT_SITES = {
 
 def find_layout(model: nn.Module) -> AttentionLayout | None:
     """The :class:`AttentionLayout` of a supported transformer, or None (no attention
-    this module can follow: a convolutional network, or an unknown transformer)."""
+    this module can follow: a convolutional network, or an unknown transformer).
+
+    A model of one's own declares its layout with a method ``attention_layout()`` returning
+    an :class:`AttentionLayout` (as :class:`saliency_tubes.zoo.tiny_vit.TinyVideoViT` does)."""
+    declared = getattr(model, "attention_layout", None)
+    if callable(declared):  # a model that says where it attends (the shipped tiny ViT)
+        layout = declared()
+        return layout if isinstance(layout, AttentionLayout) else None
     arch = type(model).__name__
     modules = list(model.named_modules())
     if arch in _JOINT_SITES:

@@ -81,7 +81,8 @@ def rise_grids(
     Returns:
         ``(grids, weights, shifts)``: (M, t, h, w) float32 0/1 grids; (M,) float64 weights
         (1 each for random grids; the probability :math:`p^k (1-p)^{n-k}` of each grid
-        for ``"all"``); (M, 3) int64 shifts in [0, cell) per axis (None for ``"all"``).
+        for ``"all"``); (M, 3) float32 shifts in [0, 1), fractions of a cell per axis (None
+        for ``"all"``).
     """
     n = math.prod(cells)
     if masks == "all":
@@ -369,7 +370,7 @@ class _Surrogate(Perturbation):
                 for j in range(k):
                     # The same samples for every class and clip: reseeded before each fit.
                     with torch.random.fork_rng(devices=devices):
-                        torch.manual_seed(self.seed)
+                        _seed_generators(self.seed, clip.device)
                         coefficients = surrogate.attribute(
                             clip[i : i + 1],
                             baselines=base[i : i + 1],
@@ -380,6 +381,16 @@ class _Surrogate(Perturbation):
                         )
                     maps[i, j] = self._signed(coefficients[0, :1].float())
         return [maps]
+
+
+def _seed_generators(seed: int, device: torch.device) -> None:
+    """Seed the CPU generator, and ``device``'s when a GPU: exactly those that
+    ``fork_rng(devices=...)`` restores (``torch.manual_seed`` would seed every GPU's, and
+    leave the user's CUDA generators changed after an explanation on the CPU)."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
 
 
 class Lime(_Surrogate):
@@ -413,8 +424,8 @@ class Lime(_Surrogate):
         samples: captum's ``n_samples``.
         surrogate: ``"lasso"`` (default, captum's) or ``"ridge"`` (see :data:`SURROGATES`).
         sign: ``"positive"`` (default), ``"absolute"`` or ``"signed"`` coefficients.
-        seed, substrate, classes, batch_size, max_bytes, progress, categories, eval_mode,
-        inputs: see :class:`RISE`.
+        seed, substrate, classes, batch_size, max_bytes, progress, categories, eval_mode, inputs: see
+            :class:`RISE`.
     """
 
     method = "lime"

@@ -105,11 +105,14 @@ class StatsBuilder:
 
     def add_frames(self, saliency: np.ndarray) -> None:
         """Add the next frames' ``(n, H, W)`` maps at once (NaN where unseen)."""
-        s = np.asarray(saliency, dtype=np.float64)
+        s = np.asarray(saliency)
+        if s.dtype != np.float32:
+            s = s.astype(np.float64)
         if s.ndim != 3:
             raise InputError(f"expected (n, H, W) saliency maps, but got shape {s.shape}")
         seen = ~np.isnan(s)
-        w = np.maximum(s - self.threshold, 0.0)  # NaN where unseen
+        # exact in float32 too: s - 0.5 is exact for s in [0.25, 1], and clipped below
+        w = np.maximum(s - s.dtype.type(self.threshold), 0)  # NaN where unseen
         if seen.all():  # maps on a clip's grid: every cell seen
             self._seen += s.size
             self._above += int(np.count_nonzero(w))
@@ -117,7 +120,8 @@ class StatsBuilder:
             self._seen += int(seen.sum())
             self._above += int((s[seen] > self.threshold).sum())
             w[~seen] = 0.0
-        wy, wx = w.sum(axis=2), w.sum(axis=1)  # marginals: weights per row and per column
+        # marginals: weights per row and per column, summed in float64
+        wy, wx = w.sum(axis=2, dtype=np.float64), w.sum(axis=1, dtype=np.float64)
         mass = wy.sum(axis=1)
         keep = mass > 0
         if not keep.any():

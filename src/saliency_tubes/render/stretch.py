@@ -32,10 +32,10 @@ def stretch(saliency: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
             return torch.where(seen, torch.zeros_like(saliency), saliency)
         return (saliency - lo) / span
     s = np.asarray(saliency, dtype=np.float32)
-    seen = np.isfinite(s)
-    if not seen.any():
+    known = np.isfinite(s)
+    if not known.any():
         return s
-    lo, hi = float(s[seen].min()), float(s[seen].max())
-    if hi - lo <= 0:
-        return np.where(seen, np.float32(0.0), s)
-    return ((s - lo) / np.float32(hi - lo)).astype(np.float32)
+    low, high = float(s[known].min()), float(s[known].max())
+    if high - low <= 0:
+        return np.where(known, np.float32(0.0), s)
+    return ((s - low) / np.float32(high - low)).astype(np.float32)

@@ -47,6 +47,7 @@ from .reader import (
     VideoInfo,
     check_min_frames,
     probe,
+    segment,
 )
 from .sampling import sample_uniform, sliding_windows
 from .threads import BackgroundWriter, prefetch
@@ -79,6 +80,7 @@ __all__ = [
     "read_frames",
     "resample_times",
     "sample_uniform",
+    "segment",
     "sliding_windows",
     "stitch_windows",
 ]

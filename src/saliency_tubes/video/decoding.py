@@ -19,13 +19,14 @@ frames returned are always those of a sequential decode.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterator, Sequence
 from contextlib import closing
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
 
 from saliency_tubes.errors import InputError, VideoError
 
@@ -58,13 +59,25 @@ SEEK_MIN_SKIP = 12
 BY_TIME = frozenset({"h264", "hevc"})
 
 
-def to_rgb(frame: av.VideoFrame, accurate: bool, rotation: int = 0) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB pixels of a decoded frame, turned upright by ``rotation``."""
+#: An upright frame size ``(H, W)`` to scale decoded frames to, or None (as decoded).
+Size = tuple[int, int] | None
+
+
+def to_rgb(
+    frame: av.VideoFrame, accurate: bool, rotation: int = 0, size: Size = None
+) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB pixels of a decoded frame, turned upright by ``rotation``;
+    with ``size``, scaled to that upright size in the same conversion (swscale)."""
+    scale: dict[str, int] = {}
+    if size is not None:
+        h, w = (size[0], size[1]) if rotation in (0, 180) else (size[1], size[0])
+        if (h, w) != (frame.height, frame.width):
+            scale = {"width": int(w), "height": int(h)}
     rgb: np.ndarray
     if accurate:
-        rgb = frame.reformat(format="rgb24", interpolation=ACCURATE_RGB).to_ndarray()
+        rgb = frame.reformat(format="rgb24", interpolation=ACCURATE_RGB, **scale).to_ndarray()
     else:
-        rgb = frame.to_ndarray(format="rgb24")
+        rgb = frame.reformat(format="rgb24", **scale).to_ndarray()
     if rotation:
         rgb = np.ascontiguousarray(np.rot90(rgb, k=rotation // 90))
     return rgb
@@ -128,7 +141,7 @@ def _by_time(
     info: VideoInfo,
     start: int | None,
     wanted: Collection[int],
-) -> Iterator[tuple[int, av.VideoFrame]]:
+) -> Generator[tuple[int, av.VideoFrame], None, None]:
     """``(index, frame)`` from keyframe ``start`` on (None: from the beginning, frame 0),
     indexed by their times.
 
@@ -170,6 +183,7 @@ def _runs_of(
     info: VideoInfo,
     wanted: Sequence[int],
     accurate: bool,
+    size: Size = None,
 ) -> Iterator[Frame]:
     """The ``wanted`` frames (sorted), decoded run by run (:func:`plan_runs`)."""
     runs = plan_runs(info.keyframes, wanted, SEEK_MIN_SKIP)
@@ -183,15 +197,15 @@ def _runs_of(
                     continue
                 if index > target:
                     raise _Lost  # a frame went missing
-                yield _frame(info, index, frame, accurate)
+                yield _frame(info, index, frame, accurate, size)
                 target = next(todo, -1)
                 if target < 0:
                     break
 
 
-def _frame(info: VideoInfo, index: int, frame: av.VideoFrame, accurate: bool) -> Frame:
+def _frame(info: VideoInfo, index: int, frame: av.VideoFrame, accurate: bool, size: Size) -> Frame:
     t = float(info.timestamps[index]) if index < info.num_frames else _extra_timestamp(info, index)
-    return Frame(index, t, to_rgb(frame, accurate, info.rotation))
+    return Frame(index, t, to_rgb(frame, accurate, info.rotation, size))
 
 
 def _sequential(
@@ -201,18 +215,19 @@ def _sequential(
     wanted: Collection[int] | None,
     accurate: bool,
     after: int = -1,
+    size: Size = None,
 ) -> Iterator[Frame]:
     """Frames from the beginning, in order, counted: the ``wanted`` ones after ``after``."""
     last = max(wanted) if wanted else None
     for i, frame in enumerate(container.decode(stream)):
         if i > after and (wanted is None or i in wanted):
-            yield _frame(info, i, frame, accurate)
+            yield _frame(info, i, frame, accurate, size)
         if last is not None and i >= last:
             return
 
 
 def _decode(
-    path: Path, info: VideoInfo, wanted: Collection[int] | None, accurate: bool
+    path: Path, info: VideoInfo, wanted: Collection[int] | None, accurate: bool, size: Size
 ) -> Iterator[Frame]:
     """The frames of a video file: every one, or the ``wanted`` ones seeking where cheaper."""
     if wanted is not None and not wanted:
@@ -222,11 +237,11 @@ def _decode(
         stream.thread_type = "AUTO"
         try:
             if wanted is None or not _seekable(info):
-                yield from _sequential(container, stream, info, wanted, accurate)
+                yield from _sequential(container, stream, info, wanted, accurate, size=size)
                 return
             done = -1
             try:
-                for frame in _runs_of(container, stream, info, sorted(wanted), accurate):
+                for frame in _runs_of(container, stream, info, sorted(wanted), accurate, size):
                     done = frame.index
                     yield frame
                 return
@@ -238,7 +253,7 @@ def _decode(
         stream = video_stream(container, path)
         stream.thread_type = "AUTO"
         try:
-            yield from _sequential(container, stream, info, wanted, accurate, after=done)
+            yield from _sequential(container, stream, info, wanted, accurate, done, size)
         except av.FFmpegError as exc:
             raise read_error(path, exc) from exc
 
@@ -250,6 +265,7 @@ def iter_frames(
     info: VideoInfo | None = None,
     accurate: bool = True,
     wanted: Collection[int] | None = None,
+    size: Size = None,
 ) -> Iterator[Frame]:
     """Stream the frames of a video one at a time, in presentation order.
 
@@ -267,6 +283,8 @@ def iter_frames(
             the last of them, seeking to the keyframe before a wanted frame where that
             skips enough frames (:func:`plan_runs`); the frames are those of a sequential
             decode either way. None: every frame, decoded sequentially.
+        size: ``(H, W)`` to scale the frames to (in the YUV to RGB conversion; frame
+            folders with PIL), or None: the video's size.
 
     Yields:
         :class:`Frame` ``(index, timestamp, image)`` with ``timestamp = info.timestamps[index]``.
@@ -275,14 +293,30 @@ def iter_frames(
         VideoError: As :func:`probe`, or when decoding fails part way.
     """
     info = info if info is not None else probe(path, folder_fps=folder_fps)
+    if info.whole is not None:  # a segment: the file's frames first + i
+        first = info.first
+        inner = (
+            range(first, first + info.num_frames)
+            if wanted is None
+            else {int(i) + first for i in wanted}
+        )
+        for f in iter_frames(path, info=info.whole, accurate=accurate, wanted=inner, size=size):
+            yield Frame(f.index - first, f.timestamp, f.image)
+        return
     p = Path(path)
     if p.is_dir():
         hw = info.size
         for i, file in enumerate(folder_images(p)):
             if wanted is None or i in wanted:
-                yield Frame(i, float(info.timestamps[i]), load_image(file, hw))
+                image = load_image(file, hw)
+                if size is not None and tuple(size) != hw:
+                    picture = Image.fromarray(image).resize(
+                        (size[1], size[0]), Image.Resampling.BILINEAR
+                    )
+                    image = np.asarray(picture)
+                yield Frame(i, float(info.timestamps[i]), image)
         return
-    yield from _decode(p, info, wanted, accurate)
+    yield from _decode(p, info, wanted, accurate, size)
 
 
 def _checked_indices(indices: Sequence[int] | np.ndarray, info: VideoInfo) -> np.ndarray:
@@ -341,7 +375,7 @@ def read_frames(
     if p.is_dir():
         files = folder_images(p)
         for i in wanted:
-            found[i] = load_image(files[i], info.size)
+            found[i] = load_image(files[info.first + i], info.size)
     else:
         for frame in iter_frames(p, info=info, accurate=accurate, wanted=wanted):
             found[frame.index] = frame.image

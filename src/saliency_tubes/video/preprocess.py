@@ -66,6 +66,20 @@ class Geometry:
         xs = self.left + (np.asarray(x, dtype=np.float64) + 0.5) * self.width / gw - 0.5
         return (ys[()] if ys.ndim == 0 else ys), (xs[()] if xs.ndim == 0 else xs)
 
+    def resized(self, hw: tuple[int, int]) -> Geometry:
+        """This geometry on the source frame resized to ``hw = (H', W')``: pixel-edge
+        coordinates scale with the frame (``top * H' / H`` ...), so a map resized onto the
+        smaller frame lands where it lands on the source, scaled."""
+        sy, sx = hw[0] / self.src_hw[0], hw[1] / self.src_hw[1]
+        return Geometry(
+            top=self.top * sy,
+            left=self.left * sx,
+            height=self.height * sy,
+            width=self.width * sx,
+            src_hw=(int(hw[0]), int(hw[1])),
+            clip_hw=self.clip_hw,
+        )
+
 
 def _writable(frames: np.ndarray) -> np.ndarray:
     """A contiguous, writable view or copy (torch warns on read-only arrays, e.g. from PIL)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -50,6 +51,10 @@ class VideoInfo:
             from after a seek (the packets flagged as keyframes when probing), or None where
             unknown (frame folders, videos whose packets carry no pts): then every read
             decodes from the start.
+        first: For a segment (:func:`segment`), the file's index of its frame 0; frame
+            ``i`` of the segment is the file's frame ``first + i``.
+        whole: For a segment, the whole file's facts (the reader decodes through them);
+            None for a whole video.
     """
 
     path: Path
@@ -63,6 +68,8 @@ class VideoInfo:
     rate: Fraction
     rotation: int = 0
     keyframes: np.ndarray | None = field(default=None, compare=False, repr=False)
+    first: int = 0
+    whole: VideoInfo | None = field(default=None, compare=False, repr=False)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -381,3 +388,38 @@ ACCURATE_YUV = (
     | av.video.reformatter.Interpolation.ACCURATE_RND
     | av.video.reformatter.Interpolation.FULL_CHR_H_INP
 )
+
+
+def segment(info: VideoInfo, start: float | None = None, end: float | None = None) -> VideoInfo:
+    """The frames shown from ``start`` up to ``end`` seconds, as a video of their own.
+
+    Times are the file's (as in :attr:`VideoInfo.timestamps`); the segment holds the frames
+    with ``start <= t < end`` (None: from the first, to the last). Its frames are numbered
+    from 0 (the file's frame ``first + i``), its timestamps are the file's, and the reader
+    (:func:`~saliency_tubes.video.iter_frames`, :func:`~saliency_tubes.video.read_frames`)
+    decodes only from the keyframe before its first frame where it can seek.
+
+    Raises:
+        InputError: ``end <= start``, or no frame is shown in ``[start, end)``.
+    """
+    base = info.whole if info.whole is not None else info
+    if start is not None and end is not None and end <= start:
+        raise InputError(f"expected --end after --start, but got start {start} and end {end}")
+    times = info.timestamps
+    lo = int(np.searchsorted(times, start, side="left")) if start is not None else 0
+    hi = int(np.searchsorted(times, end, side="left")) if end is not None else info.num_frames
+    if hi <= lo:
+        raise InputError(
+            f"expected --start/--end to hold frames, but no frame of '{info.path}' is shown "
+            f"from {start} to {end} s; its frames span {times[0]:.3f} to {times[-1]:.3f} s"
+        )
+    picked = times[lo:hi]
+    return dataclasses.replace(
+        info,
+        num_frames=hi - lo,
+        timestamps=picked,
+        duration=float(picked[-1] - picked[0] + 1.0 / info.fps),
+        keyframes=None,
+        first=info.first + lo,
+        whole=base,
+    )

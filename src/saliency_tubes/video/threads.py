@@ -14,12 +14,11 @@ import queue
 import sys
 import threading
 from collections.abc import Generator, Iterator
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from .writer import VideoWriter
+from .writer import Finishing, VideoWriter
 
 __all__ = ["BackgroundWriter", "prefetch"]
 
@@ -83,7 +82,7 @@ def prefetch(frames: Iterator[Any], depth: int = 4) -> Generator[Any, None, None
             thread.join()
 
 
-class BackgroundWriter:
+class BackgroundWriter(Finishing):
     """A :class:`~saliency_tubes.video.VideoWriter` fed by the caller and encoding on a
     thread of its own (at most ``depth`` frames queued).
 
@@ -139,17 +138,3 @@ class BackgroundWriter:
         self._queue.put(_END)
         self._thread.join()
         self.writer.abort()
-
-    def __enter__(self) -> BackgroundWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

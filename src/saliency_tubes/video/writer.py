@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import av
 import numpy as np
@@ -22,6 +22,9 @@ from saliency_tubes.errors import InputError, VideoError
 from saliency_tubes.vocabulary import X264_PRESETS
 
 from .reader import ACCURATE_YUV, PathLike, check_fps
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 _WRITER_FORMATS = {
     ".mp4": "mp4",
@@ -48,7 +51,33 @@ def _remove(path: Path) -> None:
         pass
 
 
-class VideoWriter:
+class Finishing:
+    """A writer as a context manager: leaving the block closes it (the file is complete
+    under its final name); an error in the block aborts it (nothing is left). Subclasses
+    define ``close`` and ``abort``; :class:`VideoWriter` and the background writer are two."""
+
+    def close(self) -> object:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class VideoWriter(Finishing):
     """Write frames to an MP4 (H.264), a GIF or a folder of PNGs, atomically.
 
     Frames go to a hidden temporary name in the destination folder
@@ -156,21 +185,6 @@ class VideoWriter:
         self._tmp = _partial_name(self.path)
         if self.format == "png":
             self._tmp.mkdir()
-
-    # -- context manager ---------------------------------------------------------------
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     # -- encoding ----------------------------------------------------------------------
     def _open(self, h: int, w: int) -> None:

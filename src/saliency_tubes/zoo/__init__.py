@@ -7,7 +7,7 @@ from functools import partial
 
 from torch import nn
 
-from . import huggingface, pytorchvideo_models, tiny, torchvision_models
+from . import huggingface, pytorchvideo_models, tiny, tiny_vit, torchvision_models
 from ._torchvision import import_torchvision
 from .checkpoints import load_weights, read_categories, read_state_dict
 from .densenet3d import DenseNet3D, densenet3d
@@ -45,6 +45,34 @@ register(
         caveat="knows only 8 synthetic motion classes",
     )
 )
+
+# The colour CNN (synthetic_colours' 6 hues), shipped, at the colour clips' 16 x 64 x 64.
+_COLOUR_PRESET = Preset(
+    frames=int(tiny.COLOUR_PRESET["frames"]),
+    size=tuple(tiny.COLOUR_PRESET["size"]),  # type: ignore[arg-type]
+    resize="full",
+    mean=tuple(tiny.COLOUR_PRESET["mean"]),  # type: ignore[arg-type]
+    std=tuple(tiny.COLOUR_PRESET["std"]),  # type: ignore[arg-type]
+)
+_COLOUR_CAVEAT = (
+    "knows only the 6 synthetic colour classes (red, yellow, green, cyan, blue, magenta)"
+)
+register(
+    ModelAdapter(
+        name="tiny-colours",
+        builder=tiny_vit.tiny_colours,
+        layer=str(tiny.COLOUR_PRESET["layer"]),
+        classifier=str(tiny.COLOUR_PRESET["classifier"]),
+        preset=_COLOUR_PRESET,
+        categories=tuple(tiny.COLOUR_PRESET["categories"]),
+        num_classes=len(tiny.COLOUR_PRESET["categories"]),
+        description="small 3D CNN trained here on the synthetic colour clips (ships with the package)",
+        default_weights="tiny_colours.safetensors (shipped)",
+        caveat=_COLOUR_CAVEAT,
+    )
+)
+# tiny_vit.TinyVideoViT (the colour transformer) is not registered: its training on this
+# machine did not leave chance level (see scripts/train_default_model.py --task colour-vit).
 
 
 def _hara(

@@ -387,10 +387,6 @@ def load_model(
         and (num_classes is None or num_classes == adapter.num_classes)
     ):
         names = adapter.categories or getattr(model, "categories", None)
-    used = str(weights) if weights is not None else (adapter.default_weights if adapter else None)
-    used = named or used
-    if adapter is not None and weights is None and adapter.extra.get("folder") is not None:
-        used = str(adapter.extra["folder"])
     return LoadedModel(
         model=model,
         name=name,
@@ -398,10 +394,22 @@ def load_model(
         classifier=head,
         preset=preset,
         categories=names,
-        weights=used,
+        weights=_weights_used(adapter, weights, named),
         adapter=adapter,
         weights_source=source,
     )
+
+
+def _weights_used(
+    adapter: ModelAdapter | None, weights: str | Path | None, named: str | None
+) -> str | None:
+    """What :attr:`LoadedModel.weights` records: the weights name downloaded, the file or
+    folder given, the adapter's folder, or its shipped weights (None: random or a factory's)."""
+    used = str(weights) if weights is not None else (adapter.default_weights if adapter else None)
+    used = named or used
+    if adapter is not None and weights is None and adapter.extra.get("folder") is not None:
+        used = str(adapter.extra["folder"])
+    return used
 
 
 def _weights_name(adapter: ModelAdapter, weights: str | Path | None) -> str | None:

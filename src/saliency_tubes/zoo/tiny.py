@@ -27,8 +27,9 @@ Saliency Tubes use ``features`` (the last convolutional block) and ``fc``.
 ``TinyActionNet(motion=False)`` drops the frame-difference layer (the network then sees the
 frames themselves): :func:`tiny_colour_net` builds it for the colour clips of
 :mod:`saliency_tubes.synthetic_colours` (:data:`COLOUR_PRESET`; the weights, trained by
-``scripts/train_default_model.py --task colour``, are the tests' planted-evidence model,
-``tests/data/tiny_colours.safetensors``, and do not ship in the package).
+``scripts/train_default_model.py --task colour``, ship in the package as the registered
+``tiny-colours``, :mod:`saliency_tubes.zoo.tiny_vit`; they are the tests' planted-evidence
+model).
 """
 
 from __future__ import annotations
