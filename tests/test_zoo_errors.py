@@ -54,8 +54,8 @@ def test_a_factory_that_returns_no_module_is_one_line() -> None:
     with pytest.raises(st.ModelLoadError) as info:
         load_model(spec)
     assert str(info.value) == (
-        f"expected factory {spec!r} to return an nn.Module, but got int; "
-        "return the model (a torch.nn.Module) from the factory"
+        f"expected factory {spec!r} to return an nn.Module or a callable clip -> scores, "
+        "but got int; return the model from the factory"
     )
     assert "\n" not in str(info.value)
 
