@@ -397,3 +397,21 @@ def test_a_weights_folder_rewritten_in_place_changes_the_fingerprint(tmp_path: P
     before = fingerprint({}, item, files)
     weights.write_bytes(b"b" * 11)
     assert fingerprint({}, item, model_files(f"hf:{folder}", None)) != before
+
+
+def test_merging_into_an_unsharded_source_keeps_its_rows(tmp_path: Path) -> None:
+    """``--merge A B --out A`` with A a whole (unsharded) batch: A's rows stay in its index."""
+    from saliency_tubes.commands.batch_index import read_index, write_index
+
+    def row(vid: str) -> dict:
+        return {"video_id": vid, "path": f"/v/{vid}.mp4", "status": "ok", "output": f"videos/{vid}"}
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    write_index(a / "index.parquet", [row("a1"), row("a2")])
+    write_index(b / "index.parquet", [row("b1")])
+    merged = merge_batches([a, b], a)
+    assert [r["video_id"] for r in merged.rows] == ["a1", "a2", "b1"]
+    assert [r["video_id"] for r in read_index(a / "index.parquet")] == ["a1", "a2", "b1"]
+    assert [r["output"] for r in merged.rows] == ["videos/a1", "videos/a2", "../b/videos/b1"]

@@ -309,9 +309,10 @@ def merge_batches(sources: Sequence[str | Path], out_dir: str | Path) -> BatchRe
     rows: dict[str, dict[str, Any]] = {}
     found = 0
     for src in map(Path, sources):
+        # A sharded folder's index.parquet is an earlier merge of its shards: the shards are
+        # read instead (also when it is --out itself); an unsharded one's is its batch's rows
+        # (read before --out's index is rewritten, so they are kept).
         files = sorted(src.glob("index.shard-*.parquet")) or sorted(src.glob("index.parquet"))
-        if src.resolve() == out.resolve():
-            files = sorted(src.glob("index.shard-*.parquet"))
         for f in files:
             found += 1
             for row in _index_rows(f):
