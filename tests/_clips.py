@@ -41,6 +41,18 @@ def write_demo_clip(folder: Path) -> Path:
     return path
 
 
+def write_evaluation_clip(folder: Path):
+    """A 16-frame 96 x 96 synthetic clip (the embedded model's own size: no resize) written
+    losslessly as ``folder/clip.mp4``, its object's mask as ``folder/mask.npy``; returns
+    (video, mask file, the clip)."""
+    clip = make_clip(seed=1001, frames=16, size=(96, 96))
+    video = folder / "clip.mp4"
+    with VideoWriter(video, fps=12, crf=0) as writer:
+        writer.write_frames(clip.video)
+    np.save(folder / "mask.npy", clip.mask)
+    return video, folder / "mask.npy", clip
+
+
 def mapped(tube: np.ndarray, indices: list[int], preset: Preset, video: Path) -> np.ndarray:
     """The (F, H, W) tube of the clip sampled at ``indices``, on every source frame."""
     info = probe(video)

@@ -98,16 +98,11 @@ def test_evaluate_scores_rise_with_the_confidence_change(
     """evaluate VIDEO on RISE: every forward planned is run (counted on the model), and the
     report has the average drop and the increase in confidence (Chattopadhay et al. 2018)."""
     monkeypatch.setitem(st.METHODS, "rise", CheapRISE)
+    from _clips import write_evaluation_clip
     from saliency_tubes.commands import EvaluateOptions, evaluate_video
     from saliency_tubes.metrics.benchmark import Protocol
-    from saliency_tubes.synthetic import make_clip
-    from saliency_tubes.video import VideoWriter
 
-    clip = make_clip(seed=1001, frames=16, size=(96, 96))
-    video = tmp_path / "clip.mp4"
-    with VideoWriter(video, fps=12, crf=0) as writer:
-        writer.write_frames(clip.video)
-    np.save(tmp_path / "mask.npy", clip.mask)
+    video, _, clip = write_evaluation_clip(tmp_path)
     options = EvaluateOptions(
         methods=("rise",),
         baselines=(),

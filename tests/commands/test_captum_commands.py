@@ -125,16 +125,11 @@ def test_batch_runs_an_input_space_method(tmp_path: Path) -> None:
 
 
 def test_evaluate_counts_an_explanation_s_real_forwards(tmp_path: Path, tiny) -> None:
+    from _clips import write_evaluation_clip
     from saliency_tubes.commands import EvaluateOptions, evaluate_video
     from saliency_tubes.metrics.benchmark import Protocol
-    from saliency_tubes.synthetic import make_clip
-    from saliency_tubes.video import VideoWriter
 
-    clip = make_clip(seed=1001, frames=16, size=(96, 96))
-    video = tmp_path / "clip.mp4"
-    with VideoWriter(video, fps=12, crf=0) as writer:
-        writer.write_frames(clip.video)
-    np.save(tmp_path / "mask.npy", clip.mask)
+    video, _, clip = write_evaluation_clip(tmp_path)
     options = EvaluateOptions(
         methods=("integrated-gradients",),
         baselines=(),

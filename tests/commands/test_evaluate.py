@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
+from _clips import write_evaluation_clip
 from saliency_tubes import InputError
 from saliency_tubes.commands import EvaluateOptions, evaluate_video
 from saliency_tubes.metrics import baseline_fn, energy_inside, pointing_game
 from saliency_tubes.metrics.benchmark import Protocol
-from saliency_tubes.synthetic import make_clip
-from saliency_tubes.video import VideoWriter
 
 
 def test_evaluate_video_scores_match_the_metrics(tmp_path: Path, tiny) -> None:
-    clip = make_clip(seed=1001, frames=16, size=(96, 96))  # the model's own size: no resize
-    video = tmp_path / "clip.mp4"
-    with VideoWriter(video, fps=12, crf=0) as writer:
-        writer.write_frames(clip.video)
-    np.save(tmp_path / "mask.npy", clip.mask)
+    video, _, clip = write_evaluation_clip(tmp_path)
     options = EvaluateOptions(
         methods=("cam",),
         baselines=("uniform", "centre"),
@@ -56,11 +50,7 @@ def test_the_cam_row_is_the_metrics_of_the_cam_tube(tmp_path: Path, tiny) -> Non
 
     from .conftest import model_input
 
-    clip = make_clip(seed=1001, frames=16, size=(96, 96))
-    video = tmp_path / "clip.mp4"
-    with VideoWriter(video, fps=12, crf=0) as writer:
-        writer.write_frames(clip.video)
-    np.save(tmp_path / "mask.npy", clip.mask)
+    video, _, clip = write_evaluation_clip(tmp_path)
     protocol = Protocol(steps=4, resamples=100)
     options = EvaluateOptions(methods=("cam",), baselines=(), units=("voxel",), protocol=protocol)
     row = evaluate_video(video, tmp_path / "mask.npy", tmp_path / "out", tiny, options).manifest[
@@ -129,11 +119,7 @@ def _counted(tiny) -> tuple[object, _Tally]:
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("counted")
-    clip = make_clip(seed=1001, frames=16, size=(96, 96))
-    video = root / "clip.mp4"
-    with VideoWriter(video, fps=12, crf=0) as writer:
-        writer.write_frames(clip.video)
-    np.save(root / "mask.npy", clip.mask)
+    video, _, clip = write_evaluation_clip(root)
     return video, root / "mask.npy"
 
 
