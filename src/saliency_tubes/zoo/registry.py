@@ -230,6 +230,25 @@ class LoadedModel:
         return "rise" if self.plain_callable else "cam"
 
     @property
+    def inputs(self) -> Callable[[torch.Tensor], Any] | None:
+        """The adapter's ``inputs`` (see :attr:`ModelAdapter.inputs`), or None: what a
+        forward of :attr:`model` on a clip goes through
+        (:func:`~saliency_tubes.methods.inputs.class_scores`)."""
+        return self.adapter.inputs if self.adapter is not None else None
+
+    @property
+    def explainer_options(self) -> dict[str, Any]:
+        """The explainer options that hold for any copy of :attr:`model` (the sanity check's
+        randomised ones): the layer and head by name, and the adapter's ``reshape`` and
+        ``inputs``."""
+        options: dict[str, Any] = {"layer": self.layer, "classifier": self.classifier}
+        if self.adapter is not None and self.adapter.reshape is not None:
+            options["reshape"] = self.adapter.reshape
+        if self.inputs is not None:
+            options["inputs"] = self.inputs
+        return options
+
+    @property
     def random_weights(self) -> bool:
         """Whether the model has freshly initialised (untrained) weights: a registered
         architecture built without any weights."""
@@ -253,11 +272,7 @@ class LoadedModel:
                 f"expected --method {' | '.join(INPUT_METHODS)} for {self.name} (a plain "
                 f"callable: no layers to read), but got --method {method}; use --method rise"
             )
-        kwargs: dict[str, Any] = {
-            "layer": self.layer,
-            "classifier": self.classifier,
-            "categories": self.categories,
-        }
+        kwargs: dict[str, Any] = {**self.explainer_options, "categories": self.categories}
         adapter = self.adapter
         if (
             adapter is not None
@@ -270,13 +285,8 @@ class LoadedModel:
                 f"layer's pooled features; use method {adapter.default_method!r} "
                 f"(--method {adapter.default_method})"
             )
-        if adapter is not None:
-            if adapter.reshape is not None:
-                kwargs["reshape"] = adapter.reshape
-            if adapter.inputs is not None:
-                kwargs["inputs"] = adapter.inputs
-            if adapter.pooled_head is not None and method == "cam":
-                kwargs["pooled_head"] = adapter.pooled_head(self.model)
+        if adapter is not None and adapter.pooled_head is not None and method == "cam":
+            kwargs["pooled_head"] = adapter.pooled_head(self.model)
         kwargs.update(options)
         return METHODS[method](self.model, **kwargs)
 
