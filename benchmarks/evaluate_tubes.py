@@ -55,8 +55,8 @@ from saliency_tubes.metrics import (
 )
 from saliency_tubes.metrics.benchmark import BenchmarkConfig, Protocol, run_benchmark
 from saliency_tubes.metrics.stats import bootstrap_mean
+from saliency_tubes.splines import upsample
 from saliency_tubes.synthetic import make_dataset
-from saliency_tubes.upsample import upsample
 from saliency_tubes.vocabulary import INPUT_METHODS
 from saliency_tubes.zoo import load_model
 

@@ -148,19 +148,18 @@ def test_the_front_door_is_light_and_complete() -> None:
     assert out.stdout.strip() == "[] [] True", out.stdout + out.stderr
 
 
-def test_upsample_is_both_the_module_and_the_function() -> None:
-    """``st.upsample`` names a module and its function: both uses work, in any import order."""
+def test_upsample_is_a_function_of_the_splines_module() -> None:
+    """``st.upsample`` is the function; its module is ``saliency_tubes.splines`` (one name,
+    one thing: the module is no longer made callable)."""
     import torch
 
     import saliency_tubes as st
-    import saliency_tubes.upsample as module
-    from saliency_tubes.upsample import upsample
+    from saliency_tubes import splines
 
     raw = torch.arange(8.0).reshape(1, 1, 2, 2, 2)
-    assert torch.equal(st.upsample(raw, (3, 3, 3)), upsample(raw, (3, 3, 3)))
-    assert module.MODES["cubic"] == 3 and torch.equal(
-        module(raw, (3, 3, 3)), upsample(raw, (3, 3, 3))
-    )
+    assert st.upsample is splines.upsample
+    assert torch.equal(st.upsample(raw, (3, 3, 3)), splines.upsample(raw, (3, 3, 3), mode="cubic"))
+    assert not callable(splines)
 
 
 def test_help_imports_no_torch() -> None:
@@ -181,11 +180,11 @@ def test_help_imports_no_torch() -> None:
 
 
 def test_the_vocabulary_is_the_implementations() -> None:
-    from saliency_tubes import render, upsample, vocabulary
+    from saliency_tubes import render, splines, vocabulary
     from saliency_tubes.methods import METHODS
 
     assert tuple(METHODS) == vocabulary.METHOD_NAMES
-    assert upsample.MODES is vocabulary.MODES and upsample.ALIGNS is vocabulary.ALIGNS
+    assert splines.MODES is vocabulary.MODES and splines.ALIGNS is vocabulary.ALIGNS
     assert render.BACKGROUNDS is vocabulary.BACKGROUNDS
 
 

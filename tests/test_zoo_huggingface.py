@@ -34,7 +34,7 @@ from saliency_tubes.methods import METHODS  # noqa: E402
 from saliency_tubes.tokens import TokenGrid  # noqa: E402
 from saliency_tubes.vocabulary import INPUT_METHODS  # noqa: E402
 from saliency_tubes.zoo import available_models, get_adapter, load_model, registry  # noqa: E402
-from saliency_tubes.zoo import huggingface as hf  # noqa: E402
+from saliency_tubes.zoo.sources import huggingface as hf  # noqa: E402
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", RuntimeWarning)  # torchvision's import workaround note

@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from ..commands import parse, probability
-from . import flags
+from ..commands import probability
+from . import flags, parse
 from .batch import batch, demo_dataset
 from .running import (
     Group,
@@ -503,7 +503,7 @@ def evaluate_command(video: Path | None, **params: Any) -> None:
         return
     report = result.manifest
     c = report["class"]
-    from ..commands.evaluate_table import video_table
+    from .evaluate_table import video_table
 
     echo(f"class {c['index']} {c['name']}: p={probability(c['score'], 3)}")
     echo(video_table(report))
@@ -546,7 +546,7 @@ def _benchmark(params: dict[str, Any]) -> None:
     files = write_benchmark(result, params["out_dir"])
     from dataclasses import asdict
 
-    from ..commands.evaluate_table import protocol_lines
+    from .evaluate_table import protocol_lines
 
     protocol = asdict(config.protocol)
     echo("\n".join(protocol_lines(protocol, ["voxel"], result.layers, [1, len(result.layers)])))

@@ -43,10 +43,10 @@ from ..render import Panel, Series
 from ..resources import ACTIVATION_FACTOR, available_memory
 from ..video import VideoInfo, check_min_frames, probe, read_frames, sample_uniform
 from ..zoo import LoadedModel
-from . import manifest
 from .options import EvaluateOptions
-from .outputs import OutputFolder, Run, output_folder, produce, progress
-from .result import CommandResult
+from .pipeline import manifest
+from .pipeline.outputs import OutputFolder, Run, output_folder, produce, progress
+from .pipeline.result import CommandResult
 
 __all__ = [
     "DEFINITIONS",

@@ -28,8 +28,8 @@ from ..hooks import model_device, preserved_state
 from ..methods import METHODS
 from ..methods.base import logits_of
 from ..resources import ACTIVATION_FACTOR, check_fits, clip_bytes
+from ..splines import MODES
 from ..synthetic import make_dataset
-from ..upsample import MODES
 from ..zoo import get_adapter, load_model
 from ..zoo.registry import LoadedModel
 from .baselines import BASELINES, baseline_fn

@@ -150,7 +150,7 @@ def get_adapter(name: str) -> ModelAdapter:
     Face model saved in DIR (read from its ``config.json``; transformers is imported only
     when the model is built)."""
     if name.startswith(HF_PREFIX) and name not in _REGISTRY:
-        from .huggingface import folder_adapter
+        from .sources.huggingface import folder_adapter
 
         # a shell leaves "~" after "hf:" as it is
         return folder_adapter(Path(name[len(HF_PREFIX) :]).expanduser(), name=name)
@@ -340,7 +340,7 @@ def load_model(
         name: a registered name (see :func:`available_models`), ``"pkg.module:fn"``,
             a function returning an ``nn.Module`` (called with ``num_classes=`` when given),
             or ``"hf:DIR"``, a Hugging Face ``save_pretrained`` folder of a VideoMAE,
-            TimeSformer or ViViT video classifier (see :mod:`saliency_tubes.zoo.huggingface`).
+            TimeSformer or ViViT video classifier (see :mod:`saliency_tubes.zoo.sources.huggingface`).
         weights: a checkpoint path (.pth/.pt/.safetensors); for registered models that ship
             weights, None means the shipped weights; for adapters with ``weight_names``, a
             weights name such as ``"kinetics400"`` (downloaded by the builder); for adapters
