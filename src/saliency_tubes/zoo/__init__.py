@@ -20,8 +20,9 @@ from .registry import (
     get_adapter,
     load_model,
     register,
+    register_prefix,
 )
-from .sources import huggingface, pytorchvideo, torchvision
+from .sources import hf_adapters, pytorchvideo, torchvision
 from .sources._torchvision import import_torchvision
 
 DEFAULT_MODEL = "tiny-actions"
@@ -126,7 +127,8 @@ for _adapter in pytorchvideo.adapters():
 
 # Hugging Face video transformers (the optional transformers extra): listed always, imported
 # only when one is built; any save_pretrained folder of them is --model hf:DIR.
-for _adapter in huggingface.adapters():
+register_prefix("hf:", hf_adapters.prefixed_adapter)
+for _adapter in hf_adapters.adapters():
     register(_adapter)
 
 __all__ = [
