@@ -34,7 +34,21 @@ with warnings.catch_warnings():
 
 T, SIZE = 4, 16  # patch stride (2, 4, 4): a 2x4x4 token grid, then 2x2x2 after block 1
 GRID = (2, 4, 4)
-VERSIONS = ("v1", "v2")
+try:
+    from pytorchvideo.layers.attention import _attention_pool as ptv_pool
+    from pytorchvideo.models.vision_transformers import create_multiscale_vision_transformers
+except ImportError:  # pragma: no cover - the pytorchvideo extra
+    create_multiscale_vision_transformers = None
+VERSIONS = (
+    "v1",
+    "v2",
+    pytest.param(
+        "ptv",
+        marks=pytest.mark.skipif(
+            create_multiscale_vision_transformers is None, reason="pytorchvideo is not installed"
+        ),
+    ),
+)
 
 
 def tiny(version: str, seed: int = 0) -> Any:
@@ -47,16 +61,31 @@ def tiny(version: str, seed: int = 0) -> Any:
     ]
     v2 = version == "v2"
     torch.manual_seed(seed)
-    model = tv_mvit.MViT(
-        spatial_size=(SIZE, SIZE),
-        temporal_size=T,
-        block_setting=blocks,
-        residual_pool=v2,
-        residual_with_cls_embed=not v2,
-        rel_pos_embed=v2,
-        proj_after_attn=v2,
-        num_classes=3,
-    )
+    if version == "ptv":  # pytorchvideo's MViT (as mvit_base_16x4: conv pools, no residual pool)
+        model = create_multiscale_vision_transformers(
+            spatial_size=SIZE,
+            temporal_size=T,
+            depth=3,
+            patch_embed_dim=8,
+            num_heads=2,
+            embed_dim_mul=[[1, 2.0]],
+            atten_head_mul=[[1, 2.0]],
+            pool_q_stride_size=[[1, 1, 2, 2]],
+            pool_kv_stride_adaptive=[1, 2, 2],
+            pool_kvq_kernel=[3, 3, 3],
+            head_num_classes=3,
+        )
+    else:
+        model = tv_mvit.MViT(
+            spatial_size=(SIZE, SIZE),
+            temporal_size=T,
+            block_setting=blocks,
+            residual_pool=v2,
+            residual_with_cls_embed=not v2,
+            rel_pos_embed=v2,
+            proj_after_attn=v2,
+            num_classes=3,
+        )
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -76,6 +105,8 @@ def clip(n: int = 2, seed: int = 3) -> torch.Tensor:
 def reference_forward(model: Any, x: torch.Tensor, record: list[dict[str, Any]]) -> torch.Tensor:
     """One sample's logits, written out block by block; ``record`` gets each block's
     probabilities, skip input and input grid."""
+    if not hasattr(model, "pos_encoding"):
+        return reference_forward_ptv(model, x, record)
     t = model.pos_encoding(model.conv_proj(x[None]).flatten(2).transpose(1, 2))
     thw = (model.pos_encoding.temporal_size, *model.pos_encoding.spatial_size)
     for blk in model.blocks:
@@ -112,8 +143,35 @@ def reference_forward(model: Any, x: torch.Tensor, record: list[dict[str, Any]])
     return model.head(model.norm(t)[:, 0])[0]
 
 
+def reference_forward_ptv(
+    model: Any, x: torch.Tensor, record: list[dict[str, Any]]
+) -> torch.Tensor:
+    """pytorchvideo's MViT, written out block by block (as :func:`reference_forward`)."""
+    t = model.cls_positional_encoding(model.patch_embed(x[None]))
+    thw = list(model.cls_positional_encoding.patch_embed_shape)
+    for blk in model.blocks:
+        a, block_in = blk.attn, t.detach()
+        xn = blk.norm1(t)
+        length, c, h = xn.shape[1], xn.shape[2], a.num_heads
+        q, k, v = (
+            lin(xn).reshape(1, length, h, c // h).permute(0, 2, 1, 3) for lin in (a.q, a.k, a.v)
+        )
+        q, q_thw = ptv_pool(q, a.pool_q, thw, True, getattr(a, "norm_q", None))
+        k, _ = ptv_pool(k, a.pool_k, thw, True, getattr(a, "norm_k", None))
+        v, _ = ptv_pool(v, a.pool_v, thw, True, getattr(a, "norm_v", None))
+        probs = ((q @ k.transpose(-2, -1)) * a.scale).softmax(dim=-1)
+        out = a.proj((probs @ v).transpose(1, 2).reshape(1, q.shape[2], c))
+        t = ptv_pool(t, blk.pool_skip, thw, True)[0] + out
+        xn2 = blk.norm2(t)
+        t = (t if blk.dim == blk.dim_out else blk.proj(xn2)) + blk.mlp(xn2)
+        record.append({"probs": probs, "x": block_in, "skip_in": block_in, "thw": tuple(thw)})
+        thw = q_thw
+    return model.head(model.norm_embed(t))[0]
+
+
 def dense_conv_pool(conv: Any, thw: tuple[int, int, int]) -> torch.Tensor:
     """The conv pool's surrogate as a dense (1 + L_out, 1 + L_in) matrix, window by window."""
+    conv = getattr(conv, "pool", conv)
     kernel = conv.weight.detach().abs().mean(dim=(0, 1))
     stride, pad = conv.stride, conv.padding
     out = [
@@ -137,7 +195,12 @@ def dense_conv_pool(conv: Any, thw: tuple[int, int, int]) -> torch.Tensor:
 
 def dense_skip(blk: Any, skip_in: torch.Tensor, thw: tuple[int, int, int]) -> torch.Tensor:
     """The channel mean of the skip max pool's Jacobian (autograd), (1 + L_out, 1 + L_in)."""
-    jac = torch.autograd.functional.jacobian(lambda z: blk.pool_skip(z, thw)[0], skip_in)
+    if hasattr(blk, "pool_skip") and not isinstance(blk.pool_skip, torch.nn.MaxPool3d):
+        jac = torch.autograd.functional.jacobian(lambda z: blk.pool_skip(z, thw)[0], skip_in)
+    else:  # pytorchvideo: the max pool itself, through its token reshaping
+        jac = torch.autograd.functional.jacobian(
+            lambda z: ptv_pool(z, blk.pool_skip, list(thw), True)[0], skip_in
+        )
     c = skip_in.shape[-1]
     return torch.einsum("icjc->ij", jac[0, :, :, 0]) / c
 
@@ -148,9 +211,9 @@ def operators(model: Any, rec: dict[str, Any], blk: Any) -> tuple[torch.Tensor, 
     n_in = rec["skip_in"].shape[1]
     eye = torch.eye(n_in, dtype=torch.float64)
     p_skip = eye if blk.pool_skip is None else dense_skip(blk, rec["skip_in"], thw)
-    p_v = eye if a.pool_v is None else dense_conv_pool(a.pool_v.pool, thw)
-    p_q = eye if a.pool_q is None else dense_conv_pool(a.pool_q.pool, thw)
-    if not a.residual_pool:
+    p_v = eye if a.pool_v is None else dense_conv_pool(a.pool_v, thw)
+    p_q = eye if a.pool_q is None else dense_conv_pool(a.pool_q, thw)
+    if not getattr(a, "residual_pool", False):
         p_q = torch.zeros_like(p_q)
     elif not a.residual_with_cls_embed:
         p_q = p_q.clone()
@@ -285,3 +348,21 @@ def test_two_threads_on_one_mvit_explainer_each_get_their_own_tubes() -> None:
     for a, b in zip(alone, together, strict=True):
         torch.testing.assert_close(a, b)
     assert hooks_left(model) == 0
+
+
+@pytest.mark.skipif(create_multiscale_vision_transformers is None, reason="no pytorchvideo")
+def test_a_max_pooling_mvit_is_refused_in_one_line() -> None:
+    """pytorchvideo's pool_mode="max" pools q/k/v by a max the methods do not follow."""
+    model = create_multiscale_vision_transformers(
+        spatial_size=SIZE,
+        temporal_size=T,
+        depth=2,
+        patch_embed_dim=8,
+        pooling_mode="max",
+        pool_q_stride_size=[[1, 1, 2, 2]],
+        pool_kvq_kernel=[3, 3, 3],
+        head_num_classes=3,
+    )
+    with pytest.raises(st.SaliencyTubesError) as err:
+        st.AttentionRelevancy(model)
+    assert "\n" not in str(err.value) and "MultiscaleVisionTransformers" in str(err.value)

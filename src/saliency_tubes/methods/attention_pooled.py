@@ -1,6 +1,8 @@
-"""Pooling attention (torchvision's MViT v1/v2): each block as an operator on tokens.
+"""Pooling attention (MViT): each block as an operator on tokens.
 
-An MViT block (``torchvision.models.video.mvit.MultiscaleBlock``) maps its L_in input
+torchvision's MViT v1/v2 and pytorchvideo's MViT (class token; conv or average pooling).
+An MViT block (``torchvision.models.video.mvit.MultiscaleBlock``,
+``pytorchvideo.layers.attention.MultiScaleBlock``) maps its L_in input
 tokens (a class token, then a T×H×W grid in thw order) to L_out tokens:
 
     out = P_skip(x) + proj(A · pool_v(v) [+ pool_q(q)])   then a token-wise MLP
@@ -27,7 +29,8 @@ to the first, never forming a pooling matrix (the first stage of MViT at 16×224
 The poolings as linear maps on tokens (the class token always maps to itself):
 
 * ``pool_q``, ``pool_k``, ``pool_v`` are learned depthwise 3-D convolutions followed by a
-  LayerNorm over the head's channels. The LayerNorm mixes channels within a token, never
+  LayerNorm over the head's channels (pytorchvideo's ``pool_mode="avg"``: an average
+  pool, for which the surrogate below is its own window). The LayerNorm mixes channels within a token, never
   tokens, so tokens mix through the convolution alone; its weights differ per channel and
   may be negative. The surrogate takes each kernel offset's weight as the mean over the
   channels of ``|w|`` and normalises every pooled token's row to sum to 1 over the
@@ -66,14 +69,15 @@ class ConvPool:
     thw_in: tuple[int, int, int]
 
     @staticmethod
-    def of(conv: nn.Conv3d, thw_in: tuple[int, int, int]) -> ConvPool:
-        weight = conv.weight.detach()  # (C, 1, kt, kh, kw): depthwise
-        return ConvPool(
-            weight.abs().mean(dim=(0, 1)),
-            _triple(conv.stride),
-            _triple(conv.padding),
-            thw_in,
-        )
+    def of(pool: nn.Module, thw_in: tuple[int, int, int]) -> ConvPool:
+        """From a depthwise ``Conv3d`` (the channels' mean |w|) or an ``AvgPool3d``."""
+        if isinstance(pool, nn.Conv3d):
+            kernel = pool.weight.detach().abs().mean(dim=(0, 1))  # (C, 1, kt, kh, kw)
+        elif isinstance(pool, nn.AvgPool3d):
+            kernel = torch.ones(_triple(pool.kernel_size))
+        else:
+            raise TypeError(f"expected a Conv3d or AvgPool3d pool, but got {type(pool).__name__}")
+        return ConvPool(kernel, _triple(pool.stride), _triple(pool.padding), thw_in)
 
     @property
     def thw_out(self) -> tuple[int, int, int]:
@@ -137,29 +141,51 @@ def _triple(value: Any) -> tuple[int, int, int]:
     return int(a), int(b), int(c)
 
 
-def is_mvit(model: nn.Module) -> bool:
-    """torchvision's MViT (v1 or v2): ``blocks`` of MultiscaleBlock after a pos_encoding."""
+def _unwrap(pool: nn.Module | None) -> nn.Module | None:
+    """The pooling operation itself: torchvision wraps it (``Pool.pool``), pytorchvideo not."""
+    return getattr(pool, "pool", pool) if pool is not None else None
+
+
+def mvit_parts(model: nn.Module) -> tuple[str, tuple[int, int, int]] | None:
+    """For an MViT whose pooling these methods follow, (the embeddings' module name, the
+    patch stride); None for anything else.
+
+    torchvision's ``MViT`` (v1 and v2), and pytorchvideo's ``MultiscaleVisionTransformers``
+    with a class token and conv or average pooling (``mvit_base_16x4``)."""
     blocks = getattr(model, "blocks", None)
-    return (
-        type(model).__name__ == "MViT"
-        and isinstance(blocks, nn.ModuleList)
-        and len(blocks) > 0
-        and all(type(b).__name__ == "MultiscaleBlock" for b in blocks)
-        and hasattr(model, "pos_encoding")
-    )
+    if not isinstance(blocks, nn.ModuleList) or len(blocks) == 0:
+        return None
+    arch, kinds = type(model).__name__, {type(b).__name__ for b in blocks}
+    if arch == "MViT" and kinds == {"MultiscaleBlock"} and hasattr(model, "pos_encoding"):
+        conv: Any = model.conv_proj
+        return "pos_encoding", _triple(conv.stride)
+    if arch == "MultiscaleVisionTransformers" and kinds == {"MultiScaleBlock"}:
+        attns: list[Any] = [b.attn for b in blocks]
+        pools = [_unwrap(p) for a in attns for p in (a.pool_q, a.pool_k, a.pool_v)]
+        if not all(a.has_cls_embed for a in attns) or any(
+            isinstance(p, nn.MaxPool3d) for p in pools
+        ):
+            return None
+        patch: Any = getattr(model, "patch_embed", None)
+        if patch is None or not hasattr(model, "cls_positional_encoding"):
+            return None
+        return "cls_positional_encoding", _triple(patch.patch_model.stride)
+    return None
 
 
 def block_thws(model: nn.Module) -> list[tuple[int, int, int]]:
     """The (T, H, W) token grid at each block's input, as the forward computes it."""
-    enc: Any = model.pos_encoding
-    h, w = enc.spatial_size
-    thw: tuple[int, int, int] = (int(enc.temporal_size), int(h), int(w))
+    if hasattr(model, "pos_encoding"):  # torchvision
+        enc: Any = model.pos_encoding
+        thw = _triple((enc.temporal_size, *enc.spatial_size))
+    else:  # pytorchvideo
+        thw = _triple(model.cls_positional_encoding.patch_embed_shape)  # type: ignore[union-attr]
     sizes: list[tuple[int, int, int]] = []
     for block in model.blocks:  # type: ignore[union-attr]
         sizes.append(thw)
-        pool_q = block.attn.pool_q
+        pool_q = _unwrap(block.attn.pool_q)
         if pool_q is not None:
-            thw = ConvPool.of(pool_q.pool, thw).thw_out
+            thw = ConvPool.of(pool_q, thw).thw_out
     return sizes
 
 
@@ -206,22 +232,27 @@ def pooled_block(
 ) -> PooledBlock:
     """The token operator of one MViT block whose input grid is ``thw``."""
     attn: Any = block.attn
-    p_v = ConvPool.of(attn.pool_v.pool, thw) if attn.pool_v is not None else None
-    p_q = ConvPool.of(attn.pool_q.pool, thw) if attn.pool_q is not None else None
-    return PooledBlock(p_v, p_q, bool(attn.residual_pool), bool(attn.residual_with_cls_embed), skip)
+    pool_v, pool_q = _unwrap(attn.pool_v), _unwrap(attn.pool_q)
+    p_v = ConvPool.of(pool_v, thw) if pool_v is not None else None
+    p_q = ConvPool.of(pool_q, thw) if pool_q is not None else None
+    residual = bool(getattr(attn, "residual_pool", False))  # torchvision's MViTv2 only
+    return PooledBlock(
+        p_v, p_q, residual, bool(getattr(attn, "residual_with_cls_embed", True)), skip
+    )
 
 
 def skip_index(block: nn.Module, x: torch.Tensor, thw: tuple[int, int, int]) -> ArgmaxPool | None:
     """The skip max pool's indices on the block's input ``x`` (N, L, C), as it pools."""
-    pool_skip: Any = block.pool_skip
-    if pool_skip is None:
+    owner: Any = block
+    mp: Any = _unwrap(owner.pool_skip)
+    if mp is None:
         return None
     with torch.no_grad():
-        if block.proj_after_attn and block.project is not None:  # type: ignore[union-attr]
+        # torchvision's MViTv2 pools the projection of the normed input (proj_after_attn)
+        if getattr(block, "proj_after_attn", False) and block.project is not None:  # type: ignore[union-attr]
             x = block.project(block.norm1(x))  # type: ignore[operator]
         n, _, c = x.shape
         grid = x[:, 1:].transpose(1, 2).reshape(n, c, *thw)
-        mp: nn.MaxPool3d = pool_skip.pool
         _, index = F.max_pool3d(
             grid,
             mp.kernel_size,

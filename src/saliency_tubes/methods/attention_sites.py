@@ -15,7 +15,7 @@ Token structures (``kind`` of a :class:`Site`):
   the T frames: B = N·P, batch ``n·P + p``; its T tokens are the full tokens
   ``1 + p·T + t`` (TimeSformer's patch-major order). The class token takes no part: its
   row is the identity in rollout and zero in relevancy.
-* ``"pooled"`` (torchvision's MViT): one attention over the block's pooled tokens; the
+* ``"pooled"`` (MViT: torchvision's, pytorchvideo's): one attention over the block's pooled tokens; the
   block's token operator (skip, value and query pools) is described in
   :mod:`saliency_tubes.methods.attention_pooled`.
 * ``"spatial"`` (TimeSformer): each frame t attends over the class token and its P
@@ -50,7 +50,7 @@ from torch.overrides import TorchFunctionMode
 
 from ..errors import InputError
 from ..tokens import TokenGrid
-from .attention_pooled import block_thws, is_mvit
+from .attention_pooled import block_thws, mvit_parts
 
 Kind = Literal["joint", "temporal", "spatial", "pooled"]
 Readout = Literal["cls", "first", "mean"]
@@ -107,8 +107,9 @@ def find_layout(model: nn.Module) -> AttentionLayout | None:
         layout = declared()
         return layout if isinstance(layout, AttentionLayout) else None
     arch = type(model).__name__
-    if is_mvit(model):
-        return _mvit_layout(model)
+    parts = mvit_parts(model)
+    if parts is not None:
+        return _mvit_layout(model, *parts)
     modules = list(model.named_modules())
     if arch in _JOINT_SITES:
         family, site_class, tokens = _JOINT_SITES[arch]
@@ -145,17 +146,15 @@ def find_layout(model: nn.Module) -> AttentionLayout | None:
     )
 
 
-def _mvit_layout(model: nn.Module) -> AttentionLayout:
-    """torchvision's MViT: one pooled attention per block, the class token read."""
+def _mvit_layout(model: nn.Module, tokens: str, stride: tuple[int, int, int]) -> AttentionLayout:
+    """An MViT: one pooled attention per block, the class token read."""
     blocks: Any = model.blocks
     sites = tuple(Site(f"blocks.{i}.attn", b.attn, "pooled") for i, b in enumerate(blocks))
-    stride: Any = model.conv_proj.stride  # type: ignore[union-attr]
     pooled = tuple(
         (site.name, block, thw)
         for site, block, thw in zip(sites, blocks, block_thws(model), strict=True)
     )
-    grid = TokenGrid((int(stride[0]), int(stride[1]), int(stride[2])), 1, "thw")
-    return AttentionLayout("mvit", "pos_encoding", sites, "cls", grid, pooled)
+    return AttentionLayout("mvit", tokens, sites, "cls", TokenGrid(stride, 1, "thw"), pooled)
 
 
 def _block_index(name: str) -> int:
