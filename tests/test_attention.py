@@ -27,7 +27,7 @@ pytest.importorskip(
 import saliency_tubes as st  # noqa: E402
 from _models import hooks_left  # noqa: E402
 from saliency_tubes.errors import InputError  # noqa: E402
-from saliency_tubes.zoo import huggingface as hf  # noqa: E402
+from saliency_tubes.zoo.sources import huggingface as hf  # noqa: E402
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", RuntimeWarning)  # torchvision's import workaround note
@@ -385,7 +385,7 @@ def test_head_fusion_is_checked_and_used() -> None:
 
 
 def tiny_vit(seed: int = 0) -> Any:
-    from saliency_tubes.zoo.tiny_vit import TinyVideoViT
+    from saliency_tubes.zoo.nets.tiny_vit import TinyVideoViT
 
     torch.manual_seed(seed)
     model = TinyVideoViT(num_classes=4, dim=24, depth=2, heads=HEADS, hidden=32)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from _clips import real_clip
 from saliency_tubes import render
 from saliency_tubes.cli import main
-from saliency_tubes.commands.drawing import GAP
+from saliency_tubes.commands.pipeline.drawing import GAP
 from saliency_tubes.video import Preprocess, TubeMapper, VideoWriter, iter_frames, probe
 from saliency_tubes.vocabulary import METHOD_NAMES
 
@@ -535,7 +535,7 @@ def test_a_full_disk_in_pyramid_all_tubes_is_one_line(
     """The tubes are written one by one; the disk fills at the fourth: one line, nothing left."""
     import errno
 
-    from saliency_tubes.commands import outputs
+    from saliency_tubes.commands.pipeline import outputs
 
     calls = {"n": 0}
     real = outputs.atomic_save_npy

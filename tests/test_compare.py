@@ -344,7 +344,7 @@ def test_compare_classes_on_a_real_clip(tmp_path: Path) -> None:
     assert grid.num_frames == contrast.num_frames == src.num_frames and grid.rate == src.rate
     width = k * src.width + (k - 1) * GAP
     # Each panel: its caption in a strip above the picture, the timeline bar under it.
-    from saliency_tubes.commands.drawing import caption_of
+    from saliency_tubes.commands.pipeline.drawing import caption_of
     from saliency_tubes.numbers import probability
     from saliency_tubes.render import label_strip
 

@@ -27,9 +27,9 @@ from saliency_tubes.commands import (
     batch_videos,
     write_demo_dataset,
 )
-from saliency_tubes.commands.batch_index import read_index, summarise_rows
-from saliency_tubes.commands.batch_video import COLUMNS
-from saliency_tubes.commands.index_page import index_page
+from saliency_tubes.commands.batch.records import read_index, summarise_rows
+from saliency_tubes.commands.batch.worker import COLUMNS
+from saliency_tubes.commands.report.index import index_page
 from test_report_browser import XSS, _errors, _shot, _until
 
 browser = _pages.browser  # the same headless chromium fixture (and skip) as the report's
@@ -113,7 +113,7 @@ def test_the_index_names_the_model_and_its_hooks_are_there(browser, batch: Path)
     assert preview[2].startswith(f"key frames at {times}")
     from PIL import Image
 
-    from saliency_tubes.commands.thumbs import KEY_GAP, KEY_HEIGHT, THUMB_HEIGHT
+    from saliency_tubes.commands.report.thumbs import KEY_GAP, KEY_HEIGHT, THUMB_HEIGHT
 
     thumb, strip = (
         Image.open(batch / "thumbs" / f"{rows[0]['video_id']}.png"),

@@ -23,8 +23,8 @@ from saliency_tubes.render import display_frames, draw_pyramid, drawn_nodes
 from saliency_tubes.synthetic import CLASSES, make_clip
 from saliency_tubes.video import VideoWriter, probe, read_frames, sample_uniform
 from saliency_tubes.zoo import load_model
-from saliency_tubes.zoo.densenet3d import DenseNet3D
-from saliency_tubes.zoo.resnet3d import Bottleneck, ResNet3D
+from saliency_tubes.zoo.nets.densenet3d import DenseNet3D
+from saliency_tubes.zoo.nets.resnet3d import Bottleneck, ResNet3D
 
 SHARED = CLIPS
 
@@ -413,7 +413,7 @@ def test_factorised_convolutions_are_two_levels() -> None:
 
 def _torchvision() -> Any:
     try:
-        from saliency_tubes.zoo._torchvision import import_torchvision
+        from saliency_tubes.zoo.sources._torchvision import import_torchvision
 
         return import_torchvision()
     except Exception as exc:  # not installed, or its compiled ops cannot load here

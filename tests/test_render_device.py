@@ -8,7 +8,7 @@ import torch
 
 from saliency_tubes import render
 from saliency_tubes.commands import ExplainOptions
-from saliency_tubes.commands.drawing import panel
+from saliency_tubes.commands.pipeline.drawing import panel
 from saliency_tubes.errors import InputError
 from saliency_tubes.render.device import focus_tensor, heat_tensor
 from saliency_tubes.video import Geometry, SourceSampler

@@ -16,8 +16,8 @@ from torch import nn
 
 from saliency_tubes.errors import InputError, ModelLoadError
 from saliency_tubes.synthetic import CLASSES, make_dataset
-from saliency_tubes.zoo import tiny
-from saliency_tubes.zoo.tiny import PRESET, WEIGHTS_PATH, TinyActionNet, tiny_action_net
+from saliency_tubes.zoo.nets import tiny
+from saliency_tubes.zoo.nets.tiny import PRESET, WEIGHTS_PATH, TinyActionNet, tiny_action_net
 
 RECORD_PATH = WEIGHTS_PATH.with_suffix(".json")
 FRESH_SEED = 424242  # never used by scripts/train_default_model.py (1000 + s, 2000 + s)

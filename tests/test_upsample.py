@@ -1,4 +1,4 @@
-"""Tests for saliency_tubes.upsample: values against scipy.ndimage.zoom, shapes, errors."""
+"""Tests for saliency_tubes.splines: values against scipy.ndimage.zoom, shapes, errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from saliency_tubes.errors import InputError
-from saliency_tubes.upsample import upsample
+from saliency_tubes.splines import upsample
 
 ORDERS = {"nearest": 0, "linear": 1, "quadratic": 2, "cubic": 3}
 

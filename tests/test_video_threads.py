@@ -90,9 +90,9 @@ def test_an_encode_interrupted_mid_video_stops_its_decoding_thread_at_once(
 ) -> None:
     """Ctrl-C while drawing: the decoding thread is stopped before the exception leaves
     encode(), even while the traceback (which holds the frame iterator) is still alive."""
-    from saliency_tubes.commands.drawing import Product, encode
     from saliency_tubes.commands.options import ExplainOptions
-    from saliency_tubes.commands.outputs import OutputFolder
+    from saliency_tubes.commands.pipeline.drawing import Product, encode
+    from saliency_tubes.commands.pipeline.outputs import OutputFolder
     from saliency_tubes.video import probe
 
     video = tmp_path / "in.mp4"

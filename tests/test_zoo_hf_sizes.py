@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from saliency_tubes.errors import ModelLoadError
-from saliency_tubes.zoo import huggingface as hf
 from saliency_tubes.zoo import load_model
+from saliency_tubes.zoo.sources import huggingface as hf
 
 ROOT = Path(__file__).resolve().parents[1]
 

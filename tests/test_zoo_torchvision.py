@@ -23,8 +23,9 @@ from saliency_tubes.cli import main
 from saliency_tubes.errors import ModelLoadError
 from saliency_tubes.tokens import TokenGrid
 from saliency_tubes.video import VideoWriter
-from saliency_tubes.zoo import _torchvision, available_models, get_adapter, load_model, registry
-from saliency_tubes.zoo import torchvision_models as tvm
+from saliency_tubes.zoo import available_models, get_adapter, load_model, registry
+from saliency_tubes.zoo.sources import _torchvision
+from saliency_tubes.zoo.sources import torchvision as tvm
 
 try:
     with warnings.catch_warnings():

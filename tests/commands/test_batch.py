@@ -23,11 +23,11 @@ from saliency_tubes.commands import (
     explain_video,
     load_model,
     merge_batches,
-    pool,
     write_demo_dataset,
 )
-from saliency_tubes.commands.batch_index import read_journal
-from saliency_tubes.commands.dataset import in_shard, read_inputs, video_id
+from saliency_tubes.commands.batch import local as pool
+from saliency_tubes.commands.batch.inputs import in_shard, read_inputs, video_id
+from saliency_tubes.commands.batch.records import read_journal
 from saliency_tubes.metrics.groundtruth import load_ground_truth
 from saliency_tubes.metrics.localisation import localisation
 from saliency_tubes.metrics.protocol import Protocol
@@ -324,8 +324,8 @@ def test_inputs_from_folders_lists_and_tables(tmp_path: Path) -> None:
 def test_an_interrupted_forced_rerun_keeps_the_earlier_rows(
     dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from saliency_tubes.commands import batch as batch_module
-    from saliency_tubes.commands.batch_video import error_row
+    from saliency_tubes.commands.batch import run as batch_module
+    from saliency_tubes.commands.batch.worker import error_row
 
     out = tmp_path / "batch"
     first = batch_videos(dataset, out, _settings(out), BatchOptions(progress=False))
@@ -365,7 +365,7 @@ def test_a_folder_input_leaves_out_the_batch_and_tables_may_start_with_a_bom(
 
 
 def test_what_a_killed_run_left_is_cleaned_and_earlier_files_put_back(tmp_path: Path) -> None:
-    from saliency_tubes.commands.outputs import recover_staging
+    from saliency_tubes.commands.pipeline.outputs import recover_staging
 
     folder = tmp_path / "video"
     staging = folder / ".saliency-tubes-run-abc"
@@ -382,7 +382,7 @@ def test_what_a_killed_run_left_is_cleaned_and_earlier_files_put_back(tmp_path: 
 def test_a_weights_folder_rewritten_in_place_changes_the_fingerprint(tmp_path: Path) -> None:
     """save_pretrained overwrites model.safetensors inside the same folder: the folder's
     own size and time do not change, its files' do, and so must the fingerprint."""
-    from saliency_tubes.commands.dataset import Item, fingerprint, model_files
+    from saliency_tubes.commands.batch.inputs import Item, fingerprint, model_files
 
     folder = tmp_path / "hf"
     folder.mkdir()
@@ -401,7 +401,7 @@ def test_a_weights_folder_rewritten_in_place_changes_the_fingerprint(tmp_path: P
 
 def test_merging_into_an_unsharded_source_keeps_its_rows(tmp_path: Path) -> None:
     """``--merge A B --out A`` with A a whole (unsharded) batch: A's rows stay in its index."""
-    from saliency_tubes.commands.batch_index import read_index, write_index
+    from saliency_tubes.commands.batch.records import read_index, write_index
 
     def row(vid: str) -> dict:
         return {"video_id": vid, "path": f"/v/{vid}.mp4", "status": "ok", "output": f"videos/{vid}"}

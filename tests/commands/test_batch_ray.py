@@ -22,7 +22,7 @@ from saliency_tubes.commands import (
     ModelOptions,
     batch_videos,
 )
-from saliency_tubes.commands.batch_index import read_index
+from saliency_tubes.commands.batch.records import read_index
 from saliency_tubes.commands.demo import write_demo_dataset
 from saliency_tubes.errors import InputError
 

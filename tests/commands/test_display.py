@@ -18,7 +18,7 @@ from PIL import Image
 
 import saliency_tubes as st
 from saliency_tubes.commands import BatchResult
-from saliency_tubes.commands.display import shown_media
+from saliency_tubes.commands.pipeline.display import shown_media
 from saliency_tubes.display import media_html, tubes_html
 from saliency_tubes.numbers import probability
 from saliency_tubes.render.frames import colormap

@@ -15,8 +15,8 @@ from _clips import write_demo_clip
 from saliency_tubes import render
 from saliency_tubes.cli import main
 from saliency_tubes.commands import ExplainOptions, explain_video, load_model
-from saliency_tubes.commands.batch_index import summary_markdown
-from saliency_tubes.commands.model_line import corner_text, model_facts, model_line
+from saliency_tubes.commands.batch.records import summary_markdown
+from saliency_tubes.commands.pipeline.model_line import corner_text, model_facts, model_line
 from saliency_tubes.render.corner import CORNER_DIM, corner_label
 from saliency_tubes.video import iter_frames
 
@@ -124,7 +124,7 @@ def test_the_terminal_says_the_embedded_models_caveat(clip: Path, tmp_path: Path
 
 
 def test_the_report_data_names_the_model(clip: Path, tmp_path: Path) -> None:
-    from saliency_tubes.commands.report import report_data  # noqa: F401  (the page's builder)
+    from saliency_tubes.commands.report.video import report_data  # noqa: F401  (the page's builder)
 
     result = explain_video(
         clip,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from saliency_tubes.commands.outputs import output_folder
+from saliency_tubes.commands.pipeline.outputs import output_folder
 from saliency_tubes.errors import InputError
 
 

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from _clips import mapped, write_demo_clip
 from saliency_tubes import InputError, render
 from saliency_tubes.cli import main
+from saliency_tubes.cli.evaluate_table import protocol_lines, sanity_step, video_table
 from saliency_tubes.commands import ExplainOptions, explain_video, load_model
-from saliency_tubes.commands.evaluate_table import protocol_lines, sanity_step, video_table
-from saliency_tubes.commands.model_line import corner_text, model_facts
-from saliency_tubes.commands.report_facts import report_facts
+from saliency_tubes.commands.pipeline.model_line import corner_text, model_facts
+from saliency_tubes.commands.report.facts import report_facts
 from saliency_tubes.render.corner import corner_label
 from saliency_tubes.video import iter_frames
 
@@ -206,7 +206,7 @@ def test_evaluates_table_names_units_steps_substrate_and_sanity_step() -> None:
 
 
 def test_fill_escapes_what_is_not_trusted_in_one_pass() -> None:
-    from saliency_tubes.commands.pages import Trusted, fill, template
+    from saliency_tubes.commands.report.templating import Trusted, fill, template
 
     page = "<title>{{TITLE}}</title><script>{{DATA}}</script>"
     hostile = '<img src=x onerror="1"> {{DATA}}'

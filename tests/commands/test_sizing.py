@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from saliency_tubes.commands import CompareOptions, ExplainOptions, compare_classes, explain_video
-from saliency_tubes.commands.sizing import fit
-from saliency_tubes.commands.track import TubeTrack, Window
+from saliency_tubes.commands.pipeline.sizing import fit
+from saliency_tubes.commands.pipeline.track import TubeTrack, Window
 from saliency_tubes.errors import InputError
 from saliency_tubes.video import Preprocess, probe
 

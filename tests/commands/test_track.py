@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from saliency_tubes.commands.track import TubeTrack, Window
+from saliency_tubes.commands.pipeline.track import TubeTrack, Window
 from saliency_tubes.video import Preprocess, TubeMapper, stitch_windows
 
 
@@ -61,9 +61,9 @@ def test_difference_is_signed_on_one_scale() -> None:
 def test_a_summariser_missing_frames_summarises_every_frame_itself(clip_path, tiny) -> None:
     """Frames skipped by the drawing (a video ending early): build() falls back to the
     full pass, so the numbers are always those of every source frame."""
-    from saliency_tubes.commands import explaining
     from saliency_tubes.commands.options import ExplainOptions
-    from saliency_tubes.commands.track import Summariser, summarise
+    from saliency_tubes.commands.pipeline import explaining
+    from saliency_tubes.commands.pipeline.track import Summariser, summarise
     from saliency_tubes.video import Frame, probe
 
     info = probe(clip_path)
@@ -88,7 +88,12 @@ def test_summaries_on_the_grid_equal_those_on_source_pixels_of_the_grid_size() -
     """A clip that covers its source at the same size maps each cell onto one pixel: the
     grid summary (blocks of frames at once) equals the per-frame summary on the pixels
     up to its float32 time weights."""
-    from saliency_tubes.commands.track import ON_GRID, ON_SOURCE, summarise, summarise_on_grid
+    from saliency_tubes.commands.pipeline.track import (
+        ON_GRID,
+        ON_SOURCE,
+        summarise,
+        summarise_on_grid,
+    )
     from saliency_tubes.video import VideoInfo
 
     torch.manual_seed(3)

@@ -258,7 +258,8 @@ EXPLAIN = options(
 
 def explain_options(params: dict[str, Any]) -> Any:
     """The :class:`~saliency_tubes.commands.ExplainOptions` of the explain flags, checked."""
-    from ..commands import ExplainOptions, parse
+    from ..commands import ExplainOptions
+    from . import parse
 
     options = ExplainOptions(
         method=params["method"] or "auto",  # auto: the adapter's default method

@@ -101,7 +101,7 @@ def find_layout(model: nn.Module) -> AttentionLayout | None:
     this module can follow: a convolutional network, or an unknown transformer).
 
     A model of one's own declares its layout with a method ``attention_layout()`` returning
-    an :class:`AttentionLayout` (as :class:`saliency_tubes.zoo.tiny_vit.TinyVideoViT` does)."""
+    an :class:`AttentionLayout` (as :class:`saliency_tubes.zoo.nets.tiny_vit.TinyVideoViT` does)."""
     declared = getattr(model, "attention_layout", None)
     if callable(declared):  # a model that says where it attends (the shipped tiny ViT)
         layout = declared()
@@ -137,7 +137,7 @@ def find_layout(model: nn.Module) -> AttentionLayout | None:
         return None
     if not sites:
         return None
-    from ..zoo.huggingface import layout as hf_layout
+    from ..zoo.sources.huggingface import layout as hf_layout
 
     model_config: Any = model.config
     lay = hf_layout(model_config.to_dict(), f"the {arch}'s config")

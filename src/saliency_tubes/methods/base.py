@@ -26,8 +26,8 @@ from ..hooks import (
     trace_calls,
 )
 from ..normalise import minmax
+from ..splines import check_mode, upsample
 from ..tokens import Reshape
-from ..upsample import check_mode, upsample
 from .inputs import ClassSpec as ClassSpec  # handed on: imported from here elsewhere
 from .inputs import activations, check_outputs
 from .inputs import check_batching as check_batching

@@ -7,10 +7,10 @@ from functools import partial
 
 from torch import nn
 
-from . import huggingface, pytorchvideo_models, tiny, tiny_vit, torchvision_models
-from ._torchvision import import_torchvision
 from .checkpoints import load_weights, read_categories, read_state_dict
-from .densenet3d import DenseNet3D, densenet3d
+from .nets import tiny, tiny_vit
+from .nets.densenet3d import DenseNet3D, densenet3d
+from .nets.resnet3d import ResNet3D, resnet3d
 from .registry import (
     WEIGHTS_SOURCES,
     LoadedModel,
@@ -20,8 +20,10 @@ from .registry import (
     get_adapter,
     load_model,
     register,
+    register_prefix,
 )
-from .resnet3d import ResNet3D, resnet3d
+from .sources import hf_adapters, pytorchvideo, torchvision
+from .sources._torchvision import import_torchvision
 
 DEFAULT_MODEL = "tiny-actions"
 
@@ -115,17 +117,18 @@ for _prefix, _title, _family, _depths, _layer, _head in _HARA_FAMILIES:
         )
 
 # torchvision's video classifiers: torchvision is imported only when one is built.
-for _adapter in torchvision_models.adapters():
+for _adapter in torchvision.adapters():
     register(_adapter)
 
 # pytorchvideo's model zoo (the optional pytorchvideo extra): listed always, imported only
 # when one is built; without the extra, building one says how to install it.
-for _adapter in pytorchvideo_models.adapters():
+for _adapter in pytorchvideo.adapters():
     register(_adapter)
 
 # Hugging Face video transformers (the optional transformers extra): listed always, imported
 # only when one is built; any save_pretrained folder of them is --model hf:DIR.
-for _adapter in huggingface.adapters():
+register_prefix("hf:", hf_adapters.prefixed_adapter)
+for _adapter in hf_adapters.adapters():
     register(_adapter)
 
 __all__ = [
