@@ -21,7 +21,7 @@ from ..errors import ModelLoadError, first_line
 from ..hooks import head_out_features, is_head
 from ..tokens import Reshape
 from ..video import Preprocess
-from ..vocabulary import INPUT_METHODS
+from ..vocabulary import ATTENTION_METHODS, INPUT_METHODS
 from .checkpoints import load_weights, read_categories
 
 if TYPE_CHECKING:
@@ -276,7 +276,9 @@ class LoadedModel:
                 f"(--method {adapter.default_method})"
             )
         if adapter is not None:
-            if adapter.reshape is not None:
+            # the reshape is the adapter's layer's; the attention methods report on the
+            # embeddings' tokens and know their grid (MViT's differs from its last stage's)
+            if adapter.reshape is not None and method not in ATTENTION_METHODS:
                 kwargs["reshape"] = adapter.reshape
             if adapter.inputs is not None:
                 kwargs["inputs"] = adapter.inputs
