@@ -14,10 +14,11 @@ accordingly (e.g. a horizontal flip turns ``left`` into ``right`` and ``clockwis
 ``src/saliency_tubes/zoo/weights/tiny_colours.safetensors`` (the registered
 ``tiny-colours``); flips and time reversal keep a colour, so the labels stay as they are.
 ``--task colour-vit`` trains the registered ``tiny-colours-vit``
-(:class:`saliency_tubes.zoo.tiny_vit.TinyVideoViT` with ``tiny_vit.SHIPPED``: a conv stem,
-tubelets 4 x 8 x 8, 3 blocks, a class token) on the same clips, written beside it: AdamW
-(lr 1.5e-3, weight decay 0.05, one-cycle schedule with 15 % warm-up, gradients clipped at
-norm 1), batch 32, and a fresh set of 1920 clips every epoch (``Task.fresh``), 5 epochs.
+(:class:`saliency_tubes.zoo.nets.tiny_vit.TinyVideoViT` with ``tiny_vit.SHIPPED``: a conv
+stem, tubelets 4 x 8 x 8, 3 blocks, a class token) on the same clips, written beside it:
+AdamW (lr 1.5e-3, weight decay 0.05, one-cycle schedule with 15 % warm-up, gradients
+clipped at norm 1), batch 32, and a fresh set of 1920 clips every epoch (``Task.fresh``),
+5 epochs.
 
 Writes the safetensors weights (``--out``) and a JSON record next to them (same name,
 ``.json``) with the seed, sizes, epochs, validation accuracy, training time, date and
@@ -49,8 +50,8 @@ from safetensors.torch import save_file
 
 from saliency_tubes.synthetic import CLASSES, make_dataset
 from saliency_tubes.synthetic_colours import COLOURS, make_colour_dataset
-from saliency_tubes.zoo.tiny import COLOUR_PRESET, PRESET, WEIGHTS_PATH, TinyActionNet
-from saliency_tubes.zoo.tiny_vit import CNN_WEIGHTS, SHIPPED, VIT_WEIGHTS, TinyVideoViT
+from saliency_tubes.zoo.nets.tiny import COLOUR_PRESET, PRESET, WEIGHTS_PATH, TinyActionNet
+from saliency_tubes.zoo.nets.tiny_vit import CNN_WEIGHTS, SHIPPED, VIT_WEIGHTS, TinyVideoViT
 
 TRAIN_DATA_OFFSET = 1000
 VAL_DATA_OFFSET = 2000

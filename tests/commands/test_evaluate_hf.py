@@ -21,7 +21,8 @@ from _clips import write_evaluation_clip  # noqa: E402
 from saliency_tubes.cli import main  # noqa: E402
 from saliency_tubes.metrics import deletion  # noqa: E402
 from saliency_tubes.methods.inputs import class_scores  # noqa: E402
-from saliency_tubes.zoo import huggingface as hf  # noqa: E402
+from saliency_tubes.zoo.sources import hf_adapters  # noqa: E402
+from saliency_tubes.zoo.sources import huggingface as hf  # noqa: E402
 from saliency_tubes.zoo import load_model, registry  # noqa: E402
 
 TINY = {
@@ -38,7 +39,7 @@ def twin(monkeypatch: pytest.MonkeyPatch) -> str:
         warnings.simplefilter("ignore", RuntimeWarning)
         hf.import_transformers("test")
     config = TINY | {"architectures": [hf.FAMILIES["videomae"].architecture], "num_labels": 3}
-    adapter = hf.adapter_for(
+    adapter = hf_adapters.adapter_for(
         "videomae-eval-twin",
         config,
         {},

@@ -63,7 +63,7 @@ def test_numbers_are_the_same_drawn_or_summarised_first(
     either way. Without videos they are measured on the clip's grid instead (96x96 cells
     for tiny-actions, whose clip is the whole frame resized): one value per source frame
     still, and close to those on the source pixels."""
-    from saliency_tubes.commands import track
+    from saliency_tubes.commands.pipeline import track
 
     runs = {}
     for name, formats, timeline in (
@@ -173,7 +173,7 @@ def test_an_impossible_frame_count_is_one_line_on_any_machine(
 
 
 def test_random_weights_and_caveats_are_said(clip_path: Path, tmp_path: Path, tiny) -> None:
-    from saliency_tubes.commands.drawing import caption_of
+    from saliency_tubes.commands.pipeline.drawing import caption_of
     from saliency_tubes.zoo import load_model
 
     torch.manual_seed(0)

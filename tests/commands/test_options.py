@@ -7,6 +7,7 @@ import pickle
 import pytest
 import torch
 
+from saliency_tubes.cli import parse
 from saliency_tubes.commands import (
     CompareOptions,
     EvaluateOptions,
@@ -14,7 +15,6 @@ from saliency_tubes.commands import (
     InputError,
     ModelOptions,
     PyramidOptions,
-    parse,
 )
 
 

@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from ..commands import parse
-from . import flags
+from . import flags, parse
 from .running import guarded, report_batch, say, stages
 
 __all__ = ["batch", "demo_dataset"]

@@ -18,8 +18,9 @@ from ..errors import InputError
 from ..numbers import probability
 from ..video import VideoInfo
 from ..zoo import LoadedModel
-from . import explaining, manifest
-from .drawing import (
+from .options import CompareOptions, check_distinct
+from .pipeline import explaining, manifest
+from .pipeline.drawing import (
     caption_of,
     contrast_product,
     encode,
@@ -29,11 +30,10 @@ from .drawing import (
     slug,
     summaries_first,
 )
-from .options import CompareOptions, check_distinct
-from .outputs import Run, Say, produce
-from .report import write_report
-from .result import CommandResult
-from .track import Summary, TubeTrack
+from .pipeline.outputs import Run, Say, produce
+from .pipeline.result import CommandResult
+from .pipeline.track import Summary, TubeTrack
+from .report.video import write_report
 
 __all__ = ["compare_classes", "compare_models"]
 

@@ -17,7 +17,7 @@ from ..video import VideoWriter, atomic_save_npy
 from ..zoo import DEFAULT_MODEL, load_model
 from .explain import explain_video
 from .options import ExplainOptions
-from .result import CommandResult
+from .pipeline.result import CommandResult
 
 DEMO_SEED = 7
 DEMO_FRAMES = 48

@@ -9,12 +9,12 @@ from typing import Any
 from ..numbers import probability
 from ..video import VideoInfo
 from ..zoo import LoadedModel
-from . import explaining, manifest
-from .drawing import encode, explain_product, plot, saliency_of, slug, summaries_first
 from .options import ExplainOptions
-from .outputs import Run, produce
-from .report import write_report
-from .result import CommandResult
+from .pipeline import explaining, manifest
+from .pipeline.drawing import encode, explain_product, plot, saliency_of, slug, summaries_first
+from .pipeline.outputs import Run, produce
+from .pipeline.result import CommandResult
+from .report.video import write_report
 
 __all__ = ["explain_video"]
 

@@ -22,11 +22,11 @@ from ..pyramid import ROOT, PyramidNode, class_feature_pyramid
 from ..resources import check_clip
 from ..video import VideoInfo, read_frames, sample_uniform
 from ..zoo import LoadedModel
-from . import manifest
-from .drawing import slug
 from .options import PyramidOptions
-from .outputs import Run, produce
-from .result import CommandResult
+from .pipeline import manifest
+from .pipeline.drawing import slug
+from .pipeline.outputs import Run, produce
+from .pipeline.result import CommandResult
 
 __all__ = ["pyramid_video"]
 

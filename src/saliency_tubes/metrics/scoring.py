@@ -126,7 +126,7 @@ def _saliency(
         [target],
         interpolations=[interpolation],
         align=protocol.align,
-        **loaded.explainer_options,
+        **loaded.explainer_options(kind),
     )
 
 
