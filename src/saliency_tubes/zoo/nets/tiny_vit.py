@@ -1,25 +1,23 @@
-"""The small colour models: a CNN that ships with the package and a video transformer.
+"""The small colour models: a CNN and a video transformer, both shipped with the package.
 
 Both are built for the synthetic colour clips of :mod:`saliency_tubes.synthetic_colours`
 (the class is the hue of the one coloured object among grey distractors), so a tube can be
 checked against the object's pixels; they know only those 6 colour classes.
 
-* :class:`TinyVideoViT`, a VideoMAE-style transformer written in plain
-  torch (no ``transformers`` needed): tubelets of 2 x 8 x 8 embedded by a ``Conv3d`` on
-  16 x 64 x 64 clips (a 8 x 8 x 8 token grid, tokens in (t, h, w) order), learned position
-  embeddings, pre-norm blocks of joint space-time attention (PyTorch's
-  ``scaled_dot_product_attention``) and MLP, and a mean-pooled head (token mean, LayerNorm,
-  linear) as VideoMAE's. It declares its attention (:meth:`TinyVideoViT.attention_layout`)
-  for ``rollout`` and ``relevancy``. **Not trained, not registered**: three seeded CPU runs of
-  ``scripts/train_default_model.py --task colour-vit`` (batch 16 / lr 3e-3, batch 8 / 1e-3,
-  batch 8 / 2e-3 with a GELU and a linear map after the patch embedding) stayed at chance (train accuracy
-  0.15-0.20) after one to two epochs of 600 clips on this shared machine; the tests use
-  it with fixed random weights (exactness through its SDPA attention).
+* :class:`TinyVideoViT`, a video transformer written in plain torch (no ``transformers``
+  needed) for 16 x 64 x 64 clips: tubelets embedded by a ``Conv3d`` (VideoMAE's linear
+  embedding) or by :func:`conv_stem`, tokens in (t, h, w) order, learned position
+  embeddings, an optional class token, pre-norm blocks of joint space-time attention
+  (PyTorch's ``scaled_dot_product_attention``) and MLP, and a head on the class token or
+  on the token mean (LayerNorm, linear). It declares its attention
+  (:meth:`TinyVideoViT.attention_layout`) for ``rollout`` and ``relevancy``. The registered
+  ``tiny-colours-vit`` (:func:`tiny_colours_vit`) is :data:`SHIPPED`: conv stem, 4 x 8 x 8
+  tubelets (a 4 x 8 x 8 grid), 3 blocks of width 48 with 3 heads, a class token.
 * ``tiny-colours``: the colour CNN (``TinyActionNet(motion=False)``, :mod:`.tiny`).
 
-Weights: ``weights/tiny_colours.safetensors`` with its training record (``.json``), written
-by ``scripts/train_default_model.py --task colour``; ``--task colour-vit`` would write
-``weights/tiny_colours_vit.safetensors`` for :func:`tiny_colours_vit`.
+Weights: ``weights/tiny_colours.safetensors`` and ``weights/tiny_colours_vit.safetensors``,
+each with its training record (``.json``), written by ``scripts/train_default_model.py
+--task colour`` and ``--task colour-vit``.
 """
 
 from __future__ import annotations
@@ -46,6 +44,9 @@ SHIPPED: dict[str, object] = {
     "tubelet": [4, 8, 8],
 }
 """The architecture of ``tiny-colours-vit`` (:func:`tiny_colours_vit`)."""
+GRADCAM_LAYER = f"blocks.{int(SHIPPED['depth']) - 2}"  # type: ignore[call-overload]
+"""``tiny-colours-vit``'s Grad-CAM layer: the tokens of the block before the last (the last
+block's patch tokens do not reach the class token the head reads)."""
 
 
 def conv_stem(dim: int, tubelet: tuple[int, int, int]) -> nn.Sequential:
