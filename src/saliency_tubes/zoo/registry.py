@@ -285,6 +285,7 @@ class LoadedModel:
             and method == "cam"
             and adapter.default_method != "cam"
             and not adapter.cam_exact
+            and adapter.pooled_head is None  # VideoMAE's mean-pooled head: CAM through it
         ):
             raise ModelLoadError(
                 f"CAM does not apply to {adapter.name}: its classifier does not read the target "
