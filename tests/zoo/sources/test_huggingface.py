@@ -475,7 +475,9 @@ def test_cli_explains_a_folder(
     assert code == 0, stderr
     assert "random weights" not in stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["model"]["method"] == "relevancy" and manifest["model"]["weights_source"] == "file"
+    assert (
+        manifest["model"]["method"] == "relevancy" and manifest["model"]["weights_source"] == "file"
+    )
     assert manifest["tube"]["layer_grid"] == list(GRID[family])
     assert {c["name"] for c in manifest["classes"]} <= set(LABELS.values())
     assert np.load(out / "tube.npy").shape == (2, 8, 32, 32)

@@ -23,6 +23,7 @@ each with its training record (``.json``), written by ``scripts/train_default_mo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +41,12 @@ CNN_WEIGHTS = WEIGHTS / "tiny_colours.safetensors"
 TUBELET = (2, 8, 8)
 CLIP = (16, 64, 64)
 SHIPPED: dict[str, object] = {
-    "dim": 48, "depth": 3, "heads": 3, "hidden": 96, "stem": True, "readout": "cls",
+    "dim": 48,
+    "depth": 3,
+    "heads": 3,
+    "hidden": 96,
+    "stem": True,
+    "readout": "cls",
     "tubelet": [4, 8, 8],
 }
 """The architecture of ``tiny-colours-vit`` (:func:`tiny_colours_vit`)."""
@@ -190,10 +196,9 @@ class TinyVideoViT(nn.Module):
 
         blocks = [b for b in self.blocks if isinstance(b, Block)]  # a ModuleList yields Modules
         sites = tuple(Site(f"blocks.{i}.attn", b.attn, "joint") for i, b in enumerate(blocks))
-        prefix = 1 if self.readout == "cls" else 0
-        return AttentionLayout(
-            "tiny-vit", "embed", sites, self.readout, TokenGrid(self.tubelet, prefix, "thw")
-        )
+        readout: Literal["cls", "mean"] = "cls" if self.readout == "cls" else "mean"
+        grid = TokenGrid(self.tubelet, 1 if readout == "cls" else 0, "thw")
+        return AttentionLayout("tiny-vit", "embed", sites, readout, grid)
 
 
 def embed_grid(prefix: int = 0, tubelet: tuple[int, int, int] | list[int] = TUBELET) -> TokenGrid:
