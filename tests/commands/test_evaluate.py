@@ -209,9 +209,10 @@ def test_the_benchmark_does_the_forwards_it_announces(
 ) -> None:
     from saliency_tubes.commands import evaluate as ev
     from saliency_tubes.metrics import benchmark as bench
+    from saliency_tubes.metrics import benchmark_run
 
     loaded, tally = _counted(tiny)
-    monkeypatch.setattr(bench, "load_model", lambda *_a, **_k: loaded)
+    monkeypatch.setattr(benchmark_run, "load_model", lambda *_a, **_k: loaded)
     config = bench.BenchmarkConfig(
         clips=3,
         chunk=2,
@@ -225,7 +226,7 @@ def test_the_benchmark_does_the_forwards_it_announces(
     assert (
         tally.clips
         == _estimate(lines)
-        == bench.benchmark_forwards(config, len(result.layers)).total
+        == benchmark_run.benchmark_forwards(config, len(result.layers)).total
     )
     layers = len(result.layers)
     # 3 predictions + 1 trace; per clip: its substrate, CAM (1 + layers explanations, two

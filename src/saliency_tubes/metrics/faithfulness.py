@@ -422,18 +422,15 @@ def perturbation_curve(
         threshold: for ``"tube"``, the salient fraction of the maximum.
         seed: tie-breaking seed.
         batch_size: perturbed clips per forward pass; None derives it from ``max_bytes``.
-        max_bytes: bound on the perturbed clips held at once (inputs only; the model's
-            activations scale with the batch as well: lower it for a large model).
+        max_bytes: bound on the perturbed clips held at once (inputs only: lower it for a
+            large model, whose activations scale with the batch).
         eval_mode: run the model in eval mode (restored afterwards).
         ends: ``(p_clip, p_substrate)``, the target's probability on the clip and on the
-            substrate, when already known: the two steps that perturb nothing and
-            everything take them instead of a forward pass each.
+            substrate, when known: the steps that perturb nothing and everything take them.
         on_batch: called with the number of clips after each forward pass (progress).
-        ranking: ``(membership, order)``, what :func:`perturbation_units` gives for this
-            tube, unit, grid, threshold and seed, when already computed (the connected
-            regions of ``"tube"`` are then not found again).
-        inputs: builds the model's input from a clip (a Hugging Face model's
-            ``pixel_values``: :attr:`~saliency_tubes.zoo.LoadedModel.inputs`).
+        ranking: ``(membership, order)``, :func:`perturbation_units` of this tube, unit,
+            grid, threshold and seed, when already computed (not cut again).
+        inputs: the model's input from a clip (:attr:`.LoadedModel.inputs`: ``pixel_values``).
 
     Returns:
         The :class:`Curve`.

@@ -236,23 +236,18 @@ class LoadedModel:
 
     @property
     def inputs(self) -> Callable[[torch.Tensor], Any] | None:
-        """The adapter's ``inputs`` (see :attr:`ModelAdapter.inputs`), or None: what a
-        forward of :attr:`model` on a clip goes through
-        (:func:`~saliency_tubes.methods.inputs.class_scores`)."""
+        """What a forward of :attr:`model` on a clip goes through: the adapter's ``inputs``."""
         return self.adapter.inputs if self.adapter is not None else None
 
     def explainer_options(self, method: str) -> dict[str, Any]:
-        """The options of ``method``'s explainer that hold for any copy of :attr:`model` (the
-        sanity check's randomised ones): the layer and head by name, and the adapter's
-        ``reshape`` (the layer's; the attention methods report on the embeddings' tokens and
-        know their grid: MViT's differs from its last stage's) and ``inputs``."""
+        """``method``'s options that hold for any copy of :attr:`model` (the sanity check's):
+        layer and head by name, ``inputs``, and the layer's ``reshape`` (not for the
+        attention methods: they report on the embeddings' own token grid)."""
         options: dict[str, Any] = {"layer": self.layer, "classifier": self.classifier}
         adapter = self.adapter
         if adapter is not None and adapter.reshape is not None and method not in ATTENTION_METHODS:
             options["reshape"] = adapter.reshape
-        if self.inputs is not None:
-            options["inputs"] = self.inputs
-        return options
+        return options | ({"inputs": self.inputs} if self.inputs is not None else {})
 
     @property
     def random_weights(self) -> bool:
@@ -261,14 +256,9 @@ class LoadedModel:
         return self.weights_source == "random"
 
     def explainer(self, method: str = "cam", **options: Any) -> Explainer:
-        """An explainer for this model with the adapter's layer, head and class names.
-
-        Args:
-            method: a key of :data:`saliency_tubes.METHODS` ("cam", "gradcam", ...,
-                "occlusion", "integrated-gradients"; the last two ignore the layer and head).
-            **options: passed on to the explainer (``interpolation=``, ``align=``,
-                ``top_features=`` ...); they override the adapter's choices.
-        """
+        """An explainer for this model with the adapter's layer, head and class names:
+        ``method`` a key of :data:`saliency_tubes.METHODS`; ``options`` (``interpolation=``,
+        ``align=``, ``top_features=`` ...) override the adapter's choices."""
         from ..methods import METHODS
 
         if method not in METHODS:
