@@ -44,8 +44,6 @@ def _on_video(
 
     several = specs is not None
     specs = specs if specs is not None else [parse.model_options(params)]
-    for spec in specs:
-        spec.check()
     info = probe(video, min_frames=2)
     models = [loaded(spec) for spec in specs]
     return command(
@@ -238,7 +236,6 @@ def _compare_options(params: dict[str, Any], **extra: Any) -> Any:
         **parse.render_settings(params),
         **extra,
     )
-    options.check()
     return options
 
 
@@ -394,7 +391,6 @@ def pyramid_command(video: Path, **params: Any) -> None:
             all_tubes=params["all_tubes"],
             gif=not params["no_gif"],
         )
-        options.check()
         return _on_video(pyramid_video, video, params, options)
 
     result = guarded(run)
@@ -541,7 +537,7 @@ def _benchmark(params: dict[str, Any]) -> None:
         protocol=Protocol(steps=params["steps"], substrate=params["substrate"]),
     )
     config.check()
-    parse.model_options(params).check()  # the device
+    parse.model_options(params)  # checks the device
     result = benchmark(config, show=not params["quiet"], on_stage=stages(params["quiet"]))
     files = write_benchmark(result, params["out_dir"])
     from dataclasses import asdict
@@ -586,9 +582,7 @@ def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
             chosen[key] = parse.names(params[key])
     make = EvaluateOptions.full if params["protocol_name"] == "full" else EvaluateOptions
     options = make(**chosen)
-    options.check()
     model = parse.model_options(params)
-    model.check()
     info = probe(video, min_frames=2)  # a bad video is reported before any model is built
     return evaluate_video(
         video,
