@@ -53,25 +53,31 @@ def explain_video(
     On any error every file this call wrote is removed (and ``out_dir`` too, if this call
     created it); outputs appear under their final names only once complete.
     """
-    result, _ = explained_video(
-        video, out_dir, loaded, options, info=info, manifest_extra=manifest_extra,
-        on_stage=on_stage,
-    )  # fmt: skip
-    return result
+    return _explained(video, out_dir, loaded, options, info, manifest_extra, on_stage)[0]
 
 
 def explained_video(
     video: str | Path,
     out_dir: str | Path,
     loaded: LoadedModel,
-    options: ExplainOptions | None = None,
-    *,
-    info: VideoInfo | None = None,
-    manifest_extra: dict[str, Any] | None = None,
-    on_stage: Callable[[str], None] | None = None,
+    options: ExplainOptions,
+    info: VideoInfo,
 ) -> tuple[CommandResult, explaining.Explained]:
     """:func:`explain_video`, returning the explanation too (every window's tubes on the
     clip grid: ``batch`` scores it against ground truth and draws thumbnails from it)."""
+    return _explained(video, out_dir, loaded, options, info)
+
+
+def _explained(
+    video: str | Path,
+    out_dir: str | Path,
+    loaded: LoadedModel,
+    options: ExplainOptions | None,
+    info: VideoInfo | None,
+    manifest_extra: dict[str, Any] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> tuple[CommandResult, explaining.Explained]:
+    """The run of :func:`explain_video`: its result and the explanation."""
     options = options or ExplainOptions()
     info = explaining.source_info(video, info, options)
     work = partial(_explain_work, loaded=loaded, options=options)

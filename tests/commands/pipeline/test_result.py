@@ -11,6 +11,7 @@ from saliency_tubes.commands import CompareOptions, ExplainOptions, compare_clas
 from saliency_tubes.commands.explain import explained_video
 from saliency_tubes.commands.pipeline.result import CommandResult
 from saliency_tubes.temporal import TemporalCurve
+from saliency_tubes.video import probe
 from saliency_tubes.zoo import LoadedModel
 
 
@@ -18,7 +19,7 @@ def test_an_explain_result_round_trips_through_json(
     clip_path: Path, tiny: LoadedModel, tmp_path: Path
 ) -> None:
     options = ExplainOptions(classes="top2", formats=("npy", "plot"), progress=False)
-    result, e = explained_video(clip_path, tmp_path / "o", tiny, options)
+    result, e = explained_video(clip_path, tmp_path / "o", tiny, options, probe(clip_path))
     # the explanation comes back with the result: the same classes, in the same order
     assert [t.index for t in result.tubes] == list(e.classes) and len(result.tubes) == 2
     plain = json.loads(json.dumps(result.to_dict()))

@@ -177,7 +177,7 @@ class VideoWorker:
             info = probe(item.path, min_frames=2)
             options = dataclasses.replace(self.settings.explain, progress=False)
             part = source_info(item.path, info, options) or info  # --start/--end
-            result, explained = explained_video(item.path, out, self.loaded, options, info=info)
+            result, explained = explained_video(item.path, out, self.loaded, options, info)
             if item.gt is not None:
                 local = _localisation(explained, item.gt, info, part.first)
             if "html" in options.formats:
