@@ -23,7 +23,7 @@ from typing import IO, Any, get_args, get_origin, get_type_hints
 import numpy as np
 
 from ...video import atomic_write_bytes, atomic_write_json
-from ..pipeline.model_line import caveats, model_line
+from ..pipeline.model_line import ModelFacts, caveats, model_line
 
 __all__ = [
     "COLUMNS",
@@ -285,29 +285,24 @@ def summarise_rows(
 
 
 def _model_of(ok: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
-    """What explained the batch (:func:`~saliency_tubes.commands.pipeline.model_line.model_facts`'s
+    """What explained the batch (:class:`~saliency_tubes.commands.pipeline.model_line.ModelFacts`'s
     keys), from its explained rows; rows of an older journal give only what the settings
     say (no weights source nor caveat)."""
     model = settings.get("model") or {}
     weights = str(model["weights"]) if model.get("weights") else None
+    random = any(bool(x.get("random_weights")) for x in ok)
     for r in ok:
         if r.get("model"):
-            return {
-                "name": r["model"],
-                "weights": weights,
-                "weights_source": r.get("weights_source"),
-                "random_weights": any(bool(x.get("random_weights")) for x in ok),
-                "caveat": r.get("caveat"),
-                "method": r.get("method"),
-            }
-    return {
-        "name": model.get("name"),
-        "weights": weights,
-        "weights_source": None,
-        "random_weights": any(bool(x.get("random_weights")) for x in ok),
-        "caveat": None,
-        "method": (settings.get("explain") or {}).get("method"),
-    }
+            return ModelFacts(
+                r["model"],
+                weights,
+                r.get("weights_source"),
+                random,
+                r.get("caveat"),
+                r.get("method"),
+            ).to_dict()
+    method = (settings.get("explain") or {}).get("method")
+    return ModelFacts(model.get("name"), weights, None, random, None, method).to_dict()
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -316,8 +311,10 @@ def _num(value: Any, digits: int = 3) -> str:
 
 def summary_markdown(summary: dict[str, Any]) -> str:
     """The summary as a short Markdown page."""
-    lines = ["# Batch summary", "", model_line(summary.get("model") or {}), ""]
-    for note in caveats(summary.get("model") or {"random_weights": summary["random_weights"]}):
+    given = summary.get("model")
+    lines = ["# Batch summary", "", model_line(ModelFacts.from_dict(given)), ""]
+    said = given or {"random_weights": summary["random_weights"]}  # an older summary's
+    for note in caveats(ModelFacts.from_dict(said)):
         lines += [f"**{note[0].upper()}{note[1:]}.**", ""]
     lines.append(
         f"{summary['videos']} videos: {summary['ok']} ok, {summary['failed']} failed. "

@@ -32,7 +32,7 @@ from ...vocabulary import VIDEO_FORMATS
 from ...zoo import LoadedModel
 from ..options import CompareOptions, ExplainOptions
 from .explaining import Explained
-from .model_line import corner_text, model_facts
+from .model_line import ModelFacts, corner_text
 from .outputs import OutputFolder, Run, progress
 from .sizing import fit, sized
 from .track import Summariser, Summary, TubeTrack, summarise, summarise_on_grid
@@ -378,7 +378,7 @@ def explain_product(
     is needed only for the timeline."""
     name, score = e.names[k], e.scores[k]
     label = caption_of(e.loaded, f"{name}  p={probability(score)}") + _scale_note(options)
-    corner = corner_text(model_facts(e.loaded, e.method)) + _scale_note(options)
+    corner = corner_text(ModelFacts.of(e.loaded, e.method)) + _scale_note(options)
     stems = {layout: f"{layout}_{k + 1}_{slug(name)}" for layout in options.layouts}
     scale = _timeline_of([summary], options)
     sizes = _explain_sizes(e.track.geometry.src_hw, label, options)
