@@ -75,14 +75,7 @@ from .running import (
     default=None,
     help="VIDEO: perturbed clips per forward [as many as fit in memory, up to 256 MiB of input].",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    default="evaluate_out",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Output folder (created if missing).",
-)
+@flags.options(flags.out("evaluate_out"))
 @flags.options(flags.DEVICE)
 @click.option(
     "--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy box)."

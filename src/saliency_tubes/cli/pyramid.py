@@ -43,14 +43,7 @@ from .running import (
 @click.option("--per-level", type=int, default=6, show_default=True, help="Nodes drawn per level.")
 @click.option("--all-tubes", is_flag=True, help="Write every node's tube, not only the drawn.")
 @click.option("--no-gif", is_flag=True, help="Do not write pyramid.gif.")
-@click.option(
-    "--out",
-    "out_dir",
-    default="pyramid_out",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Output folder (created if missing).",
-)
+@flags.options(flags.out("pyramid_out"))
 @flags.options(flags.DEVICE, flags.QUIET)
 def pyramid_command(video: Path, **params: Any) -> None:
     """Class feature pyramid of VIDEO: back-step from a class through layers and kernels.
