@@ -219,7 +219,9 @@ class VideoWorker:
             weights_source=self.loaded.weights_source,
             caveat=self.loaded.caveat,
             fingerprint=fingerprint,
-            **local,
+            pointing=local.get("pointing"),
+            mass=local.get("mass"),
+            iou=local.get("iou"),
         ).to_dict()
 
 
