@@ -22,7 +22,9 @@ markers. The two tables hold different clips: compare rows within one table.
 Usage (from the repository root):
     .venv/bin/python benchmarks/evaluate_methods.py               # 40 clips, ~30 min here
     .venv/bin/python benchmarks/evaluate_methods.py --clips 8 --no-write
-    .venv/bin/python benchmarks/evaluate_methods.py --blackbox    # 8 clips, ~40 min here
+    .venv/bin/python benchmarks/evaluate_methods.py --blackbox    # 8 clips: ~50 min idle
+    .venv/bin/python benchmarks/evaluate_methods.py --blackbox --clips 4 --samples 500
+        # what the docs' table holds: ~46 000 forwards, 40+ min on 2 busy shared cores
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.util
+import os
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -87,6 +91,26 @@ def costs(methods: list[str], repeats: int = 5) -> dict[str, tuple[int, float]]:
     return out
 
 
+def use_samples(count: int) -> None:
+    """Run RISE with ``count`` masks and LIME / Kernel SHAP with ``count`` samples instead
+    of their default 1000, in this process only: every explainer the benchmark builds comes
+    from :data:`saliency_tubes.METHODS` (the benchmark, its sanity steps, its forward plan and
+    :func:`costs`), so its entries are replaced by subclasses with that default."""
+    for name, key in (("rise", "masks"), ("lime", "samples"), ("kernelshap", "samples")):
+        base = METHODS[name]
+
+        def init(self, *args, _base=base, _key=key, **options) -> None:  # noqa: ANN001
+            options.setdefault(_key, count)
+            _base.__init__(self, *args, **options)
+
+        METHODS[name] = type(base.__name__, (base,), {"__init__": init})
+
+
+def load() -> str:
+    """The load average over 1, 5 and 15 minutes, as ``uptime`` says it."""
+    return ", ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def settings(methods: list[str]) -> list[str]:
     """The black-box methods' settings as the benchmark runs them (``loaded.explainer``'s
     defaults), read off the explainers, one line each."""
@@ -126,6 +150,11 @@ def arguments() -> argparse.Namespace:
     p.add_argument(
         "--repeats", type=int, help="timed explanations per method (default 5; 3 with --blackbox)"
     )
+    p.add_argument(
+        "--samples",
+        type=int,
+        help="RISE's masks and LIME's / Kernel SHAP's samples (default: theirs, 1000)",
+    )
     p.add_argument("--no-write", action="store_true", help="print only; write no files")
     args = p.parse_args()
     if args.clips is None:
@@ -138,7 +167,10 @@ def arguments() -> argparse.Namespace:
 def main() -> None:
     args = arguments()
     torch.set_num_threads(args.threads)
+    if args.samples is not None:
+        use_samples(args.samples)
     started = time.perf_counter()
+    load_before = load()
     # The captum methods (occlusion, integrated gradients) where their extra is installed;
     # the black-box methods only with --blackbox.
     captum = importlib.util.find_spec("captum") is not None
@@ -162,8 +194,13 @@ def main() -> None:
     ]
     total = time.perf_counter() - started
     n = int(result.labels.size)
+    counts = Counter(int(c) for c in result.labels.tolist())
+    if len(set(counts.values())) == 1 and len(counts) == 8:
+        classes = f"{n // 8} per class"
+    else:
+        classes = "classes " + ", ".join(f"{c}: {counts[c]}" for c in sorted(counts))
     summary = (
-        f"{n} held-out clips (`make_dataset(seed=10000)`, 16x96x96, {n // 8} per class) on "
+        f"{n} held-out clips (`make_dataset(seed=10000)`, 16x96x96, {classes}) on "
         f"the embedded tiny-actions model, explained class = the true class (accuracy "
         f"{result.accuracy:.3f}); mean [95 % percentile-bootstrap interval over clips]; "
         f"deletion / insertion {config.protocol.steps} steps, blur substrate, 1 frame x 4 x 4 "
@@ -171,9 +208,11 @@ def main() -> None:
         f"{args.threads} torch thread(s). Benchmark {result.seconds / 60:.1f} min, whole "
         f"script {total / 60:.1f} min ({datetime.date.today().isoformat()}). {describe()}"
     )
+    summary += f" Load average (1, 5, 15 min) at the start {load_before}, at the end {load()}."
     if args.blackbox:
+        which = "the defaults" if args.samples is None else f"{args.samples} masks / samples"
         summary += (
-            " Black-box settings (the defaults): "
+            f" Black-box settings ({which}): "
             + "; ".join(settings([m for m in methods if m in BLACKBOX_METHODS]))
             + "."
         )
@@ -184,7 +223,8 @@ def main() -> None:
     command = (
         f"`.venv/bin/python benchmarks/evaluate_methods.py --clips {args.clips} "
         f"--threads {args.threads}{' --blackbox' if args.blackbox else ''} "
-        f"--repeats {args.repeats}`"
+        f"--repeats {args.repeats}"
+        f"{'' if args.samples is None else f' --samples {args.samples}'}`"
     )
     name, title = ("RESULTS_methods.md", "Every method on the evaluation benchmark")
     markers = (BEGIN, END)
