@@ -23,7 +23,7 @@ import torch
 from _machine import cpu_model  # benchmarks/_machine.py (scripts run from this folder)
 
 import saliency_tubes as st
-from saliency_tubes.zoo.resnet3d import resnet3d
+from saliency_tubes.zoo.nets.resnet3d import resnet3d
 
 
 def _time(fn: Callable[[], object]) -> float:

@@ -33,7 +33,7 @@ from _machine import describe  # benchmarks/_machine.py (scripts run from this f
 
 import saliency_tubes as st
 from saliency_tubes import hooks
-from saliency_tubes.zoo.resnet3d import resnet3d
+from saliency_tubes.zoo.nets.resnet3d import resnet3d
 
 
 def _explain_all(model: torch.nn.Module, clips: list[torch.Tensor]) -> None:

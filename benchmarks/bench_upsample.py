@@ -1,4 +1,4 @@
-"""Benchmark saliency_tubes.upsample (cubic, corners) against scipy.ndimage.zoom(order=3).
+"""Benchmark saliency_tubes.splines (cubic, corners) against scipy.ndimage.zoom(order=3).
 
 Times both on the same seeded float32 map, checks the values agree (max abs error as a
 fraction of the map's range) and prints a Markdown table plus the machine description.
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from _machine import cpu_model  # benchmarks/_machine.py (scripts run from this folder)
 
-from saliency_tubes.upsample import _axis_matrix, upsample
+from saliency_tubes.splines import _axis_matrix, upsample
 
 R = TypeVar("R")
 

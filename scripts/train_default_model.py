@@ -14,7 +14,7 @@ accordingly (e.g. a horizontal flip turns ``left`` into ``right`` and ``clockwis
 ``src/saliency_tubes/zoo/weights/tiny_colours.safetensors`` (the registered
 ``tiny-colours``); flips and time reversal keep a colour, so the labels stay as they are.
 ``--task colour-vit`` trains the registered ``tiny-colours-vit``
-(:class:`saliency_tubes.zoo.tiny_vit.TinyVideoViT`) on the same clips, written beside it.
+(:class:`saliency_tubes.zoo.nets.tiny_vit.TinyVideoViT`) on the same clips, written beside it.
 
 Writes the safetensors weights (``--out``) and a JSON record next to them (same name,
 ``.json``) with the seed, sizes, epochs, validation accuracy, training time, date and
@@ -45,8 +45,8 @@ from safetensors.torch import save_file
 
 from saliency_tubes.synthetic import CLASSES, make_dataset
 from saliency_tubes.synthetic_colours import COLOURS, make_colour_dataset
-from saliency_tubes.zoo.tiny import COLOUR_PRESET, PRESET, WEIGHTS_PATH, TinyActionNet
-from saliency_tubes.zoo.tiny_vit import CNN_WEIGHTS, VIT_WEIGHTS, TinyVideoViT
+from saliency_tubes.zoo.nets.tiny import COLOUR_PRESET, PRESET, WEIGHTS_PATH, TinyActionNet
+from saliency_tubes.zoo.nets.tiny_vit import CNN_WEIGHTS, VIT_WEIGHTS, TinyVideoViT
 
 TRAIN_DATA_OFFSET = 1000
 VAL_DATA_OFFSET = 2000

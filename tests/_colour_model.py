@@ -11,11 +11,11 @@ import saliency_tubes as st
 from saliency_tubes.synthetic_colours import COLOURS
 from saliency_tubes.video import Preprocess
 from saliency_tubes.zoo import Preset
-from saliency_tubes.zoo.tiny import COLOUR_PRESET
-from saliency_tubes.zoo.tiny_vit import CNN_WEIGHTS
+from saliency_tubes.zoo.nets.tiny import COLOUR_PRESET
+from saliency_tubes.zoo.nets.tiny_vit import CNN_WEIGHTS
 
 COLOUR_WEIGHTS = CNN_WEIGHTS
-FACTORY = "saliency_tubes.zoo.tiny:tiny_colour_net"
+FACTORY = "saliency_tubes.zoo.nets.tiny:tiny_colour_net"
 
 
 def colour_record() -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from saliency_tubes.commands.batch_video import COLUMNS
+from saliency_tubes.commands.batch.worker import COLUMNS
 
 
 def made_up_rows(count: int, seed: int = 0, classes: int = 400) -> list[dict[str, Any]]:

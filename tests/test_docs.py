@@ -35,7 +35,7 @@ def test_every_directive_points_at_the_defining_module() -> None:
             continue
         defined = obj.__name__ if name == "upsample" else obj.__module__
         if name == "upsample":
-            assert module == "saliency_tubes.upsample"
+            assert module == "saliency_tubes.splines"
         else:
             assert defined == module, (name, module, defined)
 
@@ -60,7 +60,7 @@ def test_sphinx_markup_becomes_markdown_in_the_reference() -> None:
     spec.loader.exec_module(module)
     text = (
         "For :math:`\\alpha_j` see :class:`~saliency_tubes.methods.Tubes` and\n"
-        ":func:`saliency_tubes.upsample`:\n\n"
+        ":func:`saliency_tubes.splines`:\n\n"
         "    .. math::\n"
         "        z = w \\, a,\n"
         "        y = z\n\n"
@@ -68,7 +68,7 @@ def test_sphinx_markup_becomes_markdown_in_the_reference() -> None:
     )
     assert module.markdown(text) == (
         "For `\\alpha_j` see `Tubes` and\n"
-        "`saliency_tubes.upsample`:\n\n"
+        "`saliency_tubes.splines`:\n\n"
         "    ```text\n"
         "    z = w \\, a,\n"
         "    y = z\n"

@@ -65,7 +65,7 @@ def test_licence_and_citation_match_the_metadata() -> None:
 
 
 def test_import_torchvision_is_public() -> None:
-    from saliency_tubes.zoo import _torchvision
+    from saliency_tubes.zoo.sources import _torchvision
 
     assert "import_torchvision" in st.__all__
     assert st.import_torchvision is _torchvision.import_torchvision

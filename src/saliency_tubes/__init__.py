@@ -41,7 +41,7 @@ _EXPORTS: dict[str, str] = {
         ".metrics.concentration": "TubeStats tube_stats",
         ".pyramid": "ClassFeaturePyramid PyramidEdge PyramidNode class_feature_pyramid",
         ".temporal": "TemporalCurve key_frames temporal_curve",
-        ".upsample": "upsample",  # the module, which is also callable as its function
+        ".splines": "upsample",
         ".zoo": "LoadedModel import_torchvision load_model",
         ".commands": "CommandResult CompareOptions EvaluateOptions ExplainOptions ModelOptions "
         "PyramidOptions TubeResult benchmark compare_classes compare_models evaluate_video "
@@ -54,7 +54,6 @@ __getattr__, __dir__, __all__ = exports(__name__, _EXPORTS, "__version__")
 
 
 if TYPE_CHECKING:  # what type checkers and editors see
-    from . import upsample as upsample
     from .commands import CommandResult as CommandResult
     from .commands import CompareOptions as CompareOptions
     from .commands import EvaluateOptions as EvaluateOptions
@@ -106,6 +105,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .pyramid import PyramidEdge as PyramidEdge
     from .pyramid import PyramidNode as PyramidNode
     from .pyramid import class_feature_pyramid as class_feature_pyramid
+    from .splines import upsample as upsample
     from .temporal import TemporalCurve as TemporalCurve
     from .temporal import key_frames as key_frames
     from .temporal import temporal_curve as temporal_curve

@@ -29,7 +29,7 @@ import torch
 from .errors import ClassSelectionError, InputError
 from .methods import Tubes
 from .normalise import by_magnitude
-from .upsample import upsample
+from .splines import upsample
 
 __all__ = ["Contrast", "contrastive_tube"]
 

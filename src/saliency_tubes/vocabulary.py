@@ -2,7 +2,7 @@
 them in ``--help`` without importing torch).
 
 The modules that implement them re-export these: :data:`MODES` and :data:`ALIGNS` are
-:mod:`saliency_tubes.upsample`'s, :data:`BACKGROUNDS` :mod:`saliency_tubes.render`'s,
+:mod:`saliency_tubes.splines`'s, :data:`BACKGROUNDS` :mod:`saliency_tubes.render`'s,
 :data:`METHOD_NAMES` the keys of :data:`saliency_tubes.METHODS` (a test checks it).
 """
 

@@ -28,8 +28,8 @@ from saliency_tubes.commands import (  # noqa: E402
     batch_videos,
     write_demo_dataset,
 )
-from saliency_tubes.zoo import huggingface as hf  # noqa: E402
 from saliency_tubes.zoo import load_model  # noqa: E402
+from saliency_tubes.zoo.sources import huggingface as hf  # noqa: E402
 
 from .conftest import assert_close, model_input, state  # noqa: E402
 

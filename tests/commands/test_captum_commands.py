@@ -26,7 +26,7 @@ from saliency_tubes.commands import (
     explain_video,
     write_demo_dataset,
 )
-from saliency_tubes.commands.explaining import plan
+from saliency_tubes.commands.pipeline.explaining import plan
 from saliency_tubes.video import probe
 
 from .conftest import assert_close, model_input, state
@@ -35,7 +35,7 @@ from .test_forwards import counted
 pytest.importorskip("captum", reason="the captum methods need the extra saliency-tubes[captum]")
 
 FAST = {"occlusion": {"window": (8, 48, 48)}, "integrated-gradients": {"n_steps": 4}}
-"""Cheap settings for the command tests (the defaults are tested in tests/test_methods_*)."""
+"""Cheap settings for the command tests (the defaults are tested in tests/methods/)."""
 
 
 def _cheap(monkeypatch: pytest.MonkeyPatch, tiny) -> None:
@@ -188,7 +188,7 @@ def test_the_cli_refuses_layer_and_says_when_captum_is_missing(
 def test_the_progress_bar_follows_each_clip_s_forwards() -> None:
     from tqdm import tqdm
 
-    from saliency_tubes.commands.explaining import _bar_callback
+    from saliency_tubes.commands.pipeline.explaining import _bar_callback
 
     sink = open(os.devnull, "w")  # noqa: SIM115
     bar = tqdm(total=0, disable=False, file=sink)
@@ -226,7 +226,7 @@ def test_compare_classes_contrasts_input_space_tubes(
 def test_the_cost_said_up_front_counts_every_class_of_all(clip_path: Path, tiny) -> None:
     """--classes all on integrated gradients costs 1 + C x n_steps forwards (C = 8 classes
     of tiny-actions), not the 1 + n_steps of one class; unnamed classes say no number."""
-    from saliency_tubes.commands import explaining
+    from saliency_tubes.commands.pipeline import explaining
 
     info = probe(clip_path)
     explainer = tiny.explainer("integrated-gradients")

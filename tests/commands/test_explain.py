@@ -63,7 +63,7 @@ def test_numbers_are_the_same_drawn_or_summarised_first(
     either way. Without videos they are measured on the clip's grid instead (96x96 cells
     for tiny-actions, whose clip is the whole frame resized): one value per source frame
     still, and close to those on the source pixels."""
-    from saliency_tubes.commands import track
+    from saliency_tubes.commands.pipeline import track
 
     runs = {}
     for name, formats, timeline in (
@@ -130,14 +130,14 @@ def test_the_model_comes_back_unchanged(clip_path: Path, tmp_path: Path, tiny) -
 
 
 def test_bad_options_are_one_line_and_write_nothing(clip_path: Path, tmp_path: Path, tiny) -> None:
-    for options, fragment in (
-        (ExplainOptions(formats=("mp4", "avi")), "expected formats among"),
-        (ExplainOptions(interpolation="bogus"), "expected interpolation one of"),
-        (ExplainOptions(method="bogus"), "expected method one of"),
-        (ExplainOptions(windows=(1, 1)), "LEN>=2"),
+    for changes, fragment in (
+        ({"formats": ("mp4", "avi")}, "expected formats among"),
+        ({"interpolation": "bogus"}, "expected interpolation one of"),
+        ({"method": "bogus"}, "expected method one of"),
+        ({"windows": (1, 1)}, "LEN>=2"),
     ):
-        with pytest.raises(st.InputError, match=fragment) as caught:
-            explain_video(clip_path, tmp_path / "out", tiny, options)
+        with pytest.raises(st.InputError, match=fragment) as caught:  # refused where made
+            explain_video(clip_path, tmp_path / "out", tiny, ExplainOptions(**changes))
         assert len(str(caught.value).splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
@@ -173,7 +173,7 @@ def test_an_impossible_frame_count_is_one_line_on_any_machine(
 
 
 def test_random_weights_and_caveats_are_said(clip_path: Path, tmp_path: Path, tiny) -> None:
-    from saliency_tubes.commands.drawing import caption_of
+    from saliency_tubes.commands.pipeline.drawing import caption_of
     from saliency_tubes.zoo import load_model
 
     torch.manual_seed(0)

@@ -10,13 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from saliency_tubes.commands import (
-    CompareOptions,
-    ExplainOptions,
-    compare_classes,
-    explain_video,
-    explaining,
-)
+from saliency_tubes.commands import CompareOptions, ExplainOptions, compare_classes, explain_video
+from saliency_tubes.commands.pipeline import explaining
 from saliency_tubes.video import probe, read_frames
 
 from .conftest import assert_close, state

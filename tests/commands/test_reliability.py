@@ -31,7 +31,7 @@ from saliency_tubes.commands import (
     batch_videos,
     write_demo_dataset,
 )
-from saliency_tubes.commands.lock import LOCK_NAME, folder_lock
+from saliency_tubes.commands.pipeline.lock import LOCK_NAME, folder_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
@@ -276,7 +276,7 @@ def test_a_model_that_cannot_load_on_ray_writes_nothing(
 
 HOLD = """
 import sys
-from saliency_tubes.commands.lock import folder_lock
+from saliency_tubes.commands.pipeline.lock import folder_lock
 with folder_lock(sys.argv[1]):
     print("held", flush=True)
     sys.stdin.readline()
@@ -461,7 +461,7 @@ def test_labels_that_are_not_classes_are_said_and_rerun(dataset: Path, tmp_path:
     assert summary["labelled"] == 0 and summary["accuracy"] is None
     again = _run(*cmd)
     assert again.returncode == 0 and "0 explained now, 2 done before" in again.stdout
-    from saliency_tubes.commands.batch_video import label_index
+    from saliency_tubes.commands.batch.worker import label_index
     from saliency_tubes.zoo import load_model
 
     tiny = load_model("tiny-actions")
@@ -525,7 +525,7 @@ def test_csv_newlines_missing_paths_and_repeats_are_read_and_said(
 ) -> None:
     """A quoted newline in a .csv path was misread; rows without a path and a video listed
     twice (also as ``./a.mp4`` beside ``a.mp4``) were dropped or done twice without a word."""
-    from saliency_tubes.commands.dataset import read_inputs
+    from saliency_tubes.commands.batch.inputs import read_inputs
 
     a, _ = _clips(dataset)
     folder = tmp_path / "in"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from saliency_tubes.commands.batch_index import Journal, read_journal
+from saliency_tubes.commands.batch.records import Journal, read_journal
 
 
 def test_journal_row_after_a_cut_line_is_kept(tmp_path: Path) -> None:
@@ -26,7 +26,7 @@ def test_journal_row_after_a_cut_line_is_kept(tmp_path: Path) -> None:
 def test_a_nested_run_on_the_same_folder_keeps_the_outer_runs_files(tmp_path: Path) -> None:
     # The folder lock is re-entrant in a thread (a command inside a command); the inner
     # run's clean-up of killed runs' staging folders must not take the outer, live one's.
-    from saliency_tubes.commands.outputs import output_folder
+    from saliency_tubes.commands.pipeline.outputs import output_folder
 
     with output_folder(tmp_path) as outer:
         outer.write_bytes("outer.txt", b"outer")
@@ -45,7 +45,7 @@ def test_the_pool_takes_every_waiting_row_before_checking_timeouts() -> None:
     import queue
     import time
 
-    from saliency_tubes.commands import pool
+    from saliency_tubes.commands.batch import local as pool
 
     state = object.__new__(pool._Pool)
     state.results = queue.Queue()
@@ -70,7 +70,7 @@ def test_recovery_after_a_killed_commit_puts_a_frame_folder_back_whole(
     # over the new ones (a folder of 3 frames: 2 old and 1 new).
     import os
 
-    from saliency_tubes.commands.outputs import OutputFolder, recover_staging
+    from saliency_tubes.commands.pipeline.outputs import OutputFolder, recover_staging
 
     earlier = tmp_path / "frames"
     earlier.mkdir()
@@ -111,10 +111,11 @@ def test_batch_thumbnails_of_a_segment_show_the_segments_frames(
     # batch --start 1 --end 2 --format html: the thumbnails' frames (key frames of the
     # segment's curve, numbered from the segment's first frame) must be read from the
     # segment, not from the file's first frames (2 s clips at 16 fps: frames 16..31).
-    from saliency_tubes.commands import BatchSettings, ExplainOptions, ModelOptions, thumbs
-    from saliency_tubes.commands.batch_video import VideoWorker
-    from saliency_tubes.commands.dataset import read_inputs
+    from saliency_tubes.commands import BatchSettings, ExplainOptions, ModelOptions
+    from saliency_tubes.commands.batch.inputs import read_inputs
+    from saliency_tubes.commands.batch.worker import VideoWorker
     from saliency_tubes.commands.demo import write_demo_dataset
+    from saliency_tubes.commands.report import thumbs
 
     table = write_demo_dataset(tmp_path / "data", videos=1)
     options = ExplainOptions(formats=("html",), start=1.0, end=2.0, progress=False)
@@ -141,10 +142,10 @@ def test_a_batch_video_whose_folder_is_in_use_leaves_that_runs_files(tmp_path: P
     import threading
 
     from saliency_tubes.commands import BatchSettings, ExplainOptions, ModelOptions
-    from saliency_tubes.commands.batch_video import VideoWorker
-    from saliency_tubes.commands.dataset import read_inputs
+    from saliency_tubes.commands.batch.inputs import read_inputs
+    from saliency_tubes.commands.batch.worker import VideoWorker
     from saliency_tubes.commands.demo import write_demo_dataset
-    from saliency_tubes.commands.lock import folder_lock
+    from saliency_tubes.commands.pipeline.lock import folder_lock
 
     table = write_demo_dataset(tmp_path / "data", videos=1)
     options = ExplainOptions(formats=("npy",), progress=False)
@@ -180,8 +181,8 @@ def test_a_timed_out_worker_that_will_not_die_keeps_its_folder(tmp_path: Path) -
     import time
     from types import SimpleNamespace
 
-    from saliency_tubes.commands import pool
-    from saliency_tubes.commands.dataset import Item
+    from saliency_tubes.commands.batch import local as pool
+    from saliency_tubes.commands.batch.inputs import Item
 
     class Undying:
         pid, exitcode = 0, None

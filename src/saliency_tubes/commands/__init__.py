@@ -51,13 +51,13 @@ _EXPORTS: dict[str, str] = {
     "probability": "..numbers",
     "LoadedModel": "..zoo",
     "load_model": "..zoo",
-    "BatchOptions": ".batch",
-    "BatchResult": ".batch",
-    "batch_videos": ".batch",
-    "merge_batches": ".batch",
-    "BatchSettings": ".batch_video",
-    "parse_shard": ".dataset",
-    "read_inputs": ".dataset",
+    "BatchOptions": ".batch.run",
+    "BatchResult": ".batch.run",
+    "batch_videos": ".batch.run",
+    "merge_batches": ".batch.run",
+    "BatchSettings": ".batch.worker",
+    "parse_shard": ".batch.inputs",
+    "read_inputs": ".batch.inputs",
     "write_demo_dataset": ".demo",
     "compare_classes": ".compare",
     "compare_models": ".compare",
@@ -85,9 +85,8 @@ _EXPORTS: dict[str, str] = {
     "STYLES": "..vocabulary",
     "VIDEO_FORMATS": "..vocabulary",
     "pyramid_video": ".pyramid",
-    "CommandResult": ".result",
-    "TubeResult": ".result",
-    "parse": ".parse",
+    "CommandResult": ".pipeline.result",
+    "TubeResult": ".pipeline.result",
 }
 
 __getattr__, __dir__, __all__ = exports(__name__, _EXPORTS)
@@ -113,16 +112,15 @@ if TYPE_CHECKING:
     from ..vocabulary import VIDEO_FORMATS as VIDEO_FORMATS
     from ..zoo import LoadedModel as LoadedModel
     from ..zoo import load_model as load_model
-    from . import parse as parse
-    from .batch import BatchOptions as BatchOptions
-    from .batch import BatchResult as BatchResult
-    from .batch import batch_videos as batch_videos
-    from .batch import merge_batches as merge_batches
-    from .batch_video import BatchSettings as BatchSettings
+    from .batch.inputs import parse_shard as parse_shard
+    from .batch.inputs import read_inputs as read_inputs
+    from .batch.run import BatchOptions as BatchOptions
+    from .batch.run import BatchResult as BatchResult
+    from .batch.run import batch_videos as batch_videos
+    from .batch.run import merge_batches as merge_batches
+    from .batch.worker import BatchSettings as BatchSettings
     from .compare import compare_classes as compare_classes
     from .compare import compare_models as compare_models
-    from .dataset import parse_shard as parse_shard
-    from .dataset import read_inputs as read_inputs
     from .demo import DEMO_SEED as DEMO_SEED
     from .demo import run_demo as run_demo
     from .demo import write_demo_dataset as write_demo_dataset
@@ -138,6 +136,6 @@ if TYPE_CHECKING:
     from .options import ModelOptions as ModelOptions
     from .options import PyramidOptions as PyramidOptions
     from .options import check_device as check_device
+    from .pipeline.result import CommandResult as CommandResult
+    from .pipeline.result import TubeResult as TubeResult
     from .pyramid import pyramid_video as pyramid_video
-    from .result import CommandResult as CommandResult
-    from .result import TubeResult as TubeResult

@@ -17,7 +17,7 @@ from ..video import VideoWriter, atomic_save_npy
 from ..zoo import DEFAULT_MODEL, load_model
 from .explain import explain_video
 from .options import ExplainOptions
-from .result import CommandResult
+from .pipeline.result import CommandResult
 
 DEMO_SEED = 7
 DEMO_FRAMES = 48
@@ -58,7 +58,6 @@ def run_demo(
             f"models), but got {model!r}; explain other models with `saliency-tubes explain`"
         )
     options = ExplainOptions(method=method, classes=classes, formats=formats, progress=progress)
-    options.check()  # before anything is written
     out = Path(out_dir)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)

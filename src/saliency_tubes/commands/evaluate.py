@@ -1,6 +1,6 @@
 """``evaluate``: score tubes against ground truth, on the benchmark or on a user's video.
 
-* :func:`benchmark`: the synthetic benchmark (:func:`saliency_tubes.metrics.benchmark.run_benchmark`,
+* :func:`benchmark`: the synthetic benchmark (:func:`saliency_tubes.metrics.benchmark_run.run_benchmark`,
   with a progress bar) and :func:`write_benchmark`: its table, JSON and plots;
 * :func:`evaluate_video`: one video, a model and its ground truth (per-frame boxes or a
   mask, see :mod:`saliency_tubes.metrics.groundtruth`): ``report.json`` and the plots.
@@ -25,14 +25,8 @@ import torch
 from .. import render
 from ..errors import InputError
 from ..hooks import model_device
-from ..metrics.benchmark import (
-    BenchmarkConfig,
-    BenchmarkResult,
-    ClipScores,
-    row_label,
-    run_benchmark,
-    score_rows,
-)
+from ..metrics.benchmark import BenchmarkConfig, BenchmarkResult, ClipScores, row_label, score_rows
+from ..metrics.benchmark_run import run_benchmark
 from ..metrics.faithfulness import DEFAULT_MAX_BYTES, make_substrate
 from ..metrics.groundtruth import load_ground_truth
 from ..metrics.protocol import Forwards, Progress, json_number
@@ -43,10 +37,10 @@ from ..render import Panel, Series
 from ..resources import ACTIVATION_FACTOR, available_memory
 from ..video import VideoInfo, check_min_frames, probe, read_frames, sample_uniform
 from ..zoo import LoadedModel
-from . import manifest
 from .options import EvaluateOptions
-from .outputs import OutputFolder, Run, output_folder, produce, progress
-from .result import CommandResult
+from .pipeline import manifest
+from .pipeline.outputs import OutputFolder, Run, output_folder, produce, progress
+from .pipeline.result import CommandResult
 
 __all__ = [
     "DEFINITIONS",
@@ -155,7 +149,7 @@ def benchmark(
     show: bool = False,
     on_stage: Callable[[str], None] | None = None,
 ) -> BenchmarkResult:
-    """:func:`~saliency_tubes.metrics.benchmark.run_benchmark` with the estimate line and a
+    """:func:`~saliency_tubes.metrics.benchmark_run.run_benchmark` with the estimate line and a
     progress bar (per chunk of clips and method)."""
     config = config or BenchmarkConfig()
     meter = Meter(on_stage, show)
@@ -291,7 +285,6 @@ def evaluate_video(
         nothing is left behind.
     """
     options = options or EvaluateOptions()
-    options.check()
     if loaded.plain_callable:
         raise InputError(
             f"expected an nn.Module for evaluate (its sanity check randomises the model's "
@@ -314,7 +307,7 @@ def evaluate_video(
     work = partial(
         _evaluate_work, loaded=loaded, options=options, truth=truth, mask=mask, sampling=sampling
     )
-    record, run = produce(
+    record, run, _ = produce(
         video, out_dir, work, info=info, on_stage=on_stage, manifest_name="report.json"
     )
     return CommandResult.of("evaluate", record, run)
@@ -327,9 +320,9 @@ def _evaluate_work(
     truth: Any,
     mask: torch.Tensor,
     sampling: tuple[np.ndarray, Any],
-) -> dict[str, Any]:
-    """evaluate's work in its output folder (see :func:`evaluate_video`): ``sampling`` is
-    the clip's frame indices and preprocessing."""
+) -> tuple[dict[str, Any], tuple[()]]:
+    """evaluate's work in its output folder: the report, and no tubes to summarise (see
+    :func:`evaluate_video`); ``sampling`` is the clip's frame indices and preprocessing."""
     info, protocol, preset = run.info, options.protocol, loaded.preset
     indices, prep = sampling
     run.say(f"reading {preset.frames} frames of {info.path}")
@@ -385,7 +378,7 @@ def _evaluate_work(
         files,
     )
     record["evaluation"] = _evaluation(options, scores, meter)
-    return record
+    return record, ()
 
 
 def _evaluation(options: EvaluateOptions, scores: Any, meter: Meter) -> dict[str, Any]:

@@ -331,7 +331,7 @@ def explainer_fn(
         ``fn(model, clip) -> (N, T, H, W)`` (or ``(N, K, T, H, W)``) tubes.
     """
     from ..methods import METHODS, normalize_tubes
-    from ..upsample import upsample
+    from ..splines import upsample
 
     if method not in METHODS:
         raise InputError(f"expected method one of {', '.join(METHODS)}, but got {method!r}")

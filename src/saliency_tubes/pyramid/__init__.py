@@ -63,7 +63,7 @@ then kernel :math:`j` of ``layers[i + 1]``).
 :math:`\sum_{k \in S_1} w_k A_k` on the pooled layer (equal to
 ``SaliencyTubes(weight_threshold=θ, top_features=n)``); a kernel node's tube is that
 kernel's own response, output channel :math:`k` of its convolution. Both are upsampled to
-the clip's ``(T, H, W)`` (:func:`saliency_tubes.upsample`) and min-max normalised
+the clip's ``(T, H, W)`` (:func:`saliency_tubes.splines`) and min-max normalised
 (:func:`saliency_tubes.normalize_tubes`).
 
 Everything runs through hooks and a torch-function mode that live for one call: the model

@@ -28,7 +28,7 @@ from ..hooks import (
 from ..methods import select_classes
 from ..methods.base import check_clip, logits_of
 from ..normalise import minmax
-from ..upsample import check_mode
+from ..splines import check_mode
 from .backstep import backstep, named_producers, select, traced_producers
 from .graph import ROOT, ClassFeaturePyramid, GraphBuilder
 
@@ -132,7 +132,7 @@ def class_feature_pyramid(
             :class:`~saliency_tubes.SaliencyTubes`).
         classifier: the classifier head (found by default).
         categories: class names (default: ``model.categories`` if present).
-        interpolation: spline mode of the tubes (see :func:`saliency_tubes.upsample`).
+        interpolation: spline mode of the tubes (see :func:`saliency_tubes.splines`).
         align: ``"corners"`` or ``"centers"``.
         eval_mode: run the model in eval mode (restored afterwards).
 

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import InputError
 from ..methods import normalize_tubes
-from ..upsample import upsample
+from ..splines import upsample
 
 ROOT = "class"
 """Node id of the class (level 0)."""

@@ -1,0 +1,355 @@
+"""Local worker processes for a batch: each loads the model once; a video that hangs or
+kills its worker is an error row, never the end of the batch.
+
+Workers are started with ``spawn`` (a fresh interpreter: safe with torch's threads) and get
+one video at a time, so the parent always knows which video each runs: past ``timeout``
+seconds the worker is killed and replaced, and a worker that dies (a crash in a decoder, the
+out-of-memory killer) is replaced too; in both cases the video gets an ``error`` row. A
+model that fails to load is a usage error of the whole batch (:class:`~saliency_tubes.InputError`),
+and so is a worker still loading it after :data:`START_LIMIT` seconds when no other worker
+has loaded it (one that hangs while others run is stopped and the batch goes on without it).
+With ``--device cuda`` (no index) there is one worker per GPU, worker ``i`` on ``cuda:i``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import os
+import queue
+import signal
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ...errors import InputError, first_line
+from ..pipeline.lock import LOCK_NAME
+from ..pipeline.outputs import recover_staging
+from .inputs import Item
+from .worker import BatchSettings, VideoWorker, error_row
+
+__all__ = ["START_LIMIT", "Task", "run_local"]
+
+Task = tuple[Item, str]
+"""A video and its fingerprint."""
+
+#: Seconds between the parent's checks of its workers.
+_POLL = 0.1
+
+#: Seconds a worker may take to start and load the model (a big model from a slow disk
+#: takes a minute; a factory that waits on a lock or a network never ends).
+START_LIMIT = 600.0
+
+
+def _die_with(parent: int) -> None:
+    """End this process when ``parent`` does (a kill -9 of the batch must not leave workers
+    blocked for good, holding memory or a GPU): on Linux the kernel's parent-death signal
+    (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), elsewhere a thread that watches the parent id."""
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+        if armed:
+            if os.getppid() != parent:  # the parent died before the signal was armed
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+#: ``prctl``'s option for the parent-death signal (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
+
+
+def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int, parent: int) -> None:
+    """A worker process: load the model, then explain the videos it is given.
+
+    Ctrl-C reaches the workers too (one process group): the video under way cleans up its
+    output folder, as ``explain`` does, and the worker exits quietly. The worker ends when
+    the batch's process does, however that ends (:func:`_die_with`).
+    """
+    _die_with(parent)
+    seen: list[int] = []
+
+    def once(signum: int, frame: Any) -> None:  # a second Ctrl-C must not cut the clean-up
+        if not seen:
+            seen.append(signum)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, once)
+    # The notes the command line hides by default (torchvision's CPU operator workaround).
+    warnings.filterwarnings("ignore", message=r"torchvision's compiled operators")
+    try:
+        if hasattr(signal, "pthread_sigmask"):  # blocked while this process started; a
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # Ctrl-C then: here
+        try:
+            worker = VideoWorker(settings)
+        except Exception as exc:  # reported to the parent, which stops the batch
+            results.put(("fatal", wid, None, first_line(exc)))
+            return
+        results.put(("ready", wid, None, None))
+        while True:
+            task = tasks.get()
+            if task is None:
+                return
+            index, item, fingerprint = task
+            try:
+                row = worker.run(item, fingerprint)
+            except Exception as exc:  # an unexpected bug: this video's error, not the batch's
+                message = f"unexpected {type(exc).__name__}: {first_line(exc)}"
+                row = error_row(item, message, fingerprint)
+            results.put(("row", wid, index, row))
+    except KeyboardInterrupt:
+        return
+
+
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread for the block: a worker started meanwhile inherits the
+    mask (through exec), so a Ctrl-C while it imports torch and unpickles its task does not
+    print a traceback per worker; :func:`_work` unblocks it once its own handler is in place.
+    Here the signal waits and comes after the block, nothing is lost."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def _gpus(device: str) -> list[str]:
+    """``cuda:0 ... cuda:K-1`` for ``--device cuda`` (no index) with K GPUs, else none: the
+    workers then share the one device they were given."""
+    if device != "cuda":
+        return []
+    import torch
+
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+
+@dataclass
+class _Worker:
+    process: Any
+    tasks: Any
+    device: str = "cpu"
+    task: tuple[int, float] | None = None  # (task index, start time)
+    ready: bool = False
+    started: float = dataclasses.field(default_factory=time.monotonic)
+
+
+def _clean(folder: Path) -> None:
+    """What a worker killed mid-video left in its video's folder: the staging folder (the
+    earlier results put back), its lock (stale: the worker is gone), and the folder itself
+    when it holds nothing else."""
+    recover_staging(folder)
+    with suppress(OSError):
+        (folder / LOCK_NAME).unlink(missing_ok=True)
+        folder.rmdir()
+
+
+def run_local(
+    settings: BatchSettings,
+    tasks: Sequence[Task],
+    workers: int,
+    timeout: float | None,
+    on_row: Callable[[dict[str, Any]], None],
+) -> None:
+    """Explain ``tasks`` on ``workers`` processes; ``on_row`` gets each row as it comes."""
+    if not tasks:
+        return
+    _Pool(settings, tasks, workers, timeout, on_row).run()
+
+
+class _Pool:
+    """The state of :func:`run_local`: the workers, the videos still to hand out, the rows
+    still to come."""
+
+    def __init__(
+        self,
+        settings: BatchSettings,
+        tasks: Sequence[Task],
+        workers: int,
+        timeout: float | None,
+        on_row: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.ctx = mp.get_context("spawn")
+        self.results = self.ctx.Queue()
+        self.gpus = _gpus(settings.model.device)
+        self.size = max(1, min(len(self.gpus) or workers, len(tasks)))
+        threads = settings.threads or max(1, (os.cpu_count() or 1) // self.size)
+        self.settings = BatchSettings(settings.model, settings.explain, settings.videos, threads)
+        self.tasks, self.timeout, self.on_row = tasks, timeout, on_row
+        self.pool: dict[int, _Worker] = {}
+        self.next_id = 0
+        self.pending = list(range(len(tasks)))
+        self.remaining = len(tasks)
+
+    def start(self, device: str | None = None) -> None:
+        """A new worker (on ``device``, the GPU of the one it replaces, when given)."""
+        q = self.ctx.Queue()
+        mine = self.settings
+        if self.gpus:  # one worker per GPU
+            device = device or self.gpus[self.next_id % len(self.gpus)]
+            mine = dataclasses.replace(mine, model=dataclasses.replace(mine.model, device=device))
+        proc = self.ctx.Process(
+            target=_work, args=(mine, q, self.results, self.next_id, os.getpid()), daemon=True
+        )
+        with _sigint_blocked():  # the new interpreter's imports: no Ctrl-C tracebacks
+            proc.start()
+        self.pool[self.next_id] = _Worker(proc, q, device=mine.model.device)
+        self.next_id += 1
+
+    def retire(self, wid: int) -> None:
+        w = self.pool.pop(wid)
+        if w.process.is_alive():
+            w.process.kill()
+        w.process.join(timeout=5)
+
+    def run(self) -> None:
+        try:
+            for _ in range(self.size):
+                self.start()
+            while self.remaining:
+                self.hand_out()
+                self.receive()
+                now = time.monotonic()
+                for wid, w in list(self.pool.items()):
+                    if w.task is None:
+                        self.check_idle(wid, w, now)
+                    else:
+                        self.check_busy(wid, w, now)
+        except BaseException:
+            # Interrupted (or the batch failed): the videos under way stop and clean up
+            # their folders (a worker turns SIGINT into a quiet exit), the idle workers exit.
+            for w in self.pool.values():
+                if w.task is not None and w.process.is_alive():
+                    with suppress(OSError):
+                        os.kill(w.process.pid, signal.SIGINT)
+            raise
+        finally:
+            self.close()
+
+    def hand_out(self) -> None:
+        """Give idle, ready workers a video each."""
+        for w in list(self.pool.values()):
+            if w.ready and w.task is None and self.pending:
+                index = self.pending.pop(0)
+                item, fingerprint = self.tasks[index]
+                w.task = (index, time.monotonic())
+                w.tasks.put((index, item, fingerprint))
+
+    def receive(self) -> None:
+        """Take the workers' messages: every one waiting, after waiting up to :data:`_POLL`
+        seconds for the first. All of them before the timeouts are checked: a row that came
+        in time must not wait behind another and then be taken for a timeout (its video
+        killed, an error row recorded for outputs that were written)."""
+        try:
+            message = self.results.get(timeout=_POLL)
+        except queue.Empty:
+            return
+        while True:
+            self.take(message)
+            try:
+                message = self.results.get_nowait()
+            except queue.Empty:
+                return
+
+    def take(self, message: tuple[str, int, Any, Any]) -> None:
+        """Act on one message of a worker."""
+        kind, wid, _index, payload = message
+        if kind == "fatal":
+            raise InputError(payload)  # the model or the options: the whole batch
+        if kind == "ready" and wid in self.pool:
+            self.pool[wid].ready = True
+        elif kind == "row" and wid in self.pool and self.pool[wid].task is not None:
+            self.pool[wid].task = None
+            self.remaining -= 1
+            self.on_row(payload)
+
+    def check_idle(self, wid: int, w: _Worker, now: float) -> None:
+        """A worker without a video: died between videos (replaced), died or hangs while
+        starting (the batch cannot run, or goes on without it)."""
+        alive = w.process.is_alive()
+        if w.ready and not alive:
+            self.retire(wid)  # died between videos: a fresh one for the rest
+            if self.pending:
+                self.start(w.device)
+        elif not w.ready and not alive:
+            code = w.process.exitcode
+            self.retire(wid)  # died while starting: the batch cannot run
+            raise InputError(
+                f"expected batch workers to start, but one exited with code {code} "
+                "before loading the model; run saliency-tubes explain on one video "
+                "to see why"
+            )
+        elif not w.ready and now - w.started > START_LIMIT:
+            self.retire(wid)  # hangs while loading: go on with the others, if any
+            if not any(other.ready for other in self.pool.values()):
+                raise InputError(
+                    f"expected batch workers to load the model within {START_LIMIT:g} s, "
+                    "but none had; check that the model (its factory, its weights file) "
+                    "loads with saliency-tubes explain on one video"
+                )
+            warnings.warn(
+                f"a batch worker was still loading the model after {START_LIMIT:g} s and "
+                f"was stopped; the batch goes on with {len(self.pool)} worker(s)",
+                stacklevel=1,
+            )
+
+    def check_busy(self, wid: int, w: _Worker, now: float) -> None:
+        """A worker on a video: past the timeout, or dead, the video is an error row and
+        the worker is replaced."""
+        assert w.task is not None
+        index, began = w.task
+        item, fingerprint = self.tasks[index]
+        if self.timeout is not None and now - began > self.timeout:
+            message = (
+                f"timed out after {self.timeout:g} s (--timeout); the video may hang the "
+                "decoder: re-encode it, or raise --timeout"
+            )
+        elif not w.process.is_alive():
+            message = (
+                f"the worker process died on this video (exit code {w.process.exitcode}); "
+                "it may be corrupt or too large for the memory: check it alone "
+                "with saliency-tubes explain"
+            )
+        else:
+            return
+        self.retire(wid)
+        if not w.process.is_alive():  # still dying: it may still write; the next run's
+            _clean(self.settings.videos / item.video_id)  # locked recovery cleans up
+        self.remaining -= 1
+        self.on_row(error_row(item, message, fingerprint, now - began))
+        if self.pending:
+            self.start(w.device)
+
+    def close(self) -> None:
+        """Tell every worker to stop, wait for them (10 s in all), kill what remains."""
+        for w in self.pool.values():
+            with suppress(OSError, ValueError):
+                w.tasks.put(None)
+        deadline = time.monotonic() + 10
+        for w in self.pool.values():
+            w.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join(timeout=5)
+        self.results.close()
