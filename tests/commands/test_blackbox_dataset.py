@@ -26,7 +26,7 @@ from saliency_tubes.commands import (
     compare_models,
     write_demo_dataset,
 )
-from saliency_tubes.commands.drawing import slug
+from saliency_tubes.commands.pipeline.drawing import slug
 
 from .conftest import assert_close, model_input
 
