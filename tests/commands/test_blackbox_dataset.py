@@ -188,3 +188,20 @@ def test_integrated_gradients_on_a_function_without_gradients_is_one_line(
         "--method rise, lime, kernelshap or occlusion"
     )
     assert not out.exists()
+
+
+def test_compare_models_auto_is_rise_for_the_callable_and_cam_for_the_module(
+    clip_path: Path, tmp_path: Path, factories
+) -> None:
+    function, module = st.load_model(QUADRANTS, num_classes=4), st.load_model("tiny-actions")
+    original = function.explainer
+    function.explainer = lambda name="cam", **kw: original(name, masks=20, **kw)
+    options = CompareOptions(method="auto", formats=("npy",), progress=False)
+    result = compare_models(clip_path, tmp_path / "grid", [function, module], options)
+    assert [m["model"]["method"] for m in result.manifest["models"]] == ["rise", "cam"]
+    clip = model_input(clip_path, function)
+    expected = st.RISE(function.model.fn, classes=4, masks=20)(clip)
+    saved = np.load(tmp_path / "grid" / f"tube_{slug(QUADRANTS)}.npy")
+    assert_close(saved, expected.maps[0].numpy(), atol=TOLERANCE)
+    by_hand = module.explainer("cam")(model_input(clip_path, module))
+    assert_close(np.load(tmp_path / "grid" / "tube_tiny-actions.npy"), by_hand.maps[0].numpy())
