@@ -124,9 +124,12 @@ def check_against(loaded: LoadedModel, options: ExplainOptions) -> None:
     try:
         loaded.explainer(method, interpolation=options.interpolation, align=options.align)
     except SaliencyTubesError as exc:
+        said = first_line(exc)
+        if said.startswith("expected --method"):  # already names the method and the model
+            raise InputError(f"{said}; nothing was written") from exc
         raise InputError(
             f"expected --method {options.method} to apply to {loaded.name}, but got: "
-            f"{first_line(exc)}; nothing was written"
+            f"{said}; nothing was written"
         ) from exc
     names = loaded.categories
     if not names or callable(options.classes):
