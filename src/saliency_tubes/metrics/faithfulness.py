@@ -417,8 +417,7 @@ def perturbation_curve(
         unit: ``"voxel"``, ``"frame"`` or ``"tube"``.
         steps: number of steps ``n`` (at most the number of units).
         substrate: ``"blur"``, ``"mean"``, ``"zeros"`` or a tensor of the clip's shape.
-        sigma: the blur's ``(sigma_t, sigma_h, sigma_w)``.
-        grid: for ``"voxel"``, the grid of cells ranked and removed together.
+        sigma, grid: the blur's ``(sigma_t, sigma_h, sigma_w)``; for ``"voxel"``, the cells.
         threshold: for ``"tube"``, the salient fraction of the maximum.
         seed: tie-breaking seed.
         batch_size: perturbed clips per forward pass; None derives it from ``max_bytes``.
