@@ -172,7 +172,7 @@ def write_memory(rows: list[dict], path: Path) -> None:
         "Attention maps: the bytes of every block's attention probabilities in one forward",
         "(float32), all blocks together and the largest block's.",
         "",
-        "| model | method | baseline MB | extra peak MB | s | load |",
+        "| model | method | baseline MiB | extra peak MiB | s | load |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -183,7 +183,7 @@ def write_memory(rows: list[dict], path: Path) -> None:
             )
     lines += [
         "",
-        "| model | attention maps, all blocks (MB) | largest block (MB) |",
+        "| model | attention maps, all blocks (MiB) | largest block (MiB) |",
         "|---|---|---|",
     ]
     for r in rows:
@@ -200,7 +200,7 @@ def write(results: list[dict], path: Path) -> None:
         "",
         f"Measured {when} by `benchmarks/bench_attention.py`. {describe()} 2 torch threads.",
         "One clip, one class; medians over the rounds (the methods alternate their order",
-        "round by round). Peak memory: not measured.",
+        "round by round). Peak memory: `--memory` (RESULTS_attention_memory.md).",
         "",
         "| model | clip | method | median s | ÷ forward | every run (s) |",
         "|---|---|---|---|---|---|",

@@ -208,11 +208,10 @@ def test_the_benchmark_does_the_forwards_it_announces(
     tiny, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from saliency_tubes.commands import evaluate as ev
-    from saliency_tubes.metrics import benchmark as bench
-    from saliency_tubes.metrics import benchmark_run
+    from saliency_tubes.metrics import benchmark_run as bench
 
     loaded, tally = _counted(tiny)
-    monkeypatch.setattr(benchmark_run, "load_model", lambda *_a, **_k: loaded)
+    monkeypatch.setattr(bench, "load_model", lambda *_a, **_k: loaded)
     config = bench.BenchmarkConfig(
         clips=3,
         chunk=2,
@@ -226,7 +225,7 @@ def test_the_benchmark_does_the_forwards_it_announces(
     assert (
         tally.clips
         == _estimate(lines)
-        == benchmark_run.benchmark_forwards(config, len(result.layers)).total
+        == bench.benchmark_forwards(config, len(result.layers)).total
     )
     layers = len(result.layers)
     # 3 predictions + 1 trace; per clip: its substrate, CAM (1 + layers explanations, two

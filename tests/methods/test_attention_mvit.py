@@ -366,3 +366,25 @@ def test_a_max_pooling_mvit_is_refused_in_one_line() -> None:
     with pytest.raises(st.SaliencyTubesError) as err:
         st.AttentionRelevancy(model)
     assert "\n" not in str(err.value) and "MultiscaleVisionTransformers" in str(err.value)
+
+
+def test_the_zoo_mvit_explains_on_the_first_stage_grid_not_the_layer_s() -> None:
+    """``LoadedModel.explainer`` gives the attention methods their own token grid: the
+    adapter's reshape (the last stage, stride 2x32x32) belongs to Grad-CAM's layer."""
+    from saliency_tubes.tokens import TokenGrid
+
+    loaded = st.load_model("mvit_v2_s")  # random weights: nothing is downloaded or run
+    assert loaded.explainer("gradcam").reshape == TokenGrid((2, 32, 32), 1)
+    for method in ("rollout", "relevancy"):
+        explainer = loaded.explainer(method)
+        assert explainer.reshape == TokenGrid((2, 4, 4), 1, "thw")
+        assert explainer.reshape.grid((16, 224, 224)) == (8, 56, 56)
+
+
+def test_an_all_zero_conv_pool_passes_nothing_and_no_nan() -> None:
+    conv = torch.nn.Conv3d(2, 2, 3, stride=(1, 2, 2), padding=1, groups=2, bias=False)
+    torch.nn.init.zeros_(conv.weight)
+    pool = ConvPool.of(conv, (2, 4, 4))
+    out = pool.adjoint(torch.ones(1, 1 + 2 * 2 * 2))
+    assert torch.isfinite(out).all() and float(out[0, 1:].abs().sum()) == 0.0
+    assert float(out[0, 0]) == 1.0  # the class token maps to itself

@@ -59,7 +59,6 @@ def run_demo(
             f"models), but got {model!r}; explain other models with `saliency-tubes explain`"
         )
     options = ExplainOptions(method=method, classes=classes, formats=formats, progress=progress)
-    options.check()  # before anything is written
     out = Path(out_dir)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)

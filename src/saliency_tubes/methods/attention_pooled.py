@@ -89,10 +89,12 @@ class ConvPool:
         )
         return t, h, w
 
-    def _norm(self, like: torch.Tensor) -> torch.Tensor:
+    def _inverse_norm(self, like: torch.Tensor) -> torch.Tensor:
+        """1 / each pooled token's row sum (0 for a row with no weight: an all-zero kernel)."""
         ones = like.new_ones(1, 1, *self.thw_in)
         k = self.kernel.to(like)[None, None]
-        return F.conv3d(ones, k, stride=self.stride, padding=self.padding)[0, 0].reshape(-1)
+        z = F.conv3d(ones, k, stride=self.stride, padding=self.padding)[0, 0].reshape(-1)
+        return torch.where(z > 0, 1.0 / z.clamp_min(torch.finfo(z.dtype).tiny), 0.0)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1 + L_in) -> (N, 1 + L_out): P·x (used by the tests)."""
@@ -100,13 +102,13 @@ class ConvPool:
         k = self.kernel.to(x)[None, None]
         grid = x[:, 1:].reshape(n, 1, *self.thw_in)
         out = F.conv3d(grid, k, stride=self.stride, padding=self.padding).reshape(n, -1)
-        return torch.cat([x[:, :1], out / self._norm(x)], dim=1)
+        return torch.cat([x[:, :1], out * self._inverse_norm(x)], dim=1)
 
     def adjoint(self, row: torch.Tensor) -> torch.Tensor:
         """(N, 1 + L_out) -> (N, 1 + L_in): r·P, a transposed convolution."""
         n = row.shape[0]
         k = self.kernel.to(row)[None, None]
-        scaled = (row[:, 1:] / self._norm(row)).reshape(n, 1, *self.thw_out)
+        scaled = (row[:, 1:] * self._inverse_norm(row)).reshape(n, 1, *self.thw_out)
         extra = tuple(
             n_in - ((n_out - 1) * s - 2 * p + kk)
             for n_in, n_out, s, p, kk in zip(

@@ -33,7 +33,7 @@ from saliency_tubes.errors import InputError, ModelLoadError  # noqa: E402
 from saliency_tubes.methods import METHODS  # noqa: E402
 from saliency_tubes.tokens import TokenGrid  # noqa: E402
 from saliency_tubes.vocabulary import INPUT_METHODS  # noqa: E402
-from saliency_tubes.zoo import available_models, get_adapter, load_model, registry  # noqa: E402
+from saliency_tubes.zoo import LoadedModel, available_models, get_adapter, load_model, registry  # noqa: E402
 from saliency_tubes.zoo.sources import hf_adapters  # noqa: E402
 from saliency_tubes.zoo.sources import huggingface as hf  # noqa: E402
 
@@ -214,7 +214,7 @@ def test_every_method_runs_or_is_refused(
     assert tubes.raw.shape[2:] == grid and tubes.categories == tuple(LABELS.values())
 
 
-def _layer_gradients(loaded: registry.LoadedModel, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _layer_gradients(loaded: LoadedModel, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(tokens, d top score / d tokens) at ``layer``'s output for one clip."""
     module = dict(loaded.model.named_modules())[layer]
     seen: dict[str, torch.Tensor] = {}

@@ -23,7 +23,6 @@ each with its training record (``.json``), written by ``scripts/train_default_mo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -196,9 +195,14 @@ class TinyVideoViT(nn.Module):
 
         blocks = [b for b in self.blocks if isinstance(b, Block)]  # a ModuleList yields Modules
         sites = tuple(Site(f"blocks.{i}.attn", b.attn, "joint") for i, b in enumerate(blocks))
-        readout: Literal["cls", "mean"] = "cls" if self.readout == "cls" else "mean"
-        grid = TokenGrid(self.tubelet, 1 if readout == "cls" else 0, "thw")
-        return AttentionLayout("tiny-vit", "embed", sites, readout, grid)
+        prefix = 1 if self.readout == "cls" else 0
+        return AttentionLayout(
+            "tiny-vit",
+            "embed",
+            sites,
+            "cls" if self.readout == "cls" else "mean",
+            TokenGrid(self.tubelet, prefix, "thw"),
+        )
 
 
 def embed_grid(prefix: int = 0, tubelet: tuple[int, int, int] | list[int] = TUBELET) -> TokenGrid:
