@@ -29,6 +29,7 @@ def explain_video(
     manifest_extra: dict[str, Any] | None = None,
     on_stage: Callable[[str], None] | None = None,
     on_explained: Callable[[explaining.Explained], None] | None = None,
+    explained: explaining.Explained | None = None,
 ) -> CommandResult:
     """Explain a video file and write heat, focus and side-by-side videos at its own size.
 
@@ -42,6 +43,9 @@ def explain_video(
         on_stage: called with a short message at each stage (the CLI prints them).
         on_explained: called with the explanation (every window's tubes on the clip grid)
             before anything is written (``batch`` scores it against ground truth).
+        explained: this video's explanation with these options and ``loaded``, already made
+            (``batch --batch-size``: several videos' clips in one forward); nothing is
+            decoded nor run again for it.
 
     Returns:
         The :class:`~saliency_tubes.commands.CommandResult`: the manifest (also written as
@@ -58,14 +62,16 @@ def explain_video(
     options.check()
     info = explaining.source_info(video, info, options)
     summaries: list[Any] = []
-    explained: list[explaining.Explained] = []
+    made: list[explaining.Explained] = []
 
     def work(run: Run) -> dict[str, Any]:
         info, outputs = run.info, run.outputs
-        with run.stage("explain"):
-            todo = explaining.plan(info, loaded, options)
-            (e,) = explaining.explain(run.video, info, [todo], options.progress, run.say)
-        explained.append(e)
+        e = explained
+        if e is None:
+            with run.stage("explain"):
+                todo = explaining.plan(info, loaded, options)
+                (e,) = explaining.explain(run.video, info, [todo], options.progress, run.say)
+        made.append(e)
         if on_explained is not None:
             on_explained(e)
         formats, summariser, (tubes,) = summaries_first(run, info, [e.track], options)
@@ -98,7 +104,7 @@ def explain_video(
     record, run = produce(
         video, out_dir, work, info=info, manifest_extra=manifest_extra, on_stage=on_stage
     )
-    return CommandResult.of("explain", record, run, list(zip(explained, summaries, strict=True)))
+    return CommandResult.of("explain", record, run, list(zip(made, summaries, strict=True)))
 
 
 def _plots(outputs: Any, model: str, e: explaining.Explained, tubes: list[Any]) -> list[str]:
