@@ -1,6 +1,6 @@
 """Every explanation method on the evaluation benchmark, side by side, with what each costs.
 
-What runs: :func:`saliency_tubes.metrics.benchmark.run_benchmark` on the held-out synthetic
+What runs: :func:`saliency_tubes.metrics.benchmark_run.run_benchmark` on the held-out synthetic
 clips of ``benchmarks/evaluate_tubes.py`` (``make_dataset(seed=10000)``, the embedded
 ``tiny-actions`` model at 16x96x96, each clip's true class explained) for every method in
 :data:`saliency_tubes.METHODS` (installed extras included; cubic splines where a method

@@ -1,6 +1,6 @@
 """Regenerate the evaluation benchmark: table, plots, RESULTS_evaluation.md, README section.
 
-What runs: :func:`saliency_tubes.metrics.benchmark.run_benchmark` on held-out synthetic clips
+What runs: :func:`saliency_tubes.metrics.benchmark_run.run_benchmark` on held-out synthetic clips
 (``make_dataset(seed=10000)``, generated at the embedded model's 16x96x96) for CAM,
 Grad-CAM and Grad-CAM++ (``--methods``: any others, e.g. ``occlusion,integrated-gradients``,
 which get one row each: their maps are at the clip's own grid) in every interpolation mode
@@ -53,7 +53,8 @@ from saliency_tubes.metrics import (
     spearman,
     uniform,
 )
-from saliency_tubes.metrics.benchmark import BenchmarkConfig, Protocol, run_benchmark
+from saliency_tubes.metrics.benchmark import BenchmarkConfig, Protocol
+from saliency_tubes.metrics.benchmark_run import run_benchmark
 from saliency_tubes.metrics.stats import bootstrap_mean
 from saliency_tubes.splines import upsample
 from saliency_tubes.synthetic import make_dataset

@@ -16,7 +16,8 @@ from saliency_tubes.commands import EvaluateOptions, write_benchmark
 from saliency_tubes.commands import evaluate as ev
 from saliency_tubes.commands.pipeline import outputs
 from saliency_tubes.metrics import benchmark as bench
-from saliency_tubes.metrics.benchmark import BenchmarkConfig, Protocol, run_benchmark
+from saliency_tubes.metrics.benchmark import BenchmarkConfig, Protocol
+from saliency_tubes.metrics.benchmark_run import run_benchmark
 from saliency_tubes.synthetic import make_clip
 from saliency_tubes.video import VideoWriter
 from saliency_tubes.zoo import load_model

@@ -18,8 +18,8 @@ from saliency_tubes.zoo import (
     load_weights,
     read_categories,
     register,
+    resnet3d,
 )
-from saliency_tubes.zoo.nets import resnet3d
 
 
 def _hara_keys_ok(model: torch.nn.Module) -> None:

@@ -16,8 +16,7 @@ from _models import hooks_left
 from saliency_tubes.cli import main
 from saliency_tubes.synthetic import make_clip
 from saliency_tubes.video import VideoWriter, read_frames
-from saliency_tubes.zoo import DenseNet3D, available_models, load_model, load_weights
-from saliency_tubes.zoo.nets import densenet3d
+from saliency_tubes.zoo import DenseNet3D, available_models, densenet3d, load_model, load_weights
 from saliency_tubes.zoo.nets.densenet3d import HalvingAvgPool3d
 
 

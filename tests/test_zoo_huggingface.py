@@ -34,6 +34,7 @@ from saliency_tubes.methods import METHODS  # noqa: E402
 from saliency_tubes.tokens import TokenGrid  # noqa: E402
 from saliency_tubes.vocabulary import INPUT_METHODS  # noqa: E402
 from saliency_tubes.zoo import available_models, get_adapter, load_model, registry  # noqa: E402
+from saliency_tubes.zoo.sources import hf_adapters  # noqa: E402
 from saliency_tubes.zoo.sources import huggingface as hf  # noqa: E402
 
 with warnings.catch_warnings():
@@ -505,7 +506,7 @@ def test_cli_random_weights_warning_on_a_narrow_preset(
         **PER_FAMILY["videomae"],
         "architectures": [hf.FAMILIES["videomae"].architecture],
     }
-    twin = hf.adapter_for(
+    twin = hf_adapters.adapter_for(
         "videomae-tiny-twin",
         config | {"num_labels": 3},
         {},
@@ -555,7 +556,7 @@ def test_without_the_extra_the_presets_are_listed_with_the_install_hint(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(hf, "available", lambda: False)
-    listed = {a.name: a.description for a in hf.adapters()}
+    listed = {a.name: a.description for a in hf_adapters.adapters()}
     assert set(listed) == set(PRESET_OF.values())
     assert all(d.endswith(f"[needs the transformers extra: {hf.INSTALL}]") for d in listed.values())
 

@@ -62,3 +62,12 @@ def check_choice(what: str, value: object, known: Sequence[str]) -> None:
     """Raise one :class:`InputError` line unless ``value`` is one of ``known``."""
     if value not in known:
         raise InputError(f"expected {what} one of {', '.join(known)}, but got {value!r}")
+
+
+def missing_extra(what: str, package: str, extra: str, instead: str = "") -> InputError:
+    """The one line for an optional package that is not installed: ``what`` needs
+    ``package``; install the ``extra``, or do ``instead`` (said in parentheses)."""
+    return InputError(
+        f"{what} needs {package}, which is not installed; install it with "
+        f"pip install 'saliency-tubes[{extra}]'" + (f" ({instead})" if instead else "")
+    )

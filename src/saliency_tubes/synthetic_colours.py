@@ -33,15 +33,14 @@ from saliency_tubes.synthetic import (
     CLASSES,
     SHAPES,
     SyntheticClip,
-    Track,
     distractor_track,
     finish,
     motion_track,
     paint,
     render_dataset,
     start_clip,
-    textured_background,
 )
+from saliency_tubes.synthetic_shapes import Track, textured_background
 
 __all__ = ["COLOURS", "MOTIONS", "make_colour_clip", "make_colour_dataset"]
 

@@ -31,13 +31,21 @@ METHODS = " | ".join(METHOD_NAMES)
 INTERPOLATIONS = " | ".join(_INTERPOLATIONS)
 BACKGROUNDS = " | ".join(_BACKGROUNDS)
 
-OUT = click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Output folder (created if missing).",
-)
+
+def out(default: str | None = None, help: str = "Output folder (created if missing).") -> Any:
+    """``--out DIR`` (into ``out_dir``): required without a ``default``; with one, shown."""
+    return click.option(
+        "--out",
+        "out_dir",
+        required=default is None,
+        default=default,
+        show_default=default is not None,
+        type=click.Path(path_type=Path),
+        help=help,
+    )
+
+
+OUT = out()
 FORMAT = click.option(
     "--format",
     "formats",

@@ -7,11 +7,13 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from ..commands import probability
+from . import parse
 
 __all__ = [
     "Group",
@@ -19,6 +21,7 @@ __all__ = [
     "fail",
     "guarded",
     "loaded",
+    "on_video",
     "printable",
     "quiet_notes",
     "report_batch",
@@ -271,3 +274,31 @@ def report_batch(result: Any) -> None:
         )
     if result.failed or result.kept:
         sys.exit(1)
+
+
+def on_video(
+    command: Callable[..., Any],
+    video: Path,
+    params: dict[str, Any],
+    options: Any,
+    specs: list[Any] | None = None,
+) -> Any:
+    """Check the model flags, probe VIDEO (a bad video is reported before any model is
+    built), load the model and run ``command`` on it; with ``specs`` (model options, one per
+    model: compare-models), load each and run ``command`` on the list."""
+    from ..commands import probe
+
+    several = specs is not None
+    specs = specs if specs is not None else [parse.model_options(params)]
+    for spec in specs:
+        spec.check()
+    info = probe(video, min_frames=2)
+    models = [loaded(spec) for spec in specs]
+    return command(
+        video,
+        params["out_dir"],
+        models if several else models[0],
+        options,
+        info=info,
+        on_stage=stages(params["quiet"]),
+    )

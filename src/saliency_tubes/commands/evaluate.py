@@ -1,6 +1,6 @@
 """``evaluate``: score tubes against ground truth, on the benchmark or on a user's video.
 
-* :func:`benchmark`: the synthetic benchmark (:func:`saliency_tubes.metrics.benchmark.run_benchmark`,
+* :func:`benchmark`: the synthetic benchmark (:func:`saliency_tubes.metrics.benchmark_run.run_benchmark`,
   with a progress bar) and :func:`write_benchmark`: its table, JSON and plots;
 * :func:`evaluate_video`: one video, a model and its ground truth (per-frame boxes or a
   mask, see :mod:`saliency_tubes.metrics.groundtruth`): ``report.json`` and the plots.
@@ -25,14 +25,8 @@ import torch
 from .. import render
 from ..errors import InputError
 from ..hooks import model_device
-from ..metrics.benchmark import (
-    BenchmarkConfig,
-    BenchmarkResult,
-    ClipScores,
-    row_label,
-    run_benchmark,
-    score_rows,
-)
+from ..metrics.benchmark import BenchmarkConfig, BenchmarkResult, ClipScores, row_label, score_rows
+from ..metrics.benchmark_run import run_benchmark
 from ..metrics.faithfulness import DEFAULT_MAX_BYTES, make_substrate
 from ..metrics.groundtruth import load_ground_truth
 from ..metrics.protocol import Forwards, Progress, json_number
@@ -155,7 +149,7 @@ def benchmark(
     show: bool = False,
     on_stage: Callable[[str], None] | None = None,
 ) -> BenchmarkResult:
-    """:func:`~saliency_tubes.metrics.benchmark.run_benchmark` with the estimate line and a
+    """:func:`~saliency_tubes.metrics.benchmark_run.run_benchmark` with the estimate line and a
     progress bar (per chunk of clips and method)."""
     config = config or BenchmarkConfig()
     meter = Meter(on_stage, show)

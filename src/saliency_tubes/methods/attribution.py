@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, missing_extra
 from ..hooks import LayerSpec
 from ..resources import ACTIVATION_FACTOR
 from ..tokens import Reshape
@@ -79,19 +79,12 @@ def _baseline(value: Any) -> float:
     return float(value)
 
 
-def _missing_captum(method: str) -> InputError:
-    return InputError(
-        f"--method {method} needs captum, which is not installed; install it with "
-        "pip install 'saliency-tubes[captum]'"
-    )
-
-
 def captum_attr(method: str) -> Any:
     """``captum.attr``, or one error line saying how to install it."""
     try:
         import captum.attr as attr
     except ImportError:
-        raise _missing_captum(method) from None
+        raise missing_extra(f"--method {method}", "captum", "captum") from None
     return attr
 
 

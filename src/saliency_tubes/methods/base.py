@@ -189,7 +189,8 @@ class Explainer:
         classifier: the final ``nn.Linear`` (or 1x1x1 ``nn.Conv3d``) head, by name or module;
             found by default.
         relu: apply ReLU to the raw map (keep only positive evidence) before upsampling
-            (off by default here and for CAM, on for the gradient methods).
+            (``None``: the method's :attr:`relu_by_default`, off for CAM, on for the
+            Grad-CAM family, Score-CAM and EigenCAM).
         interpolation: "cubic" (the paper's spline), "quadratic", "linear" or "nearest".
         align: "corners" (scipy.ndimage.zoom's grid, the authors' choice) or "centers"
             (half-pixel centres: what strided feature maps actually sample).
@@ -206,6 +207,9 @@ class Explainer:
     needs_gradients: bool = False
     needs_head: bool = True
     class_agnostic: bool = False
+    #: ``relu`` when the caller does not say (on for the Grad-CAM family, Score-CAM and
+    #: EigenCAM, as their papers clamp the map; off for the paper's CAM).
+    relu_by_default: bool = False
 
     def __init__(
         self,
@@ -213,7 +217,7 @@ class Explainer:
         layer: LayersSpec = None,
         classifier: LayerSpec = None,
         *,
-        relu: bool = False,
+        relu: bool | None = None,
         interpolation: str = "cubic",
         align: str = "corners",
         categories: Sequence[str] | None = None,
@@ -230,7 +234,7 @@ class Explainer:
                     f"expected {name} to be callable or None, but got {type(fn).__name__}"
                 )
         self.model = model
-        self.relu = relu
+        self.relu = type(self).relu_by_default if relu is None else relu
         self.interpolation = interpolation
         self.align = align
         self.eval_mode = eval_mode

@@ -10,13 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
-from ..hooks import LayerSpec
-from .base import Explainer, ExplainerOptions, ForwardPass, LayersSpec
+from .base import Explainer, ForwardPass
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
+    pass
 
 
 def principal_projection(volume: torch.Tensor) -> torch.Tensor:
@@ -73,16 +71,7 @@ class EigenCAM(Explainer):
     method = "eigencam"
     needs_head = False
     class_agnostic = True
-
-    def __init__(
-        self,
-        model: nn.Module,
-        layer: LayersSpec = None,
-        classifier: LayerSpec = None,
-        **options: Unpack[ExplainerOptions],
-    ) -> None:
-        options.setdefault("relu", True)
-        super().__init__(model, layer, classifier, **options)
+    relu_by_default = True
 
     def _raw_maps(self, forward: ForwardPass) -> list[torch.Tensor]:
         k = forward.classes.shape[1]

@@ -40,6 +40,9 @@ class GradientExplainer(Explainer):
 
     needs_gradients = True
     needs_head = False
+    relu_by_default = True
+    #: whether ``per_frame_weights`` means anything (not for per-voxel weights)
+    per_frame_weights_apply = True
 
     def __init__(
         self,
@@ -50,7 +53,12 @@ class GradientExplainer(Explainer):
         per_frame_weights: bool = False,
         **options: Unpack[ExplainerOptions],
     ) -> None:
-        options.setdefault("relu", True)
+        if per_frame_weights and not self.per_frame_weights_apply:
+            raise InputError(
+                f"expected per_frame_weights=False for {type(self).__name__}, but got True; drop it, "
+                "the weights are per voxel already (per_frame_weights is for gradcam, gradcam++ "
+                "and xgradcam)"
+            )
         super().__init__(model, layer, classifier, **options)
         self.per_frame_weights = per_frame_weights
 

@@ -86,6 +86,7 @@ class ScoreCAM(Explainer):
 
     method = "scorecam"
     needs_head = False
+    relu_by_default = True
 
     def __init__(
         self,
@@ -99,7 +100,6 @@ class ScoreCAM(Explainer):
         progress: Progress | None = None,
         **options: Unpack[ExplainerOptions],
     ) -> None:
-        options.setdefault("relu", True)
         super().__init__(model, layer, classifier, **options)
         check_batching(batch_size, max_bytes, progress)
         self.batch_size = batch_size

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, missing_extra
 
 __all__ = ["SEGMENTATIONS", "check_segmentation", "missing_skimage", "supervoxels"]
 
@@ -32,9 +32,11 @@ SEGMENTATIONS: tuple[str, ...] = ("slic", "grid")
 
 def missing_skimage(method: str) -> InputError:
     """The one line that says how to install scikit-image."""
-    return InputError(
-        f"--method {method} with segments='slic' needs scikit-image, which is not installed; "
-        "install it with pip install 'saliency-tubes[blackbox]' (or use segments='grid')"
+    return missing_extra(
+        f"--method {method} with segments='slic'",
+        "scikit-image",
+        "blackbox",
+        "or use segments='grid'",
     )
 
 

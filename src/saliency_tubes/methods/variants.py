@@ -17,15 +17,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
-from ..errors import InputError
-from ..hooks import LayerSpec
-from .base import ExplainerOptions, LayersSpec
 from .gradient import GradientExplainer
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
+    pass
 
 
 class _GradientVariant(GradientExplainer):
@@ -40,22 +36,7 @@ class _GradientVariant(GradientExplainer):
 class _Elementwise(_GradientVariant):
     """A variant whose weights are per voxel: ``per_frame_weights`` has no meaning."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        layer: LayersSpec = None,
-        classifier: LayerSpec = None,
-        *,
-        per_frame_weights: bool = False,
-        **options: Unpack[ExplainerOptions],
-    ) -> None:
-        if per_frame_weights:
-            raise InputError(
-                f"expected per_frame_weights=False for {type(self).__name__}, but got True; drop it, "
-                "the weights are per voxel already (per_frame_weights is for gradcam, gradcam++ "
-                "and xgradcam)"
-            )
-        super().__init__(model, layer, classifier, **options)
+    per_frame_weights_apply = False
 
 
 class LayerCAM(_Elementwise):

@@ -13,8 +13,8 @@ sanity check randomises a deep copy).
 * :mod:`.concentration`: how concentrated a tube is (fraction above 0.5, spatial spread).
 * :mod:`.protocol`: the scoring settings, one tube scored, the forwards a run counts;
   :mod:`.scoring`: every tube of one clip (``evaluate VIDEO``);
-* :mod:`.benchmark`: the ground-truth benchmark protocol (import it from there: it loads
-  the embedded model).
+* :mod:`.benchmark`: the ground-truth benchmark's configuration and result;
+  :mod:`.benchmark_run`: running it (import them from there: they load the embedded model).
 
 Example:
     >>> from saliency_tubes.metrics import deletion, pointing_game

@@ -1,7 +1,8 @@
 """Everything that draws pixels: pure functions from arrays to images (or PNG bytes).
 
-* :mod:`.frames`: heat and focus tubes over one frame, unseen regions, captions, grids,
-  colour maps and bars (the paper's *heat tubes* and *focus tubes*);
+* :mod:`.frames`: heat and focus tubes over one frame (the paper's *heat tubes* and
+  *focus tubes*), colour maps;
+* :mod:`.layout`: captions, label strips, side-by-side and grid layouts, colour bars;
 * :mod:`.unseen`: the mark of pixels the model never saw (outside its crop);
 * :mod:`.contrast`: contrastive tubes in a diverging colour map, and their legend;
 * :mod:`.timeline`: the temporal importance bar under a frame, and the curves' plot;
@@ -18,19 +19,21 @@ from .corner import corner_label
 from .frames import (
     BACKGROUNDS,
     DEFAULT_FLOOR,
-    STRIP_GREY,
     Background,
-    caption,
-    colorbar,
     colormap,
     focus,
-    font,
     gaussian_blur,
+    heat,
+    luma,
+)
+from .layout import (
+    STRIP_GREY,
+    caption,
+    colorbar,
+    font,
     grid,
     grid_columns,
-    heat,
     label_strip,
-    luma,
     png_bytes,
     side_by_side,
 )

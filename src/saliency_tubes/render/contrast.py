@@ -9,8 +9,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import InputError
-from .frames import colorbar, font, luma
 from .frames import colormap as colormap_lut
+from .frames import luma
+from .layout import colorbar, font
 from .unseen import mark_unseen
 
 __all__ = ["DIVERGING", "contrast_frame", "contrast_legend"]

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import InputError
-from .frames import font
+from .layout import font
 
 __all__ = ["CORNER_DIM", "corner_label", "corner_size"]
 

@@ -61,7 +61,7 @@ def _mark(out: torch.Tensor, base: torch.Tensor, unseen: torch.Tensor) -> torch.
     return torch.where(unseen[..., None], marked, out)
 
 
-def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.round().clamp(0, 255).to(torch.uint8)
 
 
@@ -79,7 +79,7 @@ def heat_tensor(
     if bool(unseen.any()):
         grey = _luma(frame)[..., None].expand(-1, -1, 3)
         out = _mark(out, grey, unseen)
-    return _to_uint8(out)
+    return to_uint8(out)
 
 
 def focus_tensor(
@@ -109,4 +109,4 @@ def focus_tensor(
     unseen = torch.isnan(saliency)
     if bool(unseen.any()):
         out = _mark(out, bg, unseen)
-    return _to_uint8(out)
+    return to_uint8(out)

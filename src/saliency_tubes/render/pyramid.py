@@ -23,7 +23,8 @@ from ..errors import InputError
 from ..numbers import probability
 from ..pyramid import ROOT, ClassFeaturePyramid, PyramidNode
 from ..video import Preprocess
-from .frames import caption, colorbar, font, grid, heat
+from .frames import heat
+from .layout import caption, colorbar, font, grid
 
 __all__ = [
     "display_frames",

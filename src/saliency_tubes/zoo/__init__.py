@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from torch import nn
 
@@ -20,56 +21,65 @@ from .registry import (
     get_adapter,
     load_model,
     register,
+    register_prefix,
 )
-from .sources import huggingface, pytorchvideo, torchvision
+from .sources import hf_adapters, pytorchvideo, torchvision
 from .sources._torchvision import import_torchvision
 
 DEFAULT_MODEL = "tiny-actions"
 
-register(
-    ModelAdapter(
-        name=DEFAULT_MODEL,
-        builder=tiny.tiny_action_net,
-        layer=str(tiny.PRESET["layer"]),
-        classifier=str(tiny.PRESET["classifier"]),
+
+def _shipped(
+    name: str,
+    builder: Callable[..., nn.Module],
+    spec: dict[str, Any],
+    *,
+    description: str,
+    weights: str,
+    caveat: str,
+) -> ModelAdapter:
+    """The adapter of a model this project trained and ships, from its ``PRESET`` table
+    (layer, head, frames, size, mean, std, categories: see :mod:`.nets.tiny`)."""
+    categories = tuple(spec["categories"])
+    return ModelAdapter(
+        name=name,
+        builder=builder,
+        layer=str(spec["layer"]),
+        classifier=str(spec["classifier"]),
         preset=Preset(
-            frames=int(tiny.PRESET["frames"]),
-            size=tuple(tiny.PRESET["size"]),  # type: ignore[arg-type]
+            frames=int(spec["frames"]),
+            size=(int(spec["size"][0]), int(spec["size"][1])),
             resize="full",
-            mean=tuple(tiny.PRESET["mean"]),  # type: ignore[arg-type]
-            std=tuple(tiny.PRESET["std"]),  # type: ignore[arg-type]
+            mean=(float(spec["mean"][0]), float(spec["mean"][1]), float(spec["mean"][2])),
+            std=(float(spec["std"][0]), float(spec["std"][1]), float(spec["std"][2])),
         ),
-        categories=tuple(tiny.PRESET["categories"]),
-        num_classes=len(tiny.PRESET["categories"]),
+        categories=categories,
+        num_classes=len(categories),
+        description=description,
+        default_weights=weights,
+        caveat=caveat,
+    )
+
+
+register(
+    _shipped(
+        DEFAULT_MODEL,
+        tiny.tiny_action_net,
+        tiny.PRESET,
         description="small 3D CNN trained here on the synthetic motion data set (ships with the package)",
-        default_weights="tiny_actions.safetensors (shipped)",
+        weights="tiny_actions.safetensors (shipped)",
         caveat="knows only 8 synthetic motion classes",
     )
 )
-
 # The colour CNN (synthetic_colours' 6 hues), shipped, at the colour clips' 16 x 64 x 64.
-_COLOUR_PRESET = Preset(
-    frames=int(tiny.COLOUR_PRESET["frames"]),
-    size=tuple(tiny.COLOUR_PRESET["size"]),  # type: ignore[arg-type]
-    resize="full",
-    mean=tuple(tiny.COLOUR_PRESET["mean"]),  # type: ignore[arg-type]
-    std=tuple(tiny.COLOUR_PRESET["std"]),  # type: ignore[arg-type]
-)
-_COLOUR_CAVEAT = (
-    "knows only the 6 synthetic colour classes (red, yellow, green, cyan, blue, magenta)"
-)
 register(
-    ModelAdapter(
-        name="tiny-colours",
-        builder=tiny_vit.tiny_colours,
-        layer=str(tiny.COLOUR_PRESET["layer"]),
-        classifier=str(tiny.COLOUR_PRESET["classifier"]),
-        preset=_COLOUR_PRESET,
-        categories=tuple(tiny.COLOUR_PRESET["categories"]),
-        num_classes=len(tiny.COLOUR_PRESET["categories"]),
+    _shipped(
+        "tiny-colours",
+        tiny_vit.tiny_colours,
+        tiny.COLOUR_PRESET,
         description="small 3D CNN trained here on the synthetic colour clips (ships with the package)",
-        default_weights="tiny_colours.safetensors (shipped)",
-        caveat=_COLOUR_CAVEAT,
+        weights="tiny_colours.safetensors (shipped)",
+        caveat="knows only the 6 synthetic colour classes (red, yellow, green, cyan, blue, magenta)",
     )
 )
 # tiny_vit.TinyVideoViT (the colour transformer) is not registered: its training on this
@@ -126,7 +136,8 @@ for _adapter in pytorchvideo.adapters():
 
 # Hugging Face video transformers (the optional transformers extra): listed always, imported
 # only when one is built; any save_pretrained folder of them is --model hf:DIR.
-for _adapter in huggingface.adapters():
+register_prefix("hf:", hf_adapters.prefixed_adapter)
+for _adapter in hf_adapters.adapters():
     register(_adapter)
 
 __all__ = [

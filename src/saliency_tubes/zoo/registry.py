@@ -141,19 +141,24 @@ def available_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-HF_PREFIX = "hf:"
-"""``hf:DIR``: the Hugging Face video classifier saved in folder DIR (``save_pretrained``)."""
+#: A name's prefix -> what makes the adapter of such a name (``hf:DIR``: the Hugging Face
+#: model saved in folder DIR; registered by :mod:`saliency_tubes.zoo` at import).
+_PREFIXES: dict[str, Callable[[str], ModelAdapter]] = {}
+
+
+def register_prefix(prefix: str, make: Callable[[str], ModelAdapter]) -> None:
+    """Names that start with ``prefix`` (and are not registered themselves) get their adapter
+    from ``make(name)`` (``"hf:"``: a Hugging Face model folder read from its JSON files)."""
+    _PREFIXES[prefix] = make
 
 
 def get_adapter(name: str) -> ModelAdapter:
-    """The adapter registered under ``name``; for ``"hf:DIR"``, the adapter of the Hugging
-    Face model saved in DIR (read from its ``config.json``; transformers is imported only
-    when the model is built)."""
-    if name.startswith(HF_PREFIX) and name not in _REGISTRY:
-        from .sources.huggingface import folder_adapter
-
-        # a shell leaves "~" after "hf:" as it is
-        return folder_adapter(Path(name[len(HF_PREFIX) :]).expanduser(), name=name)
+    """The adapter registered under ``name``; for a name with a registered prefix
+    (``"hf:DIR"``), the adapter made for it (the Hugging Face model saved in DIR, read from its
+    ``config.json``; transformers is imported only when the model is built)."""
+    for prefix, make in _PREFIXES.items():
+        if name.startswith(prefix) and name not in _REGISTRY:
+            return make(name)
     if name not in _REGISTRY:
         import difflib
 
@@ -297,7 +302,7 @@ class _Built:
 
 def _build(name: str, weights: str | Path | None, num_classes: int | None) -> _Built:
     """Build the model of :func:`load_model` from a factory or a registered adapter."""
-    if ":" in name and name not in _REGISTRY and not name.startswith(HF_PREFIX):
+    if ":" in name and name not in _REGISTRY and not name.startswith(tuple(_PREFIXES)):
         model = _from_factory(name, num_classes)
         source = "factory" if weights is None else "file"
         return _Built(model, None, Preset(), source, None, weights)
