@@ -43,9 +43,7 @@ def explain_video(
         on_stage: called with a short message at each stage (the CLI prints them).
         on_explained: called with the explanation (every window's tubes on the clip grid)
             before anything is written (``batch`` scores it against ground truth).
-        explained: this video's explanation with these options and ``loaded``, already made
-            (``batch --batch-size``: several videos' clips in one forward); nothing is
-            decoded nor run again for it.
+        explained: its explanation, made already (``batch --batch-size``); nothing is redone.
 
     Returns:
         The :class:`~saliency_tubes.commands.CommandResult`: the manifest (also written as
@@ -66,11 +64,7 @@ def explain_video(
 
     def work(run: Run) -> dict[str, Any]:
         info, outputs = run.info, run.outputs
-        e = explained
-        if e is None:
-            with run.stage("explain"):
-                todo = explaining.plan(info, loaded, options)
-                (e,) = explaining.explain(run.video, info, [todo], options.progress, run.say)
+        e = explained or _explanation(run, loaded, options)
         made.append(e)
         if on_explained is not None:
             on_explained(e)
@@ -105,6 +99,14 @@ def explain_video(
         video, out_dir, work, info=info, manifest_extra=manifest_extra, on_stage=on_stage
     )
     return CommandResult.of("explain", record, run, list(zip(made, summaries, strict=True)))
+
+
+def _explanation(run: Run, loaded: LoadedModel, options: ExplainOptions) -> explaining.Explained:
+    """The video's explanation, made now."""
+    with run.stage("explain"):
+        todo = explaining.plan(run.info, loaded, options)
+        (e,) = explaining.explain(run.video, run.info, [todo], options.progress, run.say)
+    return e
 
 
 def _plots(outputs: Any, model: str, e: explaining.Explained, tubes: list[Any]) -> list[str]:
