@@ -209,3 +209,20 @@ def test_a_bad_batch_size_is_one_error(size: object, videos: Path, tmp_path: Pat
     with pytest.raises(InputError, match="expected --batch-size >= 1"):
         batch_videos(videos, tmp_path, settings, BatchOptions(batch_size=size))  # type: ignore[arg-type]
     assert not any(tmp_path.iterdir())
+
+
+def test_the_batch_says_why_its_videos_go_one_at_a_time(videos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "batch"
+    explain = ExplainOptions(formats=("npy",), windows=(8, 8), progress=False)
+    said: list[str] = []
+    options = BatchOptions(batch_size=2, limit=2, progress=False)
+    result = batch_videos(
+        videos, out, BatchSettings(ModelOptions(), explain, out / "videos"), options,
+        on_stage=said.append,
+    )  # fmt: skip
+    assert (result.ran, result.failed) == (2, 0)
+    notes = [line for line in said if line.startswith("--batch-size:")]
+    assert notes == [
+        "--batch-size: the videos are explained one at a time: --windows gives each video "
+        "several clips, explained per video"
+    ]
