@@ -49,6 +49,8 @@ from pathlib import Path
 from saliency_tubes import load_model
 from saliency_tubes.video import probe, read_frames, sample_uniform
 loaded = load_model(sys.argv[2])
+if len(sys.argv) > 3:
+    torch.set_num_threads(int(sys.argv[3]))
 prep = loaded.preset.preprocess()
 with torch.no_grad():
     for video in sorted(Path(sys.argv[1]).glob("*.mp4")):
@@ -75,12 +77,20 @@ def _per_video(runs: dict, kind: str, which: int) -> float:
     return (med(x[which] for x in runs[(kind, 18)]) - med(x[which] for x in runs[(kind, 6)])) / 12
 
 
-def _command(kind: str, folder: Path, out: Path, model: str) -> list[str]:
+def _command(kind: str, folder: Path, out: Path, model: str, threads: int | None) -> list[str]:
     if kind == "floor":
-        return [sys.executable, "-c", FLOOR, str(folder), model]
+        return [
+            sys.executable,
+            "-c",
+            FLOOR,
+            str(folder),
+            model,
+            *([str(threads)] if threads else []),
+        ]
     size = kind.split("=")[1]
     cmd = [sys.executable, "-m", "saliency_tubes.cli", "batch", str(folder), "--out", str(out)]
-    return [*cmd, "--format", "npy", "--model", model, "--batch-size", size, "--quiet"]
+    cmd += ["--format", "npy", "--model", model, "--batch-size", size, "--quiet"]
+    return [*cmd, *(["--threads", str(threads)] if threads else [])]
 
 
 def main() -> None:
@@ -88,6 +98,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model", default="tiny-actions")
     parser.add_argument("--batch-sizes", default="1,4", help="comma-separated (default 1,4)")
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="torch threads of the floor and of the batch worker (default: torch's, cores)",
+    )  # fmt: skip
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite the docs block")
     args = parser.parse_args()
     kinds = ["floor", *(f"batch={int(b)}" for b in args.batch_sizes.split(","))]
@@ -103,17 +117,21 @@ def main() -> None:
         configs = [(kind, n) for n in (6, 18) for kind in kinds]
         for r in range(args.rounds):
             for c, (kind, n) in enumerate(configs if r % 2 == 0 else configs[::-1]):
-                cmd = _command(kind, folders[n], Path(tmp) / f"out-{r}-{c}", args.model)
+                out = Path(tmp) / f"out-{r}-{c}"
+                cmd = _command(kind, folders[n], out, args.model, args.threads)
                 loads.append(os.getloadavg()[0])
                 runs.setdefault((kind, n), []).append(_timed(cmd))
                 wall, cpu = runs[(kind, n)][-1]
                 print(f"round {r} {kind} {n}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+    threads = f"{args.threads} torch thread(s)" if args.threads else "torch's default threads"
+    tag = f"_threads{args.threads}" if args.threads else ""
     lines = [
-        f"# `batch --format npy` against its floor, per video ({args.model})",
+        f"# `batch --format npy` against its floor, per video ({args.model}, {threads})",
         "",
         f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
         f"`benchmarks/bench_batch_floor.py --rounds {args.rounds} --model {args.model} "
-        f"--batch-sizes {args.batch_sizes}`. {describe()}",
+        f"--batch-sizes {args.batch_sizes}{f' --threads {args.threads}' if args.threads else ''}`. "
+        f"{describe()}",
         f"Load average (1 min) before each run: {min(loads):.1f} to {max(loads):.1f} "
         "(the machine is shared).",
         "",
@@ -141,10 +159,10 @@ def main() -> None:
             )
     lines += [
         "",
-        f"Summary ({args.model}, load {min(loads):.0f} to {max(loads):.0f}): floor "
+        f"Summary ({args.model}, {threads}, load {min(loads):.0f} to {max(loads):.0f}): floor "
         f"{fw:.2f} s wall / {fc:.2f} s CPU per video; " + "; ".join(summary) + " (goal <= 1.2x).",
     ]
-    (HERE / f"RESULTS_batch_floor_{args.model}.md").write_text(
+    (HERE / f"RESULTS_batch_floor_{args.model}{tag}.md").write_text(
         "\n".join(lines) + "\n", encoding="utf-8"
     )
     print("\n".join(lines))
