@@ -262,14 +262,21 @@ class _Pool:
             self.close()
 
     def hand_out(self) -> None:
-        """Give ready workers a group each, and the next one to decode meanwhile."""
-        for w in list(self.pool.values()):
-            while w.ready and len(w.groups) < 2 and self.pending:
-                group = self.pending.pop(0)
-                w.groups.append(group)
-                if len(w.groups) == 1:
-                    w.began, w.size = time.monotonic(), len(group)
-                w.tasks.put([(i, *self.tasks[i]) for i in group])
+        """Give ready workers a group each, then the next one to decode meanwhile while
+        more groups are left than workers without one (those still starting included)."""
+        for depth in (1, 2):
+            for w in list(self.pool.values()):
+                idle = sum(1 for other in self.pool.values() if not other.groups)
+                if depth == 2 and len(self.pending) <= idle:
+                    return
+                if w.ready and len(w.groups) < depth and self.pending:
+                    self.give(w, self.pending.pop(0))
+
+    def give(self, w: _Worker, group: list[int]) -> None:
+        w.groups.append(group)
+        if len(w.groups) == 1:
+            w.began, w.size = time.monotonic(), len(group)
+        w.tasks.put([(i, *self.tasks[i]) for i in group])
 
     def receive(self) -> None:
         """Take the workers' messages: every one waiting, after waiting up to :data:`_POLL`
