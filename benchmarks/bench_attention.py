@@ -7,19 +7,29 @@ embeddings) and ``gradcam`` (the project's default for transformers before), sid
 the four alternate their order round by round so they see the same machine load. Reports
 the median seconds, each ÷ the forward, and the load average.
 
-Peak memory is not measured here (a first try, ``ru_maxrss`` of a fresh process after a
-warm-up forward, read 0 extra MB for every method: the warm-up's own peak hid the rest).
+Peak memory (``--memory``): each method runs once in a fresh process of its own. After the
+model and the clip are built, the process returns freed heap to the system
+(``malloc_trim``), reads its resident memory (the baseline) and resets the kernel's peak
+(``/proc/self/clear_refs``: 5); after the one call it reads the peak resident memory
+(``VmHWM``). The extra peak is the difference: what the method itself needed, torch's
+allocator included (``tracemalloc`` would not see it). Each process also reports the
+bytes of the attention probabilities one forward computes (every block's and the largest
+one), to check the numbers against: a plain forward needs about the largest; relevancy's
+backward keeps all of them.
 
-    python benchmarks/bench_attention.py [--rounds 3] [--models videomae-base,hf:DIR]
+    python benchmarks/bench_attention.py [--rounds 3] [--models videomae-base,hf:DIR] [--memory]
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -71,6 +81,118 @@ def bench(name: str, rounds: int) -> dict:
     }
 
 
+CONTROL_MB = 256
+"""The memory run's control: a float32 tensor of this many MiB, filled, in the same window
+(the extra peak must read about this)."""
+
+
+def _status_mb(key: str) -> float:
+    """VmRSS / VmHWM of this process in MB (Linux)."""
+    with open("/proc/self/status", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def _attention_bytes(loaded: st.LoadedModel, clip: torch.Tensor) -> tuple[int, int]:
+    """(all blocks', the largest block's) attention probability bytes of one forward."""
+    from saliency_tubes.methods.attention_sites import AttentionRecorder, find_layout
+
+    layout = find_layout(loaded.model)
+    if layout is None:
+        return 0, 0
+    sizes: list[int] = []
+    recorder = AttentionRecorder(lambda _s, p: sizes.append(p.numel() * p.element_size()))
+    with recorder.watching(layout.sites):
+        loaded.explainer("gradcam").logits(clip)
+    return sum(sizes), max(sizes)
+
+
+def child(name: str, method: str) -> dict:
+    """One method once in this (fresh) process: its extra peak resident memory."""
+    torch.set_num_threads(2)
+    loaded = st.load_model(name)
+    clip = _clip(loaded)
+    if method == "maps":  # a process of its own: its forward must not warm the others
+        every, largest = _attention_bytes(loaded, clip)
+        return {
+            "model": name,
+            "method": method,
+            "all_mb": every / 2**20,
+            "largest_mb": largest / 2**20,
+        }
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    baseline = _status_mb("VmRSS")
+    with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
+        f.write("5")  # the peak resident memory starts again from the current one
+    if method == "control":
+        began = time.perf_counter()
+        block = torch.ones(CONTROL_MB * 2**18)
+        seconds = time.perf_counter() - began
+        del block
+    else:
+        seconds = _time(loaded, method, clip)
+    peak = _status_mb("VmHWM")
+    return {
+        "model": name,
+        "method": method,
+        "baseline_mb": baseline,
+        "peak_mb": peak,
+        "extra_mb": peak - baseline,
+        "seconds": seconds,
+        "load": os.getloadavg()[0],
+    }
+
+
+def memory(name: str) -> list[dict]:
+    rows = []
+    for method in ("control", *METHODS, "maps"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", name, method],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=HERE,
+        )
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def write_memory(rows: list[dict], path: Path) -> None:
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Attention rollout and relevancy: peak memory",
+        "",
+        f"Measured {when} by `benchmarks/bench_attention.py --memory`. {describe()}",
+        "2 torch threads. Each method once, in a fresh process: extra peak = peak resident",
+        "memory during the call (VmHWM, reset with /proc/self/clear_refs after the model",
+        "and the clip were built and the heap trimmed) minus the resident memory then.",
+        "Attention maps: the bytes of every block's attention probabilities in one forward",
+        "(float32), all blocks together and the largest block's.",
+        "",
+        "| model | method | baseline MiB | extra peak MiB | s | load |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["method"] != "maps":
+            lines.append(
+                f"| {r['model']} | {r['method']} | {r['baseline_mb']:.0f} | {r['extra_mb']:.0f} | "
+                f"{r['seconds']:.1f} | {r['load']:.1f} |"
+            )
+    lines += [
+        "",
+        "| model | attention maps, all blocks (MiB) | largest block (MiB) |",
+        "|---|---|---|",
+    ]
+    for r in rows:
+        if r["method"] == "maps":
+            lines.append(f"| {r['model']} | {r['all_mb']:.0f} | {r['largest_mb']:.0f} |")
+    path.write_text("\n".join(lines) + "\n")
+    path.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
 def write(results: list[dict], path: Path) -> None:
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -78,7 +200,7 @@ def write(results: list[dict], path: Path) -> None:
         "",
         f"Measured {when} by `benchmarks/bench_attention.py`. {describe()} 2 torch threads.",
         "One clip, one class; medians over the rounds (the methods alternate their order",
-        "round by round). Peak memory: not measured.",
+        "round by round). Peak memory: `--memory` (RESULTS_attention_memory.md).",
         "",
         "| model | clip | method | median s | ÷ forward | every run (s) |",
         "|---|---|---|---|---|---|",
@@ -102,7 +224,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", default="videomae-base")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS_attention.md")
+    parser.add_argument("--memory", action="store_true", help="peak memory instead of time")
+    parser.add_argument("--child", nargs=2, metavar=("MODEL", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return
+    if args.memory:
+        rows = [row for name in args.models.split(",") for row in memory(name)]
+        out = args.out.with_name("RESULTS_attention_memory.md")
+        write_memory(rows, out)
+        print(out.read_text())
+        return
     results = [bench(name, args.rounds) for name in args.models.split(",")]
     write(results, args.out)
     print(args.out.read_text())

@@ -33,6 +33,8 @@ SHARED = ROOT.parent / "shared" / "videos"
 #: Keys whose values legitimately differ between two runs of the same code (timings: the
 #: evaluation's estimate is a measured time per forward).
 VOLATILE = {"seconds", "seconds_per_forward_estimate"}
+#: ... and in a batch's summary: its throughput, and its slowest videos (an order of timings).
+VOLATILE |= {"wall_seconds", "videos_per_second", "frames_per_second", "slowest"}
 
 
 def _commands(inputs: Path) -> list[tuple[str, list[str]]]:
@@ -130,6 +132,9 @@ def _commands(inputs: Path) -> list[tuple[str, list[str]]]:
             ],
         ),
     ]
+    # a batch of two videos, one labelled with ground truth (index.parquet, the journal,
+    # the summary and each video's folder compared)
+    runs.append(("batch", ["batch", str(inputs / "batch.csv"), "--workers", "1"]))
     real = SHARED / "arm_wrestling.mp4"
     if real.exists():
         runs += [
@@ -243,12 +248,41 @@ def compare(base: Path, new: Path) -> list[str]:
             x, y = _frames(a), _frames(b)
             if x.shape != y.shape:
                 problems.append(f"{rel}: frames {x.shape} against {y.shape}")
+        elif suffix == ".parquet":
+            x, y = _table(a), _table(b)
+            if x[0] != y[0]:
+                problems.append(f"{rel}: schema {x[0]} against {y[0]}")
+            _json_diff(x[1], y[1], str(rel), problems)
+        elif suffix == ".jsonl":
+            x, y = _lines(a), _lines(b)
+            _json_diff(x, y, str(rel), problems)
+        elif suffix == ".md" and rel.name.startswith("summary"):
+            if _untimed(a) != _untimed(b):
+                problems.append(f"{rel}: text differs (its throughput line left out)")
         elif suffix == ".png" or suffix == ".md":
             if a.read_bytes() != b.read_bytes():
                 if suffix == ".png" and _png_same(a, b):
                     continue
                 problems.append(f"{rel}: bytes differ")
     return problems
+
+
+def _table(path: Path) -> tuple[str, list[dict[str, Any]]]:
+    """A Parquet file's schema (as text) and rows."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    return str(table.schema.remove_metadata()), table.to_pylist()
+
+
+def _lines(path: Path) -> list[Any]:
+    """A JSON-lines file's rows, in order."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _untimed(path: Path) -> list[str]:
+    """A batch summary's Markdown lines, less its throughput line (a timing)."""
+    return [line for line in path.read_text().splitlines() if not line.startswith("Throughput")]
 
 
 def _png_same(a: Path, b: Path) -> bool:
@@ -284,6 +318,10 @@ def main() -> int:
     )
     subprocess.run(
         [sys.executable, "-c", seeded, str(inputs / "r18.pth")], env=_env(ROOT / "src"), check=True
+    )
+    shutil.copy(inputs / "input.mp4", inputs / "second.mp4")
+    (inputs / "batch.csv").write_text(
+        "path,label,gt\ninput.mp4,shrink,input_mask.npy\nsecond.mp4,,\n", encoding="utf-8"
     )
     run = work / "run"  # both versions write here, so that recorded paths are the same
     try:

@@ -74,7 +74,7 @@ DEFINITION = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TemporalCurve:
     """The per-frame saliency of one tube and its key frames.
 
@@ -95,6 +95,18 @@ class TemporalCurve:
 
     def __len__(self) -> int:
         return int(self.mean.shape[0])
+
+    def __eq__(self, other: object) -> bool:
+        """The same values in every array (a dataclass's ``==`` on arrays would raise)."""
+        if not isinstance(other, TemporalCurve):
+            return NotImplemented
+        pairs = [(self.mean, other.mean), (self.max, other.max), (self.times, other.times)]
+        pairs += [(self.key_frames, other.key_frames), (self.prominence, other.prominence)]
+        return all(
+            a is b or (a is not None and b is not None and np.array_equal(a, b)) for a, b in pairs
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable arrays inside
 
     def to_dict(self, decimals: int = 4) -> dict[str, Any]:
         """JSON-ready: ``mean``, ``max``, ``key_frames``, ``key_times`` and ``prominence``."""

@@ -24,7 +24,7 @@ from .conftest import assert_close, model_input, state
 from .test_forwards import counted
 
 FAST = {"rise": {"masks": 12}, "lime": {"samples": 10}, "kernelshap": {"samples": 10}}
-"""Cheap settings for the command tests (the defaults are tested in tests/test_methods_*)."""
+"""Cheap settings for the command tests (the defaults are tested in tests/methods/)."""
 
 FACTORY = "_callables:tiny_function"
 

@@ -35,7 +35,7 @@ from .test_forwards import counted
 pytest.importorskip("captum", reason="the captum methods need the extra saliency-tubes[captum]")
 
 FAST = {"occlusion": {"window": (8, 48, 48)}, "integrated-gradients": {"n_steps": 4}}
-"""Cheap settings for the command tests (the defaults are tested in tests/test_methods_*)."""
+"""Cheap settings for the command tests (the defaults are tested in tests/methods/)."""
 
 
 def _cheap(monkeypatch: pytest.MonkeyPatch, tiny) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import pytest
 import torch
@@ -19,29 +20,32 @@ from saliency_tubes.commands import (
 
 
 @pytest.mark.parametrize(
-    ("options", "fragment"),
+    ("make", "fragment"),
     [
         (
-            ExplainOptions(layouts=()),
+            lambda: ExplainOptions(layouts=()),
             "expected layouts among heat, focus, side_by_side, but got none",
         ),
-        (ExplainOptions(background="pink"), "expected background one of black, dark, blur, gray"),
-        (ExplainOptions(align="middle"), "expected align one of corners, centers"),
-        (ExplainOptions(opacity=2.0), "opacity and floor in [0, 1]"),
-        (ExplainOptions(frames=1), "at least 2 frames"),
-        (CompareOptions(style="grid"), "expected style one of focus, heat"),
-        (CompareOptions(contrast=("a", "A")), "two different classes"),
-        (CompareOptions(cols=0), "cols >= 1"),
-        (PyramidOptions(per_level=0), "per_level >= 1"),
-        (EvaluateOptions(units=("pixel",)), "expected units among voxel, frame, tube"),
-        (EvaluateOptions(methods=("cam", "lemon")), "but got lemon"),
-        (ModelOptions(device="tpu"), "expected --device cpu, cuda[:N] or mps"),
-        (ModelOptions(mean=(0.5, 0.5)), "expected --mean as three numbers"),
+        (
+            lambda: ExplainOptions(background="pink"),
+            "expected background one of black, dark, blur, gray",
+        ),
+        (lambda: ExplainOptions(align="middle"), "expected align one of corners, centers"),
+        (lambda: ExplainOptions(opacity=2.0), "opacity and floor in [0, 1]"),
+        (lambda: ExplainOptions(frames=1), "at least 2 frames"),
+        (lambda: CompareOptions(style="grid"), "expected style one of focus, heat"),
+        (lambda: CompareOptions(contrast=("a", "A")), "two different classes"),
+        (lambda: CompareOptions(cols=0), "cols >= 1"),
+        (lambda: PyramidOptions(per_level=0), "per_level >= 1"),
+        (lambda: EvaluateOptions(units=("pixel",)), "expected units among voxel, frame, tube"),
+        (lambda: EvaluateOptions(methods=("cam", "lemon")), "but got lemon"),
+        (lambda: ModelOptions(device="tpu"), "expected --device cpu, cuda[:N] or mps"),
+        (lambda: ModelOptions(mean=(0.5, 0.5)), "expected --mean as three numbers"),
     ],
 )
-def test_bad_options_are_one_line(options: object, fragment: str) -> None:
+def test_bad_options_are_one_line(make: Any, fragment: str) -> None:
     with pytest.raises(InputError) as caught:
-        options.check()  # type: ignore[attr-defined]
+        make()  # checked where made
     message = str(caught.value)
     assert fragment in message and len(message.splitlines()) == 1
 
@@ -74,3 +78,90 @@ def test_parse_text_values() -> None:
     ):
         with pytest.raises(InputError, match=fragment):
             call()
+
+
+def _every_options() -> list[Any]:
+    """One options object of each kind, with non-default values of every JSON-able type
+    (tuples, lists, nested records, None, floats), as the command line makes them."""
+    from saliency_tubes.commands.batch.run import BatchOptions
+    from saliency_tubes.metrics.benchmark import Protocol
+
+    return [
+        ModelOptions(name="r3d_18", weights="w.pth", categories=("a", "b"), mean=(0.1, 0.2, 0.3)),
+        ExplainOptions(classes=[3, "take"], windows=(16, 8), formats=("npy",), start=1.5),
+        CompareOptions(classes="top3", contrast=("take", 2), cols=2, layouts=("heat",)),
+        PyramidOptions(target="shrink", layers=("a.conv", "b.conv"), depth=2, top_n=3),
+        EvaluateOptions(methods=("cam",), units=("tube",), protocol=Protocol(steps=4)),
+        BatchOptions(workers=2, shard=(1, 3), timeout=5.0),
+    ]
+
+
+@pytest.mark.parametrize("options", _every_options(), ids=lambda o: type(o).__name__)
+def test_options_round_trip_through_plain_data(options: Any) -> None:
+    import json
+
+    plain = options.to_dict()
+    assert json.loads(json.dumps(plain)) == plain  # JSON-able as it is
+    again = type(options).from_dict(plain)
+    assert again == options and type(again) is type(options)
+    assert type(options).from_dict(json.loads(json.dumps(plain))) == options
+
+
+def test_from_dict_refuses_a_key_that_is_no_option() -> None:
+    with pytest.raises(InputError, match="expected explain options among method, "):
+        ExplainOptions.from_dict({"method": "cam", "colour": "red"})
+    with pytest.raises(InputError, match="expected crf an integer"):
+        ExplainOptions.from_dict({"crf": 99})  # checked as when made
+
+
+def test_check_runs_once_per_options_object(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, clip_path: Any
+) -> None:
+    """Made and checked once: neither the command line nor the command checks again."""
+    from click.testing import CliRunner
+
+    from saliency_tubes.cli import main
+
+    calls: list[int] = []
+    for cls in (ExplainOptions, ModelOptions):
+        original = cls.check
+
+        def counted(self: Any, _original: Any = original) -> None:
+            calls.append(id(self))
+            _original(self)
+
+        monkeypatch.setattr(cls, "check", counted)
+    args = ["explain", str(clip_path), "--out", str(tmp_path / "o"), "--format", "npy", "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 2 and len(set(calls)) == 2  # the explain and the model options
+    calls.clear()
+    options = CompareOptions(formats=("npy",), progress=False)
+    assert len(calls) == 1  # CompareOptions.check calls ExplainOptions.check: one call
+    from saliency_tubes import load_model
+    from saliency_tubes.commands import compare_classes
+
+    compare_classes(clip_path, tmp_path / "c", load_model("tiny-actions"), options)
+    assert calls == [id(options)]
+
+
+def test_the_batch_fingerprint_is_what_it_was_before_to_dict() -> None:
+    """``BatchSettings.describe`` now serialises through ``to_dict``: the fingerprint of the
+    same settings is the one the code before it gave (b8bfe298230830f6, computed at
+    1c708bc), so a re-run still skips every finished video."""
+    from pathlib import Path
+
+    from saliency_tubes.commands.batch.inputs import Item, fingerprint
+    from saliency_tubes.commands.batch.worker import BatchSettings
+
+    settings = BatchSettings(
+        ModelOptions(weights=Path("w.pth"), categories=("a", "b"), mean=(0.1, 0.2, 0.3)),
+        ExplainOptions(
+            classes=[3, "take"], windows=(16, 8), formats=("mp4", "npy"), start=1.5, progress=False
+        ),
+        Path("videos"),
+    )
+    item = Item(Path("/nonexistent/v.mp4"), "v-1", label="take", gt=Path("/nonexistent/gt.json"))
+    described = settings.describe()
+    assert fingerprint(described, item, [Path("/nonexistent/w.pth")]) == "b8bfe298230830f6"
+    assert "progress" not in described["explain"] and "device" not in described["model"]

@@ -29,7 +29,6 @@ def demo_dataset(out_dir: Path, classes: str, method: str, quiet: bool) -> None:
         explain = ExplainOptions(
             method=method, classes=parse.class_spec(classes), formats=("mp4", "plot")
         )
-        explain.check()
         table = write_demo_dataset(out_dir / "dataset")
         if not quiet:
             say(f"wrote {table.parent} (clips, masks and labels.csv)")
@@ -118,7 +117,6 @@ def batch(source: Path | None, out_dir: Path, **params: Any) -> None:
             )
         explain = flags.explain_options(params)
         model = parse.model_options(params)
-        model.check()
         threads = params["threads"]
         if threads is not None and threads < 1:
             raise InputError(

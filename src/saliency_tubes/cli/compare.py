@@ -61,7 +61,6 @@ def _compare_options(params: dict[str, Any], **extra: Any) -> Any:
         **parse.render_settings(params),
         **extra,
     )
-    options.check()
     return options
 
 

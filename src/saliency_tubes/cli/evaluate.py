@@ -143,7 +143,7 @@ def _benchmark(params: dict[str, Any]) -> None:
         protocol=Protocol(steps=params["steps"], substrate=params["substrate"]),
     )
     config.check()
-    parse.model_options(params).check()  # the device
+    parse.model_options(params)  # checks the device
     result = benchmark(config, show=not params["quiet"], on_stage=stages(params["quiet"]))
     files = write_benchmark(result, params["out_dir"])
     from dataclasses import asdict
@@ -188,9 +188,7 @@ def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
             chosen[key] = parse.names(params[key])
     make = EvaluateOptions.full if params["protocol_name"] == "full" else EvaluateOptions
     options = make(**chosen)
-    options.check()
     model = parse.model_options(params)
-    model.check()
     info = probe(video, min_frames=2)  # a bad video is reported before any model is built
     return evaluate_video(
         video,

@@ -275,5 +275,4 @@ def explain_options(params: dict[str, Any]) -> Any:
         layouts=parse.names(params["layouts"]),
         **parse.render_settings(params),
     )
-    options.check()
     return options

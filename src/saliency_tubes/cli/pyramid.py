@@ -67,7 +67,6 @@ def pyramid_command(video: Path, **params: Any) -> None:
             all_tubes=params["all_tubes"],
             gif=not params["no_gif"],
         )
-        options.check()
         return on_video(pyramid_video, video, params, options)
 
     result = guarded(run)

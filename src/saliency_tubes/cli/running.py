@@ -290,8 +290,6 @@ def on_video(
 
     several = specs is not None
     specs = specs if specs is not None else [parse.model_options(params)]
-    for spec in specs:
-        spec.check()
     info = probe(video, min_frames=2)
     models = [loaded(spec) for spec in specs]
     return command(

@@ -103,8 +103,8 @@ if TYPE_CHECKING:
     from ..numbers import probability as probability
     from ..video import probe as probe
     from ..vocabulary import ALIGNS as ALIGNS
-    from ..vocabulary import BATCH_SIZE as BATCH_SIZE
     from ..vocabulary import BACKGROUNDS as BACKGROUNDS
+    from ..vocabulary import BATCH_SIZE as BATCH_SIZE
     from ..vocabulary import FORMATS as FORMATS
     from ..vocabulary import INTERPOLATIONS as INTERPOLATIONS
     from ..vocabulary import LAYOUTS as LAYOUTS

@@ -26,7 +26,6 @@ from .pipeline.drawing import (
     encode,
     grid_product,
     plot,
-    saliency_of,
     slug,
     summaries_first,
 )
@@ -73,13 +72,10 @@ def compare_classes(
         with "npy".
     """
     options = options or CompareOptions()
-    options.check()
     info = explaining.source_info(video, info, options)
-    done: list[tuple[explaining.Explained, list[Summary]]] = []
-
-    work = partial(_classes_work, loaded=loaded, options=options, done=done)
-    record, run = produce(video, out_dir, work, info=info, on_stage=on_stage)
-    return CommandResult.of("compare-classes", record, run, done)
+    work = partial(_classes_work, loaded=loaded, options=options)
+    record, run, explained = produce(video, out_dir, work, info=info, on_stage=on_stage)
+    return CommandResult.of("compare-classes", record, run, explained)
 
 
 def compare_models(
@@ -119,7 +115,6 @@ def compare_models(
         ``temporal.png`` and ``tube_MODEL.npy`` per model with "npy".
     """
     options = options or CompareOptions(method="auto")
-    options.check()
     info = explaining.source_info(video, info, options)
     if "html" in options.formats:
         raise InputError(
@@ -127,11 +122,9 @@ def compare_models(
             "explain or compare-classes write it), but got html; drop it"
         )
     check_distinct([m.name for m in models])
-    done: list[tuple[explaining.Explained, list[Summary]]] = []
-
-    work = partial(_models_work, models=models, options=options, done=done)
-    record, run = produce(video, out_dir, work, info=info, on_stage=on_stage)
-    return CommandResult.of("compare-models", record, run, done)
+    work = partial(_models_work, models=models, options=options)
+    record, run, explained = produce(video, out_dir, work, info=info, on_stage=on_stage)
+    return CommandResult.of("compare-models", record, run, explained)
 
 
 def _contrast_tracks(
@@ -160,7 +153,7 @@ def _class_products(
     loaded: LoadedModel,
     options: CompareOptions,
     look: Any,
-    summaries: list[list[Summary]],
+    summaries: list[list[Summary | None]],
     tracks: list[TubeTrack],
     ka: int,
     kb: int,
@@ -216,7 +209,7 @@ def _same_class_count(explained: Sequence[explaining.Explained]) -> None:
 
 
 def _model_panels(
-    explained: Sequence[explaining.Explained], summaries: list[list[Summary]]
+    explained: Sequence[explaining.Explained], summaries: list[list[Summary | None]]
 ) -> list[Any]:
     """compare-models' panels: rows are classes, columns models."""
     return [
@@ -235,16 +228,16 @@ def _classes_work(
     run: Run,
     loaded: LoadedModel,
     options: CompareOptions,
-    done: list[tuple[explaining.Explained, list[Summary]]],
-) -> dict[str, Any]:
-    """compare-classes' work in its output folder (see :func:`compare_classes`)."""
+) -> tuple[dict[str, Any], list[tuple[explaining.Explained, list[Summary]]]]:
+    """compare-classes' work in its output folder (see :func:`compare_classes`): the
+    manifest, the explanation and its tubes' summaries."""
     contrast = options.contrast
     info, outputs = run.info, run.outputs
     with run.stage("explain"):
         todo = explaining.plan(info, loaded, options, extra=contrast or ())
         (e,) = explaining.explain(run.video, info, [todo], options.progress, run.say)
     ka, kb, tracks = _contrast_tracks(e, contrast)
-    formats, summariser, summaries = summaries_first(run, info, tracks, options)
+    plan = summaries_first(run, info, tracks, options)
     files: dict[str, list[str]] = {}
     npy = None
     pair = _pair(e, ka, kb) if contrast is not None else ""
@@ -256,14 +249,12 @@ def _classes_work(
                 files["npy"].append(
                     outputs.save_npy_stream(f"contrast_{pair}.npy", *tracks[1].blocks(0))
                 )
-        if formats:
+        if plan.formats:
             run.say(f"rendering {info.num_frames} frames of {len(e.classes)} class panels")
-            look = summariser.look if summariser is not None else saliency_of
-            products = _class_products(e, loaded, options, look, summaries, tracks, ka, kb)
-            files.update(encode(run.video, info, outputs, products, formats, options))
-            if summariser is not None:
-                summaries = summariser.build()
-        done.append((e, summaries[0]))
+            shown = plan.shown()
+            products = _class_products(e, loaded, options, plan.look, shown, tracks, ka, kb)
+            files.update(encode(run.video, info, outputs, products, plan.formats, options))
+        summaries = plan.result()
         if "plot" in options.formats:
             files["plot"] = _class_plots(outputs, loaded.name, e, summaries, ka, kb)
     grid = {"style": options.style, "cols": options.cols}
@@ -275,24 +266,24 @@ def _classes_work(
         )
     if "html" in options.formats:
         with run.stage("write"):
-            shown = None
+            versus = None
             if len(tracks) > 1:
                 label = f"{e.names[ka]} vs {e.names[kb]} (red: {e.names[ka]}, blue: {e.names[kb]})"
-                shown = (label, tracks[1], summaries[1][0])
+                versus = (label, tracks[1], summaries[1][0])
             files["html"] = write_report(
                 outputs, run.video, info, e, summaries[0], options, record,
-                embed=options.embed, contrast=shown,
+                embed=options.embed, contrast=versus,
             )  # fmt: skip
-    return record
+    return record, [(e, summaries[0])]
 
 
 def _models_work(
     run: Run,
     models: Sequence[LoadedModel],
     options: CompareOptions,
-    done: list[tuple[explaining.Explained, list[Summary]]],
-) -> dict[str, Any]:
-    """compare-models' work in its output folder (see :func:`compare_models`)."""
+) -> tuple[dict[str, Any], list[tuple[explaining.Explained, list[Summary]]]]:
+    """compare-models' work in its output folder (see :func:`compare_models`): the
+    manifest, the explanations and their tubes' summaries."""
     info, outputs = run.info, run.outputs
     per_model = replace(options, frames=None, contrast=None)
     with run.stage("explain"):
@@ -300,7 +291,7 @@ def _models_work(
         explained = explaining.explain(run.video, info, plans, options.progress, run.say)
     _same_class_count(explained)
     tracks = [e.track for e in explained]
-    formats, summariser, summaries = summaries_first(run, info, tracks, options)
+    plan = summaries_first(run, info, tracks, options)
     files: dict[str, list[str]] = {}
     npys: list[str | None] = [None] * len(explained)
     classes = range(len(explained[0].classes))
@@ -311,16 +302,13 @@ def _models_work(
                 for e in explained
             ]
             files["npy"] = [n for n in npys if n]
-        if formats:
+        if plan.formats:
             run.say(f"rendering {info.num_frames} frames of {len(explained)} model panels")
-            look = summariser.look if summariser is not None else saliency_of
-            panels = _model_panels(explained, summaries)
+            panels = _model_panels(explained, plan.shown())
             grid = replace(options, cols=options.cols or len(explained))
-            products = [grid_product("compare_models", panels, grid, look)]
-            files.update(encode(run.video, info, outputs, products, formats, options))
-            if summariser is not None:
-                summaries = summariser.build()
-        done.extend(zip(explained, summaries, strict=True))
+            products = [grid_product("compare_models", panels, grid, plan.look)]
+            files.update(encode(run.video, info, outputs, products, plan.formats, options))
+        summaries = plan.result()
         if "plot" in options.formats:
             curves = [
                 (f"{e.loaded.name}: {e.names[k]}", summaries[i][k].curve)
@@ -330,4 +318,5 @@ def _models_work(
             title = "temporal importance per model"
             files["plot"] = [plot(outputs, "temporal.png", curves, title, explained[0].sampled())]
     more = {"style": options.style, "cols": options.cols}
-    return manifest.compare_models(info, explained, options, more, summaries, npys, files)
+    record = manifest.compare_models(info, explained, options, more, summaries, npys, files)
+    return record, list(zip(explained, summaries, strict=True))

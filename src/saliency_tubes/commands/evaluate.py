@@ -285,7 +285,6 @@ def evaluate_video(
         nothing is left behind.
     """
     options = options or EvaluateOptions()
-    options.check()
     if loaded.plain_callable:
         raise InputError(
             f"expected an nn.Module for evaluate (its sanity check randomises the model's "
@@ -308,7 +307,7 @@ def evaluate_video(
     work = partial(
         _evaluate_work, loaded=loaded, options=options, truth=truth, mask=mask, sampling=sampling
     )
-    record, run = produce(
+    record, run, _ = produce(
         video, out_dir, work, info=info, on_stage=on_stage, manifest_name="report.json"
     )
     return CommandResult.of("evaluate", record, run)
@@ -321,9 +320,9 @@ def _evaluate_work(
     truth: Any,
     mask: torch.Tensor,
     sampling: tuple[np.ndarray, Any],
-) -> dict[str, Any]:
-    """evaluate's work in its output folder (see :func:`evaluate_video`): ``sampling`` is
-    the clip's frame indices and preprocessing."""
+) -> tuple[dict[str, Any], tuple[()]]:
+    """evaluate's work in its output folder: the report, and no tubes to summarise (see
+    :func:`evaluate_video`); ``sampling`` is the clip's frame indices and preprocessing."""
     info, protocol, preset = run.info, options.protocol, loaded.preset
     indices, prep = sampling
     run.say(f"reading {preset.frames} frames of {info.path}")
@@ -379,7 +378,7 @@ def _evaluate_work(
         files,
     )
     record["evaluation"] = _evaluation(options, scores, meter)
-    return record
+    return record, ()
 
 
 def _evaluation(options: EvaluateOptions, scores: Any, meter: Meter) -> dict[str, Any]:

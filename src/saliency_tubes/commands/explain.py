@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,13 @@ from ..video import VideoInfo
 from ..zoo import LoadedModel
 from .options import ExplainOptions
 from .pipeline import explaining, manifest
-from .pipeline.drawing import encode, explain_product, plot, saliency_of, slug, summaries_first
+from .pipeline.drawing import encode, explain_product, plot, slug, summaries_first
 from .pipeline.outputs import Run, produce
 from .pipeline.result import CommandResult
+from .pipeline.track import Summary
 from .report.video import write_report
 
-__all__ = ["explain_video"]
+__all__ = ["explain_video", "explained_video"]
 
 
 def explain_video(
@@ -28,8 +30,6 @@ def explain_video(
     info: VideoInfo | None = None,
     manifest_extra: dict[str, Any] | None = None,
     on_stage: Callable[[str], None] | None = None,
-    on_explained: Callable[[explaining.Explained], None] | None = None,
-    explained: explaining.Explained | None = None,
 ) -> CommandResult:
     """Explain a video file and write heat, focus and side-by-side videos at its own size.
 
@@ -41,9 +41,6 @@ def explain_video(
         info: the video's :func:`~saliency_tubes.video.probe` result, if already known.
         manifest_extra: more top-level entries for the manifest (the demo records its seed).
         on_stage: called with a short message at each stage (the CLI prints them).
-        on_explained: called with the explanation (every window's tubes on the clip grid)
-            before anything is written (``batch`` scores it against ground truth).
-        explained: its explanation, made already (``batch --batch-size``); nothing is redone.
 
     Returns:
         The :class:`~saliency_tubes.commands.CommandResult`: the manifest (also written as
@@ -56,57 +53,79 @@ def explain_video(
     On any error every file this call wrote is removed (and ``out_dir`` too, if this call
     created it); outputs appear under their final names only once complete.
     """
+    return _explained(video, out_dir, loaded, options, info, manifest_extra, on_stage)[0]
+
+
+def explained_video(
+    video: str | Path,
+    out_dir: str | Path,
+    loaded: LoadedModel,
+    options: ExplainOptions,
+    info: VideoInfo,
+    given: explaining.Explained | None = None,
+) -> tuple[CommandResult, explaining.Explained]:
+    """:func:`explain_video`, returning the explanation too (every window's tubes on the
+    clip grid: ``batch`` scores it against ground truth and draws thumbnails from it).
+    ``given``: the explanation, made already (``batch --batch-size``: several videos' clips
+    in one forward); nothing is decoded or run again."""
+    return _explained(video, out_dir, loaded, options, info, given=given)
+
+
+def _explained(
+    video: str | Path,
+    out_dir: str | Path,
+    loaded: LoadedModel,
+    options: ExplainOptions | None,
+    info: VideoInfo | None,
+    manifest_extra: dict[str, Any] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    given: explaining.Explained | None = None,
+) -> tuple[CommandResult, explaining.Explained]:
+    """The run of :func:`explain_video`: its result and the explanation."""
     options = options or ExplainOptions()
-    options.check()
     info = explaining.source_info(video, info, options)
-    summaries: list[Any] = []
-    made: list[explaining.Explained] = []
-
-    def work(run: Run) -> dict[str, Any]:
-        info, outputs = run.info, run.outputs
-        e = explained or _explanation(run, loaded, options)
-        made.append(e)
-        if on_explained is not None:
-            on_explained(e)
-        formats, summariser, (tubes,) = summaries_first(run, info, [e.track], options)
-        files: dict[str, list[str]] = {}
-        npy = None
-        with run.stage("write"):
-            if "npy" in options.formats:
-                npy = outputs.save_npy_stream("tube.npy", *e.track.blocks())
-                files["npy"] = [npy]
-            if formats:
-                run.say(
-                    f"rendering {info.num_frames} frames ({', '.join(options.layouts)}) "
-                    f"to {', '.join(formats)}"
-                )
-                look = summariser.look if summariser is not None else saliency_of
-                products = [explain_product(e, k, t, options, look) for k, t in enumerate(tubes)]
-                files.update(encode(run.video, info, outputs, products, formats, options))
-                if summariser is not None:
-                    (tubes,) = summariser.build()
-            summaries.append(tubes)
-            if "plot" in options.formats:
-                files["plot"] = _plots(outputs, loaded.name, e, tubes)
-        layouts = {"layouts": list(options.layouts)}
-        record = manifest.one_model("explain", info, e, options, tubes, npy, layouts, files)
-        if "html" in options.formats:
-            with run.stage("write"):
-                files["html"] = _report(run, e, tubes, options, record)
-        return record
-
-    record, run = produce(
+    work = partial(_explain_work, loaded=loaded, options=options, given=given)
+    record, run, (e, tubes) = produce(
         video, out_dir, work, info=info, manifest_extra=manifest_extra, on_stage=on_stage
     )
-    return CommandResult.of("explain", record, run, list(zip(made, summaries, strict=True)))
+    return CommandResult.of("explain", record, run, [(e, tubes)]), e
 
 
-def _explanation(run: Run, loaded: LoadedModel, options: ExplainOptions) -> explaining.Explained:
-    """The video's explanation, made now."""
-    with run.stage("explain"):
-        todo = explaining.plan(run.info, loaded, options)
-        (e,) = explaining.explain(run.video, run.info, [todo], options.progress, run.say)
-    return e
+def _explain_work(
+    run: Run, loaded: LoadedModel, options: ExplainOptions, given: explaining.Explained | None
+) -> tuple[dict[str, Any], tuple[explaining.Explained, list[Summary]]]:
+    """explain's work in its output folder: the manifest, the explanation (``given``, or
+    made now) and its tubes' summaries (see :func:`explain_video`)."""
+    info, outputs = run.info, run.outputs
+    e = given
+    if e is None:
+        with run.stage("explain"):
+            todo = explaining.plan(info, loaded, options)
+            (e,) = explaining.explain(run.video, info, [todo], options.progress, run.say)
+    plan = summaries_first(run, info, [e.track], options)
+    files: dict[str, list[str]] = {}
+    npy = None
+    with run.stage("write"):
+        if "npy" in options.formats:
+            npy = outputs.save_npy_stream("tube.npy", *e.track.blocks())
+            files["npy"] = [npy]
+        if plan.formats:
+            run.say(
+                f"rendering {info.num_frames} frames ({', '.join(options.layouts)}) "
+                f"to {', '.join(plan.formats)}"
+            )
+            (shown,) = plan.shown()
+            products = [explain_product(e, k, s, options, plan.look) for k, s in enumerate(shown)]
+            files.update(encode(run.video, info, outputs, products, plan.formats, options))
+        (tubes,) = plan.result()
+        if "plot" in options.formats:
+            files["plot"] = _plots(outputs, loaded.name, e, tubes)
+    layouts = {"layouts": list(options.layouts)}
+    record = manifest.one_model("explain", info, e, options, tubes, npy, layouts, files)
+    if "html" in options.formats:
+        with run.stage("write"):
+            files["html"] = _report(run, e, tubes, options, record)
+    return record, (e, tubes)
 
 
 def _plots(outputs: Any, model: str, e: explaining.Explained, tubes: list[Any]) -> list[str]:

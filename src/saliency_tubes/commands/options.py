@@ -8,15 +8,18 @@
   (``evaluate VIDEO``).
 
 Every ``check()`` raises one :class:`~saliency_tubes.InputError` line that says what was
-expected and what was got. The checks are written here only: the commands call them
-before any work, and the CLI calls the same ones early, before it loads a model.
+expected and what was got. The options are frozen dataclasses checked once, where they are
+made (``__post_init__``: an object that exists is valid, so the commands and the CLI do not
+check again; ``dataclasses.replace`` makes, and checks, a new one). ``to_dict`` /
+``from_dict`` (:class:`~saliency_tubes.commands.plain.Plain`) give them as plain data and
+back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from .. import vocabulary as names
 from ..errors import InputError, check_choice, check_choices
@@ -27,6 +30,7 @@ from ..metrics.benchmark import Protocol
 from ..metrics.scoring import CASCADES
 from ..pyramid import DEFAULT_DEPTH, check_options
 from ..zoo import LoadedModel, load_model
+from .plain import Plain
 
 __all__ = [
     "CompareOptions",
@@ -79,7 +83,7 @@ def _check_triple(values: tuple[float, ...] | None, what: str) -> None:
 
 
 @dataclass(frozen=True)
-class ModelOptions:
+class ModelOptions(Plain):
     """Which model to load, with which weights, onto which device.
 
     Attributes:
@@ -108,6 +112,11 @@ class ModelOptions:
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
 
+    what: ClassVar[str] = "model options"
+
+    def __post_init__(self) -> None:
+        self.check()  # validated once, where made (replace() makes, and checks, a new one)
+
     def check(self) -> None:
         """Validate the options that need no model (one-line errors)."""
         check_device(self.device)
@@ -120,7 +129,8 @@ class ModelOptions:
 
     def load(self) -> LoadedModel:
         """The model, on :attr:`device` (see :func:`saliency_tubes.zoo.load_model`)."""
-        self.check()
+        check_device(self.device)  # the options were checked where made; this machine (a
+        # Ray worker's, say) may lack the device
         return load_model(
             self.name,
             weights=self.weights,
@@ -135,8 +145,8 @@ class ModelOptions:
         )
 
 
-@dataclass
-class ExplainOptions:
+@dataclass(frozen=True)
+class ExplainOptions(Plain):
     """Options of :func:`~saliency_tubes.commands.explain_video` (the CLI's flags).
 
     Attributes:
@@ -208,6 +218,11 @@ class ExplainOptions:
     start: float | None = None
     end: float | None = None
 
+    what: ClassVar[str] = "explain options"
+
+    def __post_init__(self) -> None:
+        self.check()  # validated once, where made (replace() makes, and checks, a new one)
+
     def check(self) -> None:
         """Validate the options (one-line errors)."""
         if self.method not in names.METHOD_CHOICES:
@@ -253,7 +268,7 @@ class ExplainOptions:
             )
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompareOptions(ExplainOptions):
     """Options of ``compare_classes`` and ``compare_models`` (``layouts`` unused).
 
@@ -267,6 +282,8 @@ class CompareOptions(ExplainOptions):
     style: str = "focus"
     cols: int | None = None
     contrast: tuple[int | str, int | str] | None = None
+
+    what: ClassVar[str] = "compare options"
 
     def check(self) -> None:
         """Validate the options (one-line errors)."""
@@ -286,8 +303,8 @@ class CompareOptions(ExplainOptions):
                 )
 
 
-@dataclass
-class PyramidOptions:
+@dataclass(frozen=True)
+class PyramidOptions(Plain):
     """Options of :func:`~saliency_tubes.commands.pyramid_video` (the CLI's flags).
 
     Attributes:
@@ -312,6 +329,11 @@ class PyramidOptions:
     all_tubes: bool = False
     gif: bool = True
 
+    what: ClassVar[str] = "pyramid options"
+
+    def __post_init__(self) -> None:
+        self.check()  # validated once, where made (replace() makes, and checks, a new one)
+
     def check(self) -> None:
         """Validate the options (one-line errors)."""
         default = len(self.layers) if self.layers else DEFAULT_DEPTH
@@ -322,8 +344,8 @@ class PyramidOptions:
             raise InputError(f"expected per_level >= 1, but got {self.per_level}")
 
 
-@dataclass
-class EvaluateOptions:
+@dataclass(frozen=True)
+class EvaluateOptions(Plain):
     """Options of :func:`~saliency_tubes.commands.evaluate_video` (``evaluate VIDEO --gt``).
 
     The defaults are the quick protocol (at most 400 clip forwards whatever the model; see
@@ -356,6 +378,11 @@ class EvaluateOptions:
     cascade: str = "ends"
     batch_size: int | None = None
     progress: bool = True
+
+    what: ClassVar[str] = "evaluate options"
+
+    def __post_init__(self) -> None:
+        self.check()  # validated once, where made (replace() makes, and checks, a new one)
 
     @classmethod
     def full(cls, **changes: Any) -> EvaluateOptions:

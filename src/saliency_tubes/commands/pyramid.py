@@ -83,10 +83,9 @@ def pyramid_video(
     created it).
     """
     options = options or PyramidOptions()
-    options.check()
 
     work = partial(_pyramid_work, loaded=loaded, options=options)
-    record, run = produce(video, out_dir, work, info=info, on_stage=on_stage)
+    record, run, _ = produce(video, out_dir, work, info=info, on_stage=on_stage)
     return CommandResult.of("pyramid", record, run)
 
 
@@ -121,8 +120,11 @@ def _built(run: Run, loaded: LoadedModel, options: PyramidOptions) -> tuple[Any,
     return built, clip, preprocess, indices
 
 
-def _pyramid_work(run: Run, loaded: LoadedModel, options: PyramidOptions) -> dict[str, Any]:
-    """pyramid's work in its output folder (see :func:`pyramid_video`)."""
+def _pyramid_work(
+    run: Run, loaded: LoadedModel, options: PyramidOptions
+) -> tuple[dict[str, Any], tuple[()]]:
+    """pyramid's work in its output folder: the manifest, and no tubes to summarise (see
+    :func:`pyramid_video`)."""
     info, outputs, say = run.info, run.outputs, run.say
     with run.stage("explain"):
         built, clip, preprocess, indices = _built(run, loaded, options)
@@ -159,4 +161,4 @@ def _pyramid_work(run: Run, loaded: LoadedModel, options: PyramidOptions) -> dic
                     writer.write(image)
             files["gif"] = [name]
     ids = [[n.id for n in row] for row in rows]
-    return manifest.pyramid(info, loaded, built, options, indices, t, ids, tube_files, files)
+    return manifest.pyramid(info, loaded, built, options, indices, t, ids, tube_files, files), ()

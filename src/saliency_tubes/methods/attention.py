@@ -25,6 +25,9 @@ The row costs one (L,) x (L, L) product per attention instead of an (L, L) x (L,
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -33,6 +36,7 @@ from torch import nn
 from ..errors import InputError
 from ..hooks import LayerSpec
 from ..vocabulary import ATTENTION_METHODS, METHOD_NAMES
+from .attention_pooled import PooledBlock, watching_blocks
 from .attention_sites import (
     AttentionLayout,
     AttentionRecorder,
@@ -50,13 +54,16 @@ if TYPE_CHECKING:
 HEAD_FUSIONS = ("mean", "max", "min")
 """How rollout fuses the heads of one attention map."""
 
+Step = Callable[[torch.Tensor], torch.Tensor]
+"""One attention's operator on the carried row: (N, L_out) -> (N, L_in)."""
+
 
 def no_attention_error(model: nn.Module, method: str) -> InputError:
     """The one line that refuses a model whose attention the methods cannot follow."""
     others = ", ".join(m for m in METHOD_NAMES if m not in ATTENTION_METHODS)
     return InputError(
         f"expected a video transformer for --method {method} (VideoMAE, TimeSformer or ViViT "
-        f"from transformers), but {type(model).__name__} has no attention these methods can "
+        f"from transformers, MViT from torchvision), but {type(model).__name__} has no attention these methods can "
         f"follow; use one of the methods that apply: {others}"
     )
 
@@ -97,10 +104,12 @@ class AttentionExplainer(Explainer):
         self, clip: torch.Tensor, classes: ClassSpec = "top1", *, upsample: bool = True
     ) -> Tubes:
         self._local.records = []
+        self._local.blocks = {}
         try:
             return super().__call__(clip, classes, upsample=upsample)
         finally:
             self._local.records = None
+            self._local.blocks = None
 
     @property
     def _records(self) -> list[Any] | None:
@@ -116,8 +125,17 @@ class AttentionExplainer(Explainer):
         def keep(site: Site, probs: torch.Tensor) -> None:
             records.append(self._keep(site, probs, n))
 
-        with AttentionRecorder(keep).watching(self.attention.sites):
+        with ExitStack() as stack:
+            if self.attention.blocks:  # pooling attention: each block's token operator
+                blocks = {name: (block, thw) for name, block, thw in self.attention.blocks}
+                stack.enter_context(watching_blocks(blocks, self._local.blocks))
+            stack.enter_context(AttentionRecorder(keep).watching(self.attention.sites))
             return super()._forward(clip)
+
+    def _block(self, site: Site) -> PooledBlock:
+        """The token operator of a pooled site's block, recorded in this call."""
+        blocks: dict[str, PooledBlock] = self._local.blocks
+        return blocks[site.name]
 
     def _keep(self, site: Site, probs: torch.Tensor, n: int) -> Any:
         """What is kept of one attention call during the forward."""
@@ -178,19 +196,23 @@ class AttentionRollout(AttentionExplainer):
         self.head_fusion = head_fusion
         super().__init__(model, layer, classifier, **options)
 
-    def _keep(self, site: Site, probs: torch.Tensor, n: int) -> torch.Tensor:
+    def _keep(self, site: Site, probs: torch.Tensor, n: int) -> tuple[torch.Tensor, Step]:
+        """(an attention's fused map, r ↦ r·Ã for its block)."""
         fused = fuse_heads(_real(probs.detach()), self.head_fusion)
+        if site.kind == "pooled":
+            return fused, partial(self._block(site).rollout, fused=fused)
         op = place(fused, site.kind, n, cls_rows="mean", fill_identity=True)
         eye = torch.eye(op.shape[-1], dtype=op.dtype, device=op.device)
         mixed = 0.5 * op + 0.5 * eye
-        return mixed / mixed.sum(dim=-1, keepdim=True)
+        mixed = mixed / mixed.sum(dim=-1, keepdim=True)
+        return mixed, partial(_times, op=mixed)
 
     def _relevance(self, forward: ForwardPass) -> torch.Tensor:
-        ops: list[torch.Tensor] = self._records or []
-        n, size = ops[-1].shape[0], ops[-1].shape[-1]
-        row = self._start(n, size, ops[-1])
-        for op in reversed(ops):
-            row = (row[:, None, :] @ op)[:, 0]
+        ops: list[tuple[torch.Tensor, Step]] = self._records or []
+        last = ops[-1][0]
+        row = self._start(last.shape[0], last.shape[-2], last)
+        for _, step in reversed(ops):
+            row = step(row)
         return row[:, None].expand(-1, forward.classes.shape[1], -1)
 
 
@@ -251,21 +273,21 @@ class AttentionRelevancy(AttentionExplainer):
             "row": self._start(n, size, _real(records[-1][1].detach())),
             "next": len(records) - 1,
         }
-        pending: dict[int, torch.Tensor] = {}
+        pending: dict[int, Step] = {}
 
         def fold() -> None:
             while state["next"] in pending:
-                op = pending.pop(state["next"])
-                row = state["row"]
-                state["row"] = row + (row[:, None, :] @ op)[:, 0]
+                state["row"] = pending.pop(state["next"])(state["row"])
                 state["next"] -= 1
 
         def make_hook(i: int, site: Site, probs: torch.Tensor) -> Any:
             def hook(grad: torch.Tensor) -> None:
-                weighted = (_real(grad.detach()) * _real(probs.detach())).clamp_min(0)
-                pending[i] = place(
-                    weighted.mean(dim=1), site.kind, n, cls_rows="sum", fill_identity=False
-                )
+                weighted = (_real(grad.detach()) * _real(probs.detach())).clamp_min(0).mean(1)
+                if site.kind == "pooled":
+                    pending[i] = partial(self._block(site).relevancy, weighted=weighted)
+                else:
+                    op = place(weighted, site.kind, n, cls_rows="sum", fill_identity=False)
+                    pending[i] = partial(_plus_times, op=op)
                 fold()
 
             return hook
@@ -285,10 +307,18 @@ class AttentionRelevancy(AttentionExplainer):
         return state["row"]
 
 
+def _times(row: torch.Tensor, op: torch.Tensor) -> torch.Tensor:
+    return (row[:, None, :] @ op)[:, 0]
+
+
+def _plus_times(row: torch.Tensor, op: torch.Tensor) -> torch.Tensor:
+    return row + (row[:, None, :] @ op)[:, 0]
+
+
 def _tokens(site: Site, probs: torch.Tensor, n: int) -> int:
     """L, the number of tokens of the full set, from one attention call."""
     b, _, lq, _ = probs.shape
-    if site.kind == "joint":
+    if site.kind in ("joint", "pooled"):
         return lq
     if site.kind == "temporal":
         return 1 + (b // n) * lq

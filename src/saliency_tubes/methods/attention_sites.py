@@ -15,6 +15,9 @@ Token structures (``kind`` of a :class:`Site`):
   the T frames: B = N·P, batch ``n·P + p``; its T tokens are the full tokens
   ``1 + p·T + t`` (TimeSformer's patch-major order). The class token takes no part: its
   row is the identity in rollout and zero in relevancy.
+* ``"pooled"`` (MViT: torchvision's, pytorchvideo's): one attention over the block's pooled tokens; the
+  block's token operator (skip, value and query pools) is described in
+  :mod:`saliency_tubes.methods.attention_pooled`.
 * ``"spatial"`` (TimeSformer): each frame t attends over the class token and its P
   patches: B = N·T, batch ``n·T + t``; token 0 is the class token, token ``1 + p`` the full
   token ``1 + p·T + t``. Every frame has its own copy of the class token and the block
@@ -47,8 +50,9 @@ from torch.overrides import TorchFunctionMode
 
 from ..errors import InputError
 from ..tokens import TokenGrid
+from .attention_pooled import block_thws, mvit_parts
 
-Kind = Literal["joint", "temporal", "spatial"]
+Kind = Literal["joint", "temporal", "spatial", "pooled"]
 Readout = Literal["cls", "first", "mean"]
 
 
@@ -74,6 +78,8 @@ class AttentionLayout:
             token, first), ``"first"`` (the first token, VideoMAE without mean pooling),
             ``"mean"`` (the mean over tokens: VideoMAE's mean-pooled head).
         grid: the embeddings' token grid (:class:`~saliency_tubes.tokens.TokenGrid`).
+        blocks: pooling-attention models only (MViT): for each site, its name, the block
+            that holds it and the block's input (T, H, W) token grid.
     """
 
     family: str
@@ -81,6 +87,7 @@ class AttentionLayout:
     sites: tuple[Site, ...]
     readout: Readout
     grid: TokenGrid
+    blocks: tuple[tuple[str, nn.Module, tuple[int, int, int]], ...] = ()
 
 
 _JOINT_SITES = {
@@ -100,6 +107,9 @@ def find_layout(model: nn.Module) -> AttentionLayout | None:
         layout = declared()
         return layout if isinstance(layout, AttentionLayout) else None
     arch = type(model).__name__
+    parts = mvit_parts(model)
+    if parts is not None:
+        return _mvit_layout(model, *parts)
     modules = list(model.named_modules())
     if arch in _JOINT_SITES:
         family, site_class, tokens = _JOINT_SITES[arch]
@@ -134,6 +144,17 @@ def find_layout(model: nn.Module) -> AttentionLayout | None:
     return AttentionLayout(
         family, tokens, sites, readout, TokenGrid(lay.stride, lay.prefix, lay.order)
     )
+
+
+def _mvit_layout(model: nn.Module, tokens: str, stride: tuple[int, int, int]) -> AttentionLayout:
+    """An MViT: one pooled attention per block, the class token read."""
+    blocks: Any = model.blocks
+    sites = tuple(Site(f"blocks.{i}.attn", b.attn, "pooled") for i, b in enumerate(blocks))
+    pooled = tuple(
+        (site.name, block, thw)
+        for site, block, thw in zip(sites, blocks, block_thws(model), strict=True)
+    )
+    return AttentionLayout("mvit", tokens, sites, "cls", TokenGrid(stride, 1, "thw"), pooled)
 
 
 def _block_index(name: str) -> int:

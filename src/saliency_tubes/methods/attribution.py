@@ -433,7 +433,14 @@ class IntegratedGradients(InputAttribution):
         internal = max(n, min(internal, n * self.n_steps))
 
         def logits(x: torch.Tensor) -> torch.Tensor:
-            return logits_of(self._forward(x), x.shape[0])
+            out = logits_of(self._forward(x), x.shape[0])
+            if x.requires_grad and not out.requires_grad:
+                raise InputError(
+                    "expected the model's scores to carry gradients for integrated "
+                    "gradients, but got scores with none (a function under torch.no_grad, "
+                    "or a model outside torch); use --method rise, lime, kernelshap or occlusion"
+                )
+            return out
 
         ig = attr.IntegratedGradients(self._counting(logits, k * n * self.n_steps))
         params = [(p, p.requires_grad) for p in self.model.parameters()]

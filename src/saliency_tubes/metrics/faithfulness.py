@@ -52,7 +52,7 @@ from torch import nn
 
 from ..errors import ClassSelectionError, InputError
 from ..hooks import model_device, preserved_state
-from ..methods.base import logits_of
+from ..methods.inputs import Inputs, class_scores
 from ._tubes import as_tube, connected_components, rank_order
 
 __all__ = [
@@ -371,9 +371,11 @@ def _known_ends(
     return values, todo
 
 
-def _probabilities(model: nn.Module, batch: torch.Tensor, target: int) -> torch.Tensor:
+def _probabilities(
+    model: nn.Module, batch: torch.Tensor, target: int, inputs: Inputs = None
+) -> torch.Tensor:
     """The softmax probability of class ``target`` for each clip of ``batch`` (float64, CPU)."""
-    logits = logits_of(model(batch), batch.shape[0]).float()
+    logits = class_scores(model, batch, inputs).float()
     if not 0 <= int(target) < logits.shape[1]:
         raise ClassSelectionError(
             f"expected target in [0, {logits.shape[1]}) (the model's classes), but got {target!r}"
@@ -401,6 +403,7 @@ def perturbation_curve(
     ends: tuple[float, float] | None = None,
     on_batch: Callable[[int], None] | None = None,
     ranking: tuple[torch.Tensor, torch.Tensor] | None = None,
+    inputs: Inputs = None,
 ) -> Curve:
     """Delete (or insert) the clip's units in the tube's order and record the class score.
 
@@ -429,6 +432,8 @@ def perturbation_curve(
         ranking: ``(membership, order)``, what :func:`perturbation_units` gives for this
             tube, unit, grid, threshold and seed, when already computed (the connected
             regions of ``"tube"`` are then not found again).
+        inputs: builds the model's input from a clip (a Hugging Face model's
+            ``pixel_values``: :attr:`~saliency_tubes.zoo.LoadedModel.inputs`).
 
     Returns:
         The :class:`Curve`.
@@ -448,7 +453,7 @@ def perturbation_curve(
             steps_now = todo[start : start + chunk]
             ks = torch.tensor([counts[i] for i in steps_now], device=device)
             chosen = (voxel_rank.unsqueeze(0) < ks.view(-1, 1, 1, 1)).unsqueeze(1)  # (B,1,T,H,W)
-            values[steps_now] = _probabilities(model, torch.where(chosen, *pair), target)
+            values[steps_now] = _probabilities(model, torch.where(chosen, *pair), target, inputs)
             del chosen
             if on_batch is not None:
                 on_batch(len(steps_now))

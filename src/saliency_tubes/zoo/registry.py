@@ -21,7 +21,7 @@ from ..errors import ModelLoadError, first_line
 from ..hooks import head_out_features, is_head
 from ..tokens import Reshape
 from ..video import Preprocess
-from ..vocabulary import INPUT_METHODS
+from ..vocabulary import ATTENTION_METHODS, INPUT_METHODS
 from .checkpoints import load_weights, read_categories
 
 if TYPE_CHECKING:
@@ -235,6 +235,26 @@ class LoadedModel:
         return "rise" if self.plain_callable else "cam"
 
     @property
+    def inputs(self) -> Callable[[torch.Tensor], Any] | None:
+        """The adapter's ``inputs`` (see :attr:`ModelAdapter.inputs`), or None: what a
+        forward of :attr:`model` on a clip goes through
+        (:func:`~saliency_tubes.methods.inputs.class_scores`)."""
+        return self.adapter.inputs if self.adapter is not None else None
+
+    def explainer_options(self, method: str) -> dict[str, Any]:
+        """The options of ``method``'s explainer that hold for any copy of :attr:`model` (the
+        sanity check's randomised ones): the layer and head by name, and the adapter's
+        ``reshape`` (the layer's; the attention methods report on the embeddings' tokens and
+        know their grid: MViT's differs from its last stage's) and ``inputs``."""
+        options: dict[str, Any] = {"layer": self.layer, "classifier": self.classifier}
+        adapter = self.adapter
+        if adapter is not None and adapter.reshape is not None and method not in ATTENTION_METHODS:
+            options["reshape"] = adapter.reshape
+        if self.inputs is not None:
+            options["inputs"] = self.inputs
+        return options
+
+    @property
     def random_weights(self) -> bool:
         """Whether the model has freshly initialised (untrained) weights: a registered
         architecture built without any weights."""
@@ -258,30 +278,22 @@ class LoadedModel:
                 f"expected --method {' | '.join(INPUT_METHODS)} for {self.name} (a plain "
                 f"callable: no layers to read), but got --method {method}; use --method rise"
             )
-        kwargs: dict[str, Any] = {
-            "layer": self.layer,
-            "classifier": self.classifier,
-            "categories": self.categories,
-        }
+        kwargs: dict[str, Any] = {**self.explainer_options(method), "categories": self.categories}
         adapter = self.adapter
         if (
             adapter is not None
             and method == "cam"
             and adapter.default_method != "cam"
             and not adapter.cam_exact
+            and adapter.pooled_head is None  # VideoMAE's mean-pooled head: CAM through it
         ):
             raise ModelLoadError(
                 f"CAM does not apply to {adapter.name}: its classifier does not read the target "
                 f"layer's pooled features; use method {adapter.default_method!r} "
                 f"(--method {adapter.default_method})"
             )
-        if adapter is not None:
-            if adapter.reshape is not None:
-                kwargs["reshape"] = adapter.reshape
-            if adapter.inputs is not None:
-                kwargs["inputs"] = adapter.inputs
-            if adapter.pooled_head is not None and method == "cam":
-                kwargs["pooled_head"] = adapter.pooled_head(self.model)
+        if adapter is not None and adapter.pooled_head is not None and method == "cam":
+            kwargs["pooled_head"] = adapter.pooled_head(self.model)
         kwargs.update(options)
         return METHODS[method](self.model, **kwargs)
 

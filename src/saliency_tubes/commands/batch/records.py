@@ -5,7 +5,7 @@
   every video it finished, and a re-run reads it to skip them (:func:`read_journal`; the
   last line of a video wins).
 * The **index** (``index.parquet``, one row per input video, columns
-  :data:`~saliency_tubes.commands.batch.worker.COLUMNS`) and the **summary**
+  :data:`COLUMNS`, declared once by :class:`IndexRow`) and the **summary**
   (``summary.json`` and ``summary.md``) are written atomically from the rows
   (:func:`write_index`, :func:`summarise_rows`, :func:`write_summary`).
 """
@@ -16,16 +16,18 @@ import json
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, get_args, get_origin, get_type_hints
 
 import numpy as np
 
 from ...video import atomic_write_bytes, atomic_write_json
-from ..pipeline.model_line import caveats, model_line
-from .worker import COLUMNS
+from ..pipeline.model_line import ModelFacts, caveats, model_line
 
 __all__ = [
+    "COLUMNS",
+    "IndexRow",
     "Journal",
     "read_index",
     "read_journal",
@@ -36,32 +38,103 @@ __all__ = [
 ]
 
 
-def _schema() -> Any:
-    import pyarrow as pa
+def _column(doc: str) -> Any:
+    """A field of :class:`IndexRow` that may be empty (None), with its meaning."""
+    return field(default=None, metadata={"doc": doc})
 
-    text, num, whole, flag = pa.string(), pa.float64(), pa.int64(), pa.bool_()
-    types = {
-        "label_index": whole,
-        "pred": whole,
-        "score": num,
-        "correct": flag,
-        "topk": pa.list_(whole),
-        "topk_names": pa.list_(text),
-        "topk_scores": pa.list_(num),
-        "fraction_above": num,
-        "spread": num,
-        "key_times": pa.list_(num),
-        "curve": pa.list_(num),
-        "pointing": num,
-        "mass": num,
-        "iou": num,
-        "frames": whole,
-        "fps": num,
-        "duration": num,
-        "seconds": num,
-        "random_weights": flag,
-    }
-    return pa.schema([(name, types.get(name, text)) for name in COLUMNS])
+
+@dataclass(frozen=True)
+class IndexRow:
+    """One row of the index: one input video, explained or failed.
+
+    The one declaration of the index's columns: their order (the fields'), their meaning
+    (each field's ``doc``, the README's table: :data:`COLUMNS`) and their Parquet types
+    (:meth:`schema`, derived from the fields' types). Rows cross the worker processes, the
+    journal and ``index.parquet`` as :meth:`to_dict`'s plain dicts.
+    """
+
+    video_id: str = field(
+        metadata={"doc": "stable name of the video; its outputs are in videos/<video_id>/"}
+    )
+    path: str = field(metadata={"doc": "the video file"})
+    status: str = field(metadata={"doc": "ok or error"})
+    error: str | None = _column("the one-line message of a failed video")
+    label: str | None = _column("the class it is labelled with (a name or an index), if any")
+    label_index: int | None = _column("that class's index")
+    pred: int | None = _column(
+        "the index of the top-1 class (the video's mean probability over its clips)"
+    )
+    pred_name: str | None = _column("its name")
+    score: float | None = _column("its probability")
+    correct: bool | None = _column("pred == label_index (when labelled)")
+    topk: list[int] | None = _column("the explained classes' indices, in order")
+    topk_names: list[str] | None = _column("their names")
+    topk_scores: list[float] | None = _column("their probabilities")
+    fraction_above: float | None = _column("the top-1 tube's share of seen voxels above 0.5")
+    spread: float | None = _column(
+        "its spatial spread around each frame's centroid (fractions of the frame)"
+    )
+    key_times: list[float] | None = _column("the top-1 tube's key moments (seconds)")
+    curve: list[float] | None = _column(
+        "the top-1 tube's mean saliency per frame at 20 evenly spaced points of the video"
+    )
+    pointing: float | None = _column(
+        "3-D pointing game against the ground truth (gt), on the clip grid, with "
+        "evaluate's tolerances (1 frame, 6 pixels)"
+    )
+    mass: float | None = _column("share of the tube's mass inside the ground truth")
+    iou: float | None = _column("IoU of the tube's top voxels with the ground truth")
+    frames: int | None = _column("the video's frame count (the segment's with --start/--end)")
+    fps: float | None = _column("its frame rate")
+    duration: float | None = _column("its length in seconds (the segment's with --start/--end)")
+    seconds: float | None = _column("wall seconds of its explain")
+    output: str | None = _column("its output folder, relative to the batch folder")
+    random_weights: bool | None = _column("the model had random (untrained) weights")
+    model: str | None = _column("the model's name")
+    method: str | None = _column("the explanation method")
+    weights_source: str | None = _column(
+        "where its weights came from (shipped, file, download, random, factory)"
+    )
+    caveat: str | None = _column(
+        "what its outputs do not mean (the embedded model: 8 synthetic classes only)"
+    )
+    fingerprint: str | None = _column(
+        "hash of everything the row depends on (options, model, weights, video)"
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as a plain dict, every column in order (None where empty)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> IndexRow:
+        """The row of a plain dict: its columns (missing ones, in an older journal's rows,
+        None; other keys are not columns and left out). A dict without ``video_id``,
+        ``path`` or ``status`` is no row: TypeError."""
+        return cls(**{name: row[name] for name in COLUMNS if name in row})
+
+    @staticmethod
+    def schema() -> Any:
+        """The Parquet (pyarrow) schema: one column per field, typed from its annotation."""
+        import pyarrow as pa
+
+        scalars = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+        hints = get_type_hints(IndexRow)
+        columns = []
+        for f in fields(IndexRow):
+            (kind,) = [
+                t for t in get_args(hints[f.name]) or (hints[f.name],) if t is not type(None)
+            ]
+            if get_origin(kind) is list:
+                (item,) = get_args(kind)
+                columns.append((f.name, pa.list_(scalars[item])))
+            else:
+                columns.append((f.name, scalars[kind]))
+        return pa.schema(columns)
+
+
+#: The index's columns, in order, with their meaning (the README's table).
+COLUMNS: dict[str, str] = {f.name: f.metadata["doc"] for f in fields(IndexRow)}
 
 
 class Journal:
@@ -128,9 +201,8 @@ def write_index(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = _schema()
     table = pa.Table.from_pylist(
-        [{name: row.get(name) for name in COLUMNS} for row in rows], schema=schema
+        [IndexRow.from_dict(row).to_dict() for row in rows], schema=IndexRow.schema()
     )
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
@@ -213,29 +285,24 @@ def summarise_rows(
 
 
 def _model_of(ok: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
-    """What explained the batch (:func:`~saliency_tubes.commands.pipeline.model_line.model_facts`'s
+    """What explained the batch (:class:`~saliency_tubes.commands.pipeline.model_line.ModelFacts`'s
     keys), from its explained rows; rows of an older journal give only what the settings
     say (no weights source nor caveat)."""
     model = settings.get("model") or {}
     weights = str(model["weights"]) if model.get("weights") else None
+    random = any(bool(x.get("random_weights")) for x in ok)
     for r in ok:
         if r.get("model"):
-            return {
-                "name": r["model"],
-                "weights": weights,
-                "weights_source": r.get("weights_source"),
-                "random_weights": any(bool(x.get("random_weights")) for x in ok),
-                "caveat": r.get("caveat"),
-                "method": r.get("method"),
-            }
-    return {
-        "name": model.get("name"),
-        "weights": weights,
-        "weights_source": None,
-        "random_weights": any(bool(x.get("random_weights")) for x in ok),
-        "caveat": None,
-        "method": (settings.get("explain") or {}).get("method"),
-    }
+            return ModelFacts(
+                r["model"],
+                weights,
+                r.get("weights_source"),
+                random,
+                r.get("caveat"),
+                r.get("method"),
+            ).to_dict()
+    method = (settings.get("explain") or {}).get("method")
+    return ModelFacts(model.get("name"), weights, None, random, None, method).to_dict()
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -244,8 +311,10 @@ def _num(value: Any, digits: int = 3) -> str:
 
 def summary_markdown(summary: dict[str, Any]) -> str:
     """The summary as a short Markdown page."""
-    lines = ["# Batch summary", "", model_line(summary.get("model") or {}), ""]
-    for note in caveats(summary.get("model") or {"random_weights": summary["random_weights"]}):
+    given = summary.get("model")
+    lines = ["# Batch summary", "", model_line(ModelFacts.from_dict(given)), ""]
+    said = given or {"random_weights": summary["random_weights"]}  # an older summary's
+    for note in caveats(ModelFacts.from_dict(said)):
         lines += [f"**{note[0].upper()}{note[1:]}.**", ""]
     lines.append(
         f"{summary['videos']} videos: {summary['ok']} ok, {summary['failed']} failed. "

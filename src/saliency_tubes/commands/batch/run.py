@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 from ...errors import InputError, first_line
@@ -25,6 +25,7 @@ from ...video import atomic_write_bytes
 from ...vocabulary import BATCH_SIZE
 from ..pipeline.lock import folder_lock
 from ..pipeline.outputs import Say, progress
+from ..plain import Plain
 from ..report.index import index_page
 from .inputs import Item, fingerprint, in_shard, model_files, read_inputs
 from .local import Task, run_local
@@ -37,7 +38,7 @@ ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
-class BatchOptions:
+class BatchOptions(Plain):
     """How a batch runs (what each video gets is in :class:`BatchSettings`).
 
     Attributes:
@@ -64,7 +65,13 @@ class BatchOptions:
     force: bool = False
     progress: bool = True
 
+    what: ClassVar[str] = "batch options"
+
+    def __post_init__(self) -> None:
+        self.check()  # validated once, where made
+
     def check(self) -> None:
+        """Validate the options (one-line errors)."""
         if self.engine not in ENGINES:
             raise InputError(
                 f"expected --engine local or ray, but got {self.engine!r}; pick one of them"
@@ -157,10 +164,7 @@ def batch_videos(
             ``error`` row, not an exception.
         KeyboardInterrupt: after the index and summary of what finished were written.
     """
-    options = options or BatchOptions()
-    options.check()
-    settings.model.check()
-    settings.explain.check()
+    options = options or BatchOptions()  # every options object was checked where made
     out = Path(out_dir)
     notes: list[str] = []
     # A folder input leaves out the batch's own outputs (--out may hold INPUT: only its

@@ -3,7 +3,7 @@
 A :class:`VideoWorker` loads the model once and explains video after video
 (:meth:`VideoWorker.run`); every failure of one video (unreadable, empty, a bad ground
 truth, a full disk) becomes an ``error`` row with its one-line message, never an exception.
-The row's columns are :data:`COLUMNS`.
+The row's columns are :data:`COLUMNS` (:class:`~.records.IndexRow`).
 """
 
 from __future__ import annotations
@@ -26,44 +26,9 @@ from ..pipeline.lock import folder_lock
 from ..pipeline.outputs import recover_staging
 from ..report.thumbs import write_thumbnails
 from .inputs import Item
+from .records import COLUMNS, IndexRow
 
 __all__ = ["COLUMNS", "BatchSettings", "VideoWorker", "error_row", "label_index"]
-
-#: The index's columns, in order, with their meaning (the README's table).
-COLUMNS: dict[str, str] = {
-    "video_id": "stable name of the video; its outputs are in videos/<video_id>/",
-    "path": "the video file",
-    "status": "ok or error",
-    "error": "the one-line message of a failed video",
-    "label": "the class it is labelled with (a name or an index), if any",
-    "label_index": "that class's index",
-    "pred": "the index of the top-1 class (the video's mean probability over its clips)",
-    "pred_name": "its name",
-    "score": "its probability",
-    "correct": "pred == label_index (when labelled)",
-    "topk": "the explained classes' indices, in order",
-    "topk_names": "their names",
-    "topk_scores": "their probabilities",
-    "fraction_above": "the top-1 tube's share of seen voxels above 0.5",
-    "spread": "its spatial spread around each frame's centroid (fractions of the frame)",
-    "key_times": "the top-1 tube's key moments (seconds)",
-    "curve": "the top-1 tube's mean saliency per frame at 20 evenly spaced points of the video",
-    "pointing": "3-D pointing game against the ground truth (gt), on the clip grid, with "
-    "evaluate's tolerances (1 frame, 6 pixels)",
-    "mass": "share of the tube's mass inside the ground truth",
-    "iou": "IoU of the tube's top voxels with the ground truth",
-    "frames": "the video's frame count (the segment's with --start/--end)",
-    "fps": "its frame rate",
-    "duration": "its length in seconds (the segment's with --start/--end)",
-    "seconds": "wall seconds of its explain",
-    "output": "its output folder, relative to the batch folder",
-    "random_weights": "the model had random (untrained) weights",
-    "model": "the model's name",
-    "method": "the explanation method",
-    "weights_source": "where its weights came from (shipped, file, download, random, factory)",
-    "caveat": "what its outputs do not mean (the embedded model: 8 synthetic classes only)",
-    "fingerprint": "hash of everything the row depends on (options, model, weights, video)",
-}
 
 
 @dataclass(frozen=True)
@@ -83,11 +48,14 @@ class BatchSettings:
     threads: int | None = None
 
     def describe(self) -> dict[str, Any]:
-        """The settings as JSON-able data (for fingerprints and the summary)."""
-        options = dataclasses.asdict(self.explain)
+        """The settings as JSON-able data (for fingerprints and the summary): the options'
+        ``to_dict``, less the progress bar and the device (they do not change what is
+        written). Its JSON text is what ``dataclasses.asdict`` gave before ``to_dict``
+        existed, so fingerprints of earlier runs still match."""
+        options = self.explain.to_dict()
         options.pop("progress", None)
-        model = dataclasses.asdict(self.model)
-        model.pop("device", None)  # the device does not change what is written
+        model = self.model.to_dict()
+        model.pop("device", None)
         return {"model": model, "explain": options}
 
 
@@ -110,8 +78,7 @@ def label_index(label: str | None, loaded: LoadedModel) -> int | None:
 
 def error_row(item: Item, message: str, fingerprint: str, seconds: float = 0.0) -> dict[str, Any]:
     """The row of a video that failed."""
-    row: dict[str, Any] = dict.fromkeys(COLUMNS)
-    row.update(
+    return IndexRow(
         video_id=item.video_id,
         path=str(item.path),
         status="error",
@@ -119,8 +86,7 @@ def error_row(item: Item, message: str, fingerprint: str, seconds: float = 0.0) 
         label=item.label,
         seconds=round(seconds, 3),
         fingerprint=fingerprint,
-    )
-    return row
+    ).to_dict()
 
 
 def _localisation(e: Explained, gt: Path, info: Any, first: int = 0) -> dict[str, float]:
@@ -158,9 +124,12 @@ def check_against(loaded: LoadedModel, options: ExplainOptions) -> None:
     try:
         loaded.explainer(method, interpolation=options.interpolation, align=options.align)
     except SaliencyTubesError as exc:
+        said = first_line(exc)
+        if said.startswith("expected --method"):  # already names the method and the model
+            raise InputError(f"{said}; nothing was written") from exc
         raise InputError(
             f"expected --method {options.method} to apply to {loaded.name}, but got: "
-            f"{first_line(exc)}; nothing was written"
+            f"{said}; nothing was written"
         ) from exc
     names = loaded.categories
     if not names or callable(options.classes):
@@ -209,11 +178,10 @@ class VideoWorker:
         ``prepared``: its probe, its explanation already made (``--batch-size``) and when its
         work began (its decode)."""
         from ...video import probe
-        from ..explain import explain_video
+        from ..explain import explained_video
 
         started = time.perf_counter() if prepared is None else prepared[2]
         out = self.settings.videos / item.video_id
-        explained: list[Explained] = []
         local: dict[str, float] = {}
         try:
             if out.is_dir():  # what a killed worker left, once no live run holds the folder
@@ -222,27 +190,19 @@ class VideoWorker:
             info = probe(item.path, min_frames=2) if prepared is None else prepared[0]
             options = dataclasses.replace(self.settings.explain, progress=False)
             part = source_info(item.path, info, options) or info  # --start/--end
-            result = explain_video(
-                item.path,
-                out,
-                self.loaded,
-                options,
-                info=info,
-                on_explained=explained.append,
-                explained=None if prepared is None else prepared[1],
-            )
+            given = None if prepared is None else prepared[1]
+            result, explained = explained_video(item.path, out, self.loaded, options, info, given)
             if item.gt is not None:
-                local = _localisation(explained[0], item.gt, info, part.first)
+                local = _localisation(explained, item.gt, info, part.first)
             if "html" in options.formats:
                 write_thumbnails(  # the curve counts the segment's frames (--start/--end)
-                    explained[0], result.tubes[0].curve, part, options, self.thumbs, item.video_id
+                    explained, result.tubes[0].curve, part, options, self.thumbs, item.video_id
                 )
         except (SaliencyTubesError, OSError, ValueError, RuntimeError) as exc:
             return error_row(item, first_line(exc), fingerprint, time.perf_counter() - started)
         top = result.tubes[0]
         target = label_index(item.label, self.loaded)
-        row: dict[str, Any] = dict.fromkeys(COLUMNS)
-        row.update(
+        return IndexRow(
             video_id=item.video_id,
             path=str(item.path),
             status="ok",
@@ -268,13 +228,14 @@ class VideoWorker:
             output=f"videos/{item.video_id}",
             random_weights=bool(self.loaded.random_weights),
             model=self.loaded.name,
-            method=explained[0].method,
+            method=explained.method,
             weights_source=self.loaded.weights_source,
             caveat=self.loaded.caveat,
             fingerprint=fingerprint,
-            **local,
-        )
-        return row
+            pointing=local.get("pointing"),
+            mass=local.get("mass"),
+            iou=local.get("iou"),
+        ).to_dict()
 
 
 def _resampled(values: np.ndarray, points: int = 20) -> list[float]:

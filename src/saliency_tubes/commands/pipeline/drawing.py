@@ -32,7 +32,7 @@ from ...vocabulary import VIDEO_FORMATS
 from ...zoo import LoadedModel
 from ..options import CompareOptions, ExplainOptions
 from .explaining import Explained
-from .model_line import corner_text, model_facts
+from .model_line import ModelFacts, corner_text
 from .outputs import OutputFolder, Run, progress
 from .sizing import fit, sized
 from .track import Summariser, Summary, TubeTrack, summarise, summarise_on_grid
@@ -51,6 +51,7 @@ __all__ = [
     "plot",
     "saliency_of",
     "slug",
+    "Summaries",
     "summaries_first",
 ]
 
@@ -128,26 +129,65 @@ def encode(
     return files
 
 
+@dataclass(frozen=True)
+class Summaries:
+    """The video formats to draw, and where the tubes' curves and statistics come from
+    (:func:`summaries_first`): ``known`` before any drawing, or ``summariser`` fed by it.
+
+    Attributes:
+        formats: the video formats to draw (none: nothing is drawn).
+        known: per track and tube, the summaries computed first; None: the drawing gives
+            them (:meth:`result`).
+        summariser: the drawing's ``look``, which summarises what it draws (with ``known``
+            None).
+    """
+
+    formats: list[str]
+    known: list[list[Summary]] | None
+    summariser: Summariser | None = None
+
+    @property
+    def look(self) -> Look:
+        """How the drawing gets a tube on a frame (summarised as drawn, or not)."""
+        return self.summariser.look if self.summariser is not None else saliency_of
+
+    def shown(self) -> list[list[Summary | None]]:
+        """What the drawing can show of each tube's numbers (the timeline): the known
+        summaries, or None for each tube when they come out of the drawing itself."""
+        if self.known is not None:
+            return [list(row) for row in self.known]
+        assert self.summariser is not None
+        return [[None] * t.count for t in self.summariser.tracks]
+
+    def result(self) -> list[list[Summary]]:
+        """Per track and tube, the curve and statistics over every source frame: the known
+        ones, or those of the drawing (after :func:`encode`)."""
+        if self.known is not None:
+            return self.known
+        assert self.summariser is not None
+        return self.summariser.build()
+
+
 def summaries_first(
     run: Run, info: VideoInfo, tracks: Sequence[TubeTrack], options: ExplainOptions
-) -> tuple[list[str], Summariser | None, list[list[Any]]]:
+) -> Summaries:
     """The video formats to draw, and where the tubes' curves and statistics come from.
 
     Drawn videos give them as they are drawn (each frame's tube mapped onto its pixels
-    once): a :class:`~saliency_tubes.commands.pipeline.track.Summariser` for the drawing's ``look``,
-    and placeholders until its ``build()``. ``--timeline`` needs them before the first
-    frame: then they are computed here, in a pass of their own (the "summarise" stage),
-    and the Summariser is None. Without videos nothing needs the tubes on the source
-    pixels: they are summarised on the clip's grid (:func:`summarise_on_grid`, a cost
-    that does not grow with the source's size).
+    once): a :class:`~saliency_tubes.commands.pipeline.track.Summariser` for the drawing's
+    ``look``, whose summaries :meth:`Summaries.result` returns after the encode pass.
+    ``--timeline`` needs them before the first frame: then they are computed here, in a
+    pass of their own (the "summarise" stage). Without videos nothing needs the tubes on
+    the source pixels: they are summarised on the clip's grid (:func:`summarise_on_grid`,
+    a cost that does not grow with the source's size).
     """
     formats = [f for f in options.formats if f in VIDEO_FORMATS]
     if formats and not options.timeline:
-        return formats, Summariser(info, tracks), [[None] * t.count for t in tracks]
+        return Summaries(formats, None, Summariser(info, tracks))
     with run.stage("summarise"):
         if not formats:
-            return formats, None, list(summarise_on_grid(info, tracks))
-        return formats, None, list(summarise(info, tracks))
+            return Summaries(formats, list(summarise_on_grid(info, tracks)))
+        return Summaries(formats, list(summarise(info, tracks)))
 
 
 def saliency_of(track: TubeTrack, k: int, frame: Frame) -> np.ndarray | torch.Tensor:
@@ -338,7 +378,7 @@ def explain_product(
     is needed only for the timeline."""
     name, score = e.names[k], e.scores[k]
     label = caption_of(e.loaded, f"{name}  p={probability(score)}") + _scale_note(options)
-    corner = corner_text(model_facts(e.loaded, e.method)) + _scale_note(options)
+    corner = corner_text(ModelFacts.of(e.loaded, e.method)) + _scale_note(options)
     stems = {layout: f"{layout}_{k + 1}_{slug(name)}" for layout in options.layouts}
     scale = _timeline_of([summary], options)
     sizes = _explain_sizes(e.track.geometry.src_hw, label, options)

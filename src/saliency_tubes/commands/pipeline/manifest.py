@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ from ...pyramid import ClassFeaturePyramid
 from ...video import VideoInfo
 from ...zoo import LoadedModel
 from ..options import ExplainOptions, PyramidOptions
+from ..plain import plain
 from .explaining import Explained
 from .track import Summary
 
@@ -133,7 +133,7 @@ def model_entry(e: Explained) -> dict[str, Any]:
         "layer": e.layer,
         "classifier": e.classifier,
         "method": e.method,
-        "preset": asdict(e.loaded.preset),
+        "preset": plain(e.loaded.preset),  # as the JSON file has it (lists)
     }
 
 
@@ -185,24 +185,23 @@ def tubes_entries(
 
 
 def options_entry(options: ExplainOptions, loaded: LoadedModel) -> dict[str, Any]:
-    """The options every video command records."""
-    return {
-        "windows": list(options.windows) if options.windows else None,
-        "interpolation": options.interpolation,
-        "align": options.align,
-        "colormap": options.colormap,
-        "opacity": options.opacity,
-        "floor": options.floor,
-        "background": options.background,
-        "normalise": options.normalise,
-        "formats": list(options.formats),
-        "timeline": options.timeline,
-        "encoder": {"codec": "libx264", "crf": options.crf, "preset": options.preset},
-        "max_side": options.max_side,
-        "start": options.start,
-        "end": options.end,
-        "device": _device(loaded),
-    }
+    """The options every video command records: a view of the options' ``to_dict`` (their
+    one serialisation, which batch fingerprints whole), with the encoder's settings as one
+    entry and the model's device."""
+    given = options.to_dict()
+    entry = {key: given[key] for key in _RECORDED}
+    entry["windows"] = entry["windows"] or None
+    entry["encoder"] = {"codec": "libx264", "crf": given["crf"], "preset": given["preset"]}
+    entry.update({key: given[key] for key in ("max_side", "start", "end")})
+    entry["device"] = _device(loaded)
+    return entry
+
+
+#: The options a manifest records as they are (in this order, before the encoder's).
+_RECORDED = (
+    "windows", "interpolation", "align", "colormap", "opacity", "floor", "background",
+    "normalise", "formats", "timeline",
+)  # fmt: skip
 
 
 def one_model(
@@ -381,11 +380,11 @@ def evaluate(
             **weights_entry(loaded),
             "layer": loaded.layer,
             "classifier": loaded.classifier,
-            "preset": asdict(loaded.preset),
+            "preset": plain(loaded.preset),
         },
         "class": {"index": index, "name": name, "score": round(score, 6)},
         "clip": {"frame_indices": indices.tolist(), "grid": list(grid)},
-        "protocol": asdict(protocol),
+        "protocol": plain(protocol),
         "interpolation": interpolation,
         "sanity_layers": scores.layers,
         "tubes": scores.tubes,

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -394,30 +394,35 @@ class Run:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
 
 
+#: What a command's work makes besides its manifest.
+W = TypeVar("W")
+
+
 def produce(
     video: str | Path,
     out_dir: str | Path,
-    work: Callable[[Run], dict[str, Any]],
+    work: Callable[[Run], tuple[dict[str, Any], W]],
     *,
     info: VideoInfo | None = None,
     manifest_extra: dict[str, Any] | None = None,
     on_stage: Say | None = None,
     manifest_name: str = "manifest.json",
-) -> tuple[dict[str, Any], Run]:
+) -> tuple[dict[str, Any], Run, W]:
     """Probe ``video``, claim ``out_dir``, run ``work``, write its manifest; clean up on error.
 
-    ``work`` returns the manifest; ``manifest_extra`` entries are added to it, then the
-    run's ``seconds``, and it is written last as ``manifest_name`` (so a folder with a
-    manifest holds a finished run).
+    ``work`` returns the manifest and what else it made (the explanations and their
+    summaries, say), returned as they are; ``manifest_extra`` entries are added to the
+    manifest, then the run's ``seconds``, and it is written last as ``manifest_name`` (so a
+    folder with a manifest holds a finished run).
     """
     started = time.perf_counter()
     source = Path(video)
     info = probe(source, min_frames=2) if info is None else check_min_frames(info, 2)
     with output_folder(out_dir) as outputs:
         run = Run(source, info, outputs, on_stage or (lambda _msg: None))
-        manifest = work(run)
+        manifest, made = work(run)
         manifest.update(manifest_extra or {})
         manifest["seconds"] = round(time.perf_counter() - started, 3)
         run.timings["total"] = time.perf_counter() - started
         outputs.write_json(manifest_name, manifest)
-    return manifest, run
+    return manifest, run, made

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ...metrics.concentration import TubeStats
 from ...temporal import TemporalCurve
@@ -39,6 +42,39 @@ class TubeResult:
     curve: TemporalCurve
     measured_on: str = "source frames"
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data, every number as it is (the manifest's are rounded)."""
+        c = self.curve
+        return {
+            "model": self.model,
+            "index": self.index,
+            "name": self.name,
+            "score": self.score,
+            "stats": dataclasses.asdict(self.stats),
+            "curve": {
+                "mean": c.mean.tolist(),
+                "max": c.max.tolist(),
+                "times": None if c.times is None else c.times.tolist(),
+                "key_frames": c.key_frames.tolist(),
+                "prominence": c.prominence.tolist(),
+            },
+            "measured_on": self.measured_on,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TubeResult:
+        """The tube of :meth:`to_dict`'s data."""
+        c = data["curve"]
+        curve = TemporalCurve(
+            mean=np.asarray(c["mean"], dtype=np.float64),
+            max=np.asarray(c["max"], dtype=np.float64),
+            times=None if c["times"] is None else np.asarray(c["times"], dtype=np.float64),
+            key_frames=np.asarray(c["key_frames"], dtype=np.int64),
+            prominence=np.asarray(c["prominence"], dtype=np.float64),
+        )
+        fields = ("model", "index", "name", "score", "measured_on")
+        return cls(stats=TubeStats(**data["stats"]), curve=curve, **{k: data[k] for k in fields})
+
 
 @dataclass(frozen=True)
 class CommandResult:
@@ -71,6 +107,29 @@ class CommandResult:
     def count(self) -> int:
         """How many output files were written, the manifest (or report) not counted."""
         return sum(len(v) for kind, v in self.files.items() if kind != "report")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data: paths as text, the tubes as :meth:`TubeResult.to_dict`."""
+        return {
+            "command": self.command,
+            "out_dir": str(self.out_dir),
+            "manifest": self.manifest,
+            "files": {kind: [str(p) for p in paths] for kind, paths in self.files.items()},
+            "tubes": [t.to_dict() for t in self.tubes],
+            "timings": dict(self.timings),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CommandResult:
+        """The result of :meth:`to_dict`'s data."""
+        return cls(
+            command=data["command"],
+            out_dir=Path(data["out_dir"]),
+            manifest=data["manifest"],
+            files={kind: [Path(p) for p in paths] for kind, paths in data["files"].items()},
+            tubes=[TubeResult.from_dict(t) for t in data["tubes"]],
+            timings=dict(data["timings"]),
+        )
 
     def _repr_html_(self) -> str:
         """Jupyter's view: the classes and their numbers, and the side-by-side video (or the

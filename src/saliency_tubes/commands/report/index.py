@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..batch.worker import COLUMNS
-from ..pipeline.model_line import caveats, model_words
+from ..pipeline.model_line import ModelFacts, caveats, model_words
 from .templating import Trusted, fill, template
 from .video import json_for_script
 
@@ -127,7 +127,8 @@ def page_data(
     bitmask of links per row (:data:`LINK_BITS`), the counts and the model line."""
     names = list(COLUMNS)
     ids = [r.get("video_id") for r in rows]
-    facts = summary.get("model") or {}
+    said = summary.get("model") or {"random_weights": summary.get("random_weights")}
+    facts = ModelFacts.from_dict(said)  # an older summary's: only whether weights were random
     return {
         "n": len(rows),
         "columns": names,
@@ -138,7 +139,7 @@ def page_data(
         ],
         "summary": _summary_line(summary),
         "model": model_words(facts),
-        "warning": "; ".join(caveats(facts or {"random_weights": summary.get("random_weights")})),
+        "warning": "; ".join(caveats(facts)),
     }
 
 
@@ -147,10 +148,10 @@ def index_page(
 ) -> str:
     """The page for ``rows`` (index rows), their ``summary`` and per video id which of its
     files exist (``{"thumb": ..., "keys": ..., "report": ...}``, true when present)."""
-    facts = summary.get("model") or {}
+    facts = ModelFacts.from_dict(summary.get("model"))
     title = f"Batch of {summary.get('videos', len(rows))} videos"
-    if facts.get("name"):
-        title += f": {facts['name']}" + (f" ({facts['method']})" if facts.get("method") else "")
+    if facts.name:
+        title += f": {facts.name}" + (f" ({facts.method})" if facts.method else "")
     return fill(
         template("index.html"),
         {

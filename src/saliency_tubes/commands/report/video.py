@@ -30,7 +30,7 @@ from ...numbers import probability
 from ...video import VideoInfo, iter_frames
 from ..options import ExplainOptions
 from ..pipeline.explaining import Explained
-from ..pipeline.model_line import caveats, model_words
+from ..pipeline.model_line import ModelFacts, caveats, model_words
 from ..pipeline.outputs import OutputFolder
 from ..pipeline.track import Summary, TubeTrack
 from .facts import report_facts
@@ -112,7 +112,7 @@ def report_data(
     if contrast is not None:
         label, track, summary = contrast
         classes.append(_entry(label, track, 0, summary, info, grid, step))
-    facts = manifest.get("model") or {}
+    facts = ModelFacts.from_dict(manifest.get("model"))
     return {
         "title": f"{Path(str(info.path)).name}: {e.loaded.name} ({e.method})",
         "warning": "; ".join(caveats(facts)),

@@ -17,7 +17,7 @@ from saliency_tubes import InputError, render
 from saliency_tubes.cli import main
 from saliency_tubes.cli.evaluate_table import protocol_lines, sanity_step, video_table
 from saliency_tubes.commands import ExplainOptions, explain_video, load_model
-from saliency_tubes.commands.pipeline.model_line import corner_text, model_facts
+from saliency_tubes.commands.pipeline.model_line import ModelFacts, corner_text
 from saliency_tubes.commands.report.facts import report_facts
 from saliency_tubes.render.corner import corner_label
 from saliency_tubes.video import iter_frames
@@ -95,7 +95,7 @@ def test_normalise_frame_draws_each_frame_on_its_own_scale(clip: Path, tmp_path:
     # The pictures do: each frame is the heat of its own tube stretched to [0, 1], under
     # the corner label (which says the per-frame scale on a line of its own).
     tube = mapped(numbers["frame"][0][0], numbers["frame"][2], tiny.preset, clip)
-    label = corner_text(model_facts(tiny, "cam"))
+    label = corner_text(ModelFacts.of(tiny, "cam"))
     for k, frame in enumerate(iter_frames(clip)):
         for scale, s, note in (
             ("video", tube[k], ""),

@@ -15,7 +15,7 @@ from saliency_tubes.errors import ModelLoadError
 from saliency_tubes.zoo import load_model
 from saliency_tubes.zoo.sources import huggingface as hf
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 #: A base VideoMAE's config: 16 frames of 224x224, patch 16, tubelet 2 (1568 tokens).
 BASE: dict[str, Any] = {

@@ -21,7 +21,8 @@ from saliency_tubes.metrics.benchmark_run import run_benchmark
 from saliency_tubes.synthetic import make_clip
 from saliency_tubes.video import VideoWriter
 from saliency_tubes.zoo import load_model
-from test_metrics import _one_thread  # noqa: F401  (autouse: one torch thread here too)
+
+from .test_metrics import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 FAST = Protocol(steps=2, resamples=200)
 

@@ -389,7 +389,7 @@ def test_what_each_method_costs_in_forwards_and_backwards() -> None:
     channels = int((flat.amax(1) > flat.amin(1)).sum())  # Score-CAM skips constant channels
     assert 0 < channels < 16  # here some of layer2's 16 channels are dead (all 0 after ReLU)
     captum = ("occlusion", "integrated-gradients")
-    transformers_only = ("rollout", "relevancy")  # tests/test_attention.py counts theirs
+    transformers_only = ("rollout", "relevancy")  # tests/methods/test_attention.py counts theirs
     costs = {
         name: (count_passes(st.METHODS[name], [0, 3]), count_passes(st.METHODS[name], "all"))
         for name in st.METHODS

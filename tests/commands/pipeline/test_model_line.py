@@ -16,7 +16,7 @@ from saliency_tubes import render
 from saliency_tubes.cli import main
 from saliency_tubes.commands import ExplainOptions, explain_video, load_model
 from saliency_tubes.commands.batch.records import summary_markdown
-from saliency_tubes.commands.pipeline.model_line import corner_text, model_facts, model_line
+from saliency_tubes.commands.pipeline.model_line import ModelFacts, corner_text, model_line
 from saliency_tubes.render.corner import CORNER_DIM, corner_label
 from saliency_tubes.video import iter_frames
 
@@ -25,12 +25,12 @@ TINY = "knows only 8 synthetic motion classes"
 
 def test_the_line_names_model_weights_method_and_caveats() -> None:
     tiny = load_model("tiny-actions")
-    assert model_line(model_facts(tiny, "cam")) == (
+    assert model_line(ModelFacts.of(tiny, "cam")) == (
         "model tiny-actions, trained weights shipped with the package, method cam; caveat: "
         f"tiny-actions {TINY}: its classes and tubes mean nothing on other videos"
     )
     untrained = load_model("resnet3d-18", num_classes=8)
-    assert model_line(model_facts(untrained, "gradcam")) == (
+    assert model_line(ModelFacts.of(untrained, "gradcam")) == (
         "model resnet3d-18, random weights (untrained), method gradcam; caveat: random "
         "weights (untrained): the tubes explain an untrained network"
     )
@@ -42,13 +42,18 @@ def test_the_line_names_model_weights_method_and_caveats() -> None:
         "caveat": None,
         "method": "cam",
     }
-    assert model_line(facts) == "model r3d_18, named pretrained weights (kinetics400), method cam"
-    assert model_line({}) == "model unknown (no explained video)"
+    assert ModelFacts.from_dict(facts).to_dict() == facts  # a manifest's model keys
+    manifest_entry = {**facts, "layer": "layer4", "preset": {"frames": 16}}  # and more
+    assert model_line(ModelFacts.from_dict(manifest_entry)) == (
+        "model r3d_18, named pretrained weights (kinetics400), method cam"
+    )
+    assert model_line(ModelFacts()) == "model unknown (no explained video)"
+    assert ModelFacts.from_dict(None) == ModelFacts() == ModelFacts.from_dict({"name": None})
     assert (
-        corner_text(model_facts(untrained, "cam"))
+        corner_text(ModelFacts.of(untrained, "cam"))
         == "resnet3d-18 (cam)\nrandom weights (untrained)"
     )
-    assert corner_text(model_facts(tiny, "cam")) == f"tiny-actions (cam)\n{TINY}"
+    assert corner_text(ModelFacts.of(tiny, "cam")) == f"tiny-actions (cam)\n{TINY}"
 
 
 def test_summary_md_starts_with_the_model_and_its_caveat() -> None:
@@ -63,7 +68,7 @@ def test_summary_md_starts_with_the_model_and_its_caveat() -> None:
         "per_class": {},
         "failures": [],
         "throughput": {"videos_per_second": 1.0, "frames_per_second": 2.0, "wall_seconds": 1.0},
-        "model": model_facts(load_model("tiny-actions"), "cam"),
+        "model": ModelFacts.of(load_model("tiny-actions"), "cam").to_dict(),
     }
     lines = summary_markdown(summary).splitlines()
     assert lines[2].startswith("model tiny-actions, trained weights shipped with the package")
@@ -105,7 +110,7 @@ def test_standalone_heat_and_focus_frames_carry_the_label_unless_no_caption(
         }
     for layout in ("heat", "focus"):
         plain, labelled = shown[False][layout], shown[True][layout]
-        text = corner_text(model_facts(tiny, "cam"))
+        text = corner_text(ModelFacts.of(tiny, "cam"))
         assert np.array_equal(labelled, corner_label(plain, text))  # exactly the label
         assert not np.array_equal(labelled, plain)
 

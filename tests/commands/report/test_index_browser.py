@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-import test_report_browser as _pages
 from _index_rows import made_up_rows
 from saliency_tubes.commands import (
     BatchOptions,
@@ -30,7 +29,9 @@ from saliency_tubes.commands import (
 from saliency_tubes.commands.batch.records import read_index, summarise_rows
 from saliency_tubes.commands.batch.worker import COLUMNS
 from saliency_tubes.commands.report.index import index_page
-from test_report_browser import XSS, _errors, _shot, _until
+
+from . import test_report_browser as _pages
+from .test_report_browser import XSS, _errors, _shot, _until
 
 browser = _pages.browser  # the same headless chromium fixture (and skip) as the report's
 

@@ -32,7 +32,7 @@ from saliency_tubes.metrics.groundtruth import load_ground_truth
 from saliency_tubes.metrics.localisation import localisation
 from saliency_tubes.metrics.protocol import Protocol
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OPTIONS = ExplainOptions(formats=("npy", "plot"), progress=False)
 
 

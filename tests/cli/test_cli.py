@@ -358,7 +358,7 @@ def test_ctrl_c_in_a_subprocess_is_one_line_and_leaves_nothing(tmp_path: Path) -
         "mp4,gif",
         "--quiet",
     ]
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
 
@@ -597,7 +597,7 @@ def test_no_progress_bars_in_a_log(video: Path, tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     out = subprocess.run(
         [
             sys.executable,
