@@ -73,7 +73,9 @@ def measure(weights: str | None, seeds: list[int]) -> tuple[list[str], dict]:
     masks = np.stack([c.mask for c in clips])
     cross = np.ones((1, 3, 3), dtype=bool)
     near = {
-        px: masks if px == 0 else np.stack([binary_dilation(m, cross, iterations=px) for m in masks])
+        px: masks
+        if px == 0
+        else np.stack([binary_dilation(m, cross, iterations=px) for m in masks])
         for px in (0, 4, 8)
     }
     with torch.no_grad():

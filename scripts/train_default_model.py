@@ -219,8 +219,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--epochs", type=int, help="epochs (motion 12, colour 8, colour-vit 3)")
     p.add_argument("--batch-size", type=int, help="clips per step (colour-vit 32, else 16)")
-    p.add_argument("--lr", type=float, help="peak AdamW learning rate (colour-vit 1.5e-3, else 3e-3)")
-    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (colour-vit 0.05, else 5e-4)")
+    p.add_argument(
+        "--lr", type=float, help="peak AdamW learning rate (colour-vit 1.5e-3, else 3e-3)"
+    )
+    p.add_argument(
+        "--weight-decay", type=float, help="AdamW weight decay (colour-vit 0.05, else 5e-4)"
+    )
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clipping")
     p.add_argument("--out", type=Path, help="output .safetensors path (default: the task's)")

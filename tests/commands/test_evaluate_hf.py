@@ -19,11 +19,11 @@ pytest.importorskip("transformers", reason="the Hugging Face models need the tra
 
 from _clips import write_evaluation_clip  # noqa: E402
 from saliency_tubes.cli import main  # noqa: E402
-from saliency_tubes.metrics import deletion  # noqa: E402
 from saliency_tubes.methods.inputs import class_scores  # noqa: E402
+from saliency_tubes.metrics import deletion  # noqa: E402
+from saliency_tubes.zoo import load_model, registry  # noqa: E402
 from saliency_tubes.zoo.sources import hf_adapters  # noqa: E402
 from saliency_tubes.zoo.sources import huggingface as hf  # noqa: E402
-from saliency_tubes.zoo import load_model, registry  # noqa: E402
 
 TINY = {
     "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,

@@ -90,7 +90,10 @@ def test_the_wrong_class_changes_relevancy_s_tube_but_not_its_peak(planted) -> N
     rho = np.median([spearman(right[i], wrong[i]) for i in range(len(x))])
     assert 0.3 < rho < 0.8
     mask = torch.from_numpy(masks)
-    mass = [np.mean([float(energy_inside(m[i], mask[i])) for i in range(len(x))]) for m in (right, wrong)]
+    mass = [
+        np.mean([float(energy_inside(m[i], mask[i])) for i in range(len(x))])
+        for m in (right, wrong)
+    ]
     assert mass[1] < mass[0]
     assert peaks_on(wrong, near).mean() >= 0.9
     rollout = loaded.explainer("rollout")(x, classes=classes).maps

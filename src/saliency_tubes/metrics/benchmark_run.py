@@ -16,7 +16,7 @@ from ..hooks import model_device, preserved_state
 from ..methods.inputs import class_scores
 from ..synthetic import make_dataset
 from ..zoo import get_adapter, load_model
-from ..zoo.registry import LoadedModel
+from ..zoo.loading import LoadedModel
 from .baselines import baseline_fn
 from .benchmark import METRICS, BenchmarkConfig, BenchmarkResult
 from .faithfulness import curve_forwards, make_substrate

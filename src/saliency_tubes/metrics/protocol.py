@@ -325,21 +325,10 @@ def score_tube(
             tell.part(f"{label}: {unit}", clips)
         for name, fn in (("deletion", deletion), ("insertion", insertion)):
             curve = fn(
-                model,
-                clip,
-                tube,
-                target,
-                unit=unit,
-                steps=protocol.steps,
-                substrate=base,
-                grid=grid,
-                ends=ends,
-                batch_size=batch_size,
-                max_bytes=max_bytes,
-                on_batch=tell.advance,
-                ranking=ranking,
-                inputs=inputs,
-            )
+                model, clip, tube, target, unit=unit, steps=protocol.steps, substrate=base,
+                grid=grid, ends=ends, batch_size=batch_size, max_bytes=max_bytes,
+                on_batch=tell.advance, ranking=ranking, inputs=inputs,
+            )  # fmt: skip
             key = name if u == 0 else f"{name}_{unit}"
             scores[key] = curve.auc
             curves[key] = {"fractions": curve.fractions, "scores": curve.scores}

@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..hooks import counted_forwards, preserved_state
 from ..methods.base import ClassSpec, select_classes
 from ..methods.inputs import class_scores
-from ..zoo.registry import LoadedModel
+from ..zoo.loading import LoadedModel
 from .baselines import baseline_fn
 from .faithfulness import DEFAULT_MAX_BYTES, make_substrate
 from .protocol import (

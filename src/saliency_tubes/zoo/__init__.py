@@ -10,20 +10,11 @@ from typing import Any
 from torch import nn
 
 from .checkpoints import load_weights, read_categories, read_state_dict
+from .loading import WEIGHTS_SOURCES, LoadedModel, load_model
 from .nets import tiny, tiny_vit
 from .nets.densenet3d import DenseNet3D, densenet3d
 from .nets.resnet3d import ResNet3D, resnet3d
-from .registry import (
-    WEIGHTS_SOURCES,
-    LoadedModel,
-    ModelAdapter,
-    Preset,
-    available_models,
-    get_adapter,
-    load_model,
-    register,
-    register_prefix,
-)
+from .registry import ModelAdapter, Preset, available_models, get_adapter, register, register_prefix
 from .sources import hf_adapters, pytorchvideo, torchvision
 from .sources._torchvision import import_torchvision
 

@@ -33,7 +33,7 @@ from saliency_tubes.errors import InputError, ModelLoadError  # noqa: E402
 from saliency_tubes.methods import METHODS  # noqa: E402
 from saliency_tubes.tokens import TokenGrid  # noqa: E402
 from saliency_tubes.vocabulary import INPUT_METHODS  # noqa: E402
-from saliency_tubes.zoo import available_models, get_adapter, load_model, registry  # noqa: E402
+from saliency_tubes.zoo import LoadedModel, available_models, get_adapter, load_model, registry  # noqa: E402
 from saliency_tubes.zoo.sources import hf_adapters  # noqa: E402
 from saliency_tubes.zoo.sources import huggingface as hf  # noqa: E402
 
@@ -214,7 +214,7 @@ def test_every_method_runs_or_is_refused(
     assert tubes.raw.shape[2:] == grid and tubes.categories == tuple(LABELS.values())
 
 
-def _layer_gradients(loaded: registry.LoadedModel, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _layer_gradients(loaded: LoadedModel, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(tokens, d top score / d tokens) at ``layer``'s output for one clip."""
     module = dict(loaded.model.named_modules())[layer]
     seen: dict[str, torch.Tensor] = {}
@@ -475,7 +475,9 @@ def test_cli_explains_a_folder(
     assert code == 0, stderr
     assert "random weights" not in stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["model"]["method"] == "relevancy" and manifest["model"]["weights_source"] == "file"
+    assert (
+        manifest["model"]["method"] == "relevancy" and manifest["model"]["weights_source"] == "file"
+    )
     assert manifest["tube"]["layer_grid"] == list(GRID[family])
     assert {c["name"] for c in manifest["classes"]} <= set(LABELS.values())
     assert np.load(out / "tube.npy").shape == (2, 8, 32, 32)

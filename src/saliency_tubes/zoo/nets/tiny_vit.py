@@ -40,7 +40,12 @@ CNN_WEIGHTS = WEIGHTS / "tiny_colours.safetensors"
 TUBELET = (2, 8, 8)
 CLIP = (16, 64, 64)
 SHIPPED: dict[str, object] = {
-    "dim": 48, "depth": 3, "heads": 3, "hidden": 96, "stem": True, "readout": "cls",
+    "dim": 48,
+    "depth": 3,
+    "heads": 3,
+    "hidden": 96,
+    "stem": True,
+    "readout": "cls",
     "tubelet": [4, 8, 8],
 }
 """The architecture of ``tiny-colours-vit`` (:func:`tiny_colours_vit`)."""
@@ -192,7 +197,11 @@ class TinyVideoViT(nn.Module):
         sites = tuple(Site(f"blocks.{i}.attn", b.attn, "joint") for i, b in enumerate(blocks))
         prefix = 1 if self.readout == "cls" else 0
         return AttentionLayout(
-            "tiny-vit", "embed", sites, self.readout, TokenGrid(self.tubelet, prefix, "thw")
+            "tiny-vit",
+            "embed",
+            sites,
+            "cls" if self.readout == "cls" else "mean",
+            TokenGrid(self.tubelet, prefix, "thw"),
         )
 
 
