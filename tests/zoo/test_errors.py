@@ -17,7 +17,7 @@ import saliency_tubes as st
 from _models import HandNet, SmallResNet3D, hand_clip
 from saliency_tubes.zoo import load_model, load_weights, read_categories, resnet3d
 from saliency_tubes.zoo.checkpoints import is_safetensors
-from saliency_tubes.zoo.registry import WEIGHTS_SOURCES
+from saliency_tubes.zoo.loading import WEIGHTS_SOURCES
 
 # --------------------------------------------------------------------------- factories
 

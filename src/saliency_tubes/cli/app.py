@@ -106,7 +106,8 @@ def explain(video: Path, out_dir: Path, **params: Any) -> None:
     "model",
     default="tiny-actions",
     show_default=True,
-    help="A shipped model: tiny-actions (motion CNN) or tiny-colours (colour CNN).",
+    help="A shipped model: tiny-actions (motion CNN), tiny-colours (colour CNN) or "
+    "tiny-colours-vit (colour transformer; auto: relevancy).",
 )
 @flags.options(flags.QUIET)
 def demo(

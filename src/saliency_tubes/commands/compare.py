@@ -266,13 +266,13 @@ def _classes_work(
         )
     if "html" in options.formats:
         with run.stage("write"):
-            shown = None
+            versus = None
             if len(tracks) > 1:
                 label = f"{e.names[ka]} vs {e.names[kb]} (red: {e.names[ka]}, blue: {e.names[kb]})"
-                shown = (label, tracks[1], summaries[1][0])
+                versus = (label, tracks[1], summaries[1][0])
             files["html"] = write_report(
                 outputs, run.video, info, e, summaries[0], options, record,
-                embed=options.embed, contrast=shown,
+                embed=options.embed, contrast=versus,
             )  # fmt: skip
     return record, [(e, summaries[0])]
 

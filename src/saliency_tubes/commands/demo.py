@@ -26,6 +26,7 @@ DEMO_FPS = 16
 DEMO_MODELS: dict[str, str] = {
     DEFAULT_MODEL: "motion",
     "tiny-colours": "colour",
+    "tiny-colours-vit": "colour",
 }
 """The shipped models the demo can show, and the synthetic task each knows."""
 

@@ -20,7 +20,8 @@ def model_lines() -> list[str]:
         a = get_adapter(name)
         p = a.preset
         layer = "+".join(a.layer) if isinstance(a.layer, tuple) else a.layer
-        cam = "exact" if a.cam_exact else ("approx" if a.default_method == "cam" else "n/a")
+        approx = a.default_method == "cam" or a.pooled_head is not None
+        cam = "exact" if a.cam_exact else ("approx" if approx else "n/a")
         lines.append(
             f"{name:16s} layer={layer or 'auto'} head={a.classifier or 'auto'} "
             f"input={p.frames}x{p.size[0]}x{p.size[1]} ({p.resize}) method={a.default_method} "

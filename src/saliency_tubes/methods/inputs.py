@@ -24,7 +24,9 @@ __all__ = [
     "check_batching",
     "check_clip",
     "check_outputs",
+    "class_scores",
     "logits_of",
+    "model_input",
     "select_classes",
 ]
 
@@ -194,6 +196,22 @@ def logits_of(output: Any, n: int) -> torch.Tensor:
             f"expected the model to return class scores of shape (N={n}, num_classes), but got {shape}"
         )
     return output
+
+
+Inputs = Callable[[torch.Tensor], Any] | None
+"""An adapter's ``inputs``: builds the model's input from the (N, C, T, H, W) clip
+(Hugging Face's ``pixel_values``, SlowFast's pathways); None passes the clip as it is."""
+
+
+def model_input(clip: torch.Tensor, inputs: Inputs = None) -> Any:
+    """What the model is called with for ``clip``: ``inputs(clip)``, or the clip itself."""
+    return inputs(clip) if inputs is not None else clip
+
+
+def class_scores(model: nn.Module, clip: torch.Tensor, inputs: Inputs = None) -> torch.Tensor:
+    """The (N, num_classes) scores of ``model`` on the (N, C, T, H, W) ``clip``, called
+    through the adapter's ``inputs`` (every forward of the metrics goes through here)."""
+    return logits_of(model(model_input(clip, inputs)), clip.shape[0])
 
 
 def activations(layers: list[tuple[str, nn.Module]], records: list[Capture]) -> list[torch.Tensor]:

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from ..hooks import model_device, preserved_state
-from ..methods.base import logits_of
+from ..methods.inputs import class_scores
 from ..synthetic import make_dataset
 from ..zoo import get_adapter, load_model
-from ..zoo.registry import LoadedModel
+from ..zoo.loading import LoadedModel
 from .baselines import baseline_fn
 from .benchmark import METRICS, BenchmarkConfig, BenchmarkResult
 from .faithfulness import curve_forwards, make_substrate
@@ -90,9 +90,8 @@ def _tubes_and_sanity(
             kind,
             targets,
             interpolations=modes,
-            layer=loaded.layer,
-            classifier=loaded.classifier,
             align=protocol.align,
+            **loaded.explainer_options(kind),
         )
 
         size = (batch.shape[2], batch.shape[3], batch.shape[4])
@@ -113,7 +112,7 @@ def _tubes_and_sanity(
 
 
 def _predictions(
-    model: torch.nn.Module,
+    loaded: LoadedModel,
     clips: torch.Tensor,
     label_index: torch.Tensor,
     chunk: int,
@@ -122,10 +121,10 @@ def _predictions(
     """The predicted class of every clip and the probability of its true class (float64),
     ``chunk`` clips a forward."""
     predicted_parts, p_clip_parts = [], []
-    with preserved_state(model, eval_mode=True), torch.no_grad():
+    with preserved_state(loaded.model, eval_mode=True), torch.no_grad():
         for i in range(0, len(clips), chunk):
             part = clips[i : i + chunk]
-            probs = torch.softmax(logits_of(model(part), len(part)).float(), dim=1).cpu()
+            probs = torch.softmax(class_scores(loaded.model, part, loaded.inputs).float(), 1).cpu()
             predicted_parts.append(probs.argmax(1).numpy())
             p_clip_parts.append(probs.gather(1, label_index[i : i + len(part), None])[:, 0])
             tell.advance(len(part))
@@ -133,7 +132,7 @@ def _predictions(
 
 
 def _substrates(
-    model: torch.nn.Module,
+    loaded: LoadedModel,
     batch: torch.Tensor,
     protocol: Protocol,
     labels: torch.Tensor,
@@ -146,8 +145,8 @@ def _substrates(
         [make_substrate(batch[j : j + 1], protocol.substrate) for j in range(len(batch))]
     )
     tell.part(*next(labelled))
-    with preserved_state(model, eval_mode=True), torch.no_grad():
-        logits = logits_of(model(bases), len(batch)).float()
+    with preserved_state(loaded.model, eval_mode=True), torch.no_grad():
+        logits = class_scores(loaded.model, bases, loaded.inputs).float()
     p_base = torch.softmax(logits, dim=1).cpu().gather(1, labels[:, None])[:, 0].double()
     tell.advance(len(batch))
     return bases, p_base
@@ -227,6 +226,7 @@ def _score_group(
                 substrate=bases[j : j + 1],
                 ends=(float(p_clip[i]), float(p_base[j])),
                 progress=tell,
+                inputs=loaded.inputs,
             )
             scores["sanity_top"] = float(corr[1, j, k])
             scores["sanity_all"] = float(corr[-1, j, k])
@@ -272,8 +272,8 @@ def run_benchmark(
     prep = preset.preprocess()
     clips = torch.stack([prep(v) for v in videos]).to(model_device(model) or torch.device("cpu"))
     label_index = torch.as_tensor(labels, dtype=torch.int64)
-    predicted, p_clip = _predictions(model, clips, label_index, config.chunk, tell)
-    layers = cascade_layers(model, clips[:1], protocol.granularity)  # type: ignore[arg-type]
+    predicted, p_clip = _predictions(loaded, clips, label_index, config.chunk, tell)
+    layers = cascade_layers(model, clips[:1], protocol.granularity, inputs=loaded.inputs)  # type: ignore[arg-type]
     tell.advance(1)
     plan = benchmark_forwards(config, len(layers))
     tell.plan(Forwards(plan.parts, done=config.clips + 1))
@@ -290,7 +290,7 @@ def run_benchmark(
         idx = list(range(start, min(n, start + config.chunk)))
         batch = clips[idx]
         targets = [int(labels[i]) for i in idx]
-        bases, p_base = _substrates(model, batch, protocol, label_index[idx], tell, labelled)
+        bases, p_base = _substrates(loaded, batch, protocol, label_index[idx], tell, labelled)
         for kind, keys in row_groups(config.methods, config.interpolations, config.baselines):
             tell.part(*next(labelled))
             chunk = _Chunk(idx, batch, targets, bases, p_base)

@@ -52,7 +52,7 @@ from torch import nn
 
 from ..errors import ClassSelectionError, InputError
 from ..hooks import model_device, preserved_state
-from ..methods.base import logits_of
+from ..methods.inputs import Inputs, class_scores
 from ._tubes import as_tube, connected_components, rank_order
 
 __all__ = [
@@ -87,8 +87,7 @@ class Curve:
     """A deletion or insertion curve.
 
     Attributes:
-        mode: ``"deletion"`` or ``"insertion"``.
-        unit: ``"voxel"``, ``"frame"`` or ``"tube"``.
+        mode, unit: ``"deletion"`` or ``"insertion"``; ``"voxel"``, ``"frame"`` or ``"tube"``.
         substrate: the substrate's name (``"tensor"`` for a custom one).
         target: the class whose probability was recorded.
         fractions: ``(n + 1,)`` float64, the fraction of voxels deleted or inserted at
@@ -371,9 +370,11 @@ def _known_ends(
     return values, todo
 
 
-def _probabilities(model: nn.Module, batch: torch.Tensor, target: int) -> torch.Tensor:
+def _probabilities(
+    model: nn.Module, batch: torch.Tensor, target: int, inputs: Inputs = None
+) -> torch.Tensor:
     """The softmax probability of class ``target`` for each clip of ``batch`` (float64, CPU)."""
-    logits = logits_of(model(batch), batch.shape[0]).float()
+    logits = class_scores(model, batch, inputs).float()
     if not 0 <= int(target) < logits.shape[1]:
         raise ClassSelectionError(
             f"expected target in [0, {logits.shape[1]}) (the model's classes), but got {target!r}"
@@ -401,8 +402,10 @@ def perturbation_curve(
     ends: tuple[float, float] | None = None,
     on_batch: Callable[[int], None] | None = None,
     ranking: tuple[torch.Tensor, torch.Tensor] | None = None,
+    inputs: Inputs = None,
 ) -> Curve:
-    """Delete (or insert) the clip's units in the tube's order and record the class score.
+    """Delete (or insert) the clip's units in the tube's order and record the class score
+    at each step: the :class:`Curve`.
 
     Args:
         model: the classifier; it comes back unchanged (training flags and
@@ -414,24 +417,22 @@ def perturbation_curve(
         unit: ``"voxel"``, ``"frame"`` or ``"tube"``.
         steps: number of steps ``n`` (at most the number of units).
         substrate: ``"blur"``, ``"mean"``, ``"zeros"`` or a tensor of the clip's shape.
-        sigma: the blur's ``(sigma_t, sigma_h, sigma_w)``.
-        grid: for ``"voxel"``, the grid of cells ranked and removed together.
+        sigma, grid: the blur's ``(sigma_t, sigma_h, sigma_w)``; for ``"voxel"``, the cells.
         threshold: for ``"tube"``, the salient fraction of the maximum.
         seed: tie-breaking seed.
         batch_size: perturbed clips per forward pass; None derives it from ``max_bytes``.
-        max_bytes: bound on the perturbed clips held at once (inputs only; the model's
-            activations scale with the batch as well: lower it for a large model).
+        max_bytes: bound on the perturbed clips held at once (inputs only: lower it for a
+            large model, whose activations grow with the batch too).
         eval_mode: run the model in eval mode (restored afterwards).
         ends: ``(p_clip, p_substrate)``, the target's probability on the clip and on the
             substrate, when already known: the two steps that perturb nothing and
             everything take them instead of a forward pass each.
-        on_batch: called with the number of clips after each forward pass (progress).
+        on_batch: called with the number of clips after each forward (progress).
         ranking: ``(membership, order)``, what :func:`perturbation_units` gives for this
             tube, unit, grid, threshold and seed, when already computed (the connected
             regions of ``"tube"`` are then not found again).
-
-    Returns:
-        The :class:`Curve`.
+        inputs: builds the model's input from a clip (a Hugging Face model's
+            ``pixel_values``: :attr:`~saliency_tubes.zoo.LoadedModel.inputs`).
     """
     x, s = _curve_inputs(clip, saliency, mode, steps)
     device = model_device(model) or x.device
@@ -448,7 +449,7 @@ def perturbation_curve(
             steps_now = todo[start : start + chunk]
             ks = torch.tensor([counts[i] for i in steps_now], device=device)
             chosen = (voxel_rank.unsqueeze(0) < ks.view(-1, 1, 1, 1)).unsqueeze(1)  # (B,1,T,H,W)
-            values[steps_now] = _probabilities(model, torch.where(chosen, *pair), target)
+            values[steps_now] = _probabilities(model, torch.where(chosen, *pair), target, inputs)
             del chosen
             if on_batch is not None:
                 on_batch(len(steps_now))

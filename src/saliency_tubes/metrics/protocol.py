@@ -18,7 +18,7 @@ import torch
 
 from ..errors import InputError
 from ..hooks import preserved_state
-from ..methods.base import logits_of
+from ..methods.inputs import Inputs, class_scores
 from ..vocabulary import INPUT_METHODS
 from .faithfulness import (
     DEFAULT_MAX_BYTES,
@@ -230,6 +230,7 @@ def confidence_change(
     target: int,
     substrate: torch.Tensor,
     p_clip: float | None = None,
+    inputs: Inputs = None,
 ) -> dict[str, float]:
     r"""Drop and increase in confidence of one tube (Chattopadhay, Sarkar, Howlader and
     Balasubramanian, "Grad-CAM++", WACV 2018), in space-time.
@@ -251,6 +252,7 @@ def confidence_change(
         target: the explained class.
         substrate: ``(1, C, T, H, W)``.
         p_clip: :math:`Y` when already known (one forward less).
+        inputs: builds the model's input from a clip (:attr:`LoadedModel.inputs`).
 
     Returns:
         ``{"average_drop": ..., "increase": ...}`` for this clip.
@@ -259,7 +261,7 @@ def confidence_change(
     shown = substrate + (clip - substrate) * m
     batch = shown if p_clip is not None else torch.cat([shown, clip])
     with preserved_state(model, eval_mode=True), torch.no_grad():
-        probs = torch.softmax(logits_of(model(batch), len(batch)).float(), dim=1)[:, target]
+        probs = torch.softmax(class_scores(model, batch, inputs).float(), dim=1)[:, target]
     o = float(probs[0])
     y = float(p_clip) if p_clip is not None else float(probs[1])
     return {"average_drop": max(0.0, y - o) / y if y > 0 else 0.0, "increase": float(o > y)}
@@ -281,6 +283,7 @@ def score_tube(
     progress: Progress | None = None,
     label: str = "",
     rankings: Mapping[str, Ranking] | None = None,
+    inputs: Inputs = None,
 ) -> tuple[dict[str, float], dict[str, dict[str, torch.Tensor]]]:
     """Localisation, deletion / insertion and the confidence change of one tube.
 
@@ -304,6 +307,7 @@ def score_tube(
         label: the tube's name in the parts' labels.
         rankings: the tube's :func:`unit_ranking` by unit, where already computed (each
             unit is otherwise cut once, for both curves).
+        inputs: builds the model's input from a clip (:attr:`LoadedModel.inputs`).
 
     Returns:
         ``(scores, curves)``: scores by name, and per curve name its ``fractions`` and ``scores``.
@@ -321,26 +325,16 @@ def score_tube(
             tell.part(f"{label}: {unit}", clips)
         for name, fn in (("deletion", deletion), ("insertion", insertion)):
             curve = fn(
-                model,
-                clip,
-                tube,
-                target,
-                unit=unit,
-                steps=protocol.steps,
-                substrate=base,
-                grid=grid,
-                ends=ends,
-                batch_size=batch_size,
-                max_bytes=max_bytes,
-                on_batch=tell.advance,
-                ranking=ranking,
-            )
+                model, clip, tube, target, unit=unit, steps=protocol.steps, substrate=base,
+                grid=grid, ends=ends, batch_size=batch_size, max_bytes=max_bytes,
+                on_batch=tell.advance, ranking=ranking, inputs=inputs,
+            )  # fmt: skip
             key = name if u == 0 else f"{name}_{unit}"
             scores[key] = curve.auc
             curves[key] = {"fractions": curve.fractions, "scores": curve.scores}
     if label:
         tell.part(f"{label}: confidence", confidence_forwards(bool(ends)))
     p_clip = ends[0] if ends else None
-    scores.update(confidence_change(model, clip, tube, target, base, p_clip))
+    scores.update(confidence_change(model, clip, tube, target, base, p_clip, inputs))
     tell.advance(confidence_forwards(bool(ends)))
     return scores, curves

@@ -34,6 +34,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..hooks import preserved_state, resolve_module, trace_calls
+from ..methods.inputs import Inputs, model_input
 
 __all__ = [
     "SaliencyFn",
@@ -115,7 +116,11 @@ def gaussian_like(module: nn.Module, generator: torch.Generator) -> None:
 
 
 def cascade_layers(
-    model: nn.Module, clip: torch.Tensor, granularity: Literal["block", "leaf"] = "block"
+    model: nn.Module,
+    clip: torch.Tensor,
+    granularity: Literal["block", "leaf"] = "block",
+    *,
+    inputs: Inputs = None,
 ) -> list[str]:
     """The layers of a cascading randomisation, from the top (output side) down.
 
@@ -124,11 +129,12 @@ def cascade_layers(
     ``"block"`` lists the model's direct children that hold parameters (for a ResNet:
     ``fc, layer4, layer3, layer2, layer1, bn1, conv1``), falling back to ``"leaf"`` when the
     model has fewer than two such children. Both are in reverse order of their last call.
+    ``inputs`` builds the model's input from the clip (:attr:`LoadedModel.inputs`).
     """
     if granularity not in ("block", "leaf"):
         raise InputError(f"expected granularity 'block' or 'leaf', but got {granularity!r}")
     with preserved_state(model, eval_mode=True):
-        calls = trace_calls(model, clip)
+        calls = trace_calls(model, model_input(clip, inputs))
     finished: dict[str, int] = {}
     for i, call in enumerate(calls):
         finished[call.name] = i

@@ -18,8 +18,9 @@ import torch
 
 from ..errors import InputError
 from ..hooks import counted_forwards, preserved_state
-from ..methods.base import ClassSpec, logits_of, select_classes
-from ..zoo.registry import LoadedModel
+from ..methods.base import ClassSpec, select_classes
+from ..methods.inputs import class_scores
+from ..zoo.loading import LoadedModel
 from .baselines import baseline_fn
 from .faithfulness import DEFAULT_MAX_BYTES, make_substrate
 from .protocol import (
@@ -79,7 +80,7 @@ def select_target(
     """
     model = loaded.model
     with preserved_state(model, eval_mode=True), torch.no_grad():
-        logits = logits_of(model(torch.cat([clip, substrate])), 2).float()
+        logits = class_scores(model, torch.cat([clip, substrate]), loaded.inputs).float()
     target = int(select_classes(classes, logits[:1], loaded.categories)[0, 0])
     p = torch.softmax(logits, dim=1)[:, target].double().cpu()
     return Selection(target, float(p[0]), float(p[1]))
@@ -124,9 +125,8 @@ def _saliency(
         kind,
         [target],
         interpolations=[interpolation],
-        layer=loaded.layer,
-        classifier=loaded.classifier,
         align=protocol.align,
+        **loaded.explainer_options(kind),
     )
 
 
@@ -301,7 +301,7 @@ def score_rows(
     base = substrate if substrate is not None else make_substrate(clip, protocol.substrate)
     groups = row_groups(methods, [interpolation], baselines)
     made, per = _explained(groups, loaded, clip, target, interpolation, protocol, tell)
-    layers = cascade_layers(model, clip, protocol.granularity)  # type: ignore[arg-type]
+    layers = cascade_layers(model, clip, protocol.granularity, inputs=loaded.inputs)  # type: ignore[arg-type]
     tell.advance(1)
     steps = cascade_steps(len(layers), cascade)
     plan, rankings = _plan(made, per, len(steps), units, protocol, ends)
@@ -325,6 +325,7 @@ def score_rows(
             progress=tell,
             label=row_label(row),
             rankings=rankings[row],
+            inputs=loaded.inputs,
         )
         curves[row] = row_curves
         tubes[row] = _row_entry(scores, corr, row_curves)

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from torch import nn
 
 from .checkpoints import load_weights, read_categories, read_state_dict
+from .loading import WEIGHTS_SOURCES, LoadedModel, load_model
 from .nets import tiny, tiny_vit
 from .nets.densenet3d import DenseNet3D, densenet3d
 from .nets.resnet3d import ResNet3D, resnet3d
-from .registry import (
-    WEIGHTS_SOURCES,
-    LoadedModel,
-    ModelAdapter,
-    Preset,
-    available_models,
-    get_adapter,
-    load_model,
-    register,
-    register_prefix,
-)
+from .registry import ModelAdapter, Preset, available_models, get_adapter, register, register_prefix
 from .sources import hf_adapters, pytorchvideo, torchvision
 from .sources._torchvision import import_torchvision
 
@@ -82,8 +74,26 @@ register(
         caveat="knows only the 6 synthetic colour classes (red, yellow, green, cyan, blue, magenta)",
     )
 )
-# tiny_vit.TinyVideoViT (the colour transformer) is not registered: its training on this
-# machine did not leave chance level (see scripts/train_default_model.py --task colour-vit).
+# The colour transformer (tiny_vit.TinyVideoViT, a class token read by the head), shipped,
+# explained by relevancy; Grad-CAM reads the tokens of the block before the last (the last
+# block's patch tokens never reach the class token).
+register(
+    replace(
+        _shipped(
+            "tiny-colours-vit",
+            tiny_vit.tiny_colours_vit,
+            tiny.COLOUR_PRESET | {"layer": tiny_vit.GRADCAM_LAYER, "classifier": "fc"},
+            description="small video transformer trained here on the synthetic colour clips "
+            "(ships with the package)",
+            weights="tiny_colours_vit.safetensors (shipped)",
+            caveat="knows only the 6 synthetic colour classes (red, yellow, green, cyan, blue, "
+            "magenta)",
+        ),
+        reshape=tiny_vit.embed_grid(1, tiny_vit.SHIPPED["tubelet"]),  # type: ignore[arg-type]
+        default_method="relevancy",
+        cam_exact=False,
+    )
+)
 
 
 def _hara(

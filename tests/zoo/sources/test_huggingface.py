@@ -33,7 +33,7 @@ from saliency_tubes.errors import InputError, ModelLoadError  # noqa: E402
 from saliency_tubes.methods import METHODS  # noqa: E402
 from saliency_tubes.tokens import TokenGrid  # noqa: E402
 from saliency_tubes.vocabulary import INPUT_METHODS  # noqa: E402
-from saliency_tubes.zoo import available_models, get_adapter, load_model, registry  # noqa: E402
+from saliency_tubes.zoo import LoadedModel, available_models, get_adapter, load_model, registry  # noqa: E402
 from saliency_tubes.zoo.sources import hf_adapters  # noqa: E402
 from saliency_tubes.zoo.sources import huggingface as hf  # noqa: E402
 
@@ -107,9 +107,9 @@ def test_presets_are_registered_and_listed() -> None:
     names = set(PRESET_OF.values())
     assert names <= set(available_models())
     lines = {line.split()[0]: line for line in model_lines()}
-    assert "method=cam cam=approx" in lines["videomae-base"]
+    assert "method=relevancy cam=approx" in lines["videomae-base"]
     assert "layer=videomae.encoder.layer.11" in lines["videomae-base"]
-    assert "method=gradcam cam=n/a" in lines["timesformer-base"]
+    assert "method=relevancy cam=n/a" in lines["timesformer-base"]
     assert "layer=timesformer.encoder.layer.10" in lines["timesformer-base"]
     assert "layer=vivit.layers.10" in lines["vivit-b"] and "32x224x224" in lines["vivit-b"]
 
@@ -169,7 +169,8 @@ def test_folder_is_explained_end_to_end(folders: dict[str, Path], family: str) -
     tubes = loaded.explainer(loaded.adapter.default_method)(_clip(), classes="top2")
     assert tubes.maps.shape == (1, 2, 8, 32, 32)  # maps at the clip size
     assert tubes.raw.shape[2:] == GRID[family]  # the token grid from the config
-    assert tubes.layer == loaded.layer and torch.isfinite(tubes.maps).all()
+    # relevancy (the default) reports on the embeddings' tokens, not on the adapter's layer
+    assert tubes.layer == f"{family}.embeddings" and torch.isfinite(tubes.maps).all()
     assert set(tubes.names()[0]) <= set(LABELS.values())  # names from id2label
     reference = torch.softmax(loaded.model(hf.pixel_values(_clip())).logits, 1)
     torch.testing.assert_close(tubes.scores, reference.gather(1, tubes.classes))
@@ -198,7 +199,7 @@ def test_every_method_runs_or_is_refused(
 ) -> None:
     loaded = load_model(f"hf:{folders[family]}")
     if method == "cam" and family != "videomae":
-        with pytest.raises(ModelLoadError, match="CAM does not apply to .*use method 'gradcam'"):
+        with pytest.raises(ModelLoadError, match="CAM does not apply to .*use method 'relevancy'"):
             loaded.explainer(method)
         return
     options = {}
@@ -213,7 +214,7 @@ def test_every_method_runs_or_is_refused(
     assert tubes.raw.shape[2:] == grid and tubes.categories == tuple(LABELS.values())
 
 
-def _layer_gradients(loaded: registry.LoadedModel, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _layer_gradients(loaded: LoadedModel, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(tokens, d top score / d tokens) at ``layer``'s output for one clip."""
     module = dict(loaded.model.named_modules())[layer]
     seen: dict[str, torch.Tensor] = {}
@@ -317,7 +318,7 @@ def test_another_clip_size_is_one_line(folders: dict[str, Path], family: str) ->
 
 def test_videomae_without_mean_pooling_reads_its_first_token(folders: dict[str, Path]) -> None:
     loaded = load_model(f"hf:{folders['videomae-cls']}")
-    assert loaded.adapter is not None and loaded.adapter.default_method == "gradcam"
+    assert loaded.adapter is not None and loaded.adapter.default_method == "relevancy"
     assert loaded.adapter.pooled_head is None
     with pytest.raises(ModelLoadError, match="CAM does not apply"):
         loaded.explainer("cam")
@@ -474,8 +475,9 @@ def test_cli_explains_a_folder(
     assert code == 0, stderr
     assert "random weights" not in stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    method = "cam" if family == "videomae" else "gradcam"
-    assert manifest["model"]["method"] == method and manifest["model"]["weights_source"] == "file"
+    assert (
+        manifest["model"]["method"] == "relevancy" and manifest["model"]["weights_source"] == "file"
+    )
     assert manifest["tube"]["layer_grid"] == list(GRID[family])
     assert {c["name"] for c in manifest["classes"]} <= set(LABELS.values())
     assert np.load(out / "tube.npy").shape == (2, 8, 32, 32)
@@ -555,7 +557,7 @@ def test_import_listing_and_help_do_not_import_transformers() -> None:
 def test_without_the_extra_the_presets_are_listed_with_the_install_hint(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(hf, "available", lambda: False)
+    monkeypatch.setattr(hf_adapters, "available", lambda: False)  # imported there by name
     listed = {a.name: a.description for a in hf_adapters.adapters()}
     assert set(listed) == set(PRESET_OF.values())
     assert all(d.endswith(f"[needs the transformers extra: {hf.INSTALL}]") for d in listed.values())

@@ -32,7 +32,7 @@ from saliency_tubes.cli import main
 from saliency_tubes.errors import InputError, ModelLoadError
 from saliency_tubes.video import VideoWriter
 from saliency_tubes.zoo import available_models, get_adapter, load_model
-from saliency_tubes.zoo.registry import LoadedModel
+from saliency_tubes.zoo.loading import LoadedModel
 from saliency_tubes.zoo.sources import pytorchvideo as pvm
 
 if importlib.util.find_spec("pytorchvideo") is None:  # pragma: no cover - depends on the env

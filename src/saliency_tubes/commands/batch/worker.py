@@ -23,6 +23,7 @@ from ..options import ExplainOptions, ModelOptions
 from ..pipeline.explaining import Explained, source_info
 from ..pipeline.lock import folder_lock
 from ..pipeline.outputs import recover_staging
+from ..plain import Plain
 from ..report.thumbs import write_thumbnails
 from .inputs import Item
 from .records import COLUMNS, IndexRow
@@ -31,7 +32,7 @@ __all__ = ["COLUMNS", "BatchSettings", "VideoWorker", "error_row", "label_index"
 
 
 @dataclass(frozen=True)
-class BatchSettings:
+class BatchSettings(Plain):
     """What every video of a batch is explained with (picklable, for worker processes).
 
     Attributes:
@@ -221,7 +222,9 @@ class VideoWorker:
             weights_source=self.loaded.weights_source,
             caveat=self.loaded.caveat,
             fingerprint=fingerprint,
-            **local,
+            pointing=local.get("pointing"),
+            mass=local.get("mass"),
+            iou=local.get("iou"),
         ).to_dict()
 
 

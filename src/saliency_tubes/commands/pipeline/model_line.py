@@ -20,7 +20,7 @@ __all__ = [
     "model_words",
 ]
 
-#: How each weights source (:data:`saliency_tubes.zoo.registry.WEIGHTS_SOURCES`) is said.
+#: How each weights source (:data:`saliency_tubes.zoo.loading.WEIGHTS_SOURCES`) is said.
 WEIGHTS_WORDS = {
     "shipped": "trained weights shipped with the package",
     "file": "weights from a checkpoint file",

@@ -106,7 +106,9 @@ def adapter_for(
     """The :class:`ModelAdapter` of a config (and processor settings) of one of the families."""
     lay = layout(config, where)
     missing = "" if available() else f" [needs the {EXTRA} extra: {INSTALL}]"
-    method = "cam" if lay.pooled else "gradcam"
+    # relevancy: class-specific and through every block; it passed the planted-evidence and
+    # sanity checks on the trained tiny-colours-vit (tests/methods/test_attention_planted.py)
+    method = "relevancy"
     extra: dict[str, object] = {"requires": EXTRA, "family": lay.family.key, "grid": lay.grid}
     if folder is not None:
         extra["folder"] = str(folder)

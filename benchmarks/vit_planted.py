@@ -1,0 +1,154 @@
+"""Planted evidence and sanity for the shipped transformer ``tiny-colours-vit`` (issue 22).
+
+What runs: ``tiny-colours-vit`` (its weights: ``--weights``, default the shipped ones) on
+colour clips ``make_colour_clip(seed=s, frames=16, size=(64, 64))``, s in ``--seeds``
+(default 0..23: not in its training data, whose clips come from spawned 64-bit seeds, nor
+its validation data, and not chosen): one coloured target among 2-5 grey look-alikes of
+the same shapes, sizes and motions; only its hue tells the class. For ``relevancy``,
+``gradcam`` and ``rollout``:
+
+* **planted**: the fraction of frames whose tube maximum (the first voxel at the frame's
+  maximum) lies on the target dilated by 0, 4 or 8 px (8 px: one token cell, the model's
+  patch), explaining the true class;
+* **wrong class**: the same for the complementary hue ((label + 3) mod 6), the mass of the
+  tube on the target (``energy_inside``) for the true and the wrong class, and the
+  Spearman correlation between the two tubes (median over clips);
+* **sanity** (Adebayo et al.): :func:`saliency_tubes.metrics.sanity_check` with the
+  project's cascade over the leaf layers (:func:`~saliency_tubes.metrics.cascade_layers`,
+  ``"leaf"``: ``fc`` first), the median over clips of the Spearman correlation of the true
+  class's tube after the head (``fc``) is randomised and after every layer is.
+
+Writes ``benchmarks/RESULTS_vit_planted.md`` (with the load average) and prints the table.
+
+Usage (from the repository root):
+    .venv/bin/python benchmarks/vit_planted.py
+    .venv/bin/python benchmarks/vit_planted.py --weights /tmp/vit.safetensors --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _machine import describe  # benchmarks/_machine.py (scripts run from this folder)
+from scipy.ndimage import binary_dilation
+
+from saliency_tubes.metrics import (
+    cascade_layers,
+    energy_inside,
+    explainer_fn,
+    sanity_check,
+    spearman,
+)
+from saliency_tubes.synthetic_colours import COLOURS, make_colour_clip
+from saliency_tubes.zoo import load_model
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "RESULTS_vit_planted.md"
+METHODS = ("relevancy", "gradcam", "rollout")
+COMPLEMENT = 3
+
+
+def peaks_on(maps: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """(N, T) bool: each frame's maximum (first voxel at it) lies in ``near``."""
+    n, t = maps.shape[:2]
+    flat = maps.reshape(n, t, -1).argmax(-1)
+    ys, xs = np.unravel_index(flat, maps.shape[2:])
+    return near[np.arange(n)[:, None], np.arange(t)[None], ys, xs]
+
+
+def measure(weights: str | None, seeds: list[int]) -> tuple[list[str], dict]:
+    loaded = load_model("tiny-colours-vit", weights=weights)
+    prep = loaded.preset.preprocess()
+    clips = [make_colour_clip(seed=s, frames=16, size=(64, 64)) for s in seeds]
+    x = torch.stack([prep(c.video) for c in clips])
+    labels = torch.tensor([c.label for c in clips])
+    classes = torch.stack([labels, (labels + COMPLEMENT) % len(COLOURS)], dim=1)
+    masks = np.stack([c.mask for c in clips])
+    cross = np.ones((1, 3, 3), dtype=bool)
+    near = {
+        px: masks
+        if px == 0
+        else np.stack([binary_dilation(m, cross, iterations=px) for m in masks])
+        for px in (0, 4, 8)
+    }
+    with torch.no_grad():
+        accuracy = float((loaded.model(x).argmax(1) == labels).double().mean())
+    lines = [f"accuracy on the {len(seeds)} clips: {accuracy:.3f}", ""]
+    lines += [
+        "| method | peak on target, 0 / 4 / 8 px | worst clip (8 px) | wrong class: peak on "
+        "target (8 px) | mass true / wrong | rho(true, wrong) | sanity rho: head random / "
+        "all random | s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    found: dict = {"accuracy": accuracy}
+    layers = cascade_layers(loaded.model, x[:1], "leaf")
+    for name in METHODS:
+        started = time.perf_counter()
+        tubes = loaded.explainer(name)(x, classes=classes)
+        right, wrong = tubes.maps[:, 0], tubes.maps[:, 1]
+        hits = {px: peaks_on(right.numpy(), near[px]) for px in near}
+        off = peaks_on(wrong.numpy(), near[8])
+        mask_t = torch.from_numpy(masks)
+        mass = [
+            float(np.mean([float(energy_inside(m[i], mask_t[i])) for i in range(len(seeds))]))
+            for m in (right, wrong)
+        ]
+        rho_tw = float(np.median([spearman(right[i], wrong[i]) for i in range(len(seeds))]))
+        fn = explainer_fn(name, labels.tolist(), **loaded.explainer_options(name))
+        check = sanity_check(
+            loaded.model, x, fn, layers=layers, steps=(1, len(layers)), reference=right
+        )
+        head, every = (float(np.nanmedian(check.correlations[i].numpy())) for i in (1, -1))
+        seconds = time.perf_counter() - started
+        found[name] = {
+            "hits": {px: float(h.mean()) for px, h in hits.items()},
+            "worst": float(hits[8].mean(1).min()),
+            "wrong_hits": float(off.mean()),
+            "mass": mass,
+            "rho_true_wrong": rho_tw,
+            "sanity": (head, every),
+        }
+        lines.append(
+            f"| {name} | {hits[0].mean():.3f} / {hits[4].mean():.3f} / {hits[8].mean():.3f} "
+            f"| {hits[8].mean(1).min():.3f} | {off.mean():.3f} | {mass[0]:.3f} / {mass[1]:.3f} "
+            f"| {rho_tw:.3f} | {head:.3f} / {every:.3f} | {seconds:.0f} |"
+        )
+        print(lines[-1], flush=True)
+    lines.append(f"\nsanity cascade: {', '.join(layers)} (step 1: {layers[0]} random)")
+    return lines, found
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights", help="a .safetensors of TinyVideoViT (default: the shipped)")
+    p.add_argument("--seeds", type=int, nargs=2, default=(0, 24), help="range start, stop")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    seeds = list(range(*args.seeds))
+    load = os.getloadavg()[0]
+    lines, _ = measure(args.weights, seeds)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    head = [
+        "# Planted evidence and sanity on tiny-colours-vit",
+        "",
+        f"Written by `benchmarks/vit_planted.py` on {stamp}; seeds {seeds[0]}..{seeds[-1]}; "
+        f"{describe()}; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.",
+        "",
+    ]
+    text = "\n".join(head + lines) + "\n"
+    print(text)
+    if not args.no_write:
+        OUT.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
