@@ -19,6 +19,9 @@ class _Tiny(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fault == "hang":
+            hanging_in = os.environ.get("SALIENCY_TUBES_TEST_HANGING")
+            if hanging_in:  # a file per process that reached the forward (it hangs there)
+                open(os.path.join(hanging_in, str(os.getpid())), "w").close()
             time.sleep(600)
         if self.fault == "crash":
             os._exit(3)  # a crash in native code, as far as the parent can tell

@@ -12,6 +12,7 @@ __all__ = [
     "ALIGNS",
     "ATTENTION_METHODS",
     "BACKGROUNDS",
+    "BATCH_SIZE",
     "BLACKBOX_METHODS",
     "FORMATS",
     "INPUT_METHODS",
@@ -96,3 +97,7 @@ X264_PRESETS: tuple[str, ...] = (
 """libx264's speed presets, fastest first (the mp4 outputs' ``--x264-preset``)."""
 STYLES: tuple[str, ...] = ("focus", "heat")
 """What each panel of a comparison grid shows."""
+
+#: ``batch --batch-size``'s default: videos per forward of a local worker (chosen by
+#: benchmarks/bench_batch_floor.py; see docs/tasks/batch.md).
+BATCH_SIZE: int = 4

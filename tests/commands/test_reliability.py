@@ -371,15 +371,18 @@ def test_kill_9_of_the_batch_parent_ends_its_workers(dataset: Path, tmp_path: Pa
     """kill -9 of ``batch`` left its workers blocked for good (~300 MB each, a GPU's memory
     held). Two workers, each inside a video that hangs: the parent is killed, both end."""
     out = tmp_path / "batch"
+    hanging = tmp_path / "hanging"
+    hanging.mkdir()
     parent = subprocess.Popen(
         _cli("batch", str(dataset), "--out", str(out), "--format", "npy", "--workers", "2",
              "--model", "_batch_models:hanging", "--quiet"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**_env(), "SALIENCY_TUBES_TEST_HANGING": str(hanging)},
     )  # fmt: skip
     try:
-        # Both workers are inside a video once each video's staging folder exists.
-        _wait("both workers to start a video",
-              lambda: len(list(out.glob("videos/*/.saliency-tubes-run-*"))) == 2)  # fmt: skip
+        # Both workers are inside a video once each has reached its (hanging) forward; a
+        # batch explains its videos before it makes their folders (--batch-size).
+        _wait("both workers to start a video", lambda: len(list(hanging.iterdir())) == 2)
         workers = _children(parent.pid, "spawn_main")
         assert len(workers) == 2, workers
     finally:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..commands import BATCH_SIZE, InputError
 from . import flags, parse
 from .running import guarded, report_batch, say, stages
 
@@ -48,6 +49,16 @@ def demo_dataset(out_dir: Path, classes: str, method: str, quiet: bool) -> None:
     "--workers", type=int, default=1, show_default=True,
     help="Local worker processes; each loads the model once, with cores/N torch threads "
     "(--device cuda: one per GPU).",
+)  # fmt: skip
+@click.option(
+    "--threads", type=int, default=None,
+    help="Torch CPU threads per local worker (default: cores / workers).",
+)  # fmt: skip
+@click.option(
+    "--batch-size", type=int, default=BATCH_SIZE, show_default=True,
+    help="Videos per forward of a local worker (their clips in one batch; the next ones are "
+    "decoded meanwhile). Methods whose tube would change, or that run many forwards per "
+    "clip, and --windows, explain one video at a time (said at the start).",
 )  # fmt: skip
 @click.option(
     "--engine", default="local", show_default=True,
@@ -106,9 +117,15 @@ def batch(source: Path | None, out_dir: Path, **params: Any) -> None:
             )
         explain = flags.explain_options(params)
         model = parse.model_options(params)
-        settings = BatchSettings(model, explain, out_dir / "videos")
+        threads = params["threads"]
+        if threads is not None and threads < 1:
+            raise InputError(
+                f"expected --threads >= 1 (torch threads per worker), but got {threads}"
+            )
+        settings = BatchSettings(model, explain, out_dir / "videos", threads)
         options = BatchOptions(
             workers=params["workers"],
+            batch_size=params["batch_size"],
             engine=params["engine"],
             ray_address=params["ray_address"],
             shard=parse_shard(params["shard"]),

@@ -77,6 +77,7 @@ _EXPORTS: dict[str, str] = {
     "check_device": ".options",
     "ALIGNS": "..vocabulary",
     "BACKGROUNDS": "..vocabulary",
+    "BATCH_SIZE": "..vocabulary",
     "FORMATS": "..vocabulary",
     "INTERPOLATIONS": "..vocabulary",
     "LAYOUTS": "..vocabulary",
@@ -103,6 +104,7 @@ if TYPE_CHECKING:
     from ..video import probe as probe
     from ..vocabulary import ALIGNS as ALIGNS
     from ..vocabulary import BACKGROUNDS as BACKGROUNDS
+    from ..vocabulary import BATCH_SIZE as BATCH_SIZE
     from ..vocabulary import FORMATS as FORMATS
     from ..vocabulary import INTERPOLATIONS as INTERPOLATIONS
     from ..vocabulary import LAYOUTS as LAYOUTS

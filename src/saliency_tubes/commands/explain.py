@@ -62,10 +62,13 @@ def explained_video(
     loaded: LoadedModel,
     options: ExplainOptions,
     info: VideoInfo,
+    given: explaining.Explained | None = None,
 ) -> tuple[CommandResult, explaining.Explained]:
     """:func:`explain_video`, returning the explanation too (every window's tubes on the
-    clip grid: ``batch`` scores it against ground truth and draws thumbnails from it)."""
-    return _explained(video, out_dir, loaded, options, info)
+    clip grid: ``batch`` scores it against ground truth and draws thumbnails from it).
+    ``given``: the explanation, made already (``batch --batch-size``: several videos' clips
+    in one forward); nothing is decoded or run again."""
+    return _explained(video, out_dir, loaded, options, info, given=given)
 
 
 def _explained(
@@ -76,11 +79,12 @@ def _explained(
     info: VideoInfo | None,
     manifest_extra: dict[str, Any] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    given: explaining.Explained | None = None,
 ) -> tuple[CommandResult, explaining.Explained]:
     """The run of :func:`explain_video`: its result and the explanation."""
     options = options or ExplainOptions()
     info = explaining.source_info(video, info, options)
-    work = partial(_explain_work, loaded=loaded, options=options)
+    work = partial(_explain_work, loaded=loaded, options=options, given=given)
     record, run, (e, tubes) = produce(
         video, out_dir, work, info=info, manifest_extra=manifest_extra, on_stage=on_stage
     )
@@ -88,14 +92,16 @@ def _explained(
 
 
 def _explain_work(
-    run: Run, loaded: LoadedModel, options: ExplainOptions
+    run: Run, loaded: LoadedModel, options: ExplainOptions, given: explaining.Explained | None
 ) -> tuple[dict[str, Any], tuple[explaining.Explained, list[Summary]]]:
-    """explain's work in its output folder: the manifest, the explanation and its tubes'
-    summaries (see :func:`explain_video`)."""
+    """explain's work in its output folder: the manifest, the explanation (``given``, or
+    made now) and its tubes' summaries (see :func:`explain_video`)."""
     info, outputs = run.info, run.outputs
-    with run.stage("explain"):
-        todo = explaining.plan(info, loaded, options)
-        (e,) = explaining.explain(run.video, info, [todo], options.progress, run.say)
+    e = given
+    if e is None:
+        with run.stage("explain"):
+            todo = explaining.plan(info, loaded, options)
+            (e,) = explaining.explain(run.video, info, [todo], options.progress, run.say)
     plan = summaries_first(run, info, [e.track], options)
     files: dict[str, list[str]] = {}
     npy = None

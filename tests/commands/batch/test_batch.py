@@ -284,8 +284,12 @@ def test_shards_merge_into_the_index_of_one_run(dataset: Path, tmp_path: Path) -
     assert (out / "index.shard-1-of-2.parquet").is_file()
     merged = merge_batches([out], out)
     keep = lambda r: {k: v for k, v in r.items() if k not in ("seconds",)}  # noqa: E731
-    assert [keep(r) for r in merged.rows] == sorted(
-        (keep(r) for r in whole.rows), key=lambda r: r["video_id"]
+    # The whole run explains its 4 videos in one forward, the shards theirs in groups of 2:
+    # the same numbers up to the float order of a batched convolution (--batch-size).
+    _same_up_to_floats(
+        [keep(r) for r in merged.rows],
+        sorted((keep(r) for r in whole.rows), key=lambda r: r["video_id"]),
+        "rows",
     )
     assert merged.summary["ok"] == 4
 
@@ -330,7 +334,7 @@ def test_an_interrupted_forced_rerun_keeps_the_earlier_rows(
     out = tmp_path / "batch"
     first = batch_videos(dataset, out, _settings(out), BatchOptions(progress=False))
 
-    def one_then_interrupt(settings, todo, workers, timeout, finished) -> None:
+    def one_then_interrupt(settings, todo, workers, timeout, finished, *rest) -> None:
         item, fingerprint = todo[0]
         finished(error_row(item, "a new failure", fingerprint))
         raise KeyboardInterrupt

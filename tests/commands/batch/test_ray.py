@@ -49,6 +49,9 @@ def _settings(out: Path) -> BatchSettings:
 
 def _run(table: Path, out: Path, engine: str, **options: Any) -> Any:
     workers = 2 if engine == "local" else 1
+    # Ray's actors explain one video per forward: the local workers too (--batch-size 1), so
+    # that the tubes agree byte for byte (batched ones within 1e-6: test_batch_groups.py).
+    options.setdefault("batch_size", 1)
     opts = BatchOptions(workers=workers, engine=engine, progress=False, **options)
     return batch_videos(table, out, _settings(out), opts)
 

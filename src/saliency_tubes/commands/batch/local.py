@@ -29,6 +29,7 @@ from typing import Any
 from ...errors import InputError, first_line
 from ..pipeline.lock import LOCK_NAME
 from ..pipeline.outputs import recover_staging
+from .groups import GroupWorker, Job
 from .inputs import Item
 from .worker import BatchSettings, VideoWorker, error_row
 
@@ -99,22 +100,17 @@ def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int, parent: i
         if hasattr(signal, "pthread_sigmask"):  # blocked while this process started; a
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # Ctrl-C then: here
         try:
-            worker = VideoWorker(settings)
+            grouped = GroupWorker(VideoWorker(settings))
         except Exception as exc:  # reported to the parent, which stops the batch
             results.put(("fatal", wid, None, first_line(exc)))
             return
-        results.put(("ready", wid, None, None))
-        while True:
-            task = tasks.get()
-            if task is None:
-                return
-            index, item, fingerprint = task
-            try:
-                row = worker.run(item, fingerprint)
-            except Exception as exc:  # an unexpected bug: this video's error, not the batch's
-                message = f"unexpected {type(exc).__name__}: {first_line(exc)}"
-                row = error_row(item, message, fingerprint)
-            results.put(("row", wid, index, row))
+        results.put(("ready", wid, None, grouped.alone))
+
+        def groups() -> Iterator[list[Job]]:
+            while (group := tasks.get()) is not None:
+                yield group
+
+        grouped.serve(groups(), lambda index, row: results.put(("row", wid, index, row)))
     except KeyboardInterrupt:
         return
 
@@ -150,7 +146,10 @@ class _Worker:
     process: Any
     tasks: Any
     device: str = "cpu"
-    task: tuple[int, float] | None = None  # (task index, start time)
+    #: the groups of task indices handed to it: the first under way, the next decoding
+    groups: list[list[int]] = dataclasses.field(default_factory=list)
+    began: float = 0.0  # when the first group got under way
+    size: int = 0  # its videos when it did
     ready: bool = False
     started: float = dataclasses.field(default_factory=time.monotonic)
 
@@ -171,11 +170,20 @@ def run_local(
     workers: int,
     timeout: float | None,
     on_row: Callable[[dict[str, Any]], None],
+    batch_size: int = 1,
+    say: Callable[[str], None] | None = None,
 ) -> None:
-    """Explain ``tasks`` on ``workers`` processes; ``on_row`` gets each row as it comes."""
+    """Explain ``tasks`` on ``workers`` processes; ``on_row`` gets each row as it comes.
+
+    Each worker gets groups of ``batch_size`` videos, explained in one forward where the
+    method allows (:mod:`~saliency_tubes.commands.batch.groups`), and the next group while
+    one is under way (decoded meanwhile). A group's videos have ``timeout`` seconds each; a
+    group that times out or kills its worker is retried one video at a time, so that only
+    the video at fault gets the error row. ``say`` is told once why the videos are
+    explained one at a time, when they are."""
     if not tasks:
         return
-    _Pool(settings, tasks, workers, timeout, on_row).run()
+    _Pool(settings, tasks, workers, timeout, on_row, batch_size, say).run()
 
 
 class _Pool:
@@ -189,17 +197,23 @@ class _Pool:
         workers: int,
         timeout: float | None,
         on_row: Callable[[dict[str, Any]], None],
+        batch_size: int = 1,
+        say: Callable[[str], None] | None = None,
     ) -> None:
+        self.say = say if batch_size > 1 else None
         self.ctx = mp.get_context("spawn")
         self.results = self.ctx.Queue()
         self.gpus = _gpus(settings.model.device)
         self.size = max(1, min(len(self.gpus) or workers, len(tasks)))
+        # Groups no larger than every worker's share, so that no worker waits for a video.
+        batch_size = max(1, min(batch_size, -(-len(tasks) // self.size)))
         threads = settings.threads or max(1, (os.cpu_count() or 1) // self.size)
         self.settings = BatchSettings(settings.model, settings.explain, settings.videos, threads)
         self.tasks, self.timeout, self.on_row = tasks, timeout, on_row
         self.pool: dict[int, _Worker] = {}
         self.next_id = 0
-        self.pending = list(range(len(tasks)))
+        order = list(range(len(tasks)))
+        self.pending = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         self.remaining = len(tasks)
 
     def start(self, device: str | None = None) -> None:
@@ -232,7 +246,7 @@ class _Pool:
                 self.receive()
                 now = time.monotonic()
                 for wid, w in list(self.pool.items()):
-                    if w.task is None:
+                    if not w.groups:
                         self.check_idle(wid, w, now)
                     else:
                         self.check_busy(wid, w, now)
@@ -240,7 +254,7 @@ class _Pool:
             # Interrupted (or the batch failed): the videos under way stop and clean up
             # their folders (a worker turns SIGINT into a quiet exit), the idle workers exit.
             for w in self.pool.values():
-                if w.task is not None and w.process.is_alive():
+                if w.groups and w.process.is_alive():
                     with suppress(OSError):
                         os.kill(w.process.pid, signal.SIGINT)
             raise
@@ -248,13 +262,21 @@ class _Pool:
             self.close()
 
     def hand_out(self) -> None:
-        """Give idle, ready workers a video each."""
-        for w in list(self.pool.values()):
-            if w.ready and w.task is None and self.pending:
-                index = self.pending.pop(0)
-                item, fingerprint = self.tasks[index]
-                w.task = (index, time.monotonic())
-                w.tasks.put((index, item, fingerprint))
+        """Give ready workers a group each, then the next one to decode meanwhile while
+        more groups are left than workers without one (those still starting included)."""
+        for depth in (1, 2):
+            for w in list(self.pool.values()):
+                idle = sum(1 for other in self.pool.values() if not other.groups)
+                if depth == 2 and len(self.pending) <= idle:
+                    return
+                if w.ready and len(w.groups) < depth and self.pending:
+                    self.give(w, self.pending.pop(0))
+
+    def give(self, w: _Worker, group: list[int]) -> None:
+        w.groups.append(group)
+        if len(w.groups) == 1:
+            w.began, w.size = time.monotonic(), len(group)
+        w.tasks.put([(i, *self.tasks[i]) for i in group])
 
     def receive(self) -> None:
         """Take the workers' messages: every one waiting, after waiting up to :data:`_POLL`
@@ -279,8 +301,18 @@ class _Pool:
             raise InputError(payload)  # the model or the options: the whole batch
         if kind == "ready" and wid in self.pool:
             self.pool[wid].ready = True
-        elif kind == "row" and wid in self.pool and self.pool[wid].task is not None:
-            self.pool[wid].task = None
+            if payload and self.say is not None:
+                self.say(f"--batch-size: the videos are explained one at a time: {payload}")
+                self.say = None
+        elif kind == "row" and wid in self.pool and self.pool[wid].groups:
+            w = self.pool[wid]
+            if _index not in w.groups[0]:
+                return
+            w.groups[0].remove(_index)
+            if not w.groups[0]:
+                w.groups.pop(0)
+                if w.groups:  # the next one gets under way
+                    w.began, w.size = time.monotonic(), len(w.groups[0])
             self.remaining -= 1
             self.on_row(payload)
 
@@ -315,12 +347,11 @@ class _Pool:
             )
 
     def check_busy(self, wid: int, w: _Worker, now: float) -> None:
-        """A worker on a video: past the timeout, or dead, the video is an error row and
-        the worker is replaced."""
-        assert w.task is not None
-        index, began = w.task
-        item, fingerprint = self.tasks[index]
-        if self.timeout is not None and now - began > self.timeout:
+        """A worker on a group: past the timeout (``timeout`` seconds per video of the
+        group), or dead, the worker is replaced; a group of one video gets its error row, a
+        larger group is tried again one video at a time (the one at fault gets the row)."""
+        began, group = w.began, w.groups[0]
+        if self.timeout is not None and now - began > self.timeout * w.size:
             message = (
                 f"timed out after {self.timeout:g} s (--timeout); the video may hang the "
                 "decoder: re-encode it, or raise --timeout"
@@ -334,10 +365,17 @@ class _Pool:
         else:
             return
         self.retire(wid)
-        if not w.process.is_alive():  # still dying: it may still write; the next run's
-            _clean(self.settings.videos / item.video_id)  # locked recovery cleans up
-        self.remaining -= 1
-        self.on_row(error_row(item, message, fingerprint, now - began))
+        for index in group:
+            if not w.process.is_alive():  # still dying: it may still write; the next run's
+                _clean(self.settings.videos / self.tasks[index][0].video_id)  # locked recovery
+        again = w.groups[1:]
+        if w.size > 1:
+            again = [[index] for index in group] + again
+        else:
+            item, fingerprint = self.tasks[group[0]]
+            self.remaining -= 1
+            self.on_row(error_row(item, message, fingerprint, now - began))
+        self.pending[:0] = again
         if self.pending:
             self.start(w.device)
 

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from ...errors import InputError, first_line
 from ...video import atomic_write_bytes
+from ...vocabulary import BATCH_SIZE
 from ..pipeline.lock import folder_lock
 from ..pipeline.outputs import Say, progress
 from ..plain import Plain
@@ -42,6 +43,9 @@ class BatchOptions(Plain):
 
     Attributes:
         workers: local worker processes (each loads the model once).
+        batch_size: videos per forward of a local worker (one clip each; Ray: one at a
+            time). It does not change the results (nor the fingerprints: a run with another
+            batch size redoes nothing).
         engine: ``"local"`` or ``"ray"``.
         ray_address: a Ray cluster to join (``"auto"``, ``"HOST:PORT"``); None: local Ray.
         shard: ``(I, N)``: only the I-th of N deterministic parts of the input.
@@ -52,6 +56,7 @@ class BatchOptions(Plain):
     """
 
     workers: int = 1
+    batch_size: int = BATCH_SIZE
     engine: str = "local"
     ray_address: str | None = None
     shard: tuple[int, int] | None = None
@@ -73,6 +78,14 @@ class BatchOptions(Plain):
             )
         if isinstance(self.workers, bool) or self.workers < 1:
             raise InputError(f"expected --workers >= 1, but got {self.workers!r}")
+        if (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or self.batch_size < 1
+        ):
+            raise InputError(
+                f"expected --batch-size >= 1 (videos per forward), but got {self.batch_size!r}"
+            )
         if self.limit is not None and self.limit < 1:
             raise InputError(f"expected --limit >= 1, but got {self.limit!r}")
         if self.timeout is not None and not self.timeout > 0:
@@ -201,7 +214,11 @@ def _batch(
             todo.append((it, prints[it.video_id]))
     skipped = len(items) - len(todo)
     local = options.engine == "local"
-    where = f"on {options.workers} local worker process(es)" if local else "on Ray actors"
+    where = (
+        f"on {options.workers} local worker process(es), {options.batch_size} per forward"
+        if local
+        else "on Ray actors, one video at a time"
+    )
     say(f"{len(items)} videos: {skipped} done before, {len(todo)} to explain {where}")
     started = time.perf_counter()
     journal = Journal(journal_path)
@@ -217,7 +234,7 @@ def _batch(
         bar.update(1)
 
     try:
-        _run(settings, todo, options, finished)
+        _run(settings, todo, options, finished, say)
     except BaseException:
         # Ctrl-C, or a failure of the whole run: what finished is kept; when nothing did (a
         # model that cannot load), the records stay exactly as they were.
@@ -286,13 +303,15 @@ def _run(
     todo: Sequence[Task],
     options: BatchOptions,
     finished: Callable[[dict[str, Any]], None],
+    say: Say,
 ) -> None:
     if options.engine == "ray":
         from .ray import run_ray
 
         run_ray(settings, todo, options.ray_address, options.timeout, finished)
     else:
-        run_local(settings, todo, options.workers, options.timeout, finished)
+        size = options.batch_size
+        run_local(settings, todo, options.workers, options.timeout, finished, size, say)
 
 
 def merge_batches(sources: Sequence[str | Path], out_dir: str | Path) -> BatchResult:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError, SaliencyTubesError, first_line
+from ...video import VideoInfo
 from ...zoo import LoadedModel
 from ..options import ExplainOptions, ModelOptions
 from ..pipeline.explaining import Explained, source_info
@@ -166,22 +167,32 @@ class VideoWorker:
         check_against(loaded, settings.explain)
         self.thumbs = settings.videos.parent / "thumbs"
 
-    def run(self, item: Item, fingerprint: str) -> dict[str, Any]:
-        """Explain ``item`` into ``videos/<video_id>/``; its row (never raises for the video)."""
+    def run(
+        self,
+        item: Item,
+        fingerprint: str,
+        *,
+        prepared: tuple[VideoInfo, Explained, float] | None = None,
+    ) -> dict[str, Any]:
+        """Explain ``item`` into ``videos/<video_id>/``; its row (never raises for the video).
+
+        ``prepared``: its probe, its explanation already made (``--batch-size``) and when its
+        work began (its decode)."""
         from ...video import probe
         from ..explain import explained_video
 
-        started = time.perf_counter()
+        started = time.perf_counter() if prepared is None else prepared[2]
         out = self.settings.videos / item.video_id
         local: dict[str, float] = {}
         try:
             if out.is_dir():  # what a killed worker left, once no live run holds the folder
                 with folder_lock(out):
                     recover_staging(out)
-            info = probe(item.path, min_frames=2)
+            info = probe(item.path, min_frames=2) if prepared is None else prepared[0]
             options = dataclasses.replace(self.settings.explain, progress=False)
             part = source_info(item.path, info, options) or info  # --start/--end
-            result, explained = explained_video(item.path, out, self.loaded, options, info)
+            given = None if prepared is None else prepared[1]
+            result, explained = explained_video(item.path, out, self.loaded, options, info, given)
             if item.gt is not None:
                 local = _localisation(explained, item.gt, info, part.first)
             if "html" in options.formats:

@@ -56,7 +56,7 @@ from ..options import ExplainOptions
 from .outputs import Say, progress
 from .track import TubeTrack, Window
 
-__all__ = ["Explained", "Plan", "decode_windows", "explain", "plan", "source_info"]
+__all__ = ["Explained", "Plan", "decode_windows", "explain", "explanation", "plan", "source_info"]
 
 
 @dataclass
@@ -361,25 +361,24 @@ class _Progress:
         return chosen, mean[chosen].tolist()
 
     def result(self, info: VideoInfo) -> Explained:
-        p = self.plan
         chosen, scores = self._choose()
-        names = p.loaded.categories
-        clip_size = p.clip_size
-        geometry = p.preprocess.geometry(info.size)
-        return Explained(
-            loaded=p.loaded,
-            method=p.method,
-            windows=p.windows,
-            classes=chosen,
-            names=[names[c] if names else str(c) for c in chosen],
-            scores=scores,
-            layer=self.layer,
-            classifier=self.classifier,
-            clip_size=clip_size,
-            track=TubeTrack(
-                p.windows, clip_size, p.interpolation, p.align, geometry, device=self.device
-            ),
+        return explanation(
+            self.plan, info, chosen, scores, self.layer, self.classifier, self.device
         )
+
+
+def explanation(
+    p: Plan, info: VideoInfo, chosen: list[int], scores: list[float], layer: str, head: str,
+    device: torch.device,
+) -> Explained:  # fmt: skip
+    """``p``'s :class:`Explained` once its windows' raw tubes and classes are known."""
+    names, size = p.loaded.categories, p.clip_size
+    geometry = p.preprocess.geometry(info.size)
+    return Explained(
+        p.loaded, p.method, p.windows, chosen, [names[c] if names else str(c) for c in chosen],
+        scores, layer, head, size,
+        TubeTrack(p.windows, size, p.interpolation, p.align, geometry, device=device),
+    )  # fmt: skip
 
 
 def _class_count(p: Plan) -> int | None:
