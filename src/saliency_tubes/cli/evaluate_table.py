@@ -68,6 +68,11 @@ def video_table(report: dict[str, Any]) -> str:
     layers = list(report.get("sanity_layers") or [])
     steps = list(ev.get("sanity_steps") or [])
     lines = protocol_lines(report.get("protocol") or {}, units, layers, steps)
+    tubes = report.get("tubes") or {}
+    # A plain callable: every tube's sanity entry is the reason it has none (a string).
+    na = next((t["sanity"] for t in tubes.values() if isinstance(t.get("sanity"), str)), None)
+    if na is not None:
+        lines.append(f"sanity: {na}")
     columns: list[tuple[str, str, str]] = [
         ("pointing", "pointing ↑", ".2f"),
         ("mass", "mass ↑", ".3f"),
@@ -82,17 +87,18 @@ def video_table(report: dict[str, Any]) -> str:
     heads = ["tube"] + [head for _, head, _ in columns]
     # As the README's table: the cascade's first step (the top layer random) and its last.
     shown = [i for i in sorted({1, len(steps) - 1}) if 0 < i < len(steps)]
-    heads += [f"sanity ρ step {steps[i]} ↓" for i in shown]
+    heads += [f"sanity ρ step {steps[i]} ↓" for i in shown] + (["sanity ρ"] if na else [])
     rows = []
-    for name, t in (report.get("tubes") or {}).items():
+    for name, t in tubes.items():
         cells = [name]
         for key, _, fmt in columns:
             value = t.get(key)
             cells.append("n/a" if value is None else format(value, fmt))
-        rho = list(t.get("sanity") or [])
+        rho = t.get("sanity") or []
         for i in shown:
             value = rho[i] if i < len(rho) else None
             cells.append("n/a" if value is None else f"{value:.2f}")
+        cells += ["n/a"] if na else []
         rows.append(cells)
     widths = [max(len(str(r[i])) for r in [heads, *rows]) for i in range(len(heads))]
 

@@ -62,7 +62,8 @@ DEFINITIONS = {
     "Score-CAM's sanity steps, planned at its first explanation's count of varying channels, "
     "which a randomised layer may change by a few",
     "sanity_steps": "the cascade steps of every tube's sanity list: 0 is the trained model, "
-    "step i has the top i of sanity_layers randomised (cumulatively, top first)",
+    "step i has the top i of sanity_layers randomised (cumulatively, top first); none for a "
+    "plain callable, whose tubes' sanity entry says n/a (no parameters to randomise)",
     "seconds_per_forward_estimate": "seconds per clip forward that the time estimate used: "
     "the fastest of the forward batches timed before the long part",
 }
@@ -285,12 +286,8 @@ def evaluate_video(
         nothing is left behind.
     """
     options = options or EvaluateOptions()
-    if loaded.plain_callable:
-        raise InputError(
-            f"expected an nn.Module for evaluate (its sanity check randomises the model's "
-            f"layers), but {loaded.name} is a plain callable; explain it with explain, batch "
-            "or compare, or give the factory's network itself"
-        )
+    for method in options.methods:
+        loaded.check_method(method)  # a plain callable: the methods that only run it
     info = probe(video, min_frames=2) if info is None else check_min_frames(info, 2)
     truth = load_ground_truth(ground_truth, info.num_frames, info.size)
     preset = loaded.preset
@@ -409,7 +406,8 @@ def _step_label(step: int, shown: list[int], layers: list[str]) -> str:
 
 
 def _video_plots(outputs: OutputFolder, scores: ClipScores, title: str) -> dict[str, str]:
-    """``deletion_insertion.png`` and ``sanity.png`` of one clip's scores."""
+    """``deletion_insertion.png`` and ``sanity.png`` (none without a sanity check: a plain
+    callable) of one clip's scores."""
     rows, curves, tubes, layers = scores.rows, scores.curves, scores.tubes, scores.layers
     panels = []
     for name in ("deletion", "insertion"):
@@ -425,6 +423,20 @@ def _video_plots(outputs: OutputFolder, scores: ClipScores, title: str) -> dict[
         panels.append(
             Panel(f"{name} (AUC in legend)", "fraction of voxels", "p(class)", series, ylim=(0, 1))
         )
+    figures = [("deletion_insertion", panels)]
+    if layers:
+        figures.append(("sanity", [_sanity_panel(scores)]))
+    files = {
+        stem: outputs.write_bytes(f"{stem}.png", render.figure_png(chosen, title))
+        for stem, chosen in figures
+    }
+    files["report"] = "report.json"
+    return files
+
+
+def _sanity_panel(scores: ClipScores) -> Panel:
+    """The sanity cascade's panel: each row's Spearman ρ per step explained."""
+    rows, tubes, layers = scores.rows, scores.tubes, scores.layers
     shown = scores.steps or list(range(len(layers) + 1))
     x = np.arange(len(shown))
     sanity = [
@@ -437,7 +449,7 @@ def _video_plots(outputs: OutputFolder, scores: ClipScores, title: str) -> dict[
         for r in rows
     ]
     ticks = [_step_label(s, shown, layers) for s in shown]
-    sanity_panel = Panel(
+    return Panel(
         "sanity check",
         "layers randomised (top first)",
         "Spearman ρ",
@@ -445,9 +457,3 @@ def _video_plots(outputs: OutputFolder, scores: ClipScores, title: str) -> dict[
         xticks=ticks,
         ylim=(-1.05, 1.05),
     )
-    files = {
-        stem: outputs.write_bytes(f"{stem}.png", render.figure_png(chosen, title))
-        for stem, chosen in (("deletion_insertion", panels), ("sanity", [sanity_panel]))
-    }
-    files["report"] = "report.json"
-    return files

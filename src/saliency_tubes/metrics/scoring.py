@@ -38,12 +38,24 @@ from .protocol import (
 )
 from .sanity import SaliencyFn, cascade_layers, explainer_fn, sanity_check, sanity_steps
 
-__all__ = ["CASCADES", "ClipScores", "Selection", "cascade_steps", "score_rows", "select_target"]
+__all__ = [
+    "CASCADES",
+    "SANITY_NA",
+    "ClipScores",
+    "Selection",
+    "cascade_steps",
+    "score_rows",
+    "select_target",
+]
 
 CASCADES = ("ends", "every")
 """Which steps of the sanity check's cascade are explained: ``"ends"`` the first and the
 last (the top block random, every block random: the two the benchmark reports),
 ``"every"`` each step (the whole curve)."""
+
+SANITY_NA = "n/a: a plain callable has no parameters to randomise"
+"""Every tube's ``"sanity"`` entry when the model is a plain callable
+(:attr:`~saliency_tubes.zoo.LoadedModel.plain_callable`): no cascade to run, no number."""
 
 
 @dataclass(frozen=True)
@@ -99,12 +111,12 @@ class ClipScores:
 
     Attributes:
         rows: row keys, ``"method/interpolation"`` then ``"baseline/name"``.
-        layers: the sanity check's layers, top first.
+        layers: the sanity check's layers, top first (none for a plain callable).
         tubes: ``row -> {score name: value (None if undefined), "sanity": [rho per
-            step explained], "curves": {curve: {"fractions": [...], "scores": [...]}}}``.
+            step explained] (:data:`SANITY_NA` for a plain callable), "curves": {curve: {"fractions": [...], "scores": [...]}}}``.
         curves: ``row -> curve name -> {"fractions", "scores"}`` tensors.
         steps: the cascade steps of each ``"sanity"`` list (0: trained; ``i``: the top
-            ``i`` layers random).
+            ``i`` layers random); none for a plain callable.
         forwards: the clip forwards the scoring ran, by part.
     """
 
@@ -210,6 +222,18 @@ def _sanity(
     return check.correlations.reshape(len(steps), -1)[:, 0]
 
 
+def _cascade(
+    loaded: LoadedModel, clip: torch.Tensor, protocol: Protocol, cascade: str, tell: Progress
+) -> tuple[list[str], list[int]]:
+    """The sanity check's layers (traced: one forward) and the steps explained; none of
+    either for a plain callable (no parameters to randomise)."""
+    if loaded.plain_callable:
+        return [], []
+    layers = cascade_layers(loaded.model, clip, protocol.granularity, inputs=loaded.inputs)  # type: ignore[arg-type]
+    tell.advance(1)
+    return layers, cascade_steps(len(layers), cascade)
+
+
 def _plan(
     made: dict[str, tuple[SaliencyFn, torch.Tensor]],
     per: dict[str, int],
@@ -219,13 +243,16 @@ def _plan(
     ends: tuple[float, float] | None,
 ) -> tuple[Forwards, dict[str, dict[str, Ranking]]]:
     """The forwards of :func:`score_rows` by part (the explanations and the sanity layers'
-    trace done), and each row's unit rankings (cut once, for the plan and the curves)."""
-    parts: list[tuple[str, int]] = [("explain", sum(per.values())), ("sanity layers", 1)]
+    trace done), and each row's unit rankings (cut once, for the plan and the curves);
+    ``steps`` 0: no sanity check (a plain callable), no trace."""
+    trace = 1 if steps else 0
+    parts: list[tuple[str, int]] = [("explain", sum(per.values()))]
+    parts += [("sanity layers", trace)] if trace else []
     rankings: dict[str, dict[str, Ranking]] = {}
     for row, (_, maps) in made.items():
         tube = _tube_of(maps)
         rankings[row] = {unit: unit_ranking(tube, unit, protocol) for unit in units}
-        if not row.startswith("baseline/"):
+        if steps and not row.startswith("baseline/"):
             parts.append((f"{row_label(row)}: sanity", (steps - 1) * per[row]))
         for unit in units:
             clips = tube_forwards(
@@ -233,17 +260,19 @@ def _plan(
             )
             parts.append((f"{row_label(row)}: {unit}", clips))
         parts.append((f"{row_label(row)}: confidence", confidence_forwards(bool(ends))))
-    return Forwards(tuple(parts), done=sum(per.values()) + 1), rankings
+    return Forwards(tuple(parts), done=sum(per.values()) + trace), rankings
 
 
 def _row_entry(
-    scores: dict[str, float], corr: torch.Tensor, curves: dict[str, dict[str, torch.Tensor]]
+    scores: dict[str, float],
+    corr: torch.Tensor | None,
+    curves: dict[str, dict[str, torch.Tensor]],
 ) -> dict[str, Any]:
-    """One row of :class:`ClipScores`'s tubes: its scores, sanity correlations and curves,
-    as JSON numbers."""
+    """One row of :class:`ClipScores`'s tubes: its scores, sanity correlations (None: not
+    applicable, :data:`SANITY_NA`) and curves, as JSON numbers."""
     return {
         **{k: json_number(v) for k, v in scores.items()},
-        "sanity": [json_number(float(c)) for c in corr],
+        "sanity": SANITY_NA if corr is None else [json_number(float(c)) for c in corr],
         "curves": {
             k: {"fractions": c["fractions"].tolist(), "scores": c["scores"].tolist()}
             for k, c in curves.items()
@@ -276,7 +305,9 @@ def score_rows(
     the sanity layers (one), then, once ``progress.plan`` has been told how many follow,
     each row's sanity check (one forward per cascade step explained after the first, for
     a method; none for a baseline, which ignores the model) and its deletion and
-    insertion curves per unit.
+    insertion curves per unit. A plain callable (``loaded.plain_callable``: no
+    parameters) has no sanity check: no trace, no steps, every row's ``"sanity"`` is
+    :data:`SANITY_NA`.
 
     Args:
         loaded: the model.
@@ -301,15 +332,17 @@ def score_rows(
     base = substrate if substrate is not None else make_substrate(clip, protocol.substrate)
     groups = row_groups(methods, [interpolation], baselines)
     made, per = _explained(groups, loaded, clip, target, interpolation, protocol, tell)
-    layers = cascade_layers(model, clip, protocol.granularity, inputs=loaded.inputs)  # type: ignore[arg-type]
-    tell.advance(1)
-    steps = cascade_steps(len(layers), cascade)
+    layers, steps = _cascade(loaded, clip, protocol, cascade, tell)
     plan, rankings = _plan(made, per, len(steps), units, protocol, ends)
     tell.plan(plan)
     tubes: dict[str, dict[str, Any]] = {}
     curves: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
     for row, (fn, maps) in made.items():
-        corr = _sanity(model, clip, row, fn, maps, layers, steps, protocol.sanity_seed, tell, per)
+        corr = (
+            _sanity(model, clip, row, fn, maps, layers, steps, protocol.sanity_seed, tell, per)
+            if steps
+            else None
+        )
         scores, row_curves = score_tube(
             model,
             clip,

@@ -103,6 +103,15 @@ class LoadedModel:
             options["inputs"] = self.inputs
         return options
 
+    def check_method(self, method: str) -> None:
+        """One :class:`ModelLoadError` line when ``method`` needs layers that the model lacks
+        (a plain callable takes only :data:`~saliency_tubes.vocabulary.INPUT_METHODS`)."""
+        if self.plain_callable and method not in INPUT_METHODS:
+            raise ModelLoadError(
+                f"expected --method {' | '.join(INPUT_METHODS)} for {self.name} (a plain "
+                f"callable: no layers to read), but got --method {method}; use --method rise"
+            )
+
     @property
     def random_weights(self) -> bool:
         """Whether the model has freshly initialised (untrained) weights: a registered
@@ -122,11 +131,7 @@ class LoadedModel:
 
         if method not in METHODS:
             raise ModelLoadError(f"expected method one of {', '.join(METHODS)}, but got {method!r}")
-        if self.plain_callable and method not in INPUT_METHODS:
-            raise ModelLoadError(
-                f"expected --method {' | '.join(INPUT_METHODS)} for {self.name} (a plain "
-                f"callable: no layers to read), but got --method {method}; use --method rise"
-            )
+        self.check_method(method)
         kwargs: dict[str, Any] = {**self.explainer_options(method), "categories": self.categories}
         adapter = self.adapter
         if (
