@@ -1,8 +1,9 @@
 """RISE, LIME and Kernel SHAP through the commands (issue 23): explain on a model given as
 a plain callable (``--model module:factory`` returning a function), the cost said before
 the run and counted on the model, and one error line for what cannot work: a layer method
-or ``evaluate`` on a plain callable, a factory returning neither a module nor a callable,
-weights for a callable, scikit-image missing."""
+on a plain callable, a factory returning neither a module nor a callable, weights for a
+callable, scikit-image missing (``evaluate`` on a plain callable:
+test_evaluate_callable.py)."""
 
 from __future__ import annotations
 
@@ -130,17 +131,6 @@ def test_what_a_plain_callable_cannot_do_is_one_line(clip_path: Path, tmp_path: 
         "error: expected --method occlusion | integrated-gradients | rise | lime | kernelshap "
         f"for {FACTORY} (a plain callable: no layers to read), but got --method cam; use "
         "--method rise"
-    ), err
-    mask = tmp_path / "mask.npy"
-    np.save(mask, np.ones((24, 96, 128), dtype=bool))
-    code, err = _cli(
-        "evaluate", str(clip_path), "--gt", str(mask), "--out", str(out), "--model", FACTORY,
-        "--method", "rise", "--quiet",
-    )  # fmt: skip
-    assert code == 2 and err.strip() == (
-        f"error: expected an nn.Module for evaluate (its sanity check randomises the model's "
-        f"layers), but {FACTORY} is a plain callable; explain it with explain, batch or "
-        "compare, or give the factory's network itself"
     ), err
     code, err = _cli(
         "explain", str(clip_path), "--out", str(out), "--model", "_callables:not_a_model",

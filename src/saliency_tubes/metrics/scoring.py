@@ -204,9 +204,12 @@ def _sanity(
     seed: int,
     tell: Progress,
     per: dict[str, int],
-) -> torch.Tensor:
+) -> torch.Tensor | None:
     """The row's sanity correlations, one per cascade step (:func:`sanity_check`); a
-    method's explanations are told to ``tell`` as a part (a baseline ignores the model)."""
+    method's explanations are told to ``tell`` as a part (a baseline ignores the model).
+    None without steps (a plain callable: nothing to randomise)."""
+    if not steps:
+        return None
     method = not row.startswith("baseline/")
     if method:
         tell.part(f"{row_label(row)}: sanity", (len(steps) - 1) * per[row])
@@ -338,11 +341,7 @@ def score_rows(
     tubes: dict[str, dict[str, Any]] = {}
     curves: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
     for row, (fn, maps) in made.items():
-        corr = (
-            _sanity(model, clip, row, fn, maps, layers, steps, protocol.sanity_seed, tell, per)
-            if steps
-            else None
-        )
+        corr = _sanity(model, clip, row, fn, maps, layers, steps, protocol.sanity_seed, tell, per)
         scores, row_curves = score_tube(
             model,
             clip,
