@@ -89,7 +89,8 @@ def evaluate_command(video: Path | None, **params: Any) -> None:
     embedded model; every method, interpolation mode and baseline, 95 % bootstrap
     intervals). Writes results.md, results.json and PNG plots.
     With VIDEO --gt boxes.json|mask.npy: the same metrics on your video, model and ground
-    truth. Writes report.json, deletion_insertion.png and sanity.png.
+    truth. Writes report.json, deletion_insertion.png and sanity.png (not for a plain
+    callable: its sanity check is n/a, it has no parameters to randomise).
     Both first say how many clip forwards they will run and about how long that takes
     (timed on the first forwards), then show a bar with an ETA on a terminal.
     """
