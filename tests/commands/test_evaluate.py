@@ -208,7 +208,7 @@ def test_the_benchmark_does_the_forwards_it_announces(
     tiny, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from saliency_tubes.commands import evaluate as ev
-    from saliency_tubes.metrics import benchmark as bench
+    from saliency_tubes.metrics import benchmark_run as bench
 
     loaded, tally = _counted(tiny)
     monkeypatch.setattr(bench, "load_model", lambda *_a, **_k: loaded)

@@ -83,7 +83,10 @@ def test_parse_text_values() -> None:
 def _every_options() -> list[Any]:
     """One options object of each kind, with non-default values of every JSON-able type
     (tuples, lists, nested records, None, floats), as the command line makes them."""
+    from pathlib import Path
+
     from saliency_tubes.commands.batch.run import BatchOptions
+    from saliency_tubes.commands.batch.worker import BatchSettings
     from saliency_tubes.metrics.benchmark import Protocol
 
     return [
@@ -93,6 +96,12 @@ def _every_options() -> list[Any]:
         PyramidOptions(target="shrink", layers=("a.conv", "b.conv"), depth=2, top_n=3),
         EvaluateOptions(methods=("cam",), units=("tube",), protocol=Protocol(steps=4)),
         BatchOptions(workers=2, shard=(1, 3), timeout=5.0),
+        BatchSettings(
+            ModelOptions(categories=("a", "b")),
+            ExplainOptions(windows=(16, 8), formats=("npy",)),
+            Path("out/videos"),
+            threads=1,
+        ),
     ]
 
 

@@ -226,54 +226,51 @@ def summarise_rows(
 ) -> dict[str, Any]:
     """The summary of a batch: counts, accuracy, confusions, per-class means, failures,
     the slowest videos, throughput and what the videos were explained with."""
-    ok = [r for r in rows if r.get("status") == "ok"]
-    failed = [r for r in rows if r.get("status") != "ok"]
-    labelled = [r for r in ok if r.get("correct") is not None]
+    typed = [IndexRow.from_dict(r) for r in rows]  # an older journal's: missing columns None
+    ok = [r for r in typed if r.status == "ok"]
+    failed = [r for r in typed if r.status != "ok"]
+    labelled = [r for r in ok if r.correct is not None]
     confusions = Counter(
-        (r.get("label") or str(r["label_index"]), r["pred_name"])
-        for r in labelled
-        if not r["correct"]
+        (r.label or str(r.label_index), r.pred_name) for r in labelled if not r.correct
     )
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[str, list[IndexRow]] = defaultdict(list)
     for r in ok:
-        groups[str(r.get("label") or r.get("pred_name"))].append(r)
+        groups[str(r.label or r.pred_name)].append(r)
     per_class = {}
     for name, members in sorted(groups.items()):
-        curves = [r["curve"] for r in members if r.get("curve")]
+        curves = [r.curve for r in members if r.curve]
         entry: dict[str, Any] = {
             "videos": len(members),
-            "accuracy": _mean(r["correct"] for r in members if r.get("correct") is not None),
-            "score": _mean(r.get("score") for r in members),
+            "accuracy": _mean(r.correct for r in members if r.correct is not None),
+            "score": _mean(r.score for r in members),
         }
         for key in ("fraction_above", "spread", "pointing", "mass", "iou"):
-            entry[key] = _mean(r.get(key) for r in members)
+            entry[key] = _mean(getattr(r, key) for r in members)
         entry["curve"] = np.mean(np.asarray(curves), axis=0).round(4).tolist() if curves else None
         per_class[name] = entry
-    frames = sum(int(r.get("frames") or 0) for r in ok)
-    unknown = [r for r in ok if r.get("label") is not None and r.get("label_index") is None]
+    frames = sum(int(r.frames or 0) for r in ok)
+    unknown = [r for r in ok if r.label is not None and r.label_index is None]
     return {
-        "videos": len(rows),
+        "videos": len(typed),
         "ok": len(ok),
         "failed": len(failed),
-        "accuracy": _mean(r["correct"] for r in labelled),
+        "accuracy": _mean(r.correct for r in labelled),
         "labelled": len(labelled),
         "unknown_labels": {  # labels the model does not know: left out of the accuracy
             "videos": len(unknown),
-            "labels": sorted({str(r["label"]) for r in unknown})[:top],
+            "labels": sorted({str(r.label) for r in unknown})[:top],
         },
-        "random_weights": any(bool(r.get("random_weights")) for r in ok),
+        "random_weights": any(bool(r.random_weights) for r in ok),
         "model": _model_of(ok, settings),
         "confusions": [
             {"label": a, "pred": b, "videos": n} for (a, b), n in confusions.most_common(top)
         ],
         "per_class": per_class,
         "slowest": [
-            {"video_id": r["video_id"], "seconds": r.get("seconds")}
-            for r in sorted(ok, key=lambda r: -(r.get("seconds") or 0.0))[:top]
+            {"video_id": r.video_id, "seconds": r.seconds}
+            for r in sorted(ok, key=lambda r: -(r.seconds or 0.0))[:top]
         ],
-        "failures": [
-            {"video_id": r["video_id"], "path": r["path"], "error": r.get("error")} for r in failed
-        ],
+        "failures": [{"video_id": r.video_id, "path": r.path, "error": r.error} for r in failed],
         "throughput": {
             "wall_seconds": round(wall, 3),
             "videos_per_second": round(len(ok) / wall, 4) if wall > 0 else None,
@@ -284,22 +281,17 @@ def summarise_rows(
     }
 
 
-def _model_of(ok: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
+def _model_of(ok: Sequence[IndexRow], settings: dict[str, Any]) -> dict[str, Any]:
     """What explained the batch (:class:`~saliency_tubes.commands.pipeline.model_line.ModelFacts`'s
     keys), from its explained rows; rows of an older journal give only what the settings
     say (no weights source nor caveat)."""
     model = settings.get("model") or {}
     weights = str(model["weights"]) if model.get("weights") else None
-    random = any(bool(x.get("random_weights")) for x in ok)
+    random = any(bool(x.random_weights) for x in ok)
     for r in ok:
-        if r.get("model"):
+        if r.model:
             return ModelFacts(
-                r["model"],
-                weights,
-                r.get("weights_source"),
-                random,
-                r.get("caveat"),
-                r.get("method"),
+                r.model, weights, r.weights_source, random, r.caveat, r.method
             ).to_dict()
     method = (settings.get("explain") or {}).get("method")
     return ModelFacts(model.get("name"), weights, None, random, None, method).to_dict()

@@ -226,9 +226,11 @@ def _batch(
     came: list[str] = []
 
     def finished(row: dict[str, Any]) -> None:
-        journal.add(row)
+        # Kept before the journal's synced write: a Ctrl-C during it (an fsync can take a
+        # while) still finds the row here and writes the index with it.
         rows[row["video_id"]] = row
         came.append(row["video_id"])
+        journal.add(row)
         bar.update(1)
 
     try:

@@ -24,6 +24,7 @@ from ..options import ExplainOptions, ModelOptions
 from ..pipeline.explaining import Explained, source_info
 from ..pipeline.lock import folder_lock
 from ..pipeline.outputs import recover_staging
+from ..plain import Plain
 from ..report.thumbs import write_thumbnails
 from .inputs import Item
 from .records import COLUMNS, IndexRow
@@ -32,7 +33,7 @@ __all__ = ["COLUMNS", "BatchSettings", "VideoWorker", "error_row", "label_index"
 
 
 @dataclass(frozen=True)
-class BatchSettings:
+class BatchSettings(Plain):
     """What every video of a batch is explained with (picklable, for worker processes).
 
     Attributes:
