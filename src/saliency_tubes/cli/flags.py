@@ -176,8 +176,9 @@ METHOD = click.option(
     "'saliency-tubes[captum]'; no --layer). "
     "rise (one forward per random mask), lime and kernelshap (one per sample and class; pip "
     "install 'saliency-tubes[blackbox]') only run the model: any model, a plain callable too. "
-    "Default: the model's (see `saliency-tubes models`; gradcam for MViT, rise for a plain "
-    "callable, cam otherwise).",
+    "rollout and relevancy follow a video transformer's attention. "
+    "Default: the model's (see `saliency-tubes models`; relevancy for VideoMAE, TimeSformer, "
+    "ViViT and tiny-colours-vit, gradcam for MViT, rise for a plain callable, cam otherwise).",
 )
 LAYOUTS = click.option(
     "--layouts",

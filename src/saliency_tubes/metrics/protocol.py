@@ -298,15 +298,13 @@ def score_tube(
         units: deletion / insertion units to run (the first one gives ``"deletion"`` and
             ``"insertion"``; others give ``"deletion_<unit>"``).
         ends: the target's probability on the clip and on the substrate, when known
-            (each curve then runs two forwards less; see
-            :func:`~saliency_tubes.metrics.perturbation_curve`).
+            (each curve then runs two forwards less: :func:`.perturbation_curve`).
         batch_size: perturbed clips per forward (None: as many as fit in ``max_bytes``).
         max_bytes: bound on the perturbed clips held at once.
         progress: told of each forward (``advance``) and, with a ``label``, of each unit's
             curves as a part (``"<label>: <unit>"``).
         label: the tube's name in the parts' labels.
-        rankings: the tube's :func:`unit_ranking` by unit, where already computed (each
-            unit is otherwise cut once, for both curves).
+        rankings: the tube's :func:`unit_ranking` by unit, where already computed.
         inputs: builds the model's input from a clip (:attr:`LoadedModel.inputs`).
 
     Returns:

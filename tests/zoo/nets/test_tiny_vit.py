@@ -30,6 +30,8 @@ def test_the_preset_is_the_shipped_trained_transformer() -> None:
     assert rec["task"] == "colour-vit" and rec["config"] == SHIPPED
     assert rec["parameters"] == sum(p.numel() for p in loaded.model.parameters())
     assert VIT_WEIGHTS.stat().st_size < 1024 * 1024
+    with pytest.raises(st.ModelLoadError, match="CAM does not apply to tiny-colours-vit"):
+        loaded.explainer("cam")  # the head reads the class token, not pooled features
 
 
 def test_it_reaches_its_recorded_validation_accuracy() -> None:
