@@ -1,36 +1,36 @@
 """The application layer: video(s) in, files out. The command line calls only this package.
 
-One module per command, and one per shared concern:
+One module per command, the options, and three packages of what the commands share:
 
 ==================  ===================================================================
-``parse``           option values from text (a command line, a table of videos)
 ``options``         what each command is asked to do (:class:`ExplainOptions`,
                     :class:`CompareOptions`, :class:`PyramidOptions`,
-                    :class:`EvaluateOptions`, :class:`ModelOptions`), validated once
-``outputs``         the output folder: claimed names, atomic writes, clean-up on error,
-                    progress bars, the run of a command (:func:`~.outputs.produce`)
-``explaining``      decode once, explain per model (windows, classes, scores)
-``track``           one tube on the video's timeline: windows stitched, mapped to frames
-``drawing``         what each output video shows per frame, and the one encode pass
-``manifest``        the manifest of every command
-``result``          what a command returns (:class:`CommandResult`)
+                    :class:`EvaluateOptions`, :class:`ModelOptions`), validated once, when
+                    made (``plain``: their ``to_dict`` / ``from_dict``)
 ``explain``         :func:`explain_video`
 ``compare``         :func:`compare_classes`, :func:`compare_models`
 ``pyramid``         :func:`pyramid_video`
 ``evaluate``        :func:`evaluate_video`, :func:`benchmark`, :func:`write_benchmark`
 ``demo``            :func:`run_demo`, :func:`write_demo_dataset`
-``dataset``         the videos of a batch: inputs, ids, fingerprints, shards
-``batch_video``     one video of a batch: its explain and its index row
-``pool``            local worker processes (timeouts, crashed workers)
-``batch_index``     the journal, ``index.parquet`` and the summary
-``batch``           :func:`batch_videos`, :func:`merge_batches`
 ``models``          :func:`model_lines`
+``pipeline``        the steps every command shares: ``explaining`` (decode once, explain per
+                    model), ``grouped`` (several videos in one forward), ``track`` (one
+                    tube on the video's timeline), ``drawing`` and ``sizing`` (what each
+                    output shows, the one encode pass), ``manifest``, ``outputs`` (the
+                    output folder, atomic writes, the run of a command) and ``lock``,
+                    ``result`` (:class:`CommandResult`), ``model_line``
+``batch``           a data set: ``run`` (:func:`batch_videos`, :func:`merge_batches`),
+                    ``inputs`` (videos, ids, fingerprints, shards), ``worker`` and
+                    ``groups`` (one video, a group of videos), ``records`` (the row, the
+                    journal, ``index.parquet``, the summary), ``local`` and ``ray``
+``report``          the pages: ``video`` (report.html), ``index`` (a batch's index.html),
+                    filled from ``templates/`` by ``templating``
 ==================  ===================================================================
 
 Every command function returns a :class:`CommandResult` (manifest, files, per-tube
 numbers, timings) and, on any error or interrupt, leaves its output folder as it was.
-Names are imported from their modules on first use, so ``parse`` and the option
-vocabulary are available without importing torch (the command line's ``--help``).
+Names are imported from their modules on first use, so the option vocabulary is available
+without importing torch (the command line's ``--help``).
 """
 
 from __future__ import annotations

@@ -215,7 +215,7 @@ def _batch(
     skipped = len(items) - len(todo)
     local = options.engine == "local"
     where = (
-        f"on {options.workers} local worker process(es), {options.batch_size} per forward"
+        f"on {options.workers} local worker process(es), up to {options.batch_size} per forward"
         if local
         else "on Ray actors, one video at a time"
     )
