@@ -59,11 +59,13 @@ def scene(tmp_path: Path) -> tuple[Path, Path]:
     return video, tmp_path / "quadrant.npy"
 
 
-def _evaluate(video: Path, truth: Path, out: Path, method: str) -> tuple[int, str, str]:
+def _evaluate(video: Path, truth: Path, out: Path, method: str | None) -> tuple[int, str, str]:
+    """``evaluate`` on the quadrants function, class 0 (``method`` None: the default)."""
+    chosen = ["--method", method] if method else []
     result = CliRunner().invoke(
         main,
         ["evaluate", str(video), "--gt", str(truth), "--out", str(out), "--model", QUADRANTS,
-         "--num-classes", "4", "--class", "0", "--method", method, "--baselines", "centre",
+         "--num-classes", "4", "--class", "0", *chosen, "--baselines", "centre",
          "--units", "voxel", "--steps", str(STEPS), "--quiet"],
     )  # fmt: skip
     return result.exit_code, result.stdout, result.stderr
@@ -160,3 +162,19 @@ def test_evaluate_refuses_a_layer_method_on_a_plain_callable(
         "use --method rise"
     )
     assert not out.exists()
+
+
+def test_evaluate_without_method_scores_rise_on_a_plain_callable(
+    scene: tuple[Path, Path], tmp_path: Path, factories
+) -> None:
+    """The default methods (cam, gradcam, gradcam++) read layers: on a function, evaluate
+    without --method scores its ``auto``, RISE, as explain does; the same tube as asked."""
+    video, truth = scene
+    code, _, stderr = _evaluate(video, truth, tmp_path / "default", None)
+    assert code == 0, stderr
+    default = json.loads((tmp_path / "default" / "report.json").read_text())
+    assert default["evaluation"]["methods"] == ["rise"]
+    code, _, stderr = _evaluate(video, truth, tmp_path / "asked", "rise")
+    assert code == 0, stderr
+    asked = json.loads((tmp_path / "asked" / "report.json").read_text())
+    assert default["tubes"] == asked["tubes"]

@@ -3,6 +3,7 @@ the benchmark's held-out clips."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -147,8 +148,6 @@ def _benchmark(params: dict[str, Any]) -> None:
     parse.model_options(params)  # checks the device
     result = benchmark(config, show=not params["quiet"], on_stage=stages(params["quiet"]))
     files = write_benchmark(result, params["out_dir"])
-    from dataclasses import asdict
-
     from .evaluate_table import protocol_lines
 
     protocol = asdict(config.protocol)
@@ -191,11 +190,16 @@ def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
     options = make(**chosen)
     model = parse.model_options(params)
     info = probe(video, min_frames=2)  # a bad video is reported before any model is built
+    net = loaded(model)
+    source = click.get_current_context().get_parameter_source("methods")
+    if net.plain_callable and source == click.core.ParameterSource.DEFAULT:
+        # The default methods read layers; a plain callable's default is its `auto`: RISE.
+        options = replace(options, methods=(net.default_method,))
     return evaluate_video(
         video,
         params["ground_truth"],
         params["out_dir"],
-        loaded(model),
+        net,
         options,
         info=info,
         on_stage=stages(params["quiet"]),
