@@ -178,3 +178,47 @@ def test_evaluate_without_method_scores_rise_on_a_plain_callable(
     assert code == 0, stderr
     asked = json.loads((tmp_path / "asked" / "report.json").read_text())
     assert default["tubes"] == asked["tubes"]
+
+
+@pytest.mark.parametrize("method", ["lime", "kernelshap"])
+def test_evaluate_scores_captums_methods_on_a_plain_callable(
+    scene: tuple[Path, Path], tmp_path: Path, factories, monkeypatch, method: str
+) -> None:
+    """LIME and Kernel SHAP (20 samples) through evaluate on the function: deletion and
+    insertion are the metrics functions' own on the method's direct tube; sanity n/a."""
+    pytest.importorskip("captum.attr")
+    pytest.importorskip("sklearn")
+    pytest.importorskip("skimage")
+    from saliency_tubes.commands import EvaluateOptions, evaluate_video
+
+    explainer = st.METHODS[method]
+    cheap = type("Cheap", (explainer,), {"__init__": _cheap(explainer)})
+    monkeypatch.setitem(st.METHODS, method, cheap)
+    video, truth = scene
+    loaded = st.load_model(QUADRANTS, num_classes=4)
+    protocol = Protocol(steps=STEPS, resamples=100)
+    options = EvaluateOptions(
+        methods=(method,), classes=0, baselines=(), units=("voxel",), protocol=protocol,
+        progress=False,
+    )  # fmt: skip
+    result = evaluate_video(video, truth, tmp_path / "out", loaded, options)
+    row = result.manifest["tubes"][f"{method}/cubic"]
+    assert row["sanity"] == NA
+    clip = model_input(video, loaded)
+    tube = explainer(loaded.model.fn, classes=4, samples=20, align=protocol.align)(
+        clip, classes=[[0]]
+    ).maps[0, 0]
+    substrate = make_substrate(clip, protocol.substrate)
+    for name, curve in (("deletion", deletion), ("insertion", insertion)):
+        direct = curve(
+            loaded.model, clip, tube, 0, unit="voxel", steps=STEPS, substrate=substrate,
+            grid=protocol.grid(tube.shape),
+        )  # fmt: skip
+        assert row[name] == pytest.approx(direct.auc, abs=1e-6), name
+
+
+def _cheap(explainer: type) -> object:
+    def __init__(self, *args, **options) -> None:
+        explainer.__init__(self, *args, **{"samples": 20, **options})
+
+    return __init__
