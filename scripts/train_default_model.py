@@ -212,12 +212,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=0, help="training seed (data seeds derive from it)")
     p.add_argument(
-        "--train-size", type=int, help="training clips (motion 2400, colour 1200, colour-vit 600)"
+        "--train-size", type=int, help="training clips (motion 2400, colour 1200, colour-vit 1920)"
     )
     p.add_argument(
-        "--val-size", type=int, help="validation clips (motion 512, colour 384, colour-vit 192)"
+        "--val-size", type=int, help="validation clips (motion 512, colour 384, colour-vit 384)"
     )
-    p.add_argument("--epochs", type=int, help="epochs (motion 12, colour 8, colour-vit 3)")
+    p.add_argument("--epochs", type=int, help="epochs (motion 12, colour 8, colour-vit 5)")
     p.add_argument("--batch-size", type=int, help="clips per step (colour-vit 32, else 16)")
     p.add_argument(
         "--lr", type=float, help="peak AdamW learning rate (colour-vit 1.5e-3, else 3e-3)"

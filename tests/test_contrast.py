@@ -21,7 +21,7 @@ from saliency_tubes.video import iter_frames, probe, read_frames
 from saliency_tubes.zoo import load_model
 
 FACTORY = "_models:SmallResNet3D"  # fixed weights, default preset (short side + centre crop)
-GAP = 4  # pixels between grid panels (commands.drawing.GAP)
+GAP = 4  # pixels between grid panels (commands.pipeline.drawing.GAP)
 
 
 # -- contrastive tubes ----------------------------------------------------------------

@@ -182,11 +182,11 @@ def test_integrated_gradients_on_a_function_without_gradients_is_one_line(
          "--num-classes", "8", "--method", "integrated-gradients", "--quiet"],
     )  # fmt: skip
     assert result.exit_code == 2, result.output
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert result.stderr.strip().splitlines() == [
         "error: expected the model's scores to carry gradients for integrated gradients, but "
         "got scores with none (a function under torch.no_grad, or a model outside torch); use "
         "--method rise, lime, kernelshap or occlusion"
-    )
+    ]
     assert not out.exists()
 
 

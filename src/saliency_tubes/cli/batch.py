@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..commands import BATCH_SIZE, InputError
+from ..commands import BATCH_SIZE
 from . import flags, parse
 from .running import guarded, report_batch, say, stages
 
@@ -117,12 +117,7 @@ def batch(source: Path | None, out_dir: Path, **params: Any) -> None:
             )
         explain = flags.explain_options(params)
         model = parse.model_options(params)
-        threads = params["threads"]
-        if threads is not None and threads < 1:
-            raise InputError(
-                f"expected --threads >= 1 (torch threads per worker), but got {threads}"
-            )
-        settings = BatchSettings(model, explain, out_dir / "videos", threads)
+        settings = BatchSettings(model, explain, out_dir / "videos", params["threads"])
         options = BatchOptions(
             workers=params["workers"],
             batch_size=params["batch_size"],

@@ -159,7 +159,7 @@ class ExplainOptions(Plain):
             explained and the tubes stitched (overlaps blended); None samples one clip of
             ``frames`` frames spread uniformly over the video (the authors' choice).
         interpolation: spline mode of the upsampling (one of :data:`saliency_tubes.vocabulary.INTERPOLATIONS`).
-        align: "corners" or "centers" (see :func:`saliency_tubes.splines`).
+        align: "corners" or "centers" (see :func:`saliency_tubes.splines.upsample`).
         colormap: any matplotlib colour map name for heat tubes.
         opacity: heat map opacity over the frame.
         floor: focus tubes' minimum opacity (the authors used 20/255).

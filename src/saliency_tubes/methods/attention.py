@@ -63,7 +63,7 @@ def no_attention_error(model: nn.Module, method: str) -> InputError:
     others = ", ".join(m for m in METHOD_NAMES if m not in ATTENTION_METHODS)
     return InputError(
         f"expected a video transformer for --method {method} (VideoMAE, TimeSformer or ViViT "
-        f"from transformers, MViT from torchvision), but {type(model).__name__} has no attention these methods can "
+        f"from transformers, MViT from torchvision or pytorchvideo), but {type(model).__name__} has no attention these methods can "
         f"follow; use one of the methods that apply: {others}"
     )
 
@@ -280,11 +280,15 @@ class AttentionRelevancy(AttentionExplainer):
                 state["row"] = pending.pop(state["next"])(state["row"])
                 state["next"] -= 1
 
+        # the pooled blocks of this thread's call, read here: a CUDA backward runs the hooks
+        # on the device's own thread, where this call's thread-local state is not set
+        blocks = {s.name: self._block(s) for s, _ in records if s.kind == "pooled"}
+
         def make_hook(i: int, site: Site, probs: torch.Tensor) -> Any:
             def hook(grad: torch.Tensor) -> None:
                 weighted = (_real(grad.detach()) * _real(probs.detach())).clamp_min(0).mean(1)
                 if site.kind == "pooled":
-                    pending[i] = partial(self._block(site).relevancy, weighted=weighted)
+                    pending[i] = partial(blocks[site.name].relevancy, weighted=weighted)
                 else:
                     op = place(weighted, site.kind, n, cls_rows="sum", fill_identity=False)
                     pending[i] = partial(_plus_times, op=op)

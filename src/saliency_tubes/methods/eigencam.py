@@ -7,14 +7,9 @@ decomposition per sample, and the same tube for every class.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from .base import Explainer, ForwardPass
-
-if TYPE_CHECKING:
-    pass
 
 
 def principal_projection(volume: torch.Tensor) -> torch.Tensor:

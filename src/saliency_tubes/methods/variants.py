@@ -14,14 +14,9 @@ whole (T', H', W') grid, so time is a dimension like the two of space.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from .gradient import GradientExplainer
-
-if TYPE_CHECKING:
-    pass
 
 
 class _GradientVariant(GradientExplainer):

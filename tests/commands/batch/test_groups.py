@@ -3,6 +3,7 @@ alone; forwards counted per group; one bad video of a group; resume across batch
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -39,6 +40,14 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """5 labelled synthetic clips (32 frames, 128x160) in one folder."""
     table = write_demo_dataset(tmp_path_factory.mktemp("dataset"), videos=5)
     return table.parent
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """The workers made in-process here set torch's threads: put them back for later tests."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -204,11 +213,41 @@ def test_another_batch_size_redoes_nothing_and_force_redoes_all(
 
 
 @pytest.mark.parametrize("size", [0, -1, True, 2.5])
-def test_a_bad_batch_size_is_one_error(size: object, videos: Path, tmp_path: Path) -> None:
-    settings = BatchSettings(ModelOptions(), ExplainOptions(progress=False), tmp_path / "videos")
+def test_a_bad_batch_size_is_one_error(size: object) -> None:
+    """Refused where the options are made (nothing can have been written yet)."""
     with pytest.raises(InputError, match="expected --batch-size >= 1"):
-        batch_videos(videos, tmp_path, settings, BatchOptions(batch_size=size))  # type: ignore[arg-type]
-    assert not any(tmp_path.iterdir())
+        BatchOptions(batch_size=size)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("threads", [0, -2, True, 1.5])
+def test_bad_threads_are_one_error_where_the_settings_are_made(threads: object) -> None:
+    with pytest.raises(InputError, match="expected --threads >= 1"):
+        BatchSettings(ModelOptions(), ExplainOptions(progress=False), Path("v"), threads)  # type: ignore[arg-type]
+
+
+def _one_clip_only(x: tuple[torch.Tensor, ...]) -> None:
+    """A forward pre-hook that refuses batches of more than one clip (an ``assert``, as a
+    user's model may have)."""
+    assert x[0].shape[0] == 1, "this model takes one clip at a time"
+
+
+def test_a_group_whose_forward_fails_is_explained_one_video_at_a_time(
+    videos: Path, tiny, tmp_path: Path
+) -> None:
+    """Any exception of the group's forward (here an AssertionError) falls back to each video
+    alone: every row ok, no group forward counted, the tubes those of the videos alone."""
+    model = copy.deepcopy(tiny.model)
+    model.register_forward_pre_hook(lambda _m, x: _one_clip_only(x))
+    one = dataclasses.replace(tiny, model=model)
+    worker = _worker(tmp_path / "out", one)
+    paths = _sorted_videos(videos)[:3]
+    grouped, rows = _serve(worker, paths, 3)
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
+    assert grouped.forwards == 0
+    for path, row in zip(paths, rows, strict=True):
+        tube, _ = _alone(path, tmp_path / "alone" / path.stem, one)
+        made = np.load(tmp_path / "out" / row["output"] / "tube.npy")
+        assert np.array_equal(made, tube)
 
 
 def test_the_batch_says_why_its_videos_go_one_at_a_time(videos: Path, tmp_path: Path) -> None:

@@ -61,3 +61,33 @@ def test_an_older_rows_missing_columns_are_empty_and_other_keys_left_out() -> No
     assert row.pred == 2 and row.weights_source is None and "extra" not in row.to_dict()
     with pytest.raises(TypeError):  # video_id, path and status are every row's
         IndexRow.from_dict({"video_id": "a"})
+
+
+def test_merging_an_index_without_path_or_status_is_one_error(tmp_path: Path) -> None:
+    """An index whose rows lack ``path``/``status`` (no batch wrote it) is one InputError
+    line, and the merge's --out is not made (the row type would refuse the rows later)."""
+    import pyarrow.parquet as pq
+
+    from saliency_tubes.commands import InputError, merge_batches
+
+    src = tmp_path / "src"
+    src.mkdir()
+    pq.write_table(pa.table({"video_id": ["a"], "score": [0.5]}), src / "index.parquet")
+    out = tmp_path / "merged"
+    with pytest.raises(InputError, match=r"with a video_id, path and status in every row"):
+        merge_batches([src], out)
+    assert not out.exists()
+
+
+def test_a_journal_line_without_path_or_status_is_not_a_row(tmp_path: Path) -> None:
+    """A damaged journal's line that names a video but lacks its path or status is skipped
+    (that video runs again) instead of reaching the row type."""
+    import json
+
+    from saliency_tubes.commands.batch.records import read_journal
+
+    good = {"video_id": "a", "path": "/v/a.mp4", "status": "ok", "fingerprint": "f"}
+    journal = tmp_path / "journal.jsonl"
+    lines = [good, {"video_id": "b", "score": 0.3}, {"video_id": "c", "path": "/v/c.mp4"}]
+    journal.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    assert read_journal(journal) == {"a": good}

@@ -113,8 +113,10 @@ class GroupWorker:
                     explained = explain_clips(self.explainer, [d.prepared for d in part])  # type: ignore[misc]
                     self.forwards += 1
                     made.update({id(d): e for d, e in zip(part, explained, strict=True)})
-            except _FAILURES:
-                made = {}  # each video alone, with its own result or error
+            except Exception:  # noqa: BLE001 - any failure of the group's forward (a model's
+                # assert on its batch size included): each video alone, with its own result or
+                # error row, so that a group never takes its worker down
+                made = {}
         for d in group:
             index, item, fingerprint = d.job
             if d.error is not None:

@@ -48,7 +48,7 @@ class IndexRow:
     """One row of the index: one input video, explained or failed.
 
     The one declaration of the index's columns: their order (the fields'), their meaning
-    (each field's ``doc``, the README's table: :data:`COLUMNS`) and their Parquet types
+    (each field's ``doc``, the table in docs/tasks/batch.md: :data:`COLUMNS`) and their Parquet types
     (:meth:`schema`, derived from the fields' types). Rows cross the worker processes, the
     journal and ``index.parquet`` as :meth:`to_dict`'s plain dicts.
     """
@@ -133,7 +133,7 @@ class IndexRow:
         return pa.schema(columns)
 
 
-#: The index's columns, in order, with their meaning (the README's table).
+#: The index's columns, in order, with their meaning (the table in docs/tasks/batch.md).
 COLUMNS: dict[str, str] = {f.name: f.metadata["doc"] for f in fields(IndexRow)}
 
 
@@ -175,6 +175,10 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+#: What makes a journal line a row (one without them, from a damaged journal, runs again).
+_KEYS = ("video_id", "path", "status")
+
+
 def read_journal(path: Path) -> dict[str, dict[str, Any]]:
     """The last row of each video in the journal at ``path`` (a cut last line is skipped);
     an error row does not replace an ok row of the same fingerprint (a re-run that failed,
@@ -187,7 +191,7 @@ def read_journal(path: Path) -> dict[str, dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError:  # a line cut by a crash: that video runs again
             continue
-        if isinstance(row, dict) and "video_id" in row:
+        if isinstance(row, dict) and all(isinstance(row.get(k), str) for k in _KEYS):
             was = rows.get(row["video_id"])
             if was is not None and was.get("status") == "ok" and row.get("status") != "ok":
                 if was.get("fingerprint") == row.get("fingerprint"):

@@ -364,10 +364,11 @@ def _index_rows(path: Path) -> list[dict[str, Any]]:
             f"expected a batch index at {path}, but it could not be read ({first_line(exc)}); "
             "run that batch again to rewrite it, or leave its folder out of --merge"
         ) from None
-    if rows and not all(isinstance(r.get("video_id"), str) for r in rows):
+    needed = ("video_id", "path", "status")
+    if rows and not all(isinstance(r.get(k), str) for r in rows for k in needed):
         raise InputError(
-            f"expected a batch index at {path} with a video_id in every row, but its columns "
-            f"are {sorted(rows[0])}; pass the index.parquet a batch wrote"
+            f"expected a batch index at {path} with a video_id, path and status in every row, "
+            f"but its columns are {sorted(rows[0])}; pass the index.parquet a batch wrote"
         )
     return rows
 

@@ -48,6 +48,15 @@ class BatchSettings(Plain):
     videos: Path
     threads: int | None = None
 
+    def __post_init__(self) -> None:
+        threads = self.threads
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+        ):
+            raise InputError(
+                f"expected --threads >= 1 (torch threads per worker), but got {threads!r}"
+            )
+
     def describe(self) -> dict[str, Any]:
         """The settings as JSON-able data (for fingerprints and the summary): the options'
         ``to_dict``, less the progress bar and the device (they do not change what is

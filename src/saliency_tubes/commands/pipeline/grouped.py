@@ -28,6 +28,7 @@ import torch
 from ...hooks import model_device
 from ...methods import Explainer
 from ...video import VideoInfo
+from ...vocabulary import ATTENTION_METHODS
 from ...zoo import LoadedModel
 from ..options import ExplainOptions
 from .explaining import Explained, Plan, decode_windows, explanation, method_of, plan, source_info
@@ -59,6 +60,11 @@ def why_alone(loaded: LoadedModel, options: ExplainOptions, explainer: Explainer
     method = method_of(loaded, options.method)
     if options.windows is not None:
         return "--windows gives each video several clips, explained per video"
+    if method in ATTENTION_METHODS:
+        return (
+            f"--method {method} records each clip's attention maps in its own call: it is not "
+            "batched across videos yet"
+        )
     if method not in GROUPED_METHODS:
         return (
             f"--method {method} is not one forward per clip (or runs the model on perturbed "

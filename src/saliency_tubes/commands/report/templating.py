@@ -1,6 +1,6 @@
 """Pages made from the package's templates in one safe step.
 
-The HTML, CSS and JavaScript of a page live in ``commands/templates/`` (package data);
+The HTML, CSS and JavaScript of a page live in ``commands/report/templates/`` (package data);
 :func:`fill` puts values into a template's ``{{NAME}}`` slots in one pass, so that a value
 holding ``{{...}}`` is never filled again. A value is HTML-escaped (quotes too) unless it
 is :class:`Trusted`: the package's own CSS and JavaScript, and JSON made safe for a
