@@ -13,10 +13,10 @@ def test_journal_row_after_a_cut_line_is_kept(tmp_path: Path) -> None:
     # row must not be glued onto it (and lost: that video would run a third time).
     path = tmp_path / ".batch" / "journal.jsonl"
     path.parent.mkdir()
-    whole = json.dumps({"video_id": "a", "status": "ok", "fingerprint": "f"})
+    whole = json.dumps({"video_id": "a", "path": "a.mp4", "status": "ok", "fingerprint": "f"})
     path.write_text(whole + "\n" + '{"video_id": "b", "sta', encoding="utf-8")
     journal = Journal(path)
-    journal.add({"video_id": "c", "status": "ok", "fingerprint": "g"})
+    journal.add({"video_id": "c", "path": "c.mp4", "status": "ok", "fingerprint": "g"})
     journal.close()
     rows = read_journal(path)
     assert sorted(rows) == ["a", "c"]
@@ -50,7 +50,9 @@ def test_the_pool_takes_every_waiting_row_before_checking_timeouts() -> None:
     state = object.__new__(pool._Pool)
     state.results = queue.Queue()
     now = time.monotonic()
-    state.pool = {w: pool._Worker(None, None, task=(w, now), ready=True) for w in (0, 1)}
+    state.pool = {
+        w: pool._Worker(None, None, groups=[[w]], began=now, size=1, ready=True) for w in (0, 1)
+    }
     state.remaining = 2
     got: list[dict[str, str]] = []
     state.on_row = got.append
@@ -205,7 +207,9 @@ def test_a_timed_out_worker_that_will_not_die_keeps_its_folder(tmp_path: Path) -
     state.tasks, state.timeout, state.pending, state.remaining = [(item, "fp")], 1.0, [], 1
     rows: list[dict] = []
     state.on_row = rows.append
-    worker = pool._Worker(Undying(), None, task=(0, time.monotonic() - 10), ready=True)
+    worker = pool._Worker(
+        Undying(), None, groups=[[0]], began=time.monotonic() - 10, size=1, ready=True
+    )
     state.pool = {0: worker}
     state.check_busy(0, worker, time.monotonic())
     assert rows and rows[0]["status"] == "error" and "timed out" in rows[0]["error"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from saliency_tubes.errors import InputError
-from saliency_tubes.video import BackgroundWriter, VideoWriter, iter_frames, prefetch
+from saliency_tubes.video import BackgroundWriter, VideoWriter, iter_frames, prefetch, threads
 
 
 def _frames(n: int = 6) -> list[np.ndarray]:
@@ -115,3 +115,34 @@ def test_an_encode_interrupted_mid_video_stops_its_decoding_thread_at_once(
     assert not [t for t in threading.enumerate() if t.name == "decode" and t.is_alive()]
     assert not [t for t in threading.enumerate() if t.name.startswith("encode ")]
     outputs.cleanup()
+
+
+def test_an_abort_after_a_ctrl_c_broke_the_queue_returns_and_removes_the_output(
+    tmp_path: Path,
+) -> None:
+    """A KeyboardInterrupt raised inside the caller's ``put`` can leave the queue's lock held
+    (Python raises it between any two bytecodes, inside ``threading``'s ``with lock:`` too:
+    seen as a hung Ctrl-C, 1 run in 25 under load). The abort must neither wait for the
+    lock nor for the thread blocked on it, and still remove the temporary output."""
+    bg = BackgroundWriter(VideoWriter(tmp_path / "out.mp4", 10))
+    bg.write(np.zeros((32, 32, 3), np.uint8))
+    assert bg._queue.mutex.acquire(timeout=5)  # what the interrupted put left behind
+    done = threading.Event()
+    aborter = threading.Thread(target=lambda: (bg.abort(), done.set()), daemon=True)
+    aborter.start()
+    assert done.wait(timeout=60), "abort waited on a lock that no one will release"
+    assert list(tmp_path.iterdir()) == []
+    bg._queue.mutex.release()  # (here the lock can be given back: the thread then stops)
+    bg._thread.join(timeout=60)
+    assert not bg._thread.is_alive()
+
+
+def test_a_lost_wake_up_does_not_keep_the_encoding_thread(tmp_path: Path) -> None:
+    """The end marker put without a wake-up (what an interrupted ``put`` can leave): the idle
+    thread still finds it (it looks every poll) and stops."""
+    bg = BackgroundWriter(VideoWriter(tmp_path / "out.mp4", 10))
+    with bg._queue.mutex:
+        bg._queue.queue.append(threads._END)  # no notify
+    bg._thread.join(timeout=60)
+    assert not bg._thread.is_alive()
+    bg.writer.abort()

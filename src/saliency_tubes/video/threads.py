@@ -10,6 +10,7 @@ writer's temporary file is removed, as :meth:`VideoWriter.abort` does).
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sys
 import threading
@@ -23,6 +24,21 @@ from .writer import Finishing, VideoWriter
 __all__ = ["BackgroundWriter", "prefetch"]
 
 _END = object()
+#: How often an idle encoding thread looks whether it was aborted (seconds).
+_POLL = 0.2
+#: How long a stop waits for a decoding or encoding thread (a frame takes far less).
+_ABORT_WAIT = 30.0
+
+
+def _usable(q: queue.Queue[Any]) -> bool:
+    """Whether ``q``'s lock can still be taken: a KeyboardInterrupt raised inside one of its
+    operations on this thread (Python raises it between any two bytecodes, inside
+    ``threading``'s own ``with lock:`` too) can leave it held for good, and then nothing
+    waits on the queue's thread."""
+    if not q.mutex.acquire(timeout=_POLL):
+        return False
+    q.mutex.release()
+    return True
 
 
 class _Stop(Exception):
@@ -79,7 +95,10 @@ def prefetch(frames: Iterator[Any], depth: int = 4) -> Generator[Any, None, None
     finally:
         stop.set()
         if not sys.is_finalizing():  # at exit the (daemon) thread may never run again
-            thread.join()
+            # a Ctrl-C inside the caller's get can leave the queue's lock held, and the
+            # thread blocked on it for good (a daemon: the process's exit ends it)
+            if _usable(items):
+                thread.join(timeout=_ABORT_WAIT)
 
 
 class BackgroundWriter(Finishing):
@@ -102,7 +121,14 @@ class BackgroundWriter(Finishing):
 
     def _run(self) -> None:
         while True:
-            frame = self._queue.get()
+            try:
+                frame = self._queue.get(timeout=_POLL)
+            except queue.Empty:
+                if self._cancel.is_set():
+                    # aborted: a wake-up lost to a Ctrl-C in the caller's put cannot keep
+                    # this thread, and the abort that joins it, waiting
+                    return
+                continue
             if frame is _END:
                 return
             if self._error is None and not self._cancel.is_set():
@@ -133,8 +159,15 @@ class BackgroundWriter(Finishing):
         self.writer.close()
 
     def abort(self) -> None:
-        """Drop what is queued and remove the temporary output."""
+        """Drop what is queued and remove the temporary output.
+
+        Never waits forever: a Ctrl-C that struck the caller inside a queue operation (a
+        ``put`` of :meth:`write`) can leave the queue's lock held (:func:`_usable`; the thread
+        then stays blocked, a daemon that the process's exit ends) or a wake-up lost (the
+        thread looks every ``_POLL`` seconds); the output is removed all the same."""
         self._cancel.set()
-        self._queue.put(_END)
-        self._thread.join()
+        if _usable(self._queue):
+            with contextlib.suppress(queue.Full):  # full: the thread drains it and stops
+                self._queue.put_nowait(_END)
+            self._thread.join(timeout=_ABORT_WAIT)
         self.writer.abort()

@@ -183,7 +183,15 @@ def run_local(
     explained one at a time, when they are."""
     if not tasks:
         return
-    _Pool(settings, tasks, workers, timeout, on_row, batch_size, say).run()
+    gpus = _gpus(settings.model.device)
+    size = max(1, min(len(gpus) or workers, len(tasks)))
+    # Groups no larger than every worker's share, so that no worker waits for a video.
+    group = max(1, min(batch_size, -(-len(tasks) // size)))
+    groups = [list(range(i, min(i + group, len(tasks)))) for i in range(0, len(tasks), group)]
+    threads = settings.threads or max(1, (os.cpu_count() or 1) // size)
+    planned = BatchSettings(settings.model, settings.explain, settings.videos, threads)
+    told = say if batch_size > 1 else None
+    _Pool(planned, tasks, groups, gpus, size, timeout, on_row, told).run()
 
 
 class _Pool:
@@ -194,26 +202,23 @@ class _Pool:
         self,
         settings: BatchSettings,
         tasks: Sequence[Task],
-        workers: int,
+        groups: list[list[int]],
+        gpus: list[str],
+        size: int,
         timeout: float | None,
         on_row: Callable[[dict[str, Any]], None],
-        batch_size: int = 1,
-        say: Callable[[str], None] | None = None,
+        say: Callable[[str], None] | None,
     ) -> None:
-        self.say = say if batch_size > 1 else None
+        """Run ``tasks`` (handed out as ``groups`` of their indices) on ``size`` workers, one
+        per GPU of ``gpus`` when there are any, each with ``settings`` (its threads set)."""
+        self.say = say
         self.ctx = mp.get_context("spawn")
         self.results = self.ctx.Queue()
-        self.gpus = _gpus(settings.model.device)
-        self.size = max(1, min(len(self.gpus) or workers, len(tasks)))
-        # Groups no larger than every worker's share, so that no worker waits for a video.
-        batch_size = max(1, min(batch_size, -(-len(tasks) // self.size)))
-        threads = settings.threads or max(1, (os.cpu_count() or 1) // self.size)
-        self.settings = BatchSettings(settings.model, settings.explain, settings.videos, threads)
+        self.gpus, self.size, self.settings = gpus, size, settings
         self.tasks, self.timeout, self.on_row = tasks, timeout, on_row
         self.pool: dict[int, _Worker] = {}
         self.next_id = 0
-        order = list(range(len(tasks)))
-        self.pending = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        self.pending = groups
         self.remaining = len(tasks)
 
     def start(self, device: str | None = None) -> None:

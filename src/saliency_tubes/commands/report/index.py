@@ -24,7 +24,7 @@ import numpy as np
 
 from ..batch.worker import COLUMNS
 from ..pipeline.model_line import ModelFacts, caveats, model_words
-from .templating import Trusted, fill, template
+from .templating import Trusted, page, template
 from .video import json_for_script
 
 __all__ = ["LINK_BITS", "index_page", "page_data"]
@@ -143,6 +143,13 @@ def page_data(
     }
 
 
+#: What the index page may load: its own inline script and style, thumbnails beside it.
+POLICY = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src 'self' file: data: blob:"
+)
+
+
 def index_page(
     rows: Sequence[dict[str, Any]], summary: dict[str, Any], links: dict[str, Any]
 ) -> str:
@@ -152,11 +159,11 @@ def index_page(
     title = f"Batch of {summary.get('videos', len(rows))} videos"
     if facts.name:
         title += f": {facts.name}" + (f" ({facts.method})" if facts.method else "")
-    return fill(
-        template("index.html"),
-        {
-            "TITLE": title,
-            "STYLE": Trusted(template("index.css")),
+    return page(
+        "index",
+        title=title,
+        policy=POLICY,
+        values={
             "SCRIPT": Trusted(template("index.js")),
             "DATA": Trusted(json_for_script(page_data(rows, summary, links))),
         },

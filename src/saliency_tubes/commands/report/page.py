@@ -11,18 +11,26 @@ event handlers.
 
 from __future__ import annotations
 
-from .templating import Trusted, fill, template
+from .templating import Trusted, page, template
 
 __all__ = ["report_page"]
+
+
+#: What the report may load: its own inline script and style, the video from anywhere.
+POLICY = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data: blob:; media-src * data: blob:"
+)
 
 
 def report_page(video_src: str, opacity: float, data_json: str) -> str:
     """The page playing ``video_src`` (a URL, escaped here) with the tube at ``opacity``
     and ``data_json`` (JSON made safe for a script element) as its data."""
-    return fill(
-        template("report.html"),
-        {
-            "STYLE": Trusted(template("report.css")),
+    return page(
+        "report",
+        title="saliency-tubes report",
+        policy=POLICY,
+        values={
             "SCRIPT": Trusted(template("report.js")),
             "VIDEO": video_src,
             "OPACITY": f"{opacity:g}",

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from importlib.resources import files
 
-__all__ = ["Trusted", "fill", "template"]
+__all__ = ["Trusted", "fill", "page", "template"]
 
 _SLOT = re.compile(r"\{\{([A-Z_]+)\}\}")
 
@@ -52,3 +52,11 @@ def fill(page: str, values: Mapping[str, str]) -> str:
         return value if isinstance(value, Trusted) else html.escape(str(value), quote=True)
 
     return _SLOT.sub(put, page)
+
+
+def page(name: str, *, title: str, policy: str, values: Mapping[str, str]) -> str:
+    """The page ``templates/<name>.html`` after the one head every page shares
+    (``head.html``: the doctype, the content security ``policy``, the viewport, the
+    ``title`` and the page's own ``<name>.css``), filled with ``values`` in one pass."""
+    shared = {"TITLE": title, "POLICY": Trusted(policy), "STYLE": Trusted(template(f"{name}.css"))}
+    return fill(template("head.html") + template(f"{name}.html"), {**shared, **values})
