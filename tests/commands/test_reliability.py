@@ -492,7 +492,10 @@ def test_merging_a_corrupt_index_or_one_without_video_id_is_one_line(tmp_path: P
     pq.write_table(pa.table({"path": ["a.mp4"], "status": ["ok"]}), other / "index.parquet")
     for src, says in (
         (corrupt, "could not be read"),
-        (other, "with a video_id, path and status in every row, but its columns are ['path', 'status']"),
+        (
+            other,
+            "with a video_id, path and status in every row, but its columns are ['path', 'status']",
+        ),
     ):
         proc = _run("batch", "--merge", str(src), "--out", str(tmp_path / "merged"))
         line = _one_error_line(proc)
