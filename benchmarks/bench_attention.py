@@ -14,10 +14,13 @@ model and the clip are built, the process returns freed heap to the system
 (``VmHWM``). The extra peak is the difference: what the method itself needed, torch's
 allocator included (``tracemalloc`` would not see it). Each process also reports the
 bytes of the attention probabilities one forward computes (every block's and the largest
-one), to check the numbers against: a plain forward needs about the largest; relevancy's
-backward keeps all of them.
+one), to check the numbers against: a plain forward needs about the largest. ``--before
+FILE`` adds the extra peaks of an earlier run (its JSON) beside the new ones:
+``RESULTS_attention_memory_full_graph.json`` holds those of the relevancy that kept every
+block's attention for one backward, before each block was recomputed in the backward.
 
-    python benchmarks/bench_attention.py [--rounds 3] [--models videomae-base,hf:DIR] [--memory]
+    python benchmarks/bench_attention.py [--rounds 3] [--models videomae-base,hf:DIR]
+    python benchmarks/bench_attention.py --memory [--before RESULTS_attention_memory_full_graph.json]
 """
 
 from __future__ import annotations
@@ -160,8 +163,15 @@ def memory(name: str) -> list[dict]:
     return rows
 
 
-def write_memory(rows: list[dict], path: Path) -> None:
+def write_memory(rows: list[dict], path: Path, before: Path | None = None) -> None:
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    earlier: dict[tuple[str, str], float] = {}
+    if before is not None:
+        earlier = {
+            (r["model"], r["method"]): r["extra_mb"]
+            for r in json.loads(before.read_text())
+            if "extra_mb" in r
+        }
     lines = [
         "# Attention rollout and relevancy: peak memory",
         "",
@@ -172,14 +182,19 @@ def write_memory(rows: list[dict], path: Path) -> None:
         "Attention maps: the bytes of every block's attention probabilities in one forward",
         "(float32), all blocks together and the largest block's.",
         "",
-        "| model | method | baseline MiB | extra peak MiB | s | load |",
-        "|---|---|---|---|---|---|",
+        f"Before: the extra peak of the same model and method in `{before.name}`."
+        if before is not None
+        else "",
+        "",
+        "| model | method | baseline MiB | extra peak MiB | before MiB | s | load |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["method"] != "maps":
+            old = earlier.get((r["model"], r["method"]))
             lines.append(
                 f"| {r['model']} | {r['method']} | {r['baseline_mb']:.0f} | {r['extra_mb']:.0f} | "
-                f"{r['seconds']:.1f} | {r['load']:.1f} |"
+                f"{'' if old is None else f'{old:.0f}'} | {r['seconds']:.1f} | {r['load']:.1f} |"
             )
     lines += [
         "",
@@ -225,6 +240,9 @@ def main() -> None:
     parser.add_argument("--models", default="videomae-base")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS_attention.md")
     parser.add_argument("--memory", action="store_true", help="peak memory instead of time")
+    parser.add_argument(
+        "--before", type=Path, help="an earlier --memory run's JSON, shown beside the new one"
+    )
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -233,7 +251,7 @@ def main() -> None:
     if args.memory:
         rows = [row for name in args.models.split(",") for row in memory(name)]
         out = args.out.with_name("RESULTS_attention_memory.md")
-        write_memory(rows, out)
+        write_memory(rows, out, args.before)
         print(out.read_text())
         return
     results = [bench(name, args.rounds) for name in args.models.split(",")]

@@ -4,9 +4,12 @@ Abnar and Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020 (rollo
 Chefer, Gur and Wolf, "Generic Attention-model Explainability for Interpreting Bi-Modal and
 Encoder-Decoder Transformers", ICCV 2021 (relevancy). Both follow the attention through
 every block, from the tokens the head reads back to the embeddings' space-time tokens; the
-attention maps are recorded during the call's one forward by
-:mod:`saliency_tubes.methods.attention_sites`, which also says how a divided (TimeSformer)
-attention becomes an operator on the full token set.
+attention maps are recorded by :mod:`saliency_tubes.methods.attention_sites`, which also
+says how a divided (TimeSformer) attention becomes an operator on the full token set:
+rollout's during the call's one forward (under no_grad: autograd keeps nothing),
+relevancy's block by block in the backward, each block run again from its input
+(:mod:`saliency_tubes.methods.attention_recompute`), so that autograd holds one block's
+attention at a time.
 
 Both methods only need the row of the relevance operator that the head reads (the class
 token's, or the mean row of a mean-pooled head), so they carry that row r from the last
@@ -25,8 +28,8 @@ The row costs one (L,) x (L, L) product per attention instead of an (L, L) x (L,
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +40,7 @@ from ..errors import InputError
 from ..hooks import LayerSpec
 from ..vocabulary import ATTENTION_METHODS, METHOD_NAMES
 from .attention_pooled import PooledBlock, watching_blocks
+from .attention_recompute import Fold, find_blocks, recomputing
 from .attention_sites import (
     AttentionLayout,
     AttentionRecorder,
@@ -45,6 +49,7 @@ from .attention_sites import (
     fuse_heads,
     place,
     readout_row,
+    real,
 )
 from .base import ClassSpec, Explainer, ExplainerOptions, ForwardPass, LayersSpec, Tubes
 
@@ -110,6 +115,7 @@ class AttentionExplainer(Explainer):
         finally:
             self._local.records = None
             self._local.blocks = None
+            self._local.fold = None
 
     @property
     def _records(self) -> list[Any] | None:
@@ -120,25 +126,11 @@ class AttentionExplainer(Explainer):
         records = self._records
         if records is None:  # logits(): no attention needed
             return super()._forward(clip)
-        n = clip.shape[0]
-
-        def keep(site: Site, probs: torch.Tensor) -> None:
-            records.append(self._keep(site, probs, n))
-
-        with ExitStack() as stack:
-            if self.attention.blocks:  # pooling attention: each block's token operator
-                blocks = {name: (block, thw) for name, block, thw in self.attention.blocks}
-                stack.enter_context(watching_blocks(blocks, self._local.blocks))
-            stack.enter_context(AttentionRecorder(keep).watching(self.attention.sites))
+        with self._recording(clip.shape[0], records):
             return super()._forward(clip)
 
-    def _block(self, site: Site) -> PooledBlock:
-        """The token operator of a pooled site's block, recorded in this call."""
-        blocks: dict[str, PooledBlock] = self._local.blocks
-        return blocks[site.name]
-
-    def _keep(self, site: Site, probs: torch.Tensor, n: int) -> Any:
-        """What is kept of one attention call during the forward."""
+    def _recording(self, n: int, records: list[Any]) -> AbstractContextManager[object]:
+        """What the call's forward (of ``n`` clips) records of the attention into ``records``."""
         raise NotImplementedError
 
     def _relevance(self, forward: ForwardPass) -> torch.Tensor:
@@ -196,9 +188,28 @@ class AttentionRollout(AttentionExplainer):
         self.head_fusion = head_fusion
         super().__init__(model, layer, classifier, **options)
 
+    @contextmanager
+    def _recording(self, n: int, records: list[Any]) -> Iterator[None]:
+        """Each attention's fused map (and MViT's block operators), in forward order."""
+
+        def keep(site: Site, probs: torch.Tensor) -> None:
+            records.append(self._keep(site, probs, n))
+
+        with ExitStack() as stack:
+            if self.attention.blocks:  # pooling attention: each block's token operator
+                blocks = {name: (block, thw) for name, block, thw in self.attention.blocks}
+                stack.enter_context(watching_blocks(blocks, self._local.blocks))
+            stack.enter_context(AttentionRecorder(keep).watching(self.attention.sites))
+            yield
+
+    def _block(self, site: Site) -> PooledBlock:
+        """The token operator of a pooled site's block, recorded in this call."""
+        blocks: dict[str, PooledBlock] = self._local.blocks
+        return blocks[site.name]
+
     def _keep(self, site: Site, probs: torch.Tensor, n: int) -> tuple[torch.Tensor, Step]:
         """(an attention's fused map, r ↦ r·Ã for its block)."""
-        fused = fuse_heads(_real(probs.detach()), self.head_fusion)
+        fused = fuse_heads(real(probs.detach()), self.head_fusion)
         if site.kind == "pooled":
             return fused, partial(self._block(site).rollout, fused=fused)
         op = place(fused, site.kind, n, cls_rows="mean", fill_identity=True)
@@ -223,8 +234,10 @@ class AttentionRelevancy(AttentionExplainer):
     (its logit) with respect to the attention probabilities; from ``R = I``, ``R ← R + Ā·R``
     block after block; the row of the token the head reads gives each space-time token's
     relevance. TimeSformer's divided attention enters as two operators per block (temporal
-    then spatial) on the full token set. One forward, and one backward per explained class
-    (to the embeddings: no parameter gradient); one attention's Ā is held at a time.
+    then spatial) on the full token set. One forward, and per explained class one backward
+    to the embeddings (no parameter gradient) in which every block runs its forward again
+    (:mod:`saliency_tubes.methods.attention_recompute`): autograd holds the blocks' inputs
+    and one block's attention at a time, never every block's.
 
     The recommended method for the transformers of the zoo.
 
@@ -236,99 +249,36 @@ class AttentionRelevancy(AttentionExplainer):
     method = "relevancy"
     needs_gradients = True
 
-    def _keep(self, site: Site, probs: torch.Tensor, n: int) -> tuple[Site, torch.Tensor]:
-        return site, probs
+    @contextmanager
+    def _recording(self, n: int, records: list[Any]) -> Iterator[None]:
+        """Each block runs through the recomputing autograd function; ``records`` gets
+        one entry per block call (:attr:`~saliency_tubes.methods.attention_recompute.Fold.called`)."""
+        pooled = {name: (block, thw) for name, block, thw in self.attention.blocks}
+        self._local.fold = Fold(self.attention, n, pooled, called=records)
+        with recomputing(find_blocks(self.model, self.attention), self._local.fold):
+            yield
 
     def _relevance(self, forward: ForwardPass) -> torch.Tensor:
-        records: list[tuple[Site, torch.Tensor]] = self._records or []
-        if forward.logits.grad_fn is None or not all(p.requires_grad for _, p in records):
-            raise InputError(
-                "the class scores do not depend on the attention through autograd; "
-                "explain the whole model (its forward from the clip to the scores)"
-            )
-        n = forward.logits.shape[0]
+        fold: Fold = self._local.fold
         classes = forward.classes
-        rows = []
+        rows: list[torch.Tensor] = []
         with torch.enable_grad():
             for k in range(classes.shape[1]):
-                score = forward.logits.gather(1, classes[:, k : k + 1]).sum()
-                rows.append(
-                    self._one_class(score, records, n, forward, last=k == classes.shape[1] - 1)
-                )
+                fold.row = None
+                if forward.logits.grad_fn is not None and all(ok for _, ok in fold.called):
+                    score = forward.logits.gather(1, classes[:, k : k + 1]).sum()
+                    last = k == classes.shape[1] - 1
+                    torch.autograd.grad(
+                        score, forward.activations, retain_graph=not last, allow_unused=True
+                    )
+                if fold.row is None or not all(ok for _, ok in fold.called):
+                    raise InputError(
+                        "the class scores do not depend on the attention through autograd; "
+                        "explain the whole model (its forward from the clip to the scores)"
+                    )
+                rows.append(fold.row)
         return torch.stack(rows, dim=1)
-
-    def _one_class(
-        self,
-        score: torch.Tensor,
-        records: list[tuple[Site, torch.Tensor]],
-        n: int,
-        forward: ForwardPass,
-        *,
-        last: bool,
-    ) -> torch.Tensor:
-        """The readout row after one backward; each Ā is folded in as its gradient arrives
-        (last attention first) and dropped."""
-        size = _tokens(records[-1][0], records[-1][1], n)
-        state: dict[str, Any] = {
-            "row": self._start(n, size, _real(records[-1][1].detach())),
-            "next": len(records) - 1,
-        }
-        pending: dict[int, Step] = {}
-
-        def fold() -> None:
-            while state["next"] in pending:
-                state["row"] = pending.pop(state["next"])(state["row"])
-                state["next"] -= 1
-
-        # the pooled blocks of this thread's call, read here: a CUDA backward runs the hooks
-        # on the device's own thread, where this call's thread-local state is not set
-        blocks = {s.name: self._block(s) for s, _ in records if s.kind == "pooled"}
-
-        def make_hook(i: int, site: Site, probs: torch.Tensor) -> Any:
-            def hook(grad: torch.Tensor) -> None:
-                weighted = (_real(grad.detach()) * _real(probs.detach())).clamp_min(0).mean(1)
-                if site.kind == "pooled":
-                    pending[i] = partial(blocks[site.name].relevancy, weighted=weighted)
-                else:
-                    op = place(weighted, site.kind, n, cls_rows="sum", fill_identity=False)
-                    pending[i] = partial(_plus_times, op=op)
-                fold()
-
-            return hook
-
-        handles = [p.register_hook(make_hook(i, s, p)) for i, (s, p) in enumerate(records)]
-        try:
-            torch.autograd.grad(
-                score, forward.activations, retain_graph=not last, allow_unused=True
-            )
-        finally:
-            for handle in handles:
-                handle.remove()
-        while state["next"] >= 0:  # an attention the score does not reach adds nothing
-            if state["next"] not in pending:
-                state["next"] -= 1
-            fold()
-        return state["row"]
 
 
 def _times(row: torch.Tensor, op: torch.Tensor) -> torch.Tensor:
     return (row[:, None, :] @ op)[:, 0]
-
-
-def _plus_times(row: torch.Tensor, op: torch.Tensor) -> torch.Tensor:
-    return row + (row[:, None, :] @ op)[:, 0]
-
-
-def _tokens(site: Site, probs: torch.Tensor, n: int) -> int:
-    """L, the number of tokens of the full set, from one attention call."""
-    b, _, lq, _ = probs.shape
-    if site.kind in ("joint", "pooled"):
-        return lq
-    if site.kind == "temporal":
-        return 1 + (b // n) * lq
-    return 1 + (b // n) * (lq - 1)
-
-
-def _real(tensor: torch.Tensor) -> torch.Tensor:
-    """Half-precision maps in float32 (the products need it); float32/64 as they are."""
-    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor

@@ -216,6 +216,11 @@ def place(
     return out
 
 
+def real(tensor: torch.Tensor) -> torch.Tensor:
+    """Half-precision maps in float32 (the row products need it); float32/64 as they are."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+
+
 def readout_row(layout: AttentionLayout, n: int, size: int, like: torch.Tensor) -> torch.Tensor:
     """The (N, L) row the head reads: a one-hot class (or first) token, or the mean."""
     if layout.readout == "mean":
