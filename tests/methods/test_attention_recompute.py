@@ -220,6 +220,37 @@ def test_what_autograd_keeps_no_longer_grows_with_the_blocks_attention() -> None
     assert full_large.peak > 3 * large.peak
 
 
+def test_each_block_s_probabilities_are_freed_before_the_next_block_runs(monkeypatch) -> None:
+    """Not only autograd's references: when a block is recomputed, no earlier block's
+    probabilities are alive any more (counted with weak references, the garbage
+    collector off, so that a reference cycle cannot hide behind a collection)."""
+    import gc
+    import weakref
+
+    from saliency_tubes.methods import attention_recompute
+
+    alive: list[int] = []
+    live = {"n": 0}
+
+    class Counting(AttentionRecorder):
+        def _record(self, probs: torch.Tensor) -> None:
+            alive.append(live["n"])  # probabilities of earlier blocks alive now
+            live["n"] += 1
+            weakref.finalize(probs, lambda: live.__setitem__("n", live["n"] - 1))
+            super()._record(probs)
+
+    monkeypatch.setattr(attention_recompute, "AttentionRecorder", Counting)
+    model = _vit(4)
+    gc.collect()
+    gc.disable()
+    try:
+        st.AttentionRelevancy(model)(X, classes=[0, 1])
+    finally:
+        gc.enable()
+    assert alive == [0] * 8  # 4 blocks, 2 classes: each recomputed block alone
+    assert live["n"] == 0
+
+
 def test_rollout_records_nothing_for_autograd() -> None:
     """Rollout's forward runs under no_grad: autograd saves no tensor at all."""
     model = _vit(3)

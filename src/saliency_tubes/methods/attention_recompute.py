@@ -86,7 +86,7 @@ class Fold:
         self, site: Site, probs: torch.Tensor, grad: torch.Tensor, block: PooledBlock | None
     ) -> Step:
         """``r ↦ r + r·Ā`` for one attention (through its pooled block for MViT)."""
-        weighted = (real(grad.detach()) * real(probs.detach())).clamp_min(0).mean(1)
+        weighted = (real(grad.detach()) * real(probs.detach())).clamp_min_(0).mean(1)
         if self.row is None:
             self.row = readout_row(self.layout, self.n, _tokens(site, probs, self.n), weighted)
         if block is not None:
@@ -121,7 +121,10 @@ class _Call:
             if isinstance(value, torch.Tensor):
                 slots.append((key, len(tensors)))
                 tensors.append(value)
-        return _Call(forward, args, kwargs, slots), tensors
+        # the tensors travel through the autograd function (saved for its backward), not here
+        bare = tuple(None if isinstance(a, torch.Tensor) else a for a in args)
+        rest = {k: None if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+        return _Call(forward, bare, rest, slots), tensors
 
     def run(self, tensors: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> Any:
         args, kwargs = list(self.args), dict(self.kwargs)
@@ -185,11 +188,20 @@ class _Recomputed(torch.autograd.Function):
             steps[i] = fold.step(site, probs, g, pooled.get(site.name))
             drain()
 
-        for i, (site, probs) in enumerate(recorded):
-            if probs.requires_grad:
-                probs.register_hook(partial(hook, i, site, probs))
+        # each hook holds its probabilities, which hold the hook: removed after the
+        # backward (not left to the garbage collector), so that every block's go at once
+        handles = [
+            probs.register_hook(partial(hook, i, site, probs))
+            for i, (site, probs) in enumerate(recorded)
+            if probs.requires_grad
+        ]
+        recorded.clear()
         wanted = [t for t in inputs if t.requires_grad]
-        grads = iter(torch.autograd.grad(out, wanted, grad, allow_unused=True))
+        try:
+            grads = iter(torch.autograd.grad(out, wanted, grad, allow_unused=True))
+        finally:
+            for handle in handles:
+                handle.remove()
         while state["next"] >= 0:  # an attention the score does not reach adds nothing
             if state["next"] not in steps:
                 state["next"] -= 1

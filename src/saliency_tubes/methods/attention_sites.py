@@ -246,7 +246,7 @@ def explicit_attention(
         key = key.repeat_interleave(groups, dim=-3)
         value = value.repeat_interleave(groups, dim=-3)
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    scores = (query @ key.transpose(-2, -1)) * scale
+    scores = (query * scale) @ key.transpose(-2, -1)  # scaled first: no second (L, L) map
     if is_causal:
         lq, lk = scores.shape[-2:]
         keep = torch.ones(lq, lk, dtype=torch.bool, device=scores.device).tril()
