@@ -246,7 +246,12 @@ def explicit_attention(
         key = key.repeat_interleave(groups, dim=-3)
         value = value.repeat_interleave(groups, dim=-3)
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    scores = (query * scale) @ key.transpose(-2, -1)  # scaled first: no second (L, L) map
+    # one (L, L) map, not two: the scale on q where autograd records (a scaled map would
+    # cost its own gradient in the backward), in place on the scores where it does not
+    if torch.is_grad_enabled() and query.requires_grad:
+        scores = (query * scale) @ key.transpose(-2, -1)
+    else:
+        scores = (query @ key.transpose(-2, -1)).mul_(scale)
     if is_causal:
         lq, lk = scores.shape[-2:]
         keep = torch.ones(lq, lk, dtype=torch.bool, device=scores.device).tril()
