@@ -19,8 +19,8 @@ FILE`` adds the extra peaks of an earlier run (its JSON) beside the new ones:
 ``RESULTS_attention_memory_full_graph.json`` holds those of the relevancy that kept every
 block's attention for one backward, before each block was recomputed in the backward.
 
-    python benchmarks/bench_attention.py [--rounds 3] [--models videomae-base,hf:DIR]
-    python benchmarks/bench_attention.py --memory [--before RESULTS_attention_memory_full_graph.json]
+    python benchmarks/bench_attention.py [--rounds 3 | --rounds 15,3] [--models videomae-base,hf:DIR]
+    python benchmarks/bench_attention.py --memory [--repeat 3] [--before RESULTS_attention_memory_full_graph.json]
 """
 
 from __future__ import annotations
@@ -148,22 +148,35 @@ def child(name: str, method: str) -> dict:
     }
 
 
-def memory(name: str) -> list[dict]:
+def memory(name: str, repeat: int) -> list[dict]:
+    """Each method ``repeat`` times (round after round), each time in a fresh process: a
+    row per method with the median run and every run's extra peak; the maps once."""
+    runs: dict[str, list[dict]] = {}
+    for r in range(repeat):
+        for method in ("control", *METHODS) + (("maps",) if r == 0 else ()):
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", name, method],
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=HERE,
+            )
+            runs.setdefault(method, []).append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(json.dumps(runs[method][-1]), flush=True)
     rows = []
-    for method in ("control", *METHODS, "maps"):
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", name, method],
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=HERE,
-        )
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(json.dumps(rows[-1]), flush=True)
+    for method, done in runs.items():
+        if method == "maps":
+            rows.append(done[0])
+            continue
+        extras = [r["extra_mb"] for r in done]
+        row = dict(sorted(done, key=lambda r: r["extra_mb"])[len(done) // 2])
+        row["extra_mb"] = statistics.median(extras)
+        row["extra_runs_mb"] = extras
+        rows.append(row)
     return rows
 
 
-def write_memory(rows: list[dict], path: Path, before: Path | None = None) -> None:
+def write_memory(rows: list[dict], path: Path, before: Path | None = None, repeat: int = 1) -> None:
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     earlier: dict[tuple[str, str], float] = {}
     if before is not None:
@@ -176,7 +189,7 @@ def write_memory(rows: list[dict], path: Path, before: Path | None = None) -> No
         "# Attention rollout and relevancy: peak memory",
         "",
         f"Measured {when} by `benchmarks/bench_attention.py --memory`. {describe()}",
-        "2 torch threads. Each method once, in a fresh process: extra peak = peak resident",
+        f"2 torch threads. Each method {repeat} time(s), each in a fresh process: extra peak = peak resident",
         "memory during the call (VmHWM, reset with /proc/self/clear_refs after the model",
         "and the clip were built and the heap trimmed) minus the resident memory then.",
         "Attention maps: the bytes of every block's attention probabilities in one forward",
@@ -186,14 +199,15 @@ def write_memory(rows: list[dict], path: Path, before: Path | None = None) -> No
         if before is not None
         else "",
         "",
-        "| model | method | baseline MiB | extra peak MiB | before MiB | s | load |",
-        "|---|---|---|---|---|---|---|",
+        "| model | method | baseline MiB | extra peak MiB (median) | every run | before MiB | s | load |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["method"] != "maps":
             old = earlier.get((r["model"], r["method"]))
             lines.append(
                 f"| {r['model']} | {r['method']} | {r['baseline_mb']:.0f} | {r['extra_mb']:.0f} | "
+                f"{', '.join(f'{x:.0f}' for x in r.get('extra_runs_mb', [r['extra_mb']]))} | "
                 f"{'' if old is None else f'{old:.0f}'} | {r['seconds']:.1f} | {r['load']:.1f} |"
             )
     lines += [
@@ -236,10 +250,13 @@ def write(results: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--rounds", default="3", help="rounds per model, in the models' order (one: all)"
+    )
     parser.add_argument("--models", default="videomae-base")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS_attention.md")
     parser.add_argument("--memory", action="store_true", help="peak memory instead of time")
+    parser.add_argument("--repeat", type=int, default=1, help="--memory: fresh runs per method")
     parser.add_argument(
         "--before", type=Path, help="an earlier --memory run's JSON, shown beside the new one"
     )
@@ -249,12 +266,15 @@ def main() -> None:
         print(json.dumps(child(*args.child)))
         return
     if args.memory:
-        rows = [row for name in args.models.split(",") for row in memory(name)]
+        rows = [row for name in args.models.split(",") for row in memory(name, args.repeat)]
         out = args.out.with_name("RESULTS_attention_memory.md")
-        write_memory(rows, out, args.before)
+        write_memory(rows, out, args.before, args.repeat)
         print(out.read_text())
         return
-    results = [bench(name, args.rounds) for name in args.models.split(",")]
+    names = args.models.split(",")
+    rounds = [int(r) for r in args.rounds.split(",")]
+    rounds += rounds[-1:] * (len(names) - len(rounds))  # one number: every model's
+    results = [bench(name, r) for name, r in zip(names, rounds, strict=False)]
     write(results, args.out)
     print(args.out.read_text())
 
