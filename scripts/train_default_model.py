@@ -18,7 +18,9 @@ accordingly (e.g. a horizontal flip turns ``left`` into ``right`` and ``clockwis
 stem, tubelets 4 x 8 x 8, 3 blocks, a class token) on the same clips, written beside it:
 AdamW (lr 1.5e-3, weight decay 0.05, one-cycle schedule with 15 % warm-up, gradients
 clipped at norm 1), batch 32, and a fresh set of 1920 clips every epoch (``Task.fresh``),
-5 epochs.
+5 epochs. ``--task colour-mvit`` trains the registered ``tiny-colours-mvit``
+(:func:`saliency_tubes.zoo.nets.tiny_mvit.tiny_mvit`: torchvision's ``MViT`` class in MViTv2
+form, 4 x 8 x 8 patches, 3 blocks, one of them striding its queries) the same way, 8 epochs.
 
 Writes the safetensors weights (``--out``) and a JSON record next to them (same name,
 ``.json``) with the seed, sizes, epochs, validation accuracy, training time, date and
@@ -29,6 +31,7 @@ Usage::
     .venv/bin/python scripts/train_default_model.py --seed 0
     .venv/bin/python scripts/train_default_model.py --task colour --threads 1
     .venv/bin/python scripts/train_default_model.py --task colour-vit --threads 2
+    .venv/bin/python scripts/train_default_model.py --task colour-mvit --threads 2
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from safetensors.torch import save_file
 from saliency_tubes.synthetic import CLASSES, make_dataset
 from saliency_tubes.synthetic_colours import COLOURS, make_colour_dataset
 from saliency_tubes.zoo.nets.tiny import COLOUR_PRESET, PRESET, WEIGHTS_PATH, TinyActionNet
+from saliency_tubes.zoo.nets.tiny_mvit import BLOCKS, MVIT_WEIGHTS, PATCH, tiny_mvit
 from saliency_tubes.zoo.nets.tiny_vit import CNN_WEIGHTS, SHIPPED, VIT_WEIGHTS, TinyVideoViT
 
 TRAIN_DATA_OFFSET = 1000
@@ -146,6 +150,23 @@ TASKS = {
         config=SHIPPED,
         fresh=True,
     ),
+    "colour-mvit": Task(
+        classes=COLOURS,
+        dataset=make_colour_dataset,
+        architecture="torchvision MViT (tiny_mvit.BLOCKS)",
+        build=tiny_mvit,
+        preset=COLOUR_PRESET,
+        flips=(_KEEP, _KEEP, _KEEP),
+        out=MVIT_WEIGHTS,
+        train_size=1920,
+        val_size=384,
+        epochs=8,
+        lr=1.5e-3,
+        weight_decay=0.05,
+        batch_size=32,
+        config={"blocks": [list(b) for b in BLOCKS], "patch": list(PATCH), "version": "v2"},
+        fresh=True,
+    ),
 }
 
 
@@ -208,7 +229,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--task",
         choices=sorted(TASKS),
         default="motion",
-        help="motion: tiny-actions; colour: tiny-colours (the colour CNN); colour-vit: tiny-colours-vit",
+        help="motion: tiny-actions; colour: tiny-colours (the colour CNN); colour-vit: "
+        "tiny-colours-vit; colour-mvit: tiny-colours-mvit",
     )
     p.add_argument("--seed", type=int, default=0, help="training seed (data seeds derive from it)")
     p.add_argument(
@@ -217,13 +239,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--val-size", type=int, help="validation clips (motion 512, colour 384, colour-vit 384)"
     )
-    p.add_argument("--epochs", type=int, help="epochs (motion 12, colour 8, colour-vit 5)")
-    p.add_argument("--batch-size", type=int, help="clips per step (colour-vit 32, else 16)")
+    p.add_argument("--epochs", type=int, help="epochs (motion 12, colour 8, colour-vit 5, colour-mvit 8)")
+    p.add_argument("--batch-size", type=int, help="clips per step (colour-vit/-mvit 32, else 16)")
     p.add_argument(
-        "--lr", type=float, help="peak AdamW learning rate (colour-vit 1.5e-3, else 3e-3)"
+        "--lr", type=float, help="peak AdamW learning rate (colour-vit/-mvit 1.5e-3, else 3e-3)"
     )
     p.add_argument(
-        "--weight-decay", type=float, help="AdamW weight decay (colour-vit 0.05, else 5e-4)"
+        "--weight-decay", type=float, help="AdamW weight decay (colour-vit/-mvit 0.05, else 5e-4)"
     )
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clipping")

@@ -14,36 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-import saliency_tubes as st
+from _planted import peaks_on, planted_set
 from saliency_tubes.metrics import cascade_layers, energy_inside, explainer_fn, sanity_check
-from saliency_tubes.synthetic_colours import COLOURS, make_colour_clip
-
-SEEDS = range(12)
-COMPLEMENT = 3  # the complementary hue: no channel in common
 
 
 @pytest.fixture(scope="module")
 def planted():
-    from scipy.ndimage import binary_dilation
-
-    loaded = st.load_model("tiny-colours-vit")
-    prep = loaded.preset.preprocess()
-    clips = [make_colour_clip(seed=s, frames=16, size=(64, 64)) for s in SEEDS]
-    x = torch.stack([prep(c.video) for c in clips])
-    labels = torch.tensor([c.label for c in clips])
-    classes = torch.stack([labels, (labels + COMPLEMENT) % len(COLOURS)], dim=1)
-    masks = np.stack([c.mask for c in clips])
-    cross = np.ones((1, 3, 3), dtype=bool)  # one token cell: 8 px (city-block)
-    near = np.stack([binary_dilation(m, cross, iterations=8) for m in masks])
-    return loaded, x, classes, masks, near
-
-
-def peaks_on(maps: torch.Tensor, near: np.ndarray) -> np.ndarray:
-    """(N, T) bool: each frame's maximum (its first voxel) lies in ``near``."""
-    m = maps.numpy()
-    n, t = m.shape[:2]
-    ys, xs = np.unravel_index(m.reshape(n, t, -1).argmax(-1), m.shape[2:])
-    return near[np.arange(n)[:, None], np.arange(t)[None], ys, xs]
+    return planted_set("tiny-colours-vit")
 
 
 def test_the_model_classifies_the_twelve_clips(planted) -> None:

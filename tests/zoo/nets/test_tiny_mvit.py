@@ -1,0 +1,85 @@
+"""The shipped MViT ``tiny-colours-mvit``: torchvision's MViT class, registered, loaded with
+its own weights, classifying its validation clips as its training record says."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+
+import saliency_tubes as st
+from saliency_tubes.synthetic_colours import COLOURS, make_colour_dataset
+from saliency_tubes.zoo import get_adapter
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)  # torchvision's import workaround note
+    try:
+        st.import_torchvision()
+        from torchvision.models.video.mvit import MViT
+    except (st.SaliencyTubesError, ImportError) as exc:  # pragma: no cover - optional extra
+        pytest.skip(f"torchvision is not importable ({exc})", allow_module_level=True)
+
+from saliency_tubes.zoo.nets.tiny_mvit import BLOCKS, MVIT_WEIGHTS, PATCH  # noqa: E402
+
+
+def record() -> dict:
+    return json.loads(MVIT_WEIGHTS.with_suffix(".json").read_text())
+
+
+def test_the_preset_is_the_shipped_trained_mvit() -> None:
+    adapter = get_adapter("tiny-colours-mvit")
+    assert not adapter.cam_exact
+    assert "6 synthetic colour classes" in (adapter.caveat or "")
+    loaded = st.load_model("tiny-colours-mvit")
+    assert loaded.weights_source == "shipped" and not loaded.random_weights
+    assert loaded.categories == COLOURS
+    assert type(loaded.model) is MViT and not loaded.model.training
+    rec = record()
+    assert rec["task"] == "colour-mvit"
+    assert rec["config"] == {"blocks": [list(b) for b in BLOCKS], "patch": list(PATCH), "version": "v2"}
+    assert rec["parameters"] == sum(p.numel() for p in loaded.model.parameters())
+    assert MVIT_WEIGHTS.stat().st_size < 1024 * 1024
+    # pooling attention: the query-strided block shrinks the grid 4x8x8 -> 4x4x4, and
+    # its skip is pooled; every q/k/v pool is a learned depthwise conv (MViTv2's)
+    assert [len(b.attn.qkv.weight) for b in loaded.model.blocks] == [96, 96, 192]
+    assert loaded.model.blocks[1].pool_skip is not None
+    assert all(
+        isinstance(p.pool, torch.nn.Conv3d) and p.pool.groups == p.pool.in_channels
+        for b in loaded.model.blocks
+        for p in (b.attn.pool_q, b.attn.pool_k, b.attn.pool_v)
+    )
+    with pytest.raises(st.ModelLoadError, match="CAM does not apply to tiny-colours-mvit"):
+        loaded.explainer("cam")  # the head reads the class token, not pooled features
+
+
+def test_it_reaches_its_recorded_validation_accuracy() -> None:
+    """The record's validation clips, regenerated from its seed, through the preset's own
+    preprocessing: the accuracy is the recorded one (to 2 clips of 384: a clip at a
+    near-tie may flip with the thread count)."""
+    rec = record()
+    loaded = st.load_model("tiny-colours-mvit")
+    videos, _, labels = make_colour_dataset(
+        rec["val_size"], seed=rec["val_data_seed"], frames=rec["frames"], size=tuple(rec["size"])
+    )
+    prep = loaded.preset.preprocess()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(videos), 64):
+            x = torch.stack([prep(v) for v in videos[i : i + 64]])
+            correct += int((loaded.model(x).argmax(1).numpy() == labels[i : i + 64]).sum())
+    accuracy = correct / len(videos)
+    assert accuracy == pytest.approx(rec["val_accuracy"], abs=2 / len(videos) + 1e-9)
+    assert rec["val_accuracy"] >= 0.8  # far above chance (1/6)
+
+
+def test_other_class_counts_keep_the_trunk_and_a_fresh_head() -> None:
+    shipped = st.load_model("tiny-colours-mvit").model
+    from saliency_tubes.zoo.nets.tiny_mvit import tiny_colours_mvit
+
+    three = tiny_colours_mvit(num_classes=3)
+    assert three.head[1].out_features == 3
+    torch.testing.assert_close(three.conv_proj.weight, shipped.conv_proj.weight, rtol=0, atol=0)
+    with pytest.raises(st.InputError, match="num_classes"):
+        tiny_colours_mvit(num_classes=0)
