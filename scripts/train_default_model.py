@@ -239,7 +239,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--val-size", type=int, help="validation clips (motion 512, colour 384, colour-vit 384)"
     )
-    p.add_argument("--epochs", type=int, help="epochs (motion 12, colour 8, colour-vit 5, colour-mvit 8)")
+    p.add_argument(
+        "--epochs", type=int, help="epochs (motion 12, colour 8, colour-vit 5, colour-mvit 8)"
+    )
     p.add_argument("--batch-size", type=int, help="clips per step (colour-vit/-mvit 32, else 16)")
     p.add_argument(
         "--lr", type=float, help="peak AdamW learning rate (colour-vit/-mvit 1.5e-3, else 3e-3)"

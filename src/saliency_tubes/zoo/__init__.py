@@ -96,7 +96,7 @@ register(
 )
 
 # The colour MViT (torchvision's MViT class, MViTv2 form, pooling attention), shipped;
-# Grad-CAM reads the last block's normed input tokens, as for the torchvision MViT presets.
+# Grad-CAM reads the first block's normed patch tokens (tiny_mvit.GRADCAM_LAYER: measured).
 register(
     replace(
         _shipped(

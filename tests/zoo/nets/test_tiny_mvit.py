@@ -38,12 +38,16 @@ def test_the_preset_is_the_shipped_trained_mvit() -> None:
     assert type(loaded.model) is MViT and not loaded.model.training
     rec = record()
     assert rec["task"] == "colour-mvit"
-    assert rec["config"] == {"blocks": [list(b) for b in BLOCKS], "patch": list(PATCH), "version": "v2"}
+    assert rec["config"] == {
+        "blocks": [[h, c_in, c_out, list(sq), list(skv)] for h, c_in, c_out, sq, skv in BLOCKS],
+        "patch": list(PATCH),
+        "version": "v2",
+    }
     assert rec["parameters"] == sum(p.numel() for p in loaded.model.parameters())
     assert MVIT_WEIGHTS.stat().st_size < 1024 * 1024
     # pooling attention: the query-strided block shrinks the grid 4x8x8 -> 4x4x4, and
     # its skip is pooled; every q/k/v pool is a learned depthwise conv (MViTv2's)
-    assert [len(b.attn.qkv.weight) for b in loaded.model.blocks] == [96, 96, 192]
+    assert [len(b.attn.qkv.weight) for b in loaded.model.blocks] == [96, 192, 192]
     assert loaded.model.blocks[1].pool_skip is not None
     assert all(
         isinstance(p.pool, torch.nn.Conv3d) and p.pool.groups == p.pool.in_channels
