@@ -87,3 +87,25 @@ def test_other_class_counts_keep_the_trunk_and_a_fresh_head() -> None:
     torch.testing.assert_close(three.conv_proj.weight, shipped.conv_proj.weight, rtol=0, atol=0)
     with pytest.raises(st.InputError, match="num_classes"):
         tiny_colours_mvit(num_classes=0)
+
+
+def test_the_demo_shows_the_mvit_with_gradcam(tmp_path) -> None:
+    """`saliency-tubes demo --model tiny-colours-mvit`: method auto is Grad-CAM (relevancy
+    did not pass the planted bar on it), the weights are the shipped trained ones (said in
+    the manifest), and the clip's true colour is the top class."""
+    from click.testing import CliRunner
+
+    from saliency_tubes.cli import main
+
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(
+        main, ["demo", "--out", str(out), "--model", "tiny-colours-mvit", "--quiet"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "random weights" not in result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    model = manifest["model"]
+    assert model["name"] == "tiny-colours-mvit" and model["method"] == "gradcam"
+    assert model["weights_source"] == "shipped" and model["random_weights"] is False
+    assert model["caveat"].startswith("knows only the 6 synthetic colour classes")
+    assert manifest["classes"][0]["name"] == manifest["demo"]["true_class"] in COLOURS
