@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from _planted import peaks_on, planted_set
-from saliency_tubes.metrics import cascade_layers, energy_inside, explainer_fn, sanity_check
+from _planted import classifies_the_clips, peaks_on, planted_set, sanity_medians
+from saliency_tubes.metrics import energy_inside
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +25,7 @@ def planted():
 
 def test_the_model_classifies_the_twelve_clips(planted) -> None:
     loaded, x, classes, _, _ = planted
-    assert loaded.weights_source == "shipped" and not loaded.random_weights
-    with torch.no_grad():
-        assert torch.equal(loaded.model(x).argmax(1), classes[:, 0])
+    assert classifies_the_clips(loaded, x, classes)
 
 
 def test_relevancy_and_rollout_peak_on_the_planted_object(planted) -> None:
@@ -84,14 +82,7 @@ def test_randomising_the_head_changes_relevancy_and_not_rollout(planted) -> None
     rollout's cannot (it never reads the head: rho exactly 1); with every layer random
     both lose their ranking (relevancy 0.104, rollout 0.099 measured)."""
     loaded, x, classes, _, _ = planted
-    layers = cascade_layers(loaded.model, x[:1], "leaf")
-    assert layers[0] == "fc"
-    labels = classes[:, 0].tolist()
-    found = {}
-    for method in ("relevancy", "rollout"):
-        fn = explainer_fn(method, labels, **loaded.explainer_options(method))
-        check = sanity_check(loaded.model, x, fn, layers=layers, steps=(1, len(layers)))
-        found[method] = [float(np.nanmedian(check.correlations[i].numpy())) for i in (1, -1)]
+    found = sanity_medians(loaded, x, classes, "fc")
     assert found["rollout"][0] == pytest.approx(1.0, abs=1e-9)
     assert found["relevancy"][0] < 0.8
     assert found["relevancy"][1] < 0.3 and found["rollout"][1] < 0.3

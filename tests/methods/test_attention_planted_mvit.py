@@ -17,8 +17,7 @@ import pytest
 import torch
 
 import saliency_tubes as st
-from _planted import peaks_on, planted_set
-from saliency_tubes.metrics import cascade_layers, explainer_fn, sanity_check
+from _planted import classifies_the_clips, peaks_on, planted_set, sanity_medians
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", RuntimeWarning)  # torchvision's import workaround note
@@ -35,9 +34,7 @@ def planted():
 
 def test_the_mvit_classifies_the_twelve_clips(planted) -> None:
     loaded, x, classes, _, _ = planted
-    assert loaded.weights_source == "shipped" and not loaded.random_weights
-    with torch.no_grad():
-        assert torch.equal(loaded.model(x).argmax(1), classes[:, 0])
+    assert classifies_the_clips(loaded, x, classes)
 
 
 def test_relevancy_peaks_near_the_object_but_under_the_bar_within_one_patch(planted) -> None:
@@ -98,14 +95,7 @@ def test_randomising_the_head_changes_relevancy_and_not_rollout(planted) -> None
     rank correlation of 0.669 (measured): its tube follows the poolings' geometry and the
     skip's argmax as much as the attention."""
     loaded, x, classes, _, _ = planted
-    layers = cascade_layers(loaded.model, x[:1], "leaf")
-    assert layers[0] == "head.1"
-    labels = classes[:, 0].tolist()
-    found = {}
-    for method in ("relevancy", "rollout"):
-        fn = explainer_fn(method, labels, **loaded.explainer_options(method))
-        check = sanity_check(loaded.model, x, fn, layers=layers, steps=(1, len(layers)))
-        found[method] = [float(np.nanmedian(check.correlations[i].numpy())) for i in (1, -1)]
+    found = sanity_medians(loaded, x, classes, "head.1")
     assert found["rollout"][0] == pytest.approx(1.0, abs=1e-9)
     assert found["relevancy"][0] < 0.85
     assert found["relevancy"][1] < 0.4
