@@ -96,6 +96,37 @@ def score(model: TinyVideoViT, x: torch.Tensor, classes: list, near: np.ndarray)
     return found
 
 
+def token_stats(model: TinyVideoViT, x: torch.Tensor, clips: list, layer: str) -> tuple:
+    """At ``layer``'s tokens (the class token dropped), the true class's gradient: the median
+    share of its energy on the object's tokens (any object pixel in the tubelet), their
+    share of the tokens, the mean cosine between tokens, and in how many clips Grad-CAM's
+    raw score (no ReLU) is higher on the object's tokens than on the rest, on average."""
+    kept: list[torch.Tensor] = []
+    module = dict(model.named_modules())[layer]
+
+    def keep(_m: torch.nn.Module, _i: object, out: torch.Tensor) -> None:
+        out.retain_grad()
+        kept.append(out)
+
+    handle = module.register_forward_hook(keep)
+    try:
+        labels = torch.tensor([c.label for c in clips])
+        model(x).gather(1, labels[:, None]).sum().backward()
+    finally:
+        handle.remove()
+    skip = 1 if model.readout == "cls" else 0
+    act, grad = kept[0].detach()[:, skip:], kept[0].grad[:, skip:]  # type: ignore[index]
+    masks = torch.from_numpy(np.stack([c.mask for c in clips])).float()[:, None]
+    on = torch.nn.functional.avg_pool3d(masks, model.tubelet)[:, 0].flatten(1) > 0
+    energy = (grad.pow(2).sum(-1) * on).sum(1) / grad.pow(2).sum(-1).sum(1)
+    unit = torch.nn.functional.normalize(act, dim=-1)
+    cosine = float((unit @ unit.transpose(1, 2)).mean())
+    raw = (grad.mean(1, keepdim=True) * act).sum(-1)
+    above = (raw * on).sum(1) / on.sum(1) > (raw * ~on).sum(1) / (~on).sum(1)
+    model.zero_grad(set_to_none=True)
+    return float(energy.median()), float(on.float().mean()), cosine, int(above.sum())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", type=Path, nargs="*", default=[], help="variants' .safetensors")
@@ -110,13 +141,22 @@ def main() -> None:
     classes = [[c.label] for c in clips]
     cross = np.ones((1, 3, 3), dtype=bool)
     near = np.stack([binary_dilation(c.mask, cross, iterations=8) for c in clips])
-    results = {}
+    results, stats = {}, {}
     for path in [VIT_WEIGHTS, *args.weights]:
         model, record = build(path)
         name = head_name(record["config"]) + (" (shipped)" if path == VIT_WEIGHTS else "")
+        layer = f"blocks.{len(model.blocks) - (2 if model.readout == 'cls' else 1)}"
+        stats[name] = (layer, token_stats(model, x, clips, layer))
         results[name] = (record, score(model, x, classes, near))
         print(name, results[name][1], flush=True)
-    lines = table(results)
+    lines = table(results) + ["", f"Tokens and gradient ({len(clips)} clips):", ""]
+    for name, (layer, (energy, share, cosine, above)) in stats.items():
+        lines.append(
+            f"- {name}, `{layer}`: {energy:.3f} of the gradient's energy (median) on the "
+            f"object's tokens ({share:.3f} of the tokens); mean cosine between tokens "
+            f"{cosine:.3f}; Grad-CAM's raw score higher on the object's tokens than on the "
+            f"rest in {above} of {len(clips)} clips"
+        )
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = [
         "# Grad-CAM under three heads of tiny-colours-vit",
