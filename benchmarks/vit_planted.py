@@ -21,9 +21,10 @@ the same shapes, sizes and motions; only its hue tells the class. For ``relevanc
   true class's tube after the head (``fc``; the MViT's ``head.1``) is randomised and after
   every layer is.
 
-With the shipped weights it also scores Grad-CAM at each layer it could read (the ViT:
-``embed``, ``blocks.0``, ``blocks.1``; the MViT: the normed input of each block) on other
-clips (100..123): how its layer was chosen.
+It also scores Grad-CAM at each layer it could read on other clips (100..123): how its
+layer was chosen. The ViT: ``embed``, every block's output, and the LayerNorm before the
+last block's attention (``blocks.2.norm1``: pytorch-grad-cam's recipe for ViTs); the MViT:
+the normed input of each block, on that block's grid.
 
 Writes ``benchmarks/RESULTS_vit_planted.md`` (``RESULTS_mvit_planted.md`` for the MViT; with
 the load average) and prints the table.
@@ -66,16 +67,20 @@ RESULTS = {
     "tiny-colours-vit": "RESULTS_vit_planted.md",
     "tiny-colours-mvit": "RESULTS_mvit_planted.md",
 }
-GRADCAM_LAYERS: dict[str, tuple[tuple[str, TokenGrid | None], ...]] = {
-    "tiny-colours-vit": (("embed", None), ("blocks.0", None), ("blocks.1", None)),
-    # the MViT: each block's normed input (its attention's tokens), on that block's grid
-    "tiny-colours-mvit": (
-        ("blocks.0.norm1", TokenGrid((4, 8, 8), 1)),
-        ("blocks.1.norm1", TokenGrid((4, 8, 8), 1)),
-        ("blocks.2.norm1", TokenGrid((4, 16, 16), 1)),
-    ),
-}
-"""The layers Grad-CAM could read, with their token grids (None: the model's reshape)."""
+
+
+def gradcam_candidates(model: str, depth: int) -> list[tuple[str, TokenGrid | None]]:
+    """The layers Grad-CAM could read, with their token grids (None: the model's reshape).
+    The ViT: ``embed``, each block's output, the last block's ``norm1``; the MViT: each
+    block's normed input (its attention's tokens), on that block's grid."""
+    if model == "tiny-colours-mvit":
+        return [
+            ("blocks.0.norm1", TokenGrid((4, 8, 8), 1)),
+            ("blocks.1.norm1", TokenGrid((4, 8, 8), 1)),
+            ("blocks.2.norm1", TokenGrid((4, 16, 16), 1)),
+        ]
+    blocks = [f"blocks.{i}" for i in range(depth)]
+    return [(name, None) for name in ("embed", *blocks, f"blocks.{depth - 1}.norm1")]
 
 
 def planted_clips(
@@ -160,13 +165,13 @@ def measure(model: str, weights: str | None, seeds: list[int]) -> tuple[list[str
     return lines, found
 
 
-def gradcam_layers(model: str, seeds: list[int]) -> list[str]:
+def gradcam_layers(model: str, weights: str | None, seeds: list[int]) -> list[str]:
     """Grad-CAM's planted score (8 px) at each layer it could read, on ``seeds`` (other
     clips than the checks'): how its layer was chosen."""
-    loaded = load_model(model)
+    loaded = load_model(model, weights=weights)
     x, labels, _, near = planted_clips(loaded, seeds, (8,))
     lines = [f"\nGrad-CAM's layer, on clips {seeds[0]}..{seeds[-1]} (peak on target, 8 px):"]
-    for layer, grid in GRADCAM_LAYERS[model]:
+    for layer, grid in gradcam_candidates(model, len(loaded.model.blocks)):
         options = {"layer": layer} | ({"reshape": grid} if grid is not None else {})
         maps = loaded.explainer("gradcam", **options)(x, classes=labels[:, None])
         hits = peaks_on(maps.maps[:, 0].numpy(), near[8])
@@ -186,8 +191,7 @@ def main() -> None:
     seeds = list(range(*args.seeds))
     load = os.getloadavg()[0]
     lines, _ = measure(args.model, args.weights, seeds)
-    if args.weights is None:
-        lines += gradcam_layers(args.model, list(range(100, 124)))
+    lines += gradcam_layers(args.model, args.weights, list(range(100, 124)))
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = [
         f"# Planted evidence and sanity on {args.model}",
