@@ -18,7 +18,12 @@ accordingly (e.g. a horizontal flip turns ``left`` into ``right`` and ``clockwis
 stem, tubelets 4 x 8 x 8, 3 blocks, a class token) on the same clips, written beside it:
 AdamW (lr 1.5e-3, weight decay 0.05, one-cycle schedule with 15 % warm-up, gradients
 clipped at norm 1), batch 32, and a fresh set of 1920 clips every epoch (``Task.fresh``),
-5 epochs.
+5 epochs. ``--vit-head mean`` (VideoMAE's head: the token mean, LayerNormed) or
+``--vit-head norm-tokens`` (each token LayerNormed, then the mean) trains the same network
+with another head, to an ``--out`` of your own (``benchmarks/vit_gradcam_heads.py`` compares
+Grad-CAM under the three heads). ``--task colour-mvit`` trains the registered ``tiny-colours-mvit``
+(:func:`saliency_tubes.zoo.nets.tiny_mvit.tiny_mvit`: torchvision's ``MViT`` class in MViTv2
+form, 4 x 8 x 8 patches, 3 blocks, one of them striding its queries) the same way, 8 epochs.
 
 Writes the safetensors weights (``--out``) and a JSON record next to them (same name,
 ``.json``) with the seed, sizes, epochs, validation accuracy, training time, date and
@@ -29,6 +34,9 @@ Usage::
     .venv/bin/python scripts/train_default_model.py --seed 0
     .venv/bin/python scripts/train_default_model.py --task colour --threads 1
     .venv/bin/python scripts/train_default_model.py --task colour-vit --threads 2
+    .venv/bin/python scripts/train_default_model.py --task colour-mvit --threads 2
+    .venv/bin/python scripts/train_default_model.py --task colour-vit --vit-head mean \
+        --out /tmp/vit_mean/tiny_colours_vit.safetensors
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ from safetensors.torch import save_file
 from saliency_tubes.synthetic import CLASSES, make_dataset
 from saliency_tubes.synthetic_colours import COLOURS, make_colour_dataset
 from saliency_tubes.zoo.nets.tiny import COLOUR_PRESET, PRESET, WEIGHTS_PATH, TinyActionNet
+from saliency_tubes.zoo.nets.tiny_mvit import BLOCKS, MVIT_WEIGHTS, PATCH, tiny_mvit
 from saliency_tubes.zoo.nets.tiny_vit import CNN_WEIGHTS, SHIPPED, VIT_WEIGHTS, TinyVideoViT
 
 TRAIN_DATA_OFFSET = 1000
@@ -84,8 +93,9 @@ class Task:
     dataset: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
     architecture: str
     """The network, as the record names it."""
-    build: Callable[[int], torch.nn.Module]
-    """Builds the freshly initialised network for a number of classes."""
+    build: Callable[[int, dict], torch.nn.Module]
+    """Builds the freshly initialised network for a number of classes and a config (the
+    task's ``config``, or another head's: ``--vit-head``)."""
     preset: dict
     flips: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     """The label maps of a horizontal flip, a vertical flip and a time reversal."""
@@ -109,7 +119,7 @@ TASKS = {
         classes=CLASSES,
         dataset=make_dataset,
         architecture="TinyActionNet",
-        build=lambda n: TinyActionNet(num_classes=n, motion=True),
+        build=lambda n, _: TinyActionNet(num_classes=n, motion=True),
         preset=PRESET,
         flips=(HFLIP, VFLIP, TREVERSE),
         out=WEIGHTS_PATH,
@@ -121,7 +131,7 @@ TASKS = {
         classes=COLOURS,
         dataset=make_colour_dataset,
         architecture="TinyActionNet(motion=False)",
-        build=lambda n: TinyActionNet(num_classes=n, motion=False),
+        build=lambda n, _: TinyActionNet(num_classes=n, motion=False),
         preset=COLOUR_PRESET,
         flips=(_KEEP, _KEEP, _KEEP),
         out=CNN_WEIGHTS,
@@ -133,7 +143,7 @@ TASKS = {
         classes=COLOURS,
         dataset=make_colour_dataset,
         architecture="TinyVideoViT",
-        build=lambda n: TinyVideoViT(num_classes=n, **SHIPPED),  # type: ignore[arg-type]
+        build=lambda n, config: TinyVideoViT(num_classes=n, **config),
         preset=COLOUR_PRESET,
         flips=(_KEEP, _KEEP, _KEEP),
         out=VIT_WEIGHTS,
@@ -144,6 +154,23 @@ TASKS = {
         weight_decay=0.05,
         batch_size=32,
         config=SHIPPED,
+        fresh=True,
+    ),
+    "colour-mvit": Task(
+        classes=COLOURS,
+        dataset=make_colour_dataset,
+        architecture="torchvision MViT (tiny_mvit.BLOCKS)",
+        build=lambda n, _: tiny_mvit(n),
+        preset=COLOUR_PRESET,
+        flips=(_KEEP, _KEEP, _KEEP),
+        out=MVIT_WEIGHTS,
+        train_size=1920,
+        val_size=384,
+        epochs=8,
+        lr=1.5e-3,
+        weight_decay=0.05,
+        batch_size=32,
+        config={"blocks": [list(b) for b in BLOCKS], "patch": list(PATCH), "version": "v2"},
         fresh=True,
     ),
 }
@@ -201,6 +228,23 @@ def train_seed(seed: int, epoch: int) -> int:
     return TRAIN_DATA_OFFSET + seed + FRESH_DATA_STEP * epoch
 
 
+VIT_HEADS = {
+    "cls": {"readout": "cls"},
+    "mean": {"readout": "mean"},
+    "norm-tokens": {"readout": "mean", "norm_tokens": True},
+}
+"""``--vit-head``: the transformer's head options over ``SHIPPED`` (``cls``: as shipped)."""
+
+
+def head_config(task: Task, head: str) -> dict | None:
+    """The network's config (the record's ``config``): the task's, with ``--vit-head``'s
+    options for the transformer."""
+    if task.config is None or task.architecture != "TinyVideoViT":
+        return task.config
+    config = {k: v for k, v in task.config.items() if k not in ("readout", "norm_tokens")}
+    return config | VIT_HEADS[head]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1] if __doc__ else None)
@@ -208,7 +252,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--task",
         choices=sorted(TASKS),
         default="motion",
-        help="motion: tiny-actions; colour: tiny-colours (the colour CNN); colour-vit: tiny-colours-vit",
+        help="motion: tiny-actions; colour: tiny-colours (the colour CNN); colour-vit: "
+        "tiny-colours-vit; colour-mvit: tiny-colours-mvit",
     )
     p.add_argument("--seed", type=int, default=0, help="training seed (data seeds derive from it)")
     p.add_argument(
@@ -217,19 +262,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--val-size", type=int, help="validation clips (motion 512, colour 384, colour-vit 384)"
     )
-    p.add_argument("--epochs", type=int, help="epochs (motion 12, colour 8, colour-vit 5)")
-    p.add_argument("--batch-size", type=int, help="clips per step (colour-vit 32, else 16)")
     p.add_argument(
-        "--lr", type=float, help="peak AdamW learning rate (colour-vit 1.5e-3, else 3e-3)"
+        "--epochs", type=int, help="epochs (motion 12, colour 8, colour-vit 5, colour-mvit 8)"
+    )
+    p.add_argument("--batch-size", type=int, help="clips per step (colour-vit/-mvit 32, else 16)")
+    p.add_argument(
+        "--lr", type=float, help="peak AdamW learning rate (colour-vit/-mvit 1.5e-3, else 3e-3)"
     )
     p.add_argument(
-        "--weight-decay", type=float, help="AdamW weight decay (colour-vit 0.05, else 5e-4)"
+        "--weight-decay", type=float, help="AdamW weight decay (colour-vit/-mvit 0.05, else 5e-4)"
+    )
+    p.add_argument(
+        "--vit-head",
+        choices=sorted(VIT_HEADS),
+        default="cls",
+        help="colour-vit's head: cls (the shipped class token), mean (VideoMAE's: the token "
+        "mean LayerNormed), norm-tokens (each token LayerNormed, then the mean); train another "
+        "than the shipped one to an --out of your own",
     )
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clipping")
     p.add_argument("--out", type=Path, help="output .safetensors path (default: the task's)")
     args = p.parse_args(argv)
     task = TASKS[args.task]
+    if args.vit_head != "cls" and args.task != "colour-vit":
+        p.error(f"expected --vit-head only with --task colour-vit, but got --task {args.task}")
+    if args.vit_head != "cls" and args.out is None:
+        p.error(
+            f"expected --out with --vit-head {args.vit_head}: the shipped weights "
+            f"({task.out.name}) are the class-token model's; give a path of your own"
+        )
     for name in ("train_size", "val_size", "epochs", "out", "lr", "weight_decay", "batch_size"):
         if getattr(args, name) is None:
             setattr(args, name, getattr(task, name))
@@ -257,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    model = task.build(len(task.classes))
+    config = head_config(task, args.vit_head)
+    model = task.build(len(task.classes), config or {})
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = len(train_x) // args.batch_size
@@ -322,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         "lr": args.lr,
         "weight_decay": args.weight_decay,
         "grad_clip": args.clip,
-        "config": task.config,
+        "config": config,
         "threads": args.threads,
         "frames": frames,
         "size": list(size),
