@@ -46,6 +46,9 @@ class BatchOptions(Plain):
         batch_size: videos per forward of a local worker (one clip each; Ray: one at a
             time). It does not change the results (nor the fingerprints: a run with another
             batch size redoes nothing).
+        decoders: threads decoding videos for each local worker's model (more than one: the
+            model takes whatever clips are decoded, up to ``batch_size``); on Ray, the decode
+            actors (None: local 1; Ray: see :mod:`~saliency_tubes.commands.batch.ray`).
         engine: ``"local"`` or ``"ray"``.
         ray_address: a Ray cluster to join (``"auto"``, ``"HOST:PORT"``); None: local Ray.
         shard: ``(I, N)``: only the I-th of N deterministic parts of the input.
@@ -57,6 +60,7 @@ class BatchOptions(Plain):
 
     workers: int = 1
     batch_size: int = BATCH_SIZE
+    decoders: int | None = None
     engine: str = "local"
     ray_address: str | None = None
     shard: tuple[int, int] | None = None
@@ -85,6 +89,14 @@ class BatchOptions(Plain):
         ):
             raise InputError(
                 f"expected --batch-size >= 1 (videos per forward), but got {self.batch_size!r}"
+            )
+        if self.decoders is not None and (
+            isinstance(self.decoders, bool)
+            or not isinstance(self.decoders, int)
+            or self.decoders < 1
+        ):
+            raise InputError(
+                f"expected --decoders >= 1 (threads decoding videos), but got {self.decoders!r}"
             )
         if self.limit is not None and self.limit < 1:
             raise InputError(f"expected --limit >= 1, but got {self.limit!r}")
@@ -310,8 +322,8 @@ def _run(
 
         run_ray(settings, todo, options.ray_address, options.timeout, finished)
     else:
-        size = options.batch_size
-        run_local(settings, todo, options.workers, options.timeout, finished, size, say)
+        size, decoders = options.batch_size, options.decoders or 1
+        run_local(settings, todo, options.workers, options.timeout, finished, size, say, decoders)
 
 
 def merge_batches(sources: Sequence[str | Path], out_dir: str | Path) -> BatchResult:
