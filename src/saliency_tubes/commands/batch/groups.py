@@ -29,17 +29,34 @@ from typing import Any
 from ...errors import SaliencyTubesError, first_line
 from ...video import VideoInfo, probe
 from ..pipeline.explaining import Explained, method_of
-from ..pipeline.grouped import Prepared, explain_clips, prepare, why_alone
+from ..pipeline.grouped import Prepared, explain_clips, prepare, received, why_alone
 from .inputs import Item
 from .worker import VideoWorker, error_row
 
-__all__ = ["GroupWorker", "Job"]
+__all__ = ["GroupWorker", "Job", "Shipped"]
 
 Job = tuple[int, Item, str]
 """A video's place in the batch, the video and its fingerprint."""
 
 #: What a video's failure to decode may raise (the others are bugs: still its error row).
 _FAILURES = (SaliencyTubesError, OSError, ValueError, RuntimeError)
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A decoded video as plain data, for another process's model (Ray's explain actors).
+
+    Attributes:
+        info: its probe (None: not decoded).
+        clip: its clip, ``(1, C, T, h, w)`` float32 (None: failed, or explained alone).
+        error: why it could not be decoded (None: it was, or it is explained alone).
+        seconds: how long its decode took.
+    """
+
+    info: VideoInfo | None
+    clip: Any
+    error: str | None
+    seconds: float
 
 
 @dataclass
@@ -82,6 +99,23 @@ class GroupWorker:
             done.error = first_line(exc)
         except Exception as exc:  # a bug: this video's error, not the batch's
             done.error = f"unexpected {type(exc).__name__}: {first_line(exc)}"
+        return done
+
+    def ship(self, done: _Decoded) -> Shipped:
+        """A :meth:`decode`'s result as plain data (:class:`Shipped`)."""
+        clip = None if done.prepared is None else done.prepared.clip.numpy()
+        return Shipped(done.info, clip, done.error, time.perf_counter() - done.began)
+
+    def unship(self, job: Job, shipped: Shipped) -> _Decoded:
+        """:class:`Shipped` as this worker's decoded video, ready for :meth:`finish` (its
+        time counts from its decode)."""
+        done = _Decoded(job, time.perf_counter() - shipped.seconds, shipped.info)
+        done.error = shipped.error
+        if shipped.clip is not None and shipped.info is not None:
+            options = self.worker.settings.explain
+            done.prepared = received(
+                job[1].path, shipped.info, shipped.clip, self.worker.loaded, options
+            )
         return done
 
     def serve(

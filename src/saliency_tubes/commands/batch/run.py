@@ -226,11 +226,16 @@ def _batch(
             todo.append((it, prints[it.video_id]))
     skipped = len(items) - len(todo)
     local = options.engine == "local"
-    where = (
-        f"on {options.workers} local worker process(es), up to {options.batch_size} per forward"
-        if local
-        else "on Ray actors, one video at a time"
-    )
+    decoders = f", {options.decoders} decoding threads each" if options.decoders else ""
+    if local:
+        where = (
+            f"on {options.workers} local worker process(es), up to {options.batch_size} per "
+            f"forward{decoders}"
+        )
+    elif options.batch_size > 1:
+        where = f"on Ray decode actors then explain actors, up to {options.batch_size} per forward"
+    else:
+        where = "on Ray actors, one video at a time"
     say(f"{len(items)} videos: {skipped} done before, {len(todo)} to explain {where}")
     started = time.perf_counter()
     journal = Journal(journal_path)
@@ -320,7 +325,8 @@ def _run(
     if options.engine == "ray":
         from .ray import run_ray
 
-        run_ray(settings, todo, options.ray_address, options.timeout, finished)
+        address, size, decoders = options.ray_address, options.batch_size, options.decoders
+        run_ray(settings, todo, address, options.timeout, finished, size, decoders)
     else:
         size, decoders = options.batch_size, options.decoders or 1
         run_local(settings, todo, options.workers, options.timeout, finished, size, say, decoders)
