@@ -260,3 +260,27 @@ def test_two_stages_end_with_one_error_when_the_model_cannot_load(
     with pytest.raises(InputError, match="could not be loaded in a batch worker"):
         batch_videos(table, out, settings, BatchOptions(engine="ray", batch_size=2, progress=False))
     assert not (out / "index.parquet").exists()
+
+
+@needs_ray
+def test_two_stages_explain_windows_alone_as_the_per_video_path(
+    tmp_path: Path, shared_ray: Any
+) -> None:
+    """--windows cannot be batched: the decode actors hand the videos on undecoded and the
+    explain actor explains each alone, byte for byte as the per-video path."""
+    table = write_demo_dataset(tmp_path / "data", videos=2)
+    rows = {}
+    for engine, size in (("local", 1), ("ray", 2)):
+        out = tmp_path / engine
+        explain = ExplainOptions(formats=("npy",), windows=(8, 8), progress=False)
+        settings = BatchSettings(ModelOptions(), explain, out / "videos", 1)
+        options = BatchOptions(engine=engine, batch_size=size, progress=False)
+        result = batch_videos(table, out, settings, options)
+        assert (result.ran, result.failed) == (2, 0)
+        rows[engine] = read_index(result.index)
+    for a, b in zip(rows["local"], rows["ray"], strict=True):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {
+            k: v for k, v in b.items() if k != "seconds"
+        }
+        tube = f"{a['output']}/tube.npy"
+        assert (tmp_path / "local" / tube).read_bytes() == (tmp_path / "ray" / tube).read_bytes()
