@@ -27,6 +27,7 @@ import argparse
 import datetime
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -61,15 +62,17 @@ def sync():
         torch.cuda.synchronize()
 def rate(call):
     call(); sync()
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         call()
     sync()
-    return batch * repeats / (time.perf_counter() - began)
+    clips = batch * repeats
+    return clips / (time.perf_counter() - began), (time.process_time() - cpu) / clips
 with torch.no_grad():
-    forward = rate(lambda: loaded.model(x))
-explain = rate(lambda: explainer(x, classes="top1", upsample=False))
-print(json.dumps({"forward": forward, "explain": explain}))
+    forward, forward_cpu = rate(lambda: loaded.model(x))
+explain, explain_cpu = rate(lambda: explainer(x, classes="top1", upsample=False))
+print(json.dumps({"forward": forward, "explain": explain, "forward_cpu": forward_cpu,
+                  "explain_cpu": explain_cpu}))
 """
 
 
@@ -81,12 +84,38 @@ def _batch_cmd(args: argparse.Namespace, engine: str, folder: Path, out: Path) -
     return cmd
 
 
-def _wall(cmd: list[str]) -> float:
+def _timed(cmd: list[str], out: Path) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system of the command and the descendants it waited
+    for: not Ray's worker processes, which Ray's own processes start and end) and the
+    steady rate: the rows after the first arrival over the time from the first arrival to
+    the last (the journal's lines, polled every 50 ms; start-up and model loads left out)."""
+    journal = out / ".batch" / "journal.jsonl"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{cmd[:6]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return time.perf_counter() - began
+    seen: list[tuple[float, int]] = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+        while p.poll() is None:
+            time.sleep(0.05)
+            rows = _lines(journal)
+            if rows and (not seen or rows > seen[-1][1]):
+                seen.append((time.perf_counter(), rows))
+        _, err = p.communicate()
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode != 0:
+        raise SystemExit(f"{cmd[:6]} failed ({p.returncode}):\n{err[-3000:]}")
+    rows = _lines(journal)
+    if not seen or rows > seen[-1][1]:
+        seen.append((time.perf_counter(), rows))
+    steady = (seen[-1][1] - seen[0][1]) / max(1e-9, seen[-1][0] - seen[0][0])
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), steady
+
+
+def _lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except OSError:
+        return 0
 
 
 def _forward(args: argparse.Namespace) -> dict[str, float]:
@@ -117,7 +146,7 @@ def _parse() -> argparse.Namespace:
 def main() -> None:
     args = _parse()
     engines = args.engines.split(",")
-    walls: dict[tuple[str, int], list[float]] = {}
+    walls: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
     rates: list[dict[str, float]] = []
     loads: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-flow-") as tmp:
@@ -135,9 +164,16 @@ def main() -> None:
                     rates.append(_forward(args))
                     print(f"round {r} forward: {rates[-1]}", flush=True)
                     continue
-                cmd = _batch_cmd(args, kind, folders[n], Path(tmp) / f"out-{r}-{c}")
-                walls.setdefault((kind, n), []).append(_wall(cmd))
-                print(f"round {r} {kind} {n}: {walls[(kind, n)][-1]:.1f} s", flush=True)
+                out = Path(tmp) / f"out-{r}-{c}"
+                walls.setdefault((kind, n), []).append(
+                    _timed(_batch_cmd(args, kind, folders[n], out), out)
+                )
+                wall, cpu, steady = walls[(kind, n)][-1]
+                print(
+                    f"round {r} {kind} {n}: {wall:.1f} s wall, {cpu:.1f} s CPU, "
+                    f"steady {steady:.2f} clips/s",
+                    flush=True,
+                )
     _write(args, engines, walls, rates, loads)
 
 
@@ -145,60 +181,95 @@ def _listed(rates: list[dict[str, float]], key: str) -> str:
     return ", ".join(f"{r[key]:.2f}" for r in rates)
 
 
+def _engine_rows(
+    args: argparse.Namespace, engine: str, walls: dict, forward: float, forward_cpu: float
+) -> tuple[str, str]:
+    """One batch line of the table and of the summary."""
+    med, extra = statistics.median, args.large - args.small
+    small, large = walls[(engine, args.small)], walls[(engine, args.large)]
+    clips = extra / (med(w[0] for w in large) - med(w[0] for w in small))
+    cpu = (med(w[1] for w in large) - med(w[1] for w in small)) / extra
+    steady = med(w[2] for w in large)
+    label = f"batch, local, {args.decoders} decoders" if engine == "local" else "batch, ray"
+    pairs = list(zip(small, large, strict=True))
+    times = ", ".join(f"{a[0]:.1f}/{b[0]:.1f}" for a, b in pairs)
+    cpus = ", ".join(f"{a[1]:.1f}/{b[1]:.1f}" for a, b in pairs)
+    steadies = ", ".join(f"{b[2]:.2f}" for _, b in pairs)
+    if engine == "ray":
+        cpu_cells = f"{cpus} | n/a (Ray's workers uncounted) | n/a"
+        said = f"{engine} {clips / forward:.2f}x wall, {steady / forward:.2f}x steady"
+    else:
+        cpu_cells = f"{cpus} | {cpu:.2f} | {forward_cpu / cpu:.2f}"
+        said = (
+            f"{engine} {clips / forward:.2f}x wall, {steady / forward:.2f}x steady, "
+            f"{forward_cpu / cpu:.2f}x CPU"
+        )
+    row = (
+        f"| {label} | {times} | {clips:.2f} | {clips / forward:.2f} | {steadies} | "
+        f"{steady:.2f} | {steady / forward:.2f} | {cpu_cells} |"
+    )
+    return row, said
+
+
 def _write(
     args: argparse.Namespace,
     engines: list[str],
-    walls: dict[tuple[str, int], list[float]],
+    walls: dict[tuple[str, int], list[tuple[float, float, float]]],
     rates: list[dict[str, float]],
     loads: list[float],
 ) -> None:
     med = statistics.median
-    forward = med(r["forward"] for r in rates)
-    explain = med(r["explain"] for r in rates)
-    extra = args.large - args.small
+    forward, explain = med(r["forward"] for r in rates), med(r["explain"] for r in rates)
+    forward_cpu = med(r["forward_cpu"] for r in rates)
+    explain_cpu = med(r["explain_cpu"] for r in rates)
     rows = [
-        f"| model forward (no grad), batch {args.batch_size} | "
-        f"{_listed(rates, 'forward')} | | {forward:.2f} | 1.00 |",
+        f"| model forward (no grad), batch {args.batch_size} | {_listed(rates, 'forward')} "
+        f"| {forward:.2f} | 1.00 | | | | {_listed(rates, 'forward_cpu')} | {forward_cpu:.2f} "
+        "| 1.00 |",
         f"| explainer call ({args.method}), batch {args.batch_size} | "
-        f"{_listed(rates, 'explain')} | | {explain:.2f} | "
-        f"{explain / forward:.2f} |",
+        f"{_listed(rates, 'explain')} | {explain:.2f} | {explain / forward:.2f} | | | | "
+        f"{_listed(rates, 'explain_cpu')} | {explain_cpu:.2f} | {forward_cpu / explain_cpu:.2f} |",
     ]
     summary = []
     for engine in engines:
-        small, large = walls[(engine, args.small)], walls[(engine, args.large)]
-        clips = extra / (med(large) - med(small))
-        label = (
-            f"batch, local, {args.decoders} decoders"
-            if engine == "local"
-            else "batch, ray, two stages"
-        )
-        times = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(small, large, strict=True))
-        rows.append(f"| {label} | | {times} | {clips:.2f} | {clips / forward:.2f} |")
-        summary.append(f"{engine} {clips / forward:.2f}x")
+        row, said = _engine_rows(args, engine, walls, forward, forward_cpu)
+        rows.append(row)
+        summary.append(said)
     now = datetime.datetime.now(datetime.timezone.utc)
+    extra = args.large - args.small
     text = [
         f"# `batch --format npy` clips/s against the model's forward ({args.model}, {args.device})",
         "",
         f"Run {now:%Y-%m-%d %H:%M} UTC by `benchmarks/bench_flow.py --device {args.device} "
         f"--model {args.model} --batch-size {args.batch_size} --decoders {args.decoders} "
         f"--threads {args.threads} --rounds {args.rounds} --small {args.small} "
-        f"--large {args.large}`. {describe()}",
+        f"--large {args.large} --repeats {args.repeats}`. {describe()}",
         f"Load average (1 min) before each line: {min(loads):.1f} to {max(loads):.1f} "
         "(the machine is shared).",
         "",
         f"Copies of arm_wrestling.mp4 (280 frames, 340x256); {args.threads} torch thread(s) "
         f"in every line; batch clips/s = {extra} / (median wall for {args.large} videos - "
-        f"median for {args.small}). The model's weights do not matter to the speed "
-        "(r3d_18 without --weights: random weights).",
+        f"median for {args.small}); steady clips/s: in the {args.large}-video runs, the rows "
+        "after the first arrival over the time from the first arrival to the last (the "
+        "journal polled every 50 ms: start-up and model loads left out; Ray Data hands "
+        "rows back in bursts of its output blocks (seen: a run's rows 9 to 16 came together), "
+        "which overstates its steady rate: read Ray's wall clips/s); CPU s per clip "
+        "likewise from the CPU seconds (user + "
+        "system) of the command and the processes it waited for, which leaves out Ray's "
+        "worker processes (started and ended by Ray's own). The forward lines time "
+        f"{args.repeats} call(s) after a warm-up, in one process. x forward: clips/s over "
+        "the forward's (wall), the forward's CPU s per clip over the line's (CPU). The "
+        "model's weights do not matter to the speed (r3d_18 without --weights: random).",
         "",
-        "| line | clips/s per round | batch wall s per round (small/large) | clips/s "
-        "(median) | x forward |",
-        "|---|---|---|---|---|",
+        "| line | wall: clips/s per round (batch: s small/large) | clips/s | x forward | "
+        "steady clips/s per round | steady clips/s | x forward | "
+        "CPU: s per clip per round (batch: s small/large) | CPU s per clip | x forward |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         f"Summary ({args.device}, load {min(loads):.0f} to {max(loads):.0f}): "
-        f"batch clips/s against the model's forward at batch {args.batch_size}: "
-        + ", ".join(summary)
+        f"batch against the model's forward at batch {args.batch_size}: "
+        + "; ".join(summary)
         + " (target on a GPU: >= 0.8x).",
         "",
     ]

@@ -14,8 +14,8 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 #     -d .gpu/whl av==18.1.0
-# (Ray 2.60's wheel and its needs are larger than the 64 MiB a call carries: without them the
-# Ray lines are left out and the results say so.) Then run, carrying .gpu, with a 600 s limit:
+# (Ray 2.60 is 240 MB installed here: its wheel and needs are likely over the 64 MiB a call
+# carries; without Ray the Ray lines are left out, and the run says so.) Then run, carrying .gpu, with a 600 s limit:
 #   bash benchmarks/gpu_check.sh
 # Its parts take about: forward + local lines 2-4 min on an H100 (estimate, not measured).
 set -euo pipefail
