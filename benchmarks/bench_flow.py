@@ -140,6 +140,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--small", type=int, default=4)
     parser.add_argument("--large", type=int, default=12)
     parser.add_argument("--engines", default="local,ray")
+    parser.add_argument("--name", default="", help="a suffix of the results file's name")
     return parser.parse_args()
 
 
@@ -243,7 +244,8 @@ def _write(
         f"Run {now:%Y-%m-%d %H:%M} UTC by `benchmarks/bench_flow.py --device {args.device} "
         f"--model {args.model} --batch-size {args.batch_size} --decoders {args.decoders} "
         f"--threads {args.threads} --rounds {args.rounds} --small {args.small} "
-        f"--large {args.large} --repeats {args.repeats}`. {describe()}",
+        f"--large {args.large} --repeats {args.repeats}"
+        f"{f' --name {args.name}' if args.name else ''}`. {describe()}",
         f"Load average (1 min) before each line: {min(loads):.1f} to {max(loads):.1f} "
         "(the machine is shared).",
         "",
@@ -273,7 +275,7 @@ def _write(
         + " (target on a GPU: >= 0.8x).",
         "",
     ]
-    path = HERE / f"RESULTS_flow_{args.device.replace(':', '')}.md"
+    path = HERE / f"RESULTS_flow_{args.device.replace(':', '')}{args.name}.md"
     path.write_text("\n".join(text), encoding="utf-8")
     print("\n".join(text))
 

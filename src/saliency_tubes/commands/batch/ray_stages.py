@@ -95,13 +95,24 @@ class Bounded:
             os._exit(SPENT)  # be replaced; Ray retries this call on the fresh actor
 
     def run(self, work: Callable[[], Any], seconds: float | None) -> tuple[bool, Any]:
-        """``(True, work())``, or ``(False, None)`` past ``seconds`` (None: no limit)."""
+        """``(True, work())``, or ``(False, None)`` past ``seconds`` (None: no limit); what
+        ``work`` raises is raised here."""
         if seconds is None:
             return True, work()
         box: list[Any] = []
-        thread = threading.Thread(target=lambda: box.append(work()), daemon=True)
+        failed: list[Exception] = []
+
+        def run() -> None:
+            try:
+                box.append(work())
+            except Exception as exc:  # raised in the caller's thread
+                failed.append(exc)
+
+        thread = threading.Thread(target=run, daemon=True)
         thread.start()
         thread.join(seconds)
+        if failed:
+            raise failed[0]
         if box:
             return True, box[0]
         self.stuck = thread
@@ -170,12 +181,12 @@ class ExplainActor:
         self, grouped: GroupWorker, tasks: list[tuple[Item, str]], shipped: list[Shipped]
     ) -> list[dict[str, Any]]:
         began = time.perf_counter()
-        decoded = [
-            grouped.unship((i, item, fp), s)
-            for i, ((item, fp), s) in enumerate(zip(tasks, shipped, strict=True))
-        ]
 
         def work() -> list[dict[str, Any]]:
+            decoded = [
+                grouped.unship((i, item, fp), s)
+                for i, ((item, fp), s) in enumerate(zip(tasks, shipped, strict=True))
+            ]
             return [row for _, row in grouped.finish(decoded)]
 
         seconds = None if self.timeout is None else self.timeout * len(tasks)
