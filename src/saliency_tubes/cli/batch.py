@@ -56,8 +56,8 @@ def demo_dataset(out_dir: Path, classes: str, method: str, quiet: bool) -> None:
 )  # fmt: skip
 @click.option(
     "--batch-size", type=int, default=BATCH_SIZE, show_default=True,
-    help="Videos per forward of a local worker (their clips in one batch; the next ones are "
-    "decoded meanwhile). Methods whose tube would change, or that run many forwards per "
+    help="Videos per forward (their clips in one batch; the next ones are decoded meanwhile; "
+    "on Ray, more than 1: decode actors then explain actors). Methods whose tube would change, or that run many forwards per "
     "clip, and --windows, explain one video at a time (said at the start).",
 )  # fmt: skip
 @click.option(

@@ -43,9 +43,9 @@ class BatchOptions(Plain):
 
     Attributes:
         workers: local worker processes (each loads the model once).
-        batch_size: videos per forward of a local worker (one clip each; Ray: one at a
-            time). It does not change the results (nor the fingerprints: a run with another
-            batch size redoes nothing).
+        batch_size: videos per forward (one clip each); on Ray, more than one runs decode
+            actors then explain actors (two stages). It does not change the results (nor
+            the fingerprints: a run with another batch size redoes nothing).
         decoders: threads decoding videos for each local worker's model (more than one: the
             model takes whatever clips are decoded, up to ``batch_size``); on Ray, the decode
             actors (None: local 1; Ray: see :mod:`~saliency_tubes.commands.batch.ray`).
