@@ -14,7 +14,7 @@ Both leave nothing behind when they fail.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -149,13 +149,17 @@ def benchmark(
     *,
     show: bool = False,
     on_stage: Callable[[str], None] | None = None,
+    skip: Collection[int] = (),
+    on_chunk: Callable[[BenchmarkResult, list[int]], None] | None = None,
 ) -> BenchmarkResult:
     """:func:`~saliency_tubes.metrics.benchmark_run.run_benchmark` with the estimate line and a
-    progress bar (per chunk of clips and method)."""
+    progress bar (per chunk of clips and method); ``skip`` and ``on_chunk`` are passed on."""
     config = config or BenchmarkConfig()
     meter = Meter(on_stage, show)
     try:
-        return run_benchmark(config, on_stage=on_stage, progress=meter)
+        return run_benchmark(
+            config, on_stage=on_stage, progress=meter, skip=skip, on_chunk=on_chunk
+        )
     finally:
         meter.close()
 
