@@ -143,6 +143,8 @@ def test_the_default_run_does_the_forwards_it_announces(tiny, synthetic, tmp_pat
     parts = forwards["parts"]
     # 2 (the clip and its substrate), one explanation per method, the trace of the layers
     assert (parts["select the class"], parts["explain"], parts["sanity layers"]) == (2, 3, 1)
+    # no methods given: a network's defaults, the three CAMs
+    assert report["evaluation"]["methods"] == ["cam", "gradcam", "gradcam++"]
     # 16 steps of 1x4x4 cells: 17 scores per curve, of which the 2 ends are known
     assert parts["CAM, cubic: voxel"] == parts["motion (baseline): voxel"] == 2 * 15
     assert parts["Grad-CAM++, cubic: sanity"] == 2  # top block random, all random

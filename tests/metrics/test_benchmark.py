@@ -254,7 +254,13 @@ def test_the_help_states_the_quick_defaults() -> None:
     assert f"baselines {','.join(quick.baselines)}, units {','.join(quick.units)}" in " ".join(
         out.split()
     )
-    assert f"[default: {','.join(quick.methods)}]" in out
+    assert quick.methods is None  # the model's defaults: the CAMs, RISE on a plain callable
+    text = " ".join(out.split())
+    assert (
+        f"VIDEO: {','.join(EvaluateOptions.NETWORK_METHODS)} on a network, the callable's auto (rise) on a plain callable"
+        in text
+    )
+    assert f"[benchmark: {','.join(bench.BenchmarkConfig().methods)};" in text
     assert EvaluateOptions.full().baselines == bench.BenchmarkConfig().baselines
 
 

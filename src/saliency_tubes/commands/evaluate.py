@@ -281,7 +281,8 @@ def evaluate_video(
             :mod:`saliency_tubes.metrics.groundtruth`.
         out_dir: output folder (created if missing).
         loaded: the model (:func:`saliency_tubes.load_model`).
-        options: see :class:`~saliency_tubes.commands.EvaluateOptions`.
+        options: see :class:`~saliency_tubes.commands.EvaluateOptions` (its methods left
+            out: the model's defaults, :meth:`~saliency_tubes.commands.EvaluateOptions.for_model`).
         info: the video's :func:`~saliency_tubes.video.probe`, if already known.
         on_stage: called with a short message at each stage.
 
@@ -289,8 +290,8 @@ def evaluate_video(
         The result; its manifest is the report (also written as ``report.json``). On error
         nothing is left behind.
     """
-    options = options or EvaluateOptions()
-    for method in options.methods:
+    options = (options or EvaluateOptions()).for_model(loaded)
+    for method in options.methods or ():
         loaded.check_method(method)  # a plain callable: the methods that only run it
     info = probe(video, min_frames=2) if info is None else check_min_frames(info, 2)
     truth = load_ground_truth(ground_truth, info.num_frames, info.size)
