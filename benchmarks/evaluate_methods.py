@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _machine import describe  # benchmarks/_machine.py (scripts run from this folder)
+from _machine import describe, load  # benchmarks/_machine.py (scripts run from this folder)
 from evaluate_tubes import update_pages  # the same marker replacement
 
 from saliency_tubes import METHODS
@@ -175,11 +175,6 @@ def use_samples(count: int) -> None:
             _base.__init__(self, *args, **options)
 
         METHODS[name] = type(base.__name__, (base,), {"__init__": init})
-
-
-def load() -> str:
-    """The load average over 1, 5 and 15 minutes, as ``uptime`` says it."""
-    return ", ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def settings(methods: list[str]) -> list[str]:
