@@ -109,6 +109,23 @@ def test_error_non_5d_input() -> None:
         explainer(hand_clip() * float("nan"))
 
 
+def test_check_clip_tells_overflow_from_non_finite() -> None:
+    # the check sums the clip first: a finite clip whose sum overflows must still pass,
+    # and +inf beside -inf (a NaN sum) or one NaN among finite values must not
+    from saliency_tubes.methods.inputs import check_clip
+
+    big = torch.full((1, 1, 2, 2, 2), 3e38)
+    assert not torch.isfinite(big.sum())
+    assert check_clip(big) is big
+    for bad in (float("inf"), float("-inf"), float("nan")):
+        clip = torch.zeros(1, 1, 2, 2, 2)
+        clip[0, 0, 1, 1, 1] = bad
+        if bad == float("inf"):
+            clip[0, 0, 0, 0, 0] = float("-inf")
+        with pytest.raises(st.InputError, match="NaN or inf"):
+            check_clip(clip)
+
+
 def test_error_layer_name_not_found_suggests_names() -> None:
     with pytest.raises(
         st.LayerNotFoundError,

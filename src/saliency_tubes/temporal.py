@@ -153,12 +153,12 @@ class CurveBuilder:
         s = np.asarray(saliency, dtype=np.float32)
         if s.ndim != 3:
             raise InputError(f"expected (n, H, W) saliency maps, but got shape {s.shape}")
-        seen = ~np.isnan(s)
-        if seen.all():  # maps on a clip's grid: every cell seen
+        total = s.sum(axis=(1, 2), dtype=np.float64)
+        if np.isfinite(total).all():  # no NaN (maps on a clip's grid: every cell seen)
             count = np.full(len(s), s[0].size)
-            total = s.sum(axis=(1, 2), dtype=np.float64)
             peak = s.max(axis=(1, 2), initial=-np.inf)
-        else:
+        else:  # a NaN (or an infinity) makes its frame's total NaN (or infinite)
+            seen = ~np.isnan(s)
             count = seen.sum(axis=(1, 2))
             total = np.where(seen, s, 0.0).sum(axis=(1, 2), dtype=np.float64)
             peak = np.where(seen, s, -np.inf).max(axis=(1, 2), initial=-np.inf)

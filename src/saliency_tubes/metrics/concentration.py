@@ -110,18 +110,21 @@ class StatsBuilder:
             s = s.astype(np.float64)
         if s.ndim != 3:
             raise InputError(f"expected (n, H, W) saliency maps, but got shape {s.shape}")
-        seen = ~np.isnan(s)
         # exact in float32 too: s - 0.5 is exact for s in [0.25, 1], and clipped below
-        w = np.maximum(s - s.dtype.type(self.threshold), 0)  # NaN where unseen
-        if seen.all():  # maps on a clip's grid: every cell seen
+        w = s - s.dtype.type(self.threshold)
+        np.maximum(w, 0, out=w)  # NaN where unseen
+        # marginals: weights per row and per column, summed in float64
+        wy = w.sum(axis=2, dtype=np.float64)
+        if np.isfinite(wy).all():  # no NaN (maps on a clip's grid: every cell seen)
             self._seen += s.size
             self._above += int(np.count_nonzero(w))
-        else:
+        else:  # a NaN (or an infinity) makes its row's sum NaN (or infinite)
+            seen = ~np.isnan(s)
             self._seen += int(seen.sum())
             self._above += int((s[seen] > self.threshold).sum())
             w[~seen] = 0.0
-        # marginals: weights per row and per column, summed in float64
-        wy, wx = w.sum(axis=2, dtype=np.float64), w.sum(axis=1, dtype=np.float64)
+            wy = w.sum(axis=2, dtype=np.float64)
+        wx = w.sum(axis=1, dtype=np.float64)
         mass = wy.sum(axis=1)
         keep = mass > 0
         if not keep.any():

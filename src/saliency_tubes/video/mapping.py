@@ -128,7 +128,17 @@ class TimedTube:
             return np.repeat(maps[:1], len(ts), axis=0).astype(dtype)
         i = np.clip(np.searchsorted(times, ts, side="right") - 1, 0, times.size - 2)
         a = np.clip((ts - times[i]) / (times[i + 1] - times[i]), 0.0, 1.0)[:, None, None]
-        return (1.0 - a).astype(dtype) * maps[i] + a.astype(dtype) * maps[i + 1]
+        # (1 - a)·maps[i] + a·maps[i + 1], the same operations with fewer temporaries:
+        # the gathered copies are scaled in place where the dtype allows
+        w0, w1 = (1.0 - a).astype(dtype), a.astype(dtype)
+        out, later = maps[i], maps[i + 1]
+        if out.dtype == w0.dtype:
+            out *= w0
+            later *= w1
+        else:
+            out, later = w0 * out, w1 * later
+        out += later
+        return out
 
     def weight(self, t: float, kind: str) -> float:
         """Blending weight at ``t`` (inside the clip): ``"uniform"`` 1, else triangular."""

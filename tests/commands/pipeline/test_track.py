@@ -145,6 +145,7 @@ def test_timed_tube_at_many_times_is_the_linear_interpolation_by_hand() -> None:
 
     rng = np.random.default_rng(0)
     maps = rng.random((5, 4, 6)).astype(np.float32)
+    kept = maps.copy()
     times = np.array([0.0, 0.1, 0.25, 0.4, 0.5])
     tube = TimedTube(maps, times)
     ts = np.linspace(-0.1, 0.6, 57)
@@ -154,3 +155,12 @@ def test_timed_tube_at_many_times_is_the_linear_interpolation_by_hand() -> None:
         a = min(max((t - times[i]) / (times[i + 1] - times[i]), 0.0), 1.0)
         np.testing.assert_array_equal(got, (1.0 - a) * maps[i] + a * maps[i + 1])
         np.testing.assert_array_equal(np.asarray(tube.at(float(t)), np.float64), got)
+    # float32: the weights rounded to float32, the same products and sum (in place there)
+    few = tube.at_times(ts, np.float32)
+    assert few.dtype == np.float32
+    for t, got in zip(ts, few, strict=True):
+        i = min(max(int(np.searchsorted(times, t, side="right")) - 1, 0), 3)
+        a = min(max((t - times[i]) / (times[i + 1] - times[i]), 0.0), 1.0)
+        w0, w1 = np.float32(1.0 - a), np.float32(a)
+        np.testing.assert_array_equal(got, w0 * maps[i] + w1 * maps[i + 1])
+    np.testing.assert_array_equal(tube.maps, kept)  # the scaling in place left the maps
