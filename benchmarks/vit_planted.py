@@ -18,8 +18,9 @@ the same shapes, sizes and motions; only its hue tells the class. For ``relevanc
   ``"leaf"``: ``fc`` first), the median over clips of the Spearman correlation of the true
   class's tube after the head (``fc``) is randomised and after every layer is.
 
-With the shipped weights it also scores Grad-CAM at each layer it could read (``embed``,
-``blocks.0``, ``blocks.1``) on other clips (100..123): how its layer was chosen.
+It also scores Grad-CAM at each layer it could read (``embed``, every block's output, and
+the LayerNorm before the last block's attention, ``blocks.2.norm1``: pytorch-grad-cam's
+recipe for ViTs) on other clips (100..123): how its layer was chosen.
 
 Writes ``benchmarks/RESULTS_vit_planted.md`` (with the load average) and prints the table.
 
@@ -128,17 +129,19 @@ def measure(weights: str | None, seeds: list[int]) -> tuple[list[str], dict]:
     return lines, found
 
 
-def gradcam_layers(seeds: list[int]) -> list[str]:
+def gradcam_layers(weights: str | None, seeds: list[int]) -> list[str]:
     """Grad-CAM's planted score (8 px) at each layer it could read, on ``seeds`` (other
-    clips than the checks'): how its layer (``blocks.1``) was chosen."""
-    loaded = load_model("tiny-colours-vit")
+    clips than the checks'): how its layer (``GRADCAM_LAYER``) was chosen."""
+    loaded = load_model("tiny-colours-vit", weights=weights)
+    depth = len(loaded.model.blocks)
+    layers = ["embed", *(f"blocks.{i}" for i in range(depth)), f"blocks.{depth - 1}.norm1"]
     prep = loaded.preset.preprocess()
     clips = [make_colour_clip(seed=s, frames=16, size=(64, 64)) for s in seeds]
     x = torch.stack([prep(c.video) for c in clips])
     cross = np.ones((1, 3, 3), dtype=bool)
     near = np.stack([binary_dilation(c.mask, cross, iterations=8) for c in clips])
     lines = [f"\nGrad-CAM's layer, on clips {seeds[0]}..{seeds[-1]} (peak on target, 8 px):"]
-    for layer in ("embed", "blocks.0", "blocks.1"):
+    for layer in layers:
         maps = loaded.explainer("gradcam", layer=layer)(x, classes=[[c.label] for c in clips])
         hits = peaks_on(maps.maps[:, 0].numpy(), near)
         lines.append(f"- `{layer}`: {hits.mean():.3f} (worst clip {hits.mean(1).min():.3f})")
@@ -156,8 +159,7 @@ def main() -> None:
     seeds = list(range(*args.seeds))
     load = os.getloadavg()[0]
     lines, _ = measure(args.weights, seeds)
-    if args.weights is None:
-        lines += gradcam_layers(list(range(100, 124)))
+    lines += gradcam_layers(args.weights, list(range(100, 124)))
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = [
         "# Planted evidence and sanity on tiny-colours-vit",

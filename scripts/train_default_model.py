@@ -18,7 +18,10 @@ accordingly (e.g. a horizontal flip turns ``left`` into ``right`` and ``clockwis
 stem, tubelets 4 x 8 x 8, 3 blocks, a class token) on the same clips, written beside it:
 AdamW (lr 1.5e-3, weight decay 0.05, one-cycle schedule with 15 % warm-up, gradients
 clipped at norm 1), batch 32, and a fresh set of 1920 clips every epoch (``Task.fresh``),
-5 epochs.
+5 epochs. ``--vit-head mean`` (VideoMAE's head: the token mean, LayerNormed) or
+``--vit-head norm-tokens`` (each token LayerNormed, then the mean) trains the same network
+with another head, to an ``--out`` of your own (``benchmarks/vit_gradcam_heads.py`` compares
+Grad-CAM under the three heads).
 
 Writes the safetensors weights (``--out``) and a JSON record next to them (same name,
 ``.json``) with the seed, sizes, epochs, validation accuracy, training time, date and
@@ -29,6 +32,8 @@ Usage::
     .venv/bin/python scripts/train_default_model.py --seed 0
     .venv/bin/python scripts/train_default_model.py --task colour --threads 1
     .venv/bin/python scripts/train_default_model.py --task colour-vit --threads 2
+    .venv/bin/python scripts/train_default_model.py --task colour-vit --vit-head mean \
+        --out /tmp/vit_mean/tiny_colours_vit.safetensors
 """
 
 from __future__ import annotations
@@ -84,8 +89,9 @@ class Task:
     dataset: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
     architecture: str
     """The network, as the record names it."""
-    build: Callable[[int], torch.nn.Module]
-    """Builds the freshly initialised network for a number of classes."""
+    build: Callable[[int, dict], torch.nn.Module]
+    """Builds the freshly initialised network for a number of classes and a config (the
+    task's ``config``, or another head's: ``--vit-head``)."""
     preset: dict
     flips: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     """The label maps of a horizontal flip, a vertical flip and a time reversal."""
@@ -109,7 +115,7 @@ TASKS = {
         classes=CLASSES,
         dataset=make_dataset,
         architecture="TinyActionNet",
-        build=lambda n: TinyActionNet(num_classes=n, motion=True),
+        build=lambda n, _: TinyActionNet(num_classes=n, motion=True),
         preset=PRESET,
         flips=(HFLIP, VFLIP, TREVERSE),
         out=WEIGHTS_PATH,
@@ -121,7 +127,7 @@ TASKS = {
         classes=COLOURS,
         dataset=make_colour_dataset,
         architecture="TinyActionNet(motion=False)",
-        build=lambda n: TinyActionNet(num_classes=n, motion=False),
+        build=lambda n, _: TinyActionNet(num_classes=n, motion=False),
         preset=COLOUR_PRESET,
         flips=(_KEEP, _KEEP, _KEEP),
         out=CNN_WEIGHTS,
@@ -133,7 +139,7 @@ TASKS = {
         classes=COLOURS,
         dataset=make_colour_dataset,
         architecture="TinyVideoViT",
-        build=lambda n: TinyVideoViT(num_classes=n, **SHIPPED),  # type: ignore[arg-type]
+        build=lambda n, config: TinyVideoViT(num_classes=n, **config),
         preset=COLOUR_PRESET,
         flips=(_KEEP, _KEEP, _KEEP),
         out=VIT_WEIGHTS,
@@ -201,6 +207,23 @@ def train_seed(seed: int, epoch: int) -> int:
     return TRAIN_DATA_OFFSET + seed + FRESH_DATA_STEP * epoch
 
 
+VIT_HEADS = {
+    "cls": {"readout": "cls"},
+    "mean": {"readout": "mean"},
+    "norm-tokens": {"readout": "mean", "norm_tokens": True},
+}
+"""``--vit-head``: the transformer's head options over ``SHIPPED`` (``cls``: as shipped)."""
+
+
+def head_config(task: Task, head: str) -> dict | None:
+    """The network's config (the record's ``config``): the task's, with ``--vit-head``'s
+    options for the transformer."""
+    if task.config is None:
+        return None
+    config = {k: v for k, v in task.config.items() if k not in ("readout", "norm_tokens")}
+    return config | VIT_HEADS[head]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1] if __doc__ else None)
@@ -225,11 +248,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--weight-decay", type=float, help="AdamW weight decay (colour-vit 0.05, else 5e-4)"
     )
+    p.add_argument(
+        "--vit-head",
+        choices=sorted(VIT_HEADS),
+        default="cls",
+        help="colour-vit's head: cls (the shipped class token), mean (VideoMAE's: the token "
+        "mean LayerNormed), norm-tokens (each token LayerNormed, then the mean); train another "
+        "than the shipped one to an --out of your own",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clipping")
     p.add_argument("--out", type=Path, help="output .safetensors path (default: the task's)")
     args = p.parse_args(argv)
     task = TASKS[args.task]
+    if args.vit_head != "cls" and task.config is None:
+        p.error(f"expected --vit-head only with --task colour-vit, but got --task {args.task}")
+    if args.vit_head != "cls" and args.out is None:
+        p.error(
+            f"expected --out with --vit-head {args.vit_head}: the shipped weights "
+            f"({task.out.name}) are the class-token model's; give a path of your own"
+        )
     for name in ("train_size", "val_size", "epochs", "out", "lr", "weight_decay", "batch_size"):
         if getattr(args, name) is None:
             setattr(args, name, getattr(task, name))
@@ -257,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    model = task.build(len(task.classes))
+    config = head_config(task, args.vit_head)
+    model = task.build(len(task.classes), config or {})
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = len(train_x) // args.batch_size
@@ -322,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         "lr": args.lr,
         "weight_decay": args.weight_decay,
         "grad_clip": args.clip,
-        "config": task.config,
+        "config": config,
         "threads": args.threads,
         "frames": frames,
         "size": list(size),

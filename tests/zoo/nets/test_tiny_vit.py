@@ -11,7 +11,13 @@ import torch
 import saliency_tubes as st
 from saliency_tubes.synthetic_colours import COLOURS, make_colour_dataset
 from saliency_tubes.zoo import get_adapter
-from saliency_tubes.zoo.nets.tiny_vit import SHIPPED, VIT_WEIGHTS, TinyVideoViT
+from saliency_tubes.zoo.nets.tiny_vit import (
+    GRADCAM_LAYER,
+    SHIPPED,
+    VIT_WEIGHTS,
+    TinyVideoViT,
+    embed_grid,
+)
 
 
 def record() -> dict:
@@ -26,6 +32,9 @@ def test_the_preset_is_the_shipped_trained_transformer() -> None:
     assert loaded.weights_source == "shipped" and not loaded.random_weights
     assert loaded.categories == COLOURS and loaded.default_method == "relevancy"
     assert isinstance(loaded.model, TinyVideoViT) and not loaded.model.training
+    # Grad-CAM reads the block before the last: the last one's patch tokens never reach the
+    # class token.
+    assert loaded.layer == GRADCAM_LAYER == "blocks.1"
     rec = record()
     assert rec["task"] == "colour-vit" and rec["config"] == SHIPPED
     assert rec["parameters"] == sum(p.numel() for p in loaded.model.parameters())
@@ -78,7 +87,8 @@ def test_the_demo_shows_the_transformer_with_relevancy(tmp_path) -> None:
 
 def _reference(model: TinyVideoViT, sample: torch.Tensor, target: int) -> tuple:
     """The forward written out (heads by hand, float64) and the papers' full-matrix
-    recurrences on the class-token row: (logits, rollout, relevancy) on the token grid."""
+    recurrences on the row the head reads (the class token's, or the mean of every token's
+    for the mean-pooled head): (logits, rollout, relevancy) on the token grid."""
     x = model.tokens(sample[None])[0]
     probs = []
     for block in model.blocks:
@@ -90,7 +100,11 @@ def _reference(model: TinyVideoViT, sample: torch.Tensor, target: int) -> tuple:
         probs.append(a)
         x = x + block.attn.proj((a @ v).transpose(0, 1).reshape(length, dim))
         x = x + block.mlp(block.norm2(x))
-    logits = model.fc(model.fc_norm(x[0]))
+    cls = model.readout == "cls"
+    if model.norm_tokens:
+        logits = model.fc(model.fc_norm(x).mean(0))
+    else:
+        logits = model.fc(model.fc_norm(x[0] if cls else x.mean(0)))
     eye = torch.eye(x.shape[0], dtype=x.dtype)
     rollout = eye
     for a in probs:
@@ -101,21 +115,35 @@ def _reference(model: TinyVideoViT, sample: torch.Tensor, target: int) -> tuple:
     for a, g in zip(probs, grads, strict=True):
         relevancy = relevancy + (g * a).clamp(min=0).mean(0).detach() @ relevancy
     grid = [c // s for c, s in zip((16, 64, 64), model.tubelet, strict=True)]
-    return logits, rollout[0, 1:].reshape(grid), relevancy[0, 1:].reshape(grid)
+    if cls:
+        return logits, rollout[0, 1:].reshape(grid), relevancy[0, 1:].reshape(grid)
+    return logits, rollout.mean(0).reshape(grid), relevancy.mean(0).reshape(grid)
 
 
-def test_the_class_token_layout_matches_the_hand_written_reference() -> None:
-    """The shipped architecture (conv stem, class token, 4 x 8 x 8 tubelets) with fixed
-    random weights in float64: rollout and relevancy equal the reference to 1e-6 of the
-    largest value, on the (4, 8, 8) grid of the class token's row."""
+def _fixed(readout: str, norm_tokens: bool = False) -> TinyVideoViT:
+    """The shipped layout (conv stem, 4 x 8 x 8 tubelets), smaller, fixed random weights,
+    float64, eval mode."""
     torch.manual_seed(0)
-    model = TinyVideoViT(4, 24, 2, 2, 32, stem=True, readout="cls", tubelet=(4, 8, 8))
+    model = TinyVideoViT(
+        4, 24, 2, 2, 32, stem=True, readout=readout, tubelet=(4, 8, 8), norm_tokens=norm_tokens
+    )
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() >= 2:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.35)
-    model = model.double().eval()
+    return model.double().eval()
+
+
+@pytest.mark.parametrize(
+    ("readout", "norm_tokens"), [("mean", True), ("mean", False), ("cls", False)]
+)
+def test_the_layout_matches_the_hand_written_reference(readout: str, norm_tokens: bool) -> None:
+    """The shipped layout (conv stem, 4 x 8 x 8 tubelets) with its class token, with
+    VideoMAE's head (the token mean LayerNormed) and with each token LayerNormed before the
+    mean: rollout and relevancy equal the reference to 1e-6 of the largest value, on the
+    (4, 8, 8) grid of the row the head reads."""
+    model = _fixed(readout, norm_tokens)
     c = torch.randn(1, 3, 16, 64, 64, generator=torch.Generator().manual_seed(5)).double()
     logits, rollout, relevancy = _reference(model, c[0], 2)
     with torch.no_grad():
@@ -126,3 +154,63 @@ def test_the_class_token_layout_matches_the_hand_written_reference() -> None:
         scale = float(want.abs().max())
         assert scale > 0 and got.shape == (4, 8, 8)
         torch.testing.assert_close(got.double(), want, rtol=0, atol=1e-6 * scale)
+
+
+def test_gradcam_under_videomae_s_head_sums_to_zero() -> None:
+    """Grad-CAM under VideoMAE's head (the token mean, LayerNormed; ``readout="mean"``):
+    every token gets the same gradient J / L (J: the class score's gradient at the mean), so
+    the raw tube on the last block (no ReLU) is <J, x_i> / L, written out here, to 1e-6 of
+    its largest value; but LayerNorm is blind to the mean's scale and offset, so
+    <J, mean> = 0 and the tube sums to zero over the tokens (to LayerNorm's eps): a token
+    that points the way the mean does gets no credit, whatever it adds to the class."""
+    model = _fixed("mean")
+    c = torch.randn(2, 3, 16, 64, 64, generator=torch.Generator().manual_seed(5)).double()
+    explainer = st.GradCAM(model, layer="blocks.1", reshape=embed_grid(0, (4, 8, 8)), relu=False)
+    got = explainer(c, classes=[[2], [1]]).raw
+    for n, k in ((0, 2), (1, 1)):
+        with torch.no_grad():
+            x = model.tokens(c[n : n + 1])
+            for block in model.blocks:
+                x = block(x)
+        x = x[0]
+        mean = x.mean(0).requires_grad_(True)
+        (j,) = torch.autograd.grad(model.fc(model.fc_norm(mean))[k], mean)
+        want = (x @ j / x.shape[0]).reshape(4, 8, 8)
+        scale = float(want.abs().max())
+        assert scale > 0
+        torch.testing.assert_close(got[n, 0].double(), want, rtol=0, atol=1e-6 * scale)
+        assert abs(float(want.sum())) < 1e-4 * float(want.abs().sum())
+
+
+def test_gradcam_on_fc_norm_is_each_token_s_exact_share_of_the_score() -> None:
+    """With ``norm_tokens`` the head LayerNorms each token, then takes the mean: the score is
+    exactly the mean over tokens of W_c . LN(x_i) plus the bias, so Grad-CAM on ``fc_norm``
+    (every token's gradient is W_c / L) has the raw tube W_c . LN(x_i) / L, whose sum plus
+    the bias is the logit (1e-9), and CAM's (the head's weights) is the same tube up to
+    the 1 / L (1e-6 of the largest value)."""
+    model = _fixed("mean", norm_tokens=True)
+    c = torch.randn(2, 3, 16, 64, 64, generator=torch.Generator().manual_seed(5)).double()
+    grid = embed_grid(0, (4, 8, 8))
+    classes = [[2], [1]]
+    grad = st.GradCAM(model, layer="fc_norm", reshape=grid, relu=False)(c, classes=classes)
+    cam = st.SaliencyTubes(model, layer="fc_norm", classifier="fc", reshape=grid)(
+        c, classes=classes
+    )
+    for n, k in ((0, 2), (1, 1)):
+        with torch.no_grad():
+            x = model.tokens(c[n : n + 1])
+            for block in model.blocks:
+                x = block(x)
+            want = (model.fc_norm(x[0]) @ model.fc.weight[k] / x.shape[1]).reshape(4, 8, 8)
+        scale = float(want.abs().max())
+        torch.testing.assert_close(grad.raw[n, 0].double(), want, rtol=0, atol=1e-6 * scale)
+        torch.testing.assert_close(
+            cam.raw[n, 0].double() / x.shape[1], want, rtol=0, atol=1e-6 * scale
+        )
+        logit = float(want.sum() + model.fc.bias[k].detach())
+        assert logit == pytest.approx(float(grad.logits[n, k]), abs=1e-9)
+
+
+def test_norm_tokens_needs_the_mean_readout() -> None:
+    with pytest.raises(st.InputError, match="norm_tokens only with readout 'mean'"):
+        TinyVideoViT(readout="cls", norm_tokens=True)

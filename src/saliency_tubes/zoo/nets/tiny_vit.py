@@ -148,6 +148,10 @@ class TinyVideoViT(nn.Module):
         stem: embed the tubelets with :func:`conv_stem` instead of one linear ``Conv3d``.
         readout: ``"mean"`` (token mean, LayerNorm, linear: VideoMAE's head) or ``"cls"`` (a
             class token; the head reads its LayerNormed output: ViViT's).
+        norm_tokens: with ``readout="mean"``, LayerNorm each token before the mean instead
+            of the mean (timm's ViT with average pooling): the class score is then exactly
+            the mean over tokens of ``fc``'s weights times ``fc_norm``'s output plus the
+            bias, so CAM and Grad-CAM on ``fc_norm`` are each token's share of it.
         tubelet: the (t, h, w) size of a token's tubelet (each divides 16 x 64 x 64).
     """
 
@@ -162,10 +166,14 @@ class TinyVideoViT(nn.Module):
         stem: bool = False,
         readout: str = "mean",
         tubelet: tuple[int, int, int] | list[int] = TUBELET,
+        norm_tokens: bool = False,
     ) -> None:
         super().__init__()
         if readout not in ("mean", "cls"):
             raise InputError(f"expected readout 'mean' or 'cls', but got {readout!r}")
+        if norm_tokens and readout != "mean":
+            raise InputError("expected norm_tokens only with readout 'mean', but got 'cls'")
+        self.norm_tokens = norm_tokens
         self.tubelet = (int(tubelet[0]), int(tubelet[1]), int(tubelet[2]))
         if any(c % s for c, s in zip(CLIP, self.tubelet, strict=True)):
             raise InputError(f"expected a tubelet dividing {CLIP}, but got {self.tubelet}")
@@ -185,6 +193,8 @@ class TinyVideoViT(nn.Module):
         x = self.tokens(clip)
         for block in self.blocks:
             x = block(x)
+        if self.norm_tokens:
+            return self.fc(self.fc_norm(x).mean(dim=1))
         pooled = x[:, 0] if self.readout == "cls" else x.mean(dim=1)
         return self.fc(self.fc_norm(pooled))
 
