@@ -359,10 +359,12 @@ def write(
         f"{result.accuracy:.3f}); mean [95 % percentile-bootstrap interval over clips]; "
         f"deletion / insertion {config.protocol.steps} steps, blur substrate, 1 frame x 4 x 4 "
         "px cells; cubic splines where a method upsamples. Costs: one clip, its true class, "
-        f"{args.threads} torch thread(s). Benchmark {result.seconds / 60:.1f} min, whole "
-        f"script {total / 60:.1f} min ({datetime.date.today().isoformat()}). {describe()}"
+        f"{args.threads} torch thread(s). Benchmark {result.seconds / 60:.1f} min"
+        + ("" if journalled else f", whole script {total / 60:.1f} min")
+        + f" ({datetime.date.today().isoformat()}). {describe()}"
     )
-    summary += f" Load average (1, 5, 15 min) at the start {load_before}, at the end {load()}."
+    if not journalled:  # a journalled run states the load as each clip finished
+        summary += f" Load average (1, 5, 15 min) at the start {load_before}, at the end {load()}."
     if args.blackbox:
         which = "the defaults" if args.samples is None else f"{args.samples} masks / samples"
         summary += (
