@@ -19,12 +19,20 @@ default, one per class) beside CAM, occlusion and integrated gradients re-measur
 same clips, into ``benchmarks/RESULTS_methods_blackbox.md`` and the ``methods-blackbox``
 markers. The two tables hold different clips: compare rows within one table.
 
+``--blackbox`` runs one clip at a time and keeps each finished clip's scores in a journal
+(``--journal``, by default ``benchmarks/RESULTS_methods_blackbox.journal.json``, rewritten
+whole after each clip): a run stopped at any moment loses only the clip under way, a rerun
+with the same settings skips the clips the journal holds, and the tables are computed from
+every finished clip and say how many. ``--from-journal`` writes them without running more.
+
 Usage (from the repository root):
     .venv/bin/python benchmarks/evaluate_methods.py               # 40 clips, ~30 min here
     .venv/bin/python benchmarks/evaluate_methods.py --clips 8 --no-write
-    .venv/bin/python benchmarks/evaluate_methods.py --blackbox    # 8 clips: ~50 min idle
-    .venv/bin/python benchmarks/evaluate_methods.py --blackbox --clips 4 --samples 500
-        # what the docs' table holds: ~46 000 forwards, 40+ min on 2 busy shared cores
+    .venv/bin/python benchmarks/evaluate_methods.py --blackbox    # 8 clips, ~20 600 clip
+        # forwards each: 4-7 min a clip at load 4-6 on 2 shared cores; stop it and rerun
+    .venv/bin/python benchmarks/evaluate_methods.py --blackbox --from-journal
+    .venv/bin/python benchmarks/evaluate_methods.py --blackbox --clips 4 --samples 500 \
+        --journal /tmp/j.json   # the earlier, cheaper run (RESULTS_methods_blackbox_500.md)
 """
 
 from __future__ import annotations
