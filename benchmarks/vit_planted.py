@@ -1,6 +1,8 @@
-"""Planted evidence and sanity for the shipped transformer ``tiny-colours-vit`` (issue 22).
+"""Planted evidence and sanity for the shipped transformers ``tiny-colours-vit`` and
+``tiny-colours-mvit`` (issue 22).
 
-What runs: ``tiny-colours-vit`` (its weights: ``--weights``, default the shipped ones) on
+What runs: ``--model`` (default ``tiny-colours-vit``; its weights: ``--weights``, default
+the shipped ones) on
 colour clips ``make_colour_clip(seed=s, frames=16, size=(64, 64))``, s in ``--seeds``
 (default 0..23: not in its training data, whose clips come from spawned 64-bit seeds, nor
 its validation data, and not chosen): one coloured target among 2-5 grey look-alikes of
@@ -15,17 +17,21 @@ the same shapes, sizes and motions; only its hue tells the class. For ``relevanc
   Spearman correlation between the two tubes (median over clips);
 * **sanity** (Adebayo et al.): :func:`saliency_tubes.metrics.sanity_check` with the
   project's cascade over the leaf layers (:func:`~saliency_tubes.metrics.cascade_layers`,
-  ``"leaf"``: ``fc`` first), the median over clips of the Spearman correlation of the true
-  class's tube after the head (``fc``) is randomised and after every layer is.
+  ``"leaf"``: the head first), the median over clips of the Spearman correlation of the
+  true class's tube after the head (``fc``; the MViT's ``head.1``) is randomised and after
+  every layer is.
 
-It also scores Grad-CAM at each layer it could read (``embed``, every block's output, and
-the LayerNorm before the last block's attention, ``blocks.2.norm1``: pytorch-grad-cam's
-recipe for ViTs) on other clips (100..123): how its layer was chosen.
+It also scores Grad-CAM at each layer it could read on other clips (100..123): how its
+layer was chosen. The ViT: ``embed``, every block's output, and the LayerNorm before the
+last block's attention (``blocks.2.norm1``: pytorch-grad-cam's recipe for ViTs); the MViT:
+the normed input of each block, on that block's grid.
 
-Writes ``benchmarks/RESULTS_vit_planted.md`` (with the load average) and prints the table.
+Writes ``benchmarks/RESULTS_vit_planted.md`` (``RESULTS_mvit_planted.md`` for the MViT; with
+the load average) and prints the table.
 
 Usage (from the repository root):
     .venv/bin/python benchmarks/vit_planted.py
+    .venv/bin/python benchmarks/vit_planted.py --model tiny-colours-mvit
     .venv/bin/python benchmarks/vit_planted.py --weights /tmp/vit.safetensors --no-write
 """
 
@@ -51,12 +57,50 @@ from saliency_tubes.metrics import (
     spearman,
 )
 from saliency_tubes.synthetic_colours import COLOURS, make_colour_clip
+from saliency_tubes.tokens import TokenGrid
 from saliency_tubes.zoo import load_model
 
 HERE = Path(__file__).resolve().parent
-OUT = HERE / "RESULTS_vit_planted.md"
 METHODS = ("relevancy", "gradcam", "rollout")
 COMPLEMENT = 3
+RESULTS = {
+    "tiny-colours-vit": "RESULTS_vit_planted.md",
+    "tiny-colours-mvit": "RESULTS_mvit_planted.md",
+}
+
+
+def gradcam_candidates(model: str, depth: int) -> list[tuple[str, TokenGrid | None]]:
+    """The layers Grad-CAM could read, with their token grids (None: the model's reshape).
+    The ViT: ``embed``, each block's output, the last block's ``norm1``; the MViT: each
+    block's normed input (its attention's tokens), on that block's grid."""
+    if model == "tiny-colours-mvit":
+        return [
+            ("blocks.0.norm1", TokenGrid((4, 8, 8), 1)),
+            ("blocks.1.norm1", TokenGrid((4, 8, 8), 1)),
+            ("blocks.2.norm1", TokenGrid((4, 16, 16), 1)),
+        ]
+    blocks = [f"blocks.{i}" for i in range(depth)]
+    return [(name, None) for name in ("embed", *blocks, f"blocks.{depth - 1}.norm1")]
+
+
+def planted_clips(
+    loaded: object, seeds: list[int], dilations: tuple[int, ...] = (0, 4, 8)
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, dict[int, np.ndarray]]:
+    """The clips of ``seeds`` for ``loaded``: the input batch, the labels, the target masks
+    (N, T, H, W) and those masks dilated by each of ``dilations`` px (city-block)."""
+    prep = loaded.preset.preprocess()  # type: ignore[attr-defined]
+    clips = [make_colour_clip(seed=s, frames=16, size=(64, 64)) for s in seeds]
+    x = torch.stack([prep(c.video) for c in clips])
+    labels = torch.tensor([c.label for c in clips])
+    masks = np.stack([c.mask for c in clips])
+    cross = np.ones((1, 3, 3), dtype=bool)
+    near = {
+        px: masks
+        if px == 0
+        else np.stack([binary_dilation(m, cross, iterations=px) for m in masks])
+        for px in dilations
+    }
+    return x, labels, masks, near
 
 
 def peaks_on(maps: np.ndarray, near: np.ndarray) -> np.ndarray:
@@ -67,21 +111,11 @@ def peaks_on(maps: np.ndarray, near: np.ndarray) -> np.ndarray:
     return near[np.arange(n)[:, None], np.arange(t)[None], ys, xs]
 
 
-def measure(weights: str | None, seeds: list[int]) -> tuple[list[str], dict]:
-    loaded = load_model("tiny-colours-vit", weights=weights)
-    prep = loaded.preset.preprocess()
-    clips = [make_colour_clip(seed=s, frames=16, size=(64, 64)) for s in seeds]
-    x = torch.stack([prep(c.video) for c in clips])
-    labels = torch.tensor([c.label for c in clips])
+def measure(model: str, weights: str | None, seeds: list[int]) -> tuple[list[str], dict]:
+    loaded = load_model(model, weights=weights)
+    x, labels, masks, near = planted_clips(loaded, seeds, (0, 4, 8, 16))
     classes = torch.stack([labels, (labels + COMPLEMENT) % len(COLOURS)], dim=1)
-    masks = np.stack([c.mask for c in clips])
-    cross = np.ones((1, 3, 3), dtype=bool)
-    near = {
-        px: masks
-        if px == 0
-        else np.stack([binary_dilation(m, cross, iterations=px) for m in masks])
-        for px in (0, 4, 8)
-    }
+    coarse = []  # within 16 px: one cell of the MViT's pooled 4x4x4 grid
     with torch.no_grad():
         accuracy = float((loaded.model(x).argmax(1) == labels).double().mean())
     lines = [f"accuracy on the {len(seeds)} clips: {accuracy:.3f}", ""]
@@ -125,32 +159,30 @@ def measure(weights: str | None, seeds: list[int]) -> tuple[list[str], dict]:
             f"| {rho_tw:.3f} | {head:.3f} / {every:.3f} | {seconds:.0f} |"
         )
         print(lines[-1], flush=True)
+        coarse.append(f"{name} {hits[16].mean():.3f} (worst clip {hits[16].mean(1).min():.3f})")
+    lines.append(f"\nwithin 16 px (two patches; one cell of a 2x-pooled grid): {', '.join(coarse)}")
     lines.append(f"\nsanity cascade: {', '.join(layers)} (step 1: {layers[0]} random)")
     return lines, found
 
 
-def gradcam_layers(weights: str | None, seeds: list[int]) -> list[str]:
+def gradcam_layers(model: str, weights: str | None, seeds: list[int]) -> list[str]:
     """Grad-CAM's planted score (8 px) at each layer it could read, on ``seeds`` (other
-    clips than the checks'): how its layer (``GRADCAM_LAYER``) was chosen."""
-    loaded = load_model("tiny-colours-vit", weights=weights)
-    depth = len(loaded.model.blocks)
-    layers = ["embed", *(f"blocks.{i}" for i in range(depth)), f"blocks.{depth - 1}.norm1"]
-    prep = loaded.preset.preprocess()
-    clips = [make_colour_clip(seed=s, frames=16, size=(64, 64)) for s in seeds]
-    x = torch.stack([prep(c.video) for c in clips])
-    cross = np.ones((1, 3, 3), dtype=bool)
-    near = np.stack([binary_dilation(c.mask, cross, iterations=8) for c in clips])
+    clips than the checks'): how its layer was chosen."""
+    loaded = load_model(model, weights=weights)
+    x, labels, _, near = planted_clips(loaded, seeds, (8,))
     lines = [f"\nGrad-CAM's layer, on clips {seeds[0]}..{seeds[-1]} (peak on target, 8 px):"]
-    for layer in layers:
-        maps = loaded.explainer("gradcam", layer=layer)(x, classes=[[c.label] for c in clips])
-        hits = peaks_on(maps.maps[:, 0].numpy(), near)
+    for layer, grid in gradcam_candidates(model, len(loaded.model.blocks)):
+        options = {"layer": layer} | ({"reshape": grid} if grid is not None else {})
+        maps = loaded.explainer("gradcam", **options)(x, classes=labels[:, None])
+        hits = peaks_on(maps.maps[:, 0].numpy(), near[8])
         lines.append(f"- `{layer}`: {hits.mean():.3f} (worst clip {hits.mean(1).min():.3f})")
     return lines
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--weights", help="a .safetensors of TinyVideoViT (default: the shipped)")
+    p.add_argument("--model", choices=sorted(RESULTS), default="tiny-colours-vit")
+    p.add_argument("--weights", help="a .safetensors of the model (default: the shipped)")
     p.add_argument("--seeds", type=int, nargs=2, default=(0, 24), help="range start, stop")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-write", action="store_true")
@@ -158,11 +190,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     seeds = list(range(*args.seeds))
     load = os.getloadavg()[0]
-    lines, _ = measure(args.weights, seeds)
-    lines += gradcam_layers(args.weights, list(range(100, 124)))
+    lines, _ = measure(args.model, args.weights, seeds)
+    lines += gradcam_layers(args.model, args.weights, list(range(100, 124)))
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = [
-        "# Planted evidence and sanity on tiny-colours-vit",
+        f"# Planted evidence and sanity on {args.model}",
         "",
         f"Written by `benchmarks/vit_planted.py` on {stamp}; seeds {seeds[0]}..{seeds[-1]}; "
         f"{describe()}; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.",
@@ -171,7 +203,7 @@ def main() -> None:
     text = "\n".join(head + lines) + "\n"
     print(text)
     if not args.no_write:
-        OUT.write_text(text)
+        (HERE / RESULTS[args.model]).write_text(text)
 
 
 if __name__ == "__main__":

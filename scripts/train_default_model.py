@@ -21,7 +21,9 @@ clipped at norm 1), batch 32, and a fresh set of 1920 clips every epoch (``Task.
 5 epochs. ``--vit-head mean`` (VideoMAE's head: the token mean, LayerNormed) or
 ``--vit-head norm-tokens`` (each token LayerNormed, then the mean) trains the same network
 with another head, to an ``--out`` of your own (``benchmarks/vit_gradcam_heads.py`` compares
-Grad-CAM under the three heads).
+Grad-CAM under the three heads). ``--task colour-mvit`` trains the registered ``tiny-colours-mvit``
+(:func:`saliency_tubes.zoo.nets.tiny_mvit.tiny_mvit`: torchvision's ``MViT`` class in MViTv2
+form, 4 x 8 x 8 patches, 3 blocks, one of them striding its queries) the same way, 8 epochs.
 
 Writes the safetensors weights (``--out``) and a JSON record next to them (same name,
 ``.json``) with the seed, sizes, epochs, validation accuracy, training time, date and
@@ -32,6 +34,7 @@ Usage::
     .venv/bin/python scripts/train_default_model.py --seed 0
     .venv/bin/python scripts/train_default_model.py --task colour --threads 1
     .venv/bin/python scripts/train_default_model.py --task colour-vit --threads 2
+    .venv/bin/python scripts/train_default_model.py --task colour-mvit --threads 2
     .venv/bin/python scripts/train_default_model.py --task colour-vit --vit-head mean \
         --out /tmp/vit_mean/tiny_colours_vit.safetensors
 """
@@ -56,6 +59,7 @@ from safetensors.torch import save_file
 from saliency_tubes.synthetic import CLASSES, make_dataset
 from saliency_tubes.synthetic_colours import COLOURS, make_colour_dataset
 from saliency_tubes.zoo.nets.tiny import COLOUR_PRESET, PRESET, WEIGHTS_PATH, TinyActionNet
+from saliency_tubes.zoo.nets.tiny_mvit import BLOCKS, MVIT_WEIGHTS, PATCH, tiny_mvit
 from saliency_tubes.zoo.nets.tiny_vit import CNN_WEIGHTS, SHIPPED, VIT_WEIGHTS, TinyVideoViT
 
 TRAIN_DATA_OFFSET = 1000
@@ -152,6 +156,23 @@ TASKS = {
         config=SHIPPED,
         fresh=True,
     ),
+    "colour-mvit": Task(
+        classes=COLOURS,
+        dataset=make_colour_dataset,
+        architecture="torchvision MViT (tiny_mvit.BLOCKS)",
+        build=lambda n, _: tiny_mvit(n),
+        preset=COLOUR_PRESET,
+        flips=(_KEEP, _KEEP, _KEEP),
+        out=MVIT_WEIGHTS,
+        train_size=1920,
+        val_size=384,
+        epochs=8,
+        lr=1.5e-3,
+        weight_decay=0.05,
+        batch_size=32,
+        config={"blocks": [list(b) for b in BLOCKS], "patch": list(PATCH), "version": "v2"},
+        fresh=True,
+    ),
 }
 
 
@@ -218,8 +239,8 @@ VIT_HEADS = {
 def head_config(task: Task, head: str) -> dict | None:
     """The network's config (the record's ``config``): the task's, with ``--vit-head``'s
     options for the transformer."""
-    if task.config is None:
-        return None
+    if task.config is None or task.architecture != "TinyVideoViT":
+        return task.config
     config = {k: v for k, v in task.config.items() if k not in ("readout", "norm_tokens")}
     return config | VIT_HEADS[head]
 
@@ -231,7 +252,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--task",
         choices=sorted(TASKS),
         default="motion",
-        help="motion: tiny-actions; colour: tiny-colours (the colour CNN); colour-vit: tiny-colours-vit",
+        help="motion: tiny-actions; colour: tiny-colours (the colour CNN); colour-vit: "
+        "tiny-colours-vit; colour-mvit: tiny-colours-mvit",
     )
     p.add_argument("--seed", type=int, default=0, help="training seed (data seeds derive from it)")
     p.add_argument(
@@ -240,13 +262,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--val-size", type=int, help="validation clips (motion 512, colour 384, colour-vit 384)"
     )
-    p.add_argument("--epochs", type=int, help="epochs (motion 12, colour 8, colour-vit 5)")
-    p.add_argument("--batch-size", type=int, help="clips per step (colour-vit 32, else 16)")
     p.add_argument(
-        "--lr", type=float, help="peak AdamW learning rate (colour-vit 1.5e-3, else 3e-3)"
+        "--epochs", type=int, help="epochs (motion 12, colour 8, colour-vit 5, colour-mvit 8)"
+    )
+    p.add_argument("--batch-size", type=int, help="clips per step (colour-vit/-mvit 32, else 16)")
+    p.add_argument(
+        "--lr", type=float, help="peak AdamW learning rate (colour-vit/-mvit 1.5e-3, else 3e-3)"
     )
     p.add_argument(
-        "--weight-decay", type=float, help="AdamW weight decay (colour-vit 0.05, else 5e-4)"
+        "--weight-decay", type=float, help="AdamW weight decay (colour-vit/-mvit 0.05, else 5e-4)"
     )
     p.add_argument(
         "--vit-head",
@@ -261,7 +285,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="output .safetensors path (default: the task's)")
     args = p.parse_args(argv)
     task = TASKS[args.task]
-    if args.vit_head != "cls" and task.config is None:
+    if args.vit_head != "cls" and args.task != "colour-vit":
         p.error(f"expected --vit-head only with --task colour-vit, but got --task {args.task}")
     if args.vit_head != "cls" and args.out is None:
         p.error(

@@ -14,43 +14,18 @@ import numpy as np
 import pytest
 import torch
 
-import saliency_tubes as st
-from saliency_tubes.metrics import cascade_layers, energy_inside, explainer_fn, sanity_check
-from saliency_tubes.synthetic_colours import COLOURS, make_colour_clip
-
-SEEDS = range(12)
-COMPLEMENT = 3  # the complementary hue: no channel in common
+from _planted import classifies_the_clips, peaks_on, planted_set, sanity_medians
+from saliency_tubes.metrics import energy_inside
 
 
 @pytest.fixture(scope="module")
 def planted():
-    from scipy.ndimage import binary_dilation
-
-    loaded = st.load_model("tiny-colours-vit")
-    prep = loaded.preset.preprocess()
-    clips = [make_colour_clip(seed=s, frames=16, size=(64, 64)) for s in SEEDS]
-    x = torch.stack([prep(c.video) for c in clips])
-    labels = torch.tensor([c.label for c in clips])
-    classes = torch.stack([labels, (labels + COMPLEMENT) % len(COLOURS)], dim=1)
-    masks = np.stack([c.mask for c in clips])
-    cross = np.ones((1, 3, 3), dtype=bool)  # one token cell: 8 px (city-block)
-    near = np.stack([binary_dilation(m, cross, iterations=8) for m in masks])
-    return loaded, x, classes, masks, near
-
-
-def peaks_on(maps: torch.Tensor, near: np.ndarray) -> np.ndarray:
-    """(N, T) bool: each frame's maximum (its first voxel) lies in ``near``."""
-    m = maps.numpy()
-    n, t = m.shape[:2]
-    ys, xs = np.unravel_index(m.reshape(n, t, -1).argmax(-1), m.shape[2:])
-    return near[np.arange(n)[:, None], np.arange(t)[None], ys, xs]
+    return planted_set("tiny-colours-vit")
 
 
 def test_the_model_classifies_the_twelve_clips(planted) -> None:
     loaded, x, classes, _, _ = planted
-    assert loaded.weights_source == "shipped" and not loaded.random_weights
-    with torch.no_grad():
-        assert torch.equal(loaded.model(x).argmax(1), classes[:, 0])
+    assert classifies_the_clips(loaded, x, classes)
 
 
 def test_relevancy_and_rollout_peak_on_the_planted_object(planted) -> None:
@@ -110,14 +85,7 @@ def test_randomising_the_head_changes_relevancy_and_not_rollout(planted) -> None
     rollout's cannot (it never reads the head: rho exactly 1); with every layer random
     both lose their ranking (relevancy 0.104, rollout 0.099 measured)."""
     loaded, x, classes, _, _ = planted
-    layers = cascade_layers(loaded.model, x[:1], "leaf")
-    assert layers[0] == "fc"
-    labels = classes[:, 0].tolist()
-    found = {}
-    for method in ("relevancy", "rollout"):
-        fn = explainer_fn(method, labels, **loaded.explainer_options(method))
-        check = sanity_check(loaded.model, x, fn, layers=layers, steps=(1, len(layers)))
-        found[method] = [float(np.nanmedian(check.correlations[i].numpy())) for i in (1, -1)]
+    found = sanity_medians(loaded, x, classes, "fc")
     assert found["rollout"][0] == pytest.approx(1.0, abs=1e-9)
     assert found["relevancy"][0] < 0.8
     assert found["relevancy"][1] < 0.3 and found["rollout"][1] < 0.3

@@ -174,11 +174,13 @@ def test_load_model_with_weights_and_factory(tmp_path: Path) -> None:
 
 # The Hara-layout families and the embedded model, every registered depth: the torchvision
 # and pytorchvideo adapters have their own modules (test_zoo_torchvision/_pytorchvideo).
-# (tiny-colours-vit reads a class token: no CAM; zoo/nets/test_tiny_vit.py checks it.)
+# (tiny-colours-vit and tiny-colours-mvit read a class token: no CAM; zoo/nets/test_tiny_vit.py
+# and test_tiny_mvit.py check it.)
 _OWN = [
     n
     for n in st.zoo.available_models()
-    if n.startswith(("resnet3d-", "densenet3d-", "tiny")) and n != "tiny-colours-vit"
+    if n.startswith(("resnet3d-", "densenet3d-", "tiny"))
+    and n not in ("tiny-colours-vit", "tiny-colours-mvit")
 ]
 
 

@@ -106,8 +106,9 @@ def explain(video: Path, out_dir: Path, **params: Any) -> None:
     "model",
     default="tiny-actions",
     show_default=True,
-    help="A shipped model: tiny-actions (motion CNN), tiny-colours (colour CNN) or "
-    "tiny-colours-vit (colour transformer; auto: relevancy).",
+    help="A shipped model: tiny-actions (motion CNN), tiny-colours (colour CNN), "
+    "tiny-colours-vit (colour transformer; auto: relevancy) or tiny-colours-mvit (colour "
+    "MViT; needs torchvision).",
 )
 @flags.options(flags.QUIET)
 def demo(

@@ -56,9 +56,15 @@ def demo_dataset(out_dir: Path, classes: str, method: str, quiet: bool) -> None:
 )  # fmt: skip
 @click.option(
     "--batch-size", type=int, default=BATCH_SIZE, show_default=True,
-    help="Videos per forward of a local worker (their clips in one batch; the next ones are "
-    "decoded meanwhile). Methods whose tube would change, or that run many forwards per "
+    help="Videos per forward (their clips in one batch; the next ones are decoded meanwhile; "
+    "on Ray, more than 1: decode actors then explain actors). Methods whose tube would change, or that run many forwards per "
     "clip, and --windows, explain one video at a time (said at the start).",
+)  # fmt: skip
+@click.option(
+    "--decoders", type=int, default=None,
+    help="Threads decoding videos for each local worker's model (more than one: each forward "
+    "takes the clips decoded so far, up to --batch-size; for one GPU); with --engine ray, the "
+    "decode actors. Default: 1 local; on Ray, the CPUs the explain actors leave.",
 )  # fmt: skip
 @click.option(
     "--engine", default="local", show_default=True,
@@ -121,6 +127,7 @@ def batch(source: Path | None, out_dir: Path, **params: Any) -> None:
         options = BatchOptions(
             workers=params["workers"],
             batch_size=params["batch_size"],
+            decoders=params["decoders"],
             engine=params["engine"],
             ray_address=params["ray_address"],
             shard=parse_shard(params["shard"]),

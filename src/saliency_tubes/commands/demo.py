@@ -27,6 +27,7 @@ DEMO_MODELS: dict[str, str] = {
     DEFAULT_MODEL: "motion",
     "tiny-colours": "colour",
     "tiny-colours-vit": "colour",
+    "tiny-colours-mvit": "colour",
 }
 """The shipped models the demo can show, and the synthetic task each knows."""
 

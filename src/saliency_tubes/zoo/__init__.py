@@ -11,7 +11,7 @@ from torch import nn
 
 from .checkpoints import load_weights, read_categories, read_state_dict
 from .loading import WEIGHTS_SOURCES, LoadedModel, load_model
-from .nets import tiny, tiny_vit
+from .nets import tiny, tiny_mvit, tiny_vit
 from .nets.densenet3d import DenseNet3D, densenet3d
 from .nets.resnet3d import ResNet3D, resnet3d
 from .registry import ModelAdapter, Preset, available_models, get_adapter, register, register_prefix
@@ -91,6 +91,26 @@ register(
         ),
         reshape=tiny_vit.embed_grid(1, tiny_vit.SHIPPED["tubelet"]),  # type: ignore[arg-type]
         default_method="relevancy",
+        cam_exact=False,
+    )
+)
+
+# The colour MViT (torchvision's MViT class, MViTv2 form, pooling attention), shipped;
+# Grad-CAM reads the first block's normed patch tokens (tiny_mvit.GRADCAM_LAYER: measured).
+register(
+    replace(
+        _shipped(
+            "tiny-colours-mvit",
+            tiny_mvit.tiny_colours_mvit,
+            tiny.COLOUR_PRESET | {"layer": tiny_mvit.GRADCAM_LAYER, "classifier": "head.1"},
+            description="small MViT (torchvision's MViT class, pooling attention) trained here "
+            "on the synthetic colour clips (ships with the package; needs torchvision)",
+            weights="tiny_colours_mvit.safetensors (shipped)",
+            caveat="knows only the 6 synthetic colour classes (red, yellow, green, cyan, blue, "
+            "magenta)",
+        ),
+        reshape=tiny_mvit.GRADCAM_TOKENS,
+        default_method="gradcam",
         cam_exact=False,
     )
 )

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from saliency_tubes.commands import (
@@ -167,3 +168,119 @@ def test_without_ray_the_engine_says_how_to_install_it(
         "expected the ray extra (pip install 'saliency-tubes[ray]') for --engine ray, "
         "but ray is not installed"
     )
+
+
+#: Batched convolutions may add in another order than one clip's: tubes (normalised to
+#: [0, 1]) and scores then differ in float32's last bits (test_groups.py: 5.96e-7 measured).
+TOLERANCE = 1e-6
+
+#: The row's columns computed from floats (compared within TOLERANCE; the curve is rounded
+#: to 4 places, so a last-bit change may move its last place).
+FLOATS = {"score", "topk_scores", "fraction_above", "spread", "curve", "seconds", "mass", "iou"}
+
+
+def _same_row(a: dict[str, Any], b: dict[str, Any]) -> None:
+    assert {k: v for k, v in a.items() if k not in FLOATS} == {
+        k: v for k, v in b.items() if k not in FLOATS
+    }
+    for key in ("score", "fraction_above", "spread", "mass", "iou"):
+        assert a[key] == pytest.approx(b[key], abs=TOLERANCE), key
+    assert a["topk_scores"] == pytest.approx(b["topk_scores"], abs=TOLERANCE)
+    assert a["curve"] == pytest.approx(b["curve"], abs=1.01e-4)
+
+
+@needs_ray
+def test_two_stages_give_the_rows_of_the_per_video_path_and_resume(
+    tmp_path: Path, shared_ray: Any
+) -> None:
+    """--batch-size 3 on Ray: decode actors, then explain actors with 3 clips per forward.
+    Stopped after 3 videos and resumed: every video one row, the broken one its error row,
+    the others what the local per-video path gives (tubes and floats within 1e-6)."""
+    table = _with_broken_video(tmp_path / "data", videos=4)
+    local = _run(table, tmp_path / "local", "local")
+    out = tmp_path / "ray"
+    said: list[str] = []
+    first = _run(table, out, "ray", batch_size=3, limit=3)
+    assert (first.ran, first.failed) == (3, 0)
+    explain = ExplainOptions(formats=("mp4", "npy"), progress=False)
+    second = batch_videos(
+        table,
+        out,
+        BatchSettings(ModelOptions(), explain, out / "videos", 1),
+        BatchOptions(engine="ray", batch_size=3, progress=False),
+        on_stage=said.append,
+    )
+    assert said[0] == (
+        "5 videos: 3 done before, 2 to explain on Ray decode actors then explain actors, "
+        "up to 3 per forward"
+    )
+    assert (second.ran, second.skipped, second.failed) == (2, 3, 1)
+    rows = read_index(second.index)
+    assert [r["video_id"] for r in rows] == [r["video_id"] for r in local.rows]
+    broken = next(r for r in rows if r["status"] == "error")
+    assert Path(broken["path"]).name == "broken.mp4" and broken["output"] is None
+    assert broken["error"].startswith("could not read video") and "\n" not in broken["error"]
+    for ra, rb in zip(read_index(local.index), rows, strict=True):
+        if ra["status"] == "error":
+            continue
+        _same_row(ra, rb)
+        tube = f"{ra['output']}/tube.npy"
+        np.testing.assert_allclose(
+            np.load(out / tube), np.load(local.out / tube), rtol=0, atol=TOLERANCE
+        )
+        names = sorted(p.name for p in (out / ra["output"]).iterdir())
+        assert names == sorted(p.name for p in (local.out / ra["output"]).iterdir())
+
+
+@needs_ray
+def test_two_stages_time_out_per_stage_with_one_row_per_video(
+    tmp_path: Path, shared_ray: Any
+) -> None:
+    table = write_demo_dataset(tmp_path / "data", videos=3)
+    result = _run(table, tmp_path / "out", "ray", timeout=0.01, batch_size=2)
+    assert len(result.rows) == 3 and result.failed == 3
+    assert {r["error"] for r in result.rows} == {
+        "timed out after 0.01 s (--timeout); the video may hang the decoder: re-encode it, "
+        "or raise --timeout"
+    }
+
+
+@needs_ray
+def test_two_stages_end_with_one_error_when_the_model_cannot_load(
+    tmp_path: Path, shared_ray: Any
+) -> None:
+    table = write_demo_dataset(tmp_path / "data", videos=2)
+    out = tmp_path / "out"
+    settings = BatchSettings(
+        ModelOptions(name="no_such_module:factory"),
+        ExplainOptions(formats=("npy",), progress=False),
+        out / "videos",
+        1,
+    )
+    with pytest.raises(InputError, match="could not be loaded in a batch worker"):
+        batch_videos(table, out, settings, BatchOptions(engine="ray", batch_size=2, progress=False))
+    assert not (out / "index.parquet").exists()
+
+
+@needs_ray
+def test_two_stages_explain_windows_alone_as_the_per_video_path(
+    tmp_path: Path, shared_ray: Any
+) -> None:
+    """--windows cannot be batched: the decode actors hand the videos on undecoded and the
+    explain actor explains each alone, byte for byte as the per-video path."""
+    table = write_demo_dataset(tmp_path / "data", videos=2)
+    rows = {}
+    for engine, size in (("local", 1), ("ray", 2)):
+        out = tmp_path / engine
+        explain = ExplainOptions(formats=("npy",), windows=(8, 8), progress=False)
+        settings = BatchSettings(ModelOptions(), explain, out / "videos", 1)
+        options = BatchOptions(engine=engine, batch_size=size, progress=False)
+        result = batch_videos(table, out, settings, options)
+        assert (result.ran, result.failed) == (2, 0)
+        rows[engine] = read_index(result.index)
+    for a, b in zip(rows["local"], rows["ray"], strict=True):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {
+            k: v for k, v in b.items() if k != "seconds"
+        }
+        tube = f"{a['output']}/tube.npy"
+        assert (tmp_path / "local" / tube).read_bytes() == (tmp_path / "ray" / tube).read_bytes()

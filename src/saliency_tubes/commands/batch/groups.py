@@ -10,6 +10,11 @@ group their results; a batched forward that fails is retried video by video (eac
 own result or error). Where batching would change the results
 (:func:`~saliency_tubes.commands.pipeline.grouped.why_alone`) the videos are explained one
 by one, as without ``--batch-size``.
+
+With ``--decoders N`` (N > 1, :meth:`GroupWorker.serve_many`), N threads decode the videos
+into a queue of at most ``--batch-size`` clips and the model takes whatever is decoded (up to
+``--batch-size``) into its next forward: it waits only while no clip is decoded, which is
+what keeps a GPU busy while one video's decode is slow.
 """
 
 from __future__ import annotations
@@ -24,17 +29,34 @@ from typing import Any
 from ...errors import SaliencyTubesError, first_line
 from ...video import VideoInfo, probe
 from ..pipeline.explaining import Explained, method_of
-from ..pipeline.grouped import Prepared, explain_clips, prepare, why_alone
+from ..pipeline.grouped import Prepared, explain_clips, prepare, received, why_alone
 from .inputs import Item
 from .worker import VideoWorker, error_row
 
-__all__ = ["GroupWorker", "Job"]
+__all__ = ["GroupWorker", "Job", "Shipped"]
 
 Job = tuple[int, Item, str]
 """A video's place in the batch, the video and its fingerprint."""
 
 #: What a video's failure to decode may raise (the others are bugs: still its error row).
 _FAILURES = (SaliencyTubesError, OSError, ValueError, RuntimeError)
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A decoded video as plain data, for another process's model (Ray's explain actors).
+
+    Attributes:
+        info: its probe (None: not decoded).
+        clip: its clip, ``(1, C, T, h, w)`` float32 (None: failed, or explained alone).
+        error: why it could not be decoded (None: it was, or it is explained alone).
+        seconds: how long its decode took.
+    """
+
+    info: VideoInfo | None
+    clip: Any
+    error: str | None
+    seconds: float
 
 
 @dataclass
@@ -79,11 +101,38 @@ class GroupWorker:
             done.error = f"unexpected {type(exc).__name__}: {first_line(exc)}"
         return done
 
+    def ship(self, done: _Decoded) -> Shipped:
+        """A :meth:`decode`'s result as plain data (:class:`Shipped`)."""
+        clip = None if done.prepared is None else done.prepared.clip.numpy()
+        return Shipped(done.info, clip, done.error, time.perf_counter() - done.began)
+
+    def unship(self, job: Job, shipped: Shipped) -> _Decoded:
+        """:class:`Shipped` as this worker's decoded video, ready for :meth:`finish` (its
+        time counts from its decode)."""
+        done = _Decoded(job, time.perf_counter() - shipped.seconds, shipped.info)
+        done.error = shipped.error
+        if shipped.clip is not None and shipped.info is not None:
+            options = self.worker.settings.explain
+            done.prepared = received(
+                job[1].path, shipped.info, shipped.clip, self.worker.loaded, options
+            )
+        return done
+
     def serve(
-        self, groups: Iterator[list[Job]], emit: Callable[[int, dict[str, Any]], None]
+        self,
+        groups: Iterator[list[Job]],
+        emit: Callable[[int, dict[str, Any]], None],
+        decoders: int = 1,
+        batch: int = 1,
     ) -> None:
         """Explain every group ``groups`` gives (it may block for the next), ``emit(index,
-        row)`` for each video as it finishes; decoding runs one group ahead on a thread."""
+        row)`` for each video as it finishes.
+
+        One decoder (``decoders=1``): a thread decodes one group ahead and each group is one
+        forward. Several: :meth:`serve_many` (``batch``: the most clips per forward)."""
+        if decoders > 1:
+            self.serve_many(groups, emit, decoders, batch)
+            return
         ready: queue.Queue[list[_Decoded] | None] = queue.Queue(maxsize=1)
         failed: list[BaseException] = []
 
@@ -99,6 +148,57 @@ class GroupWorker:
         threading.Thread(target=decoder, name="batch-decoder", daemon=True).start()
         while (group := ready.get()) is not None:
             for index, row in self.finish(group):
+                emit(index, row)
+        if failed:
+            raise failed[0]
+
+    def serve_many(
+        self,
+        groups: Iterator[list[Job]],
+        emit: Callable[[int, dict[str, Any]], None],
+        decoders: int,
+        batch: int,
+    ) -> None:
+        """:meth:`serve` with ``decoders`` threads (PyAV and torch release the GIL) decoding
+        the videos, in their order, into a queue of at most ``batch`` clips (past that the
+        decoders wait: memory stays flat); the calling thread takes every clip decoded so
+        far, up to ``batch``, into one forward, and waits only while none is decoded. Rows
+        come in the order they finish (a group's may come after the next group's)."""
+        jobs, lock = (job for group in groups for job in group), threading.Lock()
+        ready: queue.Queue[_Decoded | None] = queue.Queue(maxsize=max(1, batch))
+        failed: list[BaseException] = []
+
+        def decoder() -> None:
+            try:
+                while True:
+                    with lock:  # one thread at a time waits for the next job
+                        job = next(jobs, None)
+                    if job is None:
+                        return
+                    ready.put(self.decode(job))
+            except BaseException as exc:  # handed to the caller's thread
+                failed.append(exc)
+            finally:
+                ready.put(None)
+
+        for k in range(decoders):
+            threading.Thread(target=decoder, name=f"batch-decoder-{k}", daemon=True).start()
+        running = decoders
+        while running:
+            taken: list[_Decoded] = []
+            item = ready.get()
+            while True:
+                if item is None:
+                    running -= 1
+                else:
+                    taken.append(item)
+                if len(taken) >= batch or not running:
+                    break
+                try:
+                    item = ready.get_nowait()
+                except queue.Empty:
+                    break
+            for index, row in self.finish(taken):
                 emit(index, row)
         if failed:
             raise failed[0]

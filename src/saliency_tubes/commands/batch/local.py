@@ -78,8 +78,11 @@ def _die_with(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int, parent: int) -> None:
-    """A worker process: load the model, then explain the videos it is given.
+def _work(
+    settings: BatchSettings, tasks: Any, results: Any, wid: int, parent: int, feed: tuple[int, int]
+) -> None:
+    """A worker process: load the model, then explain the videos it is given (``feed``: its
+    decoder threads and the most clips per forward).
 
     Ctrl-C reaches the workers too (one process group): the video under way cleans up its
     output folder, as ``explain`` does, and the worker exits quietly. The worker ends when
@@ -110,7 +113,7 @@ def _work(settings: BatchSettings, tasks: Any, results: Any, wid: int, parent: i
             while (group := tasks.get()) is not None:
                 yield group
 
-        grouped.serve(groups(), lambda index, row: results.put(("row", wid, index, row)))
+        grouped.serve(groups(), lambda index, row: results.put(("row", wid, index, row)), *feed)
     except KeyboardInterrupt:
         return
 
@@ -172,6 +175,7 @@ def run_local(
     on_row: Callable[[dict[str, Any]], None],
     batch_size: int = 1,
     say: Callable[[str], None] | None = None,
+    decoders: int = 1,
 ) -> None:
     """Explain ``tasks`` on ``workers`` processes; ``on_row`` gets each row as it comes.
 
@@ -180,7 +184,8 @@ def run_local(
     one is under way (decoded meanwhile). A group's videos have ``timeout`` seconds each; a
     group that times out or kills its worker is retried one video at a time, so that only
     the video at fault gets the error row. ``say`` is told once why the videos are
-    explained one at a time, when they are."""
+    explained one at a time, when they are. ``decoders``: decoding threads per worker (more
+    than one: the model takes whatever clips are decoded, up to ``batch_size``)."""
     if not tasks:
         return
     gpus = _gpus(settings.model.device)
@@ -191,7 +196,9 @@ def run_local(
     threads = settings.threads or max(1, (os.cpu_count() or 1) // size)
     planned = BatchSettings(settings.model, settings.explain, settings.videos, threads)
     told = say if batch_size > 1 else None
-    _Pool(planned, tasks, groups, gpus, size, timeout, on_row, told).run()
+    pool = _Pool(planned, tasks, groups, gpus, size, timeout, on_row, told)
+    pool.feed = (decoders, group)
+    pool.run()
 
 
 class _Pool:
@@ -220,6 +227,8 @@ class _Pool:
         self.next_id = 0
         self.pending = groups
         self.remaining = len(tasks)
+        #: each worker's decoder threads and the most clips per forward
+        self.feed = (1, 1)
 
     def start(self, device: str | None = None) -> None:
         """A new worker (on ``device``, the GPU of the one it replaces, when given)."""
@@ -229,7 +238,9 @@ class _Pool:
             device = device or self.gpus[self.next_id % len(self.gpus)]
             mine = dataclasses.replace(mine, model=dataclasses.replace(mine.model, device=device))
         proc = self.ctx.Process(
-            target=_work, args=(mine, q, self.results, self.next_id, os.getpid()), daemon=True
+            target=_work,
+            args=(mine, q, self.results, self.next_id, os.getpid(), self.feed),
+            daemon=True,
         )
         with _sigint_blocked():  # the new interpreter's imports: no Ctrl-C tracebacks
             proc.start()
@@ -311,13 +322,15 @@ class _Pool:
                 self.say = None
         elif kind == "row" and wid in self.pool and self.pool[wid].groups:
             w = self.pool[wid]
-            if _index not in w.groups[0]:
+            # with --decoders N the next group's rows may come before this one's are done
+            group = next((g for g in w.groups if _index in g), None)
+            if group is None:
                 return
-            w.groups[0].remove(_index)
-            if not w.groups[0]:
-                w.groups.pop(0)
-                if w.groups:  # the next one gets under way
-                    w.began, w.size = time.monotonic(), len(w.groups[0])
+            group.remove(_index)
+            head = w.groups[0]
+            w.groups = [g for g in w.groups if g]
+            if not head and w.groups:  # the next one gets under way
+                w.began, w.size = time.monotonic(), len(w.groups[0])
             self.remaining -= 1
             self.on_row(payload)
 

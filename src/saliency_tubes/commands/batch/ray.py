@@ -4,7 +4,8 @@
 video of ``todo`` gets exactly one row, handed to ``finished`` on the driver as it arrives
 (so the caller's journal records progress, and a Ctrl-C keeps what finished).
 
-How it runs, and why so:
+How it runs, and why so (``--batch-size 1``; with more, decoding and the model run in two
+stages: :mod:`~saliency_tubes.commands.batch.ray_stages`, whose Ray and paths are as here):
 
 * **Ray Data**: ``from_items`` (one block per video: the block is Ray Data's unit of retry
   and of failure, so one video never takes others down with it) -> ``map_batches`` with a
@@ -46,11 +47,9 @@ How it runs, and why so:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import pickle
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -60,6 +59,16 @@ from typing import Any
 
 from ...errors import InputError, first_line
 from .inputs import Item
+from .ray_stages import (
+    FATAL,
+    Bounded,
+    DecodeActor,
+    ExplainActor,
+    stage_pools,
+    task,
+    timed_out,
+    untask,
+)
 from .worker import BatchSettings, VideoWorker, error_row
 
 __all__ = ["MISSING_RAY", "run_ray"]
@@ -69,12 +78,6 @@ MISSING_RAY = (
     "expected the ray extra (pip install 'saliency-tubes[ray]') for --engine ray, "
     "but ray is not installed"
 )
-
-#: Exit status of an actor that leaves after a timed-out video (Ray restarts it).
-_SPENT = 75
-
-#: The key of the one row an actor that could not load the model gives.
-_FATAL = "fatal"
 
 #: Retries of a video whose actor died under it (the second death makes it an error row).
 _RETRIES = 1
@@ -89,26 +92,6 @@ def _import_ray() -> Any:
     return ray
 
 
-def _task(item: Item, fp: str) -> str:
-    """A video and its fingerprint as plain JSON text (what travels to the actors)."""
-    return json.dumps(
-        {
-            "path": str(item.path),
-            "video_id": item.video_id,
-            "label": item.label,
-            "gt": None if item.gt is None else str(item.gt),
-            "fingerprint": fp,
-        }
-    )
-
-
-def _untask(text: str) -> tuple[Item, str]:
-    d = json.loads(text)
-    gt = d["gt"]
-    item = Item(Path(d["path"]), d["video_id"], d["label"], None if gt is None else Path(gt))
-    return item, d["fingerprint"]
-
-
 class _VideoActor:
     """The class UDF of ``map_batches``: one :class:`VideoWorker` (one model) per actor."""
 
@@ -116,7 +99,7 @@ class _VideoActor:
         if os.path.isdir(cwd):  # relative --weights / --categories, as on the driver
             os.chdir(cwd)
         self.timeout = timeout
-        self.stuck: threading.Thread | None = None
+        self.bounded = Bounded()
         self.fatal: str | None = None
         try:
             self.worker = VideoWorker(settings)
@@ -126,30 +109,20 @@ class _VideoActor:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        if self.stuck is not None and self.stuck.is_alive():
-            os._exit(_SPENT)  # a timed-out video still runs here: be replaced, retry this one
+        self.bounded.leave_if_spent()  # a timed-out video still runs here: be replaced
         if self.fatal is not None:
-            rows = [pickle.dumps({_FATAL: self.fatal})] * len(batch["task"])
+            rows = [pickle.dumps({FATAL: self.fatal})] * len(batch["task"])
         else:
-            rows = [pickle.dumps(self._one(*_untask(str(text)))) for text in batch["task"]]
+            rows = [pickle.dumps(self._one(*untask(str(text)))) for text in batch["task"]]
         return {"row": np.array(rows, dtype=object)}
 
     def _one(self, item: Item, fp: str) -> dict[str, Any]:
-        if self.timeout is None:
-            return self._guarded(item, fp)
-        box: list[dict[str, Any]] = []
         began = time.perf_counter()
-        thread = threading.Thread(target=lambda: box.append(self._guarded(item, fp)), daemon=True)
-        thread.start()
-        thread.join(self.timeout)
-        if box:
-            return box[0]
-        self.stuck = thread
-        message = (
-            f"timed out after {self.timeout:g} s (--timeout); the video may hang the decoder: "
-            "re-encode it, or raise --timeout"
-        )
-        return error_row(item, message, fp, time.perf_counter() - began)
+        done, row = self.bounded.run(lambda: self._guarded(item, fp), self.timeout)
+        if done:
+            return dict(row)
+        assert self.timeout is not None
+        return error_row(item, timed_out(self.timeout), fp, time.perf_counter() - began)
 
     def _guarded(self, item: Item, fp: str) -> dict[str, Any]:
         try:
@@ -209,16 +182,24 @@ def _start(ray: Any, address: str | None) -> bool:
     return True
 
 
+def _gpus(resources: dict[str, float], settings: BatchSettings) -> int:
+    """The cluster's GPUs with ``--device cuda`` (at least one, or one error); 0 otherwise."""
+    if not str(settings.model.device or "cpu").startswith("cuda"):
+        return 0
+    gpus = int(resources.get("GPU", 0))
+    if gpus < 1:
+        raise InputError(
+            "expected a GPU in the Ray cluster for --device cuda, but it has none; "
+            "start the workers with GPUs (ray start --num-gpus N) or use --device cpu"
+        )
+    return gpus
+
+
 def _pool(ray: Any, settings: BatchSettings, videos: int) -> tuple[int, dict[str, Any], int]:
     """The actor pool: its size, each actor's resources, and its torch threads."""
     resources = ray.cluster_resources()
-    if str(settings.model.device or "cpu").startswith("cuda"):
-        gpus = int(resources.get("GPU", 0))
-        if gpus < 1:
-            raise InputError(
-                "expected a GPU in the Ray cluster for --device cuda, but it has none; "
-                "start the workers with GPUs (ray start --num-gpus N) or use --device cpu"
-            )
+    gpus = _gpus(resources, settings)
+    if gpus:
         return min(videos, gpus), {"num_gpus": 1, "num_cpus": 1}, settings.threads or 1
     total = max(1, int(resources.get("CPU", 1)))
     cpus = min(settings.threads or 1, total)  # more than the cluster has would never start
@@ -242,10 +223,72 @@ def _collect(
                 "on one video to see why"
             ) from exc
         row = pickle.loads(record["row"])
-        if _FATAL in row:
-            raise InputError(f"{row[_FATAL]} (on the Ray actors)")
+        if FATAL in row:
+            raise InputError(f"{row[FATAL]} (on the Ray actors)")
         came.add(row["video_id"])
         finished(row)
+
+
+#: Ray's handling of an actor that dies: restarted, its call retried once (Ray 2.60 takes
+#: these as ray_remote_args, which warns that 2.64 drops them: the extra pins 2.60).
+_RESTARTS = {"max_restarts": -1, "max_task_retries": _RETRIES}
+
+
+def _shipped(settings: BatchSettings, resources: dict[str, Any], threads: int) -> BatchSettings:
+    """The settings as the actors get them (on a GPU actor: ``cuda``, the one Ray shows it)."""
+    model = settings.model
+    if "num_gpus" in resources:
+        model = dataclasses.replace(model, device="cuda")
+    return BatchSettings(model, settings.explain, Path(settings.videos).resolve(), threads)
+
+
+def _one_stage(
+    ray: Any, ds: Any, settings: BatchSettings, timeout: float | None, videos: int
+) -> Any:
+    """Each actor decodes and explains one video at a time (``--batch-size 1``)."""
+    size, resources, threads = _pool(ray, settings, videos)
+    return ds.map_batches(
+        _VideoActor,
+        fn_constructor_args=(_shipped(settings, resources, threads), timeout, os.getcwd()),
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
+        **_RESTARTS,
+        **resources,
+    )
+
+
+def _two_stages(
+    ray: Any,
+    ds: Any,
+    settings: BatchSettings,
+    timeout: float | None,
+    batch: int,
+    decoders: int | None,
+    videos: int,
+) -> Any:
+    """Decode actors, then explain actors taking ``batch`` clips per forward
+    (:mod:`~saliency_tubes.commands.batch.ray_stages`)."""
+    resources = ray.cluster_resources()
+    _gpus(resources, settings)
+    count, cpus, size, taken, threads = stage_pools(resources, settings, videos, decoders)
+    shipped = _shipped(settings, taken, threads)
+    where = (shipped, timeout, os.getcwd())
+    decoded = ds.map(
+        DecodeActor,
+        fn_constructor_args=where,
+        # one call in flight per actor: a spent actor's exit then fails (and retries) only it
+        compute=ray.data.ActorPoolStrategy(size=count, max_tasks_in_flight_per_actor=1),
+        num_cpus=cpus,
+        **_RESTARTS,
+    )
+    return decoded.map_batches(
+        ExplainActor,
+        fn_constructor_args=where,
+        batch_size=batch,
+        compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
+        **_RESTARTS,
+        **taken,
+    )
 
 
 def run_ray(
@@ -254,8 +297,13 @@ def run_ray(
     address: str | None,
     timeout: float | None,
     finished: Callable[[dict[str, Any]], None],
+    batch_size: int = 1,
+    decoders: int | None = None,
 ) -> None:
     """Explain ``todo`` on Ray (see the module's description); ``finished`` gets each row.
+    ``batch_size`` > 1: in two stages, decode actors then explain actors with that many
+    clips per forward (:mod:`~saliency_tubes.commands.batch.ray_stages`; ``decoders``: the
+    decode actors, None: the CPUs the explain actors leave).
 
     Raises:
         InputError: Ray is not installed or cannot be started or joined, the cluster lacks
@@ -266,29 +314,17 @@ def run_ray(
     ray = _import_ray()
     started = _start(ray, address)
     try:
-        size, resources, threads = _pool(ray, settings, len(todo))
-        model = settings.model
-        if "num_gpus" in resources:  # Ray shows each actor its one GPU only, as cuda:0
-            model = dataclasses.replace(model, device="cuda")
-        shipped = BatchSettings(model, settings.explain, Path(settings.videos).resolve(), threads)
         came: set[str] = set()
         with _quiet_ray_data(ray):
             ds = ray.data.from_items(
-                [{"task": _task(item, fp)} for item, fp in todo], override_num_blocks=len(todo)
+                [{"task": task(item, fp)} for item, fp in todo], override_num_blocks=len(todo)
             )
             with warnings.catch_warnings():
-                # max_restarts / max_task_retries have no named parameter in Ray 2.60: they
-                # go as ray_remote_args, which warns that 2.64 drops them (the extra pins 2.60)
                 warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
-                ds = ds.map_batches(
-                    _VideoActor,
-                    fn_constructor_args=(shipped, timeout, os.getcwd()),
-                    batch_size=1,
-                    compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
-                    max_restarts=-1,
-                    max_task_retries=_RETRIES,
-                    **resources,
-                )
+                if batch_size > 1:
+                    ds = _two_stages(ray, ds, settings, timeout, batch_size, decoders, len(todo))
+                else:
+                    ds = _one_stage(ray, ds, settings, timeout, len(todo))
             records = iter(ds.iter_rows())
             try:
                 _collect(records, came, finished)
@@ -302,8 +338,8 @@ def run_ray(
                     error_row(
                         item,
                         f"the Ray actor died on this video {_RETRIES + 1} times (a crash in "
-                        "the decoder, or out of memory); check it alone with saliency-tubes "
-                        "explain",
+                        "the decoder, or out of memory), or on a batch holding it; check it "
+                        "alone with saliency-tubes explain",
                         fp,
                     )
                 )

@@ -43,9 +43,12 @@ class BatchOptions(Plain):
 
     Attributes:
         workers: local worker processes (each loads the model once).
-        batch_size: videos per forward of a local worker (one clip each; Ray: one at a
-            time). It does not change the results (nor the fingerprints: a run with another
-            batch size redoes nothing).
+        batch_size: videos per forward (one clip each); on Ray, more than one runs decode
+            actors then explain actors (two stages). It does not change the results (nor
+            the fingerprints: a run with another batch size redoes nothing).
+        decoders: threads decoding videos for each local worker's model (more than one: the
+            model takes whatever clips are decoded, up to ``batch_size``); on Ray, the decode
+            actors (None: local 1; Ray: see :mod:`~saliency_tubes.commands.batch.ray`).
         engine: ``"local"`` or ``"ray"``.
         ray_address: a Ray cluster to join (``"auto"``, ``"HOST:PORT"``); None: local Ray.
         shard: ``(I, N)``: only the I-th of N deterministic parts of the input.
@@ -57,6 +60,7 @@ class BatchOptions(Plain):
 
     workers: int = 1
     batch_size: int = BATCH_SIZE
+    decoders: int | None = None
     engine: str = "local"
     ray_address: str | None = None
     shard: tuple[int, int] | None = None
@@ -85,6 +89,14 @@ class BatchOptions(Plain):
         ):
             raise InputError(
                 f"expected --batch-size >= 1 (videos per forward), but got {self.batch_size!r}"
+            )
+        if self.decoders is not None and (
+            isinstance(self.decoders, bool)
+            or not isinstance(self.decoders, int)
+            or self.decoders < 1
+        ):
+            raise InputError(
+                f"expected --decoders >= 1 (threads decoding videos), but got {self.decoders!r}"
             )
         if self.limit is not None and self.limit < 1:
             raise InputError(f"expected --limit >= 1, but got {self.limit!r}")
@@ -214,11 +226,16 @@ def _batch(
             todo.append((it, prints[it.video_id]))
     skipped = len(items) - len(todo)
     local = options.engine == "local"
-    where = (
-        f"on {options.workers} local worker process(es), up to {options.batch_size} per forward"
-        if local
-        else "on Ray actors, one video at a time"
-    )
+    decoders = f", {options.decoders} decoding threads each" if options.decoders else ""
+    if local:
+        where = (
+            f"on {options.workers} local worker process(es), up to {options.batch_size} per "
+            f"forward{decoders}"
+        )
+    elif options.batch_size > 1:
+        where = f"on Ray decode actors then explain actors, up to {options.batch_size} per forward"
+    else:
+        where = "on Ray actors, one video at a time"
     say(f"{len(items)} videos: {skipped} done before, {len(todo)} to explain {where}")
     started = time.perf_counter()
     journal = Journal(journal_path)
@@ -308,10 +325,11 @@ def _run(
     if options.engine == "ray":
         from .ray import run_ray
 
-        run_ray(settings, todo, options.ray_address, options.timeout, finished)
+        address, size, decoders = options.ray_address, options.batch_size, options.decoders
+        run_ray(settings, todo, address, options.timeout, finished, size, decoders)
     else:
-        size = options.batch_size
-        run_local(settings, todo, options.workers, options.timeout, finished, size, say)
+        size, decoders = options.batch_size, options.decoders or 1
+        run_local(settings, todo, options.workers, options.timeout, finished, size, say, decoders)
 
 
 def merge_batches(sources: Sequence[str | Path], out_dir: str | Path) -> BatchResult:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ...hooks import model_device
@@ -33,7 +34,7 @@ from ...zoo import LoadedModel
 from ..options import ExplainOptions
 from .explaining import Explained, Plan, decode_windows, explanation, method_of, plan, source_info
 
-__all__ = ["GROUPED_METHODS", "Prepared", "explain_clips", "prepare", "why_alone"]
+__all__ = ["GROUPED_METHODS", "Prepared", "explain_clips", "prepare", "received", "why_alone"]
 
 #: The methods whose tube of a clip is the same whatever else is in its batch.
 GROUPED_METHODS = ("cam", "gradcam", "gradcam++", "layercam", "xgradcam", "hirescam", "eigencam")
@@ -85,6 +86,21 @@ def prepare(
     todo = plan(part, loaded, options)
     ((_, _, clip),) = list(decode_windows(Path(video), [todo], part))
     return Prepared(todo, part, clip)
+
+
+def received(
+    video: str | Path,
+    info: VideoInfo,
+    clip: np.ndarray,
+    loaded: LoadedModel,
+    options: ExplainOptions,
+) -> Prepared:
+    """What :func:`prepare` gave in another process (Ray's decode actors), here with this
+    process's model: ``clip`` is its clip as an array, ``info`` the video's probe. The plan
+    is made again from them (a function of the probe, the preset and the options: the same
+    windows, nothing decoded)."""
+    part = source_info(video, info, options) or info
+    return Prepared(plan(part, loaded, options), part, torch.from_numpy(clip))
 
 
 def explain_clips(explainer: Explainer, videos: list[Prepared]) -> list[Explained]:

@@ -221,10 +221,15 @@ def embed_grid(prefix: int = 0, tubelet: tuple[int, int, int] | list[int] = TUBE
     return TokenGrid((int(tubelet[0]), int(tubelet[1]), int(tubelet[2])), prefix, "thw")
 
 
-def _shipped(model: nn.Module, path: Path, num_classes: int | None) -> nn.Module:
+def load_shipped(
+    model: nn.Module, path: Path, num_classes: int | None, head: str = "fc."
+) -> nn.Module:
+    """``model`` with the shipped weights at ``path``; with another ``num_classes`` than the 6
+    colours, the head's weights (names starting with ``head``) stay freshly initialised."""
+    keep_head = num_classes in (None, len(COLOURS))
     state = read_state_dict(path)
-    if num_classes not in (None, len(COLOURS)):
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    if not keep_head:
+        state = {k: v for k, v in state.items() if not k.startswith(head)}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:
@@ -232,7 +237,7 @@ def _shipped(model: nn.Module, path: Path, num_classes: int | None) -> nn.Module
             f"expected the weights in {path} to match {type(model).__name__}, but loading "
             f"failed ({str(exc).splitlines()[0]}); reinstall saliency-tubes"
         ) from None
-    missing = [k for k in missing if num_classes in (None, len(COLOURS)) or not k.startswith("fc.")]
+    missing = [k for k in missing if keep_head or not k.startswith(head)]
     if missing or unexpected:
         raise ModelLoadError(
             f"expected the weights in {path} to match {type(model).__name__}, but got missing "
@@ -241,7 +246,8 @@ def _shipped(model: nn.Module, path: Path, num_classes: int | None) -> nn.Module
     return model
 
 
-def _classes(num_classes: int | None) -> int:
+def class_count(num_classes: int | None) -> int:
+    """The number of outputs: the 6 colours for None, else a positive int (checked)."""
     if num_classes is None:
         return len(COLOURS)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -251,11 +257,11 @@ def _classes(num_classes: int | None) -> int:
 
 def tiny_colours_vit(*, pretrained: bool = True, num_classes: int | None = None) -> TinyVideoViT:
     """:class:`TinyVideoViT`, with the shipped weights by default, in eval mode."""
-    model = TinyVideoViT(num_classes=_classes(num_classes), **SHIPPED)  # type: ignore[arg-type]
-    return (_shipped(model, VIT_WEIGHTS, num_classes) if pretrained else model).eval()  # type: ignore[return-value]
+    model = TinyVideoViT(num_classes=class_count(num_classes), **SHIPPED)  # type: ignore[arg-type]
+    return (load_shipped(model, VIT_WEIGHTS, num_classes) if pretrained else model).eval()  # type: ignore[return-value]
 
 
 def tiny_colours(*, pretrained: bool = True, num_classes: int | None = None) -> TinyActionNet:
     """The colour CNN (``TinyActionNet(motion=False)``), shipped weights by default, eval mode."""
-    model = TinyActionNet(num_classes=_classes(num_classes), motion=False)
-    return (_shipped(model, CNN_WEIGHTS, num_classes) if pretrained else model).eval()  # type: ignore[return-value]
+    model = TinyActionNet(num_classes=class_count(num_classes), motion=False)
+    return (load_shipped(model, CNN_WEIGHTS, num_classes) if pretrained else model).eval()  # type: ignore[return-value]
