@@ -22,3 +22,10 @@ def describe() -> str:
     import os
 
     return f"Machine: {cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}."
+
+
+def load() -> str:
+    """The load average over 1, 5 and 15 minutes, as ``uptime`` says it."""
+    import os
+
+    return ", ".join(f"{v:.1f}" for v in os.getloadavg())

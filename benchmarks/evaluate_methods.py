@@ -19,12 +19,20 @@ default, one per class) beside CAM, occlusion and integrated gradients re-measur
 same clips, into ``benchmarks/RESULTS_methods_blackbox.md`` and the ``methods-blackbox``
 markers. The two tables hold different clips: compare rows within one table.
 
+``--blackbox`` runs one clip at a time and keeps each finished clip's scores in a journal
+(``--journal``, by default ``benchmarks/RESULTS_methods_blackbox.journal.json``, rewritten
+whole after each clip): a run stopped at any moment loses only the clip under way, a rerun
+with the same settings skips the clips the journal holds, and the tables are computed from
+every finished clip and say how many. ``--from-journal`` writes them without running more.
+
 Usage (from the repository root):
     .venv/bin/python benchmarks/evaluate_methods.py               # 40 clips, ~30 min here
     .venv/bin/python benchmarks/evaluate_methods.py --clips 8 --no-write
-    .venv/bin/python benchmarks/evaluate_methods.py --blackbox    # 8 clips: ~50 min idle
-    .venv/bin/python benchmarks/evaluate_methods.py --blackbox --clips 4 --samples 500
-        # what the docs' table holds: ~46 000 forwards, 40+ min on 2 busy shared cores
+    .venv/bin/python benchmarks/evaluate_methods.py --blackbox    # 8 clips, ~20 600 clip
+        # forwards each: 4-7 min a clip at load 4-6 on 2 shared cores; stop it and rerun
+    .venv/bin/python benchmarks/evaluate_methods.py --blackbox --from-journal
+    .venv/bin/python benchmarks/evaluate_methods.py --blackbox --clips 4 --samples 500 \
+        --journal /tmp/j.json   # the earlier, cheaper run (RESULTS_methods_blackbox_500.md)
 """
 
 from __future__ import annotations
@@ -32,20 +40,23 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.util
+import json
 import os
 import statistics
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
-from _machine import describe  # benchmarks/_machine.py (scripts run from this folder)
+from _machine import describe, load  # benchmarks/_machine.py (scripts run from this folder)
 from evaluate_tubes import update_pages  # the same marker replacement
 
 from saliency_tubes import METHODS
 from saliency_tubes.commands import benchmark
-from saliency_tubes.metrics.benchmark import BenchmarkConfig
+from saliency_tubes.metrics.benchmark import BenchmarkConfig, BenchmarkResult
 from saliency_tubes.synthetic import make_dataset
 from saliency_tubes.vocabulary import BLACKBOX_METHODS, INPUT_METHODS
 from saliency_tubes.zoo import load_model
@@ -55,6 +66,74 @@ BEGIN, END = "<!-- methods-results:begin -->", "<!-- methods-results:end -->"
 BLACKBOX_BEGIN, BLACKBOX_END = "<!-- methods-blackbox:begin -->", "<!-- methods-blackbox:end -->"
 BLACKBOX_REFERENCES = ("cam", "occlusion", "integrated-gradients")
 """Re-measured beside the black-box methods on the same clips (``--blackbox``)."""
+JOURNAL = ROOT / "benchmarks" / "RESULTS_methods_blackbox.journal.json"
+"""``--blackbox``'s journal: each finished clip's scores, so that a rerun continues."""
+
+
+@dataclass
+class Journal:
+    """What a ``--blackbox`` run has finished, kept in a JSON file rewritten whole (a new
+    file renamed over the old) after each clip, so that a run stopped at any moment loses
+    at most the clip it was on and a rerun with the same settings skips the clips held.
+
+    Attributes:
+        path: the file.
+        settings: what the scores depend on (the benchmark's configuration, the black-box
+            masks / samples, torch threads); a rerun with others is refused.
+        costs: per method ``[clip forwards, seconds]`` and the load when measured (None
+            until measured).
+        layers: the sanity cascade's layers; fractions: the curves' x (set by the first
+            clip).
+        clips: per finished clip (its index as a string) :meth:`BenchmarkResult.clip_record`
+            plus its seconds and the load average when it finished.
+    """
+
+    path: Path
+    settings: dict[str, Any]
+    costs: dict[str, Any] | None = None
+    layers: list[str] = field(default_factory=list)
+    fractions: list[float] = field(default_factory=list)
+    clips: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: Path, settings: dict[str, Any]) -> Journal:
+        """The journal at ``path`` (a new one where there is none); exits with one line when
+        it holds other settings."""
+        if not path.is_file():
+            return cls(path, settings)
+        held = json.loads(path.read_text("utf-8"))
+        if held["settings"] != settings:
+            sys.exit(
+                f"error: expected the journal {path} to hold a run with these settings, but "
+                f"it holds {held['settings']}; give another --journal or move it away"
+            )
+        return cls(path, **{k: v for k, v in held.items() if k != "path"})
+
+    def save(self) -> None:
+        data = {k: getattr(self, k) for k in ("settings", "costs", "layers", "fractions", "clips")}
+        part = self.path.with_name(self.path.name + ".part")
+        part.write_text(json.dumps(data, indent=1) + "\n", "utf-8")
+        os.replace(part, self.path)
+
+    def record(self, result: BenchmarkResult, idx: list[int], seconds: float) -> None:
+        """Keep the clips ``idx`` of ``result`` (``seconds`` for them all) and save."""
+        self.layers, self.fractions = list(result.layers), result.fractions.tolist()
+        for i in idx:
+            self.clips[str(i)] = {
+                **result.clip_record(i),
+                "seconds": round(seconds / len(idx), 1),
+                "load": load(),
+                "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M UTC"),
+            }
+        self.save()
+
+    def result(self, config: BenchmarkConfig) -> BenchmarkResult:
+        """The benchmark's result over the clips finished, in clip order."""
+        records = [self.clips[k] for k in sorted(self.clips, key=int)]
+        seconds = sum(r["seconds"] for r in records)
+        return BenchmarkResult.from_records(
+            config, self.layers, self.fractions, records, seconds=seconds
+        )
 
 
 def costs(methods: list[str], repeats: int = 5) -> dict[str, tuple[int, float]]:
@@ -106,11 +185,6 @@ def use_samples(count: int) -> None:
         METHODS[name] = type(base.__name__, (base,), {"__init__": init})
 
 
-def load() -> str:
-    """The load average over 1, 5 and 15 minutes, as ``uptime`` says it."""
-    return ", ".join(f"{v:.1f}" for v in os.getloadavg())
-
-
 def settings(methods: list[str]) -> list[str]:
     """The black-box methods' settings as the benchmark runs them (``loaded.explainer``'s
     defaults), read off the explainers, one line each."""
@@ -156,12 +230,76 @@ def arguments() -> argparse.Namespace:
         help="RISE's masks and LIME's / Kernel SHAP's samples (default: theirs, 1000)",
     )
     p.add_argument("--no-write", action="store_true", help="print only; write no files")
+    p.add_argument(
+        "--journal",
+        type=Path,
+        default=JOURNAL,
+        help="--blackbox: each finished clip's scores go here; a rerun skips them "
+        f"(default {JOURNAL.relative_to(ROOT)})",
+    )
+    p.add_argument(
+        "--from-journal",
+        action="store_true",
+        help="--blackbox: run nothing new; write the tables from the clips the journal holds",
+    )
     args = p.parse_args()
     if args.clips is None:
         args.clips = 8 if args.blackbox else 40
     if args.repeats is None:
         args.repeats = 3 if args.blackbox else 5
     return args
+
+
+def run_blackbox(
+    args: argparse.Namespace, config: BenchmarkConfig
+) -> tuple[BenchmarkResult, dict[str, tuple[int, float]], str]:
+    """``--blackbox``: the benchmark one clip at a time through the journal (the clips it
+    holds skipped, each new one saved as it finishes), the costs measured once; returns
+    the result over every finished clip, the costs and a line saying what the run holds."""
+    settings = {
+        "config": repr(config),
+        "samples": args.samples or "the defaults",
+        "threads": args.threads,
+        "repeats": args.repeats,
+    }
+    journal = Journal.open(args.journal, settings)
+    if journal.costs is None and not args.from_journal:
+        print("- measuring each method's cost on one clip", file=sys.stderr)
+        measured = costs(list(config.methods), args.repeats)
+        journal.costs = {"methods": measured, "load": load()}
+        journal.save()
+    done = {int(k) for k in journal.clips}
+    if not args.from_journal and len(done) < config.clips:
+        last = [time.perf_counter()]
+
+        def keep(result: BenchmarkResult, idx: list[int]) -> None:
+            now = time.perf_counter()
+            journal.record(result, idx, now - last[0])
+            last[0] = now
+            print(
+                f"- journal: clips {sorted(int(k) + 1 for k in journal.clips)} done",
+                file=sys.stderr,
+            )
+
+        say = lambda m: print(f"- {m}", file=sys.stderr)  # noqa: E731
+        benchmark(config, show=True, on_stage=say, skip=done, on_chunk=keep)
+    if not journal.clips:
+        sys.exit(
+            f"error: expected finished clips in {args.journal}, but got none; run without --from-journal"
+        )
+    cost = {m: (int(f), float(t)) for m, (f, t) in (journal.costs or {}).get("methods", {}).items()}
+    held = journal.result(config)
+    finished = sorted(int(k) + 1 for k in journal.clips)
+    loads = ", ".join(
+        f"{journal.clips[k]['load'].split(',')[0]}" for k in sorted(journal.clips, key=int)
+    )
+    line = (
+        f"Journal ({args.journal.name}): {len(finished)} of {config.clips} clips finished "
+        f"(clips {', '.join(map(str, finished))}; {held.seconds / 60:.1f} min of benchmark in "
+        f"all; 1-min load average as each finished: {loads}); the costs measured at load "
+        f"{(journal.costs or {}).get('load', 'n/a')}."
+    )
+    return held, cost, line
 
 
 def main() -> None:
@@ -182,15 +320,38 @@ def main() -> None:
     config = BenchmarkConfig(
         clips=args.clips, methods=tuple(methods), interpolations=("cubic",), baselines=("motion",)
     )
-    result = benchmark(config, show=True, on_stage=lambda m: print(f"- {m}", file=sys.stderr))
+    journalled = ""
+    if args.blackbox:
+        result, cost, journalled = run_blackbox(args, replace(config, chunk=1))
+    else:
+        say = lambda m: print(f"- {m}", file=sys.stderr)  # noqa: E731
+        result = benchmark(config, show=True, on_stage=say)
+        cost = costs(methods, args.repeats)
+    write(args, config, result, cost, journalled, started, load_before)
+
+
+def write(
+    args: argparse.Namespace,
+    config: BenchmarkConfig,
+    result: BenchmarkResult,
+    cost: dict[str, tuple[int, float]],
+    journalled: str,
+    started: float,
+    load_before: str,
+) -> None:
+    """Print the tables and (without --no-write) write the RESULTS file and the pages."""
+    methods = list(config.methods)
     table, versus = result.table(), result.versus_table()
-    cost = costs(methods, args.repeats)
     names = {name: METHODS[name].__name__ for name in methods}
     cost_lines = [
         "| `--method` | class | clip forwards per explanation "
         f"| seconds per clip (median of {args.repeats}) |",
         "|---|---|---:|---:|",
-        *(f"| `{m}` | `st.{names[m]}` | {cost[m][0]} | {cost[m][1]:.3f} |" for m in methods),
+        *(
+            f"| `{m}` | `st.{names[m]}` | {cost[m][0]} | {cost[m][1]:.3f} |"
+            for m in methods
+            if m in cost
+        ),
     ]
     total = time.perf_counter() - started
     n = int(result.labels.size)
@@ -199,22 +360,25 @@ def main() -> None:
         classes = f"{n // 8} per class"
     else:
         classes = "classes " + ", ".join(f"{c}: {counts[c]}" for c in sorted(counts))
+    of = f" of the {config.clips}" if n < config.clips else ""
     summary = (
-        f"{n} held-out clips (`make_dataset(seed=10000)`, 16x96x96, {classes}) on "
+        f"{n}{of} held-out clips (`make_dataset({config.clips}, seed=10000)`, 16x96x96, {classes}) on "
         f"the embedded tiny-actions model, explained class = the true class (accuracy "
         f"{result.accuracy:.3f}); mean [95 % percentile-bootstrap interval over clips]; "
         f"deletion / insertion {config.protocol.steps} steps, blur substrate, 1 frame x 4 x 4 "
         "px cells; cubic splines where a method upsamples. Costs: one clip, its true class, "
-        f"{args.threads} torch thread(s). Benchmark {result.seconds / 60:.1f} min, whole "
-        f"script {total / 60:.1f} min ({datetime.date.today().isoformat()}). {describe()}"
+        f"{args.threads} torch thread(s). Benchmark {result.seconds / 60:.1f} min"
+        + ("" if journalled else f", whole script {total / 60:.1f} min")
+        + f" ({datetime.date.today().isoformat()}). {describe()}"
     )
-    summary += f" Load average (1, 5, 15 min) at the start {load_before}, at the end {load()}."
+    if not journalled:  # a journalled run states the load as each clip finished
+        summary += f" Load average (1, 5, 15 min) at the start {load_before}, at the end {load()}."
     if args.blackbox:
         which = "the defaults" if args.samples is None else f"{args.samples} masks / samples"
         summary += (
             f" Black-box settings ({which}): "
             + "; ".join(settings([m for m in methods if m in BLACKBOX_METHODS]))
-            + "."
+            + f". {journalled}"
         )
     block = f"{summary}\n\n{table}\n\n{versus}\n\n" + "\n".join(cost_lines)
     print(block)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _machine import cpu_model  # benchmarks/_machine.py (scripts run from this folder)
+from _machine import cpu_model, load  # benchmarks/_machine.py (scripts run from this folder)
 
 from saliency_tubes import GradCAMPlusPlus, SaliencyTubes
 from saliency_tubes.commands import benchmark, write_benchmark
@@ -268,6 +268,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
+    load_before = load()
     config = BenchmarkConfig(
         clips=args.clips, methods=tuple(m.strip() for m in args.methods.split(",") if m.strip())
     )
@@ -286,7 +287,8 @@ def main() -> None:
         "1 frame x 4 x 4 px; pointing game with 1 frame / 6 px tolerance; sanity check: "
         "cascading randomisation of fc, features, layer2, layer1, stem. Benchmark "
         f"{result.seconds / 60:.1f} min, whole script {total / 60:.1f} min on {machine()}, "
-        f"{args.threads} torch thread(s)."
+        f"{args.threads} torch thread(s); load average (1, 5, 15 min) {load_before} at the "
+        f"start, {load()} at the end."
     )
     if args.no_write:
         return

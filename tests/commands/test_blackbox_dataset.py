@@ -190,6 +190,59 @@ def test_integrated_gradients_on_a_function_without_gradients_is_one_line(
     assert not out.exists()
 
 
+NO_GRADIENTS = (
+    "expected the model's scores to carry gradients for integrated gradients, but got scores "
+    "with none (a function under torch.no_grad, or a model outside torch); use --method rise, "
+    "lime, kernelshap or occlusion; nothing was written"
+)
+
+
+def test_batch_refuses_integrated_gradients_on_a_function_without_gradients_up_front(
+    dataset: Path, tmp_path: Path, factories
+) -> None:
+    """One forward of a blank clip before the first video finds that tiny_function's scores
+    carry no gradient: one line, exit 2, nothing written (it was an error row per video)."""
+    out = tmp_path / "batch"
+    result = CliRunner().invoke(
+        main,
+        ["batch", str(dataset), "--out", str(out), "--model", "_callables:tiny_function",
+         "--num-classes", "8", "--method", "integrated-gradients", "--workers", "1",
+         "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [f"error: {NO_GRADIENTS}"]
+    assert not out.exists()
+    # in this process (the API): the same line, before any video
+    explain = ExplainOptions(method="integrated-gradients", formats=("npy",), progress=False)
+    model = ModelOptions(name="_callables:tiny_function", num_classes=8)
+    settings = BatchSettings(model, explain, out / "videos")
+    with pytest.raises(InputError) as raised:
+        batch_videos(dataset, out, settings, BatchOptions(progress=False))
+    assert str(raised.value) == NO_GRADIENTS
+    assert not out.exists()
+
+
+def test_the_gradient_check_leaves_a_network_as_it_was(tiny) -> None:
+    """The up-front check on a network with gradients passes (under torch.no_grad too) and
+    changes nothing: mode, requires_grad, weights and statistics, no .grad left."""
+    import torch
+
+    from saliency_tubes.commands.batch.worker import check_against
+
+    tiny.model.train()
+    tiny.model.stem[0].weight.requires_grad_(False)
+    before = {n: p.requires_grad for n, p in tiny.model.named_parameters()}
+    state = {k: v.clone() for k, v in tiny.model.state_dict().items()}
+    with torch.no_grad():
+        check_against(tiny, ExplainOptions(method="integrated-gradients"))
+        assert not torch.is_grad_enabled()
+    assert tiny.model.training
+    assert {n: p.requires_grad for n, p in tiny.model.named_parameters()} == before
+    assert all(p.grad is None for p in tiny.model.parameters())
+    after = tiny.model.state_dict()  # BatchNorm's running statistics included
+    assert all(torch.equal(v, after[k]) for k, v in state.items())
+
+
 def test_compare_models_auto_is_rise_for_the_callable_and_cam_for_the_module(
     clip_path: Path, tmp_path: Path, factories
 ) -> None:

@@ -143,6 +143,8 @@ def test_the_default_run_does_the_forwards_it_announces(tiny, synthetic, tmp_pat
     parts = forwards["parts"]
     # 2 (the clip and its substrate), one explanation per method, the trace of the layers
     assert (parts["select the class"], parts["explain"], parts["sanity layers"]) == (2, 3, 1)
+    # no methods given: a network's defaults, the three CAMs
+    assert report["evaluation"]["methods"] == ["cam", "gradcam", "gradcam++"]
     # 16 steps of 1x4x4 cells: 17 scores per curve, of which the 2 ends are known
     assert parts["CAM, cubic: voxel"] == parts["motion (baseline): voxel"] == 2 * 15
     assert parts["Grad-CAM++, cubic: sanity"] == 2  # top block random, all random
@@ -204,8 +206,9 @@ def test_the_full_protocol_does_the_forwards_it_announces(tiny, synthetic, tmp_p
     assert len(report.manifest["tubes"]["cam/cubic"]["sanity"]) == len(layers) + 1
 
 
+@pytest.mark.parametrize("skip", [(), (0, 2)], ids=["every clip", "clips 1 and 3 skipped"])
 def test_the_benchmark_does_the_forwards_it_announces(
-    tiny, monkeypatch: pytest.MonkeyPatch
+    tiny, monkeypatch: pytest.MonkeyPatch, skip: tuple[int, ...]
 ) -> None:
     from saliency_tubes.commands import evaluate as ev
     from saliency_tubes.metrics import benchmark_run as bench
@@ -221,18 +224,24 @@ def test_the_benchmark_does_the_forwards_it_announces(
         protocol=Protocol(steps=3, resamples=100),
     )
     lines: list[str] = []
-    result = ev.benchmark(config, on_stage=lines.append)
-    assert (
-        tally.clips
-        == _estimate(lines)
-        == bench.benchmark_forwards(config, len(result.layers)).total
-    )
+    result = ev.benchmark(config, on_stage=lines.append, skip=skip)
+    plan = bench.benchmark_forwards(config, len(result.layers), skip)
+    assert tally.clips == _estimate(lines) == plan.total
     layers = len(result.layers)
-    # 3 predictions + 1 trace; per clip: its substrate, CAM (1 + layers explanations, two
-    # modes from each), 3 rows x 2 curves x (3 + 1 - 2) perturbed clips and 3 rows x 1
+    # 3 predictions + 1 trace; per clip scored: its substrate, CAM (1 + layers explanations,
+    # two modes from each), 3 rows x 2 curves x (3 + 1 - 2) perturbed clips and 3 rows x 1
     # explanation-map clip (the average drop / increase in confidence)
-    assert tally.clips == 3 + 1 + 3 * (1 + (1 + layers) + 3 * 2 * 2 + 3)
-    assert any(ln.startswith("clips 3-3 of 3: CAM") for ln in lines)
+    scored = 3 - len(skip)
+    assert tally.clips == 3 + 1 + scored * (1 + (1 + layers) + 3 * 2 * 2 + 3)
+    assert result.labels.size == scored
+    last = "clips 2-2 of 3: CAM" if skip else "clips 3-3 of 3: CAM"
+    assert any(ln.startswith(last) for ln in lines)
+    if skip:  # clip 2 alone: the chunks are made of the clips not skipped
+        assert [label for label, _ in plan.parts[2:]] == [
+            "clips 2-2 of 3: substrates",
+            "clips 2-2 of 3: CAM",
+            "clips 2-2 of 3: uniform (baseline)",
+        ]
 
 
 def test_progress_options_are_checked() -> None:

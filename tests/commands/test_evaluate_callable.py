@@ -180,6 +180,33 @@ def test_evaluate_without_method_scores_rise_on_a_plain_callable(
     assert default["tubes"] == asked["tubes"]
 
 
+def test_evaluate_video_with_default_options_scores_rise_on_a_plain_callable(
+    scene: tuple[Path, Path], tmp_path: Path, factories, tiny
+) -> None:
+    """The Python API: ``EvaluateOptions()`` leaves the methods to the model (one rule for
+    the API and the CLI, ``EvaluateOptions.for_model``): the callable's ``auto``, RISE, on a
+    function (the same report as ``methods=("rise",)``), the three CAMs on a network."""
+    from saliency_tubes.commands import EvaluateOptions, evaluate_video
+
+    video, truth = scene
+    loaded = st.load_model(QUADRANTS, num_classes=4)
+    chosen = {"classes": 0, "baselines": (), "units": ("voxel",), "progress": False}
+    protocol = Protocol(steps=STEPS, resamples=100)
+    assert EvaluateOptions().methods is None
+    default = evaluate_video(
+        video, truth, tmp_path / "default", loaded, EvaluateOptions(**chosen, protocol=protocol)
+    ).manifest
+    asked = evaluate_video(
+        video, truth, tmp_path / "asked", loaded,
+        EvaluateOptions(**chosen, methods=("rise",), protocol=protocol),
+    ).manifest  # fmt: skip
+    assert default["evaluation"]["methods"] == ["rise"]
+    assert default["tubes"] == asked["tubes"] and list(default["tubes"]) == ["rise/cubic"]
+    assert EvaluateOptions().for_model(loaded).methods == ("rise",)
+    assert EvaluateOptions().for_model(tiny).methods == ("cam", "gradcam", "gradcam++")
+    assert EvaluateOptions(methods=("gradcam",)).for_model(tiny).methods == ("gradcam",)
+
+
 @pytest.mark.parametrize("method", ["lime", "kernelshap"])
 def test_evaluate_scores_captums_methods_on_a_plain_callable(
     scene: tuple[Path, Path], tmp_path: Path, factories, monkeypatch, method: str

@@ -254,5 +254,48 @@ def test_the_help_states_the_quick_defaults() -> None:
     assert f"baselines {','.join(quick.baselines)}, units {','.join(quick.units)}" in " ".join(
         out.split()
     )
-    assert f"[default: {','.join(quick.methods)}]" in out
+    assert quick.methods is None  # the model's defaults: the CAMs, RISE on a plain callable
+    text = " ".join(out.split())
+    assert (
+        f"VIDEO: {','.join(EvaluateOptions.NETWORK_METHODS)} on a network, the callable's auto (rise) on a plain callable"
+        in text
+    )
+    assert f"[benchmark: {','.join(bench.BenchmarkConfig().methods)};" in text
     assert EvaluateOptions.full().baselines == bench.BenchmarkConfig().baselines
+
+
+def test_a_run_skipping_clips_scores_the_others_as_a_full_run_does() -> None:
+    """Resuming (``skip`` + ``on_chunk``) gives each clip the numbers a full run gives it, and
+    ``clip_record`` / ``from_records`` carry a clip through JSON unchanged."""
+    config = BenchmarkConfig(
+        clips=3,
+        chunk=1,
+        methods=("cam",),
+        interpolations=("cubic",),
+        baselines=("motion",),
+        protocol=FAST,
+    )
+    calls: list[list[int]] = []
+    full = run_benchmark(config, on_chunk=lambda _r, idx: calls.append(list(idx)))
+    assert calls == [[0], [1], [2]]
+    seen: list[tuple[list[int], dict]] = []
+
+    def keep(result: bench.BenchmarkResult, idx: list[int]) -> None:
+        seen.append((list(idx), json.loads(json.dumps(result.clip_record(idx[0])))))
+
+    part = run_benchmark(config, skip={1}, on_chunk=keep)
+    assert [idx for idx, _ in seen] == [[0], [2]]
+    assert part.labels.tolist() == full.labels[[0, 2]].tolist()
+    for row in full.rows:
+        for m in bench.METRICS:
+            assert np.array_equal(
+                part.per_clip[row][m], full.per_clip[row][m][[0, 2]], equal_nan=True
+            )
+        assert np.array_equal(part.curves[row]["deletion"], full.curves[row]["deletion"][[0, 2]])
+        assert np.array_equal(part.sanity[row], full.sanity[row][:, [0, 2]], equal_nan=True)
+    # the journal's way: clip 1 from the full run, clips 0 and 2 from the resumed one
+    records = [seen[0][1], json.loads(json.dumps(full.clip_record(1))), seen[1][1]]
+    rebuilt = bench.BenchmarkResult.from_records(config, full.layers, full.fractions, records)
+    assert rebuilt.table() == full.table() and rebuilt.versus_table() == full.versus_table()
+    assert rebuilt.to_json()["summary"] == full.to_json()["summary"]
+    assert full.subset([2, 0]).labels.tolist() == full.labels[[2, 0]].tolist()

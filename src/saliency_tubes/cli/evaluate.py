@@ -3,7 +3,7 @@ the benchmark's held-out clips."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,9 @@ from .running import (
     "--method",
     "--methods",
     "methods",
-    default="cam,gradcam,gradcam++",
-    show_default=True,
-    help="Comma-separated: " + flags.METHODS + ".",
+    default=None,
+    help="Comma-separated: " + flags.METHODS + ". [benchmark: cam,gradcam,gradcam++; VIDEO: "
+    "cam,gradcam,gradcam++ on a network, the callable's auto (rise) on a plain callable]",
 )
 @click.option(
     "--interpolation",
@@ -136,7 +136,9 @@ def _benchmark(params: dict[str, Any]) -> None:
     config = BenchmarkConfig(
         clips=32 if params["clips"] is None else params["clips"],
         seed=10_000 if params["seed"] is None else params["seed"],
-        methods=parse.names(params["methods"]),
+        methods=BenchmarkConfig().methods
+        if params["methods"] is None
+        else parse.names(params["methods"]),
         interpolations=modes or BenchmarkConfig().interpolations,
         baselines=parse.names(params["baselines"])
         if params["baselines"] is not None
@@ -176,7 +178,8 @@ def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
         )
     spec = parse.class_spec(params["target"])
     chosen: dict[str, Any] = {
-        "methods": parse.names(params["methods"]),
+        # no --method: None, the model's defaults (EvaluateOptions.for_model)
+        "methods": None if params["methods"] is None else parse.names(params["methods"]),
         "classes": spec[0] if isinstance(spec, list) and len(spec) == 1 else spec,
         "interpolation": modes[0] if modes else "cubic",
         "protocol": Protocol(steps=params["steps"], substrate=params["substrate"]),
@@ -191,10 +194,6 @@ def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
     model = parse.model_options(params)
     info = probe(video, min_frames=2)  # a bad video is reported before any model is built
     net = loaded(model)
-    source = click.get_current_context().get_parameter_source("methods")
-    if net.plain_callable and source == click.core.ParameterSource.DEFAULT:
-        # The default methods read layers; a plain callable's default is its `auto`: RISE.
-        options = replace(options, methods=(net.default_method,))
     return evaluate_video(
         video,
         params["ground_truth"],

@@ -14,7 +14,7 @@ Both leave nothing behind when they fail.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -149,13 +149,17 @@ def benchmark(
     *,
     show: bool = False,
     on_stage: Callable[[str], None] | None = None,
+    skip: Collection[int] = (),
+    on_chunk: Callable[[BenchmarkResult, list[int]], None] | None = None,
 ) -> BenchmarkResult:
     """:func:`~saliency_tubes.metrics.benchmark_run.run_benchmark` with the estimate line and a
-    progress bar (per chunk of clips and method)."""
+    progress bar (per chunk of clips and method); ``skip`` and ``on_chunk`` are passed on."""
     config = config or BenchmarkConfig()
     meter = Meter(on_stage, show)
     try:
-        return run_benchmark(config, on_stage=on_stage, progress=meter)
+        return run_benchmark(
+            config, on_stage=on_stage, progress=meter, skip=skip, on_chunk=on_chunk
+        )
     finally:
         meter.close()
 
@@ -277,7 +281,8 @@ def evaluate_video(
             :mod:`saliency_tubes.metrics.groundtruth`.
         out_dir: output folder (created if missing).
         loaded: the model (:func:`saliency_tubes.load_model`).
-        options: see :class:`~saliency_tubes.commands.EvaluateOptions`.
+        options: see :class:`~saliency_tubes.commands.EvaluateOptions` (its methods left
+            out: the model's defaults, :meth:`~saliency_tubes.commands.EvaluateOptions.for_model`).
         info: the video's :func:`~saliency_tubes.video.probe`, if already known.
         on_stage: called with a short message at each stage.
 
@@ -285,8 +290,8 @@ def evaluate_video(
         The result; its manifest is the report (also written as ``report.json``). On error
         nothing is left behind.
     """
-    options = options or EvaluateOptions()
-    for method in options.methods:
+    options = (options or EvaluateOptions()).for_model(loaded)
+    for method in options.methods or ():
         loaded.check_method(method)  # a plain callable: the methods that only run it
     info = probe(video, min_frames=2) if info is None else check_min_frames(info, 2)
     truth = load_ground_truth(ground_truth, info.num_frames, info.size)

@@ -17,7 +17,7 @@ back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -356,7 +356,9 @@ class EvaluateOptions(Plain):
     :meth:`full` gives the full protocol.
 
     Attributes:
-        methods: explainers to score.
+        methods: explainers to score; None (the default): the model's defaults
+            (:meth:`for_model`): the three CAMs of :data:`NETWORK_METHODS` for a network,
+            the callable's ``auto`` method (RISE) for a plain callable.
         classes: the class to explain: ``"top1"``, an index or a name.
         interpolation: upsampling mode of the explainers.
         baselines: baselines scored alongside (:data:`saliency_tubes.metrics.BASELINES`).
@@ -369,7 +371,7 @@ class EvaluateOptions(Plain):
         progress: show a progress bar (stderr, when it is a terminal).
     """
 
-    methods: tuple[str, ...] = ("cam", "gradcam", "gradcam++")
+    methods: tuple[str, ...] | None = None
     classes: ClassSpec = "top1"
     interpolation: str = "cubic"
     baselines: tuple[str, ...] = ("uniform", "centre", "motion")
@@ -380,9 +382,21 @@ class EvaluateOptions(Plain):
     progress: bool = True
 
     what: ClassVar[str] = "evaluate options"
+    NETWORK_METHODS: ClassVar[tuple[str, ...]] = ("cam", "gradcam", "gradcam++")
+    """The methods scored on a network when none are given (they read its layers)."""
 
     def __post_init__(self) -> None:
         self.check()  # validated once, where made (replace() makes, and checks, a new one)
+
+    def for_model(self, loaded: LoadedModel) -> EvaluateOptions:
+        """These options with the methods settled for ``loaded``: where ``methods`` is None,
+        :data:`NETWORK_METHODS` for a network and ``(loaded.default_method,)`` (what
+        ``--method auto`` runs: RISE) for a plain callable, which has no layers to read."""
+        if self.methods is not None:
+            return self
+        if loaded.plain_callable:
+            return replace(self, methods=(loaded.default_method,))
+        return replace(self, methods=self.NETWORK_METHODS)
 
     @classmethod
     def full(cls, **changes: Any) -> EvaluateOptions:
@@ -398,9 +412,9 @@ class EvaluateOptions(Plain):
     def check(self) -> None:
         """Validate the options (one-line errors)."""
         self.protocol.check()
-        bad = [m for m in self.methods if m not in METHODS]
+        bad = [m for m in self.methods or () if m not in METHODS]
         bad += [b for b in self.baselines if b not in BASELINES]
-        if bad or not (self.methods or self.baselines):
+        if bad or not (self.methods is None or self.methods or self.baselines):
             raise InputError(
                 f"expected methods among {', '.join(METHODS)} and baselines among "
                 f"{', '.join(BASELINES)}, but got {', '.join(bad) or 'none'}"

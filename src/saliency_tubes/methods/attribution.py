@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, missing_extra
-from ..hooks import LayerSpec
+from ..hooks import LayerSpec, preserved_state
 from ..resources import ACTIVATION_FACTOR
 from ..tokens import Reshape
 from .base import (
@@ -409,6 +409,26 @@ class IntegratedGradients(InputAttribution):
         self.integration = integration
         self.baseline = _baseline(baseline)
 
+    def _scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The class scores of ``x``; one line when ``x`` asks for gradients and the scores
+        carry none (nothing to integrate)."""
+        out = logits_of(self._forward(x), x.shape[0])
+        if x.requires_grad and not out.requires_grad:
+            raise InputError(
+                "expected the model's scores to carry gradients for integrated "
+                "gradients, but got scores with none (a function under torch.no_grad, "
+                "or a model outside torch); use --method rise, lime, kernelshap or occlusion"
+            )
+        return out
+
+    def check_gradients(self, clip: torch.Tensor) -> None:
+        """One forward of ``clip`` with gradients on, to raise the error of a model whose
+        scores carry none before any video is read (``batch``); the model's mode is restored
+        and its parameters are left as they were."""
+        x = clip.detach().clone().requires_grad_(True)
+        with preserved_state(self.model, eval_mode=self.eval_mode), torch.enable_grad():
+            self._scores(x)
+
     def forwards(self, size: Triple, classes: int) -> int:
         """``1 + classes * n_steps`` (each of the path's forwards has its backward)."""
         del size
@@ -432,17 +452,7 @@ class IntegratedGradients(InputAttribution):
         # captum takes at least one path point of every sample per forward.
         internal = max(n, min(internal, n * self.n_steps))
 
-        def logits(x: torch.Tensor) -> torch.Tensor:
-            out = logits_of(self._forward(x), x.shape[0])
-            if x.requires_grad and not out.requires_grad:
-                raise InputError(
-                    "expected the model's scores to carry gradients for integrated "
-                    "gradients, but got scores with none (a function under torch.no_grad, "
-                    "or a model outside torch); use --method rise, lime, kernelshap or occlusion"
-                )
-            return out
-
-        ig = attr.IntegratedGradients(self._counting(logits, k * n * self.n_steps))
+        ig = attr.IntegratedGradients(self._counting(self._scores, k * n * self.n_steps))
         params = [(p, p.requires_grad) for p in self.model.parameters()]
         maps = []
         try:

@@ -177,6 +177,77 @@ class BenchmarkResult:
         """Top-1 accuracy of the model on the benchmark's clips."""
         return float((self.labels == self.predicted).mean())
 
+    def clip_record(self, i: int) -> dict[str, Any]:
+        """Clip ``i``'s part of the result, JSON-ready (floats as Python floats, NaN kept as
+        ``None``): its index, true and predicted class, and per row its scores, deletion /
+        insertion curves and sanity correlations; :meth:`from_records` rebuilds a result."""
+
+        def numbers(values: np.ndarray) -> list[float | None]:
+            return [None if np.isnan(x) else float(x) for x in np.asarray(values, float).ravel()]
+
+        return {
+            "clip": int(i),
+            "label": int(self.labels[i]),
+            "predicted": int(self.predicted[i]),
+            "rows": {
+                row: {
+                    "scores": {m: numbers(v[i : i + 1])[0] for m, v in self.per_clip[row].items()},
+                    "deletion": numbers(self.curves[row]["deletion"][i]),
+                    "insertion": numbers(self.curves[row]["insertion"][i]),
+                    "sanity": numbers(self.sanity[row][:, i]),
+                }
+                for row in self.rows
+            },
+        }
+
+    @classmethod
+    def from_records(
+        cls,
+        config: BenchmarkConfig,
+        layers: list[str],
+        fractions: np.ndarray,
+        records: Sequence[dict[str, Any]],
+        seconds: float = 0.0,
+    ) -> BenchmarkResult:
+        """The result over the clips of ``records`` (:meth:`clip_record`'s, in their order);
+        ``config.clips`` stays the size of the data set they were drawn from."""
+
+        def array(values: list[float | None]) -> np.ndarray:
+            return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+        rows = config.rows()
+        return cls(
+            config=config,
+            rows=rows,
+            labels=np.array([r["label"] for r in records], dtype=np.int64),
+            predicted=np.array([r["predicted"] for r in records], dtype=np.int64),
+            layers=list(layers),
+            per_clip={
+                row: {m: array([r["rows"][row]["scores"][m] for r in records]) for m in METRICS}
+                for row in rows
+            },
+            curves={
+                row: {
+                    k: np.stack([array(r["rows"][row][k]) for r in records])
+                    for k in ("deletion", "insertion")
+                }
+                for row in rows
+            },
+            fractions=np.asarray(fractions, dtype=float),
+            sanity={
+                row: np.stack([array(r["rows"][row]["sanity"]) for r in records], axis=1)
+                for row in rows
+            },
+            seconds=seconds,
+        )
+
+    def subset(self, indices: Sequence[int]) -> BenchmarkResult:
+        """The result over clips ``indices`` only (in that order)."""
+        records = [self.clip_record(i) for i in indices]
+        return BenchmarkResult.from_records(
+            self.config, self.layers, self.fractions, records, self.seconds
+        )
+
     def _estimate(self, values: np.ndarray) -> Estimate:
         return bootstrap_mean(values, resamples=self.config.protocol.resamples)
 

@@ -5,7 +5,7 @@ configuration and the result are in :mod:`.benchmark`."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,19 +34,22 @@ from .sanity import SaliencyFn, cascade_layers, explainer_fn, explanation_forwar
 __all__ = ["benchmark_forwards", "run_benchmark"]
 
 
-def benchmark_forwards(config: BenchmarkConfig, layers: int) -> Forwards:
+def benchmark_forwards(
+    config: BenchmarkConfig, layers: int, skip: Collection[int] = ()
+) -> Forwards:
     """The clip forwards :func:`run_benchmark` runs for ``config`` with ``layers`` sanity
-    layers, by part: the predictions and the trace first, then per chunk of clips their
-    substrates and, per method or baseline, its tubes, sanity steps and curves."""
+    layers (and the clips in ``skip`` left out), by part: the predictions and the trace
+    first, then per chunk of clips their substrates and, per method or baseline, its tubes,
+    sanity steps and curves."""
     protocol, n = config.protocol, config.clips
     preset = get_adapter(config.model).preset
     clip_size = (preset.frames, *preset.size)
     cells = int(np.prod(protocol.grid(clip_size)))
     per_curve_pair = 2 * curve_forwards(cells, protocol.steps, ends_known=True)
     parts: list[tuple[str, int]] = [("predict", n), ("sanity layers", 1)]
-    for start in range(0, n, config.chunk):
-        size = min(n, start + config.chunk) - start
-        parts.append((_chunk_label(start, size, n, "substrates"), size))
+    for idx in _chunks(config, skip):
+        size = len(idx)
+        parts.append((_chunk_label(idx, n, "substrates"), size))
         for kind, keys in row_groups(config.methods, config.interpolations, config.baselines):
             explained = (
                 0
@@ -57,13 +60,21 @@ def benchmark_forwards(config: BenchmarkConfig, layers: int) -> Forwards:
             )
             curves = len(keys) * size * (per_curve_pair + confidence_forwards(True))
             parts.append(
-                (_chunk_label(start, size, n, row_label(keys[0]).split(",")[0]), explained + curves)
+                (_chunk_label(idx, n, row_label(keys[0]).split(",")[0]), explained + curves)
             )
     return Forwards(tuple(parts))
 
 
-def _chunk_label(start: int, size: int, n: int, what: str) -> str:
-    return f"clips {start + 1}-{start + size} of {n}: {what}"
+def _chunks(config: BenchmarkConfig, skip: Collection[int]) -> list[list[int]]:
+    """The clips to score (all but ``skip``), ``config.chunk`` at a time, in order."""
+    todo = [i for i in range(config.clips) if i not in set(skip)]
+    return [todo[s : s + config.chunk] for s in range(0, len(todo), config.chunk)]
+
+
+def _chunk_label(idx: list[int], n: int, what: str) -> str:
+    if idx == list(range(idx[0], idx[-1] + 1)):
+        return f"clips {idx[0] + 1}-{idx[-1] + 1} of {n}: {what}"
+    return f"clips {', '.join(str(i + 1) for i in idx)} of {n}: {what}"
 
 
 def _tubes_and_sanity(
@@ -235,11 +246,31 @@ def _score_group(
     return fractions
 
 
+def _zeros(
+    config: BenchmarkConfig, labels: np.ndarray, predicted: np.ndarray, layers: list[str]
+) -> BenchmarkResult:
+    """A result for ``config`` with every clip's scores, curves and correlations at zero."""
+    rows, n, steps = config.rows(), config.clips, config.protocol.steps
+    return BenchmarkResult(
+        config=config,
+        rows=rows,
+        labels=labels.astype(np.int64),
+        predicted=predicted.astype(np.int64),
+        layers=layers,
+        per_clip={r: {m: np.zeros(n) for m in METRICS} for r in rows},
+        curves={r: {k: np.zeros((n, steps + 1)) for k in ("deletion", "insertion")} for r in rows},
+        fractions=np.zeros(steps + 1),
+        sanity={r: np.zeros((len(layers) + 1, n)) for r in rows},
+    )
+
+
 def run_benchmark(
     config: BenchmarkConfig | None = None,
     *,
     on_stage: Callable[[str], None] | None = None,
     progress: Progress | None = None,
+    skip: Collection[int] = (),
+    on_chunk: Callable[[BenchmarkResult, list[int]], None] | None = None,
 ) -> BenchmarkResult:
     """Score every method, interpolation mode and baseline on held-out synthetic clips.
 
@@ -253,9 +284,15 @@ def run_benchmark(
         progress: told the plan (:func:`benchmark_forwards`) after the predictions and
             the trace, then each part (a chunk of clips and a method or baseline) and each
             forward (a progress bar).
+        skip: indices of clips (of ``config.clips``) not to score, e.g. those a journal of
+            an earlier, interrupted run holds; the others are chunked as if alone.
+        on_chunk: called after each chunk with the result so far (clips not yet scored
+            hold zeros) and the chunk's clip indices, e.g. to journal them
+            (:meth:`BenchmarkResult.clip_record`).
 
     Returns:
-        The :class:`BenchmarkResult`.
+        The :class:`BenchmarkResult` (of the clips scored when ``skip`` is given: see
+        :meth:`BenchmarkResult.subset`).
     """
     config = config or BenchmarkConfig()
     config.check()
@@ -275,19 +312,14 @@ def run_benchmark(
     predicted, p_clip = _predictions(loaded, clips, label_index, config.chunk, tell)
     layers = cascade_layers(model, clips[:1], protocol.granularity, inputs=loaded.inputs)  # type: ignore[arg-type]
     tell.advance(1)
-    plan = benchmark_forwards(config, len(layers))
+    plan = benchmark_forwards(config, len(layers), skip)
     tell.plan(Forwards(plan.parts, done=config.clips + 1))
-    rows = config.rows()
-    n, steps = config.clips, protocol.steps
-    per_clip = {r: {m: np.zeros(n) for m in METRICS} for r in rows}
-    curves = {r: {k: np.zeros((n, steps + 1)) for k in ("deletion", "insertion")} for r in rows}
-    sanity = {r: np.zeros((len(layers) + 1, n)) for r in rows}
-    fractions = np.zeros(steps + 1)
-    kept = (per_clip, curves, sanity)
+    result = _zeros(config, labels, predicted, layers)
+    rows = result.rows
+    kept = (result.per_clip, result.curves, result.sanity)
     say(f"scoring {len(rows)} tubes per clip; sanity cascade: {', '.join(layers)}")
     labelled = iter(plan.parts[2:])
-    for start in range(0, n, config.chunk):
-        idx = list(range(start, min(n, start + config.chunk)))
+    for idx in _chunks(config, skip):
         batch = clips[idx]
         targets = [int(labels[i]) for i in idx]
         bases, p_base = _substrates(loaded, batch, protocol, label_index[idx], tell, labelled)
@@ -297,16 +329,11 @@ def run_benchmark(
             last = _score_group(
                 kind, keys, config, loaded, chunk, masks, p_clip, layers, tell, kept
             )
-            fractions = fractions if last is None else last
-    return BenchmarkResult(
-        config=config,
-        rows=rows,
-        labels=labels.astype(np.int64),
-        predicted=predicted.astype(np.int64),
-        layers=layers,
-        per_clip=per_clip,
-        curves=curves,
-        fractions=fractions,
-        sanity=sanity,
-        seconds=time.perf_counter() - started,
-    )
+            result.fractions = result.fractions if last is None else last
+        result.seconds = time.perf_counter() - started
+        if on_chunk is not None:
+            on_chunk(result, idx)
+    result.seconds = time.perf_counter() - started
+    if skip:
+        return result.subset([i for c in _chunks(config, skip) for i in c])
+    return result

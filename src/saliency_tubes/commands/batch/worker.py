@@ -132,7 +132,9 @@ def check_against(loaded: LoadedModel, options: ExplainOptions) -> None:
 
     method = method_of(loaded, options.method)
     try:
-        loaded.explainer(method, interpolation=options.interpolation, align=options.align)
+        explainer = loaded.explainer(
+            method, interpolation=options.interpolation, align=options.align
+        )
     except SaliencyTubesError as exc:
         said = first_line(exc)
         if said.startswith("expected --method"):  # already names the method and the model
@@ -141,6 +143,7 @@ def check_against(loaded: LoadedModel, options: ExplainOptions) -> None:
             f"expected --method {options.method} to apply to {loaded.name}, but got: "
             f"{said}; nothing was written"
         ) from exc
+    _check_gradients(loaded, options, explainer)
     names = loaded.categories
     if not names or callable(options.classes):
         return  # the class count is known only from a forward: checked per video
@@ -154,6 +157,26 @@ def check_against(loaded: LoadedModel, options: ExplainOptions) -> None:
             f"expected --classes among the {len(names)} classes of {loaded.name}, but got: "
             f"{first_line(exc)}; nothing was written"
         ) from exc
+
+
+def _check_gradients(loaded: LoadedModel, options: ExplainOptions, explainer: Any) -> None:
+    """Integrated gradients needs the scores' gradients: one forward of a blank clip of the
+    model's size asks for them, so that a model without them (a function under
+    ``torch.no_grad``) is refused before the first video, not in every video's row."""
+    import torch
+
+    from ...hooks import model_device
+    from ...methods.attribution import IntegratedGradients
+
+    if not isinstance(explainer, IntegratedGradients):
+        return
+    preset = loaded.preset
+    frames = options.frames or preset.frames
+    clip = torch.zeros(1, 3, frames, *preset.size, device=model_device(loaded.model))
+    try:
+        explainer.check_gradients(clip)
+    except SaliencyTubesError as exc:
+        raise InputError(f"{first_line(exc)}; nothing was written") from exc
 
 
 class VideoWorker:
