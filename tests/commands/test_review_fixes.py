@@ -214,3 +214,46 @@ def test_a_timed_out_worker_that_will_not_die_keeps_its_folder(tmp_path: Path) -
     state.check_busy(0, worker, time.monotonic())
     assert rows and rows[0]["status"] == "error" and "timed out" in rows[0]["error"]
     assert live.is_dir()
+
+
+def test_a_worker_that_dies_holding_two_groups_blames_no_video(tmp_path: Path) -> None:
+    # With decode-ahead (and --decoders N) a worker holds the next group too, which it may
+    # be decoding or explaining when it dies: the head group's lone video is not blamed;
+    # every unfinished video it held is tried again alone, and their folders are cleaned.
+    import time
+    from types import SimpleNamespace
+
+    from saliency_tubes.commands.batch import local as pool
+    from saliency_tubes.commands.batch.inputs import Item
+
+    class Dead:
+        pid, exitcode = 0, -9
+
+        def is_alive(self) -> bool:
+            return False
+
+        def kill(self) -> None:
+            pass
+
+        def join(self, timeout: float | None = None) -> None:
+            pass
+
+    videos = tmp_path / "videos"
+    items = [Item(video_id=f"v{i}", path=tmp_path / f"v{i}.mp4") for i in range(3)]
+    staged = videos / "v2" / ".saliency-tubes-run-live"
+    staged.mkdir(parents=True)
+    state = object.__new__(pool._Pool)
+    state.settings = SimpleNamespace(videos=videos)
+    state.tasks = [(item, "fp") for item in items]
+    state.timeout, state.pending, state.remaining = None, [], 2
+    rows: list[dict] = []
+    state.on_row = rows.append
+    started: list[str] = []
+    state.start = started.append
+    # the head group [0] of one video; of the next group [1, 2], video 1 already finished
+    worker = pool._Worker(Dead(), None, groups=[[0], [2]], began=time.monotonic(), size=1)
+    state.pool = {0: worker}
+    state.check_busy(0, worker, time.monotonic())
+    assert rows == []  # nobody blamed yet: each video gets its own run
+    assert state.pending == [[0], [2]] and state.remaining == 2 and started == ["cpu"]
+    assert not staged.exists()  # what the dead worker left of video 2 is cleaned

@@ -329,3 +329,34 @@ def test_another_thread_runs_the_block_as_it_is_during_the_call() -> None:
     assert seen["patched"] is True  # the other thread ran while the block was replaced
     assert seen["grad_fn"] == "AddBackward0"  # x + mlp(norm2(x)): the block's own forward
     assert all("forward" not in vars(m) for m in model.modules())
+
+
+def test_an_attention_that_is_its_own_block_is_recorded_when_recomputed() -> None:
+    """A site named without a block index ("block.attn") makes the attention module its own
+    block: its recomputation must still pass through the recorder's hooks on it."""
+    from saliency_tubes.methods.attention_sites import AttentionLayout, Site
+    from saliency_tubes.zoo.nets.tiny_vit import Block, Embedding, embed_grid
+
+    class OneBlock(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = Embedding(24, cls=True)
+            self.block = Block(24, 3, 32)
+            self.norm = nn.LayerNorm(24)
+            self.fc = nn.Linear(24, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.norm(self.block(self.embed(x))[:, 0]))
+
+        def attention_layout(self) -> AttentionLayout:
+            site = Site("block.attn", self.block.attn, "joint")
+            return AttentionLayout("tiny-vit", "embed", (site,), "cls", embed_grid(1))
+
+    torch.manual_seed(0)
+    model = OneBlock().double().eval()
+    x = torch.randn(2, 3, 16, 64, 64, generator=torch.Generator().manual_seed(1)).double()
+    classes = [[1, 3], [4, 0]]
+    tubes = st.AttentionRelevancy(model)(x, classes=classes)
+    want = full_graph_relevancy(model, x, classes, mean_head=False)
+    _close(tubes.raw.reshape(2, 2, -1), want[:, :, 1:])
+    assert "forward" not in vars(model.block.attn) and not hooks_left(model)

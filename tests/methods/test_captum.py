@@ -270,3 +270,35 @@ def test_the_model_comes_back_unchanged_when_progress_raises() -> None:
         after = [m.training for m in model.modules()], [p.requires_grad for p in model.parameters()]
         assert after == before and hooks_left(model) == 0
         assert all(p.grad is None for p in model.parameters())
+
+
+def test_check_gradients_refuses_only_missing_gradients() -> None:
+    """batch's probe: a model that fails on the probe's clip (it takes 8 frames only) is
+    not refused, the videos will tell; scores without gradients are, in one line."""
+
+    class Fussy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[2] != 8:
+                raise RuntimeError("this model takes 8 frames")
+            return self.fc(x.mean(dim=(2, 3, 4)))
+
+    model = Fussy()
+    ig = st.IntegratedGradients(model)
+    ig.check_gradients(torch.zeros(1, 3, 5, 4, 4))  # fails on the probe: not refused
+    ig.check_gradients(torch.zeros(1, 3, 8, 4, 4))  # has gradients: not refused
+
+    class Frozen(nn.Module):  # its scores computed under torch.no_grad
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = Fussy()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return self.inner(x)
+
+    with pytest.raises(st.InputError, match="expected the model's scores to carry gradients"):
+        st.IntegratedGradients(Frozen()).check_gradients(torch.zeros(1, 3, 8, 4, 4))

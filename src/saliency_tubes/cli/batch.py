@@ -63,8 +63,9 @@ def demo_dataset(out_dir: Path, classes: str, method: str, quiet: bool) -> None:
 @click.option(
     "--decoders", type=int, default=None,
     help="Threads decoding videos for each local worker's model (more than one: each forward "
-    "takes the clips decoded so far, up to --batch-size; for one GPU); with --engine ray, the "
-    "decode actors. Default: 1 local; on Ray, the CPUs the explain actors leave.",
+    "takes the clips decoded so far, up to --batch-size; for one GPU); with --engine ray and "
+    "--batch-size above 1, the decode actors (ignored at --batch-size 1). Default: 1 local; on "
+    "Ray, the CPUs the explain actors leave.",
 )  # fmt: skip
 @click.option(
     "--engine", default="local", show_default=True,

@@ -340,7 +340,7 @@ def _evaluate_work(
             meter.advance(2)
             target = chosen.target
             name = loaded.categories[target] if loaded.categories else str(target)
-        n_rows = len(options.methods) + len(options.baselines)
+        n_rows = len(options.settled) + len(options.baselines)
         run.say(
             f"scoring {n_rows} tubes of class {name!r} (p={probability(chosen.probability, 3)})"
         )
@@ -350,7 +350,7 @@ def _evaluate_work(
                 clip,
                 mask,
                 target,
-                methods=options.methods,
+                methods=options.settled,
                 interpolation=options.interpolation,
                 baselines=options.baselines,
                 units=options.units,
@@ -387,7 +387,7 @@ def _evaluation(options: EvaluateOptions, scores: Any, meter: Meter) -> dict[str
     """The report's ``evaluation`` entry: what was scored, the forwards, the definitions."""
     forwards = meter.forwards or scores.forwards
     return {
-        "methods": list(options.methods),
+        "methods": list(options.settled),
         "baselines": list(options.baselines),
         "units": list(options.units),
         "cascade": options.cascade,

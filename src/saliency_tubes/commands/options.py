@@ -398,6 +398,13 @@ class EvaluateOptions(Plain):
             return replace(self, methods=(loaded.default_method,))
         return replace(self, methods=self.NETWORK_METHODS)
 
+    @property
+    def settled(self) -> tuple[str, ...]:
+        """The methods once :meth:`for_model` has settled them (a bug to ask before)."""
+        if self.methods is None:
+            raise RuntimeError("EvaluateOptions.methods read before for_model settled them")
+        return self.methods
+
     @classmethod
     def full(cls, **changes: Any) -> EvaluateOptions:
         """The full protocol: every baseline, every unit and every step of the sanity

@@ -126,14 +126,19 @@ class _Call:
         rest = {k: None if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
         return _Call(forward, bare, rest, slots), tensors
 
-    def run(self, tensors: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> Any:
+    def run(
+        self,
+        tensors: tuple[torch.Tensor, ...] | list[torch.Tensor],
+        through: Callable[..., Any] | None = None,
+    ) -> Any:
+        """The block's forward on ``tensors`` (``through``: called instead, e.g. the module)."""
         args, kwargs = list(self.args), dict(self.kwargs)
         for key, i in self.slots:
             if isinstance(key, int):
                 args[key] = tensors[i]
             else:
                 kwargs[key] = tensors[i]
-        return self.forward(*args, **kwargs)
+        return (through or self.forward)(*args, **kwargs)
 
 
 def _first_tensor(output: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
@@ -144,7 +149,7 @@ def _first_tensor(output: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], A
         return output[0], lambda t: type(output)([t, *output[1:]])
     raise TypeError(
         f"expected a transformer block to return its hidden state first, but got "
-        f"{type(output).__name__}"
+        f"{type(output).__name__}; explain this model with --method rollout or gradcam"
     )
 
 
@@ -174,8 +179,13 @@ class _Recomputed(torch.autograd.Function):
         pooled = _pooled_blocks(ctx.block, fold, inputs[0])
         with _replayed(ctx), torch.enable_grad():
             recorder = AttentionRecorder(lambda site, probs: recorded.append((site, probs)))
+            # a block that is itself an attention (a site named without a block index) is
+            # called through the module, so that the recorder's hooks on it see the call
+            # (its forward is its own again by now: the patch lasts the forward only)
+            module = ctx.block.module
+            through = module if any(s.module is module for s in ctx.block.sites) else None
             with recorder.watching(ctx.block.sites):
-                out, _ = _first_tensor(ctx.call.run(inputs))
+                out, _ = _first_tensor(ctx.call.run(inputs, through))
         steps: dict[int, Step] = {}
         state = {"next": len(recorded) - 1}
 

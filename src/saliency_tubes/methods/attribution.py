@@ -414,20 +414,23 @@ class IntegratedGradients(InputAttribution):
         carry none (nothing to integrate)."""
         out = logits_of(self._forward(x), x.shape[0])
         if x.requires_grad and not out.requires_grad:
-            raise InputError(
-                "expected the model's scores to carry gradients for integrated "
-                "gradients, but got scores with none (a function under torch.no_grad, "
-                "or a model outside torch); use --method rise, lime, kernelshap or occlusion"
-            )
+            raise _no_gradients()
         return out
 
     def check_gradients(self, clip: torch.Tensor) -> None:
         """One forward of ``clip`` with gradients on, to raise the error of a model whose
         scores carry none before any video is read (``batch``); the model's mode is restored
-        and its parameters are left as they were."""
+        and its parameters are left as they were. A forward that fails on this clip (a model
+        that takes only another clip size, e.g. with ``--windows``) proves nothing: the
+        videos' own clips will tell, so nothing is raised for it."""
         x = clip.detach().clone().requires_grad_(True)
         with preserved_state(self.model, eval_mode=self.eval_mode), torch.enable_grad():
-            self._scores(x)
+            try:
+                out = logits_of(self._forward(x), x.shape[0])
+            except Exception:  # noqa: BLE001 - only the missing gradients are this check's
+                return
+        if not out.requires_grad:
+            raise _no_gradients()
 
     def forwards(self, size: Triple, classes: int) -> int:
         """``1 + classes * n_steps`` (each of the path's forwards has its backward)."""
@@ -476,3 +479,12 @@ class IntegratedGradients(InputAttribution):
                 if p.requires_grad != flag:
                     p.requires_grad_(flag)
         return [torch.stack(maps, dim=1)]
+
+
+def _no_gradients() -> InputError:
+    """The one line for a model whose scores carry no gradients."""
+    return InputError(
+        "expected the model's scores to carry gradients for integrated gradients, but got "
+        "scores with none (a function under torch.no_grad, or a model outside torch); use "
+        "--method rise, lime, kernelshap or occlusion"
+    )

@@ -161,7 +161,9 @@ class GroupWorker:
     ) -> None:
         """:meth:`serve` with ``decoders`` threads (PyAV and torch release the GIL) decoding
         the videos, in their order, into a queue of at most ``batch`` clips (past that the
-        decoders wait: memory stays flat); the calling thread takes every clip decoded so
+        decoders wait: memory stays flat; with the forward's ``batch`` and one clip in each
+        decoder's hands, at most 2 x ``batch`` + ``decoders`` clips are held, as tested); the
+        calling thread takes every clip decoded so
         far, up to ``batch``, into one forward, and waits only while none is decoded. Rows
         come in the order they finish (a group's may come after the next group's)."""
         jobs, lock = (job for group in groups for job in group), threading.Lock()

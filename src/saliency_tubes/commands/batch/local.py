@@ -366,8 +366,9 @@ class _Pool:
 
     def check_busy(self, wid: int, w: _Worker, now: float) -> None:
         """A worker on a group: past the timeout (``timeout`` seconds per video of the
-        group), or dead, the worker is replaced; a group of one video gets its error row, a
-        larger group is tried again one video at a time (the one at fault gets the row)."""
+        group), or dead, the worker is replaced; a lone video (one group of one) gets its
+        error row, otherwise every unfinished video it held, of every group, is tried again
+        one at a time (the one at fault gets the row)."""
         began, group = w.began, w.groups[0]
         if self.timeout is not None and now - began > self.timeout * w.size:
             message = (
@@ -383,12 +384,15 @@ class _Pool:
         else:
             return
         self.retire(wid)
-        for index in group:
+        # every video it held and had not finished: a later group's too, which it may have
+        # been decoding or (--decoders N) explaining and writing when it died
+        held = [index for g in w.groups for index in g]
+        for index in held:
             if not w.process.is_alive():  # still dying: it may still write; the next run's
                 _clean(self.settings.videos / self.tasks[index][0].video_id)  # locked recovery
-        again = w.groups[1:]
-        if w.size > 1:
-            again = [[index] for index in group] + again
+        again: list[list[int]] = []
+        if w.size > 1 or len(held) > 1:  # which one was at fault is not known: each alone
+            again = [[index] for index in held]
         else:
             item, fingerprint = self.tasks[group[0]]
             self.remaining -= 1

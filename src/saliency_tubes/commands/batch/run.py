@@ -96,7 +96,8 @@ class BatchOptions(Plain):
             or self.decoders < 1
         ):
             raise InputError(
-                f"expected --decoders >= 1 (threads decoding videos), but got {self.decoders!r}"
+                f"expected --decoders >= 1 (threads decoding videos), but got {self.decoders!r}; "
+                "leave it out for one"
             )
         if self.limit is not None and self.limit < 1:
             raise InputError(f"expected --limit >= 1, but got {self.limit!r}")

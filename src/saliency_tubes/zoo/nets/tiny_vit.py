@@ -172,7 +172,10 @@ class TinyVideoViT(nn.Module):
         if readout not in ("mean", "cls"):
             raise InputError(f"expected readout 'mean' or 'cls', but got {readout!r}")
         if norm_tokens and readout != "mean":
-            raise InputError("expected norm_tokens only with readout 'mean', but got 'cls'")
+            raise InputError(
+                "expected norm_tokens only with readout 'mean', but got 'cls'; "
+                "pass readout='mean' or norm_tokens=False"
+            )
         self.norm_tokens = norm_tokens
         self.tubelet = (int(tubelet[0]), int(tubelet[1]), int(tubelet[2]))
         if any(c % s for c, s in zip(CLIP, self.tubelet, strict=True)):
