@@ -245,7 +245,7 @@ def test_a_worker_that_dies_holding_two_groups_blames_no_video(tmp_path: Path) -
     state = object.__new__(pool._Pool)
     state.settings = SimpleNamespace(videos=videos)
     state.tasks = [(item, "fp") for item in items]
-    state.timeout, state.pending, state.remaining = None, [], 2
+    state.timeout, state.pending, state.remaining, state.suspects = None, [], 2, set()
     rows: list[dict] = []
     state.on_row = rows.append
     started: list[str] = []
@@ -257,3 +257,13 @@ def test_a_worker_that_dies_holding_two_groups_blames_no_video(tmp_path: Path) -
     assert rows == []  # nobody blamed yet: each video gets its own run
     assert state.pending == [[0], [2]] and state.remaining == 2 and started == ["cpu"]
     assert not staged.exists()  # what the dead worker left of video 2 is cleaned
+    # each suspect then runs with nothing decoded beside it, so that a death names it
+    assert state.suspects == {0, 2}
+    fresh = pool._Worker(Dead(), None, ready=True)
+    fresh.tasks = SimpleNamespace(put=lambda jobs: None)
+    state.pool = {1: fresh}
+    state.hand_out()
+    assert fresh.groups == [[0]] and state.pending == [[2]]
+    # and when it dies again alone, it is the one at fault and gets the row
+    state.check_busy(1, fresh, time.monotonic())
+    assert [r["video_id"] for r in rows] == ["v0"] and "died on this video" in rows[0]["error"]

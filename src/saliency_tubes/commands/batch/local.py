@@ -227,6 +227,9 @@ class _Pool:
         self.next_id = 0
         self.pending = groups
         self.remaining = len(tasks)
+        #: videos tried again alone after a worker died (or timed out) holding them with
+        #: others: each runs with nothing decoded beside it, so the next death names it
+        self.suspects: set[int] = set()
         #: each worker's decoder threads and the most clips per forward
         self.feed = (1, 1)
 
@@ -286,7 +289,16 @@ class _Pool:
                 if depth == 2 and len(self.pending) <= idle:
                     return
                 if w.ready and len(w.groups) < depth and self.pending:
+                    if depth == 2 and not self._may_pair(w):
+                        continue  # a suspect video runs with nothing else in its worker
                     self.give(w, self.pending.pop(0))
+
+    def _may_pair(self, w: _Worker) -> bool:
+        """Whether the next pending group may be decoded beside ``w``'s group: neither is
+        a suspect video (:attr:`suspects`)."""
+        return not any(
+            len(g) == 1 and g[0] in self.suspects for g in (*w.groups[:1], self.pending[0])
+        )
 
     def give(self, w: _Worker, group: list[int]) -> None:
         w.groups.append(group)
@@ -393,6 +405,7 @@ class _Pool:
         again: list[list[int]] = []
         if w.size > 1 or len(held) > 1:  # which one was at fault is not known: each alone
             again = [[index] for index in held]
+            self.suspects.update(held)
         else:
             item, fingerprint = self.tasks[group[0]]
             self.remaining -= 1
