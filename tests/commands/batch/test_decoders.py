@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from _grouping import explained_alone, grouped_jobs, npy_worker
 from saliency_tubes.commands import (
     BatchOptions,
     BatchSettings,
@@ -20,12 +21,10 @@ from saliency_tubes.commands import (
     InputError,
     ModelOptions,
     batch_videos,
-    explain_video,
     load_model,
     write_demo_dataset,
 )
 from saliency_tubes.commands.batch.groups import GroupWorker
-from saliency_tubes.commands.batch.inputs import Item, video_id
 from saliency_tubes.commands.batch.worker import VideoWorker
 
 # Batched convolutions may add in another order than one clip's: the tubes (normalised to
@@ -55,11 +54,6 @@ def loaded():
     return load_model("tiny-actions")
 
 
-def _worker(out: Path, loaded) -> VideoWorker:
-    options = ExplainOptions(formats=("npy",), progress=False)
-    return VideoWorker(BatchSettings(ModelOptions(), options, out / "videos", threads=1), loaded)
-
-
 class _Counting(GroupWorker):
     """Counts the clips decoded and not yet explained (``most``: the largest count seen)."""
 
@@ -85,28 +79,22 @@ class _Counting(GroupWorker):
 
 
 def _serve(grouped: GroupWorker, paths: list[Path], size: int, decoders: int) -> list[dict]:
-    jobs = [(i, Item(p.resolve(), video_id(p.name)), f"print-{i}") for i, p in enumerate(paths)]
+    count, groups = grouped_jobs(paths, size)
     rows: dict[int, dict] = {}
-    groups = iter([jobs[i : i + size] for i in range(0, len(jobs), size)])
     grouped.serve(groups, rows.__setitem__, decoders, size)
-    return [rows[i] for i in range(len(jobs))]
+    return [rows[i] for i in range(count)]
 
 
-def _alone(path: Path, out: Path, loaded) -> tuple[np.ndarray, dict]:
-    result = explain_video(path, out, loaded, ExplainOptions(formats=("npy",), progress=False))
-    return np.load(result.files["npy"][0]), result.manifest
-
-
-def test_three_decoders_give_each_video_what_it_gets_alone(
+def test_three_decoders_give_each_video_what_it_getsexplained_alone(
     videos: list[Path], loaded, tmp_path: Path
 ) -> None:
     torch.set_num_threads(1)
-    grouped = _Counting(_worker(tmp_path / "b", loaded))
+    grouped = _Counting(npy_worker(tmp_path / "b", loaded))
     rows = _serve(grouped, videos, size=3, decoders=3)
     assert sum(grouped.sizes) == len(videos) and max(grouped.sizes) <= 3
     for path, row in zip(videos, rows, strict=True):
         assert row["status"] == "ok", row["error"]
-        want_tube, want = _alone(path, tmp_path / "a" / path.stem, loaded)
+        want_tube, want = explained_alone(path, tmp_path / "a" / path.stem, loaded)
         folder = tmp_path / "b" / row["output"]
         got = json.loads((folder / "manifest.json").read_text())
         assert [c["index"] for c in got["classes"]] == [c["index"] for c in want["classes"]]
@@ -158,7 +146,7 @@ def test_the_clips_decoded_ahead_stay_bounded(
     model = dataclasses.replace(
         plain, model=held, layer=prefix(plain.layer), classifier=prefix(plain.classifier)
     )
-    grouped = _Counting(_worker(tmp_path, model))
+    grouped = _Counting(npy_worker(tmp_path, model))
     original = grouped.decode
 
     def decode(job):
@@ -184,14 +172,14 @@ def test_an_undecodable_video_is_its_error_row_only(
     (folder / names[1]).write_bytes(b"\x00garbage" * 100)
     for name, src in zip([names[0], *names[2:]], videos, strict=False):
         shutil.copyfile(src, folder / name)
-    grouped = GroupWorker(_worker(tmp_path / "b", loaded))
+    grouped = GroupWorker(npy_worker(tmp_path / "b", loaded))
     rows = _serve(grouped, [folder / n for n in names], size=2, decoders=2)
     assert [r["status"] for r in rows] == ["ok", "error", "ok", "ok", "ok"]
     assert rows[1]["error"].startswith("could not read video") and "\n" not in rows[1]["error"]
     assert rows[1]["fingerprint"] == "print-1" and rows[1]["output"] is None
     for name, row in zip(names, rows, strict=True):
         if row["status"] == "ok":
-            want, _ = _alone(folder / name, tmp_path / "a" / name, loaded)
+            want, _ = explained_alone(folder / name, tmp_path / "a" / name, loaded)
             got = np.load(tmp_path / "b" / row["output"] / "tube.npy")
             np.testing.assert_allclose(got, want, rtol=0, atol=TOLERANCE)
 

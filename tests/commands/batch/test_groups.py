@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from _grouping import explained_alone, grouped_jobs, npy_worker
 from saliency_tubes.commands import (
     BatchOptions,
     BatchSettings,
@@ -20,12 +21,10 @@ from saliency_tubes.commands import (
     InputError,
     ModelOptions,
     batch_videos,
-    explain_video,
     load_model,
     write_demo_dataset,
 )
 from saliency_tubes.commands.batch.groups import GroupWorker
-from saliency_tubes.commands.batch.inputs import Item, video_id
 from saliency_tubes.commands.batch.worker import VideoWorker
 from saliency_tubes.commands.pipeline.grouped import GROUPED_METHODS
 
@@ -55,20 +54,13 @@ def tiny():
     return load_model("tiny-actions")
 
 
-def _worker(out: Path, loaded, **explain) -> VideoWorker:
-    options = ExplainOptions(formats=("npy",), progress=False, **explain)
-    settings = BatchSettings(ModelOptions(), options, out / "videos", threads=1)
-    return VideoWorker(settings, loaded)
-
-
 def _serve(worker: VideoWorker, paths: list[Path], size: int) -> tuple[GroupWorker, list[dict]]:
     """Every video through a GroupWorker in groups of ``size``; the rows in input order."""
-    items = [Item(p.resolve(), video_id(p.name)) for p in paths]
-    jobs = [(i, it, f"print-{i}") for i, it in enumerate(items)]
+    count, groups = grouped_jobs(paths, size)
     grouped = GroupWorker(worker)
     rows: dict[int, dict] = {}
-    grouped.serve(iter([jobs[i : i + size] for i in range(0, len(jobs), size)]), rows.__setitem__)
-    return grouped, [rows[i] for i in range(len(jobs))]
+    grouped.serve(groups, rows.__setitem__)
+    return grouped, [rows[i] for i in range(count)]
 
 
 def _sorted_videos(folder: Path) -> list[Path]:
@@ -77,24 +69,18 @@ def _sorted_videos(folder: Path) -> list[Path]:
     return found
 
 
-def _alone(path: Path, out: Path, loaded, **explain) -> tuple[np.ndarray, dict]:
-    options = ExplainOptions(formats=("npy",), progress=False, **explain)
-    result = explain_video(path, out, loaded, options)
-    return np.load(result.files["npy"][0]), result.manifest
-
-
 @pytest.mark.parametrize("method", GROUPED_METHODS)
-def test_a_batch_of_videos_gives_each_what_it_gets_alone(
+def test_a_batch_of_videos_gives_each_what_it_getsexplained_alone(
     method: str, videos: Path, tiny, tmp_path: Path
 ) -> None:
     torch.set_num_threads(1)  # the same threads alone and batched: only batching differs
     paths = _sorted_videos(videos)[:4]
-    worker = _worker(tmp_path / "b", tiny, method=method, classes="top2")
+    worker = npy_worker(tmp_path / "b", tiny, method=method, classes="top2")
     grouped, rows = _serve(worker, paths, size=3)  # groups of 3 and 1
     assert grouped.alone is None and grouped.forwards == 2
     for path, row in zip(paths, rows, strict=True):
         assert row["status"] == "ok", row["error"]
-        want_tube, want = _alone(
+        want_tube, want = explained_alone(
             path, tmp_path / "a" / path.stem, tiny, method=method, classes="top2"
         )
         folder = tmp_path / "b" / row["output"]
@@ -111,10 +97,10 @@ def test_a_batch_of_videos_gives_each_what_it_gets_alone(
 def test_a_group_of_one_is_byte_identical_to_explain(videos: Path, tiny, tmp_path: Path) -> None:
     torch.set_num_threads(1)
     paths = _sorted_videos(videos)[:2]
-    worker = _worker(tmp_path / "b", tiny)
+    worker = npy_worker(tmp_path / "b", tiny)
     _, rows = _serve(worker, paths, size=1)
     for path, row in zip(paths, rows, strict=True):
-        want_tube, want = _alone(path, tmp_path / "a" / path.stem, tiny)
+        want_tube, want = explained_alone(path, tmp_path / "a" / path.stem, tiny)
         assert np.array_equal(np.load(tmp_path / "b" / row["output"] / "tube.npy"), want_tube)
         got = json.loads((tmp_path / "b" / row["output"] / "manifest.json").read_text())
         assert got["classes"] == want["classes"] and got["tubes"] == want["tubes"]
@@ -142,7 +128,7 @@ def test_n_videos_in_groups_of_b_make_ceil_n_over_b_forwards(
     layer = f"model.{loaded.layer}" if isinstance(loaded.layer, str) else loaded.layer
     head = f"model.{loaded.classifier}" if isinstance(loaded.classifier, str) else loaded.classifier
     loaded = dataclasses.replace(loaded, model=counted, layer=layer, classifier=head)
-    worker = _worker(tmp_path, loaded)
+    worker = npy_worker(tmp_path, loaded)
     grouped, rows = _serve(worker, _sorted_videos(videos)[:count], size)
     assert [r["status"] for r in rows] == ["ok"] * count
     want = [min(size, count - i) for i in range(0, count, size)]
@@ -161,7 +147,7 @@ def test_an_unreadable_video_in_a_group_is_its_error_row_only(
     (folder / names[1]).write_bytes(b"\x00garbage" * 100)
     for name, src in zip([names[0], *names[2:]], good, strict=True):
         (folder / name).write_bytes(src.read_bytes())
-    worker = _worker(tmp_path / "b", tiny)
+    worker = npy_worker(tmp_path / "b", tiny)
     grouped, rows = _serve(worker, [folder / n for n in names], size=4)
     assert [r["status"] for r in rows] == ["ok", "error", "ok", "ok"]
     assert "\n" not in rows[1]["error"] and rows[1]["fingerprint"] == "print-1"
@@ -169,7 +155,7 @@ def test_an_unreadable_video_in_a_group_is_its_error_row_only(
     assert grouped.forwards == 1  # the three good ones in one forward
     for name, row in zip(names, rows, strict=True):
         if row["status"] == "ok":
-            want, _ = _alone(folder / name, tmp_path / "a" / name, tiny)
+            want, _ = explained_alone(folder / name, tmp_path / "a" / name, tiny)
             got = np.load(tmp_path / "b" / row["output"] / "tube.npy")
             np.testing.assert_allclose(got, want, rtol=0, atol=TOLERANCE)
 
@@ -179,13 +165,13 @@ def test_windows_and_many_forward_methods_are_explained_one_at_a_time(
 ) -> None:
     torch.set_num_threads(1)
     paths = _sorted_videos(videos)[:2]
-    windows = _worker(tmp_path / "w", tiny, windows=(8, 8))
+    windows = npy_worker(tmp_path / "w", tiny, windows=(8, 8))
     grouped, rows = _serve(windows, paths, size=2)
     assert grouped.alone is not None and "--windows" in grouped.alone
     assert grouped.forwards == 0 and [r["status"] for r in rows] == ["ok", "ok"]
-    want, _ = _alone(paths[0], tmp_path / "a", tiny, windows=(8, 8))
+    want, _ = explained_alone(paths[0], tmp_path / "a", tiny, windows=(8, 8))
     assert np.array_equal(np.load(tmp_path / "w" / rows[0]["output"] / "tube.npy"), want)
-    occlusion = GroupWorker(_worker(tmp_path / "o", tiny, method="occlusion"))
+    occlusion = GroupWorker(npy_worker(tmp_path / "o", tiny, method="occlusion"))
     assert occlusion.alone is not None and "occlusion" in occlusion.alone
 
 
@@ -239,13 +225,13 @@ def test_a_group_whose_forward_fails_is_explained_one_video_at_a_time(
     model = copy.deepcopy(tiny.model)
     model.register_forward_pre_hook(lambda _m, x: _one_clip_only(x))
     one = dataclasses.replace(tiny, model=model)
-    worker = _worker(tmp_path / "out", one)
+    worker = npy_worker(tmp_path / "out", one)
     paths = _sorted_videos(videos)[:3]
     grouped, rows = _serve(worker, paths, 3)
     assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
     assert grouped.forwards == 0
     for path, row in zip(paths, rows, strict=True):
-        tube, _ = _alone(path, tmp_path / "alone" / path.stem, one)
+        tube, _ = explained_alone(path, tmp_path / "alone" / path.stem, one)
         made = np.load(tmp_path / "out" / row["output"] / "tube.npy")
         assert np.array_equal(made, tube)
 
