@@ -31,6 +31,9 @@ Usage (from the repository root):
     .venv/bin/python benchmarks/evaluate_methods.py --blackbox    # 8 clips, ~20 600 clip
         # forwards each: 4-7 min a clip at load 4-6 on 2 shared cores; stop it and rerun
     .venv/bin/python benchmarks/evaluate_methods.py --blackbox --from-journal
+    for k in 1 2; do   # 40 clips in two processes side by side, one journal
+        .venv/bin/python benchmarks/evaluate_methods.py --blackbox --clips 40 --shard $k/2 &
+    done; wait; .venv/bin/python benchmarks/evaluate_methods.py --blackbox --clips 40 --from-journal
     .venv/bin/python benchmarks/evaluate_methods.py --blackbox --clips 4 --samples 500 \
         --journal /tmp/j.json   # the earlier, cheaper run (RESULTS_methods_blackbox_500.md)
 """
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fcntl
 import importlib.util
 import json
 import os
@@ -57,6 +61,7 @@ from evaluate_tubes import update_pages  # the same marker replacement
 from saliency_tubes import METHODS
 from saliency_tubes.commands import benchmark
 from saliency_tubes.metrics.benchmark import BenchmarkConfig, BenchmarkResult
+from saliency_tubes.metrics.protocol import INCREASE_TOLERANCE
 from saliency_tubes.synthetic import make_dataset
 from saliency_tubes.vocabulary import BLACKBOX_METHODS, INPUT_METHODS
 from saliency_tubes.zoo import load_model
@@ -110,10 +115,24 @@ class Journal:
         return cls(path, **{k: v for k, v in held.items() if k != "path"})
 
     def save(self) -> None:
-        data = {k: getattr(self, k) for k in ("settings", "costs", "layers", "fractions", "clips")}
-        part = self.path.with_name(self.path.name + ".part")
-        part.write_text(json.dumps(data, indent=1) + "\n", "utf-8")
-        os.replace(part, self.path)
+        """Write the journal, merged with what other runs on the same file (``--shard``)
+        saved since it was read: under an exclusive lock, the file's clips, costs, layers
+        and fractions are taken in where this run lacks them, then the whole is written to
+        a new file renamed over the old."""
+        with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.path.is_file():
+                held = json.loads(self.path.read_text("utf-8"))
+                if held["settings"] == self.settings:
+                    self.clips = {**held["clips"], **self.clips}
+                    self.costs = self.costs or held["costs"]
+                    self.layers = self.layers or held["layers"]
+                    self.fractions = self.fractions or held["fractions"]
+            keys = ("settings", "costs", "layers", "fractions", "clips")
+            data = {k: getattr(self, k) for k in keys}
+            part = self.path.with_name(self.path.name + ".part")
+            part.write_text(json.dumps(data, indent=1) + "\n", "utf-8")
+            os.replace(part, self.path)
 
     def record(self, result: BenchmarkResult, idx: list[int], seconds: float) -> None:
         """Keep the clips ``idx`` of ``result`` (``seconds`` for them all) and save."""
@@ -211,6 +230,14 @@ def settings(methods: list[str]) -> list[str]:
     return lines
 
 
+def shard(text: str) -> tuple[int, int]:
+    """``K/N`` as ``(K, N)``, with 1 <= K <= N."""
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, got {text!r}")
+    return int(k), int(n)
+
+
 def arguments() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", type=int, help="held-out clips (default 40; 8 with --blackbox)")
@@ -238,6 +265,14 @@ def arguments() -> argparse.Namespace:
         f"(default {JOURNAL.relative_to(ROOT)})",
     )
     p.add_argument(
+        "--shard",
+        type=shard,
+        default=(1, 1),
+        metavar="K/N",
+        help="--blackbox: score only the clips whose index is K-1 modulo N, into the same "
+        "journal (run N of them side by side, K = 1..N; shard 1 measures the costs)",
+    )
+    p.add_argument(
         "--from-journal",
         action="store_true",
         help="--blackbox: run nothing new; write the tables from the clips the journal holds",
@@ -261,14 +296,17 @@ def run_blackbox(
         "samples": args.samples or "the defaults",
         "threads": args.threads,
         "repeats": args.repeats,
+        "increase_tolerance": INCREASE_TOLERANCE,
     }
     journal = Journal.open(args.journal, settings)
-    if journal.costs is None and not args.from_journal:
+    k, n = args.shard
+    if journal.costs is None and not args.from_journal and k == 1:
         print("- measuring each method's cost on one clip", file=sys.stderr)
         measured = costs(list(config.methods), args.repeats)
         journal.costs = {"methods": measured, "load": load()}
         journal.save()
-    done = {int(k) for k in journal.clips}
+    others = {i for i in range(config.clips) if i % n != k - 1}  # other shards' clips
+    done = {int(c) for c in journal.clips} | others
     if not args.from_journal and len(done) < config.clips:
         last = [time.perf_counter()]
 
@@ -283,6 +321,9 @@ def run_blackbox(
 
         say = lambda m: print(f"- {m}", file=sys.stderr)  # noqa: E731
         benchmark(config, show=True, on_stage=say, skip=done, on_chunk=keep)
+    if n > 1 and not args.from_journal:  # the other shards write the tables
+        print(f"- shard {k}/{n} done", file=sys.stderr)
+        sys.exit(0)
     if not journal.clips:
         sys.exit(
             f"error: expected finished clips in {args.journal}, but got none; run without --from-journal"

@@ -8,7 +8,11 @@ import math
 import pytest
 import torch
 
-from saliency_tubes.metrics.protocol import confidence_change, confidence_forwards
+from saliency_tubes.metrics.protocol import (
+    INCREASE_TOLERANCE,
+    confidence_change,
+    confidence_forwards,
+)
 
 
 class LastFrame(torch.nn.Module):
@@ -56,3 +60,25 @@ def test_the_drop_and_the_increase_by_hand() -> None:
         handle.remove()
     assert known == up and sum(calls) == confidence_forwards(True) == 1
     assert confidence_forwards(False) == 2
+
+
+@pytest.mark.parametrize(("delta", "counted"), [(8e-6, False), (4e-5, True)])
+def test_an_increase_within_the_tolerance_is_float_noise(delta: float, counted: bool) -> None:
+    """Y = 1/2 (the last frame's mean is 0); the tube keeps all of it but 1 - delta of its
+    negative half, so the mean rises by delta / 2, the logit by 2 delta and O - Y by about
+    delta / 2: 4e-6 is under INCREASE_TOLERANCE (1e-5) and no increase, 2e-5 is one; with
+    no tolerance both are."""
+    assert INCREASE_TOLERANCE == 1e-5
+    model = LastFrame()
+    clip = torch.zeros(1, 2, 3, 4, 4)
+    clip[0, 0, -1, :, :2] = 1.0
+    clip[0, 0, -1, :, 2:] = -1.0
+    tube = torch.ones(3, 4, 4)
+    tube[-1, :, 2:] = 1.0 - delta
+    zeros = torch.zeros_like(clip)
+    gap = sigmoid(2 * delta) - 0.5
+    assert gap == pytest.approx(delta / 2, rel=1e-3)
+    got = confidence_change(model, clip, tube, 0, zeros)
+    assert got["increase"] == float(counted)
+    assert got["average_drop"] == 0.0
+    assert confidence_change(model, clip, tube, 0, zeros, tolerance=0.0)["increase"] == 1.0
