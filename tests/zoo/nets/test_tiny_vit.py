@@ -111,12 +111,12 @@ def _reference(model: TinyVideoViT, sample: torch.Tensor, target: int) -> tuple:
     return logits, rollout.mean(0).reshape(grid), relevancy.mean(0).reshape(grid)
 
 
-def _fixed(readout: str, norm_tokens: bool = False) -> TinyVideoViT:
+def _fixed(readout: str, norm_tokens: bool = False, depth: int = 2) -> TinyVideoViT:
     """The shipped layout (conv stem, 4 x 8 x 8 tubelets), smaller, fixed random weights,
     float64, eval mode."""
     torch.manual_seed(0)
     model = TinyVideoViT(
-        4, 24, 2, 2, 32, stem=True, readout=readout, tubelet=(4, 8, 8), norm_tokens=norm_tokens
+        4, 24, depth, 2, 32, stem=True, readout=readout, tubelet=(4, 8, 8), norm_tokens=norm_tokens
     )
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -205,3 +205,41 @@ def test_gradcam_on_fc_norm_is_each_token_s_exact_share_of_the_score() -> None:
 def test_norm_tokens_needs_the_mean_readout() -> None:
     with pytest.raises(st.InputError, match="norm_tokens only with readout 'mean'"):
         TinyVideoViT(readout="cls", norm_tokens=True)
+
+
+def test_each_token_s_gradient_is_orthogonal_to_it_before_the_last_block() -> None:
+    """Why Grad-CAM misses on the class-token model (docs/methods.md): a patch token of the
+    block before the last reaches the class token only through the last block's LayerNorm
+    (its own residual ends at a patch token the head never reads), and LayerNorm is blind to
+    a token's scale and offset, so the class score's gradient at each token is orthogonal to
+    that token: HiResCAM there (gradient x activation summed over channels, no ReLU) is 0 at
+    every token, to 1e-6 of the sum of its terms' sizes (8.8e-8 here: LayerNorm's eps),
+    while the same sum one block earlier is not. Grad-CAM's score of a token is then only
+    what the *other* tokens' gradients see in it."""
+    depth = 3  # as shipped
+    model = _fixed("cls", depth=depth)
+    c = torch.randn(2, 3, 16, 64, 64, generator=torch.Generator().manual_seed(5)).double()
+    grid = embed_grid(1, (4, 8, 8))
+    keep: dict[int, torch.Tensor] = {}
+    handles = [
+        model.blocks[i].register_forward_hook(lambda _m, _a, out, i=i: keep.__setitem__(i, out))
+        for i in (depth - 3, depth - 2)
+    ]
+    try:
+        logits = model(c)
+    finally:
+        for h in handles:
+            h.remove()
+    score = logits[0, 2] + logits[1, 1]
+    grads = torch.autograd.grad(score, [keep[depth - 3], keep[depth - 2]])
+    for (i, acts), grad, zero in zip(sorted(keep.items()), grads, (False, True), strict=True):
+        terms = (grad * acts.detach())[:, 1:]  # the patch tokens
+        per_token, size = terms.sum(-1), terms.abs().sum(-1)
+        assert float(size.min()) > 0
+        if zero:
+            assert float((per_token.abs() / size).max()) < 1e-6, i  # 8.8e-8: LayerNorm's eps
+        else:
+            assert float((per_token.abs() / size).max()) > 1e-3, i
+    hires = st.HiResCAM(model, layer=f"blocks.{depth - 2}", reshape=grid, relu=False)
+    raw = hires(c, classes=[[2], [1]]).raw
+    assert float(raw.abs().max()) < 1e-6 * float(grads[1].abs().sum(-1).max())
