@@ -30,7 +30,6 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 from collections.abc import Iterator
@@ -43,7 +42,7 @@ from unittest import mock
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _machine import describe  # benchmarks/_machine.py (scripts run from this folder)
+from _machine import planted_arguments, write_results  # benchmarks/_machine.py
 from torch import nn
 from vit_planted import peaks_on, planted_clips
 
@@ -193,28 +192,20 @@ def measure(seeds: list[int], weights: str | None = None) -> list[str]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--weights", help="a .safetensors of the model (default: the shipped)")
-    p.add_argument("--seeds", type=int, nargs=2, default=(0, 24), help="range start, stop")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--no-write", action="store_true")
-    args = p.parse_args()
+    args = planted_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    args = args.parse_args()
     torch.set_num_threads(args.threads)
     seeds = list(range(*args.seeds))
     load = os.getloadavg()[0]
     lines = measure(seeds, args.weights)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    head = [
-        "# The conv pools' carry on tiny-colours-mvit: mean |w| against uniform and contribution",
-        "",
-        f"Written by `benchmarks/mvit_pool_carry.py` on {stamp}; seeds {seeds[0]}..{seeds[-1]}; "
-        f"{describe()}; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.",
-        "",
-    ]
-    text = "\n".join(head + lines) + "\n"
-    print(text)
-    if not args.no_write:
-        OUT.write_text(text)
+    write_results(
+        None if args.no_write else OUT,
+        "The conv pools' carry on tiny-colours-mvit: mean |w| against uniform and contribution",
+        "mvit_pool_carry.py",
+        f"seeds {seeds[0]}..{seeds[-1]}",
+        load,
+        lines,
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ Usage (from the repository root; the variants first, 13-18 min each on 2 cores):
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import sys
@@ -42,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _machine import describe  # benchmarks/_machine.py (scripts run from this folder)
+from _machine import write_results  # benchmarks/_machine.py (scripts run from this folder)
 from scipy.ndimage import binary_dilation
 from vit_planted import peaks_on
 
@@ -157,19 +156,14 @@ def main() -> None:
             f"{cosine:.3f}; Grad-CAM's raw score higher on the object's tokens than on the "
             f"rest in {above} of {len(clips)} clips"
         )
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    head = [
-        "# Grad-CAM under three heads of tiny-colours-vit",
-        "",
-        f"Written by `benchmarks/vit_gradcam_heads.py` on {stamp}; clips {SEEDS[0]}..{SEEDS[-1]}"
-        f" (held out); {describe()}; load average {load:.1f} at the start, "
-        f"{os.getloadavg()[0]:.1f} at the end.",
-        "",
-    ]
-    text = "\n".join(head + lines) + "\n"
-    print(text)
-    if not args.no_write:
-        OUT.write_text(text)
+    write_results(
+        None if args.no_write else OUT,
+        "Grad-CAM under three heads of tiny-colours-vit",
+        "vit_gradcam_heads.py",
+        f"clips {SEEDS[0]}..{SEEDS[-1]} (held out)",
+        load,
+        lines,
+    )
 
 
 def table(results: dict) -> list[str]:

@@ -38,7 +38,6 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 import time
@@ -46,7 +45,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _machine import describe  # benchmarks/_machine.py (scripts run from this folder)
+from _machine import (  # benchmarks/_machine.py (scripts run from this folder)
+    planted_arguments,
+    write_results,
+)
 from scipy.ndimage import binary_dilation
 
 from saliency_tubes.methods.attention_sites import AttentionRecorder, find_layout
@@ -219,28 +221,20 @@ def attention_gradcam(loaded: object, x: torch.Tensor, labels: torch.Tensor) -> 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=sorted(RESULTS), default="tiny-colours-vit")
-    p.add_argument("--weights", help="a .safetensors of the model (default: the shipped)")
-    p.add_argument("--seeds", type=int, nargs=2, default=(0, 24), help="range start, stop")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--no-write", action="store_true")
-    args = p.parse_args()
+    args = planted_arguments(p).parse_args()
     torch.set_num_threads(args.threads)
     seeds = list(range(*args.seeds))
     load = os.getloadavg()[0]
     lines, _ = measure(args.model, args.weights, seeds)
     lines += gradcam_layers(args.model, args.weights, list(range(100, 124)))
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    head = [
-        f"# Planted evidence and sanity on {args.model}",
-        "",
-        f"Written by `benchmarks/vit_planted.py` on {stamp}; seeds {seeds[0]}..{seeds[-1]}; "
-        f"{describe()}; load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.",
-        "",
-    ]
-    text = "\n".join(head + lines) + "\n"
-    print(text)
-    if not args.no_write:
-        (HERE / RESULTS[args.model]).write_text(text)
+    write_results(
+        None if args.no_write else HERE / RESULTS[args.model],
+        f"Planted evidence and sanity on {args.model}",
+        "vit_planted.py",
+        f"seeds {seeds[0]}..{seeds[-1]}",
+        load,
+        lines,
+    )
 
 
 if __name__ == "__main__":
