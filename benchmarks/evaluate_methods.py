@@ -14,28 +14,28 @@ Outputs: ``benchmarks/RESULTS_methods.md`` and the text between the ``methods-re
 markers of the pages (docs/methods.md: the Methods page's table of measured numbers).
 
 The black-box methods (RISE, LIME, Kernel SHAP: about 1000 forwards per explanation and per
-sanity step) are left out of that run; ``--blackbox`` measures them on fewer clips (8 by
-default, one per class) beside CAM, occlusion and integrated gradients re-measured on the
-same clips, into ``benchmarks/RESULTS_methods_blackbox.md`` and the ``methods-blackbox``
-markers. The two tables hold different clips: compare rows within one table.
+sanity step) are left out of that run; ``--blackbox`` measures them on the same 40 clips
+beside CAM, occlusion and integrated gradients re-measured there, into
+``benchmarks/RESULTS_methods_blackbox.md`` and the ``methods-blackbox`` markers.
 
 ``--blackbox`` runs one clip at a time and keeps each finished clip's scores in a journal
 (``--journal``, by default ``benchmarks/RESULTS_methods_blackbox.journal.json``, rewritten
 whole after each clip): a run stopped at any moment loses only the clip under way, a rerun
 with the same settings skips the clips the journal holds, and the tables are computed from
-every finished clip and say how many. ``--from-journal`` writes them without running more.
+every finished clip and say how many. ``--shard K/N`` runs N processes side by side on one
+journal (each save merges with the file under a lock; POSIX ``fcntl``); no shard writes
+the tables or measures the costs: ``--from-journal`` writes the tables without running
+more, and ``--measure-costs`` measures the costs (again) into the journal.
 
 Usage (from the repository root):
     .venv/bin/python benchmarks/evaluate_methods.py               # 40 clips, ~30 min here
     .venv/bin/python benchmarks/evaluate_methods.py --clips 8 --no-write
-    .venv/bin/python benchmarks/evaluate_methods.py --blackbox    # 8 clips, ~20 600 clip
-        # forwards each: 4-7 min a clip at load 4-6 on 2 shared cores; stop it and rerun
-    .venv/bin/python benchmarks/evaluate_methods.py --blackbox --from-journal
-    for k in 1 2; do   # 40 clips in two processes side by side, one journal
-        .venv/bin/python benchmarks/evaluate_methods.py --blackbox --clips 40 --shard $k/2 &
-    done; wait; .venv/bin/python benchmarks/evaluate_methods.py --blackbox --clips 40 --from-journal
+    for k in 1 2; do   # the black-box table: 40 clips in two processes, one journal;
+        .venv/bin/python benchmarks/evaluate_methods.py --blackbox --shard $k/2 &
+    done; wait         # about 20 600 clip forwards a clip, 4-5 min each; stop and rerun
+    .venv/bin/python benchmarks/evaluate_methods.py --blackbox --from-journal --measure-costs
     .venv/bin/python benchmarks/evaluate_methods.py --blackbox --clips 4 --samples 500 \
-        --journal /tmp/j.json   # the earlier, cheaper run (RESULTS_methods_blackbox_500.md)
+        --journal /tmp/j.json   # an earlier, cheaper run (RESULTS_methods_blackbox_500.md)
 """
 
 from __future__ import annotations
@@ -123,24 +123,33 @@ class Journal:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self.path.is_file():
                 held = json.loads(self.path.read_text("utf-8"))
-                if held["settings"] == self.settings:
-                    self.clips = {**held["clips"], **self.clips}
-                    self.costs = self.costs or held["costs"]
-                    self.layers = self.layers or held["layers"]
-                    self.fractions = self.fractions or held["fractions"]
+                if held["settings"] != self.settings:
+                    sys.exit(
+                        f"error: expected the journal {self.path} to hold a run with these "
+                        f"settings, but another run wrote {held['settings']} into it; give "
+                        "each run its own --journal"
+                    )
+                self.clips = {**held["clips"], **self.clips}
+                self.costs = self.costs or held["costs"]
+                self.layers = self.layers or held["layers"]
+                self.fractions = self.fractions or held["fractions"]
             keys = ("settings", "costs", "layers", "fractions", "clips")
             data = {k: getattr(self, k) for k in keys}
             part = self.path.with_name(self.path.name + ".part")
             part.write_text(json.dumps(data, indent=1) + "\n", "utf-8")
             os.replace(part, self.path)
 
-    def record(self, result: BenchmarkResult, idx: list[int], seconds: float) -> None:
-        """Keep the clips ``idx`` of ``result`` (``seconds`` for them all) and save."""
+    def record(
+        self, result: BenchmarkResult, idx: list[int], seconds: float, shard: tuple[int, int]
+    ) -> None:
+        """Keep the clips ``idx`` of ``result`` (``seconds`` for them all, run by ``shard``
+        K of N) and save."""
         self.layers, self.fractions = list(result.layers), result.fractions.tolist()
         for i in idx:
             self.clips[str(i)] = {
                 **result.clip_record(i),
                 "seconds": round(seconds / len(idx), 1),
+                "shard": "{}/{}".format(*shard),
                 "load": load(),
                 "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M UTC"),
             }
@@ -240,7 +249,7 @@ def shard(text: str) -> tuple[int, int]:
 
 def arguments() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--clips", type=int, help="held-out clips (default 40; 8 with --blackbox)")
+    p.add_argument("--clips", type=int, help="held-out clips (default 40)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument(
         "--blackbox",
@@ -270,7 +279,14 @@ def arguments() -> argparse.Namespace:
         default=(1, 1),
         metavar="K/N",
         help="--blackbox: score only the clips whose index is K-1 modulo N, into the same "
-        "journal (run N of them side by side, K = 1..N; shard 1 measures the costs)",
+        "journal (run N of them side by side, K = 1..N); no shard measures the costs or "
+        "writes the tables: run --from-journal --measure-costs after the last one",
+    )
+    p.add_argument(
+        "--measure-costs",
+        action="store_true",
+        help="--blackbox: measure each method's cost now (again) into the journal (on a quiet "
+        "machine: the seconds are wall time)",
     )
     p.add_argument(
         "--from-journal",
@@ -278,8 +294,10 @@ def arguments() -> argparse.Namespace:
         help="--blackbox: run nothing new; write the tables from the clips the journal holds",
     )
     args = p.parse_args()
+    if not args.blackbox and (args.shard != (1, 1) or args.from_journal or args.measure_costs):
+        p.error("--shard, --from-journal and --measure-costs need --blackbox")
     if args.clips is None:
-        args.clips = 8 if args.blackbox else 40
+        args.clips = 40
     if args.repeats is None:
         args.repeats = 3 if args.blackbox else 5
     return args
@@ -300,7 +318,7 @@ def run_blackbox(
     }
     journal = Journal.open(args.journal, settings)
     k, n = args.shard
-    if journal.costs is None and not args.from_journal and k == 1:
+    if args.measure_costs or (journal.costs is None and not args.from_journal and n == 1):
         print("- measuring each method's cost on one clip", file=sys.stderr)
         measured = costs(list(config.methods), args.repeats)
         journal.costs = {"methods": measured, "load": load()}
@@ -312,7 +330,7 @@ def run_blackbox(
 
         def keep(result: BenchmarkResult, idx: list[int]) -> None:
             now = time.perf_counter()
-            journal.record(result, idx, now - last[0])
+            journal.record(result, idx, now - last[0], args.shard)
             last[0] = now
             print(
                 f"- journal: clips {sorted(int(k) + 1 for k in journal.clips)} done",
@@ -321,12 +339,20 @@ def run_blackbox(
 
         say = lambda m: print(f"- {m}", file=sys.stderr)  # noqa: E731
         benchmark(config, show=True, on_stage=say, skip=done, on_chunk=keep)
-    if n > 1 and not args.from_journal:  # the other shards write the tables
-        print(f"- shard {k}/{n} done", file=sys.stderr)
+    if n > 1 and not args.from_journal:  # no shard writes the tables: --from-journal does
+        print(
+            f"- shard {k}/{n} done; when every shard is, run --from-journal --measure-costs",
+            file=sys.stderr,
+        )
         sys.exit(0)
     if not journal.clips:
         sys.exit(
             f"error: expected finished clips in {args.journal}, but got none; run without --from-journal"
+        )
+    if journal.costs is None:
+        print(
+            "- the journal holds no costs: the costs table is empty; add --measure-costs",
+            file=sys.stderr,
         )
     cost = {m: (int(f), float(t)) for m, (f, t) in (journal.costs or {}).get("methods", {}).items()}
     held = journal.result(config)
@@ -336,11 +362,19 @@ def run_blackbox(
     )
     line = (
         f"Journal ({args.journal.name}): {len(finished)} of {config.clips} clips finished "
-        f"(clips {', '.join(map(str, finished))}; {held.seconds / 60:.1f} min of benchmark in "
-        f"all; 1-min load average as each finished: {loads}); the costs measured at load "
+        f"(clips {', '.join(map(str, finished))}; {held.seconds / 60:.1f} min of benchmark "
+        f"summed over the clips, {shards(journal)}; 1-min load average as each finished: "
+        f"{loads}); the costs measured at load "
         f"{(journal.costs or {}).get('load', 'n/a')}."
     )
     return held, cost, line
+
+
+def shards(journal: Journal) -> str:
+    """How the journal's clips were run: one process, or N side by side (their minutes
+    overlap in wall time)."""
+    n = max((int(r.get("shard", "1/1").split("/")[1]) for r in journal.clips.values()), default=1)
+    return "one process" if n == 1 else f"{n} processes side by side (wall time is less)"
 
 
 def main() -> None:

@@ -91,7 +91,8 @@ def planted_clips(
     loaded: object, seeds: list[int], dilations: tuple[int, ...] = (0, 4, 8)
 ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, dict[int, np.ndarray]]:
     """The clips of ``seeds`` for ``loaded``: the input batch, the labels, the target masks
-    (N, T, H, W) and those masks dilated by each of ``dilations`` px (city-block)."""
+    (N, T, H, W) and those masks grown by each of ``dilations`` px in every direction of
+    the frame, diagonals included (a square neighbourhood: 8 px is one token cell)."""
     prep = loaded.preset.preprocess()  # type: ignore[attr-defined]
     clips = [make_colour_clip(seed=s, frames=16, size=(64, 64)) for s in seeds]
     x = torch.stack([prep(c.video) for c in clips])
@@ -184,7 +185,40 @@ def gradcam_layers(model: str, weights: str | None, seeds: list[int]) -> list[st
         for name, tube in attention_gradcam(loaded, x, labels).items():
             hits = peaks_on(tube.numpy(), near[8])
             lines.append(f"- {name}: {hits.mean():.3f} (worst clip {hits.mean(1).min():.3f})")
+        lines.append(f"\nEach patch token against its class-score gradient, clips {seeds[0]}..")
+        for layer, cosines in gradient_cosines(loaded, x, labels).items():
+            lines.append(
+                f"- `{layer}`: |cosine| median {cosines.median():.2e}, largest {cosines.max():.2e}"
+            )
     return lines
+
+
+def gradient_cosines(loaded: object, x: torch.Tensor, labels: torch.Tensor) -> dict:
+    """|cosine| between each patch token of each block's output and the true class score's
+    gradient there, over every token of every clip: about 0 for the block before the last
+    (its patch tokens reach the class token only through the last block's LayerNorm)."""
+    model = loaded.model  # type: ignore[attr-defined]
+    names = [f"blocks.{i}" for i in range(len(model.blocks) - 1)]
+    kept: dict[str, torch.Tensor] = {}
+    handles = [
+        model.get_submodule(name).register_forward_hook(
+            lambda _m, _a, out, name=name: kept.__setitem__(name, out)
+        )
+        for name in names
+    ]
+    try:
+        logits = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    score = logits.gather(1, labels[:, None]).sum()
+    grads = torch.autograd.grad(score, [kept[name] for name in names])
+    return {
+        name: torch.nn.functional.cosine_similarity(grad[:, 1:], kept[name][:, 1:].detach(), dim=-1)
+        .abs()
+        .flatten()
+        for name, grad in zip(names, grads, strict=True)
+    }
 
 
 def attention_gradcam(loaded: object, x: torch.Tensor, labels: torch.Tensor) -> dict:

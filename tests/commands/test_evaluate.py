@@ -31,6 +31,7 @@ def test_evaluate_video_scores_match_the_metrics(tmp_path: Path, tiny) -> None:
     }
     mask = torch.from_numpy(clip.mask)
     assert report["ground_truth"]["clip_voxels"] == int(mask.sum())
+    assert report["protocol"]["increase_tolerance"] == 1e-5  # recorded with the scores
     # A baseline does not look at the model: its scores follow from the mask alone.
     centre = baseline_fn("centre")(tiny.model, torch.zeros(1, 3, *mask.shape))[0]
     row = report["tubes"]["baseline/centre"]

@@ -8,10 +8,13 @@ import math
 import pytest
 import torch
 
+from saliency_tubes import InputError
 from saliency_tubes.metrics.protocol import (
     INCREASE_TOLERANCE,
+    Protocol,
     confidence_change,
     confidence_forwards,
+    score_tube,
 )
 
 
@@ -66,8 +69,8 @@ def test_the_drop_and_the_increase_by_hand() -> None:
 def test_an_increase_within_the_tolerance_is_float_noise(delta: float, counted: bool) -> None:
     """Y = 1/2 (the last frame's mean is 0); the tube keeps all of it but 1 - delta of its
     negative half, so the mean rises by delta / 2, the logit by 2 delta and O - Y by about
-    delta / 2: 4e-6 is under INCREASE_TOLERANCE (1e-5) and no increase, 2e-5 is one; with
-    no tolerance both are."""
+    delta / 2: delta = 8e-6 (O - Y = 4e-6) is under INCREASE_TOLERANCE (1e-5) and no
+    increase, delta = 4e-5 (O - Y = 2e-5) is one; with no tolerance both are."""
     assert INCREASE_TOLERANCE == 1e-5
     model = LastFrame()
     clip = torch.zeros(1, 2, 3, 4, 4)
@@ -82,3 +85,36 @@ def test_an_increase_within_the_tolerance_is_float_noise(delta: float, counted: 
     assert got["increase"] == float(counted)
     assert got["average_drop"] == 0.0
     assert confidence_change(model, clip, tube, 0, zeros, tolerance=0.0)["increase"] == 1.0
+
+
+def test_score_tube_counts_an_increase_with_the_protocol_s_tolerance() -> None:
+    """The path ``evaluate`` and the benchmark take: :func:`score_tube` hands the protocol's
+    ``increase_tolerance`` to the confidence change (O - Y = 4e-6 here, as above), and the
+    protocol refuses a negative one."""
+    model = LastFrame()
+    clip = torch.zeros(1, 2, 3, 4, 4)
+    clip[0, 0, -1, :, :2] = 1.0
+    clip[0, 0, -1, :, 2:] = -1.0
+    tube = torch.ones(3, 4, 4)
+    tube[-1, :, 2:] = 1.0 - 8e-6
+    mask = torch.zeros(3, 4, 4, dtype=torch.bool)
+    mask[-1, :, :2] = True
+    zeros = torch.zeros_like(clip)
+    got = {}
+    for tolerance in (INCREASE_TOLERANCE, 1e-6, 0.0):
+        protocol = Protocol(steps=2, cell=(1, 1, 1), increase_tolerance=tolerance)
+        scores, _ = score_tube(model, clip, tube, mask, 0, protocol, substrate=zeros)
+        got[tolerance] = scores["increase"]
+    assert got == {INCREASE_TOLERANCE: 0.0, 1e-6: 1.0, 0.0: 1.0}
+    assert Protocol().increase_tolerance == INCREASE_TOLERANCE
+    with pytest.raises(InputError, match="expected increase_tolerance >= 0, but got -1"):
+        Protocol(increase_tolerance=-1.0).check()
+
+
+def test_evaluate_s_option_defaults_to_the_constant() -> None:
+    """``evaluate --increase-tolerance`` writes its default out (the CLI starts without
+    torch): it is :data:`INCREASE_TOLERANCE`."""
+    from saliency_tubes.cli.evaluate import evaluate_command
+
+    option = next(p for p in evaluate_command.params if p.name == "increase_tolerance")
+    assert option.default == INCREASE_TOLERANCE

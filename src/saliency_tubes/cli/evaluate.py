@@ -68,6 +68,14 @@ from .running import (
 @click.option("--steps", type=int, default=16, show_default=True, help="Deletion/insertion steps.")
 @click.option("--substrate", default="blur", show_default=True, help="blur | mean | zeros.")
 @click.option(
+    "--increase-tolerance",
+    type=float,
+    default=1e-5,  # INCREASE_TOLERANCE (not imported here: the CLI starts without torch)
+    show_default=True,
+    help="How much the class probability must rise, kept where the tube is high, to count as "
+    "an increase in confidence (float noise does not; a GPU's TF32 needs more).",
+)
+@click.option(
     "--units", default=None, help="VIDEO: curve units, voxel | frame | tube [from --protocol]."
 )
 @click.option(
@@ -144,7 +152,11 @@ def _benchmark(params: dict[str, Any]) -> None:
         if params["baselines"] is not None
         else BenchmarkConfig().baselines,
         device=params["device"],
-        protocol=Protocol(steps=params["steps"], substrate=params["substrate"]),
+        protocol=Protocol(
+            steps=params["steps"],
+            substrate=params["substrate"],
+            increase_tolerance=params["increase_tolerance"],
+        ),
     )
     config.check()
     parse.model_options(params)  # checks the device
@@ -182,7 +194,11 @@ def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
         "methods": None if params["methods"] is None else parse.names(params["methods"]),
         "classes": spec[0] if isinstance(spec, list) and len(spec) == 1 else spec,
         "interpolation": modes[0] if modes else "cubic",
-        "protocol": Protocol(steps=params["steps"], substrate=params["substrate"]),
+        "protocol": Protocol(
+            steps=params["steps"],
+            substrate=params["substrate"],
+            increase_tolerance=params["increase_tolerance"],
+        ),
         "batch_size": params["batch"],
         "progress": not params["quiet"],
     }

@@ -50,6 +50,12 @@ def protocol_lines(
         f"{protocol.get('tolerance_px'):g} px tolerance; mass: share of the tube inside the "
         "ground truth; IoU: of the tube's top |G| voxels with the ground truth |G|",
     ]
+    if protocol.get("increase_tolerance") is not None:  # reports written before it lack it
+        lines.append(
+            "confidence, the clip kept where the tube is high: average drop max(0, Y - O) / Y; "
+            f"increase O > Y + {protocol['increase_tolerance']:g} (Y, O: the class "
+            "probability on the clip, on the kept clip)"
+        )
     if layers:
         shown = "; ".join(f"step {s}: {sanity_step(s, layers)}" for s in steps)
         lines.append(

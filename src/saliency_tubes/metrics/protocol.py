@@ -64,6 +64,16 @@ _METHOD_NAMES = {
 }
 
 
+INCREASE_TOLERANCE = 1e-5
+"""How much :math:`O` must exceed :math:`Y` (in probability) to count as an increase in
+confidence (:attr:`Protocol.increase_tolerance`'s default): two float32 forwards of the same
+clip on the CPU differ by up to 8.3e-7 here (the uniform tube, whose explanation-map clip is
+the clip, on 40 held-out clips of tiny-actions; one clip alone against the two batched), and
+without a tolerance that noise counted as an increase. A GPU's TF32 convolutions differ by
+more: set the protocol's. Being absolute, it also means that a clip whose :math:`Y` is above
+1 - 1e-5 cannot count, and that a gain under 1e-5 on an unlikely class does not."""
+
+
 @dataclass(frozen=True)
 class Protocol:
     """How tubes are scored (the benchmark's and ``evaluate VIDEO``'s settings).
@@ -79,6 +89,8 @@ class Protocol:
         sanity_seed: seed of the randomisation.
         align: upsampling grid of the explainers (``"corners"`` or ``"centers"``).
         resamples: bootstrap resamples of the confidence intervals.
+        increase_tolerance: how much the explanation-map clip's probability must exceed
+            the clip's to count as an increase in confidence (:data:`INCREASE_TOLERANCE`).
     """
 
     steps: int = 16
@@ -90,6 +102,7 @@ class Protocol:
     sanity_seed: int = 0
     align: str = "corners"
     resamples: int = 2000
+    increase_tolerance: float = INCREASE_TOLERANCE
 
     def check(self) -> None:
         """Validate (one-line errors)."""
@@ -105,6 +118,10 @@ class Protocol:
             raise InputError(f"expected granularity block or leaf, but got {self.granularity!r}")
         if self.align not in ("corners", "centers"):
             raise InputError(f"expected align corners or centers, but got {self.align!r}")
+        if not self.increase_tolerance >= 0:
+            raise InputError(
+                f"expected increase_tolerance >= 0, but got {self.increase_tolerance!r}"
+            )
 
     def localisation(self, tube: Any, mask: Any) -> dict[str, float]:
         """The localisation scores of ``tube`` against ``mask`` on the clip grid, with this
@@ -224,13 +241,6 @@ def confidence_forwards(ends_known: bool) -> int:
     return 1 if ends_known else 2
 
 
-INCREASE_TOLERANCE = 1e-5
-"""How much :math:`O` must exceed :math:`Y` (in probability) to count as an increase in
-confidence: float32 forwards of the same clip differ by up to 8.3e-7 here (the uniform tube,
-whose explanation-map clip is the clip, on 40 held-out clips of tiny-actions; one clip alone
-against the two batched), and without a tolerance that noise counted as an increase."""
-
-
 def confidence_change(
     model: torch.nn.Module,
     clip: torch.Tensor,
@@ -347,6 +357,10 @@ def score_tube(
     if label:
         tell.part(f"{label}: confidence", confidence_forwards(bool(ends)))
     p_clip = ends[0] if ends else None
-    scores.update(confidence_change(model, clip, tube, target, base, p_clip, inputs))
+    scores.update(
+        confidence_change(
+            model, clip, tube, target, base, p_clip, inputs, protocol.increase_tolerance
+        )
+    )
     tell.advance(confidence_forwards(bool(ends)))
     return scores, curves

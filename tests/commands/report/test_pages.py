@@ -203,6 +203,12 @@ def test_evaluates_table_names_units_steps_substrate_and_sanity_step() -> None:
     assert protocol_lines(
         {"steps": 2, "substrate": "zeros", "tolerance_frames": 0, "tolerance_px": 3.5}, ["tube"]
     )[0].endswith("2 steps, zeros substrate, units tube (the tube's own voxels)")
+    old = {"steps": 2, "substrate": "zeros", "tolerance_frames": 0, "tolerance_px": 3.5}
+    assert len(protocol_lines(old, ["tube"])) == 2  # a report from before the tolerance
+    assert protocol_lines(old | {"increase_tolerance": 1e-5}, ["tube"])[2].startswith(
+        "confidence, the clip kept where the tube is high: average drop max(0, Y - O) / Y; "
+        "increase O > Y + 1e-05 (Y, O:"
+    )
 
 
 def test_fill_escapes_what_is_not_trusted_in_one_pass() -> None:
