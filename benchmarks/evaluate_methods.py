@@ -63,7 +63,7 @@ from saliency_tubes.commands import benchmark
 from saliency_tubes.metrics.benchmark import BenchmarkConfig, BenchmarkResult
 from saliency_tubes.metrics.protocol import INCREASE_TOLERANCE
 from saliency_tubes.synthetic import make_dataset
-from saliency_tubes.vocabulary import BLACKBOX_METHODS, INPUT_METHODS
+from saliency_tubes.vocabulary import ATTENTION_METHODS, BLACKBOX_METHODS, INPUT_METHODS
 from saliency_tubes.zoo import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -390,8 +390,9 @@ def main() -> None:
     if args.blackbox:
         methods = [*BLACKBOX_REFERENCES, *BLACKBOX_METHODS]
     else:
+        # The attention methods need a transformer: their rows are evaluate_vit.py's.
         methods = [m for m in METHODS if captum or m not in INPUT_METHODS]
-        methods = [m for m in methods if m not in BLACKBOX_METHODS]
+        methods = [m for m in methods if m not in (*BLACKBOX_METHODS, *ATTENTION_METHODS)]
     config = BenchmarkConfig(
         clips=args.clips, methods=tuple(methods), interpolations=("cubic",), baselines=("motion",)
     )
