@@ -120,7 +120,8 @@ class Protocol:
             raise InputError(f"expected align corners or centers, but got {self.align!r}")
         if not self.increase_tolerance >= 0:
             raise InputError(
-                f"expected increase_tolerance >= 0, but got {self.increase_tolerance!r}"
+                f"expected increase_tolerance >= 0, but got {self.increase_tolerance!r}; "
+                "give 0 or more (in probability: 1e-5 is the default)"
             )
 
     def localisation(self, tube: Any, mask: Any) -> dict[str, float]:
