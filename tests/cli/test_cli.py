@@ -432,6 +432,10 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # As a terminal starts it: a suite run in the background (`cmd &` in a shell
+            # without job control) hands SIGINT down ignored, and Python then never raises
+            # KeyboardInterrupt before the CLI's own handler is in place.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
         time.sleep(delay)
