@@ -227,7 +227,7 @@ def attention_gradcam(loaded: object, x: torch.Tensor, labels: torch.Tensor) -> 
     of the probabilities A over the patch tokens, weighted by that row's mean gradient of
     the class score, averaged over the heads, clamped at 0; and that row alone (heads
     averaged, no gradient). Each on the 4x8x8 token grid, extended to the clip with the
-    project's cubic splines and min-max normalised per clip. The ViT only."""
+    project's cubic splines. The ViT only."""
     model = loaded.model  # type: ignore[attr-defined]
     layout = find_layout(model)
     recorded: list[torch.Tensor] = []
@@ -243,13 +243,10 @@ def attention_gradcam(loaded: object, x: torch.Tensor, labels: torch.Tensor) -> 
         .clamp(min=0),
         f"`{layout.sites[-1].name}`, the class token's attention row (no gradient)": row.mean(1),
     }
-    out = {}
-    for name, raw in raws.items():
-        volume = upsample(raw.reshape(len(x), 1, 4, 8, 8), (16, 64, 64), mode="cubic")[:, 0]
-        low = volume.flatten(1).min(1).values[:, None, None, None]
-        high = volume.flatten(1).max(1).values[:, None, None, None]
-        out[name] = (volume - low) / (high - low).clamp(min=1e-12)
-    return out
+    return {  # not normalised: only each frame's maximum is read
+        name: upsample(raw.reshape(len(x), 1, 4, 8, 8), (16, 64, 64), mode="cubic")[:, 0]
+        for name, raw in raws.items()
+    }
 
 
 def main() -> None:

@@ -1,9 +1,27 @@
-"""Tiny fixed-weight video networks shared by the tests."""
+"""Tiny fixed-weight video networks shared by the tests, and torchvision or a skip."""
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
+import pytest
 import torch
 from torch import nn
+
+import saliency_tubes as st
+
+
+def torchvision_or_skip() -> Any:
+    """torchvision, through :func:`saliency_tubes.import_torchvision` with its workaround's
+    note silenced; where it cannot be imported, the calling test module is skipped, saying
+    why (called at a module's top)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # torchvision's import workaround note
+        try:
+            return st.import_torchvision()
+        except (st.SaliencyTubesError, ImportError) as exc:  # pragma: no cover - optional extra
+            pytest.skip(f"torchvision is not importable ({exc})", allow_module_level=True)
 
 
 class HandNet(nn.Module):

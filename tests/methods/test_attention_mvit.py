@@ -14,23 +14,17 @@ explainers, which never form a pooling matrix, must match to 1e-6.
 from __future__ import annotations
 
 import itertools
-import warnings
 from typing import Any
 
 import pytest
 import torch
 
 import saliency_tubes as st
-from _models import hooks_left
+from _models import hooks_left, torchvision_or_skip
 from saliency_tubes.methods.attention_pooled import ConvPool, skip_index
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", RuntimeWarning)  # torchvision's import workaround note
-    try:
-        st.import_torchvision()
-        from torchvision.models.video import mvit as tv_mvit
-    except (st.SaliencyTubesError, ImportError) as exc:  # pragma: no cover - optional extra
-        pytest.skip(f"torchvision is not importable ({exc})", allow_module_level=True)
+torchvision_or_skip()
+from torchvision.models.video import mvit as tv_mvit  # noqa: E402
 
 T, SIZE = 4, 16  # patch stride (2, 4, 4): a 2x4x4 token grid, then 2x2x2 after block 1
 GRID = (2, 4, 4)

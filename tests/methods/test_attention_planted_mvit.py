@@ -10,21 +10,14 @@ measured on these twelve clips.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
 
-import saliency_tubes as st
+from _models import torchvision_or_skip
 from _planted import classifies_the_clips, peaks_on, planted_set, sanity_medians
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", RuntimeWarning)  # torchvision's import workaround note
-    try:
-        st.import_torchvision()
-    except (st.SaliencyTubesError, ImportError) as exc:  # pragma: no cover - optional extra
-        pytest.skip(f"torchvision is not importable ({exc})", allow_module_level=True)
+torchvision_or_skip()
 
 
 @pytest.fixture(scope="module")

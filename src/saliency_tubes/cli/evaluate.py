@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,9 @@ from .running import (
     loaded,
     stages,
 )
+
+if TYPE_CHECKING:
+    from ..commands import Protocol
 
 
 @click.command("evaluate", context_settings=flags.CONTEXT)
@@ -123,7 +126,7 @@ def evaluate_command(video: Path | None, **params: Any) -> None:
 
 
 def _benchmark(params: dict[str, Any]) -> None:
-    from ..commands import BenchmarkConfig, InputError, Protocol, benchmark, write_benchmark
+    from ..commands import BenchmarkConfig, InputError, benchmark, write_benchmark
 
     if (
         params["ground_truth"] is not None
@@ -152,11 +155,7 @@ def _benchmark(params: dict[str, Any]) -> None:
         if params["baselines"] is not None
         else BenchmarkConfig().baselines,
         device=params["device"],
-        protocol=Protocol(
-            steps=params["steps"],
-            substrate=params["substrate"],
-            increase_tolerance=params["increase_tolerance"],
-        ),
+        protocol=_protocol(params),
     )
     config.check()
     parse.model_options(params)  # checks the device
@@ -174,7 +173,7 @@ def _benchmark(params: dict[str, Any]) -> None:
 
 
 def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
-    from ..commands import EvaluateOptions, InputError, Protocol, evaluate_video, probe
+    from ..commands import EvaluateOptions, InputError, evaluate_video, probe
 
     if params["ground_truth"] is None:
         raise InputError(
@@ -194,11 +193,7 @@ def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
         "methods": None if params["methods"] is None else parse.names(params["methods"]),
         "classes": spec[0] if isinstance(spec, list) and len(spec) == 1 else spec,
         "interpolation": modes[0] if modes else "cubic",
-        "protocol": Protocol(
-            steps=params["steps"],
-            substrate=params["substrate"],
-            increase_tolerance=params["increase_tolerance"],
-        ),
+        "protocol": _protocol(params),
         "batch_size": params["batch"],
         "progress": not params["quiet"],
     }
@@ -218,4 +213,15 @@ def _evaluate_video(video: Path, params: dict[str, Any]) -> Any:
         options,
         info=info,
         on_stage=stages(params["quiet"]),
+    )
+
+
+def _protocol(params: dict[str, Any]) -> Protocol:
+    """The scoring protocol the options give (the benchmark's and a video's alike)."""
+    from ..commands import Protocol  # here: the CLI starts without torch
+
+    return Protocol(
+        steps=params["steps"],
+        substrate=params["substrate"],
+        increase_tolerance=params["increase_tolerance"],
     )

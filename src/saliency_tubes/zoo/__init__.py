@@ -63,6 +63,11 @@ register(
         caveat="knows only 8 synthetic motion classes",
     )
 )
+_COLOURS_CAVEAT = (
+    "knows only the 6 synthetic colour classes (red, yellow, green, cyan, blue, magenta)"
+)
+"""What the three colour models (CNN, ViT, MViT) say of themselves in every caption."""
+
 # The colour CNN (synthetic_colours' 6 hues), shipped, at the colour clips' 16 x 64 x 64.
 register(
     _shipped(
@@ -71,7 +76,7 @@ register(
         tiny.COLOUR_PRESET,
         description="small 3D CNN trained here on the synthetic colour clips (ships with the package)",
         weights="tiny_colours.safetensors (shipped)",
-        caveat="knows only the 6 synthetic colour classes (red, yellow, green, cyan, blue, magenta)",
+        caveat=_COLOURS_CAVEAT,
     )
 )
 # The colour transformer (tiny_vit.TinyVideoViT, a class token read by the head), shipped,
@@ -86,8 +91,7 @@ register(
             description="small video transformer trained here on the synthetic colour clips "
             "(ships with the package)",
             weights="tiny_colours_vit.safetensors (shipped)",
-            caveat="knows only the 6 synthetic colour classes (red, yellow, green, cyan, blue, "
-            "magenta)",
+            caveat=_COLOURS_CAVEAT,
         ),
         reshape=tiny_vit.embed_grid(1, tiny_vit.SHIPPED["tubelet"]),  # type: ignore[arg-type]
         default_method="relevancy",
@@ -106,8 +110,7 @@ register(
             description="small MViT (torchvision's MViT class, pooling attention) trained here "
             "on the synthetic colour clips (ships with the package; needs torchvision)",
             weights="tiny_colours_mvit.safetensors (shipped)",
-            caveat="knows only the 6 synthetic colour classes (red, yellow, green, cyan, blue, "
-            "magenta)",
+            caveat=_COLOURS_CAVEAT,
         ),
         reshape=tiny_mvit.GRADCAM_TOKENS,
         default_method="gradcam",

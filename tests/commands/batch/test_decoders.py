@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from _grouping import explained_alone, grouped_jobs, npy_worker
+from _grouping import TOLERANCE, explained_alone, grouped_jobs, npy_worker
 from saliency_tubes.commands import (
     BatchOptions,
     BatchSettings,
@@ -26,10 +26,6 @@ from saliency_tubes.commands import (
 )
 from saliency_tubes.commands.batch.groups import GroupWorker
 from saliency_tubes.commands.batch.worker import VideoWorker
-
-# Batched convolutions may add in another order than one clip's: the tubes (normalised to
-# [0, 1]) then differ in float32's last bits (test_groups.py measured 5.96e-7).
-TOLERANCE = 1e-6
 
 
 @pytest.fixture(scope="module")

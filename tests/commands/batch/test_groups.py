@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from _grouping import explained_alone, grouped_jobs, npy_worker
+from _grouping import TOLERANCE, explained_alone, grouped_jobs, npy_worker
 from saliency_tubes.commands import (
     BatchOptions,
     BatchSettings,
@@ -27,11 +27,6 @@ from saliency_tubes.commands import (
 from saliency_tubes.commands.batch.groups import GroupWorker
 from saliency_tubes.commands.batch.worker import VideoWorker
 from saliency_tubes.commands.pipeline.grouped import GROUPED_METHODS
-
-# A clip's convolutions in a batch of several may add in another order than alone: the raw
-# maps then differ in the last bits of float32 (5.96e-7 measured on arm_wrestling.mp4 with
-# tiny-actions on an Intel Xeon). Tubes are normalised to [0, 1]: 1e-6 of their range.
-TOLERANCE = 1e-6
 
 
 @pytest.fixture(scope="module")

@@ -4,23 +4,18 @@ its own weights, classifying its validation clips as its training record says.""
 from __future__ import annotations
 
 import json
-import warnings
 
 import pytest
 import torch
 
 import saliency_tubes as st
+from _models import torchvision_or_skip
 from _planted import validation_accuracy
 from saliency_tubes.synthetic_colours import COLOURS
 from saliency_tubes.zoo import get_adapter
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", RuntimeWarning)  # torchvision's import workaround note
-    try:
-        st.import_torchvision()
-        from torchvision.models.video.mvit import MViT
-    except (st.SaliencyTubesError, ImportError) as exc:  # pragma: no cover - optional extra
-        pytest.skip(f"torchvision is not importable ({exc})", allow_module_level=True)
+torchvision_or_skip()
+from torchvision.models.video.mvit import MViT  # noqa: E402
 
 from saliency_tubes.zoo.nets.tiny_mvit import BLOCKS, MVIT_WEIGHTS, PATCH  # noqa: E402
 
